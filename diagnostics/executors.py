@@ -1,0 +1,227 @@
+"""Executors run jobs. The runner only calls :meth:`Executor.load` and :meth:`Executor.submit`, so a
+distributed engine can replace the local worker processes without any analyzer changing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+from .data import DataRefused
+from .safety import ModelRefused
+from .worker import Job, WorkerState, run_job, worker_main
+
+ProgressFn = Callable[[int, int, str], None]
+LOAD_TIMEOUT_S = 600.0
+GRACE_S = 2.0
+
+
+class ExecutorError(Exception):
+    pass
+
+
+class Executor(Protocol):
+    def load(self, backend: str, job: Job) -> dict[str, Any]:
+        """Load the job's model (and data) on ``backend``; return ``{"info": ..., "versions": ...}``."""
+
+    def submit(self, backend: str, job: Job, progress: ProgressFn) -> dict[str, Any]:
+        """Run one job on ``backend`` and return its result dict (status ok/skipped/failed/timed_out)."""
+
+    def close(self) -> None: ...
+
+
+class _Worker:
+    """One spawned process serving one backend."""
+
+    def __init__(self, backend: str, disabled: list[str], extra: tuple, log_path: str | None):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.log_path = log_path
+        self.process = ctx.Process(target=worker_main, args=(child, backend, disabled, extra, log_path),
+                                   name=f"diagnostics-{backend}", daemon=True)
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(2)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(2)
+        self.conn.close()
+
+    def describe_death(self) -> str:
+        self.process.join(1)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            import signal
+
+            try:
+                return f"the worker process was killed by {signal.Signals(-code).name}{self.log_tail()}"
+            except ValueError:
+                pass
+        return f"the worker process died (exit code {code}){self.log_tail()}"
+
+    def log_tail(self, lines: int = 3) -> str:
+        if not self.log_path:
+            return ""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as fh:
+                tail = [l.strip() for l in fh.readlines()[-lines:] if l.strip()]
+        except OSError:
+            return ""
+        return "; last output: " + " | ".join(tail) if tail else ""
+
+
+class ProcessExecutor:
+    """Local worker processes, one per backend, restarted after a crash or a timeout."""
+
+    def __init__(self, disabled: set[str] = frozenset(), extra: tuple = (), log_dir: str | None = None):
+        self.disabled = sorted(disabled)
+        self.log_dir = log_dir
+        self.extra = tuple((n, t) for n, t in extra if isinstance(t, str))
+        self._workers: dict[str, _Worker] = {}
+        self._lock = threading.Lock()
+
+    def start(self, backend: str) -> None:
+        """Start the backend's worker now so its imports overlap with other work."""
+        self._worker(backend)
+
+    def _worker(self, backend: str) -> _Worker:
+        with self._lock:
+            w = self._workers.get(backend)
+            if w is None or not w.process.is_alive():
+                log = os.path.join(self.log_dir, f"worker-{backend}.log") if self.log_dir else None
+                w = self._workers[backend] = _Worker(backend, self.disabled, self.extra, log)
+            return w
+
+    def _drop(self, backend: str) -> None:
+        with self._lock:
+            w = self._workers.pop(backend, None)
+        if w is not None:
+            w.kill()
+
+    def load(self, backend: str, job: Job) -> dict[str, Any]:
+        w = self._worker(backend)
+        w.conn.send(("load", dataclasses.asdict(job)))
+        reply = self._wait(w, LOAD_TIMEOUT_S)
+        if reply is None:
+            death = w.describe_death() if not w.process.is_alive() else "loading the model timed out"
+            self._drop(backend)
+            raise ModelRefused(f"{death} while loading the model")
+        kind, payload = reply
+        if kind == "loaded":
+            return payload
+        self._drop(backend)
+        if kind == "refused":
+            raise ModelRefused(payload)
+        if kind == "data_refused":
+            raise DataRefused(payload)
+        raise ExecutorError(payload)
+
+    def submit(self, backend: str, job: Job, progress: ProgressFn) -> dict[str, Any]:
+        w = self._worker(backend)
+        t0 = time.perf_counter()
+        w.conn.send(("run", dataclasses.asdict(job)))
+        reply = self._wait(w, LOAD_TIMEOUT_S)  # model (re)load, if the worker is fresh
+        if reply is None or reply[0] != "started":
+            return self._abnormal(backend, w, reply, t0, job)
+        deadline = time.monotonic() + job.budget_s + GRACE_S
+        t0 = time.perf_counter()
+        while True:
+            reply = self._wait(w, max(0.0, deadline - time.monotonic()))
+            if reply is None:
+                return self._abnormal(backend, w, None, t0, job, timed_out=time.monotonic() >= deadline)
+            kind, payload = reply
+            if kind == "progress":
+                progress(*payload)
+            elif kind == "result":
+                return payload
+            else:
+                return self._abnormal(backend, w, reply, t0, job)
+
+    def _abnormal(self, backend, w, reply, t0, job, timed_out=False) -> dict[str, Any]:
+        duration = time.perf_counter() - t0
+        if timed_out:
+            self._drop(backend)
+            return {"status": "timed_out", "reason": f"exceeded its {job.budget_s:g} s budget and was stopped", "duration_s": duration}
+        if reply is None:
+            reason = w.describe_death()
+            self._drop(backend)
+            return {"status": "failed", "reason": f"crashed: {reason}", "duration_s": duration}
+        kind, payload = reply
+        self._drop(backend)
+        if kind == "refused":
+            raise ModelRefused(payload)
+        return {"status": "failed", "reason": f"could not start: {payload}", "duration_s": duration}
+
+    @staticmethod
+    def _wait(w: _Worker, timeout: float):
+        """The next message, or None on timeout or when the worker died."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                if w.conn.poll(min(left, 0.5)):
+                    return w.conn.recv()
+            except (EOFError, OSError):
+                return None
+            if not w.process.is_alive() and not w.conn.poll(0):
+                return None
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for w in workers:
+            try:
+                w.conn.send(("stop", None))
+            except (OSError, BrokenPipeError):
+                pass
+            w.process.join(3)
+            w.kill()
+
+
+class InlineExecutor:
+    """Runs jobs in this process, on an already loaded model (the notebook API).
+
+    No isolation: a hanging analyzer hangs the caller. Budgets are advisory (``context.time_left()``).
+    """
+
+    def __init__(self, model, backend: str, host):
+        self.state = WorkerState(backend, host.disabled)
+        self.state.host = host
+        self.state.model = model
+        self.state.model_path = "<in-memory>"
+
+    def load(self, backend: str, job: Job) -> dict[str, Any]:
+        from .loading import weights_fingerprint
+        from .modelinfo import inspect_model
+
+        self.state.info = inspect_model(self.state.model, loss=job.loss, kind_hint=job.kind_hint)
+        self.state.fingerprint = weights_fingerprint(self.state.model)
+        self.state.data_path = None
+        if job.data_path:
+            from .data import load_file
+
+            self.state.data = load_file(job.data_path)
+            self.state.data_path = job.data_path
+        return {"info": self.state.info.to_dict(), "versions": self.state.versions()}
+
+    def submit(self, backend: str, job: Job, progress: ProgressFn) -> dict[str, Any]:
+        model = self.state.model
+        saved = model.get_weights()
+        result = run_job(self.state, job, progress)
+        if self.state.model is None:  # the analyzer changed the weights: give the caller theirs back
+            model.set_weights(saved)
+            self.state.model = model
+        return result
+
+    def close(self) -> None:
+        pass

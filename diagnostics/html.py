@@ -1,0 +1,101 @@
+"""The self-contained HTML report: the same :class:`Report`, rendered; PNG artifacts are inlined.
+
+Every string that came from a plugin or a file is escaped: nothing a model or plugin says is
+ever interpreted as HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from pathlib import Path
+
+from .report import Report
+
+SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", None: "#2e7d32"}
+STATUS_COLOURS = {"ok": "#2e7d32", "skipped": "#757575", "failed": "#c62828", "timed_out": "#6a1b9a"}
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#212121}
+h1{font-size:1.6rem;margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0} th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #eee;vertical-align:top}
+th{background:#fafafa} .pill{display:inline-block;padding:0 .5rem;border-radius:.7rem;color:#fff;font-size:.85em}
+.muted{color:#757575} code{background:#f5f5f5;padding:0 .25rem;border-radius:3px}
+figure{display:inline-block;margin:.5rem;vertical-align:top} figure img{max-width:480px;border:1px solid #eee}
+details{margin:.4rem 0} pre{background:#f5f5f5;padding:.6rem;overflow:auto;max-height:300px}
+"""
+
+
+def _pill(text: str, colour: str) -> str:
+    return f'<span class="pill" style="background:{colour}">{escape(text)}</span>'
+
+
+def render_html(report: Report, base_dir: Path) -> str:
+    """Render ``report``; artifact paths are resolved against ``base_dir`` to inline images."""
+    m = report.model
+    info = m.get("info", {})
+    worst = report.worst.value if report.worst else None
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>diagnostics: {escape(str(m.get('name')))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{escape(str(m.get('name')))}</h1>",
+        f"<p class=muted>{escape(str(info.get('kind', '?')))} model · {info.get('n_params', '?')} parameters · "
+        f"{info.get('n_layers', '?')} layers · backends {escape(', '.join(report.environment.get('backends', [])))} · "
+        f"seed {report.seed} · exit code {report.exit_code}</p>",
+        f"<p>Verdict: {_pill(worst or 'clean', SEVERITY_COLOURS[worst])} (fail on {escape(report.fail_on)})</p>",
+    ]
+    if report.data:
+        shapes = ", ".join(f"{escape(k)} {tuple(v)}" for k, v in report.data.get("shapes", {}).items())
+        parts.append(f"<p class=muted>Data: {escape(str(report.data.get('source')))} — {shapes}</p>")
+    problems = report.plugin_problems
+    if problems:
+        parts.append("<h2>Plugin problems</h2><ul>" + "".join(f"<li>{escape(p)}</li>" for p in problems) + "</ul>")
+    parts.append("<h2>Verdicts</h2><table><tr><th>analyzer</th><th>status</th><th>worst finding</th><th>findings</th><th>time</th></tr>")
+    for r in report.analyzers:
+        w = r.worst.value if r.worst else None
+        parts.append(
+            f"<tr><td><a href='#a-{escape(r.name)}'>{escape(r.name)}</a></td><td>{_pill(r.status, STATUS_COLOURS[r.status])}</td>"
+            f"<td>{_pill(w or 'none', SEVERITY_COLOURS[w])}</td><td>{len(r.findings)}</td><td>{r.duration_s:.2f} s</td></tr>")
+    parts.append("</table>")
+    for r in report.analyzers:
+        parts.append(f"<h2 id='a-{escape(r.name)}'>{escape(r.name)} <small class=muted>({escape(r.category)}, plugin {escape(r.plugin)}"
+                     f"{', ' + escape(r.backend) if r.backend else ''})</small></h2>")
+        if r.reason:
+            parts.append(f"<p>{_pill(r.status, STATUS_COLOURS[r.status])} {escape(r.reason)}</p>")
+        if r.findings:
+            parts.append("<table><tr><th>severity</th><th>code</th><th>where</th><th>message</th></tr>")
+            for f in r.findings:
+                parts.append(f"<tr><td>{_pill(f.severity.value, SEVERITY_COLOURS[f.severity.value])}</td><td><code>{escape(f.code)}</code></td>"
+                             f"<td>{escape(f.where)}</td><td>{escape(f.message)}</td></tr>")
+            parts.append("</table>")
+        elif r.status == "ok":
+            parts.append("<p class=muted>No findings.</p>")
+        images = [(k, v) for k, v in sorted(r.artifacts.items()) if v.lower().endswith(".png")]
+        for name, rel in images:
+            src = _data_uri(base_dir / rel)
+            if src:
+                parts.append(f"<figure><img alt='{escape(name)}' src='{src}'><figcaption>{escape(name)}</figcaption></figure>")
+        others = [(k, v) for k, v in sorted(r.artifacts.items()) if not v.lower().endswith(".png")]
+        if others:
+            parts.append("<p class=muted>Files: " + ", ".join(f"<a href='{escape(v)}'>{escape(k)}</a>" for k, v in others) + "</p>")
+        if r.metrics:
+            parts.append("<details><summary>Metrics</summary><pre>" +
+                         escape(json.dumps(r.metrics, sort_keys=True, indent=1)[:20000]) + "</pre></details>")
+    env = ", ".join(f"{escape(k)} {escape(str(v))}" for k, v in sorted(report.environment.items()) if v and k != "backends")
+    parts.append(f"<h2>Environment</h2><p class=muted>{env}</p>")
+    parts.append("<table><tr><th>plugin</th><th>version</th><th>analyzers</th><th>status</th></tr>")
+    for p in report.plugins:
+        status = "disabled" if p.get("disabled") else ("error: " + p["error"]) if p.get("error") else "ok"
+        parts.append(f"<tr><td>{escape(p['name'])}</td><td>{escape(str(p.get('version')))}</td>"
+                     f"<td>{escape(', '.join(p.get('analyzers', [])))}</td><td>{escape(status)}</td></tr>")
+    parts.append("</table></body></html>\n")
+    return "\n".join(parts)
+
+
+def _data_uri(path: Path) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")

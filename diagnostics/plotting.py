@@ -1,0 +1,39 @@
+"""Small plotting helpers for analyzers (matplotlib, imported only when a plot is drawn).
+
+Public so that third-party analyzers draw the same way the built-ins do. Output is PNG, written
+beside the report and inlined by the HTML report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", "ok": "#2e7d32"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def bar_chart(path: Path, labels: Sequence[str], values: Sequence[float], *, title: str, ylabel: str = "",
+              log: bool = False, colours: Sequence[str] | None = None) -> Path:
+    """A bar per label; returns ``path``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(labels) + 1.5), 3.2), dpi=100)
+    xs = range(len(labels))
+    ax.bar(xs, values, color=colours or "#1565c0")
+    ax.set_xticks(list(xs), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel, fontsize=9)
+    if log:
+        ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path

@@ -1,0 +1,239 @@
+"""The report: the one model that the CLI table, the JSON, the HTML report and the dashboard read.
+
+Small frozen dataclasses, serialised to JSON with sorted keys and a schema version. Arrays and
+images are files beside the JSON (``artifacts/<analyzer>/...``), referenced by relative path.
+Same seed, model and data give the same JSON apart from the keys named in :data:`TIMING_KEYS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .analyzer import Finding, Severity
+from .exitcodes import ExitCode
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "skipped", "failed", "timed_out")
+#: Keys whose values vary from run to run; everything else is reproducible.
+TIMING_KEYS = frozenset({"duration_s", "timings"})
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+ARTIFACTS = "artifacts"
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalyzerRecord:
+    """The outcome of one analyzer in one run.
+
+    ``status`` is ``ok``, ``skipped`` (``reason`` says why), ``failed`` (``reason`` holds the error)
+    or ``timed_out``. ``artifacts`` map a name to a path relative to the report directory.
+    """
+
+    name: str
+    plugin: str
+    category: str
+    status: str
+    reason: str = ""
+    backend: str = ""
+    duration_s: float = 0.0
+    findings: tuple[Finding, ...] = ()
+    metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        object.__setattr__(self, "findings", tuple(self.findings))
+
+    @property
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["findings"] = [f.to_dict() for f in self.findings]
+        d["metrics"] = dict(self.metrics)
+        d["artifacts"] = dict(self.artifacts)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AnalyzerRecord":
+        d = dict(d)
+        d["findings"] = tuple(Finding.from_dict(f) for f in d.get("findings", ()))
+        return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """A whole run: model, data, environment, plugins, and one record per analyzer."""
+
+    model: Mapping[str, Any]
+    data: Mapping[str, Any] | None
+    environment: Mapping[str, Any]
+    plugins: tuple[Mapping[str, Any], ...]
+    analyzers: tuple[AnalyzerRecord, ...]
+    seed: int
+    fail_on: str
+    exit_code: int = 0
+    timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "analyzers", tuple(self.analyzers))
+        object.__setattr__(self, "plugins", tuple(self.plugins))
+
+    # -- queries -------------------------------------------------------------------------------
+    def record(self, name: str) -> AnalyzerRecord:
+        for r in self.analyzers:
+            if r.name == name:
+                return r
+        raise KeyError(f"no analyzer {name!r} in this report; it has {[r.name for r in self.analyzers]}")
+
+    def findings(self, at_least: Severity | str = Severity.INFO) -> list[tuple[str, Finding]]:
+        floor = Severity(at_least).rank
+        return [(r.name, f) for r in self.analyzers for f in r.findings if f.severity.rank >= floor]
+
+    @property
+    def worst(self) -> Severity | None:
+        return max((f.severity for _, f in self.findings()), key=lambda s: s.rank, default=None)
+
+    @property
+    def plugin_problems(self) -> list[str]:
+        return [f"plugin {p['name']!r}: {p['error']}" for p in self.plugins if p.get("error")]
+
+    def compute_exit_code(self) -> ExitCode:
+        """The exit code this report implies (see :class:`ExitCode` for precedence)."""
+        if any(r.status in ("failed", "timed_out") for r in self.analyzers) or self.plugin_problems:
+            return ExitCode.ANALYZER_FAILED
+        if self.fail_on != "never" and self.findings(self.fail_on):
+            return ExitCode.FINDINGS
+        return ExitCode.OK
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "model": dict(self.model),
+            "data": None if self.data is None else dict(self.data),
+            "environment": dict(self.environment),
+            "plugins": [dict(p) for p in self.plugins],
+            "analyzers": [r.to_dict() for r in self.analyzers],
+            "seed": self.seed,
+            "fail_on": self.fail_on,
+            "exit_code": int(self.exit_code),
+            "timings": dict(self.timings),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Report":
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"report schema version {version!r} is not supported: this diagnostics reads version "
+                f"{SCHEMA_VERSION}; re-run diagnose to regenerate the report"
+            )
+        return cls(
+            model=d["model"],
+            data=d.get("data"),
+            environment=d.get("environment", {}),
+            plugins=tuple(d.get("plugins", ())),
+            analyzers=tuple(AnalyzerRecord.from_dict(r) for r in d["analyzers"]),
+            seed=d["seed"],
+            fail_on=d["fail_on"],
+            exit_code=d.get("exit_code", 0),
+            timings=d.get("timings", {}),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Report":
+        """Read a report from ``report.json`` or from the directory holding it."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / REPORT_JSON
+        return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
+
+
+def strip_timings(d: Any) -> Any:
+    """The report dict without the keys that vary between identical runs (for comparisons)."""
+    if isinstance(d, Mapping):
+        return {k: strip_timings(v) for k, v in d.items() if k not in TIMING_KEYS}
+    if isinstance(d, list):
+        return [strip_timings(v) for v in d]
+    return d
+
+
+# -- output directory ------------------------------------------------------------------------------
+class OutputDirError(Exception):
+    """The output directory cannot be written."""
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail early, before any work, when ``out_dir`` cannot receive a report."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputDirError(f"cannot write the report to {out_dir}: {e.strerror or e}") from None
+
+
+def new_staging_dir(out_dir: Path) -> Path:
+    """A private directory inside ``out_dir`` where a run writes everything before committing."""
+    return Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+
+
+def commit(out_dir: Path, staging: Path, files: Mapping[str, str]) -> None:
+    """Publish a finished run: artifacts directory swapped in, then each file renamed into place.
+
+    Until this runs, the previous report in ``out_dir`` is untouched. SIGINT is held off during the
+    few renames so that an interrupt cannot leave a report pointing at the wrong artifacts.
+    """
+    for name, text in files.items():
+        (staging / name).write_text(text, encoding="utf-8")
+    staged_artifacts = staging / ARTIFACTS
+    staged_artifacts.mkdir(exist_ok=True)
+    previous = signal.getsignal(signal.SIGINT) if _main_thread() else None
+    if previous is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        old = out_dir / ARTIFACTS
+        trash = None
+        if old.exists():
+            trash = Path(tempfile.mkdtemp(prefix=".old-", dir=out_dir))
+            os.replace(old, trash / ARTIFACTS)
+        os.replace(staged_artifacts, old)
+        for name in files:  # report.json last in the mapping's order is up to the caller
+            os.replace(staging / name, out_dir / name)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def discard(staging: Path | None) -> None:
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def severities_at_least(level: str) -> Iterable[Severity]:
+    floor = Severity(level).rank
+    return [s for s in Severity if s.rank >= floor]

@@ -1,0 +1,397 @@
+"""The run: pre-scan, plugins, data, plan, dispatch by backend, report.
+
+Used by the CLI (:func:`run_file`) and the notebook API (:func:`diagnostics.diagnose`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import importlib.util
+import platform
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from . import report as report_mod
+from .analyzer import Data, Finding, ModelInfo
+from .data import DataRefused, find_sidecar, load_dataset, load_file, read_sidecar, save_npz, validate
+from .exitcodes import ExitCode
+from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
+from .report import AnalyzerRecord, Report
+from .safety import DEFAULT_MAX_SIZE, ModelRefused, scan
+from .worker import Job
+
+_DATA_NEED_TEXT = {
+    "x": "input samples",
+    "xy": "input samples with labels",
+    "train_val": "training and validation splits with labels",
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything a run needs; the CLI's options map one to one onto it."""
+
+    model_path: str
+    out_dir: Path
+    data_path: str | None = None
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    fail_on: str = "error"
+    timeout_s: float = 300.0
+    seed: int = 0
+    trust: bool = False
+    max_model_size: int = DEFAULT_MAX_SIZE
+    backend: str = "auto"
+    strict_plugins: bool = False
+    disabled: frozenset[str] = frozenset()
+    options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    label_column: str | None = None
+    extra_plugins: tuple = ()
+    confirm_trust: Callable[[list[str]], bool] | None = None
+
+
+class Progress:
+    """Progress on stderr: one line per analyzer, and a live bar for long work on a terminal."""
+
+    def __init__(self, stream=None, quiet: bool = False):
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._lock = threading.Lock()
+        self.total = 0
+        self.done = 0
+
+    def say(self, text: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            if self.tty:
+                self.stream.write("\r\033[K")
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def step(self, name: str, done: int, total: int, message: str = "") -> None:
+        if self.quiet or not self.tty or total <= 0:
+            return
+        width = 24
+        filled = int(width * min(done, total) / total)
+        bar = "█" * filled + "·" * (width - filled)
+        with self._lock:
+            self.stream.write(f"\r\033[K  {name} {bar} {done}/{total} {message}"[:120])
+            self.stream.flush()
+
+    def finished(self, record: AnalyzerRecord) -> None:
+        self.done += 1
+        extra = f": {record.reason}" if record.reason else ""
+        self.say(f"[{self.done}/{self.total}] {record.name:<24} {record.status}{extra} ({record.duration_s:.1f}s)")
+
+
+# -- planning ---------------------------------------------------------------------------------------
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def choose_backend(entry: AnalyzerEntry, preference: str) -> tuple[str | None, str]:
+    """The backend to run an analyzer on, or (None, reason)."""
+    candidates = list(entry.cls.backends)
+    if preference != "auto":
+        if preference not in candidates:
+            return None, f"supports the {' and '.join(candidates)} backend(s), not {preference} (--backend)"
+        candidates = [preference]
+    for b in candidates:
+        if installed(b):
+            return b, ""
+    return None, f"needs the {' or '.join(candidates)} backend; install it (pip install {candidates[0]})"
+
+
+def skip_reason(entry: AnalyzerEntry, info: ModelInfo, data: Data | None) -> str:
+    cls = entry.cls
+    if info.kind not in cls.model_kinds:
+        return f"applies to {', '.join(sorted(cls.model_kinds))} models; this is a {info.kind} model"
+    if cls.data != "none" and (data is None or not data.has(cls.data)):
+        return f"needs {_DATA_NEED_TEXT[cls.data]} (--data FILE.npz); {'none given' if data is None else 'the data lacks them'}"
+    missing = [m for m in cls.requires if not installed(m)]
+    if missing:
+        return f"needs the optional package(s) {', '.join(missing)}: pip install {' '.join(missing)}"
+    return ""
+
+
+def select(host: PluginHost, only: tuple[str, ...], skip: tuple[str, ...]) -> list[AnalyzerEntry]:
+    for name in (*only, *skip):
+        if name not in host.analyzers:
+            raise UsageError(f"unknown analyzer {name!r}; installed: {', '.join(sorted(host.analyzers)) or 'none'}")
+    names = [n for n in sorted(host.analyzers) if (not only or n in only) and n not in skip]
+    return [host.analyzers[n] for n in names]
+
+
+# -- the run ----------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Outcome:
+    report: Report | None
+    exit_code: ExitCode
+    message: str = ""
+
+
+def run_file(config: RunConfig, progress: Progress | None = None, executor=None) -> Outcome:
+    """Diagnose a model file. Never raises for expected failures: they become an exit code and a message."""
+    progress = progress or Progress()
+    staging = None
+    own_executor = executor is None
+    try:
+        out_dir = Path(config.out_dir)
+        try:
+            report_mod.check_writable(out_dir)
+        except report_mod.OutputDirError as e:
+            return Outcome(None, ExitCode.USAGE, str(e))
+        host = PluginHost(disabled=set(config.disabled), strict=config.strict_plugins, extra=config.extra_plugins)
+        try:
+            host.load()
+        except PluginError as e:
+            return Outcome(None, ExitCode.PLUGIN_ERROR, f"{e} (--strict-plugins)")
+        entries = select(host, config.only, config.skip)
+        scan_result = scan(config.model_path, max_size=config.max_model_size, registered=host.custom_objects)
+        _check_trust(scan_result, config)
+        sidecar_path = find_sidecar(config.model_path)
+        metadata = read_sidecar(sidecar_path) if sidecar_path else {}
+        data = _resolve_data(config, metadata, host)
+        staging = report_mod.new_staging_dir(out_dir)
+        data_path = None
+        if data is not None:
+            data_path = str(staging / "data.npz")
+            save_npz(data, Path(data_path))
+        if executor is None:
+            from .executors import ProcessExecutor
+
+            executor = ProcessExecutor(disabled=host.disabled, extra=config.extra_plugins, log_dir=str(staging))
+        base_job = Job(
+            analyzer="", model_path=str(Path(config.model_path).resolve()), data_path=data_path, artifact_dir="",
+            seed=config.seed, budget_s=config.timeout_s, trust=config.trust, loss=scan_result.loss,
+            kind_hint=metadata.get("model_kind"), metadata=metadata, history=metadata.get("history"),
+            max_model_size=config.max_model_size,
+        )
+        model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
+                         "sidecar": sidecar_path.name if sidecar_path else None}
+        return _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress)
+    except ModelRefused as e:
+        return Outcome(None, ExitCode.MODEL_REFUSED, f"model refused: {e}")
+    except DataRefused as e:
+        return Outcome(None, ExitCode.DATA_REFUSED, f"data refused: {e}")
+    except UsageError as e:
+        return Outcome(None, ExitCode.USAGE, str(e))
+    except KeyboardInterrupt:
+        return Outcome(None, ExitCode.INTERRUPTED, "interrupted: the previous report, if any, is left as it was")
+    finally:
+        if own_executor and executor is not None:
+            executor.close()
+        report_mod.discard(staging)
+
+
+def _check_trust(scan_result, config: RunConfig) -> None:
+    if scan_result.custom_classes:
+        names = ", ".join(sorted({f"{c.registered_name} (module {c.module})" for c in scan_result.custom_classes}))
+        raise ModelRefused(f"unknown custom class {names}; install the plugin that registers it (register_custom_objects hook)")
+    if not scan_result.risks:
+        return
+    listed = [str(r) for r in scan_result.risks]
+    if not config.trust:
+        raise ModelRefused(f"the file holds code that would run on loading: {'; '.join(listed)}. Pass --trust only if you trust its author")
+    if config.confirm_trust is not None and not config.confirm_trust(listed):
+        raise ModelRefused("loading code from the file was not confirmed")
+
+
+def _resolve_data(config: RunConfig, metadata: dict, host: PluginHost) -> Data | None:
+    if config.data_path:
+        return load_file(config.data_path, config.label_column)
+    if metadata.get("dataset"):
+        return load_dataset(metadata["dataset"], int(metadata.get("split_seed", 0)), host.datasets)
+    return None
+
+
+def _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress) -> Outcome:
+    t_start = time.perf_counter()
+    plans: list[tuple[AnalyzerEntry, str | None, str]] = []
+    backends_needed = []
+    for entry in entries:
+        backend, why = choose_backend(entry, config.backend)
+        plans.append((entry, backend, why))
+        if backend and backend not in backends_needed:
+            backends_needed.append(backend)
+    if not backends_needed:
+        backends_needed = ["tensorflow" if installed("tensorflow") else "torch"]
+    primary = backends_needed[0]
+    if hasattr(executor, "start"):
+        for b in backends_needed:
+            executor.start(b)  # overlap the workers' imports
+    progress.say(f"loading {model_summary['name']} ({primary} backend)…")
+    loaded = executor.load(primary, base_job)
+    info = ModelInfo(**loaded["info"])
+    versions = {primary: loaded["versions"]}
+    if data is not None:
+        validate(data, info)
+    records: dict[str, AnalyzerRecord] = {}
+    groups: dict[str, list[AnalyzerEntry]] = {}
+    for entry, backend, why in plans:
+        reason = why or skip_reason(entry, info, data)
+        if reason:
+            records[entry.cls.name] = _record(entry, "skipped", reason)
+        else:
+            groups.setdefault(backend, []).append(entry)
+    progress.total = len(entries)
+    for r in records.values():
+        progress.finished(r)
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def run_group(backend: str, group: list[AnalyzerEntry]) -> None:
+        for entry in group:
+            name = entry.cls.name
+            if stop.is_set():
+                rec = _record(entry, "skipped", "not run: the run was stopped by --strict-plugins")
+            else:
+                job = dataclasses.replace(base_job, analyzer=name, artifact_dir=str(staging / report_mod.ARTIFACTS / name),
+                                          options=_options_for(config.options, name))
+                try:
+                    result = executor.submit(backend, job, lambda d, t, m="", n=name: progress.step(n, d, t, m))
+                except ModelRefused as e:
+                    result = {"status": "failed", "reason": f"could not load the model on the {backend} backend: {e}", "duration_s": 0.0}
+                rec = _record_from_result(entry, backend, result, name)
+                if rec.status in ("failed", "timed_out") and config.strict_plugins:
+                    stop.set()
+            with lock:
+                records[name] = rec
+            progress.finished(rec)
+
+    threads = [threading.Thread(target=run_group, args=(b, g), name=f"group-{b}", daemon=True) for b, g in groups.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.2)  # short joins keep the main thread responsive to Ctrl-C
+    ordered = tuple(records[e.cls.name] for e in entries)
+    report = Report(
+        model={**model_summary, "info": info.to_dict()},
+        data=_data_summary(data),
+        environment=_environment(versions, backends_needed),
+        plugins=tuple(r.to_dict() for r in host.records.values()),
+        analyzers=ordered,
+        seed=config.seed,
+        fail_on=config.fail_on,
+        timings={"total_s": round(time.perf_counter() - t_start, 3)},
+    )
+    code = report.compute_exit_code()
+    if config.strict_plugins and (stop.is_set() or report.plugin_problems):
+        code = ExitCode.PLUGIN_ERROR
+    report = dataclasses.replace(report, exit_code=int(code))
+    from .html import render_html
+
+    html = render_html(report, staging)
+    report_mod.commit(out_dir, staging, {report_mod.REPORT_HTML: html, report_mod.REPORT_JSON: report.to_json()})
+    return Outcome(report, code)
+
+
+def _options_for(options: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    merged = dict(options.get("*", {}))
+    merged.update(options.get(name, {}))
+    return merged
+
+
+def _record(entry: AnalyzerEntry, status: str, reason: str) -> AnalyzerRecord:
+    return AnalyzerRecord(name=entry.cls.name, plugin=entry.plugin, category=entry.cls.category, status=status, reason=reason)
+
+
+def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, Any], name: str) -> AnalyzerRecord:
+    artifacts = {k: f"{report_mod.ARTIFACTS}/{name}/{v}" for k, v in (result.get("artifacts") or {}).items()}
+    reason = result.get("reason", "")
+    if result["status"] in ("failed", "timed_out"):
+        reason = f"plugin {entry.plugin!r}: {reason}"
+    return AnalyzerRecord(
+        name=name, plugin=entry.plugin, category=entry.cls.category, status=result["status"],
+        reason=reason, backend=backend, duration_s=round(float(result.get("duration_s", 0.0)), 3),
+        findings=tuple(Finding.from_dict(f) for f in result.get("findings", ())),
+        metrics=result.get("metrics", {}), artifacts=artifacts,
+    )
+
+
+def _data_summary(data: Data | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    shapes = {k: list(getattr(data, k).shape) for k in ("x_train", "y_train", "x_val", "y_val") if getattr(data, k) is not None}
+    shapes.update({k: list(v.shape) for k, v in data.extras.items() if hasattr(v, "shape")})
+    return {"source": data.source, "shapes": shapes}
+
+
+def _environment(versions: dict[str, dict[str, str]], backends: list[str]) -> dict[str, Any]:
+    def v(dist):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": platform.python_version(),
+        "diagnostics": v("diagnostics"),
+        "keras": v("keras"),
+        "numpy": v("numpy"),
+        "tensorflow": v("tensorflow"),
+        "torch": v("torch"),
+        "backends": backends,
+    }
+
+
+def run_in_memory(model, data: Data | None, *, out_dir: Path | None, seed: int, only, skip, fail_on, options,
+                  history, metadata, host: PluginHost, progress: Progress) -> Outcome:
+    """The notebook path: analyzers run in this process on the caller's model."""
+    import keras
+
+    from .executors import InlineExecutor
+
+    backend = keras.backend.backend()
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="diagnostics-"))
+    report_mod.check_writable(out)
+    staging = report_mod.new_staging_dir(out)
+    try:
+        data_path = None
+        if data is not None:
+            data_path = str(staging / "data.npz")
+            save_npz(data, Path(data_path))
+        executor = InlineExecutor(model, backend, host)
+        base_job = Job(analyzer="", model_path="<in-memory>", data_path=data_path, artifact_dir="", seed=seed,
+                       loss=_loss_of(model), metadata=metadata or {}, history=history,
+                       kind_hint=(metadata or {}).get("model_kind"))
+        entries = select(host, tuple(only), tuple(skip))
+        config = RunConfig(model_path="<in-memory>", out_dir=out, seed=seed, fail_on=fail_on, backend=backend,
+                           options=options or {})
+        summary = {"path": None, "name": model.name, "format": "in-memory", "sha256": None, "size": None,
+                   "keras_version": keras.__version__, "loss": base_job.loss, "sidecar": None}
+        outcome = _execute(config, host, entries, executor, base_job, data, summary, staging, out, progress)
+        if outcome.report is not None:
+            object.__setattr__(outcome.report, "directory", str(out))
+        return outcome
+    finally:
+        report_mod.discard(staging)
+
+
+def _loss_of(model) -> str | None:
+    from .safety import describe_loss
+
+    loss = getattr(model, "loss", None)
+    if loss is None:
+        return None
+    try:
+        import keras
+
+        return describe_loss({"loss": keras.saving.serialize_keras_object(loss)})
+    except Exception:  # noqa: BLE001
+        return str(loss)

@@ -1,0 +1,352 @@
+"""Static pre-scan of a model file: everything is checked before any deserialisation.
+
+Nothing here imports TensorFlow, torch or keras, and nothing executes code from the file. The
+scan reads the model config as JSON and walks it recursively (nested sub-models and the compile
+config included) for things that would run code or read other files when loaded:
+
+- ``Lambda`` layers and ``__lambda__`` functions (Python bytecode stored in the file),
+- functions and classes from modules outside Keras (``{"module": "os", "config": "system"}``),
+- ``TorchModuleWrapper`` (pickled torch modules) and ``TFSMLayer`` (loads a SavedModel from a path),
+- lookup layers whose vocabulary is a file path.
+
+HDF5 files are checked for external links, external-storage datasets and virtual datasets,
+which would make the HDF5 library open other files; zip archives for entry counts, compression
+ratios and path traversal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+DEFAULT_MAX_SIZE = 1 << 30  # 1 GiB
+MAX_ZIP_ENTRIES = 10_000
+MAX_ZIP_RATIO = 200  # uncompressed / compressed, per entry larger than 1 MiB
+MAX_CONFIG_BYTES = 64 << 20
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK\x03\x04"
+ACCEPTED = (".keras", ".h5", ".hdf5")
+_KERAS_MODULE = re.compile(r"^(keras|keras_hub|keras_cv|keras_nlp)(\.|$)")
+_LOOKUP_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization"}
+_CODE_LAYERS = {
+    "Lambda": "Lambda layer (Python bytecode stored in the file)",
+    "TorchModuleWrapper": "TorchModuleWrapper (a pickled torch module)",
+    "TFSMLayer": "TFSMLayer (loads a TensorFlow SavedModel from a path)",
+}
+
+
+class ModelRefused(Exception):
+    """The model file was refused; ``str(e)`` is a one-line reason for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Risk:
+    """Something in the file that would execute code or read other files when loaded."""
+
+    what: str
+    where: str
+
+    def __str__(self) -> str:
+        return f"{self.what} at {self.where}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomClass:
+    """A class the config names that is neither Keras' own nor registered by a plugin."""
+
+    registered_name: str
+    module: str | None
+    where: str
+
+
+@dataclasses.dataclass
+class ScanResult:
+    path: Path
+    format: str  #: "keras" or "h5"
+    size: int
+    sha256: str
+    config: dict[str, Any]
+    compile_config: dict[str, Any] | None
+    keras_version: str | None
+    risks: list[Risk]
+    custom_classes: list[CustomClass]
+
+    @property
+    def loss(self) -> str | None:
+        """The loss named in the compile config, e.g. ``"SparseCategoricalCrossentropy(from_logits=True)"``."""
+        return describe_loss(self.compile_config)
+
+    def summary(self) -> dict[str, Any]:
+        return {"path": str(self.path), "format": self.format, "size": self.size, "sha256": self.sha256,
+                "keras_version": self.keras_version, "loss": self.loss}
+
+
+def scan(path: str | Path, *, max_size: int = DEFAULT_MAX_SIZE, registered: Iterable[str] = ()) -> ScanResult:
+    """Check ``path`` without loading it; raise :class:`ModelRefused` with the reason, or return what was found.
+
+    ``registered`` holds the custom-object names plugins registered: classes under those names are
+    trusted. Risks (code that would run) are returned, not raised: the caller refuses them unless
+    the user passed ``--trust``.
+    """
+    text = str(path)
+    if "://" in text or text.startswith(("hf:", "gs:", "s3:")):
+        raise ModelRefused(f"refusing {text!r}: only local .keras and .h5 files are accepted; download it yourself and check where it came from")
+    p = Path(text)
+    if not p.exists():
+        raise ModelRefused(f"no such file: {text}")
+    if p.is_dir():
+        raise ModelRefused(f"{text} is a directory: diagnose needs a .keras or .h5 model file (re-save a SavedModel with model.save('model.keras'))")
+    name = p.name.lower()
+    if name.endswith(".weights.h5") or name.endswith(".weights.json"):
+        raise ModelRefused(f"{p.name} is a weights-only file: diagnose needs a full model saved with model.save('model.keras')")
+    if p.suffix.lower() not in ACCEPTED:
+        raise ModelRefused(f"{p.name}: unsupported model format {p.suffix or '(no extension)'!r}; diagnose reads Keras .keras and .h5 files")
+    size = p.stat().st_size
+    if size > max_size:
+        raise ModelRefused(f"{p.name} is {_human(size)}, over the {_human(max_size)} limit; raise it with --max-model-size if you trust the file")
+    with p.open("rb") as fh:
+        head = fh.read(8)
+    fmt = "keras" if p.suffix.lower() == ".keras" else "h5"
+    if fmt == "keras" and head[:4] != ZIP_SIGNATURE:
+        raise ModelRefused(f"{p.name} is not a .keras archive (no zip signature): the file is truncated, corrupt or not a Keras model")
+    if fmt == "h5" and head != HDF5_SIGNATURE:
+        raise ModelRefused(f"{p.name} is not an HDF5 file (no HDF5 signature): the file is truncated, corrupt or not a Keras model")
+    digest = _sha256(p)
+    if fmt == "keras":
+        config, compile_config, version = _scan_keras_zip(p)
+    else:
+        config, compile_config, version = _scan_h5_file(p)
+    risks: list[Risk] = []
+    customs: list[CustomClass] = []
+    registered = set(registered)
+    _walk(config, "model", risks, customs, registered)
+    if compile_config is not None:
+        _walk(compile_config, "compile config", risks, customs, registered)
+    return ScanResult(p, fmt, size, digest, config, compile_config, version, risks, customs)
+
+
+# -- containers ------------------------------------------------------------------------------------
+def _scan_keras_zip(p: Path):
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ModelRefused(f"{p.name} is not a readable .keras archive ({e}): the file is truncated or corrupt") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ZIP_ENTRIES:
+            raise ModelRefused(f"{p.name} has {len(infos)} archive entries, over the limit of {MAX_ZIP_ENTRIES}: not a plain Keras model")
+        names = set()
+        for info in infos:
+            parts = Path(info.filename).parts
+            if info.filename.startswith(("/", "\\")) or ".." in parts:
+                raise ModelRefused(f"{p.name} has an archive entry with an unsafe path {info.filename!r}")
+            if info.file_size > (1 << 20) and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+                raise ModelRefused(
+                    f"{p.name}: entry {info.filename!r} expands {info.file_size // max(info.compress_size, 1)}x, "
+                    f"over the {MAX_ZIP_RATIO}x limit (a zip bomb?)")
+            names.add(info.filename)
+        if "config.json" not in names:
+            if any(n.endswith(".h5") for n in names) and "metadata.json" not in names:
+                raise ModelRefused(f"{p.name} holds no model config: it is a weights-only archive; save the full model with model.save('model.keras')")
+            raise ModelRefused(f"{p.name} holds no config.json: not a Keras 3 model archive")
+        if "model.weights.h5" not in names:
+            raise ModelRefused(f"{p.name} holds no model.weights.h5: the archive is incomplete")
+        config = _read_json(zf, "config.json", p)
+        meta = _read_json(zf, "metadata.json", p) if "metadata.json" in names else {}
+        try:
+            weights = zf.read("model.weights.h5")
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise ModelRefused(f"{p.name}: model.weights.h5 cannot be read ({e}): the archive is truncated or corrupt") from None
+    _check_hdf5_objects(io.BytesIO(weights), f"{p.name}:model.weights.h5")
+    if not isinstance(config, dict):
+        raise ModelRefused(f"{p.name}: config.json is not a JSON object")
+    compile_config = config.get("compile_config")
+    return config, compile_config, meta.get("keras_version") if isinstance(meta, dict) else None
+
+
+def _read_json(zf: zipfile.ZipFile, name: str, p: Path):
+    info = zf.getinfo(name)
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise ModelRefused(f"{p.name}: {name} is {_human(info.file_size)}, over the {_human(MAX_CONFIG_BYTES)} limit")
+    try:
+        return json.loads(zf.read(name).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ModelRefused(f"{p.name}: {name} is not valid JSON ({e}): the file is truncated or corrupt") from None
+
+
+def _scan_h5_file(p: Path):
+    import h5py
+
+    try:
+        f = h5py.File(p, "r")
+    except OSError as e:
+        raise ModelRefused(f"{p.name} cannot be opened as HDF5 ({_first_line(e)}): the file is truncated or corrupt") from None
+    with f:
+        _check_hdf5_objects(f, p.name)
+        raw = f.attrs.get("model_config")
+        if raw is None:
+            raise ModelRefused(
+                f"{p.name} holds weights only (no model_config): diagnose needs a full model saved with model.save(), "
+                f"not model.save_weights()")
+        config = _decode_json_attr(raw, p, "model_config")
+        training = f.attrs.get("training_config")
+        compile_config = _decode_json_attr(training, p, "training_config") if training is not None else None
+        version = f.attrs.get("keras_version")
+        if isinstance(version, bytes):
+            version = version.decode("utf-8", "replace")
+    return config, compile_config, version
+
+
+def _decode_json_attr(raw, p: Path, name: str):
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        raise ModelRefused(f"{p.name}: the {name} attribute is not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ModelRefused(f"{p.name}: the {name} attribute is not a JSON object")
+    return value
+
+
+def _check_hdf5_objects(source, label: str) -> None:
+    """Refuse external links, external-storage datasets and virtual datasets, without following any link."""
+    import h5py
+
+    try:
+        f = source if isinstance(source, h5py.Group) else h5py.File(source, "r")
+    except OSError as e:
+        raise ModelRefused(f"{label} cannot be opened as HDF5 ({_first_line(e)}): the file is truncated or corrupt") from None
+    try:
+        stack = [("", f)]
+        seen = set()
+        while stack:
+            prefix, group = stack.pop()
+            for key in group.keys():
+                path = f"{prefix}/{key}"
+                link = group.get(key, getlink=True)
+                if isinstance(link, h5py.ExternalLink):
+                    raise ModelRefused(f"{label} has an HDF5 external link at {path} to {link.filename!r}: refusing to open other files")
+                if isinstance(link, h5py.SoftLink):
+                    continue  # targets are inside this file and reached through their hard links
+                obj = group.get(key)
+                if isinstance(obj, h5py.Dataset):
+                    if obj.external:
+                        files = sorted({str(e[0]) for e in obj.external})
+                        raise ModelRefused(f"{label} has an HDF5 dataset {path} stored in external file(s) {files}: refusing to read other files")
+                    if obj.is_virtual:
+                        raise ModelRefused(f"{label} has an HDF5 virtual dataset at {path}: refusing to read other files")
+                elif isinstance(obj, h5py.Group) and obj.id not in seen:
+                    seen.add(obj.id)
+                    stack.append((path, obj))
+    except OSError as e:
+        raise ModelRefused(f"{label} cannot be read as HDF5 ({_first_line(e)}): the file is truncated or corrupt") from None
+    finally:
+        if f is not source:
+            f.close()
+
+
+# -- config walk -----------------------------------------------------------------------------------
+def _walk(node: Any, where: str, risks: list[Risk], customs: list[CustomClass], registered: set[str]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, where, risks, customs, registered)
+        return
+    if not isinstance(node, dict):
+        return
+    class_name = node.get("class_name")
+    config = node.get("config")
+    here = where
+    if isinstance(config, dict) and isinstance(config.get("name"), str) and class_name:
+        here = f"{where} > {config['name']}"
+    if isinstance(class_name, str):
+        module = node.get("module")
+        registered_name = node.get("registered_name") or class_name
+        if class_name in _CODE_LAYERS and (module is None or _KERAS_MODULE.match(str(module))):
+            risks.append(Risk(_CODE_LAYERS[class_name], here))
+            return  # its function is part of the same risk
+        elif class_name == "__lambda__":
+            risks.append(Risk("lambda function (Python bytecode stored in the file)", here))
+        elif class_name in _LOOKUP_LAYERS and isinstance(config, dict) and isinstance(config.get("vocabulary"), str):
+            risks.append(Risk(f"{class_name} vocabulary read from the file {config['vocabulary']!r}", here))
+        elif module is not None and not _KERAS_MODULE.match(str(module)) and module != "builtins":
+            if registered_name in registered or class_name in registered:
+                pass
+            elif class_name == "function" or node.get("class_name") == "function":
+                risks.append(Risk(f"function {module}.{config if isinstance(config, str) else registered_name} from outside Keras", here))
+            else:
+                customs.append(CustomClass(str(registered_name), str(module), here))
+        elif module == "builtins" and class_name == "function" and isinstance(config, str) and "." in config:
+            risks.append(Risk(f"function {config} from outside Keras", here))
+    for key, value in node.items():
+        if key in ("class_name", "module", "registered_name"):
+            continue
+        _walk(value, here, risks, customs, registered)
+
+
+def describe_loss(compile_config: dict[str, Any] | None) -> str | None:
+    """A readable loss description from a compile/training config, or None."""
+    if not compile_config:
+        return None
+    loss = compile_config.get("loss")
+    if loss is None:
+        return None
+    if isinstance(loss, str):
+        return loss
+    if isinstance(loss, dict):
+        name = loss.get("class_name", "?")
+        cfg = loss.get("config") or {}
+        if isinstance(cfg, dict) and "from_logits" in cfg:
+            return f"{name}(from_logits={bool(cfg['from_logits'])})"
+        return str(name)
+    return json.dumps(loss, sort_keys=True)
+
+
+def custom_class_names(config: Any) -> Iterator[str]:
+    """Every ``registered_name`` that is not a Keras built-in (used to name unknown classes)."""
+    if isinstance(config, list):
+        for item in config:
+            yield from custom_class_names(item)
+    elif isinstance(config, dict):
+        module = config.get("module")
+        if isinstance(config.get("class_name"), str) and module and not _KERAS_MODULE.match(str(module)) and module != "builtins":
+            yield config.get("registered_name") or config["class_name"]
+        for v in config.values():
+            yield from custom_class_names(v)
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with p.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0]
+
+
+def parse_size(text: str) -> int:
+    """``"1GiB"``, ``"500MB"``, ``"2048"`` -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", text.lower())
+    if not m:
+        raise ValueError(f"cannot read {text!r} as a size; use e.g. 500MB or 2GiB")
+    number = float(m.group(1))
+    unit = (m.group(2) or "").rstrip("b").rstrip("i")
+    factor = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
+    return int(number * factor)

@@ -1,0 +1,42 @@
+"""The terminal verdict table, rendered from a :class:`Report`."""
+
+from __future__ import annotations
+
+from .report import Report
+
+_COLOURS = {"error": "31", "warning": "33", "info": "34", "ok": "32", "failed": "31", "timed_out": "35", "skipped": "90"}
+
+
+def verdict_table(report: Report, colour: bool = False) -> str:
+    def c(text: str, key: str) -> str:
+        return f"\033[{_COLOURS[key]}m{text}\033[0m" if colour and key in _COLOURS else text
+
+    rows = [("analyzer", "status", "worst", "findings", "time")]
+    for r in report.analyzers:
+        rows.append((r.name, r.status, r.worst.value if r.worst else "-", str(len(r.findings)), f"{r.duration_s:.1f}s"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths)]
+        if i:
+            cells[1] = c(cells[1], row[1])
+            cells[2] = c(cells[2], row[2]) if row[2] != "-" else cells[2]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    findings = report.findings()
+    if findings:
+        lines.append("")
+        for name, f in sorted(findings, key=lambda nf: -nf[1].severity.rank):
+            where = f" [{f.where}]" if f.where else ""
+            lines.append(f"{c(f.severity.value.upper(), f.severity.value)} {f.code}{where}: {f.message}")
+    skipped = [r for r in report.analyzers if r.status != "ok" and r.reason]
+    if skipped:
+        lines.append("")
+        for r in skipped:
+            lines.append(f"{r.name}: {r.status}: {r.reason}")
+    for p in report.plugin_problems:
+        lines.append(c(p, "failed"))
+    worst = report.worst.value if report.worst else "clean"
+    lines.append("")
+    lines.append(f"verdict: {worst} (fail on {report.fail_on}) -> exit {report.exit_code}")
+    return "\n".join(lines)

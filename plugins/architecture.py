@@ -1,0 +1,74 @@
+"""Built-in plugin: the ``architecture`` analyzer (layers, parameters, specs, kind, wiring mistakes)."""
+
+from __future__ import annotations
+
+import diagnostics
+from diagnostics import Analyzer, Context, Finding, Result, Severity
+
+PROBABILITY_OUTPUTS = ("softmax", "sigmoid")
+
+
+class Architecture(Analyzer):
+    """Describes the model and flags wiring mistakes that no amount of training fixes.
+
+    Detects a probability output (softmax/sigmoid) trained with a loss that expects logits
+    (``from_logits=True``): the loss then applies a second softmax, gradients shrink and the
+    model trains badly while looking fine.
+    """
+
+    name = "architecture"
+    category = "model"
+    description = "Layers, parameters, input/output specs, model kind, and output/loss mismatches."
+    data = "none"
+    reference = "Keras losses documentation: from_logits"
+
+    def run(self, context: Context) -> Result:
+        model = context.model
+        info = context.info
+        layers = []
+        for layer in model.layers:
+            try:
+                shape = [None if d is None else int(d) for d in layer.output.shape]
+            except (AttributeError, ValueError, TypeError):
+                shape = None
+            layers.append({"name": layer.name, "class": type(layer).__name__, "params": int(layer.count_params()),
+                           "output_shape": shape})
+        trainable = int(sum(int(_size(w)) for w in model.trainable_weights))
+        findings = []
+        loss = (info.loss or "")
+        if info.output_activation in PROBABILITY_OUTPUTS and "from_logits=True" in loss:
+            findings.append(Finding(
+                code="architecture.softmax_logits_loss", severity=Severity.ERROR, where=model.layers[-1].name,
+                message=(f"the output applies {info.output_activation} but the loss is {loss}: the loss treats "
+                         f"probabilities as logits, squashing them twice, so gradients are tiny and calibration is "
+                         f"wrong — use from_logits=False, or remove the output activation")))
+        elif info.output_activation in (None, "linear") and loss and "from_logits=False" in loss and "Crossentropy" in loss:
+            findings.append(Finding(
+                code="architecture.logits_without_from_logits", severity=Severity.WARNING, where=model.layers[-1].name,
+                message=f"the output is linear (logits) but the loss is {loss}: set from_logits=True"))
+        metrics = {
+            "kind": info.kind, "n_params": info.n_params, "n_trainable": trainable, "n_layers": info.n_layers,
+            "input_shapes": info.input_shapes, "input_dtypes": info.input_dtypes, "output_shapes": info.output_shapes,
+            "output_activation": info.output_activation, "loss": info.loss, "layers": layers,
+        }
+        artifacts = {}
+        with_params = [l for l in layers if l["params"] > 0]
+        if with_params:
+            from diagnostics.plotting import bar_chart
+
+            bar_chart(context.artifact_dir / "parameters.png", [l["name"] for l in with_params],
+                      [l["params"] for l in with_params], title="Parameters per layer", log=True)
+            artifacts["parameters per layer"] = "parameters.png"
+        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+
+
+def _size(w) -> int:
+    n = 1
+    for d in w.shape:
+        n *= int(d)
+    return n
+
+
+@diagnostics.hookimpl
+def register_analyzers(register):
+    register(Architecture)
