@@ -1,0 +1,27 @@
+"""Backend-specific primitives, one small module per backend, each importing its framework inside.
+
+The compiled, batched gradient primitives here are shared by the explanation analyzers (gradients
+with respect to inputs) and the health analyzers (gradients of the loss with respect to weights).
+
+``get()`` returns the module for the backend this process runs; each module provides:
+
+- ``input_gradients(model, x, targets, batch_size=...) -> (values, grads)``: per-sample output
+  values ``model(x)[i, targets[i]]`` (or the sum of a 1-unit output) and their gradients with
+  respect to ``x``, in compiled batches. ``targets`` is an int array (class index per sample).
+- ``loss_gradients(model, x, y, loss_fn) -> (loss, grads)``: the mean loss on the batch and its
+  gradient for every trainable variable, as ``{variable.path: ndarray}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+def get(backend: str | None = None):
+    if backend is None:
+        import keras
+
+        backend = keras.backend.backend()
+    if backend not in ("tensorflow", "torch"):
+        raise NotImplementedError(f"no gradient primitives for the {backend!r} backend; use tensorflow or torch")
+    return importlib.import_module(f"{__name__}.{backend}")
