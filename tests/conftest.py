@@ -1,0 +1,65 @@
+"""Shared fixtures: the real ``diagnose`` executable, and small real Keras models saved to disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DIAGNOSE = str(Path(sys.executable).parent / "diagnose")
+ZOO_DIR = REPO / "models" / "artifacts"
+
+
+def run_diagnose(*args: str, env: dict | None = None, cwd: str | Path | None = None, timeout: float = 600,
+                 user: int | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``diagnose`` console script as a user would; returns the completed process."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    cmd = [DIAGNOSE, *map(str, args)]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def diagnose_cli():
+    return run_diagnose
+
+
+@pytest.fixture(scope="session")
+def keras_tf():
+    """keras under the TensorFlow backend, imported once for the session (~8 s)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    assert keras.backend.backend() == "tensorflow", "tests expect the TensorFlow backend in the pytest process"
+    return keras
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, keras_tf):
+    """A small softmax classifier on 4 features saved as .keras and .h5, with an .npz of data for it."""
+    keras = keras_tf
+    d = tmp_path_factory.mktemp("tiny")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")], name="tiny")
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 1).astype("int64")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(d / "tiny.keras")
+    model.save(d / "tiny.h5")
+    np.savez(d / "data.npz", x_train=x[:48], y_train=y[:48], x_val=x[48:], y_val=y[48:])
+    return {"dir": d, "keras": d / "tiny.keras", "h5": d / "tiny.h5", "data": d / "data.npz", "model": model}
+
+
+def read_report(out_dir: Path) -> dict:
+    return json.loads((Path(out_dir) / "report.json").read_text())
