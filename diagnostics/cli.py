@@ -153,6 +153,34 @@ def plugins_command(as_json, disable):
     sys.exit(int(ExitCode.PLUGIN_ERROR if host.problems else ExitCode.OK))
 
 
+@cli.command("dashboard")
+@click.argument("path", required=False, metavar="[REPORT_OR_DIRECTORY]", type=click.Path(exists=True))
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port on 127.0.0.1 to serve on.")
+def dashboard_command(path, port):
+    """Browse reports, compare runs and run a diagnosis in the browser (Streamlit, 127.0.0.1 only).
+
+    REPORT_OR_DIRECTORY is a report directory, its report.json, or a folder of reports
+    (default: ./reports).
+    """
+    import importlib.util
+
+    # Located, not imported: the core never imports the dashboard package (nor streamlit) itself.
+    spec = importlib.util.find_spec("diagnostics_dashboard")
+    if spec is None or spec.origin is None or importlib.util.find_spec("streamlit") is None:
+        click.echo("diagnose: the dashboard is not installed: pip install 'diagnostics[dashboard]'", err=True)
+        sys.exit(int(ExitCode.USAGE))
+    app = Path(spec.origin).parent / "app.py"
+    target = Path(path or "reports").resolve()
+    # The shipped dashboard/.streamlit/config.toml sets the rest (no usage statistics, no error details
+    # in the page, upload limit, XSRF); the flags repeat what must hold even if the environment says otherwise.
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.enableXsrfProtection", "true", "--client.showErrorDetails", "none"]
+    click.echo(f"diagnose: dashboard on http://127.0.0.1:{port} for {target} (Ctrl-C stops it)", err=True)
+    sys.stdout.flush()
+    os.execve(sys.executable, cmd, {**os.environ, "DIAGNOSTICS_DASHBOARD_REPORT": str(target)})
+
+
 def main(argv=None) -> None:
     """Console-script entry point: maps every outcome onto :class:`ExitCode`."""
     signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -1,0 +1,102 @@
+"""Plotly figures for the dashboard: interactive, in the report's severity colours, sized for a laptop."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from diagnostics.html import SEVERITY_COLOURS, STATUS_COLOURS
+
+__all__ = ["SEVERITY_COLOURS", "STATUS_COLOURS", "bars", "lines", "heatmap", "histogram"]
+
+HEIGHT = 340
+BLUE = SEVERITY_COLOURS["info"]
+#: A qualitative palette that avoids the severity colours, for series that are not verdicts.
+SERIES = ("#1565c0", "#00897b", "#8e24aa", "#6d4c41", "#546e7a", "#f9a825", "#3949ab", "#00acc1")
+
+
+def _layout(fig, title: str, xlabel: str = "", ylabel: str = "", log: bool = False):
+    fig.update_layout(title={"text": title, "font": {"size": 15}}, height=HEIGHT, margin={"l": 50, "r": 20, "t": 50, "b": 60},
+                      xaxis_title=xlabel, yaxis_title=ylabel, legend={"orientation": "h", "y": -0.25})
+    if log:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def bars(labels: Sequence[str], values: Sequence[float], *, title: str, ylabel: str = "", log: bool = False,
+         colours: Sequence[str] | str | None = None, hlines: Mapping[str, float] | None = None,
+         band: tuple[float, float] | None = None):
+    """One bar per label (layers, classes). ``band`` shades the healthy range; ``hlines`` mark thresholds."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Bar(x=[str(l) for l in labels], y=list(values), marker_color=colours or BLUE,
+                           hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+    if band is not None:
+        fig.add_hrect(y0=band[0], y1=band[1], fillcolor=SEVERITY_COLOURS[None], opacity=0.08, line_width=0)
+    for name, y in (hlines or {}).items():
+        fig.add_hline(y=y, line_dash="dash", line_color=SEVERITY_COLOURS["warning"], annotation_text=name)
+    return _layout(fig, title, "", ylabel, log)
+
+
+def lines(series: Mapping[str, Sequence[float]], *, title: str, xlabel: str = "", ylabel: str = "", log: bool = False,
+          x: Sequence[float] | None = None, markers: Mapping[str, float] | None = None):
+    """One line per series; ``markers`` draw labelled vertical lines (e.g. best epoch, divergence)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for i, (name, ys) in enumerate(series.items()):
+        xs = list(x) if x is not None and len(x) == len(ys) else list(range(len(ys)))
+        fig.add_trace(go.Scatter(x=xs, y=list(ys), mode="lines+markers" if len(ys) <= 60 else "lines", name=str(name),
+                                 line={"color": SERIES[i % len(SERIES)]}))
+    for i, (name, at) in enumerate((markers or {}).items()):
+        colour = SEVERITY_COLOURS["warning"] if i else SEVERITY_COLOURS[None]
+        fig.add_vline(x=at, line_dash="dot", line_color=colour, annotation_text=str(name), annotation_position="top")
+    return _layout(fig, title, xlabel, ylabel, log)
+
+
+def heatmap(values, *, title: str, background=None, opacity: float = 0.6, mask=None, colorscale: str = "RdBu_r"):
+    """An attribution map, optionally over a greyscale ``background`` image and a ground-truth ``mask`` outline."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    v = np.asarray(values, dtype=float)
+    lim = float(np.nanmax(np.abs(v))) if v.size and np.isfinite(v).any() else 1.0
+    fig = go.Figure()
+    if background is not None:
+        fig.add_trace(go.Heatmap(z=np.asarray(background, dtype=float), colorscale="gray", showscale=False,
+                                 hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(z=v, colorscale=colorscale, zmin=-lim or -1, zmax=lim or 1, zmid=0,
+                             opacity=opacity if background is not None else 1.0,
+                             colorbar={"thickness": 10}, hovertemplate="(%{x}, %{y}): %{z:.3g}<extra></extra>"))
+    if mask is not None:
+        m = np.asarray(mask, dtype=float)
+        fig.add_trace(go.Contour(z=m, showscale=False, contours={"start": 0.5, "end": 0.5, "coloring": "lines"},
+                                 line={"color": SEVERITY_COLOURS[None], "width": 2}, hoverinfo="skip", name="ground truth"))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(title={"text": title, "font": {"size": 13}}, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def strip(values, *, title: str, mask=None, labels: Sequence[str] | None = None):
+    """A 1-D attribution (time steps, tokens) as a heat strip; ground-truth positions outlined below."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    v = np.asarray(values, dtype=float).reshape(1, -1)
+    lim = float(np.nanmax(np.abs(v))) if v.size else 1.0
+    fig = go.Figure(go.Heatmap(z=v, colorscale="RdBu_r", zmin=-lim or -1, zmax=lim or 1, zmid=0,
+                               x=list(labels) if labels is not None else None, colorbar={"thickness": 10}))
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool).reshape(-1)
+        xs = [labels[i] if labels is not None else i for i in np.flatnonzero(m)]
+        fig.add_trace(go.Scatter(x=xs, y=[0.6] * len(xs), mode="markers", marker={"symbol": "triangle-down",
+                                 "color": SEVERITY_COLOURS[None], "size": 9}, name="ground truth"))
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(title={"text": title, "font": {"size": 13}}, height=200, margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    return fig
+
+
+def histogram(labels: Sequence[str], counts: Sequence[float], *, title: str, expected: float | None = None):
+    """Counts per class; ``expected`` draws the uniform-coverage line."""
+    hl = {"uniform": expected} if expected is not None else None
+    return bars(labels, counts, title=title, ylabel="count", hlines=hl)

@@ -1,0 +1,171 @@
+"""Explanations: pick a sample, see every method side by side with its trust verdict, then one in detail."""
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from diagnostics_dashboard import charts, reports, ui
+from diagnostics_dashboard.reports import md_escape
+
+report, directory = ui.require_report()
+st.title("Explanations", anchor=False)
+
+methods = reports.explanation_methods(report)
+if not methods:
+    ui.placeholder("No explanation analyzer in this report.",
+                   "Explanation analyzers (category `explanation`: Integrated Gradients, SHAP, LIME, captum…) put "
+                   "attribution maps, faithfulness curves and a trust verdict per method here. Install or enable "
+                   "them and run `diagnose` again; `diagnose plugins` lists what is installed.")
+    st.stop()
+
+ATTR_WORDS = ("attribution", "attr", "saliency", "map", "shap", "values")
+INPUT_WORDS = ("input", "inputs", "x", "samples", "images")
+MASK_WORDS = ("mask", "ground_truth", "ground truth", "groundtruth")
+CURVE_WORDS = ("deletion", "insertion", "faithful", "curve")
+
+
+def pick_array(arts: Mapping[str, str], words, exclude=()):
+    for name, rel in sorted(arts.items()):
+        low = name.lower()
+        if rel.lower().endswith(".npy") and any(w == low or w in low for w in words) and not any(e in low for e in exclude):
+            return name, rel
+    return None
+
+
+def sample_table(ms):
+    """Per-sample labels as the analyzers recorded them: list of {index, label/true, predicted/pred}."""
+    for m in ms:
+        rows = reports.find_key(m.metrics, "samples") or reports.find_key(m.record.metrics, "samples")
+        if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows):
+            return rows
+    return []
+
+
+def sample_label(i, row):
+    true = next((row[k] for k in ("label", "true", "y", "y_true", "true_label") if k in row), "?")
+    pred = next((row[k] for k in ("predicted", "pred", "prediction", "y_pred", "target") if k in row), "?")
+    idx = row.get("index", i)
+    return f"sample {idx} · true {true} · predicted {pred}"
+
+
+# -- controls ----------------------------------------------------------------------------------------
+samples = sample_table(methods)
+n_from_arrays = 0
+for m in methods:
+    hit = pick_array(m.artifacts, ATTR_WORDS, exclude=MASK_WORDS)
+    if hit:
+        arr = ui.load_array(directory, hit[1])
+        if arr is not None and arr.ndim >= 2:
+            n_from_arrays = max(n_from_arrays, int(arr.shape[0]))
+n_samples = len(samples) or n_from_arrays
+c1, c2, c3 = st.columns([3, 2, 2])
+if n_samples:
+    labels = [sample_label(i, samples[i]) if i < len(samples) else f"sample {i}" for i in range(n_samples)]
+    sample = c1.selectbox("Sample", range(n_samples), format_func=lambda i: labels[i], key="ex-sample")
+else:
+    sample = 0
+    c1.caption("The analyzers saved no per-sample arrays; showing their figures.")
+opacity = c2.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="ex-opacity")
+show_mask = c3.toggle("Ground-truth mask", value=True, key="ex-mask",
+                      help="Outline the input positions that decide the label, where the task has them (zoo lstm, transformer).")
+
+
+def draw(m: reports.Method, key: str, height_small=True):
+    """The method's attribution for the chosen sample (from its arrays), else its images."""
+    hit = pick_array(m.artifacts, ATTR_WORDS, exclude=MASK_WORDS)
+    arr = ui.load_array(directory, hit[1]) if hit else None
+    if arr is not None and arr.ndim >= 2 and sample < arr.shape[0]:
+        a = np.asarray(arr[sample], dtype=float)
+        x_hit = pick_array(m.artifacts, INPUT_WORDS, exclude=ATTR_WORDS + MASK_WORDS)
+        x = ui.load_array(directory, x_hit[1]) if x_hit else None
+        m_hit = pick_array(m.artifacts, MASK_WORDS)
+        mask = ui.load_array(directory, m_hit[1]) if (m_hit and show_mask) else None
+        mask_s = np.asarray(mask[sample]) if mask is not None and mask.ndim >= 1 and sample < mask.shape[0] else None
+        if a.ndim == 3:  # H, W, C: channels summed for display
+            a2 = a.sum(axis=-1)
+            bg = np.asarray(x[sample], dtype=float).mean(axis=-1) if x is not None and x.ndim == 4 else None
+            st.plotly_chart(charts.heatmap(a2, title=m.name, background=bg, opacity=opacity,
+                                           mask=mask_s if mask_s is not None and mask_s.shape == a2.shape else None),
+                            key=key)
+        elif a.ndim == 2 and a.shape[0] > 1 and a.shape[1] > 1 and (x is None or x.ndim == 3) and len(a) >= 8 and a.shape[1] >= 8:
+            st.plotly_chart(charts.heatmap(a, title=m.name, opacity=opacity), key=key)
+        else:  # a sequence (T,) or (T, F): one value per position
+            strip = a if a.ndim == 1 else a.sum(axis=-1)
+            st.plotly_chart(charts.strip(strip, title=m.name, mask=mask_s.reshape(-1) if mask_s is not None and
+                                         mask_s.size == strip.size else None), key=key)
+        return True
+    imgs = [(k, v) for k, v in sorted(m.artifacts.items()) if v.lower().endswith(".png")]
+    if imgs:
+        tagged = [(k, v) for k, v in imgs if f"_{sample}." in v or f"sample {sample}" in k or k.endswith(f" {sample}")]
+        name, rel = (tagged or imgs)[0]
+        p = reports.artifact_path(directory, rel)
+        if p is not None:
+            st.image(str(p), caption=name, width="stretch")
+            return True
+    st.caption("No attribution map saved.")
+    return False
+
+
+def verdict_line(m: reports.Method) -> str:
+    v, reason = m.verdict
+    status = m.record.status
+    if status != "ok":
+        return f"{ui.badge(status)} {md_escape(m.record.reason)}"
+    if v is None:
+        return ui.badge("no verdict", "skipped")
+    return ui.badge(v, v.lower() if v.lower() in ui.BADGE else None) + (f" {md_escape(reason)}" if reason else "")
+
+
+# -- side by side ------------------------------------------------------------------------------------
+st.subheader("Methods side by side", anchor=False)
+names = [m.name for m in methods]
+shown = st.multiselect("Methods", names, default=names[:4], key="ex-methods")
+per_row = 4
+chosen = [m for m in methods if m.name in shown]
+for start in range(0, len(chosen), per_row):
+    cols = st.columns(per_row)
+    for col, m in zip(cols, chosen[start:start + per_row]):
+        with col:
+            st.markdown(f"**{md_escape(m.name)}**")
+            st.markdown(verdict_line(m))
+            draw(m, key=f"ex-side-{m.name}")
+
+verdicts = [{"method": m.name, "verdict": (m.verdict[0] or "—") if m.record.status == "ok" else m.record.status,
+             "reason": m.verdict[1] or m.record.reason, "analyzer": m.record.name, "time (s)": m.record.duration_s}
+            for m in methods]
+st.dataframe(ui._styled(pd.DataFrame(verdicts), {"verdict": {**reports.VERDICT_COLOURS, "skipped": "#757575",
+                                                             "timed_out": charts.STATUS_COLOURS["timed_out"]}}),
+             hide_index=True, key="ex-verdicts")
+
+# -- one method in detail --------------------------------------------------------------------------
+st.subheader("Method in detail", anchor=False)
+focus = st.radio("Method", names, horizontal=True, key="ex-focus")
+m = next(x for x in methods if x.name == focus)
+with st.container(border=True):
+    st.markdown(f"#### {md_escape(m.name)}")
+    st.markdown(f"Trust verdict: {verdict_line(m)}")
+    ui.show_findings([m.record], key=f"ex-{m.name}-findings")
+    left, right = st.columns(2)
+    with left:
+        draw(m, key=f"ex-detail-{m.name}")
+    with right:
+        curves = {k: v for k, v in reports.series(m.metrics).items() if any(w in k.lower() for w in CURVE_WORDS)}
+        if curves:
+            st.plotly_chart(charts.lines(curves, title="Faithfulness: model output as top-attributed features are removed/inserted",
+                                         xlabel="step", ylabel="output"), key=f"ex-{m.name}-curves")
+        else:
+            st.caption("No faithfulness curves (deletion / insertion) for this method.")
+    sc = {k: v for k, v in reports.scalars(m.metrics).items() if reports.is_number(v)}
+    if sc:
+        st.dataframe(pd.DataFrame([{"metric": k, "value": v} for k, v in sc.items()]), hide_index=True, key=f"ex-{m.name}-scalars")
+    imgs = [(k, v) for k, v in sorted(m.artifacts.items()) if v.lower().endswith(".png")]
+    if imgs:
+        with st.expander(f"All figures ({len(imgs)})"):
+            cols = st.columns(3)
+            for i, (name, rel) in enumerate(imgs):
+                p = reports.artifact_path(directory, rel)
+                if p is not None:
+                    cols[i % 3].image(str(p), caption=name, width="stretch")
+    ui.show_metrics_json(m.record)
