@@ -28,7 +28,11 @@ DISABLE_ENV = "DIAGNOSTICS_DISABLE_PLUGINS"
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("architecture", "diagnostics_plugins.architecture"),
     ("weights", "diagnostics_plugins.weights"),
+    ("health_gradients", "diagnostics_plugins.health_gradients"),
+    ("health_overfitting", "diagnostics_plugins.health_overfitting"),
     ("zoo", "diagnostics_plugins.zoo"),
+    ("explain_gradients", "diagnostics_plugins.explain_gradients"),
+    ("explain_captum", "diagnostics_plugins.explain_captum"),
 )
 
 

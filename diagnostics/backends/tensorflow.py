@@ -55,15 +55,56 @@ def input_gradients(model, x, targets, batch_size: int = 1024):
     return np.concatenate(values), np.concatenate(grads)
 
 
-def loss_gradients(model, x, y, loss_fn):
+_LOSS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _loss_grad_fn(model, loss_fn):
+    """One ``tf.function`` per (model, loss): forward in inference mode, mean loss, gradient of every
+    trainable variable. Cached per model (weakly), traced once per batch shape."""
     import tensorflow as tf
 
-    x = tf.convert_to_tensor(np.asarray(x))
-    y = tf.convert_to_tensor(np.asarray(y))
-    variables = list(model.trainable_variables)
-    with tf.GradientTape() as tape:
-        out = model(x, training=False)
-        loss = tf.reduce_mean(loss_fn(y, out))
-    grads = tape.gradient(loss, variables)
-    return float(loss.numpy()), {v.path: (np.zeros(v.shape, np.float32) if g is None else np.asarray(g))
-                                 for v, g in zip(variables, grads)}
+    fns = _LOSS_CACHE.setdefault(model, {})
+    key = id(loss_fn)
+    entry = fns.get(key)
+    if entry is None or entry[0] is not loss_fn:
+        variables = list(model.trainable_variables)
+
+        @tf.function(reduce_retracing=True)
+        def fn(x, y):
+            with tf.GradientTape() as tape:
+                out = model(x, training=False)
+                if isinstance(out, (list, tuple)):
+                    out = out[0]
+                loss = tf.reduce_mean(loss_fn(y, out))
+            return loss, tape.gradient(loss, variables)
+
+        entry = fns[key] = (loss_fn, fn, variables)
+    return entry[1], entry[2]
+
+
+def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024):
+    """See :mod:`diagnostics.backends`: the mean loss over ``x`` and its gradient per trainable variable.
+
+    Batches of ``batch_size`` are combined weighted by their size, so the result is the gradient of
+    the mean over all samples whatever the batching. Non-finite values are returned as they are.
+    """
+    import tensorflow as tf
+
+    x = np.asarray(x)
+    y = np.asarray(y)
+    fn, variables = _loss_grad_fn(model, loss_fn)
+    n = len(x)
+    total = 0.0
+    acc: list = [None] * len(variables)
+    for start in range(0, n, batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        loss, grads = fn(tf.convert_to_tensor(xb), tf.convert_to_tensor(yb))
+        w = len(xb) / n
+        total += float(loss.numpy()) * w
+        for i, g in enumerate(grads):
+            if g is None:
+                continue
+            g = np.asarray(g, np.float64) * w
+            acc[i] = g if acc[i] is None else acc[i] + g
+    return total, {v.path: (np.zeros(v.shape, np.float32) if a is None else a.astype(np.float32))
+                   for v, a in zip(variables, acc)}

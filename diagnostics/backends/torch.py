@@ -29,13 +29,31 @@ def input_gradients(model, x, targets, batch_size: int = 1024):
     return np.concatenate(values), np.concatenate(grads)
 
 
-def loss_gradients(model, x, y, loss_fn):
+def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024):
+    """See :mod:`diagnostics.backends`: the mean loss over ``x`` and its gradient per trainable variable,
+    batches combined weighted by their size (the same contract as the TensorFlow primitive)."""
     import torch
 
     variables = list(model.trainable_variables)
     tensors = [v.value for v in variables]
-    out = model(torch.as_tensor(np.asarray(x)), training=False)
-    loss = torch.mean(loss_fn(torch.as_tensor(np.asarray(y)), out))
-    grads = torch.autograd.grad(loss, tensors, allow_unused=True)
-    return float(loss.detach().cpu()), {v.path: (np.zeros(v.shape, np.float32) if g is None else g.detach().cpu().numpy())
-                                        for v, g in zip(variables, grads)}
+    x = np.asarray(x)
+    y = np.asarray(y)
+    n = len(x)
+    total = 0.0
+    acc: list = [None] * len(variables)
+    for start in range(0, n, batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        out = model(torch.as_tensor(xb), training=False)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        loss = torch.mean(loss_fn(torch.as_tensor(yb), out))
+        grads = torch.autograd.grad(loss, tensors, allow_unused=True)
+        w = len(xb) / n
+        total += float(loss.detach().cpu()) * w
+        for i, g in enumerate(grads):
+            if g is None:
+                continue
+            g = g.detach().cpu().numpy().astype(np.float64) * w
+            acc[i] = g if acc[i] is None else acc[i] + g
+    return total, {v.path: (np.zeros(v.shape, np.float32) if a is None else a.astype(np.float32))
+                   for v, a in zip(variables, acc)}

@@ -1,0 +1,433 @@
+"""Shared helpers of the health analyzers: thresholds, statistics, spectra, losses and probes.
+
+numpy at module level; keras only inside the functions that need it. Public so that third-party
+health analyzers judge with the same thresholds and statistics as the built-in ones.
+
+Thresholds
+----------
+Every verdict threshold lives in :data:`DEFAULT_THRESHOLDS`, one section per analyzer area, with the
+reasoning beside it. Override them for a run with a TOML or JSON file holding the same sections::
+
+    diagnose model.keras --option health_thresholds=thresholds.toml
+
+or one key at a time, per analyzer: ``--option health.gradients.vanishing_warning=1e-4``.
+(docs/health.md explains each threshold.)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+#: The option that names a thresholds file (TOML or JSON), seen by every health analyzer.
+THRESHOLDS_OPTION = "health_thresholds"
+
+DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
+    "overfitting": {
+        # Train-minus-validation accuracy. Below ~5 points the gap is within what a healthy model and
+        # sampling noise give on a few hundred samples; above 20 points the model fits noise. Judged
+        # on the lower end of the 95% bootstrap interval, so a small validation set cannot raise it.
+        "gap_warning": 0.05,
+        "gap_error": 0.20,
+        # Membership-inference AUC of per-sample loss (0.5: training samples look like unseen ones).
+        "mia_warning": 0.70,
+        # Validation loss this much above its minimum (relative) counts as "turned up".
+        "turn_tolerance": 0.05,
+        # Epochs trained past the turn before it is worth a warning (early stopping would have helped).
+        "epochs_past_warning": 5,
+        # Expected calibration error on validation data worth a warning when it also exceeds train ECE.
+        "ece_warning": 0.10,
+        "bootstrap": 1000,
+        "max_samples": 512,
+    },
+    "gradients": {
+        # First/last layer kernel gradient-norm ratio. Healthy nets sit within two orders of magnitude;
+        # below 1e-3 the first layers learn a thousand times slower than the last (Glorot & Bengio 2010).
+        "vanishing_warning": 1e-3,
+        "vanishing_error": 1e-5,
+        # Global gradient norm of the mean loss. Clipping defaults are 1-5; trained nets give < 10.
+        "exploding_warning": 100.0,
+        "exploding_error": 1000.0,
+        # ||grad|| / ||weight|| per layer: above 1 a single SGD step at lr 1 would replace the layer.
+        "update_ratio_warning": 10.0,
+        "max_samples": 512,
+    },
+    "units": {
+        # Share of a layer's ReLU units (channels) that are <= 0 on every sample of the batch.
+        # A few dead units are normal; a quarter is capacity lost, over half a broken layer.
+        "dead_warning": 0.25,
+        "dead_error": 0.60,
+        # Share of (sample, unit) sigmoid/tanh outputs within 1% of the asymptotes (derivative < 0.02).
+        "saturation_level": 0.99,
+        "saturated_warning": 0.50,
+        "saturated_error": 0.80,
+        # LSTM input/forget/output gates: share of values below 0.01 or above 0.99.
+        "gate_saturated_warning": 0.90,
+        "max_samples": 512,
+    },
+    "spectra": {
+        # Martin & Mahoney (2021): trained layers have 2 <= alpha <= 6; below 2 over-fitted/over-trained,
+        # above 6 poorly trained (close to random).
+        "alpha_low": 2.0,
+        "alpha_high": 6.0,
+        # Fewer eigenvalues than this and the tail fit is not reported (CSN needs a tail to fit).
+        "min_eigenvalues": 20,
+    },
+    "gan": {
+        "samples": 1000,
+        # A generated sample counts for a class when the judge gives it at least this probability.
+        "confidence": 0.90,
+        # Coverage: share of the judge's classes with at least one confident sample.
+        "coverage_warning": 0.80,
+        "coverage_error": 0.50,
+        # Share of confident samples in the two most frequent classes (0.2 for ten balanced classes).
+        "top2_warning": 0.40,
+        "top2_error": 0.60,
+        # Discriminator accuracy on real+generated: near 0.5 is balance, near 1 the generator lost.
+        "discriminator_warning": 0.90,
+        # Mean g_loss / d_loss over the last quarter of training.
+        "loss_ratio_warning": 5.0,
+    },
+}
+
+
+class ThresholdError(ValueError):
+    """A thresholds file or option is unusable; the message says which and why."""
+
+
+def thresholds(options: Mapping[str, Any], section: str) -> dict[str, float]:
+    """The thresholds of ``section``: defaults, then the file named by ``health_thresholds``, then
+    single-key options (``--option health.gradients.vanishing_warning=1e-4``)."""
+    out = copy.deepcopy(DEFAULT_THRESHOLDS[section])
+    path = options.get(THRESHOLDS_OPTION)
+    if path:
+        loaded = load_thresholds_file(path)
+        _merge(out, loaded.get(section, {}), f"{path} [{section}]")
+    _merge(out, {k: v for k, v in options.items() if k in out}, "--option")
+    return out
+
+
+def load_thresholds_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    p = Path(path)
+    if not p.is_file():
+        raise ThresholdError(f"thresholds file {str(p)!r} does not exist (--option {THRESHOLDS_OPTION}=FILE.toml|FILE.json)")
+    text = p.read_text()
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+    except Exception as e:  # noqa: BLE001 - json and tomllib raise different types
+        raise ThresholdError(f"thresholds file {p.name} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {e}") from None
+    unknown = sorted(set(data) - set(DEFAULT_THRESHOLDS))
+    if unknown:
+        raise ThresholdError(f"thresholds file {p.name}: unknown section(s) {unknown}; known: {sorted(DEFAULT_THRESHOLDS)}")
+    return data
+
+
+def _merge(into: dict, new: Mapping[str, Any], where: str) -> None:
+    for k, v in new.items():
+        if k not in into:
+            raise ThresholdError(f"{where}: unknown threshold {k!r}; known: {sorted(into)}")
+        try:
+            into[k] = float(v)
+        except (TypeError, ValueError):
+            raise ThresholdError(f"{where}: threshold {k!r} must be a number, got {v!r}") from None
+
+
+# -- statistics ------------------------------------------------------------------------------------
+def finite_or_none(x: Any) -> float | None:
+    """A float for the report, or None when it is NaN/Inf (JSON has no NaN)."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def bootstrap_diff_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``a`` minus mean of ``b`` and its percentile bootstrap interval (each resampled independently)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, len(a), (n_boot, len(a)))
+    ib = rng.integers(0, len(b), (n_boot, len(b)))
+    diffs = a[ia].mean(axis=1) - b[ib].mean(axis=1)
+    lo, hi = np.quantile(diffs, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(a.mean() - b.mean()), float(lo), float(hi)
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve for scores where ``positive`` should score higher (ties count half)."""
+    pos = np.asarray(positive, np.float64)
+    neg = np.asarray(negative, np.float64)
+    scores = np.concatenate([pos, neg])
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    n_pos, n_neg = len(pos), len(neg)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
+    """Top-label ECE (Guo et al., 2017) with equal-width confidence bins. ``probs`` is (n, classes)."""
+    probs = np.asarray(probs, np.float64)
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == np.asarray(y).reshape(-1)).astype(np.float64)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+# -- spectra ---------------------------------------------------------------------------------------
+def as_matrix(kernel: np.ndarray) -> np.ndarray:
+    """A dense or conv kernel as a 2-D matrix: (fan_in, units), conv taps folded into fan_in."""
+    k = np.asarray(kernel, np.float64)
+    return k.reshape(-1, k.shape[-1]) if k.ndim >= 2 else k.reshape(1, -1)
+
+
+def eigenvalues(matrix: np.ndarray) -> np.ndarray:
+    """The empirical spectral density's support: eigenvalues of W^T W (squared singular values), ascending."""
+    sv = np.linalg.svd(np.asarray(matrix, np.float64), compute_uv=False)
+    return np.sort(sv * sv)
+
+
+def powerlaw_alpha(evals: np.ndarray, min_eigenvalues: int = 20, threshold: float = 1e-5) -> dict[str, Any]:
+    """Clauset–Shalizi–Newman (2009) continuous power-law fit of the ESD tail.
+
+    For each candidate ``xmin`` among the eigenvalues, alpha is the MLE ``1 + n / sum(log(x / xmin))``
+    over the tail ``x >= xmin``; the chosen ``xmin`` minimises the Kolmogorov–Smirnov distance between
+    the tail and the fitted CDF. Eigenvalues below ``threshold`` (numerical zeros) are dropped first,
+    as weightwatcher does. Returns ``{"alpha", "xmin", "D", "tail"}``, or ``{"alpha": None,
+    "insufficient": n}`` when fewer than ``min_eigenvalues`` remain: too few to fit, not guessed.
+    """
+    x = np.sort(np.asarray(evals, np.float64))
+    x = x[np.isfinite(x) & (x > threshold)]
+    n_all = len(x)
+    if n_all < max(min_eigenvalues, 3):
+        return {"alpha": None, "insufficient": int(n_all)}
+    logx = np.log(x)
+    best = (np.inf, None, None, None)
+    suffix = np.cumsum(logx[::-1])[::-1]  # sum of log x[i:]
+    for i in range(n_all - 1):
+        n = n_all - i
+        denom = suffix[i] - n * logx[i]
+        if denom <= 0:
+            continue
+        alpha = 1.0 + n / denom
+        tail = x[i:]
+        d = float(np.max(np.abs(1.0 - (tail / x[i]) ** (1.0 - alpha) - np.arange(n) / n)))
+        if d < best[0]:
+            best = (d, alpha, x[i], n)
+    if best[1] is None:
+        return {"alpha": None, "insufficient": int(n_all)}
+    return {"alpha": float(best[1]), "xmin": float(best[2]), "D": float(best[0]), "tail": int(best[3])}
+
+
+def stable_rank(evals: np.ndarray) -> float:
+    """sum(eigenvalues) / max(eigenvalue) = ||W||_F^2 / ||W||_2^2: how many directions carry the norm."""
+    e = np.asarray(evals, np.float64)
+    return float(e.sum() / e.max()) if e.size and e.max() > 0 else 0.0
+
+
+# -- losses, targets and inputs ----------------------------------------------------------------------
+def per_sample_loss_fn(info, y_example=None):
+    """A Keras loss object with ``reduction=None`` for the model: the compiled loss when the file had one,
+    else the loss its output implies (softmax: sparse categorical cross-entropy; one sigmoid unit:
+    binary cross-entropy; linear with integer labels: cross-entropy from logits; otherwise MSE).
+    Returns ``(loss, description)``."""
+    import keras
+
+    desc = (getattr(info, "loss", None) or "").strip()
+    low = desc.lower().replace("_", "")
+    from_logits = "fromlogits=true" in low
+    act = getattr(info, "output_activation", None)
+    out_units = (info.output_shapes[0][-1] if info.output_shapes and info.output_shapes[0] else None) or 1
+    if "sparsecategorical" in low or ("categoricalcrossentropy" in low and y_example is not None and _is_index_labels(y_example, out_units)):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=None), desc
+    if "categoricalcrossentropy" in low:
+        return keras.losses.CategoricalCrossentropy(from_logits=from_logits, reduction=None), desc
+    if "binarycrossentropy" in low or "binaryfocal" in low:
+        return keras.losses.BinaryCrossentropy(from_logits=from_logits, reduction=None), desc
+    if "meansquared" in low or low == "mse":
+        return keras.losses.MeanSquaredError(reduction=None), desc
+    if "meanabsolute" in low or low == "mae":
+        return keras.losses.MeanAbsoluteError(reduction=None), desc
+    if "huber" in low:
+        return keras.losses.Huber(reduction=None), desc
+    # No (known) compiled loss: what the output implies.
+    if act == "softmax" and out_units > 1:
+        return keras.losses.SparseCategoricalCrossentropy(reduction=None), "sparse categorical cross-entropy (implied by the softmax output)"
+    if act == "sigmoid":
+        return keras.losses.BinaryCrossentropy(reduction=None), "binary cross-entropy (implied by the sigmoid output)"
+    if y_example is not None and out_units > 1 and _is_index_labels(y_example, out_units):
+        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None),
+                "sparse categorical cross-entropy from logits (implied by the linear output and integer labels)")
+    return keras.losses.MeanSquaredError(reduction=None), "mean squared error (no compiled loss; assumed)"
+
+
+def _is_index_labels(y, units: int) -> bool:
+    y = np.asarray(y)
+    return (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and units > 1)) and np.issubdtype(y.dtype, np.integer)
+
+
+def prepare_targets(loss, y: np.ndarray, out_units: int) -> np.ndarray:
+    """Labels shaped and typed as ``loss`` expects them."""
+    y = np.asarray(y)
+    name = type(loss).__name__
+    if name == "SparseCategoricalCrossentropy":
+        return y.reshape(len(y)).astype(np.int32)
+    if name == "CategoricalCrossentropy" and (y.ndim == 1 or y.shape[-1] == 1):
+        return np.eye(out_units, dtype=np.float32)[y.reshape(-1).astype(int)]
+    y = y.astype(np.float32)
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    return y
+
+
+def probabilities(out: np.ndarray, activation: str | None) -> np.ndarray | None:
+    """Class probabilities (n, classes) from a classifier's output, or None for a non-classifier."""
+    out = np.asarray(out, np.float64).reshape(len(out), -1)
+    if activation == "softmax":
+        return out
+    if activation == "sigmoid" and out.shape[1] == 1:
+        return np.concatenate([1 - out, out], axis=1)
+    if activation in (None, "linear") and out.shape[1] > 1:
+        z = out - out.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+    return None
+
+
+def subsample(n: int, k: int, seed: int) -> np.ndarray:
+    """Indices of at most ``k`` of ``n`` samples, drawn with ``seed``, in ascending order."""
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, int(k), replace=False))
+
+
+def synthetic_inputs(model, info, n: int, seed: int) -> np.ndarray:
+    """Inputs drawn from the input spec when no data is given: integer inputs uniform over the first
+    embedding's vocabulary, float images uniform in [0, 1], other floats standard normal."""
+    rng = np.random.default_rng(seed)
+    shape = [d if d is not None else 1 for d in info.input_shapes[0][1:]]
+    dtype = info.input_dtypes[0]
+    if dtype.startswith(("int", "uint")):
+        vocab = 2
+        for layer in model.layers:
+            v = getattr(layer, "input_dim", None) or getattr(getattr(layer, "token_embeddings", None), "input_dim", None)
+            if v:
+                vocab = int(v)
+                break
+        return rng.integers(1 if vocab > 1 else 0, vocab, size=(n, *shape)).astype(np.int32)
+    if info.kind == "image":
+        return rng.uniform(0, 1, size=(n, *shape)).astype(np.float32)
+    return rng.standard_normal((n, *shape)).astype(np.float32)
+
+
+def forward(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The model's output on ``x`` (inference mode), in batches, as float64 numpy."""
+    outs = []
+    for start in range(0, len(x), batch_size):
+        out = model(x[start:start + batch_size], training=False)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        outs.append(to_numpy(out))
+    return np.concatenate(outs).astype(np.float64)
+
+
+def to_numpy(t) -> np.ndarray:
+    if hasattr(t, "detach"):
+        return t.detach().cpu().numpy()
+    if hasattr(t, "numpy"):
+        return np.asarray(t.numpy())
+    return np.asarray(t)
+
+
+def activation_name(layer) -> str | None:
+    """The name of a layer's activation: its ``activation`` attribute or, for ReLU/Activation layers, the op."""
+    cls = type(layer).__name__
+    if cls == "ReLU":
+        return "relu"
+    act = getattr(layer, "activation", None)
+    if act is None:
+        return None
+    return getattr(act, "__name__", None) or type(act).__name__.lower()
+
+
+def kernel_layers(model) -> list:
+    """Layers with a 2-D-or-more ``kernel`` (dense, conv), in model order, nested models flattened."""
+    out = []
+    for layer in flatten_layers(model):
+        k = getattr(layer, "kernel", None)
+        if k is not None and len(k.shape) >= 2:
+            out.append(layer)
+    return out
+
+
+def flatten_layers(model) -> list:
+    out = []
+    for layer in getattr(model, "layers", []):
+        if hasattr(layer, "layers") and getattr(layer, "layers", None) and type(layer).__name__ in ("Functional", "Sequential", "Model"):
+            out.extend(flatten_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+# -- training history ------------------------------------------------------------------------------
+def load_history(path: str | Path) -> dict[str, list[float]]:
+    """A per-epoch history from a Keras ``CSVLogger`` file (.csv) or a JSON object of lists (.json)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"history file {str(p)!r} does not exist (expected a CSVLogger .csv or a .json of per-epoch lists)")
+    if p.suffix.lower() == ".json":
+        raw = json.loads(p.read_text())
+        raw = raw.get("history", raw) if isinstance(raw, dict) else raw
+        if not isinstance(raw, dict):
+            raise ValueError(f"history file {p.name}: expected a JSON object of per-epoch lists, got {type(raw).__name__}")
+        return {str(k): [_num(v) for v in vals] for k, vals in raw.items() if isinstance(vals, list)}
+    import csv
+
+    with p.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ValueError(f"history file {p.name} has no rows")
+    return {k: [_num(r[k]) for r in rows] for k in rows[0] if k and k != "epoch"}
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def history_turn(val_loss: list[float], tolerance: float) -> dict[str, Any]:
+    """Best epoch (minimum validation loss), the first later epoch where it is ``tolerance`` above that
+    minimum and stays above it, and how many epochs training ran past the best. Epochs are 1-based."""
+    v = np.array([np.nan if x is None else x for x in val_loss], np.float64)
+    if not np.isfinite(v).any():
+        return {"epochs": len(v), "best_epoch": None, "turn_epoch": None, "epochs_past_best": None}
+    best = int(np.nanargmin(v))
+    limit = v[best] * (1 + tolerance) if v[best] >= 0 else v[best] * (1 - tolerance)
+    turn = None
+    for e in range(best + 1, len(v)):
+        if np.all(~np.isfinite(v[e:]) | (v[e:] > limit)):
+            turn = e
+            break
+    return {"epochs": len(v), "best_epoch": best + 1, "best_val_loss": float(v[best]),
+            "turn_epoch": None if turn is None else turn + 1, "epochs_past_best": len(v) - 1 - best,
+            "final_val_loss": finite_or_none(v[-1])}

@@ -1,0 +1,317 @@
+"""Built-in plugin: gradient health (``health.gradients``) and unit activity (``health.units``).
+
+``health.gradients`` differentiates the model's loss on a batch with the shared compiled primitive
+(:func:`diagnostics.backends.get().loss_gradients`) and reads per-layer gradient norms: vanishing
+(first/last layer ratio), exploding (large or non-finite), and gradient-to-weight ratios.
+``health.units`` runs the batch forward and counts dead ReLU units, saturated sigmoid/tanh units and
+saturated LSTM gates. Both use validation data when the run has some, else synthetic inputs drawn
+from the input spec (said in the report).
+"""
+
+from __future__ import annotations
+
+import diagnostics
+from diagnostics import Analyzer, Context, Finding, Result, Severity
+
+NON_GENERATOR = frozenset({"image", "sequence", "token", "tabular"})
+
+
+def _batch(context: Context, max_samples: int):
+    """(x, y or None, description of where the inputs came from)."""
+    import numpy as np
+
+    from diagnostics.health import subsample, synthetic_inputs
+
+    data = context.data
+    if data is not None and data.x is not None:
+        split = "validation" if data.x_val is not None else "training"
+        idx = subsample(len(data.x), max_samples, context.seed)
+        y = None if data.y is None else np.asarray(data.y)[idx]
+        return np.asarray(data.x)[idx], y, f"{len(idx)} {split} samples"
+    n = int(max_samples)
+    x = synthetic_inputs(context.model, context.info, n, context.seed)
+    return x, None, f"{n} synthetic inputs drawn from the input spec (no data given: pass --data for real numbers)"
+
+
+def _labels(context: Context, x, y, loss):
+    """Targets for the loss: the data's labels, else the model's own predictions (said in the report)."""
+    import numpy as np
+
+    from diagnostics.health import forward, prepare_targets
+
+    units = (context.info.output_shapes[0][-1] if context.info.output_shapes else None) or 1
+    if y is not None:
+        return prepare_targets(loss, y, units), "labels"
+    out = forward(context.model, x)
+    name = type(loss).__name__
+    if name in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy"):
+        pred = np.nan_to_num(out.reshape(len(out), -1)).argmax(axis=1)
+        return prepare_targets(loss, pred, units), "the model's own predicted classes"
+    if name == "BinaryCrossentropy":
+        return (np.nan_to_num(out) >= (0.0 if "from_logits=True" in (context.info.loss or "") else 0.5)).astype(np.float32).reshape(len(out), -1), \
+            "the model's own predicted classes"
+    return np.nan_to_num(out).astype(np.float32), "the model's own outputs (zero-loss reference)"
+
+
+class GradientHealth(Analyzer):
+    """Per-layer gradient norms of the loss on a batch: vanishing, exploding, gradient/weight ratios.
+
+    Vanishing is the ratio of the first to the last layer's kernel-gradient norm (Glorot & Bengio,
+    2010: with saturating activations and no normalisation it shrinks geometrically with depth).
+    Exploding is a global norm above a threshold or any non-finite gradient (Pascanu et al., 2013).
+    """
+
+    name = "health.gradients"
+    category = "health"
+    description = "Per-layer loss-gradient norms: vanishing and exploding gradients, gradient/weight ratios."
+    model_kinds = NON_GENERATOR
+    data = "none"
+    reference = "Glorot & Bengio 2010; Pascanu, Mikolov & Bengio 2013 (On the difficulty of training RNNs)"
+
+    def run(self, context: Context) -> Result:
+        import numpy as np
+
+        from diagnostics import backends
+        from diagnostics.health import finite_or_none, flatten_layers, per_sample_loss_fn, thresholds
+
+        t = thresholds(context.options, "gradients")
+        context.progress(0, 3, "preparing the batch")
+        x, y, source = _batch(context, int(t["max_samples"]))
+        loss, loss_desc = per_sample_loss_fn(context.info, y)
+        targets, target_source = _labels(context, x, y, loss)
+        context.progress(1, 3, "loss gradients")
+        with np.errstate(all="ignore"):
+            loss_value, grads = backends.get(context.backend).loss_gradients(context.model, x, targets, loss)
+        context.progress(2, 3, "norms")
+        layers = []
+        with np.errstate(all="ignore"):
+            for layer in flatten_layers(context.model):
+                variables = [v for v in layer.trainable_weights if v.path in grads]
+                if not variables:
+                    continue
+                g_all = [grads[v.path].astype(np.float64) for v in variables]
+                w_all = [np.asarray(v.numpy(), np.float64) for v in variables]
+                kernels = [i for i, v in enumerate(variables) if v.name in ("kernel", "embeddings", "depthwise_kernel")]
+                g_norm = float(np.sqrt(sum(np.sum(g * g) for g in g_all)))
+                w_norm = float(np.sqrt(sum(np.sum(w * w) for w in w_all)))
+                k_norm = float(np.sqrt(sum(np.sum(g_all[i] ** 2) for i in kernels))) if kernels else None
+                nonfinite = int(sum(np.size(g) - np.count_nonzero(np.isfinite(g)) for g in g_all))
+                layers.append({"layer": layer.name, "class": type(layer).__name__, "grad_norm": g_norm,
+                               "kernel_grad_norm": k_norm, "weight_norm": w_norm,
+                               "grad_weight_ratio": g_norm / w_norm if w_norm > 0 else None, "nonfinite": nonfinite})
+            global_norm = float(np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads.values())))
+        findings: list[Finding] = []
+        n_nonfinite = sum(l["nonfinite"] for l in layers)
+        where_n = f"on {source}"
+        if n_nonfinite or not np.isfinite(global_norm):
+            bad = [l["layer"] for l in layers if l["nonfinite"]]
+            findings.append(Finding(
+                "gradients.exploding", Severity.ERROR, where=", ".join(bad[:5]),
+                message=f"{n_nonfinite} gradient values are NaN or Inf ({', '.join(bad[:5])}) {where_n} "
+                        f"(loss {finite_or_none(loss_value)}): one update makes the weights NaN — check for NaN "
+                        f"weights or inputs, lower the learning rate, and clip gradients (clipnorm=1.0)"))
+        elif global_norm >= t["exploding_warning"]:
+            sev = Severity.ERROR if global_norm >= t["exploding_error"] else Severity.WARNING
+            top = max(layers, key=lambda l: l["grad_norm"])
+            findings.append(Finding(
+                "gradients.exploding", sev, where=top["layer"],
+                message=f"global gradient norm {global_norm:.3g} {where_n} (threshold {t['exploding_warning']:g}; largest in "
+                        f"{top['layer']}: {top['grad_norm']:.3g}): updates this large overshoot and training diverges — "
+                        f"clip gradients (clipnorm=1.0), lower the learning rate, and for RNNs use tanh cells and "
+                        f"orthogonal recurrent initialisation"))
+        with_kernel = [l for l in layers if l["kernel_grad_norm"] is not None]
+        ratio = None
+        if len(with_kernel) >= 2 and not n_nonfinite:
+            first, last = with_kernel[0], with_kernel[-1]
+            if last["kernel_grad_norm"] > 0:
+                ratio = first["kernel_grad_norm"] / last["kernel_grad_norm"]
+                if ratio < t["vanishing_warning"]:
+                    sev = Severity.ERROR if ratio < t["vanishing_error"] else Severity.WARNING
+                    findings.append(Finding(
+                        "gradients.vanishing", sev, where=first["layer"],
+                        message=f"the first layer's kernel gradient ({first['layer']}: {first['kernel_grad_norm']:.3g}) is "
+                                f"{ratio:.1e} times the last layer's ({last['layer']}: {last['kernel_grad_norm']:.3g}) "
+                                f"{where_n}: the early layers barely learn — use ReLU-family activations with He "
+                                f"initialisation, add batch normalisation or residual connections, or make the network shallower"))
+        if not n_nonfinite:
+            for l in layers:
+                r = l["grad_weight_ratio"]
+                if r is not None and r >= t["update_ratio_warning"]:
+                    findings.append(Finding(
+                        "gradients.update_ratio", Severity.WARNING, where=l["layer"],
+                        message=f"layer {l['layer']}: gradient norm is {r:.3g} times its weight norm {where_n}: a step at "
+                                f"learning rate 0.1 would change it by more than its own size — lower the learning "
+                                f"rate or clip gradients"))
+        metrics = {
+            "inputs": source, "targets": target_source, "loss": loss_desc, "loss_value": finite_or_none(loss_value),
+            "global_grad_norm": finite_or_none(global_norm), "first_last_ratio": finite_or_none(ratio),
+            "layers": [{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in l.items()} for l in layers],
+            "backend": context.backend,
+        }
+        artifacts = {}
+        plotted = [l for l in layers if finite_or_none(l["grad_norm"])]
+        if plotted:
+            from diagnostics.plotting import SEVERITY_COLOURS, bar_chart
+
+            bar_chart(context.artifact_dir / "grad_norms.png", [l["layer"] for l in plotted],
+                      [max(l["grad_norm"], 1e-30) for l in plotted], title=f"Loss-gradient norm per layer ({source.split(' (')[0]})",
+                      ylabel="L2 norm", log=True, colours=[SEVERITY_COLOURS["info"]] * len(plotted))
+            artifacts["gradient norms"] = "grad_norms.png"
+        context.progress(3, 3, "done")
+        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+
+
+class UnitHealth(Analyzer):
+    """Dead ReLU units, saturated sigmoid/tanh units and saturated LSTM gates, per layer, on a batch.
+
+    A ReLU unit (a channel, for convolutions) that is <= 0 for every sample gets no gradient and
+    never recovers (Lu et al., 2019, "Dying ReLU"). A sigmoid/tanh output within 1% of its asymptote
+    passes back less than 2% of the gradient. The output layer is exempt: a confident classifier's
+    output is meant to saturate.
+    """
+
+    name = "health.units"
+    category = "health"
+    description = "Dead ReLU units, saturated sigmoid/tanh units and LSTM gate saturation per layer."
+    model_kinds = NON_GENERATOR
+    data = "none"
+    reference = "Lu et al. 2019, Dying ReLU and initialization; Glorot & Bengio 2010"
+
+    def run(self, context: Context) -> Result:
+        import keras
+        import numpy as np
+
+        from diagnostics.health import activation_name, finite_or_none, thresholds, to_numpy
+
+        t = thresholds(context.options, "units")
+        model = context.model
+        x, _, source = _batch(context, int(t["max_samples"]))
+        output_layers = {getattr(o, "_keras_history", [None])[0] for o in (model.outputs or [])}
+        relu, sat, lstm = [], [], []
+        for layer in model.layers:
+            act = activation_name(layer)
+            if layer in output_layers:
+                continue
+            if act == "relu":
+                relu.append(layer)
+            elif act in ("sigmoid", "tanh") and type(layer).__name__ not in ("LSTM", "GRU", "SimpleRNN"):
+                sat.append((layer, act))
+            if type(layer).__name__ == "LSTM":
+                lstm.append(layer)
+        if not (relu or sat or lstm):
+            return Result.skip("the model has no ReLU, sigmoid/tanh hidden layers or LSTMs to inspect")
+        tensors = [l.output for l in relu] + [l.output for l, _ in sat] + [l.input for l in lstm]
+        try:
+            probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, tensors)
+        except Exception as e:  # noqa: BLE001 - subclassed models have no symbolic graph
+            return Result.skip(f"the model's layer outputs cannot be probed ({type(e).__name__}: {e}); "
+                               f"a functional or Sequential model is needed")
+        context.progress(0, 2, "forward pass")
+        outs = []
+        for start in range(0, len(x), 256):
+            o = probe(x[start:start + 256], training=False)
+            o = o if isinstance(o, (list, tuple)) else [o]
+            outs.append([to_numpy(a) for a in o])
+        acts = [np.concatenate([b[i] for b in outs]) for i in range(len(tensors))]
+        context.progress(1, 2, "counting units")
+        findings: list[Finding] = []
+        per_layer = []
+        n = len(x)
+        with np.errstate(all="ignore"):
+            for layer, a in zip(relu, acts[:len(relu)]):
+                flat = a.reshape(-1, a.shape[-1])
+                finite = np.isfinite(flat).all()
+                dead = float(np.mean(np.nan_to_num(flat, nan=0.0).max(axis=0) <= 0))
+                per_layer.append({"layer": layer.name, "activation": "relu", "units": int(a.shape[-1]),
+                                  "dead_fraction": dead, "finite": bool(finite)})
+                if finite and dead >= t["dead_warning"]:
+                    sev = Severity.ERROR if dead >= t["dead_error"] else Severity.WARNING
+                    findings.append(Finding(
+                        "units.dead", sev, where=layer.name,
+                        message=f"layer {layer.name}: {dead:.0%} of {a.shape[-1]} ReLU units never activate on {source} — "
+                                f"they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation"))
+            level = t["saturation_level"]
+            for (layer, act), a in zip(sat, acts[len(relu):len(relu) + len(sat)]):
+                s = np.abs(a) if act == "tanh" else np.abs(2 * a - 1)
+                frac = float(np.mean(s >= level))
+                per_layer.append({"layer": layer.name, "activation": act, "units": int(a.shape[-1]),
+                                  "saturated_fraction": frac})
+                if frac >= t["saturated_warning"]:
+                    sev = Severity.ERROR if frac >= t["saturated_error"] else Severity.WARNING
+                    findings.append(Finding(
+                        "units.saturated", sev, where=layer.name,
+                        message=f"layer {layer.name}: {frac:.0%} of {act} outputs on {source} are within "
+                                f"{1 - level:.0%} of ±1{' (0/1)' if act == 'sigmoid' else ''}, where the derivative is "
+                                f"below 0.02 — scale the inputs, use Glorot initialisation, or add batch normalisation"))
+            for layer, a in zip(lstm, acts[len(relu) + len(sat):]):
+                gates = _lstm_gate_saturation(layer, a)
+                if gates is None:
+                    continue
+                per_layer.append({"layer": layer.name, "activation": "lstm", "units": int(layer.units), "gates": gates})
+                worst = max(gates, key=lambda g: gates[g] or 0)
+                if (gates[worst] or 0) >= t["gate_saturated_warning"]:
+                    findings.append(Finding(
+                        "units.lstm_gates_saturated", Severity.WARNING, where=layer.name,
+                        message=f"LSTM {layer.name}: {gates[worst]:.0%} of its {worst} gate values on {source} are below "
+                                f"0.01 or above 0.99: the gate is stuck open or shut and passes almost no gradient — "
+                                f"scale the inputs, clip gradients, and keep the default orthogonal recurrent initialisation"))
+        metrics = {"inputs": source, "samples": n,
+                   "layers": [{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in l.items()} for l in per_layer]}
+        artifacts = {}
+        rows = [l for l in per_layer if "dead_fraction" in l or "saturated_fraction" in l]
+        if rows:
+            from diagnostics.plotting import bar_chart
+
+            vals = [l.get("dead_fraction", l.get("saturated_fraction")) for l in rows]
+            bar_chart(context.artifact_dir / "units.png", [f"{l['layer']} ({l['activation']})" for l in rows],
+                      [100 * v for v in vals], title="Dead (ReLU) or saturated (sigmoid/tanh) units, %", ylabel="%",
+                      colours=["#c62828" if v >= 0.5 else "#ef6c00" if v >= 0.25 else "#1565c0" for v in vals])
+            artifacts["dead and saturated units"] = "units.png"
+        context.progress(2, 2, "done")
+        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+
+
+def _lstm_gate_saturation(layer, inputs):
+    """Share of input/forget/output gate values < 0.01 or > 0.99, recomputing the LSTM in numpy from its weights."""
+    import numpy as np
+
+    cell = getattr(layer, "cell", layer)
+    try:
+        kernel = np.asarray(cell.kernel.numpy(), np.float64)
+        rec = np.asarray(cell.recurrent_kernel.numpy(), np.float64)
+        bias = np.asarray(cell.bias.numpy(), np.float64) if getattr(cell, "use_bias", True) else 0.0
+    except AttributeError:
+        return None
+    if getattr(layer, "go_backwards", False):
+        inputs = inputs[:, ::-1]
+    ra = getattr(getattr(cell, "recurrent_activation", None), "__name__", "sigmoid")
+    act = getattr(getattr(cell, "activation", None), "__name__", "tanh")
+    funcs = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh, "relu": lambda z: np.maximum(z, 0),
+             "hard_sigmoid": lambda z: np.clip(z / 6 + 0.5, 0, 1), "linear": lambda z: z}
+    if ra not in funcs or act not in funcs:
+        return None
+    sig, g = funcs[ra], funcs[act]
+    u = int(layer.units)
+    n, steps = inputs.shape[0], inputs.shape[1]
+    h = np.zeros((n, u))
+    c = np.zeros((n, u))
+    counts = {"input": 0, "forget": 0, "output": 0}
+    total = 0
+    with np.errstate(all="ignore"):
+        xz = np.asarray(inputs, np.float64) @ kernel + bias
+        for s in range(steps):
+            z = xz[:, s] + h @ rec
+            i, f, cc, o = (z[:, k * u:(k + 1) * u] for k in range(4))
+            i, f, o = sig(i), sig(f), sig(o)
+            c = f * c + i * g(cc)
+            h = o * g(c)
+            for name, v in (("input", i), ("forget", f), ("output", o)):
+                counts[name] += int(np.sum((v < 0.01) | (v > 0.99) | ~np.isfinite(v)))
+            total += n * u
+    return {k: v / total for k, v in counts.items()}
+
+
+@diagnostics.hookimpl
+def register_analyzers(register):
+    register(GradientHealth)
+    register(UnitHealth)

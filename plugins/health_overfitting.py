@@ -1,0 +1,186 @@
+"""Built-in plugin: the ``health.overfitting`` analyzer.
+
+Compares the model on its training and validation splits (loss and accuracy gaps with bootstrap
+intervals, membership-inference AUC of per-sample loss, calibration on both), and reads the
+training history (sidecar ``history``, a Keras ``History`` passed to :func:`diagnostics.diagnose`,
+or ``--option health.overfitting.history=log.csv`` from a ``CSVLogger``): best epoch, the epoch
+where validation loss turned up and how many epochs ran past it.
+"""
+
+from __future__ import annotations
+
+import diagnostics
+from diagnostics import Analyzer, Context, Finding, Result, Severity
+
+
+class Overfitting(Analyzer):
+    """Train/validation gaps with bootstrap CIs, memorisation (membership-inference AUC), calibration
+    (expected calibration error) and early-stopping evidence from the training history.
+
+    Membership inference follows Yeom et al. (2018): a sample's loss is the attacker's score; an AUC
+    of 0.5 means training samples are indistinguishable from unseen ones. ECE follows Guo et al. (2017).
+    """
+
+    name = "health.overfitting"
+    category = "health"
+    description = "Train/validation gaps (bootstrap CI), early-stopping point from history, membership-inference AUC, ECE."
+    model_kinds = frozenset({"image", "sequence", "token", "tabular"})
+    data = "none"  # uses both splits when the run has them, the history when it has one; skips when neither
+    reference = "Yeom et al. 2018 (membership inference via loss); Guo et al. 2017 (ECE); Prechelt 1998 (early stopping)"
+
+    def run(self, context: Context) -> Result:
+        from diagnostics.health import load_history, thresholds
+
+        t = thresholds(context.options, "overfitting")
+        history = context.history
+        history_source = "the model's sidecar" if history and context.metadata.get("history") else "the run"
+        if context.options.get("history"):
+            history = load_history(context.options["history"])
+            history_source = str(context.options["history"])
+        data = context.data
+        has_splits = data is not None and data.has("train_val")
+        if not has_splits and not history:
+            return Result.skip("needs training and validation splits with labels (--data FILE.npz with x_train, y_train, "
+                               "x_val, y_val) or a training history (--option health.overfitting.history=log.csv)")
+        findings: list[Finding] = []
+        metrics: dict = {}
+        artifacts: dict = {}
+        if has_splits:
+            self._splits(context, t, findings, metrics)
+        if history:
+            self._history(context, history, history_source, t, findings, metrics, artifacts, gap_known="gap" in metrics)
+        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+
+    # -- both splits -----------------------------------------------------------------------------
+    def _splits(self, context: Context, t, findings, metrics) -> None:
+        import numpy as np
+
+        from diagnostics.health import (auc, bootstrap_diff_ci, expected_calibration_error, finite_or_none, forward,
+                                        per_sample_loss_fn, prepare_targets, probabilities, subsample, to_numpy)
+
+        data, info = context.data, context.info
+        k = int(t["max_samples"])
+        it = subsample(len(data.x_train), k, context.seed)
+        iv = subsample(len(data.x_val), k, context.seed + 1)
+        xt, yt = np.asarray(data.x_train)[it], np.asarray(data.y_train)[it]
+        xv, yv = np.asarray(data.x_val)[iv], np.asarray(data.y_val)[iv]
+        loss, loss_desc = per_sample_loss_fn(info, yv)
+        units = (info.output_shapes[0][-1] if info.output_shapes else None) or 1
+        context.progress(0, 3, "training split")
+        out_t = forward(context.model, xt)
+        context.progress(1, 3, "validation split")
+        out_v = forward(context.model, xv)
+        context.progress(2, 3, "statistics")
+        metrics.update({"train_samples": len(it), "val_samples": len(iv), "loss": loss_desc})
+        bad = int((~np.isfinite(out_t.reshape(len(out_t), -1))).any(axis=1).sum() + (~np.isfinite(out_v.reshape(len(out_v), -1))).any(axis=1).sum())
+        if bad:
+            findings.append(Finding(
+                "overfitting.nonfinite_outputs", Severity.ERROR,
+                message=f"the model outputs NaN or Inf for {bad} of {len(it) + len(iv)} samples, so no gap can be "
+                        f"measured: restore a checkpoint from before training diverged, and train with a lower "
+                        f"learning rate and gradient clipping"))
+            metrics["nonfinite_outputs"] = bad
+            return
+
+        def per_sample(x_out, y):
+            with np.errstate(all="ignore"):
+                return to_numpy(loss(prepare_targets(loss, y, units), x_out.astype(np.float32))).astype(np.float64).reshape(len(y), -1).mean(axis=1)
+
+        lt, lv = per_sample(out_t, yt), per_sample(out_v, yv)
+        n_boot = int(t["bootstrap"])
+        d, lo, hi = bootstrap_diff_ci(lv, lt, n_boot, context.seed)
+        metrics["loss_gap"] = {"train": float(lt.mean()), "val": float(lv.mean()), "gap": d, "ci95": [lo, hi],
+                               "measure": "validation minus training mean per-sample loss"}
+        mia = auc(-lt, -lv)  # lower loss = "member": positives are the training samples
+        metrics["membership_auc"] = mia
+        pt, pv = probabilities(out_t, info.output_activation), probabilities(out_v, info.output_activation)
+        if pt is not None and np.issubdtype(np.asarray(yt).dtype, np.integer) or (pt is not None and np.allclose(yt, np.round(yt))):
+            at = (pt.argmax(axis=1) == np.asarray(yt).reshape(-1)).astype(np.float64)
+            av = (pv.argmax(axis=1) == np.asarray(yv).reshape(-1)).astype(np.float64)
+            g, glo, ghi = bootstrap_diff_ci(at, av, n_boot, context.seed + 2)
+            metrics["gap"] = {"metric": "accuracy", "train": float(at.mean()), "val": float(av.mean()), "gap": g,
+                              "ci95": [glo, ghi], "measure": "training minus validation accuracy"}
+            ece_t, ece_v = expected_calibration_error(pt, yt), expected_calibration_error(pv, yv)
+            metrics["ece"] = {"train": ece_t, "val": ece_v, "bins": 15}
+            if glo >= t["gap_warning"]:
+                sev = Severity.ERROR if glo >= t["gap_error"] else Severity.WARNING
+                findings.append(Finding(
+                    "overfitting.gap", sev,
+                    message=f"training accuracy {at.mean():.3f} vs validation {av.mean():.3f}: gap {g:.3f} (95% CI "
+                            f"{glo:.3f}–{ghi:.3f}) on {len(it)}+{len(iv)} samples; validation loss {lv.mean():.3g} vs "
+                            f"training {lt.mean():.3g}: the model has fitted its training set's noise — get more data "
+                            f"or augment it, add dropout or weight decay, use a smaller model, or stop training earlier"))
+            if ece_v >= t["ece_warning"] and ece_v > ece_t:
+                findings.append(Finding(
+                    "overfitting.calibration", Severity.WARNING,
+                    message=f"expected calibration error {ece_v:.3f} on validation data vs {ece_t:.3f} on training "
+                            f"data: its confidence is not a probability on unseen data — calibrate it (temperature "
+                            f"scaling on a held-out split) or regularise (label smoothing)"))
+        if mia >= t["mia_warning"]:
+            findings.append(Finding(
+                "overfitting.memorisation", Severity.WARNING,
+                message=f"per-sample loss tells training samples from validation ones with AUC {mia:.3f} (0.5 = no "
+                        f"memorisation): the model memorised its training samples, which also leaks membership "
+                        f"(privacy) — regularise, augment, or train with differential privacy if the data is sensitive"))
+        metrics["loss_gap"] = {k: finite_or_none(v) if isinstance(v, float) else v for k, v in metrics["loss_gap"].items()}
+
+    # -- history ---------------------------------------------------------------------------------
+    def _history(self, context: Context, history, source, t, findings, metrics, artifacts, gap_known: bool) -> None:
+        from diagnostics.health import finite_or_none, history_turn
+
+        h = {k: [finite_or_none(v) for v in vals] for k, vals in history.items() if isinstance(vals, (list, tuple))}
+        out: dict = {"source": source, "keys": sorted(h)}
+        if h.get("val_loss"):
+            turn = history_turn(h["val_loss"], t["turn_tolerance"])
+            out.update(turn)
+            past = turn.get("epochs_past_best")
+            final, best = turn.get("final_val_loss"), turn.get("best_val_loss")
+            if (turn.get("turn_epoch") is not None and past is not None and past >= t["epochs_past_warning"]
+                    and final is not None and best is not None):
+                findings.append(Finding(
+                    "overfitting.early_stopping", Severity.WARNING,
+                    message=f"validation loss was lowest at epoch {turn['best_epoch']} ({best:.4g}), turned up at epoch "
+                            f"{turn['turn_epoch']} and training ran {past} epochs past the best, ending at {final:.4g} "
+                            f"(history from {source}): use EarlyStopping(monitor='val_loss', restore_best_weights=True)"))
+        final_gaps = {}
+        for k, vals in h.items():
+            if k.startswith("val_") and k[4:] in h and vals and h[k[4:]] and vals[-1] is not None and h[k[4:]][-1] is not None:
+                final_gaps[k[4:]] = {"train": h[k[4:]][-1], "val": vals[-1], "gap": h[k[4:]][-1] - vals[-1]}
+        out["final_epoch_gaps"] = final_gaps
+        metrics["history"] = out
+        acc = final_gaps.get("accuracy")
+        if not gap_known and acc and acc["gap"] >= t["gap_warning"]:
+            findings.append(Finding(
+                "overfitting.gap", Severity.WARNING,
+                message=f"at the last epoch of the training history ({source}) accuracy was {acc['train']:.3f} on "
+                        f"training batches vs {acc['val']:.3f} on validation (gap {acc['gap']:.3f}; no data given, so no "
+                        f"confidence interval): get more data or augment, regularise, or stop earlier"))
+        if h.get("loss") and h.get("val_loss"):
+            artifacts["learning curves"] = _plot_curves(context.artifact_dir / "learning_curves.png", h, out.get("best_epoch"))
+
+
+def _plot_curves(path, h, best_epoch) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=100)
+    for key, colour in (("loss", "#1565c0"), ("val_loss", "#ef6c00")):
+        vals = h[key]
+        ax.plot(range(1, len(vals) + 1), [float("nan") if v is None else v for v in vals], label=key, color=colour)
+    if best_epoch:
+        ax.axvline(best_epoch, color="#2e7d32", ls="--", lw=1, label=f"best epoch {best_epoch}")
+    ax.set_xlabel("epoch", fontsize=9)
+    ax.set_ylabel("loss", fontsize=9)
+    ax.set_title("Learning curves", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path.name
+
+
+@diagnostics.hookimpl
+def register_analyzers(register):
+    register(Overfitting)

@@ -1,0 +1,91 @@
+"""The overfitting analyzer, and the statistics it rests on, against known answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from diagnostics.health import (auc, bootstrap_diff_ci, expected_calibration_error, history_turn, load_history,
+                                thresholds, ThresholdError)
+
+
+def test_auc_known_answers():
+    assert auc([3, 4, 5], [0, 1, 2]) == 1.0
+    assert auc([0, 1], [2, 3]) == 0.0
+    assert auc([1, 1], [1, 1]) == 0.5  # ties count half
+    assert auc([1, 3], [2, 0]) == 0.75  # 3 of 4 (pos, neg) pairs ordered
+
+
+def test_ece_known_answers():
+    # Confidence 0.8 on every sample, right 8 times in 10: perfectly calibrated.
+    probs = np.tile([0.8, 0.2], (10, 1))
+    y = np.array([0] * 8 + [1] * 2)
+    assert expected_calibration_error(probs, y) == pytest.approx(0.0)
+    # Confidence 0.9 but always wrong: ECE = 0.9.
+    assert expected_calibration_error(np.tile([0.9, 0.1], (5, 1)), np.ones(5, int)) == pytest.approx(0.9)
+
+
+def test_bootstrap_interval_covers_the_difference():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 1, 400), rng.normal(0.0, 1, 400)
+    d, lo, hi = bootstrap_diff_ci(a, b, 2000, seed=0)
+    assert d == pytest.approx(a.mean() - b.mean())
+    assert lo < d < hi and lo < 1.0 < hi
+    assert hi - lo == pytest.approx(2 * 1.96 * np.sqrt(2 / 400), rel=0.15)
+
+
+def test_history_turn_known_answer():
+    val = [1.0, 0.8, 0.6, 0.5, 0.52, 0.56, 0.6, 0.7, 0.8]
+    t = history_turn(val, tolerance=0.05)
+    assert t["best_epoch"] == 4
+    assert t["turn_epoch"] == 6  # 0.56 > 0.5 * 1.05 and never back below
+    assert t["epochs_past_best"] == 5
+    assert history_turn([None, None], 0.05)["best_epoch"] is None
+
+
+def test_csv_and_json_histories_read_alike(tmp_path):
+    (tmp_path / "log.csv").write_text("epoch,loss,val_loss\n0,1.0,1.1\n1,0.5,0.9\n")
+    (tmp_path / "h.json").write_text(json.dumps({"history": {"loss": [1.0, 0.5], "val_loss": [1.1, 0.9]}}))
+    assert load_history(tmp_path / "log.csv") == load_history(tmp_path / "h.json") == {"loss": [1.0, 0.5], "val_loss": [1.1, 0.9]}
+    with pytest.raises(ValueError, match="does not exist"):
+        load_history(tmp_path / "missing.csv")
+
+
+def test_thresholds_file_and_option_override(tmp_path):
+    (tmp_path / "t.toml").write_text("[gradients]\nvanishing_warning = 1e-9\n")
+    t = thresholds({"health_thresholds": str(tmp_path / "t.toml"), "exploding_error": "5000"}, "gradients")
+    assert t["vanishing_warning"] == 1e-9 and t["exploding_error"] == 5000.0 and t["exploding_warning"] == 100.0
+    (tmp_path / "bad.json").write_text(json.dumps({"gradients": {"vanishing": 1}}))
+    with pytest.raises(ThresholdError, match="unknown threshold 'vanishing'"):
+        thresholds({"health_thresholds": str(tmp_path / "bad.json")}, "gradients")
+
+
+def test_overfit_model_gap_memorisation_and_history(models, run_health, codes, tmp_path):
+    over, data, hist = models["overfit"], models["overfit_data"], models["overfit_history"]
+    rec = run_health(over, data, only=("health.overfitting",), history=hist)["health.overfitting"]
+    assert rec.status == "ok", rec.reason
+    assert {"overfitting.gap", "overfitting.memorisation", "overfitting.early_stopping"} <= codes(rec)
+    gap = rec.metrics["gap"]
+    assert gap["train"] == 1.0 and gap["ci95"][0] >= 0.05 and gap["ci95"][0] <= gap["gap"] <= gap["ci95"][1]
+    probs = over(data["x_val"]).numpy()
+    assert gap["val"] == pytest.approx(float(np.mean(probs.argmax(1) == data["y_val"])))
+    assert rec.metrics["membership_auc"] > 0.7
+    h = rec.metrics["history"]
+    assert h["best_epoch"] == int(np.argmin(hist["val_loss"])) + 1
+    assert h["epochs_past_best"] == len(hist["val_loss"]) - h["best_epoch"]
+    assert "learning curves" in rec.artifacts
+
+
+def test_healthy_model_has_no_overfitting_error(models, tabular, run_health, codes):
+    rec = run_health(models["healthy"], tabular, only=("health.overfitting",))["health.overfitting"]
+    assert rec.status == "ok"
+    assert "overfitting.gap" not in codes(rec)
+    assert 0.4 < rec.metrics["membership_auc"] < 0.7
+
+
+def test_skips_with_a_reason_without_splits_or_history(models, tabular, run_health):
+    rec = run_health(models["healthy"], {"x_val": tabular["x_val"], "y_val": tabular["y_val"]},
+                     only=("health.overfitting",))["health.overfitting"]
+    assert rec.status == "skipped" and "training and validation splits" in rec.reason
