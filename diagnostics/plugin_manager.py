@@ -31,8 +31,6 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("health_gradients", "diagnostics_plugins.health_gradients"),
     ("health_overfitting", "diagnostics_plugins.health_overfitting"),
     ("zoo", "diagnostics_plugins.zoo"),
-    ("explain_gradients", "diagnostics_plugins.explain_gradients"),
-    ("explain_captum", "diagnostics_plugins.explain_captum"),
 )
 
 
