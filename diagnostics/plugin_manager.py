@@ -30,6 +30,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("weights", "diagnostics_plugins.weights"),
     ("health_gradients", "diagnostics_plugins.health_gradients"),
     ("health_overfitting", "diagnostics_plugins.health_overfitting"),
+    ("health_spectra", "diagnostics_plugins.health_spectra"),
     ("zoo", "diagnostics_plugins.zoo"),
 )
 

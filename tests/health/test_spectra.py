@@ -1,0 +1,74 @@
+"""Weight spectra: the alpha fit against weightwatcher on the same matrices, and the analyzer's verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diagnostics.health import as_matrix, eigenvalues, powerlaw_alpha, stable_rank
+
+
+def weightwatcher_alphas(matrices):
+    """weightwatcher's alpha for each (fan_in, units) matrix, read through plain torch Linear layers."""
+    import logging
+
+    import torch
+    import weightwatcher
+
+    logging.getLogger("weightwatcher").setLevel(logging.ERROR)
+    layers = []
+    for m in matrices:
+        lin = torch.nn.Linear(m.shape[0], m.shape[1], bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor(np.ascontiguousarray(m.T), dtype=torch.float32))
+        layers.append(lin)
+    df = weightwatcher.WeightWatcher(model=torch.nn.Sequential(*layers)).analyze(plot=False)
+    return [float(a) for a in df.sort_values("layer_id")["alpha"]]
+
+
+def test_alpha_agrees_with_weightwatcher_within_0_05(keras_tf):
+    keras = keras_tf
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    conv = keras.layers.Conv2D(64, 3)
+    conv.build((None, 12, 12, 32))
+    matrices = [
+        rng.standard_t(3, size=(300, 120)),           # heavy-tailed entries
+        rng.normal(size=(200, 64)),                    # Marchenko–Pastur bulk
+        rng.standard_t(2.5, size=(576, 64)) * 0.1,
+        as_matrix(conv.kernel.numpy()),                # a conv kernel folded to (3*3*32, 64)
+    ]
+    matrices = [m.astype(np.float32) for m in matrices]
+    ours = [powerlaw_alpha(eigenvalues(m))["alpha"] for m in matrices]
+    theirs = weightwatcher_alphas(matrices)
+    assert len(ours) == len(theirs) == 4
+    for a, b in zip(ours, theirs):
+        assert abs(a - b) <= 0.05, (ours, theirs)
+
+
+def test_too_few_eigenvalues_are_insufficient_not_guessed():
+    ev = eigenvalues(np.random.default_rng(0).normal(size=(30, 10)))
+    assert powerlaw_alpha(ev, min_eigenvalues=20) == {"alpha": None, "insufficient": 10}
+
+
+def test_stable_rank_known_answers():
+    assert stable_rank(eigenvalues(np.eye(7))) == pytest.approx(7.0)
+    assert stable_rank(eigenvalues(np.outer([1, 2, 3], [4, 5]))) == pytest.approx(1.0)
+
+
+def test_spectra_analyzer_reports_alpha_and_insufficient_layers(keras_tf, run_health, codes):
+    keras = keras_tf
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((12, 12, 32)), keras.layers.Conv2D(64, 3, name="conv"),
+                              keras.layers.Flatten(), keras.layers.Dense(5, name="head")], name="spec")
+    rec = run_health(model, None, only=("health.spectra",))["health.spectra"]
+    assert rec.status == "ok", rec.reason
+    layers = {l["layer"]: l for l in rec.metrics["layers"]}
+    conv = layers["conv"]
+    assert conv["matrix_shape"] == [288, 64] and conv["eigenvalues"] == 64
+    assert conv["alpha"] == pytest.approx(powerlaw_alpha(eigenvalues(as_matrix(model.get_layer("conv").kernel.numpy())))["alpha"])
+    assert layers["head"]["alpha"] is None and layers["head"]["insufficient"] == 5
+    [info] = [f for f in rec.findings if f.code == "spectra.insufficient"]
+    assert info.severity.value == "info" and "head (5)" in info.message
+    # A freshly initialised layer is a random matrix: alpha above 6 says it has learnt nothing.
+    assert ("spectra.alpha_high" in codes(rec)) == (conv["alpha"] > 6)
