@@ -1,0 +1,155 @@
+"""Model definitions of the zoo: ``keras.layers`` and ``keras.ops`` only, so any backend runs them.
+
+Each ``build_*`` function returns an *uncompiled* functional model; :mod:`diagnostics_zoo.train`
+compiles and trains it. The planted-fault twins are built here too, with the fault's cause visible
+in the arguments (initialisers, activations, depth), not hidden in training code.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from . import datasets as ds
+from .layers import PositionalEmbedding, TransformerEncoder
+
+LATENT_DIM = 32
+IMAGE_SHAPE = (ds.DIGITS_SIZE, ds.DIGITS_SIZE, 1)
+
+
+def build_cnn(name="cnn", dense_units=64):
+    """The classic Keras MNIST convnet: conv 32 -> pool -> conv 64 -> pool -> conv 64 -> dense 64 -> softmax 10."""
+    inputs = keras.Input(IMAGE_SHAPE, name="image")
+    x = layers.Conv2D(32, 3, activation="relu", name="conv1")(inputs)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(64, 3, activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Conv2D(64, 3, activation="relu", name="conv3")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    outputs = layers.Dense(10, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_cnn_overfit(name="cnn_overfit"):
+    """The same convnet with a wide dense layer and no regularisation (no dropout, no weight decay)."""
+    return build_cnn(name=name, dense_units=256)
+
+
+def build_cnn_dead_relu(name="cnn_dead_relu"):
+    """The plain convnet: its fault comes from training (a learning rate 15x too high kills its ReLUs)."""
+    return build_cnn(name=name)
+
+
+def build_mlp(name="mlp", n_features=30, hidden=(32, 16), activation="relu", kernel_initializer="glorot_uniform",
+              output="sigmoid"):
+    """Dense layers on a feature table. ``output``: ``"sigmoid"`` (1 unit) or ``"softmax"`` (2 units)."""
+    inputs = keras.Input((n_features,), name="features")
+    x = inputs
+    for i, units in enumerate(hidden):
+        x = layers.Dense(units, activation=activation, kernel_initializer=kernel_initializer, name=f"dense{i + 1}")(x)
+    if output == "sigmoid":
+        outputs = layers.Dense(1, activation="sigmoid", name="prob")(x)
+    else:
+        outputs = layers.Dense(2, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_mlp_vanishing(name="mlp_vanishing", depth=12):
+    """A deep, narrow sigmoid network without normalisation or skip connections: each sigmoid
+    multiplies the backward signal by at most 0.25, so the first layers barely receive a gradient."""
+    return build_mlp(name=name, hidden=(16,) * depth, activation="sigmoid")
+
+
+def build_mlp_saturated(name="mlp_saturated"):
+    """tanh layers with weights drawn about 15x too large (normal, std 2.0 for 30-64 inputs, where
+    Glorot gives ~0.15): the pre-activations land far out on the flat tails, where tanh is +-1 and
+    its derivative is ~0."""
+    return build_mlp(name=name, hidden=(64, 64), activation="tanh",
+                     kernel_initializer=keras.initializers.RandomNormal(stddev=2.0, seed=7))
+
+
+def build_mlp_logits(name="mlp_logits"):
+    """A two-unit softmax head; the fault is in compilation (``from_logits=True`` on probabilities)."""
+    return build_mlp(name=name, output="softmax")
+
+
+def build_lstm(name="lstm", units=32):
+    """Two stacked LSTMs over (50 steps, 4 channels), softmax over the three motif classes."""
+    inputs = keras.Input((ds.MOTIF_STEPS, ds.MOTIF_CHANNELS), name="sequence")
+    x = layers.LSTM(units, return_sequences=True, name="lstm1")(inputs)
+    x = layers.LSTM(units, name="lstm2")(x)
+    outputs = layers.Dense(ds.MOTIF_CLASSES, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_lstm_exploding(name="lstm_exploding", units=32):
+    """An LSTM whose cell activation is ReLU (unbounded) and whose recurrent kernel starts at
+    normal(std 0.5), about three times the scale of the orthogonal default (entries ~0.18 for 32
+    units): the state, and with it the backward signal, grows geometrically over the 50 steps."""
+    inputs = keras.Input((ds.MOTIF_STEPS, ds.MOTIF_CHANNELS), name="sequence")
+    x = layers.LSTM(units, activation="relu",
+                    recurrent_initializer=keras.initializers.RandomNormal(stddev=0.5, seed=11),
+                    unit_forget_bias=True, name="lstm1")(inputs)
+    outputs = layers.Dense(ds.MOTIF_CLASSES, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_transformer(name="transformer", embed_dim=32, num_heads=2, ff_dim=64):
+    """Token + position embedding, one self-attention encoder block, mean pooling, sigmoid."""
+    inputs = keras.Input((ds.TOKEN_SEQ_LEN,), dtype="int32", name="tokens")
+    x = PositionalEmbedding(ds.TOKEN_VOCAB, ds.TOKEN_SEQ_LEN, embed_dim, name="embedding")(inputs)
+    x = TransformerEncoder(embed_dim, num_heads, ff_dim, name="encoder")(x)
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="prob")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_generator(name="gan", latent_dim=LATENT_DIM):
+    """DCGAN-style generator (Radford et al., 2016): latent (32,) -> 7x7x64 -> 14x14x64 -> 28x28x1 in [0, 1]."""
+    inputs = keras.Input((latent_dim,), name="latent")
+    x = layers.Dense(7 * 7 * 64, name="project")(inputs)
+    x = layers.BatchNormalization(name="project_bn")(x)
+    x = layers.LeakyReLU(0.2, name="project_act")(x)
+    x = layers.Reshape((7, 7, 64), name="reshape")(x)
+    x = layers.Conv2DTranspose(64, 4, strides=2, padding="same", name="up1")(x)
+    x = layers.BatchNormalization(name="up1_bn")(x)
+    x = layers.LeakyReLU(0.2, name="up1_act")(x)
+    x = layers.Conv2DTranspose(32, 4, strides=2, padding="same", name="up2")(x)
+    x = layers.BatchNormalization(name="up2_bn")(x)
+    x = layers.LeakyReLU(0.2, name="up2_act")(x)
+    outputs = layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="image")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_discriminator(name="gan_discriminator"):
+    """DCGAN-style discriminator: 28x28x1 -> strided convs -> probability that the image is real."""
+    inputs = keras.Input(IMAGE_SHAPE, name="image")
+    x = layers.Conv2D(32, 4, strides=2, padding="same", name="conv1")(inputs)
+    x = layers.LeakyReLU(0.2, name="conv1_act")(x)
+    x = layers.Conv2D(64, 4, strides=2, padding="same", name="conv2")(x)
+    x = layers.LeakyReLU(0.2, name="conv2_act")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="real_prob")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+#: Builder of every shipped artifact stem (zoo entries and the GANs' discriminators).
+BUILDERS = {
+    "cnn": build_cnn,
+    "mlp": build_mlp,
+    "lstm": build_lstm,
+    "transformer": build_transformer,
+    "gan": build_generator,
+    "gan_discriminator": build_discriminator,
+    "cnn_overfit": build_cnn_overfit,
+    "cnn_dead_relu": build_cnn_dead_relu,
+    "mlp_vanishing": build_mlp_vanishing,
+    "mlp_saturated": build_mlp_saturated,
+    "mlp_logits": build_mlp_logits,
+    "mlp_nan": lambda: build_mlp(name="mlp_nan"),
+    "lstm_exploding": build_lstm_exploding,
+    "gan_collapsed": lambda: build_generator(name="gan_collapsed"),
+    "gan_collapsed_discriminator": lambda: build_discriminator(name="gan_collapsed_discriminator"),
+}

@@ -1,0 +1,194 @@
+"""The zoo's datasets: two small scikit-learn tables and two synthetic tasks with exact ground truth.
+
+Every loader is ``loader(seed: int) -> dict[str, numpy.ndarray]`` and returns ``x_train``,
+``y_train``, ``x_val``, ``y_val`` (float32 inputs, int32 labels; the token task's inputs are int32
+token ids). The split depends on ``seed`` only, so a sidecar's ``split_seed`` reproduces it exactly.
+Nothing is downloaded: scikit-learn ships the two tables inside its wheel, the rest is generated.
+
+The synthetic tasks also return ``mask_train``/``mask_val``: boolean arrays that are True at
+exactly the input positions that decide the label. Explanation analyzers are scored against them,
+so the generators below *replace* the noise at those positions (nothing is added on top), and every
+other position carries no information about the label:
+
+``motif_sequences``
+    ``x``: (n, 50, 4) float32 Gaussian noise (mean 0, std 1). One of three fixed motifs, a
+    (6, 4) pattern of +2/-2 values, replaces the noise at steps ``p .. p+5`` where ``p`` is drawn
+    uniformly from 0..44 per sample. The label (0, 1, 2) is the motif's index. Each motif's column
+    sums are zero, so no channel mean gives the class away: only the pattern does.
+    ``mask``: (n, 50) bool, True at the six motif steps. ``position``: (n,) int32, ``p``.
+
+``polarity_tokens``
+    ``x``: (n, 24) int32 token ids over a vocabulary of 30. Ids 1-3 are positive, 4-6 negative,
+    7-29 neutral; id 0 is never used (reserved for padding by convention). Three positions drawn
+    without replacement hold polarity tokens, all of the label's polarity (label 1 = positive);
+    the other 21 hold neutral tokens drawn uniformly. ``mask``: (n, 24) bool, True at exactly the
+    three polarity positions, which are also exactly the positions whose token is in 1..6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DIGITS_SIZE = 28
+DIGITS_VAL = 450
+#: Training samples in ``digits28_small`` (the overfitting twin's set): this many per class.
+DIGITS_SMALL_PER_CLASS = 5
+
+MOTIF_STEPS = 50
+MOTIF_CHANNELS = 4
+MOTIF_LENGTH = 6
+MOTIF_CLASSES = 3
+MOTIF_AMPLITUDE = 2.0
+MOTIF_TRAIN = 2000
+MOTIF_VAL = 500
+
+TOKEN_VOCAB = 30
+TOKEN_SEQ_LEN = 24
+POSITIVE_TOKENS = (1, 2, 3)
+NEGATIVE_TOKENS = (4, 5, 6)
+NEUTRAL_TOKENS = tuple(range(7, TOKEN_VOCAB))
+TOKEN_PLANTED = 3
+TOKEN_TRAIN = 3000
+TOKEN_VAL = 500
+
+# The task (which motifs, which tokens) is fixed; only the samples and the split depend on the seed.
+_MOTIF_SEED = 20240601
+
+
+def _stratified_split(y: np.ndarray, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    train_idx, val_idx = train_test_split(idx, test_size=n_val, random_state=seed, stratify=y)
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def _resize_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """Bilinear (half-pixel-centre) interpolation matrix, shape (n_out, n_in)."""
+    src = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+    src = np.clip(src, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    m = np.zeros((n_out, n_in))
+    m[np.arange(n_out), lo] += 1 - frac
+    m[np.arange(n_out), hi] += frac
+    return m
+
+
+def upsample_digits(images8: np.ndarray) -> np.ndarray:
+    """(n, 8, 8) scikit-learn digits with values 0..16 -> (n, 28, 28, 1) float32 in [0, 1]."""
+    m = _resize_matrix(DIGITS_SIZE, images8.shape[-1])
+    out = np.einsum("ij,njk,lk->nil", m, images8.astype(np.float64) / 16.0, m)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)[..., None]
+
+
+def digits28(seed: int = 0) -> dict[str, np.ndarray]:
+    """scikit-learn's 1,797 8x8 digits, upsampled bilinearly to 28x28x1; 450 held out (stratified)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = upsample_digits(d.images)
+    y = d.target.astype(np.int32)
+    tr, va = _stratified_split(y, DIGITS_VAL, seed)
+    return {"x_train": x[tr], "y_train": y[tr], "x_val": x[va], "y_val": y[va]}
+
+
+def digits28_small(seed: int = 0) -> dict[str, np.ndarray]:
+    """``digits28`` with only the first 5 training samples of each class (50 in all); same val set.
+
+    The overfitting twin is trained on this; an analyzer comparing train and validation accuracy
+    must see the same tiny training set the model saw.
+    """
+    d = digits28(seed)
+    keep = np.sort(np.concatenate(
+        [np.flatnonzero(d["y_train"] == c)[:DIGITS_SMALL_PER_CLASS] for c in range(10)]))
+    return {**d, "x_train": d["x_train"][keep], "y_train": d["y_train"][keep]}
+
+
+def breast_cancer(seed: int = 0) -> dict[str, np.ndarray]:
+    """scikit-learn's breast-cancer table (569 x 30), 25% held out (stratified), standardised with
+    the training split's mean and standard deviation. Label 1 = benign."""
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    x = d.data.astype(np.float64)
+    y = d.target.astype(np.int32)
+    tr, va = _stratified_split(y, int(round(0.25 * len(y))), seed)
+    mean, std = x[tr].mean(0), x[tr].std(0)
+    x = ((x - mean) / std).astype(np.float32)
+    return {"x_train": x[tr], "y_train": y[tr], "x_val": x[va], "y_val": y[va]}
+
+
+def motifs() -> np.ndarray:
+    """The three fixed motifs, shape (3, 6, 4), values +-2, each column summing to zero."""
+    rng = np.random.default_rng(_MOTIF_SEED)
+    base = np.array([1, 1, 1, -1, -1, -1], dtype=np.float32)
+    out = np.empty((MOTIF_CLASSES, MOTIF_LENGTH, MOTIF_CHANNELS), np.float32)
+    seen: set[bytes] = set()
+    c = 0
+    while c < MOTIF_CLASSES:
+        m = np.stack([rng.permutation(base) for _ in range(MOTIF_CHANNELS)], axis=1)
+        if m.tobytes() in seen:
+            continue
+        seen.add(m.tobytes())
+        out[c] = MOTIF_AMPLITUDE * m
+        c += 1
+    return out
+
+
+def make_motif_sequences(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` samples of the motif task: ``x``, ``y``, ``mask`` and ``position`` (see module doc)."""
+    pats = motifs()
+    x = rng.standard_normal((n, MOTIF_STEPS, MOTIF_CHANNELS)).astype(np.float32)
+    y = rng.integers(0, MOTIF_CLASSES, n).astype(np.int32)
+    pos = rng.integers(0, MOTIF_STEPS - MOTIF_LENGTH + 1, n).astype(np.int32)
+    steps = pos[:, None] + np.arange(MOTIF_LENGTH)
+    rows = np.arange(n)[:, None]
+    x[rows, steps] = pats[y]
+    mask = np.zeros((n, MOTIF_STEPS), bool)
+    mask[rows, steps] = True
+    return {"x": x, "y": y, "mask": mask, "position": pos}
+
+
+def motif_sequences(seed: int = 0) -> dict[str, np.ndarray]:
+    """2,000 training and 500 validation sequences of the motif task (see module doc)."""
+    rng = np.random.default_rng([seed, 1])
+    tr = make_motif_sequences(MOTIF_TRAIN, rng)
+    va = make_motif_sequences(MOTIF_VAL, rng)
+    return {"x_train": tr["x"], "y_train": tr["y"], "mask_train": tr["mask"], "position_train": tr["position"],
+            "x_val": va["x"], "y_val": va["y"], "mask_val": va["mask"], "position_val": va["position"]}
+
+
+def make_polarity_tokens(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` samples of the token task: ``x``, ``y`` and ``mask`` (see module doc)."""
+    x = rng.choice(np.array(NEUTRAL_TOKENS, np.int32), size=(n, TOKEN_SEQ_LEN))
+    y = rng.integers(0, 2, n).astype(np.int32)
+    # TOKEN_PLANTED distinct positions per row: the first k of a random permutation.
+    pos = np.argsort(rng.random((n, TOKEN_SEQ_LEN)), axis=1)[:, :TOKEN_PLANTED]
+    polar = np.where(y[:, None] == 1,
+                     rng.choice(np.array(POSITIVE_TOKENS, np.int32), size=(n, TOKEN_PLANTED)),
+                     rng.choice(np.array(NEGATIVE_TOKENS, np.int32), size=(n, TOKEN_PLANTED)))
+    rows = np.arange(n)[:, None]
+    x[rows, pos] = polar
+    mask = np.zeros((n, TOKEN_SEQ_LEN), bool)
+    mask[rows, pos] = True
+    return {"x": x.astype(np.int32), "y": y, "mask": mask}
+
+
+def polarity_tokens(seed: int = 0) -> dict[str, np.ndarray]:
+    """3,000 training and 500 validation token sequences of the polarity task (see module doc)."""
+    rng = np.random.default_rng([seed, 2])
+    tr = make_polarity_tokens(TOKEN_TRAIN, rng)
+    va = make_polarity_tokens(TOKEN_VAL, rng)
+    return {"x_train": tr["x"], "y_train": tr["y"], "mask_train": tr["mask"],
+            "x_val": va["x"], "y_val": va["y"], "mask_val": va["mask"]}
+
+
+DATASETS = {
+    "digits28": digits28,
+    "digits28_small": digits28_small,
+    "breast_cancer": breast_cancer,
+    "motif_sequences": motif_sequences,
+    "polarity_tokens": polarity_tokens,
+}
