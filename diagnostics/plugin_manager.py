@@ -32,6 +32,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("health_overfitting", "diagnostics_plugins.health_overfitting"),
     ("health_spectra", "diagnostics_plugins.health_spectra"),
     ("zoo", "diagnostics_plugins.zoo"),
+    ("explain_gradients", "diagnostics_plugins.explain_gradients"),
+    ("explain_captum", "diagnostics_plugins.explain_captum"),
 )
 
 

@@ -1,0 +1,618 @@
+"""Shared, numpy-only machinery of the explanation analyzers: methods built on a gradient function,
+target selection, trust metrics and verdicts, and the pictures (overlays, heat strips).
+
+The gradient-family methods here take a *gradient function* ``grad_fn(x, targets) -> (values,
+grads)`` (see :mod:`diagnostics.backends`: ``input_gradients`` bound to a model) and feed it fixed-size
+batches, so the compiled function traces once and memory is bounded by ``batch_size`` whatever the
+number of samples. Nothing here imports a deep-learning framework.
+
+References:
+    Sundararajan, Taly & Yan (2017), *Axiomatic Attribution for Deep Networks* (Integrated Gradients).
+    Simonyan, Vedaldi & Zisserman (2014), *Deep Inside Convolutional Networks* (saliency).
+    Smilkov et al. (2017), *SmoothGrad: removing noise by adding noise*.
+    Shrikumar et al. (2016), *Not Just a Black Box* (gradient x input).
+    Erion et al. (2021), *Improving performance of deep learning models with axiomatic attribution
+    priors and expected gradients*; Lundberg & Lee (2017), *A Unified Approach to Interpreting Model
+    Predictions* (expected gradients = SHAP's GradientExplainer).
+    Adebayo et al. (2018), *Sanity Checks for Saliency Maps* (model-parameter randomisation).
+    Petsiuk, Das & Saenko (2018), *RISE* (deletion and insertion curves).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+GradFn = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+ForwardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+#: IG completeness: the gap must be under this fraction of |F(x) - F(baseline)| ...
+COMPLETENESS_TOLERANCE = 0.01
+#: ... or under this absolute value (float32 round-off when F(x) and F(baseline) nearly agree).
+COMPLETENESS_ABS_FLOOR = 1e-5
+#: Randomisation sanity: median rank correlation with the weight-randomised model's map at or above
+#: this fails (the map barely depends on what the model learnt); between DOUBTFUL and FAIL is doubtful.
+RANDOMISATION_FAIL = 0.5
+RANDOMISATION_DOUBTFUL = 0.3
+#: Sampling methods: median rank correlation between two seeds below this is unstable.
+STABILITY_MIN = 0.8
+#: Ground truth: top-k precision on planted positions below this is doubtful.
+GROUND_TRUTH_MIN = 0.5
+
+TRUSTED, DOUBTFUL, FAILED = "trusted", "doubtful", "failed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+
+
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    """What to explain per sample: output unit ``index`` and a ``sign`` (+1, or -1 to explain
+    "not this unit", used for class 0 of a one-unit sigmoid, whose probability is 1 - p)."""
+
+    index: np.ndarray
+    sign: np.ndarray
+    description: str
+
+
+def select_targets(predictions: np.ndarray, target: Any = None, activation: str | None = None) -> Targets:
+    """Targets from the model's ``predictions`` (n, units): the predicted class by default.
+
+    ``target`` (``--target``) is a class index. One-unit outputs: a sigmoid is a binary classifier
+    (unit 0 is p(class 1); class 0 is explained as -p, which has the same attributions negated,
+    since attributions of 1 - p are those of -p); anything else is a regression output, explained as is.
+    """
+    p = np.asarray(predictions, dtype=np.float64).reshape(len(predictions), -1)
+    n, units = p.shape
+    if units == 1:
+        binary = activation == "sigmoid"
+        if target is None:
+            cls = (p[:, 0] >= 0.5).astype(int) if binary else np.ones(n, int)
+            desc = "predicted class (sigmoid: p>=0.5 is class 1)" if binary else "the regression output"
+        else:
+            t = _as_class(target, 2 if binary else 1, "a one-unit sigmoid output has classes 0 and 1" if binary
+                          else "a one-unit regression output has only output 0")
+            cls = np.full(n, t if binary else 1, int)
+            desc = f"class {t}" if binary else "the regression output"
+        sign = np.where(cls == 1, 1.0, -1.0) if binary else np.ones(n)
+        return Targets(np.zeros(n, np.int64), sign, desc)
+    if target is None:
+        return Targets(p.argmax(1).astype(np.int64), np.ones(n), "predicted class")
+    t = _as_class(target, units, f"the output has {units} classes (0..{units - 1})")
+    return Targets(np.full(n, t, np.int64), np.ones(n), f"class {t}")
+
+
+def select_samples(n_total: int, n: int, seed: int) -> np.ndarray:
+    """The sample indices every explanation analyzer explains: the same ones for the same seed, so
+    maps from different analyzers (and backends) can be compared sample by sample."""
+    n = min(int(n), int(n_total))
+    return np.sort(np.random.default_rng(seed).choice(int(n_total), size=n, replace=False))
+
+
+def _as_class(target: Any, units: int, why: str) -> int:
+    try:
+        t = int(target)
+    except (TypeError, ValueError):
+        raise ValueError(f"--target must be a class index: {why}; got {target!r}") from None
+    if not 0 <= t < max(units, 1):
+        raise ValueError(f"--target {t} is out of range: {why}")
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# Methods on a gradient function
+
+
+def _stream(grad_fn: GradFn, points: Callable[[np.ndarray], np.ndarray], owner: np.ndarray, targets: np.ndarray,
+            total: int, batch_size: int):
+    """Yield (indices, values, grads) over ``total`` virtual inputs, in batches of exactly
+    ``batch_size`` (the last padded by repetition), so the compiled function traces once."""
+    size = max(1, min(batch_size, total))
+    for start in range(0, total, size):
+        idx = np.arange(start, min(start + size, total))
+        pad = size - len(idx)
+        full = np.concatenate([idx, np.repeat(idx[-1:], pad)]) if pad else idx
+        values, grads = grad_fn(points(full), targets[owner[full]])
+        yield idx, values[: len(idx)], grads[: len(idx)]
+
+
+def gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the ``steps``-point Gauss-Legendre rule on [0, 1] (captum's default)."""
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    return (nodes + 1) / 2, weights / 2
+
+
+def path_gradients(grad_fn: GradFn, x: np.ndarray, baseline: np.ndarray, targets: np.ndarray, alphas: np.ndarray,
+                   weights: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Σ_j weights[j] · ∇F(baseline + alphas[j]·(x − baseline)) per sample, streamed in fixed batches."""
+    n, m = len(x), len(alphas)
+    x32 = np.asarray(x, np.float32)
+    b32 = np.broadcast_to(np.asarray(baseline, np.float32), x32.shape)
+    delta = x32 - b32
+    owner = np.repeat(np.arange(n), m)
+    step = np.tile(np.arange(m), n)
+    a32 = np.asarray(alphas, np.float32)
+
+    def points(full):
+        a = a32[step[full]].reshape((-1,) + (1,) * (x32.ndim - 1))
+        return b32[owner[full]] + a * delta[owner[full]]
+
+    acc = np.zeros(x32.shape, np.float64)
+    w = np.asarray(weights, np.float64)
+    for idx, _, grads in _stream(grad_fn, points, owner, np.asarray(targets), n * m, batch_size):
+        contrib = grads.astype(np.float64) * w[step[idx]].reshape((-1,) + (1,) * (x32.ndim - 1))
+        # idx is contiguous and each sample's steps are contiguous: reduce runs of equal owner.
+        own = owner[idx]
+        bounds = np.flatnonzero(np.diff(own)) + 1
+        starts = np.concatenate([[0], bounds])
+        sums = np.add.reduceat(contrib, starts, axis=0)
+        np.add.at(acc, own[starts], sums)
+    return acc
+
+
+def gradients(grad_fn: GradFn, x: np.ndarray, targets: np.ndarray, batch_size: int = 1024):
+    """Output values and gradients at ``x`` itself, in fixed batches."""
+    x32 = np.asarray(x, np.float32)
+    n = len(x32)
+    owner = np.arange(n)
+    vals, grads = np.zeros(n), np.zeros(x32.shape, np.float64)
+    for idx, v, g in _stream(grad_fn, lambda full: x32[full], owner, np.asarray(targets), n, batch_size):
+        vals[idx], grads[idx] = v, g
+    return vals, grads
+
+
+@dataclasses.dataclass
+class IGResult:
+    attributions: np.ndarray   #: same shape as x
+    gap: np.ndarray            #: |Σ attributions − (F(x) − F(baseline))| per sample
+    delta: np.ndarray          #: F(x) − F(baseline) per sample
+    steps: np.ndarray          #: steps used per sample
+    converged: np.ndarray      #: bool per sample
+
+
+def completeness_ok(gap: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    return gap <= np.maximum(COMPLETENESS_TOLERANCE * np.abs(delta), COMPLETENESS_ABS_FLOOR)
+
+
+def integrated_gradients(grad_fn: GradFn, x: np.ndarray, baseline: np.ndarray, targets: np.ndarray,
+                         steps: int = 32, max_steps: int = 512, batch_size: int = 1024) -> IGResult:
+    """Integrated Gradients with Gauss-Legendre quadrature; the step count is doubled for the samples
+    whose completeness gap exceeds 1% of |F(x) − F(baseline)|, up to ``max_steps``; samples still
+    over it are marked not converged."""
+    x = np.asarray(x, np.float32)
+    baseline = np.broadcast_to(np.asarray(baseline, np.float32), x.shape)
+    targets = np.asarray(targets)
+    n = len(x)
+    fx, _ = gradients(grad_fn, np.concatenate([x, baseline]), np.concatenate([targets, targets]), batch_size)
+    delta = fx[:n] - fx[n:]
+    attr = np.zeros(x.shape, np.float64)
+    used = np.zeros(n, int)
+    gap = np.full(n, np.inf)
+    todo = np.arange(n)
+    s = int(steps)
+    while len(todo):
+        alphas, weights = gauss_legendre(s)
+        g = path_gradients(grad_fn, x[todo], baseline[todo], targets[todo], alphas, weights, batch_size)
+        a = g * (x[todo] - baseline[todo]).astype(np.float64)
+        attr[todo] = a
+        used[todo] = s
+        gap[todo] = np.abs(a.reshape(len(todo), -1).sum(1) - delta[todo])
+        ok = completeness_ok(gap[todo], delta[todo])
+        todo = todo[~ok]
+        if s * 2 > max_steps:
+            break
+        s *= 2
+    return IGResult(attr, gap, delta, used, completeness_ok(gap, delta))
+
+
+def saliency(grad_fn: GradFn, x, targets, batch_size: int = 1024) -> np.ndarray:
+    """|∇F(x)| (Simonyan et al., 2014)."""
+    return np.abs(gradients(grad_fn, x, targets, batch_size)[1])
+
+
+def input_x_gradient(grad_fn: GradFn, x, baseline, targets, batch_size: int = 1024) -> np.ndarray:
+    """(x − baseline) ⊙ ∇F(x); with a zero baseline, the classic gradient × input."""
+    x = np.asarray(x, np.float32)
+    return (x - np.broadcast_to(np.asarray(baseline, np.float32), x.shape)) * gradients(grad_fn, x, targets, batch_size)[1]
+
+
+def smoothgrad(grad_fn: GradFn, x, targets, samples: int = 16, noise: float = 0.15, seed: int = 0,
+               batch_size: int = 1024) -> np.ndarray:
+    """Mean gradient over ``samples`` copies of x with Gaussian noise of std ``noise`` × (max − min) of x."""
+    x = np.asarray(x, np.float32)
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    span = (x.reshape(n, -1).max(1) - x.reshape(n, -1).min(1)).reshape((n,) + (1,) * (x.ndim - 1))
+    sigma = (noise * np.where(span > 0, span, 1.0)).astype(np.float32)
+    owner = np.repeat(np.arange(n), samples)
+    acc = np.zeros(x.shape, np.float64)
+    seeds = rng.integers(0, 2**31, n * samples)
+
+    def points(full):
+        eps = np.stack([np.random.default_rng(s).standard_normal(x.shape[1:], dtype=np.float32) for s in seeds[full]])
+        return x[owner[full]] + sigma[owner[full]] * eps
+
+    for idx, _, g in _stream(grad_fn, points, owner, np.asarray(targets), n * samples, batch_size):
+        np.add.at(acc, owner[idx], g.astype(np.float64))
+    return acc / samples
+
+
+def expected_gradients(grad_fn: GradFn, x, background: np.ndarray, targets, samples: int = 32, seed: int = 0,
+                       batch_size: int = 1024) -> np.ndarray:
+    """Expected gradients (SHAP's GradientExplainer): E_{b~background, α~U(0,1)}[(x − b) ⊙ ∇F(b + α(x − b))].
+
+    Additivity holds in expectation: Σ attributions ≈ F(x) − E_b[F(b)], with a Monte-Carlo error
+    shrinking as 1/√samples; the α are stratified over [0, 1] per sample to reduce that error.
+    """
+    x = np.asarray(x, np.float32)
+    background = np.asarray(background, np.float32)
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(n), samples)
+    bg_idx = rng.integers(0, len(background), n * samples)
+    strata = np.concatenate([rng.permutation(samples) for _ in range(n)])
+    alpha = ((strata + rng.random(n * samples)) / samples).astype(np.float32)
+    shape1 = (-1,) + (1,) * (x.ndim - 1)
+
+    def points(full):
+        b = background[bg_idx[full]]
+        return b + alpha[full].reshape(shape1) * (x[owner[full]] - b)
+
+    acc = np.zeros(x.shape, np.float64)
+    for idx, _, g in _stream(grad_fn, points, owner, np.asarray(targets), n * samples, batch_size):
+        contrib = g.astype(np.float64) * (x[owner[idx]] - background[bg_idx[idx]])
+        np.add.at(acc, owner[idx], contrib)
+    return acc / samples
+
+
+def expected_gradients_converging(grad_fn: GradFn, x, background, targets, reference: np.ndarray,
+                                  samples: int = 64, max_samples: int = 512, seed: int = 0,
+                                  tolerance: float = 0.1, batch_size: int = 1024):
+    """Expected gradients with the sample count doubled, for the rows whose additivity error
+    |Σ attributions − (F(x) − reference)| exceeds ``tolerance`` × |F(x) − reference|, up to
+    ``max_samples``. ``reference`` is (n,) F(x) − E_b[F(b)] per row. Returns (attributions, error,
+    samples used per row)."""
+    x = np.asarray(x, np.float32)
+    n = len(x)
+    attr = np.zeros(x.shape, np.float64)
+    err = np.full(n, np.inf)
+    used = np.zeros(n, int)
+    todo = np.arange(n)
+    s = int(samples)
+    while len(todo):
+        a = expected_gradients(grad_fn, x[todo], background, np.asarray(targets)[todo], s, seed, batch_size)
+        attr[todo], used[todo] = a, s
+        err[todo] = np.abs(a.reshape(len(todo), -1).sum(1) - reference[todo])
+        todo = todo[err[todo] > tolerance * np.maximum(np.abs(reference[todo]), COMPLETENESS_ABS_FLOOR)]
+        if s * 2 > max_samples:
+            break
+        s *= 2
+    return attr, err, used
+
+
+# ---------------------------------------------------------------------------------------------
+# Trust metrics
+
+
+def feature_map(attr: np.ndarray, reduce_axes: Sequence[int] = ()) -> np.ndarray:
+    """Per-feature importance (n, features): attributions summed over ``reduce_axes`` (channels,
+    embedding dims) and flattened."""
+    a = np.asarray(attr, np.float64)
+    if reduce_axes:
+        a = a.sum(axis=tuple(reduce_axes))
+    return a.reshape(len(a), -1)
+
+
+def _rank(a: np.ndarray) -> np.ndarray:
+    """Average ranks along the last axis (ties share their mean rank), as scipy.stats.rankdata."""
+    order = np.argsort(a, axis=-1, kind="mergesort")
+    out = np.empty(a.shape, np.float64)
+    for i in range(a.shape[0]):
+        s = a[i, order[i]]
+        r = np.empty(a.shape[1])
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(s)) + 1, [len(s)]])
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            r[lo:hi] = (lo + hi - 1) / 2.0
+        out[i, order[i]] = r
+    return out
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation per row of two (n, features) arrays (0 where a row is constant)."""
+    ra, rb = _rank(np.asarray(a, np.float64)), _rank(np.asarray(b, np.float64))
+    ra -= ra.mean(1, keepdims=True)
+    rb -= rb.mean(1, keepdims=True)
+    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
+    return np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1.0), 0.0)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation per row of two (n, features) arrays."""
+    a = np.asarray(a, np.float64) - np.mean(a, 1, keepdims=True)
+    b = np.asarray(b, np.float64) - np.mean(b, 1, keepdims=True)
+    den = np.sqrt((a ** 2).sum(1) * (b ** 2).sum(1))
+    return np.where(den > 0, (a * b).sum(1) / np.where(den > 0, den, 1.0), 0.0)
+
+
+def randomisation_check(trained: np.ndarray, randomised: np.ndarray, absolute: bool = False) -> dict[str, Any]:
+    """Adebayo et al. (2018), model-parameter randomisation: the median rank correlation between the
+    maps of the trained model and of a copy with re-initialised weights (both (n, features)). A map
+    that barely changes does not depend on what the model learnt: ``passed`` is False."""
+    a, b = (np.abs(trained), np.abs(randomised)) if absolute else (trained, randomised)
+    corr = rank_correlation(a, b)
+    med = float(np.median(corr))
+    status = FAILED if med >= RANDOMISATION_FAIL else DOUBTFUL if med >= RANDOMISATION_DOUBTFUL else TRUSTED
+    return {"rank_correlation": med, "status": status, "passed": status != FAILED, "absolute": bool(absolute)}
+
+
+def perturbation_curves(forward: ForwardFn, x: np.ndarray, baseline: np.ndarray, importance: np.ndarray,
+                        targets: np.ndarray, sign: np.ndarray | None = None, fractions: int = 10, seed: int = 0,
+                        feature_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Deletion and insertion curves (Petsiuk et al., 2018) against a random order.
+
+    ``importance`` is (n, features); features are the leading axes of one sample (``feature_shape``,
+    e.g. (28, 28) for a 28x28x1 image: a feature's channels move together). Deletion replaces the most
+    important features by the baseline first; insertion starts from the baseline and restores them.
+    ``forward(x, targets)`` returns the explained output per sample (times ``sign``). Curves are in
+    units of the median |F(x)|. Returns the areas under the curves (medians over samples) and the
+    faithfulness margins: random-order AUC minus attribution-order AUC for deletion, the reverse for
+    insertion (positive is better than random).
+    """
+    x = np.asarray(x)
+    n = len(x)
+    feats = importance.shape[1]
+    feature_shape = feature_shape or (feats,)
+    baseline = np.broadcast_to(np.asarray(baseline, x.dtype), x.shape)
+    sign = np.ones(n) if sign is None else np.asarray(sign, np.float64)
+    rng = np.random.default_rng(seed)
+    orders = {"attribution": np.argsort(-importance, axis=1, kind="stable"),
+              "random": np.stack([rng.permutation(feats) for _ in range(n)])}
+    ks = np.unique(np.round(np.linspace(0, feats, fractions + 1)).astype(int))
+    batch, owner, keys = [], [], []
+    trailing = x.shape[1 + len(feature_shape):]
+    for name, order in orders.items():
+        for mode in ("deletion", "insertion"):
+            for k in ks:
+                keep = np.zeros((n, feats), bool)
+                np.put_along_axis(keep, order[:, :k], True, axis=1)
+                keep = keep.reshape((n,) + feature_shape + (1,) * len(trailing))
+                # deletion: the top-k become baseline; insertion: only the top-k come from x
+                xb = np.where(keep, baseline, x) if mode == "deletion" else np.where(keep, x, baseline)
+                batch.append(xb)
+                owner.append(np.arange(n))
+                keys.append((name, mode, k))
+    out = forward(np.concatenate(batch), np.concatenate([targets] * len(keys))).reshape(len(keys), n)
+    out = out * sign[None]
+    full = out[keys.index(("random", "insertion", ks[-1]))]
+    # one scale for all samples (the median |F(x)|), not per-sample spans, which blow up when the
+    # baseline's output is close to the input's
+    scale = float(np.median(np.abs(full))) or 1.0
+    curves = {}
+    for i, key in enumerate(keys):
+        curves.setdefault(key[:2], []).append(out[i] / scale)
+    auc = {k: float(np.median(np.trapezoid(np.stack(v), ks / feats, axis=0))) for k, v in curves.items()}
+    del_margin = auc[("random", "deletion")] - auc[("attribution", "deletion")]
+    ins_margin = auc[("attribution", "insertion")] - auc[("random", "insertion")]
+    return {"deletion_auc": auc[("attribution", "deletion")], "deletion_auc_random": auc[("random", "deletion")],
+            "insertion_auc": auc[("attribution", "insertion")], "insertion_auc_random": auc[("random", "insertion")],
+            "deletion_margin": del_margin, "insertion_margin": ins_margin,
+            "fractions": (ks / feats).tolist(),
+            "curves": {f"{a}.{b}": np.median(np.stack(v), axis=1).tolist() for (a, b), v in curves.items()}}
+
+
+#: Ground truth is scored only on samples whose output moves by at least this fraction of |F(x)|
+#: between baseline and input: where the baseline alone already gets the explained output, the model
+#: does not need the planted positions and a faithful attribution is (rightly) near zero.
+INFORMATIVE_DELTA = 0.1
+
+
+def informative_samples(fx: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    """Samples with |F(x) − F(baseline)| ≥ INFORMATIVE_DELTA · |F(x)| (bool per sample)."""
+    fx, fb = np.asarray(fx, np.float64), np.asarray(fb, np.float64)
+    return np.abs(fx - fb) >= INFORMATIVE_DELTA * np.maximum(np.abs(fx), 1e-12)
+
+
+def ground_truth_scores(importance: np.ndarray, mask: np.ndarray, scored: np.ndarray | None = None) -> dict[str, Any]:
+    """Share of |attribution| mass on the planted positions (median) and top-k precision (mean;
+    k = planted count per sample); ``importance`` and ``mask`` are (n, positions). ``scored``
+    (bool per sample, see :func:`informative_samples`) limits the scoring to some samples."""
+    imp = np.abs(np.asarray(importance, np.float64))
+    mask = np.asarray(mask, bool)
+    n_all = len(imp)
+    if scored is not None:
+        imp, mask = imp[np.asarray(scored, bool)], mask[np.asarray(scored, bool)]
+    if len(imp) == 0:
+        return {"mass_share": 0.0, "top_k_precision": 0.0, "planted_fraction": float(mask.mean()) if mask.size else 0.0,
+                "scored_samples": 0, "samples": n_all}
+    total = imp.sum(1)
+    share = np.where(total > 0, (imp * mask).sum(1) / np.where(total > 0, total, 1.0), 0.0)
+    prec = []
+    for row, m in zip(imp, mask):
+        k = int(m.sum())
+        if k == 0:
+            continue
+        top = np.argsort(-row, kind="stable")[:k]
+        prec.append(m[top].mean())
+    return {"mass_share": float(np.median(share)), "top_k_precision": float(np.mean(prec)) if prec else 0.0,
+            "planted_fraction": float(mask.mean()), "scored_samples": int(len(imp)), "samples": n_all}
+
+
+def agreement_matrix(maps: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Median per-sample rank correlation of |map| between every pair of methods."""
+    names = sorted(maps)
+    out: dict[str, dict[str, float]] = {a: {} for a in names}
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            v = 1.0 if a == b else float(np.median(rank_correlation(np.abs(maps[a]), np.abs(maps[b]))))
+            out[a][b] = out[b][a] = round(v, 4)
+    return out
+
+
+def stability(map_a: np.ndarray, map_b: np.ndarray) -> float:
+    """Median Pearson correlation of |map| between two seeds of a sampling method. Pearson, not rank:
+    it is dominated by the features a reader sees, not by the order of the many near-zero ones."""
+    return float(np.median(pearson(np.abs(map_a), np.abs(map_b))))
+
+
+def verdict(*, finite: bool = True, completeness: dict | None = None, additivity: dict | None = None,
+            randomisation: dict | None = None, faithfulness: dict | None = None, ground_truth: dict | None = None,
+            stability_corr: float | None = None) -> tuple[str, list[str]]:
+    """Trusted / doubtful / failed with the reasons, from whichever checks were run."""
+    failed, doubts = [], []
+    if not finite:
+        failed.append("attributions contain NaN or Inf")
+    if completeness is not None:
+        frac = completeness["converged_fraction"]
+        if frac < 0.5:
+            failed.append(f"completeness gap above 1% for {1 - frac:.0%} of samples even at {completeness['max_steps']} steps")
+        elif frac < 1:
+            doubts.append(f"completeness not converged for {1 - frac:.0%} of samples")
+    if additivity is not None and not additivity["within_tolerance"]:
+        doubts.append(f"additivity error {additivity['relative_error']:.1%} of |F(x) - E[F(b)]|")
+    if randomisation is not None:
+        r = randomisation["rank_correlation"]
+        if randomisation["status"] == FAILED:
+            failed.append(f"maps barely change when the weights are randomised (rank correlation {r:.2f})")
+        elif randomisation["status"] == DOUBTFUL:
+            doubts.append(f"maps change only partly when the weights are randomised (rank correlation {r:.2f})")
+    if faithfulness is not None:
+        d, i = faithfulness["deletion_margin"], faithfulness["insertion_margin"]
+        if d <= 0 and i <= 0:
+            failed.append(f"removing the top-attributed features hurts the output no more than a random order "
+                          f"(deletion margin {d:+.3f}, insertion margin {i:+.3f})")
+        elif d <= 0.02 and i <= 0.02:
+            doubts.append(f"barely more faithful than a random order (deletion margin {d:+.3f}, insertion {i:+.3f})")
+    if ground_truth is not None and ground_truth["top_k_precision"] < GROUND_TRUTH_MIN:
+        doubts.append(f"top-k precision on the planted positions is {ground_truth['top_k_precision']:.2f}")
+    if stability_corr is not None and stability_corr < STABILITY_MIN:
+        doubts.append(f"unstable across seeds (rank correlation {stability_corr:.2f})")
+    if failed:
+        return FAILED, failed + doubts
+    if doubts:
+        return DOUBTFUL, doubts
+    return TRUSTED, []
+
+
+def edge_map(x: np.ndarray) -> np.ndarray:
+    """A model-independent "saliency" (the gradient magnitude of the image itself, a Sobel-like edge
+    detector): the control that the randomisation check must fail."""
+    x = np.asarray(x, np.float64)
+    img = x.sum(-1) if x.ndim == 4 else x
+    gy, gx = np.gradient(img, axis=(1, 2))
+    return np.hypot(gx, gy)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures (matplotlib imported only when drawing)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+VERDICT_COLOURS = {TRUSTED: "#2e7d32", DOUBTFUL: "#ef6c00", FAILED: "#c62828"}
+
+
+def save_image_overlays(path: Path, images: np.ndarray, maps: dict[str, np.ndarray],
+                        verdicts: dict[str, str], max_samples: int = 8, captions: Sequence[str] = ()) -> Path:
+    """A grid: the inputs on the first row, one row per method with its map over the image, the
+    method's verdict in its row label. ``maps`` are (n, H, W) signed importances."""
+    plt = _pyplot()
+    images = np.asarray(images)
+    k = min(max_samples, len(images))
+    rows = 1 + len(maps)
+    fig, axes = plt.subplots(rows, k, figsize=(1.3 * k + 1.2, 1.35 * rows), dpi=100, squeeze=False)
+    gray = images[..., 0] if images.ndim == 4 and images.shape[-1] == 1 else images
+    for j in range(k):
+        ax = axes[0, j]
+        ax.imshow(gray[j], cmap="gray")
+        if j < len(captions):
+            ax.set_title(captions[j], fontsize=7)
+    axes[0, 0].set_ylabel("input", fontsize=8)
+    for i, (name, m) in enumerate(maps.items(), start=1):
+        for j in range(k):
+            ax = axes[i, j]
+            lim = float(np.max(np.abs(m[j]))) or 1.0
+            ax.imshow(gray[j], cmap="gray", alpha=0.35)
+            ax.imshow(m[j], cmap="bwr", vmin=-lim, vmax=lim, alpha=0.75)
+        v = verdicts.get(name, "")
+        axes[i, 0].set_ylabel(f"{name}\n{v}", fontsize=7, color=VERDICT_COLOURS.get(v, "black"))
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def save_heat_strips(path: Path, maps: dict[str, np.ndarray], verdicts: dict[str, str], mask: np.ndarray | None = None,
+                     max_samples: int = 8, xlabel: str = "position", tokens: np.ndarray | None = None) -> Path:
+    """One strip per sample and method over the positions (time steps or tokens); planted
+    ground-truth positions are outlined; token ids are written in the cells when given."""
+    plt = _pyplot()
+    names = list(maps)
+    k = min(max_samples, len(next(iter(maps.values()))))
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 0.32 * k * len(names) + 0.9), dpi=100, squeeze=False)
+    for ax, name in zip(axes[:, 0], names):
+        m = np.asarray(maps[name][:k], np.float64)
+        lim = float(np.max(np.abs(m))) or 1.0
+        ax.imshow(m, cmap="bwr", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        if mask is not None:
+            rows, cols = np.nonzero(np.asarray(mask[:k], bool))
+            ax.scatter(cols, rows, s=14, facecolors="none", edgecolors="black", linewidths=0.8)
+        if tokens is not None and m.shape[1] <= 40:
+            for r in range(k):
+                for c in range(m.shape[1]):
+                    ax.text(c, r, str(int(tokens[r, c])), ha="center", va="center", fontsize=5)
+        v = verdicts.get(name, "")
+        ax.set_title(f"{name} — {v}" if v else name, fontsize=8, color=VERDICT_COLOURS.get(v, "black"), loc="left")
+        ax.set_yticks(range(k))
+        ax.set_yticklabels([str(i) for i in range(k)], fontsize=6)
+        ax.tick_params(axis="x", labelsize=6)
+    axes[-1, 0].set_xlabel(xlabel + ("  (circles: planted ground truth)" if mask is not None else ""), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def save_global_importance(path: Path, names: Sequence[str], importance: np.ndarray, title: str, top: int = 20) -> Path:
+    """Horizontal bars of mean |attribution| per feature, the largest on top."""
+    plt = _pyplot()
+    imp = np.asarray(importance, np.float64)
+    order = np.argsort(-imp)[:top]
+    fig, ax = plt.subplots(figsize=(6, 0.25 * len(order) + 1.0), dpi=100)
+    ax.barh(range(len(order))[::-1], imp[order], color="#1565c0")
+    ax.set_yticks(range(len(order))[::-1], [names[i] for i in order], fontsize=7)
+    ax.set_xlabel("mean |attribution|", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def json_round(value: Any, digits: int = 6) -> Any:
+    """Metrics for the report: floats rounded, numpy scalars converted, non-finite as None."""
+    if isinstance(value, dict):
+        return {str(k): json_round(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_round(v, digits) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return round(v, digits) if np.isfinite(v) else None
+    return value
