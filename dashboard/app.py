@@ -15,6 +15,6 @@ pages = {
                for k in ("overview", "explanations", "training", "gradients", "weights", "gan")],
     "Tools": [st.Page(ui.PAGES[k][0], title=ui.PAGES[k][1], icon=ui.PAGES[k][2]) for k in ("compare", "run", "plugins")],
 }
-page = st.navigation(pages)
 ui.report_picker()
+page = st.navigation(pages)
 page.run()

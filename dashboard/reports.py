@@ -23,7 +23,7 @@ SEARCH_DEPTH = 3
 #: Words (in an analyzer's name, metric keys or artifact names) that route it to a dedicated page.
 TOPICS: dict[str, tuple[str, ...]] = {
     "training": ("overfit", "train", "memoris", "memoriz", "calibrat", "history", "generaliz", "generalis"),
-    "gradients": ("grad", "dead", "saturat", "activation"),
+    "gradients": ("grad", "dead", "saturat", "activation", "units"),
     "weights": ("weight", "spectr", "alpha", "esd"),
     "gan": ("gan", "generator", "discriminator", "coverage", "mode_collapse"),
 }
@@ -309,14 +309,42 @@ class Method:
 
 
 def explanation_methods(report: Report) -> list[Method]:
+    """Every explanation method in the report, each with its own metrics and artifacts.
+
+    An analyzer that runs several methods lists them in ``metrics["methods"]`` — either a mapping
+    ``{method: metrics}``, or a list of names with per-method mappings beside it
+    (``verdicts``/``reasons``/``checks`` keyed by method). Its artifacts are attributed to a method
+    when the method's name appears in the artifact's name or file name; shared ones go to all.
+    """
     methods: list[Method] = []
     for r in by_category(report, "explanation"):
         sub = r.metrics.get("methods") if isinstance(r.metrics, Mapping) else None
+        names: list[str] = []
+        per: dict[str, dict[str, Any]] = {}
         if r.status == "ok" and isinstance(sub, Mapping) and sub and all(isinstance(v, Mapping) for v in sub.values()):
-            for name, m in sub.items():
-                key = str(name).lower()
-                arts = {k: v for k, v in r.artifacts.items() if key in k.lower() or key in v.lower()}
-                methods.append(Method(f"{r.name}:{name}", r, m, arts))
-        else:
+            names = [str(k) for k in sub]
+            per = {str(k): dict(v) for k, v in sub.items()}
+        elif r.status == "ok" and isinstance(sub, (list, tuple)) and sub and all(isinstance(v, str) for v in sub):
+            names = list(sub)
+            for n in names:
+                m: dict[str, Any] = {}
+                for key, value in r.metrics.items():
+                    if isinstance(value, Mapping) and n in value and key != "agreement":
+                        v = value[n]
+                        if isinstance(v, Mapping) and key == "checks":
+                            m.update(v)
+                        else:
+                            m[key[:-1] if key in ("verdicts", "reasons") else key] = v
+                per[n] = m
+        if not names:
             methods.append(Method(r.name, r, r.metrics, r.artifacts))
+            continue
+        lowered = [n.lower() for n in names]
+        for n in names:
+            key = n.lower()
+            own = {k: v for k, v in r.artifacts.items() if key in k.lower() or key in Path(v).name.lower()}
+            shared = {k: v for k, v in r.artifacts.items()
+                      if not any(o in k.lower() or o in Path(v).name.lower() for o in lowered)}
+            label = n if len(by_category(report, "explanation")) == 1 else f"{r.name}:{n}"
+            methods.append(Method(label, r, per[n], {**shared, **own}))
     return methods

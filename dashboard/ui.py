@@ -22,21 +22,28 @@ BADGE = {"error": "red", "warning": "orange", "info": "blue", None: "green", "ok
          "failed": "red", "timed_out": "violet", "trusted": "green", "doubtful": "orange"}
 
 PAGES = {  # key -> (file, title, icon)
-    "overview": ("pages/overview.py", "Overview", ":material/dashboard:"),
-    "explanations": ("pages/explanations.py", "Explanations", ":material/visibility:"),
-    "training": ("pages/training.py", "Training", ":material/show_chart:"),
-    "gradients": ("pages/gradients.py", "Gradients", ":material/trending_down:"),
-    "weights": ("pages/weights.py", "Weights", ":material/grid_on:"),
-    "gan": ("pages/gan.py", "GAN", ":material/auto_awesome:"),
-    "compare": ("pages/compare.py", "Compare", ":material/compare_arrows:"),
-    "run": ("pages/run.py", "Run a diagnosis", ":material/play_arrow:"),
-    "plugins": ("pages/plugins.py", "Plugins", ":material/extension:"),
+    "overview": ("views/overview.py", "Overview", ":material/dashboard:"),
+    "explanations": ("views/explanations.py", "Explanations", ":material/visibility:"),
+    "training": ("views/training.py", "Training", ":material/show_chart:"),
+    "gradients": ("views/gradients.py", "Gradients", ":material/trending_down:"),
+    "weights": ("views/weights.py", "Weights", ":material/grid_on:"),
+    "gan": ("views/gan.py", "GAN", ":material/auto_awesome:"),
+    "compare": ("views/compare.py", "Compare", ":material/compare_arrows:"),
+    "run": ("views/run.py", "Run a diagnosis", ":material/play_arrow:"),
+    "plugins": ("views/plugins.py", "Plugins", ":material/extension:"),
 }
 
 
-def badge(text: str, key: Any = None) -> str:
-    """A coloured markdown badge; ``text`` is escaped, the colour comes from our own table."""
-    colour = BADGE.get(key if key is not None or text is None else text, "gray")
+_FROM_TEXT = object()
+
+
+def badge(text: str, key: Any = _FROM_TEXT) -> str:
+    """A coloured markdown badge; ``text`` is escaped, the colour comes from our own table.
+
+    ``key`` picks the colour (a severity, status or verdict; None means clean/green); by default the
+    text itself is the key.
+    """
+    colour = BADGE.get(text if key is _FROM_TEXT else key, "gray")
     return f":{colour}-badge[{md_escape(text)}]"
 
 

@@ -1,5 +1,6 @@
 """Explanations: pick a sample, see every method side by side with its trust verdict, then one in detail."""
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,28 +27,57 @@ MASK_WORDS = ("mask", "ground_truth", "ground truth", "groundtruth")
 CURVE_WORDS = ("deletion", "insertion", "faithful", "curve")
 
 
+def _matches(name: str, words) -> bool:
+    low = name.lower()
+    tokens = set(re.split(r"[^a-z0-9]+", low))
+    return any(w in tokens or (len(w) > 3 and w in low) for w in words)
+
+
 def pick_array(arts: Mapping[str, str], words, exclude=()):
+    """The first ``.npy`` artifact whose name mentions one of ``words`` and none of ``exclude``."""
     for name, rel in sorted(arts.items()):
-        low = name.lower()
-        if rel.lower().endswith(".npy") and any(w == low or w in low for w in words) and not any(e in low for e in exclude):
+        if rel.lower().endswith(".npy") and _matches(name, words) and not _matches(name, exclude):
             return name, rel
     return None
 
 
 def sample_table(ms):
-    """Per-sample labels as the analyzers recorded them: list of {index, label/true, predicted/pred}."""
+    """Per-sample labels as the analyzers recorded them: a list of {index, label, predicted} records,
+    or parallel lists (``sample_indices``, ``targets``/``predicted``, ``labels``/``y_true``)."""
     for m in ms:
-        rows = reports.find_key(m.metrics, "samples") or reports.find_key(m.record.metrics, "samples")
-        if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows):
-            return rows
+        for src in (m.metrics, m.record.metrics):
+            rows = reports.find_key(src, "samples")
+            if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows):
+                return rows
+    for m in ms:
+        met = m.record.metrics
+        idx = met.get("sample_indices")
+        if isinstance(idx, list) and idx:
+            cols = {"index": idx}
+            for out, keys in (("label", ("labels", "y_true", "true_labels")),
+                              ("predicted", ("predicted", "predictions", "y_pred")),
+                              ("explained class", ("targets",))):
+                for k in keys:
+                    if isinstance(met.get(k), list) and len(met[k]) == len(idx):
+                        cols[out] = met[k]
+                        break
+            return [{k: v[i] for k, v in cols.items()} for i in range(len(idx))]
     return []
 
 
 def sample_label(i, row):
-    true = next((row[k] for k in ("label", "true", "y", "y_true", "true_label") if k in row), "?")
-    pred = next((row[k] for k in ("predicted", "pred", "prediction", "y_pred", "target") if k in row), "?")
     idx = row.get("index", i)
-    return f"sample {idx} · true {true} · predicted {pred}"
+    parts = [f"sample {idx}"]
+    true = next((row[k] for k in ("label", "true", "y", "y_true", "true_label") if k in row), None)
+    pred = next((row[k] for k in ("predicted", "pred", "prediction", "y_pred") if k in row), None)
+    target = row.get("explained class", row.get("target"))
+    if true is not None:
+        parts.append(f"true {true}")
+    if pred is not None:
+        parts.append(f"predicted {pred}")
+    if target is not None and target != pred:
+        parts.append(f"explained class {target}")
+    return " · ".join(parts)
 
 
 # -- controls ----------------------------------------------------------------------------------------
@@ -115,7 +145,7 @@ def verdict_line(m: reports.Method) -> str:
         return f"{ui.badge(status)} {md_escape(m.record.reason)}"
     if v is None:
         return ui.badge("no verdict", "skipped")
-    return ui.badge(v, v.lower() if v.lower() in ui.BADGE else None) + (f" {md_escape(reason)}" if reason else "")
+    return ui.badge(v, v.lower()) + (f" {md_escape(reason)}" if reason else "")
 
 
 # -- side by side ------------------------------------------------------------------------------------
