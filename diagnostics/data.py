@@ -119,11 +119,12 @@ def load_dataset(name: str, seed: int, datasets: Mapping[str, Any]) -> Data:
 
 
 # -- validation ------------------------------------------------------------------------------------
-def validate(data: Data, info: ModelInfo) -> None:
-    """Refuse data that does not fit the model, with a message that says what and how."""
-    if len(info.input_shapes) != 1:
-        raise DataRefused(f"the model has {len(info.input_shapes)} inputs; data files support single-input models only")
-    expected = info.input_shapes[0]
+def validate_shapes(data: Data, input_shapes: list[list[int | None]]) -> None:
+    """The checks of :func:`validate` that need only the input shapes (shape, dtype, NaN/Inf), so they can
+    run before the model is loaded, from its config."""
+    if len(input_shapes) != 1:
+        raise DataRefused(f"the model has {len(input_shapes)} inputs; data files support single-input models only")
+    expected = input_shapes[0]
     want = "(" + ", ".join("None" if d is None else str(d) for d in expected) + ")"
     for split in ("train", "val"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
@@ -139,6 +140,15 @@ def validate(data: Data, info: ModelInfo) -> None:
         if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
             bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
             raise DataRefused(f"x_{split} contains {bad} NaN or Inf value(s); clean the data first")
+
+
+def validate(data: Data, info: ModelInfo) -> None:
+    """Refuse data that does not fit the model, with a message that says what and how."""
+    validate_shapes(data, info.input_shapes)
+    for split in ("train", "val"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if x is None:
+            continue
         if info.kind == "token" and not np.issubdtype(x.dtype, np.integer):
             if not np.all(x == np.round(x)):
                 raise DataRefused(f"x_{split} must hold integer token ids for this token model; got non-integer values")

@@ -18,11 +18,11 @@ from typing import Any, Callable
 
 from . import report as report_mod
 from .analyzer import Data, Finding, ModelInfo
-from .data import DataRefused, find_sidecar, load_dataset, load_file, read_sidecar, save_npz, validate
+from .data import DataRefused, find_sidecar, load_dataset, load_file, read_sidecar, save_npz, validate, validate_shapes
 from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
 from .report import AnalyzerRecord, Report
-from .safety import DEFAULT_MAX_SIZE, ModelRefused, scan
+from .safety import DEFAULT_MAX_SIZE, ModelRefused, scan, static_input_shapes
 from .worker import Job
 
 _DATA_NEED_TEXT = {
@@ -144,6 +144,20 @@ class Outcome:
     message: str = ""
 
 
+EXPECTED_FAILURES = (ModelRefused, DataRefused, UsageError, report_mod.OutputDirError, KeyboardInterrupt)
+
+
+def failure_outcome(e: BaseException) -> Outcome:
+    """The exit code and one-line message for an expected failure of a run."""
+    if isinstance(e, ModelRefused):
+        return Outcome(None, ExitCode.MODEL_REFUSED, f"model refused: {e}")
+    if isinstance(e, DataRefused):
+        return Outcome(None, ExitCode.DATA_REFUSED, f"data refused: {e}")
+    if isinstance(e, KeyboardInterrupt):
+        return Outcome(None, ExitCode.INTERRUPTED, "interrupted: the previous report, if any, is left as it was")
+    return Outcome(None, ExitCode.USAGE, str(e))
+
+
 def run_file(config: RunConfig, progress: Progress | None = None, executor=None) -> Outcome:
     """Diagnose a model file. Never raises for expected failures: they become an exit code and a message."""
     progress = progress or Progress()
@@ -151,10 +165,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
     own_executor = executor is None
     try:
         out_dir = Path(config.out_dir)
-        try:
-            report_mod.check_writable(out_dir)
-        except report_mod.OutputDirError as e:
-            return Outcome(None, ExitCode.USAGE, str(e))
+        report_mod.check_writable(out_dir)
         host = PluginHost(disabled=set(config.disabled), strict=config.strict_plugins, extra=config.extra_plugins)
         try:
             host.load()
@@ -166,6 +177,9 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         sidecar_path = find_sidecar(config.model_path)
         metadata = read_sidecar(sidecar_path) if sidecar_path else {}
         data = _resolve_data(config, metadata, host)
+        declared = static_input_shapes(scan_result.config)
+        if data is not None and declared:
+            validate_shapes(data, declared)  # refuse a misfit in a fraction of a second, before any worker starts
         staging = report_mod.new_staging_dir(out_dir)
         data_path = None
         if data is not None:
@@ -184,14 +198,8 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
         return _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress)
-    except ModelRefused as e:
-        return Outcome(None, ExitCode.MODEL_REFUSED, f"model refused: {e}")
-    except DataRefused as e:
-        return Outcome(None, ExitCode.DATA_REFUSED, f"data refused: {e}")
-    except UsageError as e:
-        return Outcome(None, ExitCode.USAGE, str(e))
-    except KeyboardInterrupt:
-        return Outcome(None, ExitCode.INTERRUPTED, "interrupted: the previous report, if any, is left as it was")
+    except EXPECTED_FAILURES as e:
+        return failure_outcome(e)
     finally:
         if own_executor and executor is not None:
             executor.close()
@@ -359,9 +367,10 @@ def run_in_memory(model, data: Data | None, *, out_dir: Path | None, seed: int, 
 
     backend = keras.backend.backend()
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="diagnostics-"))
-    report_mod.check_writable(out)
-    staging = report_mod.new_staging_dir(out)
+    staging = None
     try:
+        report_mod.check_writable(out)
+        staging = report_mod.new_staging_dir(out)
         data_path = None
         if data is not None:
             data_path = str(staging / "data.npz")
@@ -379,6 +388,8 @@ def run_in_memory(model, data: Data | None, *, out_dir: Path | None, seed: int, 
         if outcome.report is not None:
             object.__setattr__(outcome.report, "directory", str(out))
         return outcome
+    except EXPECTED_FAILURES as e:
+        return failure_outcome(e)
     finally:
         report_mod.discard(staging)
 

@@ -89,9 +89,14 @@ def test_usage_errors(tiny, tmp_path):
 def test_data_refused_with_shape_message(tiny, tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, x_val=np.zeros((10, 5), "float32"), y_val=np.zeros(10, "int64"))
+    t0 = time.monotonic()
     proc = run_diagnose(tiny["keras"], "--data", bad, "--out", tmp_path / "o")
     assert proc.returncode == ExitCode.DATA_REFUSED
-    assert "diagnose: data refused: x_val has shape (n, 5); the model expects (None, 4)" in proc.stderr
+    assert proc.stderr == "diagnose: data refused: x_val has shape (n, 5); the model expects (None, 4)\n"
+    assert time.monotonic() - t0 < 5, "shape misfits are refused from the config, before a worker imports a framework"
+    for fmt in ("h5",):  # the legacy config declares the input shape too
+        proc = run_diagnose(tiny[fmt], "--data", bad, "--out", tmp_path / "o")
+        assert proc.stderr == "diagnose: data refused: x_val has shape (n, 5); the model expects (None, 4)\n"
     labels = tmp_path / "labels.npz"
     np.savez(labels, x_val=np.zeros((10, 4), "float32"), y_val=np.full(10, 7))
     proc = run_diagnose(tiny["keras"], "--data", labels, "--out", tmp_path / "o")
