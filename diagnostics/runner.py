@@ -90,9 +90,11 @@ class Progress:
             self.stream.flush()
 
     def finished(self, record: AnalyzerRecord) -> None:
-        self.done += 1
+        with self._lock:  # backend groups finish analyzers from several threads
+            self.done += 1
+            done = self.done
         extra = f": {record.reason}" if record.reason else ""
-        self.say(f"[{self.done}/{self.total}] {record.name:<24} {record.status}{extra} ({record.duration_s:.1f}s)")
+        self.say(f"[{done}/{self.total}] {record.name:<24} {record.status}{extra} ({record.duration_s:.1f}s)")
 
 
 # -- planning ---------------------------------------------------------------------------------------
