@@ -153,6 +153,28 @@ def plugins_command(as_json, disable):
     sys.exit(int(ExitCode.PLUGIN_ERROR if host.problems else ExitCode.OK))
 
 
+@cli.group("plugin")
+def plugin_group():
+    """Write your own analyzer plugin (see docs/plugins.md)."""
+
+
+@plugin_group.command("new")
+@click.argument("name")
+@click.option("--dir", "parent", default=".", show_default=True, type=click.Path(file_okay=False), help="Where to create the package.")
+def plugin_new_command(name, parent):
+    """Create diagnostics-NAME/: a plugin package with a working analyzer NAME and its contract test."""
+    from .testing.scaffold import create
+
+    try:
+        files = create(name, Path(parent))
+    except (ValueError, FileExistsError) as e:
+        raise click.UsageError(str(e)) from None
+    root = files[0].parent
+    for f in files:
+        click.echo(f"created {f}")
+    click.echo(f"next: pip install -e {root} && diagnose plugins && pytest {root}")
+
+
 @cli.command("dashboard")
 @click.argument("path", required=False, metavar="[REPORT_OR_DIRECTORY]", type=click.Path(exists=True))
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port on 127.0.0.1 to serve on.")

@@ -6,9 +6,10 @@ then found exactly as a pip-installed one would be — by ``PluginHost().load()`
 by the worker processes a run spawns, and by ``diagnose`` subprocesses — and it disappears in
 ``finally``, whatever the test did.
 
-In a ``conftest.py``::
+The pytest fixture ``register_plugin`` (in :mod:`diagnostics.testing.pytest_plugin`) wraps it; in a
+``conftest.py``::
 
-    from diagnostics.testing.fixtures import register_plugin  # noqa: F401  (makes the fixture available)
+    from diagnostics.testing.pytest_plugin import register_plugin  # noqa: F401  (makes the fixture available)
 
     def test_mine(register_plugin, tmp_path):
         register_plugin("my_package.my_plugin")          # or a module object, or an Analyzer subclass
@@ -115,18 +116,3 @@ def _import_roots(module_name: str) -> list[str]:
     for _ in range(module_name.count(".")):
         root = root.parent
     return [str(root)]
-
-
-try:  # the fixture exists only where pytest does
-    import pytest
-except ImportError:  # pragma: no cover
-    pytest = None
-
-if pytest is not None:
-    @pytest.fixture
-    def register_plugin():
-        """``register_plugin(plugin, name=None, version="0.0.0", source=None) -> name``: installed for this test only."""
-        with contextlib.ExitStack() as stack:
-            def register(plugin: Any, name: str | None = None, version: str = "0.0.0", source: str | None = None) -> str:
-                return stack.enter_context(installed_plugin(plugin, name, version=version, source=source))
-            yield register

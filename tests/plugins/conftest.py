@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from diagnostics.testing.fixtures import register_plugin  # noqa: F401  (the kit's fixture, used by these tests)
+from diagnostics.testing.pytest_plugin import register_plugin  # noqa: F401  (the kit's fixture, used by these tests)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "diagnostics-robustness"
