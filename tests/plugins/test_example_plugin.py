@@ -166,3 +166,26 @@ def test_it_imports_nothing_heavy(robustness_site):
             "print(sorted(m for m in ('keras', 'tensorflow', 'torch', 'matplotlib') if m in sys.modules))") % str(robustness_site)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_dashboard_overview_shows_it(robustness_run, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from ..conftest import REPO
+
+    _, out = robustness_run
+    monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(out))
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    verdicts = next(e.value for e in at.dataframe if {"analyzer", "status"} <= set(e.value.columns))
+    row = verdicts.set_index("analyzer").loc["robustness"]
+    assert (row["status"], row["category"], row["backend"]) == ("ok", "health", "tensorflow")
+    at.selectbox(key="overview-analyzer").select("robustness").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "robustness" in [s.value for s in at.subheader]
+    assert any("plugin robustness" in m.value for m in at.markdown)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["samples"] == "16" and shown["repeats"] == "3"
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert "flip rate under noise" in captions
