@@ -88,8 +88,11 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
         # Share of confident samples in the two most frequent classes (0.2 for ten balanced classes).
         "top2_warning": 0.40,
         "top2_error": 0.60,
-        # Discriminator accuracy on real+generated: near 0.5 is balance, near 1 the generator lost.
+        # Discriminator accuracy on real+generated: near 0.5 is balance, near 1 the generator lost,
+        # near 0 (1 - this) the discriminator lost.
         "discriminator_warning": 0.90,
+        # Mean pairwise distance of generated samples over that of real ones (1.0: as diverse as the data).
+        "diversity_warning": 0.60,
         # Mean g_loss / d_loss over the last quarter of training.
         "loss_ratio_warning": 5.0,
     },
@@ -431,3 +434,29 @@ def history_turn(val_loss: list[float], tolerance: float) -> dict[str, Any]:
     return {"epochs": len(v), "best_epoch": best + 1, "best_val_loss": float(v[best]),
             "turn_epoch": None if turn is None else turn + 1, "epochs_past_best": len(v) - 1 - best,
             "final_val_loss": finite_or_none(v[-1])}
+
+
+def training_series(history: Mapping[str, Any] | None, key: str) -> list[float | None] | None:
+    """The per-epoch values of ``key`` (e.g. ``"health/grad_norm"``, recorded by
+    :class:`diagnostics.callbacks.HealthCallback`) from a history, or None when it was not recorded."""
+    if not history or key not in history:
+        return None
+    vals = [finite_or_none(v) for v in history[key]]
+    return vals if any(v is not None for v in vals) else None
+
+
+def development(values: list[float | None] | None, threshold: float | None = None, above: bool = True,
+                fmt: str = ".3g", what: str = "it") -> str:
+    """One sentence on how a recorded indicator developed during training ("" when not recorded)."""
+    if not values:
+        return ""
+    epochs = [(i + 1, v) for i, v in enumerate(values) if v is not None]
+    if not epochs:
+        return ""
+    (e0, v0), (e1, v1) = epochs[0], epochs[-1]
+    text = f"during training {what} went from {v0:{fmt}} (epoch {e0}) to {v1:{fmt}} (epoch {e1})"
+    if threshold is not None:
+        crossed = next((e for e, v in epochs if (v >= threshold if above else v <= threshold)), None)
+        if crossed is not None:
+            text += f", first {'above' if above else 'below'} {threshold:{fmt}} at epoch {crossed}"
+    return text

@@ -31,6 +31,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("health_gradients", "diagnostics_plugins.health_gradients"),
     ("health_overfitting", "diagnostics_plugins.health_overfitting"),
     ("health_spectra", "diagnostics_plugins.health_spectra"),
+    ("health_gan", "diagnostics_plugins.health_gan"),
     ("zoo", "diagnostics_plugins.zoo"),
     ("explain_gradients", "diagnostics_plugins.explain_gradients"),
     ("explain_captum", "diagnostics_plugins.explain_captum"),

@@ -72,7 +72,8 @@ class GradientHealth(Analyzer):
         import numpy as np
 
         from diagnostics import backends
-        from diagnostics.health import finite_or_none, flatten_layers, per_sample_loss_fn, thresholds
+        from diagnostics.health import (development, finite_or_none, flatten_layers, per_sample_loss_fn, thresholds,
+                                        training_series)
 
         t = thresholds(context.options, "gradients")
         context.progress(0, 3, "preparing the batch")
@@ -101,6 +102,10 @@ class GradientHealth(Analyzer):
                                "grad_weight_ratio": g_norm / w_norm if w_norm > 0 else None, "nonfinite": nonfinite})
             global_norm = float(np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads.values())))
         findings: list[Finding] = []
+        grad_series = training_series(context.history, "health/grad_norm")
+        ratio_series = training_series(context.history, "health/first_last_ratio")
+        grew = development(grad_series, t["exploding_warning"], True, what="the global gradient norm")
+        shrank = development(ratio_series, t["vanishing_warning"], False, ".1e", what="the first/last ratio")
         n_nonfinite = sum(l["nonfinite"] for l in layers)
         where_n = f"on {source}"
         if n_nonfinite or not np.isfinite(global_norm):
@@ -118,7 +123,7 @@ class GradientHealth(Analyzer):
                 message=f"global gradient norm {global_norm:.3g} {where_n} (threshold {t['exploding_warning']:g}; largest in "
                         f"{top['layer']}: {top['grad_norm']:.3g}): updates this large overshoot and training diverges — "
                         f"clip gradients (clipnorm=1.0), lower the learning rate, and for RNNs use tanh cells and "
-                        f"orthogonal recurrent initialisation"))
+                        f"orthogonal recurrent initialisation" + (f"; {grew}" if grew else "")))
         with_kernel = [l for l in layers if l["kernel_grad_norm"] is not None]
         ratio = None
         if len(with_kernel) >= 2 and not n_nonfinite:
@@ -132,7 +137,8 @@ class GradientHealth(Analyzer):
                         message=f"the first layer's kernel gradient ({first['layer']}: {first['kernel_grad_norm']:.3g}) is "
                                 f"{ratio:.1e} times the last layer's ({last['layer']}: {last['kernel_grad_norm']:.3g}) "
                                 f"{where_n}: the early layers barely learn — use ReLU-family activations with He "
-                                f"initialisation, add batch normalisation or residual connections, or make the network shallower"))
+                                f"initialisation, add batch normalisation or residual connections, or make the network shallower"
+                                + (f"; {shrank}" if shrank else "")))
         if not n_nonfinite:
             for l in layers:
                 r = l["grad_weight_ratio"]
@@ -148,6 +154,8 @@ class GradientHealth(Analyzer):
             "layers": [{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in l.items()} for l in layers],
             "backend": context.backend,
         }
+        if grad_series or ratio_series:
+            metrics["during_training"] = {"grad_norm": grad_series, "first_last_ratio": ratio_series}
         artifacts = {}
         plotted = [l for l in layers if finite_or_none(l["grad_norm"])]
         if plotted:
@@ -181,7 +189,7 @@ class UnitHealth(Analyzer):
         import keras
         import numpy as np
 
-        from diagnostics.health import activation_name, finite_or_none, thresholds, to_numpy
+        from diagnostics.health import activation_name, development, finite_or_none, thresholds, to_numpy, training_series
 
         t = thresholds(context.options, "units")
         model = context.model
@@ -224,12 +232,17 @@ class UnitHealth(Analyzer):
                 dead = float(np.mean(np.nan_to_num(flat, nan=0.0).max(axis=0) <= 0))
                 per_layer.append({"layer": layer.name, "activation": "relu", "units": int(a.shape[-1]),
                                   "dead_fraction": dead, "finite": bool(finite)})
+                series = training_series(context.history, f"health/dead/{layer.name}")
+                if series:
+                    per_layer[-1]["dead_during_training"] = series
                 if finite and dead >= t["dead_warning"]:
                     sev = Severity.ERROR if dead >= t["dead_error"] else Severity.WARNING
+                    how = development(series, t["dead_warning"], True, ".0%", what="the dead share")
                     findings.append(Finding(
                         "units.dead", sev, where=layer.name,
                         message=f"layer {layer.name}: {dead:.0%} of {a.shape[-1]} ReLU units never activate on {source} — "
-                                f"they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation"))
+                                f"they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation"
+                                + (f"; {how}" if how else "")))
             level = t["saturation_level"]
             for (layer, act), a in zip(sat, acts[len(relu):len(relu) + len(sat)]):
                 s = np.abs(a) if act == "tanh" else np.abs(2 * a - 1)
@@ -271,8 +284,10 @@ class UnitHealth(Analyzer):
         return Result(findings=findings, metrics=metrics, artifacts=artifacts)
 
 
-def _lstm_gate_saturation(layer, inputs):
-    """Share of input/forget/output gate values < 0.01 or > 0.99, recomputing the LSTM in numpy from its weights."""
+def _lstm_gate_saturation(layer, inputs, return_states: bool = False):
+    """Share of input/forget/output gate values < 0.01 or > 0.99, recomputing the LSTM in numpy from
+    its weights (Keras' gate order i, f, c, o). With ``return_states`` also the hidden-state sequence,
+    so a test can check the recomputation against the layer itself."""
     import numpy as np
 
     cell = getattr(layer, "cell", layer)
@@ -297,6 +312,7 @@ def _lstm_gate_saturation(layer, inputs):
     c = np.zeros((n, u))
     counts = {"input": 0, "forget": 0, "output": 0}
     total = 0
+    states = []
     with np.errstate(all="ignore"):
         xz = np.asarray(inputs, np.float64) @ kernel + bias
         for s in range(steps):
@@ -305,10 +321,12 @@ def _lstm_gate_saturation(layer, inputs):
             i, f, o = sig(i), sig(f), sig(o)
             c = f * c + i * g(cc)
             h = o * g(c)
+            states.append(h)
             for name, v in (("input", i), ("forget", f), ("output", o)):
                 counts[name] += int(np.sum((v < 0.01) | (v > 0.99) | ~np.isfinite(v)))
             total += n * u
-    return {k: v / total for k, v in counts.items()}
+    fractions = {k: v / total for k, v in counts.items()}
+    return (fractions, np.stack(states, axis=1)) if return_states else fractions
 
 
 @diagnostics.hookimpl

@@ -116,12 +116,19 @@ class Overfitting(Analyzer):
                     message=f"expected calibration error {ece_v:.3f} on validation data vs {ece_t:.3f} on training "
                             f"data: its confidence is not a probability on unseen data — calibrate it (temperature "
                             f"scaling on a held-out split) or regularise (label smoothing)"))
+        from diagnostics.health import development, training_series
+
+        mia_series = training_series(context.history, "health/membership_auc")
+        if mia_series:
+            metrics["membership_auc_during_training"] = mia_series
         if mia >= t["mia_warning"]:
+            how = development(mia_series, t["mia_warning"], True, ".2f", what="the AUC")
             findings.append(Finding(
                 "overfitting.memorisation", Severity.WARNING,
                 message=f"per-sample loss tells training samples from validation ones with AUC {mia:.3f} (0.5 = no "
                         f"memorisation): the model memorised its training samples, which also leaks membership "
-                        f"(privacy) — regularise, augment, or train with differential privacy if the data is sensitive"))
+                        f"(privacy) — regularise, augment, or train with differential privacy if the data is sensitive"
+                        + (f"; {how}" if how else "")))
         metrics["loss_gap"] = {k: finite_or_none(v) if isinstance(v, float) else v for k, v in metrics["loss_gap"].items()}
 
     # -- history ---------------------------------------------------------------------------------

@@ -76,7 +76,9 @@ def _loss_grad_fn(model, loss_fn):
                 if isinstance(out, (list, tuple)):
                     out = out[0]
                 loss = tf.reduce_mean(loss_fn(y, out))
-            return loss, tape.gradient(loss, variables)
+            grads = tape.gradient(loss, variables)
+            # Embedding lookups give sparse IndexedSlices: densify, so every gradient is an array.
+            return loss, [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
         entry = fns[key] = (loss_fn, fn, variables)
     return entry[1], entry[2]

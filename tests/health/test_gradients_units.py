@@ -95,9 +95,12 @@ def test_lstm_gate_saturation_matches_keras_lstm(keras_tf):
     keras.utils.set_random_seed(3)
     layer = keras.layers.LSTM(5, return_sequences=True)
     x = np.random.default_rng(3).normal(size=(4, 7, 3)).astype("float32")
-    layer(x)
+    expected = layer(x).numpy()
+    gates, states = _lstm_gate_saturation(layer, x, return_states=True)
+    np.testing.assert_allclose(states, expected, rtol=1e-4, atol=1e-5)
     big = [w * 40 for w in layer.get_weights()]
     layer.set_weights(big)
+    np.testing.assert_allclose(_lstm_gate_saturation(layer, x, return_states=True)[1], layer(x).numpy(), rtol=1e-4, atol=1e-5)
     gates = _lstm_gate_saturation(layer, x)
     assert set(gates) == {"input", "forget", "output"}
     assert all(0 <= v <= 1 for v in gates.values())
