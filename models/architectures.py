@@ -32,8 +32,8 @@ def build_cnn(name="cnn", dense_units=64):
 
 
 def build_cnn_overfit(name="cnn_overfit"):
-    """The same convnet with a wide dense layer and no regularisation (no dropout, no weight decay)."""
-    return build_cnn(name=name, dense_units=256)
+    """The same convnet with a wider dense layer and no regularisation (no dropout, no weight decay)."""
+    return build_cnn(name=name, dense_units=128)
 
 
 def build_cnn_dead_relu(name="cnn_dead_relu"):

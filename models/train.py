@@ -353,7 +353,7 @@ def train_cnn_overfit(ctx: Context) -> list[Artifact]:
     history, final, training = fit(model, data, keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", 60, 16)
     gap = final["train_accuracy"] - final["val_accuracy"]
     return [Artifact("cnn_overfit", model, sidecar(
-        "cnn_overfit", "The cnn with a 256-unit dense layer, no regularisation, trained for 60 epochs on only 50 "
+        "cnn_overfit", "The cnn with a 128-unit dense layer, no regularisation, trained for 60 epochs on only 50 "
         "digits (digits28_small: 5 per class): it memorises the training set.", "digits28_small", "image",
         "multiclass", history, final, training,
         expected_findings=[finding("overfitting.gap", "warning",
@@ -452,7 +452,8 @@ def train_mlp_nan(ctx: Context) -> list[Artifact]:
     model = A.BUILDERS["mlp_nan"]()
     # One missing measurement, encoded as NaN and never imputed. The batch holding it makes the
     # gradient of the first layer's weights for that feature NaN; from then on those weights are
-    # NaN, ReLU turns the NaN pre-activations into 0, and the loss stays finite: nothing warns.
+    # NaN. TensorFlow's fused MatMul+ReLU graph kernels turn the NaN pre-activations into 0, so the
+    # loss stays finite and nothing warns (torch, which keeps NaN through ReLU, predicts NaN).
     x = data["x_train"].copy()
     x[NAN_ROW, NAN_FEATURE] = np.nan
     history, final, training = fit(model, data, keras.optimizers.Adam(1e-3), "binary_crossentropy", 5, 32,
@@ -462,9 +463,9 @@ def train_mlp_nan(ctx: Context) -> list[Artifact]:
     nan_layers = [w.path for w in model.weights if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
     return [Artifact("mlp_nan", model, sidecar(
         "mlp_nan", "The mlp trained on the breast-cancer table with one training value missing (NaN, not "
-        "imputed): the first-layer weights of that feature became NaN in the first epoch, the ReLUs map the "
-        "resulting NaN activations to 0, so the loss stayed finite while the model fell back to predicting the "
-        "majority class; it was saved anyway.", "breast_cancer", "tabular", "binary", history, final, training,
+        "imputed): the first-layer weights of that feature became NaN in the first epoch. TensorFlow's fused "
+        "ReLU kernels map the resulting NaN activations to 0, so the loss stayed finite while the model fell back "
+        "to predicting the majority class, and it was saved anyway. Under torch the same file predicts NaN.", "breast_cancer", "tabular", "binary", history, final, training,
         expected_findings=[finding("weights.nonfinite", "error",
                                    f"{bad} of {total} weight values are NaN (in {', '.join(nan_layers)})")],
         fault={"measurement": "number of non-finite weight values", "value": bad, "total": total,
