@@ -28,13 +28,10 @@ def small_options(cls) -> dict:
     return {k: v for k, v in SMALL_OPTIONS.items() if k in defaults}
 
 
-#: Breaches the kit found in other areas' analyzers, reported to their owners. Strict xfails: when one
-#: is fixed the test XPASSes and fails, so this list cannot go stale.
-KNOWN_BREACHES = {
-    "health.gradients": "token model: raised TypeError: float() argument must be a string or a real number, not "
-                        "'IndexedSlices' (diagnostics/backends/tensorflow.py loss_gradients: an Embedding's gradient "
-                        "is a tf.IndexedSlices, which np.asarray cannot convert)",
-}
+#: Breaches the kit found in other areas' analyzers and reported to their owners, as strict xfails: when
+#: one is fixed the test XPASSes and fails, so this list cannot go stale. (It found health.gradients
+#: failing on token models — an Embedding's tf.IndexedSlices gradient — fixed in 5e932f6.)
+KNOWN_BREACHES: dict[str, str] = {}
 
 
 def _params():
