@@ -113,7 +113,7 @@ class GradientHealth(Analyzer):
             findings.append(Finding(
                 "gradients.exploding", Severity.ERROR, where=", ".join(bad[:5]),
                 message=f"{n_nonfinite} gradient values are NaN or Inf ({', '.join(bad[:5])}) {where_n} "
-                        f"(loss {finite_or_none(loss_value)}): one update makes the weights NaN — check for NaN "
+                        f"(loss {loss_value:.4g}): one update makes the weights NaN — check for NaN "
                         f"weights or inputs, lower the learning rate, and clip gradients (clipnorm=1.0)"))
         elif global_norm >= t["exploding_warning"]:
             sev = Severity.ERROR if global_norm >= t["exploding_error"] else Severity.WARNING

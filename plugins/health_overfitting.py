@@ -110,12 +110,14 @@ class Overfitting(Analyzer):
                             f"{glo:.3f}–{ghi:.3f}) on {len(it)}+{len(iv)} samples; validation loss {lv.mean():.3g} vs "
                             f"training {lt.mean():.3g}: the model has fitted its training set's noise — get more data "
                             f"or augment it, add dropout or weight decay, use a smaller model, or stop training earlier"))
-            if ece_v >= t["ece_warning"] and ece_v > ece_t:
+            if ece_v >= t["ece_warning"]:
+                why = ("it is over-confident on unseen data only, a sign of overfitting" if ece_v - ece_t >= t["ece_warning"] / 2
+                       else "it is mis-calibrated on training data too, so the cause is not overfitting")
                 findings.append(Finding(
                     "overfitting.calibration", Severity.WARNING,
                     message=f"expected calibration error {ece_v:.3f} on validation data vs {ece_t:.3f} on training "
-                            f"data: its confidence is not a probability on unseen data — calibrate it (temperature "
-                            f"scaling on a held-out split) or regularise (label smoothing)"))
+                            f"data: its confidence is not a probability ({why}) — calibrate it (temperature scaling on "
+                            f"a held-out split) or regularise (label smoothing)"))
         from diagnostics.health import development, training_series
 
         mia_series = training_series(context.history, "health/membership_auc")
