@@ -109,7 +109,11 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         result = entry.cls().run(context)
     except Exception as e:  # noqa: BLE001 - isolate the analyzer
         tb = traceback.format_exc(limit=-8)
-        return _failed(f"raised {type(e).__name__}: {e}", time.perf_counter() - t0, traceback=tb)
+        reason = f"raised {type(e).__name__}: {e}"
+        if weights_fingerprint(model) != state.fingerprint:  # it raised halfway through changing the model
+            state.model = None  # reload a pristine copy for the next analyzer
+            reason += "; it had also changed the model's weights (reloaded for the next analyzer)"
+        return _failed(reason, time.perf_counter() - t0, traceback=tb)
     duration = time.perf_counter() - t0
     problems = validate_result(result, artifact_dir)
     if weights_fingerprint(model) != state.fingerprint:

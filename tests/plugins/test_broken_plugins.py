@@ -50,6 +50,13 @@ import numpy as np
 total = float(sum(np.asarray(w).astype("float64").sum() for w in context.model.get_weights()))
 return Result(metrics={"weight_sum": total})
 """)
+# Changes the weights and then raises (e.g. a randomisation test that fails before restoring them).
+MIDWAY = analyzer("midway", """
+layer = context.model.layers[-1]
+layer.kernel.assign(layer.kernel * 3.0)
+raise RuntimeError("gave up halfway")
+""")
+MIDWAY_CHECK = PRISTINE.replace('name = "pristine"', 'name = "midway_check"')  # runs right after `midway`
 SLEEPER = analyzer("sleeper", "import time\ntime.sleep(60)\nreturn Result()")
 API_V2 = analyzer("from_the_future", "return Result()") + "\nDIAGNOSTICS_API_VERSION = 2\n"
 BAD_METADATA = analyzer("Bad Name", "return Result()").replace('description = "a throwaway third-party analyzer"',
@@ -71,6 +78,7 @@ BAD_METADATA_MESSAGE = ("plugin 'bad_metadata': register_analyzers raised ValueE
 @pytest.fixture
 def broken(register_plugin):
     for module, source in (("nan_metrics", NAN_METRICS), ("mutator", MUTATOR), ("pristine", PRISTINE),
+                           ("midway", MIDWAY), ("midway_check", MIDWAY_CHECK),
                            ("sleeper", SLEEPER), ("from_the_future", API_V2), ("bad_metadata", BAD_METADATA),
                            ("misspelled_hook", MISSPELLED_HOOK)):
         register_plugin(module, source=source, version="1.2.3")
@@ -83,14 +91,14 @@ def test_plugins_command_names_each_load_time_problem(broken):
     assert rows["from_the_future"].endswith("ERROR: " + API_V2_MESSAGE.split(": ", 1)[1])
     assert rows["bad_metadata"].endswith("ERROR: " + BAD_METADATA_MESSAGE.split(": ", 1)[1])
     assert re.search(r"ERROR: invalid hook implementation: unknown hook 'register_analysers' in plugin", rows["misspelled_hook"])
-    for ok in ("nan_metrics", "mutator", "pristine", "sleeper"):
+    for ok in ("nan_metrics", "mutator", "pristine", "sleeper", "midway", "midway_check"):
         assert re.match(rf"{ok}\s+1\.2\.3\s+analyzers\s+{ok}\s+ok$", rows[ok]), rows[ok]
 
 
 def test_nan_metrics_and_weight_changes_are_reported_and_the_run_completes(broken, tiny, tmp_path):
     out = tmp_path / "o"
     proc = run_diagnose(tiny["keras"], "--out", out, "--only", "nan_metrics", "--only", "mutator", "--only", "pristine",
-                        "--only", "weights")
+                        "--only", "midway", "--only", "midway_check", "--only", "weights")
     assert proc.returncode == ExitCode.ANALYZER_FAILED, proc.stderr
     report = Report.load(out)
     assert report.exit_code == ExitCode.ANALYZER_FAILED
@@ -107,6 +115,11 @@ def test_nan_metrics_and_weight_changes_are_reported_and_the_run_completes(broke
     assert by["pristine"].status == "ok"
     assert by["pristine"].metrics["weight_sum"] == pytest.approx(expected, rel=1e-6)
     assert by["weights"].status == "ok"
+    # An analyzer that changes the weights and then raises: both are said, and the model is reloaded too.
+    assert (by["midway"].status, by["midway"].reason) == (
+        "failed", "plugin 'midway': raised RuntimeError: gave up halfway; it had also changed the model's weights "
+                  "(reloaded for the next analyzer)")
+    assert by["midway_check"].metrics["weight_sum"] == pytest.approx(expected, rel=1e-6)
     # Load-time problems are named in the report, the HTML and the terminal.
     assert sorted(report.plugin_problems) == sorted([
         BAD_METADATA_MESSAGE, API_V2_MESSAGE,
