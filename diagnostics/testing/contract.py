@@ -15,7 +15,9 @@ The checks, in order (each failure names the analyzer, the model kind and what t
    without pickle; progress calls are ``(done, total, message)`` with ``0 <= done <= total``.
 4. **JSON round trip** — the result, as an :class:`AnalyzerRecord` in a :class:`Report`, survives
    ``to_json`` -> ``from_dict`` -> ``to_dict`` unchanged.
-5. **model untouched** — :func:`diagnostics.loading.weights_fingerprint` is the same before and after.
+5. **model and data untouched** — :func:`diagnostics.loading.weights_fingerprint` is the same before
+   and after; the data arrays are handed over read-only (the host shares them between analyzers)
+   and must hash the same afterwards.
 6. **honest skip** — a skip carries a non-empty reason, and the analyzer does not skip every tiny
    model of the kinds it declares (if it applies to none of them, ``model_kinds`` over-claims).
 7. **determinism** — a second run with the same seed, on the first kind that produced a result,
@@ -123,14 +125,43 @@ def context_for(cls: type[Analyzer], kind: str, *, seed: int = 0, options: Mappi
 
 
 def declared_data(full: Data, need: str) -> Data | None:
-    """Only the parts of ``full`` that an analyzer declaring ``data=need`` may rely on."""
+    """Only the parts of ``full`` that an analyzer declaring ``data=need`` may rely on, as read-only copies.
+
+    Read-only because the host shares one copy of the data between the analyzers of a worker: an
+    analyzer that normalises ``context.data.x`` in place would change what the next one sees.
+    """
     if need == "none":
         return None
-    if need == "x":
-        return Data(x_val=full.x_val, extras=dict(full.extras), source=full.source + " (inputs only)")
-    if need == "xy":
-        return Data(x_val=full.x_val, y_val=full.y_val, extras=dict(full.extras), source=full.source + " (validation)")
-    return full
+    keep = {"x": ("x_val",), "xy": ("x_val", "y_val")}.get(need, ("x_train", "y_train", "x_val", "y_val"))
+    source = full.source + {"x": " (inputs only)", "xy": " (validation)"}.get(need, "")
+    return Data(**{k: _frozen(getattr(full, k)) for k in keep}, extras={k: _frozen(v) for k, v in full.extras.items()},
+                source=source)
+
+
+def _frozen(a):
+    if a is None:
+        return None
+    import numpy as np
+
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+def _data_digest(data: Data | None) -> str:
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.blake2b(digest_size=16)
+    if data is not None:
+        arrays = {k: getattr(data, k) for k in ("x_train", "y_train", "x_val", "y_val")}
+        arrays.update({f"extras[{k}]": v for k, v in data.extras.items()})
+        for k, a in sorted(arrays.items()):
+            if a is not None:
+                h.update(k.encode())
+                h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def run_analyzer(cls: type[Analyzer], kind: str, *, seed: int = 0, options: Mapping[str, Any] | None = None,
@@ -228,6 +259,7 @@ def _one_run(cls, kind, artifact_dir: Path, options, seed, budget_s) -> tuple[Ki
 
     context = context_for(cls, kind, seed=seed, options=options, artifact_dir=artifact_dir, budget_s=budget_s,
                           progress=progress)
+    data_before = _data_digest(context.data)
     _seed_everything(seed)
     t0 = time.perf_counter()
     try:
@@ -236,9 +268,12 @@ def _one_run(cls, kind, artifact_dir: Path, options, seed, budget_s) -> tuple[Ki
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-4))
         given = "no data" if context.data is None else "only " + ", ".join(
             k for k in ("x_train", "y_train", "x_val", "y_val") if getattr(context.data, k) is not None)
-        return None, [f"raised {type(e).__name__}: {e} (it declares data={cls.data!r} and was given {given}; "
-                      f"return Result.skip(reason) when it does not apply)\n{tb}"]
+        hint = ("; the data arrays are read-only, as the host shares them between analyzers: copy before changing them"
+                if "read-only" in str(e) else "; return Result.skip(reason) when it does not apply")
+        return None, [f"raised {type(e).__name__}: {e} (it declares data={cls.data!r} and was given {given}{hint})\n{tb}"]
     duration = time.perf_counter() - t0
+    if _data_digest(context.data) != data_before:
+        problems.append("changed context.data: the host shares the data between analyzers; work on a copy")
     if duration > budget_s:
         problems.append(f"took {duration:.1f} s on a tiny model, over the {budget_s:g} s budget")
     problems += validate_result(result, artifact_dir)

@@ -112,6 +112,9 @@ BREACHES = [
     (_variant("BadProgress", lambda self, c: (c.progress(5, 3, "x"), Result())[1]), "progress(5, 3) is outside 0 <= done <= total"),
     (_variant("ReturnsDict", lambda self, c: {"score": 1.0}), "run() returned dict, expected diagnostics.Result"),
     (_variant("NoDescription", Good.run, description=""), "metadata: description is empty"),
+    (_variant("NormalisesInPlace", lambda self, c: (c.data.x.__isub__(1.0), Result())[1]),
+     "tabular model: raised ValueError: output array is read-only (it declares data='xy' and was given only x_val, "
+     "y_val; the data arrays are read-only, as the host shares them between analyzers: copy before changing them)"),
 ]
 
 
