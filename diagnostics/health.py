@@ -17,6 +17,7 @@ or one key at a time, per analyzer: ``--option health.gradients.vanishing_warnin
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from pathlib import Path
@@ -460,3 +461,58 @@ def development(values: list[float | None] | None, threshold: float | None = Non
         if crossed is not None:
             text += f", first {'above' if above else 'below'} {threshold:{fmt}} at epoch {crossed}"
     return text
+
+
+def logits_view(model, loss):
+    """``(model, loss)`` to differentiate: for a cross-entropy loss on a Dense softmax/sigmoid output,
+    a view of the model that stops at the output layer's logits (sharing its variables) with the same
+    loss ``from_logits=True``; otherwise the arguments unchanged.
+
+    Why: the loss computed from probabilities clips them to [eps, 1 - eps], and the clip's gradient is
+    zero, so a saturated output (p = 1.0 in float32) reports a zero gradient where the true one is
+    p - y. TensorFlow silently recovers the logits from the softmax op; torch cannot, so without this
+    view the two backends disagree exactly when gradients explode.
+    """
+    import keras
+
+    name = type(loss).__name__
+    if name not in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy"):
+        return model, loss
+    config = loss.get_config()
+    if config.get("from_logits") or config.get("label_smoothing"):
+        return model, loss
+    outputs = list(getattr(model, "outputs", None) or [])
+    layers = getattr(model, "layers", None) or []
+    if len(outputs) != 1 or not layers:
+        return model, loss
+    head = layers[-1]
+    act = activation_name(head)
+    wants = "sigmoid" if name == "BinaryCrossentropy" else "softmax"
+    made_by = getattr(outputs[0], "_keras_history", None)
+    if type(head).__name__ != "Dense" or act != wants or made_by is None or made_by[0] is not head:
+        return model, loss
+    try:
+        body = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, head.input)
+    except Exception:  # noqa: BLE001 - no symbolic graph (subclassed model)
+        return model, loss
+    view = _logits_view_class()(body, head)
+    return view, type(loss).from_config({**config, "from_logits": True})
+
+
+@functools.lru_cache(maxsize=None)
+def _logits_view_class():
+    import keras
+
+    class LogitsView(keras.Model):
+        """``body`` then the head Dense layer's affine map, without its activation (shared variables)."""
+
+        def __init__(self, body, head):
+            super().__init__(name=f"{head.name}_logits_view")
+            self.body = body
+            self.head = head
+
+        def call(self, x, training=False):
+            z = keras.ops.matmul(self.body(x, training=training), self.head.kernel)
+            return z + self.head.bias if self.head.use_bias else z
+
+    return LogitsView

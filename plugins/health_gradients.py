@@ -72,8 +72,8 @@ class GradientHealth(Analyzer):
         import numpy as np
 
         from diagnostics import backends
-        from diagnostics.health import (development, finite_or_none, flatten_layers, per_sample_loss_fn, thresholds,
-                                        training_series)
+        from diagnostics.health import (development, finite_or_none, flatten_layers, logits_view, per_sample_loss_fn,
+                                        thresholds, training_series)
 
         t = thresholds(context.options, "gradients")
         context.progress(0, 3, "preparing the batch")
@@ -81,8 +81,9 @@ class GradientHealth(Analyzer):
         loss, loss_desc = per_sample_loss_fn(context.info, y)
         targets, target_source = _labels(context, x, y, loss)
         context.progress(1, 3, "loss gradients")
+        view, view_loss = logits_view(context.model, loss)
         with np.errstate(all="ignore"):
-            loss_value, grads = backends.get(context.backend).loss_gradients(context.model, x, targets, loss)
+            loss_value, grads = backends.get(context.backend).loss_gradients(view, x, targets, view_loss)
         context.progress(2, 3, "norms")
         layers = []
         with np.errstate(all="ignore"):

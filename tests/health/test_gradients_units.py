@@ -105,3 +105,36 @@ def test_lstm_gate_saturation_matches_keras_lstm(keras_tf):
     assert set(gates) == {"input", "forget", "output"}
     assert all(0 <= v <= 1 for v in gates.values())
     assert max(gates.values()) > 0.5  # weights x40: gates pinned at 0 or 1
+
+
+def test_logits_view_gives_the_true_gradient_of_a_saturated_softmax(keras_tf):
+    """Cross-entropy through clipped probabilities has zero gradient once p == 1.0 in float32; through the
+    logits view the head bias gradient is the analytic mean(p - onehot(y)), and unsaturated models are unchanged."""
+    keras = keras_tf
+    from diagnostics import backends
+    from diagnostics.health import logits_view
+
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((4,))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="head")(keras.layers.Dense(8, name="h")(inp)))
+    x = np.random.default_rng(5).normal(size=(32, 4)).astype("float32")
+    y = np.random.default_rng(6).integers(0, 3, 32).astype("int32")
+    loss = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    prim = backends.get("tensorflow")
+    view, view_loss = logits_view(model, loss)
+    assert view is not model and view_loss.get_config()["from_logits"] is True
+    _, g0 = prim.loss_gradients(model, x, y, loss)
+    _, g1 = prim.loss_gradients(view, x, y, view_loss)
+    assert set(g0) == set(g1)
+    for k in g0:
+        np.testing.assert_allclose(g1[k], g0[k], rtol=1e-4, atol=1e-7)
+    head = model.get_layer("head")
+    head.set_weights([w * 1e4 for w in head.get_weights()])  # saturate
+    z = model.get_layer("h")(x).numpy() @ head.kernel.numpy() + head.bias.numpy()
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    expected = (p - np.eye(3)[y]).mean(0)
+    _, g2 = prim.loss_gradients(view, x, y, view_loss)
+    np.testing.assert_allclose(g2[head.bias.path], expected, rtol=1e-4, atol=1e-6)
+    unchanged = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu")])
+    assert logits_view(unchanged, loss)[0] is unchanged
