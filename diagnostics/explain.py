@@ -489,7 +489,7 @@ def verdict(*, finite: bool = True, completeness: dict | None = None, additivity
     if ground_truth is not None and ground_truth["top_k_precision"] < GROUND_TRUTH_MIN:
         doubts.append(f"top-k precision on the planted positions is {ground_truth['top_k_precision']:.2f}")
     if stability_corr is not None and stability_corr < STABILITY_MIN:
-        doubts.append(f"unstable across seeds (rank correlation {stability_corr:.2f})")
+        doubts.append(f"unstable across seeds (correlation {stability_corr:.2f})")
     if failed:
         return FAILED, failed + doubts
     if doubts:

@@ -35,6 +35,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("zoo", "diagnostics_plugins.zoo"),
     ("explain_gradients", "diagnostics_plugins.explain_gradients"),
     ("explain_captum", "diagnostics_plugins.explain_captum"),
+    ("explain_lime", "diagnostics_plugins.explain_lime"),
+    ("explain_shap", "diagnostics_plugins.explain_shap"),
 )
 
 

@@ -165,7 +165,7 @@ def test_verdict_collects_reasons():
     assert E.verdict() == (E.TRUSTED, [])
     status, reasons = E.verdict(completeness={"converged_fraction": 0.75, "max_steps": 512}, stability_corr=0.5)
     assert status == E.DOUBTFUL
-    assert reasons == ["completeness not converged for 25% of samples", "unstable across seeds (rank correlation 0.50)"]
+    assert reasons == ["completeness not converged for 25% of samples", "unstable across seeds (correlation 0.50)"]
     assert E.verdict(finite=False)[0] == E.FAILED
 
 
