@@ -34,5 +34,8 @@ test-all: $(STAMP)
 zoo: $(STAMP)
 	$(PY) -m diagnostics_zoo.train
 
+browser-deps:
+	.ci/browser-deps
+
 clean:
 	rm -rf $(VENV) reports .pytest_cache

@@ -230,7 +230,7 @@ def chart_series(r: AnalyzerRecord, key: str, exclude: Iterable[str] = ()) -> in
 
 
 def show_scalars(r: AnalyzerRecord, limit: int = 8) -> None:
-    sc = {k: v for k, v in reports.scalars(r.metrics).items() if reports.is_number(v)}
+    sc = {k: v for k, v in reports.scalars(r.metrics).items() if reports.is_number(v) and k.count(".") <= 1}
     if not sc:
         return
     items = list(sc.items())[:limit]

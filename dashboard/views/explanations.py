@@ -148,6 +148,46 @@ def verdict_line(m: reports.Method) -> str:
     return ui.badge(v, v.lower()) + (f" {md_escape(reason)}" if reason else "")
 
 
+def own_findings(m: reports.Method):
+    """The method's own findings when one analyzer reports several methods (``where`` or code names it)."""
+    import dataclasses
+
+    key = m.name.rsplit(":", 1)[-1]
+    if m.name == m.record.name:
+        return m.record
+    mine = tuple(f for f in m.record.findings if f.where == key or f".{key}." in f".{f.code}.")
+    return dataclasses.replace(m.record, findings=mine)
+
+
+def faithfulness_view(m: reports.Method):
+    """Deletion/insertion curves when the analyzer saved them; else its areas under them against random order."""
+    all_series = reports.series(m.metrics)
+    x = next((v for k, v in all_series.items() if k.rsplit(".", 1)[-1] in ("fractions", "fraction", "steps", "x")), None)
+    curves = {k: v for k, v in all_series.items() if any(w in k.lower() for w in CURVE_WORDS)
+              and k.rsplit(".", 1)[-1] not in ("fractions", "fraction", "steps", "x")}
+    if curves:
+        st.plotly_chart(charts.lines(curves, x=x, title="Faithfulness (deletion / insertion)",
+                                     xlabel="fraction of features removed / inserted", ylabel="model output"),
+                        key=f"ex-{m.name}-curves")
+        return
+    f = reports.find_key(m.metrics, "faithfulness")
+    pairs = [(name, f.get(f"{name}_auc"), f.get(f"{name}_auc_random")) for name in ("deletion", "insertion")] \
+        if isinstance(f, Mapping) else []
+    pairs = [p for p in pairs if reports.is_number(p[1]) and reports.is_number(p[2])]
+    if not pairs:
+        st.caption("No faithfulness check (deletion / insertion) for this method.")
+        return
+    import plotly.graph_objects as go
+
+    fig = go.Figure([go.Bar(name="this method", x=[p[0] for p in pairs], y=[p[1] for p in pairs], marker_color=charts.BLUE),
+                     go.Bar(name="random order", x=[p[0] for p in pairs], y=[p[2] for p in pairs], marker_color="#9e9e9e")])
+    fig.update_layout(barmode="group")
+    st.plotly_chart(charts._layout(fig, "Faithfulness: area under the deletion / insertion curves",
+                                   ylabel="normalised AUC"), key=f"ex-{m.name}-faith")
+    st.caption("Deletion: lower than random is better (removing the top-attributed features first should hurt most). "
+               "Insertion: higher than random is better.")
+
+
 # -- side by side ------------------------------------------------------------------------------------
 st.subheader("Methods side by side", anchor=False)
 names = [m.name for m in methods]
@@ -163,7 +203,8 @@ for start in range(0, len(chosen), per_row):
             draw(m, key=f"ex-side-{m.name}")
 
 verdicts = [{"method": m.name, "verdict": (m.verdict[0] or "—") if m.record.status == "ok" else m.record.status,
-             "reason": m.verdict[1] or m.record.reason, "analyzer": m.record.name, "time (s)": m.record.duration_s}
+             "reason": m.verdict[1] or m.record.reason, "analyzer": m.record.name,
+              "analyzer time (s)": round(m.record.duration_s, 2)}
             for m in methods]
 st.dataframe(ui._styled(pd.DataFrame(verdicts), {"verdict": {**reports.VERDICT_COLOURS, "skipped": "#757575",
                                                              "timed_out": charts.STATUS_COLOURS["timed_out"]}}),
@@ -176,17 +217,12 @@ m = next(x for x in methods if x.name == focus)
 with st.container(border=True):
     st.markdown(f"#### {md_escape(m.name)}")
     st.markdown(f"Trust verdict: {verdict_line(m)}")
-    ui.show_findings([m.record], key=f"ex-{m.name}-findings")
+    ui.show_findings([own_findings(m)], key=f"ex-{m.name}-findings")
     left, right = st.columns(2)
     with left:
         draw(m, key=f"ex-detail-{m.name}")
     with right:
-        curves = {k: v for k, v in reports.series(m.metrics).items() if any(w in k.lower() for w in CURVE_WORDS)}
-        if curves:
-            st.plotly_chart(charts.lines(curves, title="Faithfulness: model output as top-attributed features are removed/inserted",
-                                         xlabel="step", ylabel="output"), key=f"ex-{m.name}-curves")
-        else:
-            st.caption("No faithfulness curves (deletion / insertion) for this method.")
+        faithfulness_view(m)
     sc = {k: v for k, v in reports.scalars(m.metrics).items() if reports.is_number(v)}
     if sc:
         st.dataframe(pd.DataFrame([{"metric": k, "value": v} for k, v in sc.items()]), hide_index=True, key=f"ex-{m.name}-scalars")

@@ -22,13 +22,13 @@ with card:
     c1.metric("Kind", str(info.get("kind", "?")))
     c2.metric("Parameters", f"{info.get('n_params', 0):,}" if isinstance(info.get("n_params"), int) else "?")
     c3.metric("Layers", str(info.get("n_layers", "?")))
-    c4.metric("Backend", ", ".join(report.environment.get("backends", [])) or "?")
+    c4.metric("Analyzers", str(len(report.analyzers)))
     card_rows = [
         ("file", m.get("path")), ("format", m.get("format")), ("sha256", (m.get("sha256") or "")[:16]),
         ("inputs", " ".join(f"{s} {d}" for s, d in zip(info.get("input_shapes", []), info.get("input_dtypes", [])))),
         ("outputs", str(info.get("output_shapes", ""))), ("output activation", info.get("output_activation")),
         ("loss", info.get("loss") or m.get("loss")), ("saved with keras", m.get("keras_version")),
-        ("sidecar", m.get("sidecar")),
+        ("sidecar", m.get("sidecar")), ("backends", ", ".join(report.environment.get("backends", []))),
     ]
     st.dataframe(pd.DataFrame([(k, "" if v is None else str(v)) for k, v in card_rows], columns=["", "value"]),
                  hide_index=True, key="model-card")
@@ -69,7 +69,8 @@ def _pick_row():
 
 colours = {"status": charts.STATUS_COLOURS, "worst": {**charts.SEVERITY_COLOURS, None: charts.SEVERITY_COLOURS[None]}}
 st.dataframe(ui._styled(df, colours), hide_index=True, key="verdict-table", on_select=_pick_row,
-             selection_mode="single-row", column_config={"reason": st.column_config.TextColumn(width="large")})
+             selection_mode="single-row", column_config={"reason": st.column_config.TextColumn(width="large"),
+                                                         "duration (s)": st.column_config.NumberColumn(format="%.2f")})
 if report.analyzers:
     durations = [r.duration_s for r in report.analyzers]
     st.plotly_chart(charts.bars(names, durations, title="Time per analyzer", ylabel="seconds",

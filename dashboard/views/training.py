@@ -49,11 +49,15 @@ if history:
     others = {k: v for k, v in history.items() if "loss" not in k}
     c1, c2 = st.columns(2)
     with c1:
-        st.plotly_chart(charts.lines(losses or history, title="Loss per epoch", xlabel="epoch", ylabel="loss", markers=markers),
+        n = max(len(v) for v in (losses or history).values())
+        st.plotly_chart(charts.lines(losses or history, title="Loss per epoch", xlabel="epoch", ylabel="loss",
+                                     markers=markers, x=list(range(1, n + 1))),
                         key="t-loss")
     if others:
         with c2:
-            st.plotly_chart(charts.lines(others, title="Metrics per epoch", xlabel="epoch", markers=markers), key="t-metrics")
+            n = max(len(v) for v in others.values())
+            st.plotly_chart(charts.lines(others, title="Metrics per epoch", xlabel="epoch", markers=markers,
+                                         x=list(range(1, n + 1))), key="t-metrics")
     if not markers:
         st.caption("No overfitting markers (best epoch, divergence) in this report.")
 else:

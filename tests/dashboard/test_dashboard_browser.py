@@ -1,0 +1,171 @@
+"""The dashboard in a real browser: `diagnose dashboard` on a free port, driven by Playwright + Debian's chromium.
+
+Needs /usr/bin/chromium (``.ci/browser-deps`` installs it; ``playwright install`` is not used: it would
+download a browser). Screenshots go to test-artifacts/dashboard/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from diagnostics.report import Report
+from diagnostics_dashboard import reports
+
+REPO = Path(__file__).resolve().parents[2]
+DIAGNOSE = str(Path(sys.executable).parent / "diagnose")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = REPO / "test-artifacts" / "dashboard"
+WAIT_MS = 60_000
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dashboard(report_root, tmp_path):
+    """The real command, as a user starts it; yields (url, log path); stopped with SIGTERM afterwards."""
+    port = _free_port()
+    log = tmp_path / "dashboard.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([DIAGNOSE, "dashboard", str(report_root), "--port", str(port)], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, f"diagnose dashboard exited {proc.returncode}: {log.read_text()[-2000:]}"
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"the dashboard did not come up: {log.read_text()[-2000:]}"
+            time.sleep(0.3)
+        yield url, log, port
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+@pytest.fixture
+def page():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run .ci/browser-deps (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1440, "height": 900})  # a laptop screen
+            pg.set_default_timeout(WAIT_MS)
+            yield pg
+        finally:
+            browser.close()
+
+
+def nav(page, title: str):
+    """The sidebar's link to a page (the Overview also links to pages from its details)."""
+    return page.get_by_test_id("stSidebarNavItems").get_by_role("link", name=title, exact=True)
+
+
+def settle(page, timeout_s: float = 60) -> None:
+    """Wait until Streamlit has finished running the script and every element has replaced its skeleton."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while quiet < 3:
+        busy = page.get_by_test_id("stStatusWidget").count() + page.get_by_test_id("stSkeleton").count()
+        quiet = 0 if busy else quiet + 1
+        assert time.monotonic() < deadline, "the page kept running"
+        page.wait_for_timeout(200)
+
+
+def shot(page, name: str) -> None:
+    """A screenshot of the whole page: Streamlit scrolls inside its own container, so grow the window."""
+    settle(page)
+    page.set_viewport_size({"width": 1440, "height": 2400})
+    page.wait_for_timeout(500)
+    settle(page)
+    page.screenshot(path=str(SHOTS / name))
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
+def test_browser_report_explanations_and_hostile_upload(dashboard, page, report_root, hostile_model):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)  # a busy CI machine: Streamlit reruns can take seconds
+    url, log, port = dashboard
+    t0 = time.monotonic()
+    steps = {}
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    report = Report.load(report_root / "main")
+
+    # Bound to 127.0.0.1 only: another address of this machine is refused.
+    host = socket.gethostbyname(socket.gethostname())
+    if not host.startswith("127."):
+        with pytest.raises(OSError), socket.create_connection((host, port), timeout=2):
+            pass
+
+    # Open the report: the Overview shows the model's name and the verdict table.
+    page.goto(url)
+    expect(page.get_by_role("heading", name=report.model["name"], level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Verdicts")).to_be_visible()
+    shot(page, "overview.png")
+    steps["overview"] = time.monotonic() - t0
+
+    # Explanations: choose another method and see it in the detail view.
+    nav(page, "Explanations").click()
+    expect(page.get_by_role("heading", name="Explanations", level=1)).to_be_visible()
+    methods = [m.name for m in reports.explanation_methods(report)]
+    assert len(methods) >= 2, f"the CLI report has explanation methods {methods}"
+    detail = page.locator("h4")
+    expect(detail).to_have_text(methods[0])
+    other = methods[-1]
+    page.get_by_role("radiogroup").filter(has_text=methods[0]).get_by_text(other, exact=True).click()
+    expect(detail).to_have_text(other)
+    verdict = next(m for m in reports.explanation_methods(report) if m.name == other).verdict[0]
+    if verdict:
+        expect(page.get_by_text(f"Trust verdict: {verdict}")).to_be_visible()
+    shot(page, "explanations.png")
+    steps["explanations"] = time.monotonic() - t0
+
+    # Upload a hostile model (a Lambda layer): refused with its reason, nothing loaded.
+    nav(page, "Run a diagnosis").click()
+    page.get_by_text("Upload", exact=True).click()
+    expect(page.get_by_text("100MB per file").first).to_be_visible()  # the shipped config is in effect
+    page.locator("input[type=file]").first.set_input_files(str(hostile_model))
+    expect(page.get_by_role("button", name="Diagnose")).to_be_enabled()  # disabled until the upload arrived
+    page.get_by_role("button", name="Diagnose").click()
+    refused = page.get_by_text("Model refused")
+    expect(refused).to_be_visible()
+    alert = page.get_by_role("alert").filter(has_text="Model refused")
+    expect(alert).to_contain_text("Lambda")
+    expect(alert).to_contain_text("doubler")
+    expect(alert).to_contain_text("--trust")
+    shot(page, "hostile-upload.png")
+    steps["hostile upload"] = time.monotonic() - t0
+    print("browser steps (s since the page opened):", {k: round(v, 1) for k, v in steps.items()})
+
+    assert "Traceback" not in log.read_text(errors="replace")

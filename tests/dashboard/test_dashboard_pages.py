@@ -1,0 +1,210 @@
+"""Every page of the dashboard under streamlit.testing.v1.AppTest, on real reports written by the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from diagnostics.report import Report
+from diagnostics_dashboard.reports import md_escape
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+TIMEOUT = 60
+
+
+@pytest.fixture
+def open_app(monkeypatch):
+    """AppTest of the router, started on ``path`` (as `diagnose dashboard PATH` would), on ``page``."""
+
+    def start(path, page: str | None = None) -> AppTest:
+        monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(path))
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if page:
+            at.switch_page(f"views/{page}.py")
+            at.run()
+            assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return start
+
+
+def _text(at: AppTest) -> str:
+    """Everything the page says in markdown, alerts, titles and captions, as one string."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success", "text"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def test_overview_shows_model_card_and_every_analyzer(open_app, report_root):
+    report = Report.load(report_root / "main")
+    at = open_app(report_root)
+    assert at.selectbox(key="report_label").options == ["main", "twin"]
+    assert at.title[0].value == report.model["name"]
+    frames = [e.value for e in at.dataframe]
+    verdicts = next(f for f in frames if "analyzer" in f.columns and "status" in f.columns)
+    assert list(verdicts["analyzer"]) == [r.name for r in report.analyzers]
+    assert list(verdicts["status"]) == [r.status for r in report.analyzers]
+    card = next(f for f in frames if "value" in f.columns)
+    assert str(report.model["info"]["n_params"]) in " ".join(card["value"]) or \
+        f"{report.model['info']['n_params']:,}" in [m.value for m in at.metric]
+    # Clicking through: choosing an analyzer shows its own section.
+    at.selectbox(key="overview-analyzer").select("weights").run()
+    assert not at.exception
+    assert "weights" in [s.value for s in at.subheader]
+
+
+def test_report_picker_switches_every_page_to_the_other_report(open_app, report_root):
+    at = open_app(report_root)
+    at.selectbox(key="report_label").select("twin").run()
+    twin = Report.load(report_root / "twin")
+    verdicts = next(e.value for e in at.dataframe if "analyzer" in e.value.columns and "status" in e.value.columns)
+    assert list(verdicts["analyzer"]) == [r.name for r in twin.analyzers] == ["architecture", "weights"]
+
+
+def test_weights_page_plots_the_core_norms(open_app, report_root):
+    at = open_app(report_root / "main", "weights")
+    assert at.title[0].value == "Weights"
+    charts = at.get("plotly_chart")
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts]
+    assert "Kernel norm per layer" in titles
+    norms = json.loads(charts[titles.index("Kernel norm per layer")].proto.spec)
+    report = Report.load(report_root / "main")
+    kernels = [v for v in report.record("weights").metrics["variables"] if "kernel" in v["variable"]]
+    assert norms["data"][0]["x"] == [v["layer"] for v in kernels]
+    assert norms["data"][0]["y"] == pytest.approx([v["norm"] for v in kernels])
+    assert norms["layout"]["yaxis"]["type"] == "log"
+
+
+def test_weights_page_marks_dead_units_of_the_twin(open_app, report_root):
+    at = open_app(report_root / "twin", "weights")
+    charts = {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    dead = charts["All-zero (dead) units per layer"]["data"][0]
+    twin = Report.load(report_root / "twin")
+    expected = [v.get("dead_units", 0) for v in twin.record("weights").metrics["variables"] if v.get("units")]
+    assert dead["y"] == expected and max(expected) > 0
+
+
+def test_plugins_page_lists_report_and_installed_plugins(open_app, report_root):
+    at = open_app(report_root / "main", "plugins")
+    values = [e.value for e in at.dataframe]  # in page order: the report's plugins first
+    report = Report.load(report_root / "main")
+    in_report = values[0]
+    assert sorted(in_report["plugin"]) == sorted(p["name"] for p in report.plugins)
+    analyzers = next(v for v in values if "analyzer" in v.columns and "description" in v.columns)
+    assert {"architecture", "weights"} <= set(analyzers["analyzer"])
+    assert set(r.name for r in report.analyzers) <= set(analyzers["analyzer"])
+
+
+def test_explanations_page_shows_every_method_with_its_verdict(open_app, report_root):
+    report = Report.load(report_root / "main")
+    explainers = [r for r in report.analyzers if r.category == "explanation"]
+    at = open_app(report_root / "main", "explanations")
+    if not explainers:
+        assert "No explanation analyzer in this report" in _text(at)
+        return
+    methods = at.radio(key="ex-focus").options
+    assert len(methods) >= 2
+    table = next(e.value for e in at.dataframe if "verdict" in e.value.columns)
+    assert list(table["method"]) == methods
+    # Choosing another method shows it in the detail view.
+    other = methods[1]
+    at.radio(key="ex-focus").set_value(other).run()
+    assert not at.exception
+    assert [m.value for m in at.markdown if m.value.startswith("####")] == [f"#### {md_escape(other)}"]
+    assert at.get("plotly_chart"), "attribution maps are drawn from the saved arrays"
+
+
+def test_training_gradients_gan_pages_render_what_the_report_has(open_app, report_root):
+    report = Report.load(report_root / "main")
+    names = {r.name for r in report.analyzers}
+    at = open_app(report_root / "main", "training")
+    text = _text(at)
+    assert ("health.overfitting" in names) == ("health.overfitting" in [s.value for s in at.subheader])
+    assert "Learning curves" in text
+    at.switch_page("views/gradients.py").run()
+    assert not at.exception
+    grads = [r.name for r in report.analyzers if r.name.startswith("health.gradients")]
+    if grads:
+        specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        assert any(s["layout"]["yaxis"].get("type") == "log" for s in specs), "gradient norms on a log scale"
+    else:
+        assert "No gradient-health analyzer" in _text(at)
+    at.switch_page("views/gan.py").run()
+    assert not at.exception
+    gan = [r for r in report.analyzers if "gan" in r.name]
+    if gan:  # on a classifier they are skipped, and the page says why
+        for r in gan:
+            assert r.name in [s.value for s in at.subheader]
+            assert r.status != "skipped" or md_escape(r.reason) in _text(at)
+    else:
+        assert "No GAN-health analyzer in this report" in _text(at)
+
+
+def test_compare_highlights_what_changed(open_app, report_root):
+    at = open_app(report_root, "compare")
+    assert at.selectbox(key="cmp-a").value == "main" and at.selectbox(key="cmp-b").value == "twin"
+    verdicts = next(e.value for e in at.dataframe if "change" in e.value.columns and "status A" in e.value.columns)
+    main, twin = Report.load(report_root / "main"), Report.load(report_root / "twin")
+    row = verdicts.set_index("analyzer").loc["weights"]
+    assert row["change"] == "worse"  # the twin's dead filters raise weights.zero_units
+    assert any(f.code == "weights.zero_units" for f in twin.record("weights").findings)
+    only_main = {r.name for r in main.analyzers} - {r.name for r in twin.analyzers}
+    for name in only_main:
+        assert verdicts.set_index("analyzer").loc[name]["change"] == "only in A"
+    findings = next(e.value for e in at.dataframe if "change" in e.value.columns and "code" in e.value.columns)
+    assert "weights.zero_units" in set(findings[findings["change"] == "new in B"]["code"])
+
+
+def test_run_page_refuses_a_hostile_upload_with_the_reason(open_app, report_root, hostile_model):
+    at = open_app(report_root, "run")
+    at.radio(key="run-source").set_value("Upload").run()
+    at.file_uploader(key="run-upload").set_value(("innocent_looking.keras", hostile_model.read_bytes(), "application/octet-stream"))
+    at.run()
+    at.button(key="run-go").click().run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not at.error:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception
+    message = at.error[0].value
+    assert "Model refused" in message and "exit code 4 MODEL" in message
+    assert "Lambda" in message and "doubler" in message
+
+
+def test_run_page_refuses_a_file_that_is_not_a_model_by_its_content(open_app, report_root):
+    at = open_app(report_root, "run")
+    at.radio(key="run-source").set_value("Upload").run()
+    at.file_uploader(key="run-upload").set_value(("model.keras", b"#!/bin/sh\necho not a model\n", "application/octet-stream"))
+    at.run()
+    at.button(key="run-go").click().run()
+    assert "not a Keras model file" in at.error[0].value
+
+
+def test_untrusted_text_is_never_markup(open_app, report_root, tmp_path):
+    """A plugin's message with HTML, a markdown image and a colour directive is shown as plain text."""
+    d = json.loads((report_root / "twin" / "report.json").read_text())
+    evil = "<img src=x onerror=alert(1)> ![t](http://evil.example/t.png) :red[alarm] [click](javascript:alert(1))"
+    d["analyzers"][0]["findings"] = [{"code": "x.evil", "severity": "error", "message": evil, "where": "<b>layer</b>"}]
+    d["analyzers"][0]["reason"] = evil
+    d["analyzers"][0]["status"] = "failed"
+    out = tmp_path / "evil"
+    out.mkdir()
+    (out / "report.json").write_text(json.dumps(d))
+    at = open_app(out)
+    at.selectbox(key="overview-analyzer").select(d["analyzers"][0]["name"]).run()
+    rendered = [e.value for kind in ("markdown", "warning", "error", "caption") for e in getattr(at, kind)]
+    shown = [t for t in rendered if "onerror" in t]
+    assert shown, "the reason is shown"
+    assert all(t == md_escape(evil) for t in shown), shown  # exactly the escaped text, nothing else
+    findings = next(e.value for e in at.dataframe if "message" in e.value.columns)
+    assert findings["message"].iloc[0] == evil  # data frames show text verbatim, never as markup
