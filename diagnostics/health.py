@@ -20,6 +20,7 @@ import copy
 import functools
 import json
 import math
+import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -203,9 +204,13 @@ def as_matrix(kernel: np.ndarray) -> np.ndarray:
 
 
 def eigenvalues(matrix: np.ndarray) -> np.ndarray:
-    """The empirical spectral density's support: eigenvalues of W^T W (squared singular values), ascending."""
-    sv = np.linalg.svd(np.asarray(matrix, np.float64), compute_uv=False)
-    return np.sort(sv * sv)
+    """The empirical spectral density's support: eigenvalues of W^T W (squared singular values), ascending.
+
+    Computed as the eigenvalues of the smaller Gram matrix in float64 (as exact as the SVD for the
+    tail that alpha is fitted on, and several times cheaper for tall conv kernels)."""
+    m = np.asarray(matrix, np.float64)
+    gram = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
+    return np.sort(np.clip(np.linalg.eigvalsh(gram), 0.0, None))
 
 
 def powerlaw_alpha(evals: np.ndarray, min_eigenvalues: int = 20, threshold: float = 1e-5) -> dict[str, Any]:
@@ -516,3 +521,180 @@ def _logits_view_class():
             return z + self.head.bias if self.head.use_bias else z
 
     return LogitsView
+
+
+# -- the shared batch pass ---------------------------------------------------------------------------
+def select_batch(context, max_samples: int):
+    """The batch the health analyzers share: ``(x, y or None, description)``. Validation data when the
+    run has some (at most ``max_samples``, drawn with the run's seed), else synthetic inputs."""
+    data = context.data
+    if data is not None and data.x is not None:
+        split = "validation" if data.x_val is not None else "training"
+        idx = subsample(len(data.x), max_samples, context.seed)
+        y = None if data.y is None else np.asarray(data.y)[idx]
+        return np.asarray(data.x)[idx], y, f"{len(idx)} {split} samples"
+    n = int(max_samples)
+    x = synthetic_inputs(context.model, context.info, n, context.seed)
+    return x, None, f"{n} synthetic inputs drawn from the input spec (no data given: pass --data for real numbers)"
+
+
+def unit_layers(model) -> tuple[list, list, list]:
+    """(ReLU layers, [(sigmoid/tanh layer, activation)], LSTM layers) of a model, output layers excluded:
+    a confident classifier's output is meant to saturate."""
+    outputs = {getattr(o, "_keras_history", [None])[0] for o in (getattr(model, "outputs", None) or [])}
+    relu, sat, lstm = [], [], []
+    for layer in getattr(model, "layers", []):
+        if layer in outputs:
+            continue
+        act = activation_name(layer)
+        kind = type(layer).__name__
+        if act == "relu" and kind not in ("LSTM", "GRU", "SimpleRNN"):
+            relu.append(layer)
+        elif act in ("sigmoid", "tanh") and kind not in ("LSTM", "GRU", "SimpleRNN"):
+            sat.append((layer, act))
+        if kind == "LSTM":
+            lstm.append(layer)
+    return relu, sat, lstm
+
+
+_PASS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def health_pass(context, x, y, saturation_level: float = 0.99) -> dict[str, Any]:
+    """One compiled forward+backward pass over a batch, shared by the health analyzers of a process.
+
+    Differentiates the model's loss (see :func:`per_sample_loss_fn`, from the logits when
+    :func:`logits_view` applies) with the backend's ``loss_gradients`` primitive, on a probe that also
+    returns the model's outputs and, per ReLU / sigmoid / tanh layer, a per-unit reduction (the
+    maximum over samples and positions; the count of saturated values). The result is cached for the model and
+    this batch, so ``health.gradients``, ``health.units`` and ``health.overfitting`` pay for one pass.
+
+    Returns ``{"loss_value", "loss", "loss_desc", "targets_from", "grads", "outputs", "units"}`` where
+    ``outputs`` are the model's outputs (probabilities for a classifier) and ``units`` maps a layer
+    name to ``{"activation", "units", "positions", "max" | "saturated", "finite"}``.
+    """
+    model, info = context.model, context.info
+    key = (_digest(x), None if y is None else _digest(y), info.loss, float(saturation_level), context.backend)
+    cached = _PASS_CACHE.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    from . import backends
+
+    loss, loss_desc = per_sample_loss_fn(info, y)
+    targets, targets_from = _targets(model, info, x, y, loss)
+    view, view_loss = logits_view(model, loss)
+    relu, sat, _ = unit_layers(model)
+    kinds = [("relu", l) for l in relu] + [(act, l) for l, act in sat]
+    probe = _probe(model, view, kinds, saturation_level)
+    with np.errstate(all="ignore"):
+        loss_value, grads, batches = backends.get(context.backend).loss_gradients(
+            probe if probe is not None else view, x, targets, view_loss, return_outputs=True)
+    first = np.concatenate([b[0] for b in batches]).astype(np.float64)
+    outputs = first
+    if view is not model:  # logits -> the model's own output activation
+        outputs = _activate(first, info.output_activation)
+    units = {}
+    if probe is not None:
+        outputs_finite = bool(np.isfinite(first).all())
+        for i, (kind, layer) in enumerate(kinds):
+            stat = np.stack([b[1 + i] for b in batches])
+            shape = [d for d in layer.output.shape[1:-1]]
+            positions = len(x) * int(np.prod([d or 1 for d in shape])) if shape else len(x)
+            entry = {"activation": kind, "units": int(layer.output.shape[-1]), "positions": positions}
+            if kind == "relu":
+                entry["max"] = np.max(stat, axis=0)
+                entry["finite"] = outputs_finite and bool(np.isfinite(entry["max"]).all())
+            else:
+                entry["saturated"] = np.sum(stat, axis=0)
+                entry["finite"] = outputs_finite
+            units[layer.name] = entry
+    result = {"loss_value": loss_value, "loss": loss, "loss_desc": loss_desc, "targets_from": targets_from,
+              "grads": grads, "outputs": outputs, "units": units, "probed": probe is not None}
+    _PASS_CACHE[model] = (key, result)
+    return result
+
+
+def _digest(a) -> str:
+    import hashlib
+
+    a = np.ascontiguousarray(a)
+    return hashlib.blake2b(a.tobytes() + str((a.shape, a.dtype)).encode(), digest_size=16).hexdigest()
+
+
+def _activate(z: np.ndarray, activation: str | None) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        if activation == "softmax":
+            e = np.exp(z - z.max(axis=-1, keepdims=True))
+            return e / e.sum(axis=-1, keepdims=True)
+        if activation == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-z))
+    return z
+
+
+def _targets(model, info, x, y, loss):
+    """Targets for the loss: the data's labels, else the model's own predictions (said in the report)."""
+    units = (info.output_shapes[0][-1] if info.output_shapes else None) or 1
+    if y is not None:
+        return prepare_targets(loss, y, units), "labels"
+    out = forward(model, x)
+    name = type(loss).__name__
+    if name in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy"):
+        pred = np.nan_to_num(out.reshape(len(out), -1)).argmax(axis=1)
+        return prepare_targets(loss, pred, units), "the model's own predicted classes"
+    if name == "BinaryCrossentropy":
+        cut = 0.0 if loss.get_config().get("from_logits") else 0.5
+        return (np.nan_to_num(out) >= cut).astype(np.float32).reshape(len(out), -1), "the model's own predicted classes"
+    return np.nan_to_num(out).astype(np.float32), "the model's own outputs (zero-loss reference)"
+
+
+def _probe(model, view, kinds, level):
+    """A model returning [loss input (logits or output), then one per-unit statistic per probed layer]."""
+    if not kinds:
+        return None
+    import keras
+
+    head = getattr(view, "head", None) if view is not model else None
+    try:
+        first = head.input if head is not None else model.outputs[0]
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        body = keras.Model(inputs, [first, *[layer.output for _, layer in kinds]])
+    except Exception:  # noqa: BLE001 - subclassed models have no symbolic graph: gradients only
+        return None
+    return _probe_class()(body, head, [k for k, _ in kinds], level)
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_class():
+    import keras
+    from keras import ops
+
+    class HealthProbe(keras.Model):
+        """``body``'s outputs reduced per unit inside the compiled pass, so only (units,) vectors leave it."""
+
+        def __init__(self, body, head, kinds, level):
+            super().__init__(name="health_probe")
+            self.body = body
+            self.head = head
+            self.kinds = list(kinds)
+            self.level = float(level)
+
+        def call(self, x, training=False):
+            outs = list(self.body(x, training=training))
+            z = outs[0]
+            if self.head is not None:
+                z = ops.matmul(z, self.head.kernel)
+                if self.head.use_bias:
+                    z = z + self.head.bias
+            result = [z]
+            for kind, a in zip(self.kinds, outs[1:]):
+                # One reduction per layer inside the compiled pass: conv activations are the bulk of the
+                # memory traffic, so no extra elementwise passes (non-finite values show in the max).
+                axes = tuple(range(len(a.shape) - 1))
+                if kind == "relu":
+                    result.append(ops.max(a, axis=axes))
+                else:
+                    s = ops.abs(a) if kind == "tanh" else ops.abs(2 * a - 1)
+                    result.append(ops.sum(ops.cast(s >= self.level, "float32"), axis=axes))
+            return result
+
+    return HealthProbe

@@ -16,43 +16,6 @@ from diagnostics import Analyzer, Context, Finding, Result, Severity
 NON_GENERATOR = frozenset({"image", "sequence", "token", "tabular"})
 
 
-def _batch(context: Context, max_samples: int):
-    """(x, y or None, description of where the inputs came from)."""
-    import numpy as np
-
-    from diagnostics.health import subsample, synthetic_inputs
-
-    data = context.data
-    if data is not None and data.x is not None:
-        split = "validation" if data.x_val is not None else "training"
-        idx = subsample(len(data.x), max_samples, context.seed)
-        y = None if data.y is None else np.asarray(data.y)[idx]
-        return np.asarray(data.x)[idx], y, f"{len(idx)} {split} samples"
-    n = int(max_samples)
-    x = synthetic_inputs(context.model, context.info, n, context.seed)
-    return x, None, f"{n} synthetic inputs drawn from the input spec (no data given: pass --data for real numbers)"
-
-
-def _labels(context: Context, x, y, loss):
-    """Targets for the loss: the data's labels, else the model's own predictions (said in the report)."""
-    import numpy as np
-
-    from diagnostics.health import forward, prepare_targets
-
-    units = (context.info.output_shapes[0][-1] if context.info.output_shapes else None) or 1
-    if y is not None:
-        return prepare_targets(loss, y, units), "labels"
-    out = forward(context.model, x)
-    name = type(loss).__name__
-    if name in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy"):
-        pred = np.nan_to_num(out.reshape(len(out), -1)).argmax(axis=1)
-        return prepare_targets(loss, pred, units), "the model's own predicted classes"
-    if name == "BinaryCrossentropy":
-        return (np.nan_to_num(out) >= (0.0 if "from_logits=True" in (context.info.loss or "") else 0.5)).astype(np.float32).reshape(len(out), -1), \
-            "the model's own predicted classes"
-    return np.nan_to_num(out).astype(np.float32), "the model's own outputs (zero-loss reference)"
-
-
 class GradientHealth(Analyzer):
     """Per-layer gradient norms of the loss on a batch: vanishing, exploding, gradient/weight ratios.
 
@@ -71,19 +34,15 @@ class GradientHealth(Analyzer):
     def run(self, context: Context) -> Result:
         import numpy as np
 
-        from diagnostics import backends
-        from diagnostics.health import (development, finite_or_none, flatten_layers, logits_view, per_sample_loss_fn,
+        from diagnostics.health import (development, finite_or_none, flatten_layers, health_pass, select_batch,
                                         thresholds, training_series)
 
         t = thresholds(context.options, "gradients")
         context.progress(0, 3, "preparing the batch")
-        x, y, source = _batch(context, int(t["max_samples"]))
-        loss, loss_desc = per_sample_loss_fn(context.info, y)
-        targets, target_source = _labels(context, x, y, loss)
+        x, y, source = select_batch(context, int(t["max_samples"]))
         context.progress(1, 3, "loss gradients")
-        view, view_loss = logits_view(context.model, loss)
-        with np.errstate(all="ignore"):
-            loss_value, grads = backends.get(context.backend).loss_gradients(view, x, targets, view_loss)
+        p = health_pass(context, x, y, thresholds(context.options, "units")["saturation_level"])
+        loss_value, grads, loss_desc, target_source = p["loss_value"], p["grads"], p["loss_desc"], p["targets_from"]
         context.progress(2, 3, "norms")
         layers = []
         with np.errstate(all="ignore"):
@@ -187,51 +146,34 @@ class UnitHealth(Analyzer):
     reference = "Lu et al. 2019, Dying ReLU and initialization; Glorot & Bengio 2010"
 
     def run(self, context: Context) -> Result:
-        import keras
         import numpy as np
 
-        from diagnostics.health import activation_name, development, finite_or_none, thresholds, to_numpy, training_series
+        from diagnostics.health import (development, finite_or_none, health_pass, select_batch, thresholds, to_numpy,
+                                        training_series, unit_layers)
 
         t = thresholds(context.options, "units")
         model = context.model
-        x, _, source = _batch(context, int(t["max_samples"]))
-        output_layers = {getattr(o, "_keras_history", [None])[0] for o in (model.outputs or [])}
-        relu, sat, lstm = [], [], []
-        for layer in model.layers:
-            act = activation_name(layer)
-            if layer in output_layers:
-                continue
-            if act == "relu":
-                relu.append(layer)
-            elif act in ("sigmoid", "tanh") and type(layer).__name__ not in ("LSTM", "GRU", "SimpleRNN"):
-                sat.append((layer, act))
-            if type(layer).__name__ == "LSTM":
-                lstm.append(layer)
+        relu, sat, lstm = unit_layers(model)
         if not (relu or sat or lstm):
             return Result.skip("the model has no ReLU, sigmoid/tanh hidden layers or LSTMs to inspect")
-        tensors = [l.output for l in relu] + [l.output for l, _ in sat] + [l.input for l in lstm]
-        try:
-            probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, tensors)
-        except Exception as e:  # noqa: BLE001 - subclassed models have no symbolic graph
-            return Result.skip(f"the model's layer outputs cannot be probed ({type(e).__name__}: {e}); "
-                               f"a functional or Sequential model is needed")
+        x, y, source = select_batch(context, int(t["max_samples"]))
         context.progress(0, 2, "forward pass")
-        outs = []
-        for start in range(0, len(x), 256):
-            o = probe(x[start:start + 256], training=False)
-            o = o if isinstance(o, (list, tuple)) else [o]
-            outs.append([to_numpy(a) for a in o])
-        acts = [np.concatenate([b[i] for b in outs]) for i in range(len(tensors))]
+        level = t["saturation_level"]
+        units = {}
+        if relu or sat:
+            p = health_pass(context, x, y, level)
+            if not p["probed"]:
+                return Result.skip("the model's layer outputs cannot be probed: a functional or Sequential model is needed")
+            units = p["units"]
         context.progress(1, 2, "counting units")
         findings: list[Finding] = []
         per_layer = []
-        n = len(x)
         with np.errstate(all="ignore"):
-            for layer, a in zip(relu, acts[:len(relu)]):
-                flat = a.reshape(-1, a.shape[-1])
-                finite = np.isfinite(flat).all()
-                dead = float(np.mean(np.nan_to_num(flat, nan=0.0).max(axis=0) <= 0))
-                per_layer.append({"layer": layer.name, "activation": "relu", "units": int(a.shape[-1]),
+            for layer in relu:
+                u = units[layer.name]
+                finite = u["finite"]
+                dead = float(np.mean(u["max"] <= 0))
+                per_layer.append({"layer": layer.name, "activation": "relu", "units": u["units"],
                                   "dead_fraction": dead, "finite": bool(finite)})
                 series = training_series(context.history, f"health/dead/{layer.name}")
                 if series:
@@ -241,15 +183,13 @@ class UnitHealth(Analyzer):
                     how = development(series, t["dead_warning"], True, ".0%", what="the dead share")
                     findings.append(Finding(
                         "units.dead", sev, where=layer.name,
-                        message=f"layer {layer.name}: {dead:.0%} of {a.shape[-1]} ReLU units never activate on {source} — "
+                        message=f"layer {layer.name}: {dead:.0%} of {u['units']} ReLU units never activate on {source} — "
                                 f"they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation"
                                 + (f"; {how}" if how else "")))
-            level = t["saturation_level"]
-            for (layer, act), a in zip(sat, acts[len(relu):len(relu) + len(sat)]):
-                s = np.abs(a) if act == "tanh" else np.abs(2 * a - 1)
-                frac = float(np.mean(s >= level))
-                per_layer.append({"layer": layer.name, "activation": act, "units": int(a.shape[-1]),
-                                  "saturated_fraction": frac})
+            for layer, act in sat:
+                u = units[layer.name]
+                frac = float(np.sum(u["saturated"]) / (u["positions"] * u["units"]))
+                per_layer.append({"layer": layer.name, "activation": act, "units": u["units"], "saturated_fraction": frac})
                 if frac >= t["saturated_warning"]:
                     sev = Severity.ERROR if frac >= t["saturated_error"] else Severity.WARNING
                     findings.append(Finding(
@@ -257,19 +197,28 @@ class UnitHealth(Analyzer):
                         message=f"layer {layer.name}: {frac:.0%} of {act} outputs on {source} are within "
                                 f"{1 - level:.0%} of ±1{' (0/1)' if act == 'sigmoid' else ''}, where the derivative is "
                                 f"below 0.02 — scale the inputs, use Glorot initialisation, or add batch normalisation"))
-            for layer, a in zip(lstm, acts[len(relu) + len(sat):]):
-                gates = _lstm_gate_saturation(layer, a)
-                if gates is None:
-                    continue
-                per_layer.append({"layer": layer.name, "activation": "lstm", "units": int(layer.units), "gates": gates})
-                worst = max(gates, key=lambda g: gates[g] or 0)
-                if (gates[worst] or 0) >= t["gate_saturated_warning"]:
-                    findings.append(Finding(
-                        "units.lstm_gates_saturated", Severity.WARNING, where=layer.name,
-                        message=f"LSTM {layer.name}: {gates[worst]:.0%} of its {worst} gate values on {source} are below "
-                                f"0.01 or above 0.99: the gate is stuck open or shut and passes almost no gradient — "
-                                f"scale the inputs, clip gradients, and keep the default orthogonal recurrent initialisation"))
-        metrics = {"inputs": source, "samples": n,
+            if lstm:
+                import keras
+
+                probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, [l.input for l in lstm])
+                outs = []
+                for start in range(0, len(x), 256):
+                    o = probe(x[start:start + 256], training=False)
+                    outs.append([to_numpy(a) for a in (o if isinstance(o, (list, tuple)) else [o])])
+                for i, layer in enumerate(lstm):
+                    gates = _lstm_gate_saturation(layer, np.concatenate([b[i] for b in outs]))
+                    if gates is None:
+                        continue
+                    per_layer.append({"layer": layer.name, "activation": "lstm", "units": int(layer.units), "gates": gates})
+                    worst = max(gates, key=lambda g: gates[g] or 0)
+                    if (gates[worst] or 0) >= t["gate_saturated_warning"]:
+                        findings.append(Finding(
+                            "units.lstm_gates_saturated", Severity.WARNING, where=layer.name,
+                            message=f"LSTM {layer.name}: {gates[worst]:.0%} of its {worst} gate values on {source} are "
+                                    f"below 0.01 or above 0.99: the gate is stuck open or shut and passes almost no "
+                                    f"gradient — scale the inputs, clip gradients, and keep the default orthogonal "
+                                    f"recurrent initialisation"))
+        metrics = {"inputs": source, "samples": len(x),
                    "layers": [{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in l.items()} for l in per_layer]}
         artifacts = {}
         rows = [l for l in per_layer if "dead_fraction" in l or "saturated_fraction" in l]

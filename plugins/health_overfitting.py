@@ -56,20 +56,22 @@ class Overfitting(Analyzer):
         import numpy as np
 
         from diagnostics.health import (auc, bootstrap_diff_ci, expected_calibration_error, finite_or_none, forward,
-                                        per_sample_loss_fn, prepare_targets, probabilities, subsample, to_numpy)
+                                        health_pass, per_sample_loss_fn, prepare_targets, probabilities, select_batch,
+                                        subsample, thresholds, to_numpy)
 
         data, info = context.data, context.info
         k = int(t["max_samples"])
-        it = subsample(len(data.x_train), k, context.seed)
-        iv = subsample(len(data.x_val), k, context.seed + 1)
+        it = subsample(len(data.x_train), k, context.seed + 1)
         xt, yt = np.asarray(data.x_train)[it], np.asarray(data.y_train)[it]
-        xv, yv = np.asarray(data.x_val)[iv], np.asarray(data.y_val)[iv]
+        # The validation batch is the one the gradient and unit analyzers use: its outputs come from their pass.
+        xv, yv, _ = select_batch(context, k)
+        iv = range(len(xv))
         loss, loss_desc = per_sample_loss_fn(info, yv)
         units = (info.output_shapes[0][-1] if info.output_shapes else None) or 1
         context.progress(0, 3, "training split")
         out_t = forward(context.model, xt)
         context.progress(1, 3, "validation split")
-        out_v = forward(context.model, xv)
+        out_v = health_pass(context, xv, yv, thresholds(context.options, "units")["saturation_level"])["outputs"]
         context.progress(2, 3, "statistics")
         metrics.update({"train_samples": len(it), "val_samples": len(iv), "loss": loss_desc})
         bad = int((~np.isfinite(out_t.reshape(len(out_t), -1))).any(axis=1).sum() + (~np.isfinite(out_v.reshape(len(out_v), -1))).any(axis=1).sum())

@@ -72,23 +72,24 @@ def _loss_grad_fn(model, loss_fn):
         @tf.function(reduce_retracing=True)
         def fn(x, y):
             with tf.GradientTape() as tape:
-                out = model(x, training=False)
-                if isinstance(out, (list, tuple)):
-                    out = out[0]
-                loss = tf.reduce_mean(loss_fn(y, out))
+                outs = model(x, training=False)
+                outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+                loss = tf.reduce_mean(loss_fn(y, outs[0]))
             grads = tape.gradient(loss, variables)
             # Embedding lookups give sparse IndexedSlices: densify, so every gradient is an array.
-            return loss, [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            return loss, [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads], outs
 
         entry = fns[key] = (loss_fn, fn, variables)
     return entry[1], entry[2]
 
 
-def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024):
+def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024, return_outputs: bool = False):
     """See :mod:`diagnostics.backends`: the mean loss over ``x`` and its gradient per trainable variable.
 
     Batches of ``batch_size`` are combined weighted by their size, so the result is the gradient of
     the mean over all samples whatever the batching. Non-finite values are returned as they are.
+    The loss is taken on the model's first output; with ``return_outputs`` a third value lists, per
+    batch, every output of the model as numpy arrays (one pass gives loss, gradients and outputs).
     """
     import tensorflow as tf
 
@@ -98,9 +99,12 @@ def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024):
     n = len(x)
     total = 0.0
     acc: list = [None] * len(variables)
+    batches = []
     for start in range(0, n, batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        loss, grads = fn(tf.convert_to_tensor(xb), tf.convert_to_tensor(yb))
+        loss, grads, outs = fn(tf.convert_to_tensor(xb), tf.convert_to_tensor(yb))
+        if return_outputs:
+            batches.append([o.numpy() for o in outs])
         w = len(xb) / n
         total += float(loss.numpy()) * w
         for i, g in enumerate(grads):
@@ -108,5 +112,5 @@ def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024):
                 continue
             g = np.asarray(g, np.float64) * w
             acc[i] = g if acc[i] is None else acc[i] + g
-    return total, {v.path: (np.zeros(v.shape, np.float32) if a is None else a.astype(np.float32))
-                   for v, a in zip(variables, acc)}
+    grads = {v.path: (np.zeros(v.shape, np.float32) if a is None else a.astype(np.float32)) for v, a in zip(variables, acc)}
+    return (total, grads, batches) if return_outputs else (total, grads)

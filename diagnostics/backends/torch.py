@@ -29,9 +29,10 @@ def input_gradients(model, x, targets, batch_size: int = 1024):
     return np.concatenate(values), np.concatenate(grads)
 
 
-def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024):
+def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024, return_outputs: bool = False):
     """See :mod:`diagnostics.backends`: the mean loss over ``x`` and its gradient per trainable variable,
-    batches combined weighted by their size (the same contract as the TensorFlow primitive)."""
+    batches combined weighted by their size, and with ``return_outputs`` every output of the model per
+    batch (the same contract as the TensorFlow primitive)."""
     import torch
 
     variables = list(model.trainable_variables)
@@ -41,12 +42,14 @@ def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024):
     n = len(x)
     total = 0.0
     acc: list = [None] * len(variables)
+    batches = []
     for start in range(0, n, batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        out = model(torch.as_tensor(xb), training=False)
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        loss = torch.mean(loss_fn(torch.as_tensor(yb), out))
+        outs = model(torch.as_tensor(xb), training=False)
+        outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+        loss = torch.mean(loss_fn(torch.as_tensor(yb), outs[0]))
+        if return_outputs:
+            batches.append([o.detach().cpu().numpy() for o in outs])
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
         w = len(xb) / n
         total += float(loss.detach().cpu()) * w
@@ -55,5 +58,5 @@ def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024):
                 continue
             g = g.detach().cpu().numpy().astype(np.float64) * w
             acc[i] = g if acc[i] is None else acc[i] + g
-    return total, {v.path: (np.zeros(v.shape, np.float32) if a is None else a.astype(np.float32))
-                   for v, a in zip(variables, acc)}
+    grads = {v.path: (np.zeros(v.shape, np.float32) if a is None else a.astype(np.float32)) for v, a in zip(variables, acc)}
+    return (total, grads, batches) if return_outputs else (total, grads)
