@@ -210,7 +210,9 @@ class InlineExecutor:
         if job.data_path:
             from .data import load_file
 
-            self.state.data = load_file(job.data_path)
+            from .worker import read_only
+
+            self.state.data = read_only(load_file(job.data_path))
             self.state.data_path = job.data_path
         return {"info": self.state.info.to_dict(), "versions": self.state.versions()}
 

@@ -67,7 +67,7 @@ class WorkerState:
         if job.data_path != self.data_path:
             from .data import load_file
 
-            self.data = load_file(job.data_path) if job.data_path else None
+            self.data = read_only(load_file(job.data_path)) if job.data_path else None
             self.data_path = job.data_path
         return self.model
 
@@ -131,6 +131,15 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         "metrics": dict(result.metrics),
         "artifacts": dict(result.artifacts),
     }
+
+
+def read_only(data: Data) -> Data:
+    """``data`` with every array made read-only: the analyzers of a worker share one copy, so one that
+    normalised ``context.data.x`` in place would silently change what every later analyzer sees."""
+    for a in (data.x_train, data.y_train, data.x_val, data.y_val, *data.extras.values()):
+        if hasattr(a, "setflags"):
+            a.setflags(write=False)
+    return data
 
 
 def _failed(reason: str, duration: float, traceback: str = "") -> dict[str, Any]:

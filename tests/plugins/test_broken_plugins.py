@@ -57,6 +57,9 @@ layer.kernel.assign(layer.kernel * 3.0)
 raise RuntimeError("gave up halfway")
 """)
 MIDWAY_CHECK = PRISTINE.replace('name = "pristine"', 'name = "midway_check"')  # runs right after `midway`
+# Normalises the data in place; `data_sum` runs next and must see the data as the file has them.
+DATA_INPLACE = analyzer("data_inplace", "context.data.x_val -= context.data.x_val.mean()\nreturn Result()")
+DATA_SUM = analyzer("data_sum", 'return Result(metrics={"x_val_sum": float(context.data.x_val.astype("float64").sum())})')
 SLEEPER = analyzer("sleeper", "import time\ntime.sleep(60)\nreturn Result()")
 API_V2 = analyzer("from_the_future", "return Result()") + "\nDIAGNOSTICS_API_VERSION = 2\n"
 BAD_METADATA = analyzer("Bad Name", "return Result()").replace('description = "a throwaway third-party analyzer"',
@@ -78,7 +81,8 @@ BAD_METADATA_MESSAGE = ("plugin 'bad_metadata': register_analyzers raised ValueE
 @pytest.fixture
 def broken(register_plugin):
     for module, source in (("nan_metrics", NAN_METRICS), ("mutator", MUTATOR), ("pristine", PRISTINE),
-                           ("midway", MIDWAY), ("midway_check", MIDWAY_CHECK),
+                           ("midway", MIDWAY), ("midway_check", MIDWAY_CHECK), ("data_inplace", DATA_INPLACE),
+                           ("data_sum", DATA_SUM),
                            ("sleeper", SLEEPER), ("from_the_future", API_V2), ("bad_metadata", BAD_METADATA),
                            ("misspelled_hook", MISSPELLED_HOOK)):
         register_plugin(module, source=source, version="1.2.3")
@@ -91,14 +95,15 @@ def test_plugins_command_names_each_load_time_problem(broken):
     assert rows["from_the_future"].endswith("ERROR: " + API_V2_MESSAGE.split(": ", 1)[1])
     assert rows["bad_metadata"].endswith("ERROR: " + BAD_METADATA_MESSAGE.split(": ", 1)[1])
     assert re.search(r"ERROR: invalid hook implementation: unknown hook 'register_analysers' in plugin", rows["misspelled_hook"])
-    for ok in ("nan_metrics", "mutator", "pristine", "sleeper", "midway", "midway_check"):
+    for ok in ("nan_metrics", "mutator", "pristine", "sleeper", "midway", "midway_check", "data_inplace", "data_sum"):
         assert re.match(rf"{ok}\s+1\.2\.3\s+analyzers\s+{ok}\s+ok$", rows[ok]), rows[ok]
 
 
 def test_nan_metrics_and_weight_changes_are_reported_and_the_run_completes(broken, tiny, tmp_path):
     out = tmp_path / "o"
-    proc = run_diagnose(tiny["keras"], "--out", out, "--only", "nan_metrics", "--only", "mutator", "--only", "pristine",
-                        "--only", "midway", "--only", "midway_check", "--only", "weights")
+    proc = run_diagnose(tiny["keras"], "--data", tiny["data"], "--out", out, "--only", "nan_metrics", "--only", "mutator",
+                        "--only", "pristine", "--only", "midway", "--only", "midway_check", "--only", "data_inplace",
+                        "--only", "data_sum", "--only", "weights")
     assert proc.returncode == ExitCode.ANALYZER_FAILED, proc.stderr
     report = Report.load(out)
     assert report.exit_code == ExitCode.ANALYZER_FAILED
@@ -120,6 +125,11 @@ def test_nan_metrics_and_weight_changes_are_reported_and_the_run_completes(broke
         "failed", "plugin 'midway': raised RuntimeError: gave up halfway; it had also changed the model's weights "
                   "(reloaded for the next analyzer)")
     assert by["midway_check"].metrics["weight_sum"] == pytest.approx(expected, rel=1e-6)
+    # Data are shared by the analyzers of a worker: changing them in place is refused, loudly.
+    assert (by["data_inplace"].status, by["data_inplace"].reason) == (
+        "failed", "plugin 'data_inplace': raised ValueError: output array is read-only")
+    with np.load(tiny["data"]) as z:
+        assert by["data_sum"].metrics["x_val_sum"] == pytest.approx(float(z["x_val"].astype("float64").sum()), rel=1e-9)
     # Load-time problems are named in the report, the HTML and the terminal.
     assert sorted(report.plugin_problems) == sorted([
         BAD_METADATA_MESSAGE, API_V2_MESSAGE,
