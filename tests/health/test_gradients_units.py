@@ -138,3 +138,15 @@ def test_logits_view_gives_the_true_gradient_of_a_saturated_softmax(keras_tf):
     np.testing.assert_allclose(g2[head.bias.path], expected, rtol=1e-4, atol=1e-6)
     unchanged = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu")])
     assert logits_view(unchanged, loss)[0] is unchanged
+
+
+def test_a_thresholds_file_changes_the_verdict_and_a_bad_one_is_named(models, tabular, run_health, codes, tmp_path):
+    (tmp_path / "t.toml").write_text("[gradients]\nvanishing_warning = 1e-12\nvanishing_error = 1e-13\n")
+    rec = run_health(models["vanishing"], tabular, only=("health.gradients",),
+                     options={"*": {"health_thresholds": str(tmp_path / "t.toml")}})["health.gradients"]
+    assert rec.status == "ok" and "gradients.vanishing" not in codes(rec, "info")
+    (tmp_path / "bad.toml").write_text("[gradient]\nvanishing_warning = 1\n")
+    rec = run_health(models["vanishing"], tabular, only=("health.gradients",),
+                     options={"*": {"health_thresholds": str(tmp_path / "bad.toml")}})["health.gradients"]
+    assert rec.status == "failed"
+    assert "thresholds file bad.toml: unknown section(s) ['gradient']" in rec.reason

@@ -57,7 +57,7 @@ def _worst(findings) -> dict[str, str]:
     return worst
 
 
-def _generator_findings(name: str, meta: dict, out: Path) -> dict[str, str]:
+def _generator_findings(name: str, meta: dict, out: Path, metrics: dict | None = None) -> dict[str, str]:
     import keras
 
     import diagnostics_zoo as zoo
@@ -80,6 +80,8 @@ def _generator_findings(name: str, meta: dict, out: Path) -> dict[str, str]:
                       _companion_loader=lambda role: keras.saving.load_model(ZOO_DIR / companions[role], compile=False))
         result = host.analyzer(analyzer).cls().run(ctx)
         found += [f.to_dict() for f in result.findings]
+        if metrics is not None:
+            metrics[analyzer] = dict(result.metrics)
     return _worst(found)
 
 
@@ -127,3 +129,13 @@ def test_zoo_subset_through_the_cli(tmp_path):
     assert check(results) == []
     assert results["cnn_dead_relu"]["units.dead"] == "error"
     assert results["mlp_vanishing"]["gradients.vanishing"] == "error"
+
+
+def test_gan_collapse_is_judged_by_the_classifier_and_the_healthy_gan_is_not(tmp_path, keras_tf):
+    metrics = {name: {} for name in ("gan", "gan_collapsed")}
+    found = {name: _generator_findings(name, sidecar(name), tmp_path / name, metrics[name]) for name in metrics}
+    assert found["gan_collapsed"]["gan.mode_collapse"] == "error"
+    for name in metrics:  # the zoo measured the same 1,000 draws (seed 0) with the same judge and confidence
+        modes = metrics[name]["health.gan"]["modes"]
+        assert modes["class_histogram"] == sidecar(name)["final_metrics"]["class_histogram"]
+    assert "gan.mode_collapse" not in found["gan"] and "error" not in found["gan"].values()
