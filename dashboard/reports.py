@@ -223,9 +223,10 @@ def find_key(metrics: Mapping[str, Any], *names: str) -> Any:
     while stack:
         node = stack.pop(0)
         if isinstance(node, Mapping):
-            for k, v in node.items():
-                if str(k).lower() in wanted:
-                    return v
+            lowered = {str(k).lower(): v for k, v in node.items()}
+            for w in wanted:  # the earlier name wins among keys at the same depth
+                if w in lowered:
+                    return lowered[w]
             stack.extend(v for v in node.values() if isinstance(v, (Mapping, list)))
     return None
 

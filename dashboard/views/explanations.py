@@ -41,6 +41,12 @@ def pick_array(arts: Mapping[str, str], words, exclude=()):
     return None
 
 
+def target_name(metrics) -> str:
+    """What the analyzer's ``targets`` are: the predicted class unless a --target was chosen."""
+    t = str(metrics.get("target", "predicted")).lower()
+    return "predicted" if "predict" in t else "explained class"
+
+
 def sample_table(ms):
     """Per-sample labels as the analyzers recorded them: a list of {index, label, predicted} records,
     or parallel lists (``sample_indices``, ``targets``/``predicted``, ``labels``/``y_true``)."""
@@ -56,7 +62,7 @@ def sample_table(ms):
             cols = {"index": idx}
             for out, keys in (("label", ("labels", "y_true", "true_labels")),
                               ("predicted", ("predicted", "predictions", "y_pred")),
-                              ("explained class", ("targets",))):
+                              (target_name(met), ("targets",))):
                 for k in keys:
                     if isinstance(met.get(k), list) and len(met[k]) == len(idx):
                         cols[out] = met[k]
@@ -90,6 +96,48 @@ for m in methods:
         if arr is not None and arr.ndim >= 2:
             n_from_arrays = max(n_from_arrays, int(arr.shape[0]))
 n_samples = len(samples) or n_from_arrays
+
+# The inputs, true labels and ground-truth masks of the explained samples: saved by the analyzer as
+# artifacts, else read back from the data the run used (its sidecar dataset or data file).
+data = ui.report_data(report)
+
+
+def true_label(row):
+    if data is None or data.get("y") is None or "index" not in row:
+        return None
+    y = np.asarray(data["y"])
+    i = int(row["index"])
+    if i >= len(y):
+        return None
+    v = y[i]
+    return int(np.argmax(v)) if np.ndim(v) == 1 and np.size(v) > 1 else v.item() if hasattr(v, "item") else v
+
+
+for row in samples:
+    if "label" not in row:
+        t = true_label(row)
+        if t is not None:
+            row["label"] = t
+
+
+def sample_inputs(m: reports.Method, i: int):
+    """(input, mask) of sample ``i`` for method ``m``: from its artifacts, else from the report's data."""
+    x_hit = pick_array(m.artifacts, INPUT_WORDS, exclude=ATTR_WORDS + MASK_WORDS)
+    x = ui.load_array(directory, x_hit[1]) if x_hit else None
+    xi = np.asarray(x[i]) if x is not None and i < len(x) else None
+    m_hit = pick_array(m.artifacts, MASK_WORDS)
+    mask = ui.load_array(directory, m_hit[1]) if m_hit else None
+    mi = np.asarray(mask[i]) if mask is not None and i < len(mask) else None
+    if data is not None and i < len(samples) and "index" in samples[i]:
+        j = int(samples[i]["index"])
+        if xi is None and data.get("x") is not None and j < len(data["x"]):
+            xi = np.asarray(data["x"][j])
+        if mi is None and data.get("mask") is not None and j < len(data["mask"]):
+            mi = np.asarray(data["mask"][j])
+    return xi, mi
+
+
+probe_x, probe_mask = sample_inputs(methods[0], 0) if n_samples else (None, None)
 c1, c2, c3 = st.columns([3, 2, 2])
 if n_samples:
     labels = [sample_label(i, samples[i]) if i < len(samples) else f"sample {i}" for i in range(n_samples)]
@@ -97,34 +145,43 @@ if n_samples:
 else:
     sample = 0
     c1.caption("The analyzers saved no per-sample arrays; showing their figures.")
-opacity = c2.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="ex-opacity")
-show_mask = c3.toggle("Ground-truth mask", value=True, key="ex-mask",
-                      help="Outline the input positions that decide the label, where the task has them (zoo lstm, transformer).")
+opacity = 1.0
+if probe_x is not None and probe_x.ndim >= 2 and probe_x.dtype.kind == "f":
+    opacity = c2.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="ex-opacity",
+                        help="How strongly the attribution covers the input image.")
+show_mask = False
+if probe_mask is not None:
+    show_mask = c3.toggle("Ground-truth mask", value=True, key="ex-mask",
+                          help="Mark the input positions that decide the label (the zoo's synthetic tasks plant them).")
+else:
+    c3.caption("This task has no ground-truth mask.")
 
 
-def draw(m: reports.Method, key: str, height_small=True):
+def draw(m: reports.Method, key: str):
     """The method's attribution for the chosen sample (from its arrays), else its images."""
     hit = pick_array(m.artifacts, ATTR_WORDS, exclude=MASK_WORDS)
     arr = ui.load_array(directory, hit[1]) if hit else None
     if arr is not None and arr.ndim >= 2 and sample < arr.shape[0]:
         a = np.asarray(arr[sample], dtype=float)
-        x_hit = pick_array(m.artifacts, INPUT_WORDS, exclude=ATTR_WORDS + MASK_WORDS)
-        x = ui.load_array(directory, x_hit[1]) if x_hit else None
-        m_hit = pick_array(m.artifacts, MASK_WORDS)
-        mask = ui.load_array(directory, m_hit[1]) if (m_hit and show_mask) else None
-        mask_s = np.asarray(mask[sample]) if mask is not None and mask.ndim >= 1 and sample < mask.shape[0] else None
+        x, mask = sample_inputs(m, sample)
+        mask = mask if show_mask else None
         if a.ndim == 3:  # H, W, C: channels summed for display
             a2 = a.sum(axis=-1)
-            bg = np.asarray(x[sample], dtype=float).mean(axis=-1) if x is not None and x.ndim == 4 else None
-            st.plotly_chart(charts.heatmap(a2, title=m.name, background=bg, opacity=opacity,
-                                           mask=mask_s if mask_s is not None and mask_s.shape == a2.shape else None),
+            bg = np.asarray(x, dtype=float).mean(axis=-1) if x is not None and x.ndim == 3 and x.dtype.kind == "f" else None
+            st.plotly_chart(charts.heatmap(a2, title="", background=bg, opacity=opacity,
+                                           mask=mask if mask is not None and mask.shape == a2.shape else None),
                             key=key)
-        elif a.ndim == 2 and a.shape[0] > 1 and a.shape[1] > 1 and (x is None or x.ndim == 3) and len(a) >= 8 and a.shape[1] >= 8:
-            st.plotly_chart(charts.heatmap(a, title=m.name, opacity=opacity), key=key)
-        else:  # a sequence (T,) or (T, F): one value per position
+        elif a.ndim == 2 and a.shape[0] >= 8 and a.shape[1] >= 8 and (x is None or x.ndim == 2) and x is not None \
+                and x.dtype.kind == "f" and x.shape == a.shape and a.shape[0] == a.shape[1]:
+            st.plotly_chart(charts.heatmap(a, title="", background=x, opacity=opacity), key=key)
+        else:  # a sequence (T,) or (T, F), or tokens: one value per position
             strip = a if a.ndim == 1 else a.sum(axis=-1)
-            st.plotly_chart(charts.strip(strip, title=m.name, mask=mask_s.reshape(-1) if mask_s is not None and
-                                         mask_s.size == strip.size else None), key=key)
+            tokens = [str(t) for t in np.asarray(x).reshape(-1)] if x is not None and np.asarray(x).dtype.kind in "iu" \
+                and np.asarray(x).size == strip.size else None
+            st.plotly_chart(charts.strip(strip, title="", mask=mask.reshape(-1) if mask is not None and
+                                         mask.size == strip.size else None), key=key)
+            if tokens:
+                st.caption("tokens: " + md_escape(" ".join(tokens)))
         return True
     imgs = [(k, v) for k, v in sorted(m.artifacts.items()) if v.lower().endswith(".png")]
     if imgs:

@@ -101,6 +101,8 @@ def show_job():
     if j.label not in runs:
         runs[j.label] = str(j.config.out_dir)
         st.session_state["report_dir"] = str(j.config.out_dir)
+        st.session_state.pop("report_label", None)  # the sidebar picker follows report_dir
+        st.rerun()  # the whole app, so the sidebar lists the new report
     worst = o.report.worst.value if o.report.worst else None
     st.success(f"Done in {j.elapsed():.0f} s: verdict {ui.badge(worst or 'clean', worst)}, exit code "
                f"{int(code)} {code.name}. The report is now open in every page.")

@@ -208,3 +208,67 @@ def test_untrusted_text_is_never_markup(open_app, report_root, tmp_path):
     assert all(t == md_escape(evil) for t in shown), shown  # exactly the escaped text, nothing else
     findings = next(e.value for e in at.dataframe if "message" in e.value.columns)
     assert findings["message"].iloc[0] == evil  # data frames show text verbatim, never as markup
+
+
+def test_explanations_sample_picker_shows_true_and_predicted_labels(open_app, report_root):
+    report = Report.load(report_root / "main")
+    rec = next((r for r in report.analyzers if r.category == "explanation" and r.status == "ok"), None)
+    assert rec is not None, "the fixture's report has the gradient explanations"
+    at = open_app(report_root / "main", "explanations")
+    options = at.selectbox(key="ex-sample").options
+    idx, targets = rec.metrics["sample_indices"], rec.metrics["targets"]
+    assert len(options) == len(idx)
+    for opt, i, t in zip(options, idx, targets):
+        assert opt.startswith(f"sample {i} · true ") and opt.endswith(f"· predicted {t}"), opt
+    # the run's data is found again, so the attribution is drawn over the input (two heatmap layers)
+    assert [s.label for s in at.slider] == ["Overlay opacity"]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["type"] for t in spec["data"]] == ["heatmap", "heatmap"]
+    assert spec["data"][1]["opacity"] == 0.6
+    at.slider(key="ex-opacity").set_value(0.25).run()
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][1]["opacity"] == 0.25
+
+
+def test_gan_page_draws_samples_and_class_coverage(open_app, tmp_path):
+    """A report as health.gan writes it (the CLI cannot produce one for the zoo GAN yet: see the docs)."""
+    from diagnostics.plotting import bar_chart
+    from diagnostics.report import AnalyzerRecord
+
+    art = tmp_path / "artifacts" / "health.gan"
+    art.mkdir(parents=True)
+    bar_chart(art / "samples.png", ["a", "b"], [1, 2], title="stand-in for the sample grid")
+    hist = [40, 0, 0, 31, 0, 0, 0, 0, 57, 0]
+    rec = AnalyzerRecord(name="health.gan", plugin="health_gan", category="health", status="ok",
+                         metrics={"samples": 128, "modes": {"classes": 10, "class_histogram": hist, "coverage": 0.3}},
+                         artifacts={"samples": "artifacts/health.gan/samples.png"})
+    report = Report(model={"name": "gan.keras", "info": {"kind": "generator"}}, data=None, environment={}, plugins=(),
+                    analyzers=(rec,), seed=0, fail_on="error")
+    (tmp_path / "report.json").write_text(report.to_json())
+    at = open_app(tmp_path, "gan")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["data"][0]["y"] == hist and spec["data"][0]["x"] == [str(i) for i in range(10)]
+    assert spec["layout"]["shapes"][0]["y0"] == pytest.approx(sum(hist) / 10)  # the uniform-coverage line
+    assert len(at.image) == 1
+
+
+def test_run_page_runs_a_zoo_model_and_opens_its_report(open_app, report_root):
+    at = open_app(report_root, "run")
+    assert "cnn" in at.selectbox(key="run-zoo").options
+    at.selectbox(key="run-zoo").select("cnn")
+    at.multiselect(key="run-only").select("architecture")
+    at.run()
+    at.button(key="run-go").click().run()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not at.success and not at.error:
+        assert at.get("progress") or at.success, "a progress bar while it runs"
+        time.sleep(1)
+        at.run()
+    assert not at.error, at.error[0].value
+    assert "exit code 0 OK" in at.success[0].value
+    new_dir = at.session_state["report_dir"]
+    assert Report.load(new_dir).model["name"] == "cnn.h5"
+    assert "run 1 · zoo: cnn" in at.selectbox(key="report_label").options
+    at.switch_page("views/overview.py").run()
+    assert at.title[0].value == "cnn.h5"
+    verdicts = next(e.value for e in at.dataframe if "analyzer" in e.value.columns and "status" in e.value.columns)
+    assert list(verdicts["analyzer"]) == ["architecture"]
