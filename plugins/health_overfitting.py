@@ -140,7 +140,10 @@ class Overfitting(Analyzer):
         from diagnostics.health import finite_or_none, history_turn
 
         h = {k: [finite_or_none(v) for v in vals] for k, vals in history.items() if isinstance(vals, (list, tuple))}
-        out: dict = {"source": source, "keys": sorted(h)}
+        # The per-epoch curves travel with the summary, so a report of an in-memory run or a CSV log can
+        # still be plotted (the dashboard draws the numeric lists it finds here).
+        out: dict = {k: v for k, v in sorted(h.items()) if k not in _SUMMARY_KEYS}
+        out["source"] = source
         if h.get("val_loss"):
             turn = history_turn(h["val_loss"], t["turn_tolerance"])
             out.update(turn)
@@ -168,6 +171,10 @@ class Overfitting(Analyzer):
                         f"confidence interval): get more data or augment, regularise, or stop earlier"))
         if h.get("loss") and h.get("val_loss"):
             artifacts["learning curves"] = _plot_curves(context.artifact_dir / "learning_curves.png", h, out.get("best_epoch"))
+
+
+_SUMMARY_KEYS = frozenset({"source", "epochs", "best_epoch", "best_val_loss", "turn_epoch", "epochs_past_best",
+                           "final_val_loss", "final_epoch_gaps"})
 
 
 def _plot_curves(path, h, best_epoch) -> str:

@@ -75,6 +75,7 @@ def test_overfit_model_gap_memorisation_and_history(models, run_health, codes, t
     h = rec.metrics["history"]
     assert h["best_epoch"] == int(np.argmin(hist["val_loss"])) + 1
     assert h["epochs_past_best"] == len(hist["val_loss"]) - h["best_epoch"]
+    assert h["val_loss"] == pytest.approx(hist["val_loss"]) and h["source"] == "the run"
     assert "learning curves" in rec.artifacts
 
 
