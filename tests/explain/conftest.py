@@ -4,6 +4,7 @@ when the zoo has not been built in this checkout) and small models whose right a
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +22,16 @@ def zoo_path(tmp_path_factory):
     built: dict[str, Path] = {}
 
     def get(name: str) -> Path:
+        if name in built:
+            return built[name]
+        out = tmp_path_factory.mktemp(f"zoo-{name}")
         shipped = ZOO_DIR / f"{name}.keras"
         if shipped.is_file() and (ZOO_DIR / f"{name}.meta.json").is_file():
-            return shipped
-        if name not in built:
-            out = tmp_path_factory.mktemp(f"zoo-{name}")
+            # a private copy: several worker processes load it, and the zoo may be rebuilt meanwhile
+            for suffix in (".keras", ".meta.json"):
+                shutil.copyfile(ZOO_DIR / f"{name}{suffix}", out / f"{name}{suffix}")
+            built[name] = out / f"{name}.keras"
+        else:
             subprocess.run([sys.executable, "-m", "diagnostics_zoo.train", name, "--out", str(out)], check=True,
                            capture_output=True, timeout=900)
             built[name] = out / f"{name}.keras"
