@@ -24,7 +24,7 @@ def _layout(fig, title: str, xlabel: str = "", ylabel: str = "", log: bool = Fal
 
 def bars(labels: Sequence[str], values: Sequence[float], *, title: str, ylabel: str = "", log: bool = False,
          colours: Sequence[str] | str | None = None, hlines: Mapping[str, float] | None = None,
-         band: tuple[float, float] | None = None):
+         band: tuple[float, float] | None = None, ymin: float | None = None):
     """One bar per label (layers, classes). ``band`` shades the healthy range; ``hlines`` mark thresholds."""
     import plotly.graph_objects as go
 
@@ -34,6 +34,9 @@ def bars(labels: Sequence[str], values: Sequence[float], *, title: str, ylabel: 
         fig.add_hrect(y0=band[0], y1=band[1], fillcolor=SEVERITY_COLOURS[None], opacity=0.08, line_width=0)
     for name, y in (hlines or {}).items():
         fig.add_hline(y=y, line_dash="dash", line_color=SEVERITY_COLOURS["warning"], annotation_text=name)
+    if ymin is not None and not log:
+        top = max([v for v in values if v is not None] + [ymin + 1])
+        fig.update_yaxes(range=[ymin, top * 1.1])
     return _layout(fig, title, "", ylabel, log)
 
 

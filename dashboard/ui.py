@@ -214,7 +214,8 @@ def show_images(r: AnalyzerRecord, directory: Path, columns: int = 2, exclude: I
     imgs = [(k, v) for k, v in reports.images(r) if k not in set(exclude)]
     if not imgs:
         return 0
-    cols = st.columns(min(columns, len(imgs)))
+    # Figures the analyzer drew itself: side by side, never wider than a laptop column needs.
+    cols = st.columns(max(columns, 2))
     for i, (name, rel) in enumerate(imgs):
         p = reports.artifact_path(directory, rel)
         with cols[i % len(cols)]:

@@ -64,7 +64,8 @@ for n in names:
         change = "worse"
     elif rank(wy) < rank(wx) or (x.status != "ok" and y.status == "ok"):
         change = "better"
-    elif x.status != y.status or len(x.findings) != len(y.findings):
+    elif x.status != y.status or {(f.code, f.where, f.severity) for f in x.findings} != \
+            {(f.code, f.where, f.severity) for f in y.findings}:
         change = "changed"
     else:
         change = ""
@@ -77,7 +78,8 @@ vdf = pd.DataFrame(rows)
 style = {"worse": WORSE, "better": BETTER, "changed": CHANGED}
 st.dataframe(vdf.style.map(lambda v: style.get(v, CHANGED if v.startswith("only") else "") if isinstance(v, str) else "",
                            subset=["change"]),
-             hide_index=True, key="cmp-verdicts")
+             hide_index=True, key="cmp-verdicts",
+             column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("time A (s)", "time B (s)")})
 n_worse, n_better = sum(r["change"] == "worse" for r in rows), sum(r["change"] == "better" for r in rows)
 st.markdown(f"{ui.badge(f'{n_worse} worse', 'error' if n_worse else None)} "
             f"{ui.badge(f'{n_better} better', None)} "

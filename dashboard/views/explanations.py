@@ -146,7 +146,9 @@ else:
     sample = 0
     c1.caption("The analyzers saved no per-sample arrays; showing their figures.")
 opacity = 1.0
-if probe_x is not None and probe_x.ndim >= 2 and probe_x.dtype.kind == "f":
+is_image = probe_x is not None and probe_x.dtype.kind == "f" and (
+    probe_x.ndim == 3 or (probe_x.ndim == 2 and probe_x.shape[0] == probe_x.shape[1] >= 8))
+if is_image:
     opacity = c2.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="ex-opacity",
                         help="How strongly the attribution covers the input image.")
 show_mask = False

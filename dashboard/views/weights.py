@@ -31,7 +31,7 @@ else:
         with right:
             with_units = [v for v in kernels if v.get("units")]
             st.plotly_chart(charts.bars([v["layer"] for v in with_units], [v.get("dead_units", 0) for v in with_units],
-                                        title="All-zero (dead) units per layer", ylabel="units",
+                                        title="All-zero (dead) units per layer", ylabel="units", ymin=0,
                                         colours=[charts.SEVERITY_COLOURS["warning"] if v.get("dead_units") else charts.BLUE
                                                  for v in with_units]),
                             key="w-dead")
