@@ -88,7 +88,7 @@ def register_analyzers(register):
 '''
 
 PYPROJECT = '''[build-system]
-requires = ["setuptools>=68"]
+requires = ["setuptools>=61"]
 build-backend = "setuptools.build_meta"
 
 [project]

@@ -17,6 +17,17 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "diagnostics-robustness"
 
 
+def pip_offline_args() -> list[str]:
+    """Build with the venv's own setuptools and no index when it has one (fast, offline); otherwise
+    (a Python 3.12+ venv has no setuptools) let pip fetch it into an isolated build environment."""
+    import importlib.util
+
+    common = ["--quiet", "--no-deps", "--disable-pip-version-check"]
+    if importlib.util.find_spec("setuptools") is not None:
+        return [*common, "--no-build-isolation", "--no-index"]
+    return common
+
+
 @pytest.fixture(scope="session")
 def robustness_site(tmp_path_factory):
     """examples/diagnostics-robustness built as a wheel by pip and installed into a private site dir.
@@ -30,10 +41,8 @@ def robustness_site(tmp_path_factory):
     src = work / "src"
     shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     site = work / "site"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--target", str(site), str(src)],
-        capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", *pip_offline_args(), "--target", str(site), str(src)],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"pip could not install the example plugin:\n{proc.stdout}\n{proc.stderr}"
     return site
 

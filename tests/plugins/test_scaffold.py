@@ -4,7 +4,6 @@ test (the analyzer contract) passes."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import pytest
 from diagnostics import ExitCode
 
 from ..conftest import run_diagnose
+from .conftest import pip_offline_args
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,7 @@ def test_plugin_new_refuses_bad_names_and_existing_directories(scaffolded, tmp_p
 def test_the_package_installs_lists_and_passes_its_own_test(scaffolded, tmp_path, monkeypatch, keras_tf):
     _, root = scaffolded
     site = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                          "--no-index", "--disable-pip-version-check", "--target", str(site), str(root)],
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", *pip_offline_args(), "--target", str(site), str(root)],
                          capture_output=True, text=True, timeout=300)
     assert pip.returncode == 0, pip.stderr
     listing = run_diagnose("plugins", env={"PYTHONPATH": str(site)})
