@@ -190,7 +190,8 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         if executor is None:
             from .executors import ProcessExecutor
 
-            executor = ProcessExecutor(disabled=host.disabled, extra=config.extra_plugins, log_dir=str(staging))
+            executor = ProcessExecutor(disabled=host.disabled, extra=importable_plugins(config.extra_plugins),
+                                       log_dir=str(staging))
         base_job = Job(
             analyzer="", model_path=str(Path(config.model_path).resolve()), data_path=data_path, artifact_dir="",
             seed=config.seed, budget_s=config.timeout_s, trust=config.trust, loss=scan_result.loss,
@@ -206,6 +207,28 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         if own_executor and executor is not None:
             executor.close()
         report_mod.discard(staging)
+
+
+def importable_plugins(extra: tuple) -> tuple[tuple[str, str], ...]:
+    """``extra`` plugins as import paths, which is all a worker process can load them by.
+
+    A module object becomes its ``__name__``; any other object cannot cross the process boundary
+    (its analyzers would be unknown in the worker, which would fail obscurely), so it is refused.
+    """
+    import sys
+    import types
+
+    out = []
+    for name, target in extra:
+        if isinstance(target, types.ModuleType) and sys.modules.get(target.__name__) is target \
+                and getattr(target, "__file__", None):
+            target = target.__name__
+        if not isinstance(target, str):
+            raise UsageError(f"plugin {name!r} was given as an in-process object ({type(target).__name__}); analyzers "
+                             f"run in worker processes, which load plugins by import path: pass 'package.module' or "
+                             f"'package.module:attr' instead (or diagnose an in-memory model, which runs in-process)")
+        out.append((name, target))
+    return tuple(out)
 
 
 def _check_trust(scan_result, config: RunConfig) -> None:

@@ -189,3 +189,21 @@ def test_the_host_refuses_an_incompatible_api_version_in_process():
             PluginHost(strict=True, extra=(("other_era", plugin),)).load()
     current = types.SimpleNamespace(DIAGNOSTICS_API_VERSION=diagnostics.HOOK_API_VERSION, __name__="this_era")
     assert PluginHost(extra=(("this_era", current),)).load().records["this_era"].error is None
+
+
+def test_a_plugin_object_that_cannot_reach_the_workers_is_refused_by_name(tiny, tmp_path):
+    """RunConfig.extra_plugins with an object (not an import path): workers could not load it, and its
+    analyzer used to crash the worker with 'unknown analyzer'. Now: a usage error saying what to pass."""
+    import types
+
+    import diagnostics
+    from diagnostics.runner import Progress, RunConfig, importable_plugins, run_file
+
+    plugin = types.SimpleNamespace(__name__="in_memory_only", register_analyzers=diagnostics.hookimpl(lambda register: None))
+    outcome = run_file(RunConfig(model_path=str(tiny["keras"]), out_dir=tmp_path / "o",
+                                 extra_plugins=(("in_memory_only", plugin),)), Progress(quiet=True))
+    assert outcome.exit_code == ExitCode.USAGE
+    assert outcome.message.startswith("plugin 'in_memory_only' was given as an in-process object (SimpleNamespace); "
+                                      "analyzers run in worker processes, which load plugins by import path")
+    # An importable module is passed on by its name.
+    assert importable_plugins((("json", __import__("json")), ("x", "pkg.mod:attr"))) == (("json", "json"), ("x", "pkg.mod:attr"))
