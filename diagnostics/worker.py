@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .analyzer import Context, Data, ModelInfo, Result, validate_result
-from .plugin_manager import PluginHost
+from .plugin_manager import PluginError, PluginHost
 
 
 @dataclasses.dataclass
@@ -93,7 +93,11 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
     """Run one analyzer on the state's model; always returns a result dict, never raises (but KeyboardInterrupt)."""
     from .loading import weights_fingerprint
 
-    entry = state.host.analyzer(job.analyzer)
+    try:
+        entry = state.host.analyzer(job.analyzer)
+    except PluginError:  # loaded in the parent but not here: say why instead of killing the worker
+        why = "; ".join(f"{name}: {r.error}" for name, r in state.host.records.items() if r.error) or "it is not registered"
+        return _failed(f"could not be loaded in the {state.backend} worker process: {why}", 0.0)
     artifact_dir = Path(job.artifact_dir)
     artifact_dir.mkdir(parents=True, exist_ok=True)
     model = state.model

@@ -207,3 +207,26 @@ def test_a_plugin_object_that_cannot_reach_the_workers_is_refused_by_name(tiny, 
                                       "analyzers run in worker processes, which load plugins by import path")
     # An importable module is passed on by its name.
     assert importable_plugins((("json", __import__("json")), ("x", "pkg.mod:attr"))) == (("json", "json"), ("x", "pkg.mod:attr"))
+
+
+WORKER_ONLY_FAILURE = analyzer("early_shy", "return Result()").replace("import diagnostics\n", """import diagnostics
+import multiprocessing
+if multiprocessing.current_process().name.startswith("diagnostics-"):
+    raise ImportError("libfoo.so: cannot open shared object file")
+""", 1)
+
+
+def test_a_plugin_that_imports_in_the_cli_but_not_in_the_worker_fails_by_name(register_plugin, tiny, tmp_path):
+    """Imported fine by the parent (so its analyzer is planned) but not by the worker process: the
+    analyzer fails with the worker's import error, and the worker lives on for the next analyzer."""
+    register_plugin("worker_shy", source=WORKER_ONLY_FAILURE)
+    out = tmp_path / "o"
+    proc = run_diagnose(tiny["keras"], "--out", out, "--only", "early_shy", "--only", "weights")  # in this order
+    assert proc.returncode == ExitCode.ANALYZER_FAILED, proc.stderr
+    report = Report.load(out)
+    rec = report.record("early_shy")
+    assert (rec.status, rec.reason) == ("failed", "plugin 'worker_shy': could not be loaded in the tensorflow worker "
+                                                  "process: worker_shy: failed to import worker_shy: ImportError: "
+                                                  "libfoo.so: cannot open shared object file")
+    assert report.record("weights").status == "ok"
+    assert "crashed" not in rec.reason
