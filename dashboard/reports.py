@@ -278,7 +278,8 @@ def verdict_of(metrics: Mapping[str, Any]) -> tuple[str | None, str]:
         reason = v.get("reason") or v.get("why") or ""
         v = v.get("verdict") or v.get("status") or v.get("value")
     else:
-        reason = metrics.get("verdict_reason") or metrics.get("reason") or metrics.get("trust_reason") or ""
+        reason = (metrics.get("verdict_reason") or metrics.get("reason") or metrics.get("reasons")
+                  or metrics.get("trust_reason") or "")
     if isinstance(reason, (list, tuple)):
         reason = "; ".join(map(str, reason))
     return (str(v) if v is not None else None), str(reason)

@@ -167,15 +167,15 @@ def draw(m: reports.Method, key: str):
         a = np.asarray(arr[sample], dtype=float)
         x, mask = sample_inputs(m, sample)
         mask = mask if show_mask else None
-        if a.ndim == 3:  # H, W, C: channels summed for display
-            a2 = a.sum(axis=-1)
-            bg = np.asarray(x, dtype=float).mean(axis=-1) if x is not None and x.ndim == 3 and x.dtype.kind == "f" else None
+        xf = np.asarray(x, dtype=float) if x is not None and np.asarray(x).dtype.kind == "f" else None
+        if a.ndim == 3 or (a.ndim == 2 and xf is not None and xf.ndim == 3 and xf.shape[:2] == a.shape):
+            a2 = a.sum(axis=-1) if a.ndim == 3 else a  # H, W(, C): channels summed for display
+            bg = xf.mean(axis=-1) if xf is not None and xf.ndim == 3 else None
             st.plotly_chart(charts.heatmap(a2, title="", background=bg, opacity=opacity,
                                            mask=mask if mask is not None and mask.shape == a2.shape else None),
                             key=key)
-        elif a.ndim == 2 and a.shape[0] >= 8 and a.shape[1] >= 8 and (x is None or x.ndim == 2) and x is not None \
-                and x.dtype.kind == "f" and x.shape == a.shape and a.shape[0] == a.shape[1]:
-            st.plotly_chart(charts.heatmap(a, title="", background=x, opacity=opacity), key=key)
+        elif a.ndim == 2 and a.shape[0] == a.shape[1] >= 8 and (xf is None or xf.shape == a.shape):
+            st.plotly_chart(charts.heatmap(a, title="", background=xf, opacity=opacity), key=key)
         else:  # a sequence (T,) or (T, F), or tokens: one value per position
             strip = a if a.ndim == 1 else a.sum(axis=-1)
             tokens = [str(t) for t in np.asarray(x).reshape(-1)] if x is not None and np.asarray(x).dtype.kind in "iu" \

@@ -169,3 +169,32 @@ def test_browser_report_explanations_and_hostile_upload(dashboard, page, report_
     print("browser steps (s since the page opened):", {k: round(v, 1) for k, v in steps.items()})
 
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_streamlit_run_uses_the_shipped_config(tmp_path):
+    """`streamlit run dashboard/app.py -- DIR` (no flags) still binds to 127.0.0.1 only, from the shipped config."""
+    port = _free_port()
+    streamlit = str(Path(sys.executable).parent / "streamlit")
+    log = tmp_path / "streamlit.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([streamlit, "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port), "--",
+                                 str(tmp_path)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    assert r.read() == b"ok"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        local = [cols[1] for cols in listening if cols[3] == "0A" and int(cols[1].split(":")[1], 16) == port]
+        assert local == ["0100007F:%04X" % port], local  # 127.0.0.1 only, not 0.0.0.0
+        assert "gather usage stats" not in log.read_text().lower()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
