@@ -480,28 +480,35 @@ def logits_view(model, loss):
     """
     import keras
 
-    name = type(loss).__name__
-    if name not in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy"):
+    found = _logits_head(model, loss)
+    if found is None:
         return model, loss
-    config = loss.get_config()
-    if config.get("from_logits") or config.get("label_smoothing"):
-        return model, loss
-    outputs = list(getattr(model, "outputs", None) or [])
-    layers = getattr(model, "layers", None) or []
-    if len(outputs) != 1 or not layers:
-        return model, loss
-    head = layers[-1]
-    act = activation_name(head)
-    wants = "sigmoid" if name == "BinaryCrossentropy" else "softmax"
-    made_by = getattr(outputs[0], "_keras_history", None)
-    if type(head).__name__ != "Dense" or act != wants or made_by is None or made_by[0] is not head:
-        return model, loss
+    head, logits_loss = found
     try:
         body = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, head.input)
     except Exception:  # noqa: BLE001 - no symbolic graph (subclassed model)
         return model, loss
-    view = _logits_view_class()(body, head)
-    return view, type(loss).from_config({**config, "from_logits": True})
+    return _logits_view_class()(body, head), logits_loss
+
+
+def _logits_head(model, loss):
+    """(the Dense softmax/sigmoid head, the loss from logits) when :func:`logits_view` applies, else None."""
+    name = type(loss).__name__
+    if name not in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy"):
+        return None
+    config = loss.get_config()
+    if config.get("from_logits") or config.get("label_smoothing"):
+        return None
+    outputs = list(getattr(model, "outputs", None) or [])
+    layers = getattr(model, "layers", None) or []
+    if len(outputs) != 1 or not layers:
+        return None
+    head = layers[-1]
+    wants = "sigmoid" if name == "BinaryCrossentropy" else "softmax"
+    made_by = getattr(outputs[0], "_keras_history", None)
+    if type(head).__name__ != "Dense" or activation_name(head) != wants or made_by is None or made_by[0] is not head:
+        return None
+    return head, type(loss).from_config({**config, "from_logits": True})
 
 
 @functools.lru_cache(maxsize=None)
@@ -582,19 +589,24 @@ def health_pass(context, x, y, saturation_level: float = 0.99) -> dict[str, Any]
 
     loss, loss_desc = per_sample_loss_fn(info, y)
     targets, targets_from = _targets(model, info, x, y, loss)
-    view, view_loss = logits_view(model, loss)
     relu, sat, _ = unit_layers(model)
     kinds = [("relu", l) for l in relu] + [(act, l) for l, act in sat]
-    probe = _probe(model, view, kinds, saturation_level)
+    found = _logits_head(model, loss)
+    head, pass_loss = found if found is not None else (None, loss)
+    net = _probe(model, head, kinds, saturation_level)
+    probed = net is not None
+    if net is None:  # nothing to probe, or no symbolic graph: the logits view alone
+        net, pass_loss = logits_view(model, loss)
+        head = getattr(net, "head", None) if net is not model else None
     with np.errstate(all="ignore"):
         loss_value, grads, batches = backends.get(context.backend).loss_gradients(
-            probe if probe is not None else view, x, targets, view_loss, return_outputs=True)
+            net, x, targets, pass_loss, return_outputs=True)
     first = np.concatenate([b[0] for b in batches]).astype(np.float64)
     outputs = first
-    if view is not model:  # logits -> the model's own output activation
+    if head is not None:  # logits -> the model's own output activation
         outputs = _activate(first, info.output_activation)
     units = {}
-    if probe is not None:
+    if probed:
         outputs_finite = bool(np.isfinite(first).all())
         for i, (kind, layer) in enumerate(kinds):
             stat = np.stack([b[1 + i] for b in batches])
@@ -609,7 +621,7 @@ def health_pass(context, x, y, saturation_level: float = 0.99) -> dict[str, Any]
                 entry["finite"] = outputs_finite
             units[layer.name] = entry
     result = {"loss_value": loss_value, "loss": loss, "loss_desc": loss_desc, "targets_from": targets_from,
-              "grads": grads, "outputs": outputs, "units": units, "probed": probe is not None}
+              "grads": grads, "outputs": outputs, "units": units, "probed": probed}
     _PASS_CACHE[model] = (key, result)
     return result
 
@@ -647,13 +659,13 @@ def _targets(model, info, x, y, loss):
     return np.nan_to_num(out).astype(np.float32), "the model's own outputs (zero-loss reference)"
 
 
-def _probe(model, view, kinds, level):
-    """A model returning [loss input (logits or output), then one per-unit statistic per probed layer]."""
+def _probe(model, head, kinds, level):
+    """A model returning [loss input (``head``'s logits, or the output), then one per-unit statistic per
+    probed layer], or None when there is nothing to probe or no symbolic graph."""
     if not kinds:
         return None
     import keras
 
-    head = getattr(view, "head", None) if view is not model else None
     try:
         first = head.input if head is not None else model.outputs[0]
         inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
@@ -698,3 +710,59 @@ def _probe_class():
             return result
 
     return HealthProbe
+
+
+# -- plots -------------------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def bar_plot(path: Path, labels, values, *, title: str, ylabel: str = "", log: bool = False, colours=None,
+             band: tuple[float, float] | None = None) -> str:
+    """A bar per label as a PNG, in the colours of :mod:`diagnostics.plotting`, with a fixed layout.
+
+    Drawn without ``tight_layout`` (which renders every figure twice to measure it): the health suite
+    draws several per run and its cost budget is a few forward passes. Returns the file name.
+    """
+    plt = _pyplot()
+    width = max(4.0, 0.42 * len(labels) + 1.6)
+    fig = plt.figure(figsize=(width, 3.2), dpi=90)
+    ax = fig.add_axes((0.9 / width, 0.25, 1 - 1.2 / width, 0.66))
+    xs = list(range(len(labels)))
+    if band is not None:
+        ax.axhspan(band[0], band[1], color="#2e7d32", alpha=0.08, lw=0)
+    ax.bar(xs, values, color=colours or "#1565c0")
+    ax.set_xticks(xs, [str(l) for l in labels], rotation=40, ha="right", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=8)
+    if log:
+        ax.set_yscale("log")
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return Path(path).name
+
+
+def line_plot(path: Path, series: Mapping[str, list], *, title: str, xlabel: str, ylabel: str,
+              marker: tuple[float, str] | None = None) -> str:
+    """One line per series (``None`` gaps allowed) as a PNG with a fixed layout; returns the file name."""
+    plt = _pyplot()
+    fig = plt.figure(figsize=(5.5, 3.2), dpi=90)
+    ax = fig.add_axes((0.12, 0.16, 0.84, 0.74))
+    for (name, vals), colour in zip(series.items(), ("#1565c0", "#ef6c00", "#6a1b9a", "#00838f")):
+        ax.plot(range(1, len(vals) + 1), [float("nan") if v is None else v for v in vals], label=name, color=colour)
+    if marker is not None:
+        ax.axvline(marker[0], color="#2e7d32", ls="--", lw=1, label=marker[1])
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return Path(path).name

@@ -146,12 +146,12 @@ class GanHealth(Analyzer):
             metrics["not_measured"] = notes
         artifacts = {}
         if "modes" in metrics:
-            from diagnostics.plotting import bar_chart
+            from diagnostics.health import bar_plot
 
-            bar_chart(context.artifact_dir / "modes.png", [str(i) for i in range(metrics["modes"]["classes"])],
-                      metrics["modes"]["class_histogram"], title=f"Confidently classified generated samples per class ({n} drawn)",
-                      ylabel="samples")
-            artifacts["generated classes"] = "modes.png"
+            artifacts["generated classes"] = bar_plot(
+                context.artifact_dir / "modes.png", [str(i) for i in range(metrics["modes"]["classes"])],
+                metrics["modes"]["class_histogram"], title=f"Confidently classified generated samples per class ({n} drawn)",
+                ylabel="samples")
             artifacts["samples"] = _sample_grid(context.artifact_dir / "samples.png", fake[:32])
         context.progress(4, 4, "done")
         return Result(findings=findings, metrics=metrics, artifacts={k: v for k, v in artifacts.items() if v})

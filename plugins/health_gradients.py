@@ -119,12 +119,11 @@ class GradientHealth(Analyzer):
         artifacts = {}
         plotted = [l for l in layers if finite_or_none(l["grad_norm"])]
         if plotted:
-            from diagnostics.plotting import SEVERITY_COLOURS, bar_chart
+            from diagnostics.health import bar_plot
 
-            bar_chart(context.artifact_dir / "grad_norms.png", [l["layer"] for l in plotted],
-                      [max(l["grad_norm"], 1e-30) for l in plotted], title=f"Loss-gradient norm per layer ({source.split(' (')[0]})",
-                      ylabel="L2 norm", log=True, colours=[SEVERITY_COLOURS["info"]] * len(plotted))
-            artifacts["gradient norms"] = "grad_norms.png"
+            artifacts["gradient norms"] = bar_plot(
+                context.artifact_dir / "grad_norms.png", [l["layer"] for l in plotted], [max(l["grad_norm"], 1e-30) for l in plotted],
+                title=f"Loss-gradient norm per layer ({source.split(' (')[0]})", ylabel="L2 norm", log=True)
         context.progress(3, 3, "done")
         return Result(findings=findings, metrics=metrics, artifacts=artifacts)
 
@@ -223,13 +222,13 @@ class UnitHealth(Analyzer):
         artifacts = {}
         rows = [l for l in per_layer if "dead_fraction" in l or "saturated_fraction" in l]
         if rows:
-            from diagnostics.plotting import bar_chart
+            from diagnostics.health import bar_plot
 
             vals = [l.get("dead_fraction", l.get("saturated_fraction")) for l in rows]
-            bar_chart(context.artifact_dir / "units.png", [f"{l['layer']} ({l['activation']})" for l in rows],
-                      [100 * v for v in vals], title="Dead (ReLU) or saturated (sigmoid/tanh) units, %", ylabel="%",
-                      colours=["#c62828" if v >= 0.5 else "#ef6c00" if v >= 0.25 else "#1565c0" for v in vals])
-            artifacts["dead and saturated units"] = "units.png"
+            artifacts["dead and saturated units"] = bar_plot(
+                context.artifact_dir / "units.png", [f"{l['layer']} ({l['activation']})" for l in rows],
+                [100 * v for v in vals], title="Dead (ReLU) or saturated (sigmoid/tanh) units, %", ylabel="%",
+                colours=["#c62828" if v >= 0.5 else "#ef6c00" if v >= 0.25 else "#1565c0" for v in vals])
         context.progress(2, 2, "done")
         return Result(findings=findings, metrics=metrics, artifacts=artifacts)
 

@@ -170,33 +170,16 @@ class Overfitting(Analyzer):
                         f"training batches vs {acc['val']:.3f} on validation (gap {acc['gap']:.3f}; no data given, so no "
                         f"confidence interval): get more data or augment, regularise, or stop earlier"))
         if h.get("loss") and h.get("val_loss"):
-            artifacts["learning curves"] = _plot_curves(context.artifact_dir / "learning_curves.png", h, out.get("best_epoch"))
+            from diagnostics.health import line_plot
+
+            best = out.get("best_epoch")
+            artifacts["learning curves"] = line_plot(
+                context.artifact_dir / "learning_curves.png", {"loss": h["loss"], "val_loss": h["val_loss"]},
+                title="Learning curves", xlabel="epoch", ylabel="loss", marker=(best, f"best epoch {best}") if best else None)
 
 
 _SUMMARY_KEYS = frozenset({"source", "epochs", "best_epoch", "best_val_loss", "turn_epoch", "epochs_past_best",
                            "final_val_loss", "final_epoch_gaps"})
-
-
-def _plot_curves(path, h, best_epoch) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=100)
-    for key, colour in (("loss", "#1565c0"), ("val_loss", "#ef6c00")):
-        vals = h[key]
-        ax.plot(range(1, len(vals) + 1), [float("nan") if v is None else v for v in vals], label=key, color=colour)
-    if best_epoch:
-        ax.axvline(best_epoch, color="#2e7d32", ls="--", lw=1, label=f"best epoch {best_epoch}")
-    ax.set_xlabel("epoch", fontsize=9)
-    ax.set_ylabel("loss", fontsize=9)
-    ax.set_title("Learning curves", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path.name
 
 
 @diagnostics.hookimpl

@@ -77,12 +77,13 @@ class WeightSpectra(Analyzer):
                    "mean_alpha": float(np.mean([r["alpha"] for r in fitted])) if fitted else None}
         artifacts = {}
         if fitted:
-            from diagnostics.plotting import bar_chart
+            from diagnostics.health import bar_plot
 
-            bar_chart(context.artifact_dir / "alpha.png", [r["layer"] for r in fitted], [r["alpha"] for r in fitted],
-                      title=f"Power-law alpha per layer (healthy {t['alpha_low']:g}–{t['alpha_high']:g})", ylabel="alpha",
-                      colours=["#ef6c00" if not t["alpha_low"] <= r["alpha"] <= t["alpha_high"] else "#2e7d32" for r in fitted])
-            artifacts["alpha per layer"] = "alpha.png"
+            artifacts["alpha per layer"] = bar_plot(
+                context.artifact_dir / "alpha.png", [r["layer"] for r in fitted], [r["alpha"] for r in fitted],
+                title=f"Power-law alpha per layer (shaded: healthy {t['alpha_low']:g}–{t['alpha_high']:g})", ylabel="alpha",
+                band=(t["alpha_low"], t["alpha_high"]),
+                colours=["#ef6c00" if not t["alpha_low"] <= r["alpha"] <= t["alpha_high"] else "#2e7d32" for r in fitted])
         context.progress(len(layers), len(layers), "done")
         return Result(findings=findings, metrics=metrics, artifacts=artifacts)
 
