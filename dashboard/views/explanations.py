@@ -41,9 +41,12 @@ def pick_array(arts: Mapping[str, str], words, exclude=()):
     return None
 
 
-def target_name(metrics) -> str:
-    """What the analyzer's ``targets`` are: the predicted class unless a --target was chosen."""
+def target_name(metrics) -> str | None:
+    """What the analyzer's ``targets`` are: the predicted class unless a --target was chosen. For a
+    sigmoid output the target is the output unit (0) and the class is in the sign: not a label."""
     t = str(metrics.get("target", "predicted")).lower()
+    if "sigmoid" in t:
+        return None
     return "predicted" if "predict" in t else "explained class"
 
 
@@ -64,7 +67,7 @@ def sample_table(ms):
                               ("predicted", ("predicted", "predictions", "y_pred")),
                               (target_name(met), ("targets",))):
                 for k in keys:
-                    if isinstance(met.get(k), list) and len(met[k]) == len(idx):
+                    if out is not None and isinstance(met.get(k), list) and len(met[k]) == len(idx):
                         cols[out] = met[k]
                         break
             return [{k: v[i] for k, v in cols.items()} for i in range(len(idx))]
