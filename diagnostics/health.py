@@ -209,7 +209,9 @@ def eigenvalues(matrix: np.ndarray) -> np.ndarray:
     Computed as the eigenvalues of the smaller Gram matrix in float64 (as exact as the SVD for the
     tail that alpha is fitted on, and several times cheaper for tall conv kernels)."""
     m = np.asarray(matrix, np.float64)
-    gram = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
+    # einsum, not @: for kernels this small, a multi-threaded BLAS call costs more in thread wake-ups
+    # than the arithmetic (10-30x on a busy 2-core machine).
+    gram = np.einsum("ij,ik->jk", m, m) if m.shape[0] >= m.shape[1] else np.einsum("ji,ki->jk", m, m)
     return np.sort(np.clip(np.linalg.eigvalsh(gram), 0.0, None))
 
 
