@@ -277,9 +277,9 @@ class CaptumExplanations(Analyzer):
         if opts["faithfulness"]:
             keep = informative if informative.sum() >= 2 else np.ones(len(idx), bool)
             for m in attrs:
-                checks[m]["faithfulness"] = {k: v for k, v in E.perturbation_curves(
+                checks[m]["faithfulness"] = E.perturbation_curves(
                     tm.forward, tm.x_raw[keep], tm.baseline_raw[keep], maps[m][keep], targets.index[keep],
-                    targets.sign[keep], seed=context.seed, feature_shape=tuple(tm.feature_shape)).items() if k != "curves"}
+                    targets.sign[keep], seed=context.seed, feature_shape=tuple(tm.feature_shape))
         mask = context.data.extras.get("mask_val") if context.data.x_val is not None else None
         if mask is not None and np.asarray(mask).shape[0] == len(x_all):
             mask = np.asarray(mask)[idx].reshape(len(idx), -1)

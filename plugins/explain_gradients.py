@@ -301,9 +301,7 @@ class GradientExplanations(Analyzer):
             "targets": targets.index.tolist(), "space": "embedding" if ex.tokens else "input",
             "embedding_layer": ex.embedding_layer, "methods": list(attrs),
             "verdicts": verdicts, "reasons": reasons,
-            "checks": {m: {k: v for k, v in c.items() if k != "faithfulness"} | (
-                {"faithfulness": {k: v for k, v in c["faithfulness"].items() if k != "curves"}} if "faithfulness" in c else {})
-                for m, c in checks.items()},
+            "checks": checks,  # faithfulness curves included (11 points each): the dashboard plots them
             "agreement": E.agreement_matrix(maps),
             "informative_samples": int(informative.sum()),
             "sanity_skipped": sanity_skip,

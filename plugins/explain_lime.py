@@ -220,9 +220,9 @@ class LimeExplanations(Analyzer):
                 return predict(xb)[np.arange(len(xb)), tb]
 
             fs = extra["feature_shape"]
-            checks["faithfulness"] = {k: v for k, v in E.perturbation_curves(
+            checks["faithfulness"] = E.perturbation_curves(
                 forward, x[keep], np.broadcast_to(hide, x.shape)[keep], maps[keep], forward_targets[keep],
-                seed=context.seed, feature_shape=fs).items() if k != "curves"}
+                seed=context.seed, feature_shape=fs)
         mask = context.data.extras.get("mask_val") if context.data.x_val is not None else None
         if mask is not None and np.asarray(mask).shape[0] == len(x_all):
             mask = np.asarray(mask)[idx].reshape(len(idx), -1)

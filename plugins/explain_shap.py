@@ -234,9 +234,9 @@ class ShapExplanations(Analyzer):
             def forward(xb, tb):
                 return space.predict(xb)[np.arange(len(xb)), tb]
 
-            checks["faithfulness"] = {k: v for k, v in E.perturbation_curves(
+            checks["faithfulness"] = E.perturbation_curves(
                 forward, x[keep], np.broadcast_to(hide, x.shape)[keep], fmap[keep], targets.index[keep],
-                targets.sign[keep], seed=context.seed, feature_shape=tuple(feature_shape)).items() if k != "curves"}
+                targets.sign[keep], seed=context.seed, feature_shape=tuple(feature_shape))
         mask = context.data.extras.get("mask_val") if context.data.x_val is not None else None
         if mask is not None and np.asarray(mask).shape[0] == len(x_all) and np.asarray(mask)[idx].reshape(len(idx), -1).shape[1] == fmap.shape[1]:
             mask = np.asarray(mask)[idx].reshape(len(idx), -1)
