@@ -132,6 +132,15 @@ def test_browser_report_explanations_and_hostile_upload(dashboard, page, report_
     page.goto(url)
     expect(page.get_by_role("heading", name=report.model["name"], level=1)).to_be_visible()
     expect(page.get_by_role("heading", name="Verdicts")).to_be_visible()
+    # Clicking a row of the verdict table opens that analyzer's details (row marker column, 35 px rows).
+    settle(page)
+    names = [r.name for r in report.analyzers]
+    table = page.get_by_test_id("stDataFrame").nth(2 if report.data else 1)
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    row = names.index("weights")
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 * row + 17)
+    expect(page.locator("h3").last).to_have_text("weights")
     shot(page, "overview.png")
     steps["overview"] = time.monotonic() - t0
 
