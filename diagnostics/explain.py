@@ -127,30 +127,43 @@ def gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def path_gradients(grad_fn: GradFn, x: np.ndarray, baseline: np.ndarray, targets: np.ndarray, alphas: np.ndarray,
-                   weights: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Σ_j weights[j] · ∇F(baseline + alphas[j]·(x − baseline)) per sample, streamed in fixed batches."""
+                   weights: np.ndarray, batch_size: int = 1024, endpoints: bool = False):
+    """Σ_j weights[j] · ∇F(baseline + alphas[j]·(x − baseline)) per sample, streamed in fixed batches.
+
+    With ``endpoints``, F(x) and F(baseline) ride in the same stream (2n more points, same batch
+    shape, so no second trace) and ``(sums, F(x), F(baseline))`` is returned."""
     n, m = len(x), len(alphas)
     x32 = np.asarray(x, np.float32)
     b32 = np.broadcast_to(np.asarray(baseline, np.float32), x32.shape)
     delta = x32 - b32
-    owner = np.repeat(np.arange(n), m)
-    step = np.tile(np.arange(m), n)
-    a32 = np.asarray(alphas, np.float32)
+    # path points first (sample-major), then x and baseline of every sample (α = 1 and α = 0)
+    owner = np.concatenate([np.repeat(np.arange(n), m)] + ([np.arange(n), np.arange(n)] if endpoints else []))
+    a_all = np.concatenate([np.tile(np.asarray(alphas, np.float32), n)]
+                           + ([np.ones(n, np.float32), np.zeros(n, np.float32)] if endpoints else []))
+    w_all = np.concatenate([np.tile(np.asarray(weights, np.float64), n)] + ([np.zeros(2 * n)] if endpoints else []))
+    shape1 = (-1,) + (1,) * (x32.ndim - 1)
 
     def points(full):
-        a = a32[step[full]].reshape((-1,) + (1,) * (x32.ndim - 1))
-        return b32[owner[full]] + a * delta[owner[full]]
+        return b32[owner[full]] + a_all[full].reshape(shape1) * delta[owner[full]]
 
     acc = np.zeros(x32.shape, np.float64)
-    w = np.asarray(weights, np.float64)
-    for idx, _, grads in _stream(grad_fn, points, owner, np.asarray(targets), n * m, batch_size):
-        contrib = grads.astype(np.float64) * w[step[idx]].reshape((-1,) + (1,) * (x32.ndim - 1))
+    ends = np.zeros(2 * n)
+    for idx, values, grads in _stream(grad_fn, points, owner, np.asarray(targets), len(owner), batch_size):
+        path = idx < n * m
+        if endpoints and not path.all():
+            ends[idx[~path] - n * m] = values[~path]
+        if not path.any():
+            continue
+        idx, grads = idx[path], grads[path]
+        contrib = grads.astype(np.float64) * w_all[idx].reshape(shape1)
         # idx is contiguous and each sample's steps are contiguous: reduce runs of equal owner.
         own = owner[idx]
         bounds = np.flatnonzero(np.diff(own)) + 1
         starts = np.concatenate([[0], bounds])
         sums = np.add.reduceat(contrib, starts, axis=0)
         np.add.at(acc, own[starts], sums)
+    if endpoints:
+        return acc, ends[:n], ends[n:]
     return acc
 
 
@@ -187,8 +200,7 @@ def integrated_gradients(grad_fn: GradFn, x: np.ndarray, baseline: np.ndarray, t
     baseline = np.broadcast_to(np.asarray(baseline, np.float32), x.shape)
     targets = np.asarray(targets)
     n = len(x)
-    fx, _ = gradients(grad_fn, np.concatenate([x, baseline]), np.concatenate([targets, targets]), batch_size)
-    delta = fx[:n] - fx[n:]
+    delta = None
     attr = np.zeros(x.shape, np.float64)
     used = np.zeros(n, int)
     gap = np.full(n, np.inf)
@@ -196,7 +208,11 @@ def integrated_gradients(grad_fn: GradFn, x: np.ndarray, baseline: np.ndarray, t
     s = int(steps)
     while len(todo):
         alphas, weights = gauss_legendre(s)
-        g = path_gradients(grad_fn, x[todo], baseline[todo], targets[todo], alphas, weights, batch_size)
+        if delta is None:
+            g, fx, fb = path_gradients(grad_fn, x, baseline, targets, alphas, weights, batch_size, endpoints=True)
+            delta = fx - fb
+        else:
+            g = path_gradients(grad_fn, x[todo], baseline[todo], targets[todo], alphas, weights, batch_size)
         a = g * (x[todo] - baseline[todo]).astype(np.float64)
         attr[todo] = a
         used[todo] = s
