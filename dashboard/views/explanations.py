@@ -225,8 +225,8 @@ def faithfulness_view(m: reports.Method):
     """Deletion/insertion curves when the analyzer saved them; else its areas under them against random order."""
     all_series = reports.series(m.metrics)
     x = next((v for k, v in all_series.items() if k.rsplit(".", 1)[-1] in ("fractions", "fraction", "steps", "x")), None)
-    curves = {k: v for k, v in all_series.items() if any(w in k.lower() for w in CURVE_WORDS)
-              and k.rsplit(".", 1)[-1] not in ("fractions", "fraction", "steps", "x")}
+    curves = {k.split("curves.")[-1].replace(".", " "): v for k, v in all_series.items()
+              if any(w in k.lower() for w in CURVE_WORDS) and k.rsplit(".", 1)[-1] not in ("fractions", "fraction", "steps", "x")}
     if curves:
         st.plotly_chart(charts.lines(curves, x=x, title="Faithfulness (deletion / insertion)",
                                      xlabel="fraction of features removed / inserted", ylabel="model output"),

@@ -122,6 +122,8 @@ def test_explanations_page_shows_every_method_with_its_verdict(open_app, report_
     assert not at.exception
     assert [m.value for m in at.markdown if m.value.startswith("####")] == [f"#### {md_escape(other)}"]
     assert at.get("plotly_chart"), "attribution maps are drawn from the saved arrays"
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any(t.startswith("Faithfulness") for t in titles), titles  # deletion/insertion against random order
 
 
 def test_training_gradients_gan_pages_render_what_the_report_has(open_app, report_root):
