@@ -270,7 +270,8 @@ verdicts = [{"method": m.name, "verdict": (m.verdict[0] or "—") if m.record.st
             for m in methods]
 st.dataframe(ui._styled(pd.DataFrame(verdicts), {"verdict": {**reports.VERDICT_COLOURS, "skipped": "#757575",
                                                              "timed_out": charts.STATUS_COLOURS["timed_out"]}}),
-             hide_index=True, key="ex-verdicts")
+             hide_index=True, key="ex-verdicts",
+             column_config={"analyzer time (s)": st.column_config.NumberColumn(format="%.2f")})
 
 # -- one method in detail --------------------------------------------------------------------------
 st.subheader("Method in detail", anchor=False)
