@@ -72,3 +72,19 @@ def test_spectra_analyzer_reports_alpha_and_insufficient_layers(keras_tf, run_he
     assert info.severity.value == "info" and "head (5)" in info.message
     # A freshly initialised layer is a random matrix: alpha above 6 says it has learnt nothing.
     assert ("spectra.alpha_high" in codes(rec)) == (conv["alpha"] > 6)
+
+
+def test_alpha_agrees_with_weightwatcher_on_the_zoo_cnn(keras_tf):
+    from tests.conftest import ZOO_DIR
+
+    if not (ZOO_DIR / "cnn.keras").exists():
+        pytest.skip("zoo artifacts not built")
+    from diagnostics.health import kernel_layers
+
+    model = keras_tf.saving.load_model(ZOO_DIR / "cnn.keras", compile=False)
+    matrices = {l.name: as_matrix(l.kernel.numpy()).astype(np.float32) for l in kernel_layers(model)}
+    both = {n: m for n, m in matrices.items() if min(m.shape) >= 20}  # the layers both fit (conv2, conv3, dense)
+    assert sorted(both) == ["conv2", "conv3", "dense"]
+    ours = [powerlaw_alpha(eigenvalues(m))["alpha"] for m in both.values()]
+    for a, b in zip(ours, weightwatcher_alphas(list(both.values()))):
+        assert abs(a - b) <= 0.05, (ours, b)
