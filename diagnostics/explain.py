@@ -488,7 +488,9 @@ def verdict(*, finite: bool = True, completeness: dict | None = None, additivity
         elif frac < 1:
             doubts.append(f"completeness not converged for {1 - frac:.0%} of samples")
     if additivity is not None and not additivity["within_tolerance"]:
-        doubts.append(f"additivity error {additivity['relative_error']:.1%} of |F(x) - E[F(b)]|")
+        frac = additivity.get("within_tolerance_fraction")
+        over = f" over {additivity['tolerance']:.0%} for {1 - frac:.0%} of samples" if frac is not None else ""
+        doubts.append(f"additivity error{over} (median {additivity['relative_error']:.1%} of |F(x) - E[F(b)]|)")
     if randomisation is not None:
         r = randomisation["rank_correlation"]
         if randomisation["status"] == FAILED:
