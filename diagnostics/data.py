@@ -142,8 +142,31 @@ def validate_shapes(data: Data, input_shapes: list[list[int | None]]) -> None:
             raise DataRefused(f"x_{split} contains {bad} NaN or Inf value(s); clean the data first")
 
 
+def prevalidate(data: Data, declared: list[list[int | None]] | None, kind_hint: str | None) -> None:
+    """The part of :func:`validate` that can run from the model config alone, before loading.
+
+    Only when the data have the rank of the declared input: a rank mismatch may be a generator's
+    real samples (compared with its outputs), which only the loaded model can tell.
+    """
+    if not declared or kind_hint == "generator" or len(declared) != 1:
+        return
+    xs = [x for x in (data.x_train, data.x_val) if x is not None]
+    if xs and all(x.ndim == len(declared[0]) for x in xs):
+        validate_shapes(data, declared)
+
+
 def validate(data: Data, info: ModelInfo) -> None:
-    """Refuse data that does not fit the model, with a message that says what and how."""
+    """Refuse data that does not fit the model, with a message that says what and how.
+
+    For a generator the data are real samples, compared with what it generates: they must have the
+    shape of its output, and their labels (if any) are not the generator's to check.
+    """
+    if info.kind == "generator":
+        try:
+            validate_shapes(data, info.output_shapes[:1])
+        except DataRefused as e:
+            raise DataRefused(f"{e} (for a generator, the data are real samples shaped like its output)") from None
+        return
     validate_shapes(data, info.input_shapes)
     for split in ("train", "val"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from . import report as report_mod
 from .analyzer import Data, Finding, ModelInfo
-from .data import DataRefused, find_sidecar, load_dataset, load_file, read_sidecar, save_npz, validate, validate_shapes
+from .data import DataRefused, find_sidecar, load_dataset, load_file, prevalidate, read_sidecar, save_npz, validate
 from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
 from .report import AnalyzerRecord, Report
@@ -179,9 +179,8 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         sidecar_path = find_sidecar(config.model_path)
         metadata = read_sidecar(sidecar_path) if sidecar_path else {}
         data = _resolve_data(config, metadata, host)
-        declared = static_input_shapes(scan_result.config)
-        if data is not None and declared:
-            validate_shapes(data, declared)  # refuse a misfit in a fraction of a second, before any worker starts
+        if data is not None:  # refuse a misfit in a fraction of a second, before any worker starts
+            prevalidate(data, static_input_shapes(scan_result.config), metadata.get("model_kind"))
         staging = report_mod.new_staging_dir(out_dir)
         data_path = None
         if data is not None:

@@ -266,3 +266,20 @@ def test_plugins_command_lists_versions_hooks_analyzers():
     assert data["analyzers"]["weights"]["data"] == "none"
     table = run_diagnose("plugins").stdout
     assert table.splitlines()[0].split() == ["plugin", "version", "hooks", "analyzers", "status"]
+
+
+def test_generator_data_are_real_samples_shaped_like_its_output(keras_tf, tmp_path):
+    keras = keras_tf
+    gen = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, activation="sigmoid"), keras.layers.Reshape((2, 2, 1))],
+                           name="gen")
+    gen.save(tmp_path / "gen.keras")
+    good, bad = tmp_path / "real.npz", tmp_path / "wrong.npz"
+    np.savez(good, x_val=np.random.default_rng(0).random((8, 2, 2, 1), dtype=np.float32), y_val=np.arange(8) % 10)
+    np.savez(bad, x_val=np.zeros((8, 3, 3, 1), "float32"))
+    proc = run_diagnose(tmp_path / "gen.keras", "--data", good, "--out", tmp_path / "o", *CORE)
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert Report.load(tmp_path / "o").model["info"]["kind"] == "generator"
+    proc = run_diagnose(tmp_path / "gen.keras", "--data", bad, "--out", tmp_path / "o2", *CORE)
+    assert proc.returncode == ExitCode.DATA_REFUSED
+    assert proc.stderr.strip().endswith("diagnose: data refused: x_val has shape (n, 3, 3, 1); the model expects (None, 2, 2, 1) "
+                                        "(for a generator, the data are real samples shaped like its output)")
