@@ -32,6 +32,9 @@ import keras
 import numpy as np
 
 PREFIX = "health/"
+#: Compiled-loss names mapped to their classes, so the logits view can apply to them.
+_LOSS_CLASSES = {"sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+                 "categorical_crossentropy": "CategoricalCrossentropy", "binary_crossentropy": "BinaryCrossentropy"}
 
 
 class HealthCallback(keras.callbacks.Callback):
@@ -59,6 +62,8 @@ class HealthCallback(keras.callbacks.Callback):
         self._probe = None
         self._probe_layers: list[tuple[str, str]] = []
         self._loss_fn = None
+        self._grad_model = None
+        self._grad_loss = None
         self.records: list[dict[str, float]] = []
 
     # -- set-up --------------------------------------------------------------------------------
@@ -67,8 +72,15 @@ class HealthCallback(keras.callbacks.Callback):
         loss = self.loss if self.loss is not None else getattr(model, "loss", None)
         if loss is None:
             raise ValueError("HealthCallback needs a loss: compile the model first or pass loss=")
+        if isinstance(loss, str) and loss in _LOSS_CLASSES:
+            loss = getattr(keras.losses, _LOSS_CLASSES[loss])()
         self._loss_fn = keras.losses.get(loss) if isinstance(loss, (str, dict)) else loss
-        from .health import activation_name
+        from .health import activation_name, logits_view
+
+        # Differentiate cross-entropy from the logits (see diagnostics.health.logits_view): through
+        # clipped probabilities a saturated output reports a zero gradient under torch.
+        self._grad_model, self._grad_loss = logits_view(model, self._loss_fn) if isinstance(self._loss_fn, keras.losses.Loss) \
+            else (model, self._loss_fn)
 
         outputs = {getattr(o, "_keras_history", [None])[0] for o in (model.outputs or [])}
         tensors = []
@@ -109,7 +121,7 @@ class HealthCallback(keras.callbacks.Callback):
         out: dict[str, float] = {}
         model = self.model
         with np.errstate(all="ignore"):
-            _, grads = backends.get().loss_gradients(model, self.x, self.y, self._loss_fn)
+            _, grads = backends.get().loss_gradients(self._grad_model, self.x, self.y, self._grad_loss)
             kernel_norms = []
             total = 0.0
             for layer in model.layers:
