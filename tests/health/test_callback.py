@@ -54,3 +54,37 @@ def test_callback_every_and_argument_errors(keras_tf, models, tabular):
     assert [r["epoch"] for r in cb.records] == [1, 2, 4]
     g = hist.history["health/grad_norm"]
     assert len(g) == 4 and math.isnan(g[2]) and all(math.isfinite(v) for v in (g[0], g[1], g[3]))
+
+
+@pytest.mark.slow
+def test_callback_under_the_torch_backend(tmp_path):
+    """The same callback in a torch process (the pytest process runs TensorFlow)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import json, keras, numpy as np\n"
+        "from diagnostics.callbacks import HealthCallback\n"
+        "from diagnostics import backends\n"
+        "keras.utils.set_random_seed(0)\n"
+        "rng = np.random.default_rng(0); x = rng.normal(size=(300, 10)).astype('float32'); y = (x[:, 0] > 0).astype('int32')\n"
+        "inp = keras.Input((10,)); h = keras.layers.Dense(16, activation='relu', name='h')(inp)\n"
+        "m = keras.Model(inp, keras.layers.Dense(2, activation='softmax', name='out')(h))\n"
+        "m.compile(loss='sparse_categorical_crossentropy', optimizer='adam')\n"
+        "cb = HealthCallback(x[:100], y[:100], validation=(x[200:], y[200:]))\n"
+        "hist = m.fit(x[:200], y[:200], epochs=3, verbose=0, callbacks=[cb])\n"
+        "_, g = backends.get().loss_gradients(m, x[:100], y[:100], keras.losses.SparseCategoricalCrossentropy())\n"
+        "norm = float(np.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in g.values())))\n"
+        "print(json.dumps({'backend': keras.backend.backend(), 'history': hist.history, 'norm': norm}))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": "torch"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "torch"
+    h = out["history"]
+    for key in ("health/grad_norm", "health/grad_norm/h", "health/first_last_ratio", "health/dead/h", "health/membership_auc"):
+        assert len(h[key]) == 3 and all(math.isfinite(v) for v in h[key]), key
+    assert h["health/grad_norm"][-1] == pytest.approx(out["norm"], rel=1e-4)
