@@ -8,8 +8,10 @@ with respect to inputs) and the health analyzers (gradients of the loss with res
 - ``input_gradients(model, x, targets, batch_size=...) -> (values, grads)``: per-sample output
   values ``model(x)[i, targets[i]]`` (or the sum of a 1-unit output) and their gradients with
   respect to ``x``, in compiled batches. ``targets`` is an int array (class index per sample).
-- ``loss_gradients(model, x, y, loss_fn) -> (loss, grads)``: the mean loss on the batch and its
-  gradient for every trainable variable, as ``{variable.path: ndarray}``.
+- ``loss_gradients(model, x, y, loss_fn, batch_size=1024, return_outputs=False) -> (loss, grads[, outputs])``:
+  the mean loss over ``x`` and its gradient for every trainable variable, as ``{variable.path: ndarray}``;
+  batches are combined weighted by size, so the result does not depend on the batching. With
+  ``return_outputs`` a third value holds the model's outputs per batch (one pass, three uses).
 """
 
 from __future__ import annotations
