@@ -211,10 +211,13 @@ class CaptumExplanations(Analyzer):
                  "(Shapley sampling); Selvaraju et al. 2017 (Grad-CAM); Smilkov et al. 2017 (NoiseTunnel)")
 
     def run(self, context: Context) -> Result:
+        import time
+
         import numpy as np
 
         from diagnostics import explain as E
 
+        t0 = time.monotonic()
         opts = _options(context)
         model = context.model
         if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -258,6 +261,11 @@ class CaptumExplanations(Analyzer):
                 "max_steps": int(opts["steps"]), "tolerance": E.COMPLETENESS_TOLERANCE,
                 "note": "captum's IG uses a fixed step count (no raising); see explain.gradients for the adaptive one"}
         sanity_skip = None
+        spent = time.monotonic() - t0
+        if opts["sanity"] and context.time_left() < 1.5 * spent:
+            opts["sanity"] = False
+            sanity_skip = (f"not enough time left in the analyzer's budget ({context.time_left():.0f} s after {spent:.0f} s); "
+                           f"raise --timeout")
         if opts["sanity"]:
             import keras
 

@@ -135,10 +135,13 @@ class ShapExplanations(Analyzer):
     reference = "Lundberg & Lee 2017 (SHAP); Erion et al. 2021 (expected gradients = GradientExplainer)"
 
     def run(self, context: Context) -> Result:
+        import time
+
         import numpy as np
 
         from diagnostics import explain as E
 
+        t0 = time.monotonic()
         opts = dict(DEFAULTS)
         opts.update({k: v for k, v in context.options.items() if k in DEFAULTS or k == "target"})
         if opts["explainer"] not in EXPLAINERS:
@@ -174,18 +177,23 @@ class ShapExplanations(Analyzer):
                 xf, bf = m_space.to_float(x), m_space.to_float(bg_raw)
                 base = m_space.predict(bg_raw)[:, targets.index].mean(0)
                 ns = int(opts["nsamples"])
+                t_start = time.monotonic()
                 vals = gradient_shap(m_space, xf, bf, targets.index, ns, seed)
                 # GradientExplainer is a Monte-Carlo estimate: double nsamples for the rows whose
                 # additivity error is over tolerance, up to max_nsamples
                 fx_ = m_space.predict(x)[np.arange(len(x)), targets.index]
-                while converge and ns * 2 <= int(opts["max_nsamples"]):
+                last = time.monotonic() - t_start
+                # each doubling costs twice the last round; leave room for the sanity runs after it
+                while converge and ns * 2 <= int(opts["max_nsamples"]) and context.time_left() > 6 * last:
                     err_ = np.abs(vals.reshape(len(x), -1).sum(1) - (fx_ - base))
                     todo = np.flatnonzero(err_ > ADDITIVITY_TOLERANCE * np.maximum(np.abs(fx_ - base), E.COMPLETENESS_ABS_FLOOR))
                     if not len(todo):
                         break
                     ns *= 2
+                    t_round = time.monotonic()
                     vals[todo] = gradient_shap(m_space, xf[todo], bf, targets.index[todo], ns, seed)
                     used[todo] = ns
+                    last = time.monotonic() - t_round
                 return vals, base
             vals, base = np.zeros(x.shape), np.zeros(len(x))
             for t in np.unique(targets.index):
@@ -216,6 +224,11 @@ class ShapExplanations(Analyzer):
         signed = vals * targets.sign.reshape((-1,) + (1,) * (vals.ndim - 1))
         fmap = E.feature_map(signed, reduce_axes)
         sanity_skip = None
+        spent = time.monotonic() - t0
+        if opts["sanity"] and context.time_left() < 2.5 * spent:
+            opts["sanity"] = False
+            sanity_skip = (f"not enough time left in the analyzer's budget ({context.time_left():.0f} s after {spent:.0f} s); "
+                           f"raise --timeout")
         if opts["sanity"]:
             import keras
 
