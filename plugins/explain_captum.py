@@ -85,16 +85,9 @@ class TorchModel:
         """Explained unit's output for raw inputs, fixed-size batches."""
         import numpy as np
 
-        n = len(x)
-        size = min(self.batch_size, n)
-        vals = []
-        for s in range(0, n, size):
-            xb = x[s:s + size]
-            pad = size - len(xb)
-            if pad:
-                xb = np.concatenate([xb, np.repeat(xb[-1:], pad, axis=0)])
-            vals.append(np.asarray(self.model.predict_on_batch(xb)).reshape(size, -1)[: size - pad])
-        return np.concatenate(vals)[np.arange(n), np.asarray(targets)]
+        from diagnostics import explain as E
+
+        return E.predict_batched(self.model, x, self.batch_size)[np.arange(len(x)), np.asarray(targets)]
 
     def feature_mask(self, patch: int):
         """captum feature groups: patch x patch pixel blocks (all channels), one time step, one

@@ -83,18 +83,10 @@ class Explainable:
         """The explained unit's output for raw inputs (token ids for token models), in fixed batches."""
         import numpy as np
 
-        n = len(x)
-        size = min(self.batch_size, n)
-        vals = []
-        for s in range(0, n, size):
-            xb = x[s:s + size]
-            pad = size - len(xb)
-            if pad:
-                xb = np.concatenate([xb, np.repeat(xb[-1:], pad, axis=0)])
-            out = np.asarray(self.model.predict_on_batch(xb))
-            vals.append(out.reshape(size, -1)[: size - pad])
-        out = np.concatenate(vals)
-        return out[np.arange(n), np.asarray(targets)]
+        from diagnostics import explain as E
+
+        out = E.predict_batched(self.model, x, self.batch_size)
+        return out[np.arange(len(x)), np.asarray(targets)]
 
 
 def _embedding_layer(model):

@@ -58,16 +58,8 @@ class Space:
         x = np.asarray(x)
         if not self.tokens:
             x = x.astype(np.float32)
-        n = len(x)
-        size = min(self.batch_size, n)
-        outs = []
-        for s in range(0, n, size):
-            xb = x[s:s + size]
-            pad = size - len(xb)
-            if pad:
-                xb = np.concatenate([xb, np.repeat(xb[-1:], pad, axis=0)])
-            outs.append(np.asarray(self.model.predict_on_batch(xb)).reshape(size, -1)[: size - pad])
-        return np.concatenate(outs).astype(np.float64)
+        from diagnostics import explain as E
+        return E.predict_batched(self.model, x, self.batch_size).astype(np.float64)
 
 
 def gradient_shap(space: Space, x_float, background_float, targets, nsamples: int, seed: int):
