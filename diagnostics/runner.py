@@ -121,7 +121,8 @@ def choose_backend(entry: AnalyzerEntry, preference: str) -> tuple[str | None, s
 def skip_reason(entry: AnalyzerEntry, info: ModelInfo, data: Data | None) -> str:
     cls = entry.cls
     if info.kind not in cls.model_kinds:
-        return f"applies to {', '.join(sorted(cls.model_kinds))} models; this is a {info.kind} model"
+        article = "an" if info.kind[:1] in "aeiou" else "a"
+        return f"applies to {', '.join(sorted(cls.model_kinds))} models; this is {article} {info.kind} model"
     if cls.data != "none" and (data is None or not data.has(cls.data)):
         return f"needs {_DATA_NEED_TEXT[cls.data]} (--data FILE.npz); {'none given' if data is None else 'the data lacks them'}"
     missing = [m for m in cls.requires if not installed(m)]
