@@ -95,7 +95,8 @@ def show_job():
     code = ExitCode(int(o.exit_code))
     if o.report is None:
         title = "Model refused" if code == ExitCode.MODEL_REFUSED else "Data refused" if code == ExitCode.DATA_REFUSED else "No report"
-        st.error(f"**{title}** (exit code {int(code)} {code.name}): {md_escape(o.message)}", icon=":material/block:")
+        reason = o.message.split(": ", 1)[1] if o.message.lower().startswith(title.lower() + ": ") else o.message
+        st.error(f"**{title}** (exit code {int(code)} {code.name}): {md_escape(reason)}", icon=":material/block:")
         return
     runs = st.session_state.setdefault("runs", {})
     if j.label not in runs:
