@@ -22,7 +22,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px so
 table{border-collapse:collapse;width:100%;margin:.5rem 0} th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #eee;vertical-align:top}
 th{background:#fafafa} .pill{display:inline-block;padding:0 .5rem;border-radius:.7rem;color:#fff;font-size:.85em}
 .muted{color:#757575} code{background:#f5f5f5;padding:0 .25rem;border-radius:3px}
-figure{display:inline-block;margin:.5rem;vertical-align:top} figure img{max-width:480px;border:1px solid #eee}
+figure{display:inline-block;margin:.5rem;vertical-align:top;max-width:100%} figure img{max-width:100%;border:1px solid #eee}
 details{margin:.4rem 0} pre{background:#f5f5f5;padding:.6rem;overflow:auto;max-height:300px}
 """
 
