@@ -120,6 +120,24 @@ def _stream(grad_fn: GradFn, points: Callable[[np.ndarray], np.ndarray], owner: 
         yield idx, values[: len(idx)], grads[: len(idx)]
 
 
+def method_options(options: dict, defaults: dict, methods: Sequence[str], not_offered: str = "") -> dict:
+    """An explanation analyzer's options: ``defaults`` updated with the keys it knows (and ``target``),
+    ``methods`` (a list or a comma-separated string) checked against the methods it offers.
+
+    Options given without an analyzer name reach every analyzer, so unknown keys are ignored here.
+    """
+    opts = dict(defaults)
+    opts.update({k: v for k, v in options.items() if k in defaults or k == "target"})
+    chosen = opts["methods"]
+    if isinstance(chosen, str):
+        chosen = [m.strip() for m in chosen.split(",") if m.strip()]
+    bad = sorted(set(chosen) - set(methods))
+    if bad:
+        raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(methods)}{not_offered}")
+    opts["methods"] = [m for m in methods if m in chosen]
+    return opts
+
+
 def predict_batched(model, x: np.ndarray, batch_size: int) -> np.ndarray:
     """``model`` outputs for ``x`` as ``(n, units)``, through ``predict_on_batch`` in fixed-size chunks.
 

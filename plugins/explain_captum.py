@@ -27,18 +27,10 @@ DEFAULTS = {"samples": 8, "steps": 50, "batch_size": 512, "shapley_samples": 8, 
 
 
 def _options(context: Context) -> dict:
-    # options for every analyzer (KEY=VALUE without a name) reach this one too: keep only ours
-    opts = dict(DEFAULTS)
-    opts.update({k: v for k, v in context.options.items() if k in DEFAULTS or k == "target"})
-    methods = opts["methods"]
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    bad = sorted(set(methods) - set(METHODS))
-    if bad:
-        raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)} "
-                         f"(DeepLift and guided backprop are not offered: see docs/explanations.md)")
-    opts["methods"] = [m for m in METHODS if m in methods]
-    return opts
+    from diagnostics import explain as E
+
+    return E.method_options(context.options, DEFAULTS, METHODS,
+                            " (DeepLift and guided backprop are not offered: see docs/explanations.md)")
 
 
 class TorchModel:

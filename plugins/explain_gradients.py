@@ -99,17 +99,9 @@ def _embedding_layer(model):
 
 
 def _options(context: Context) -> dict:
-    # options for every analyzer (KEY=VALUE without a name) reach this one too: keep only ours
-    opts = dict(DEFAULTS)
-    opts.update({k: v for k, v in context.options.items() if k in DEFAULTS or k == "target"})
-    methods = opts["methods"]
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    bad = sorted(set(methods) - set(METHODS))
-    if bad:
-        raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
-    opts["methods"] = [m for m in METHODS if m in methods]
-    return opts
+    from diagnostics import explain as E
+
+    return E.method_options(context.options, DEFAULTS, METHODS)
 
 
 def attribute(ex: Explainable, method: str, targets, opts: dict, seed: int, background=None):
