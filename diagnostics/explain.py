@@ -138,6 +138,22 @@ def method_options(options: dict, defaults: dict, methods: Sequence[str], not_of
     return opts
 
 
+def nonfinite_predictions(predictions: np.ndarray, code: str):
+    """A ``failed`` Result when any explained sample's prediction is NaN/Inf (there is nothing to
+    explain), else None. ``code`` is the analyzer's finding code, e.g. ``"explain.lime.failed"``."""
+    from .analyzer import Finding, Result, Severity
+
+    flat = np.asarray(predictions).reshape(len(predictions), -1)
+    bad = int(np.sum(~np.all(np.isfinite(flat), axis=1)))
+    if not bad:
+        return None
+    return Result(findings=[Finding(code, Severity.WARNING, where="predictions",
+                                    message=f"the model's outputs are NaN or Inf for {bad} of {len(flat)} explained "
+                                            f"samples: there is nothing to explain — fix the model first (see the "
+                                            f"weights and health findings)")],
+                  metrics={"verdict": "failed", "nonfinite_predictions": bad})
+
+
 def predict_batched(model, x: np.ndarray, batch_size: int) -> np.ndarray:
     """``model`` outputs for ``x`` as ``(n, units)``, through ``predict_on_batch`` in fixed-size chunks.
 

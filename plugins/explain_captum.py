@@ -210,15 +210,10 @@ class CaptumExplanations(Analyzer):
         x_all = np.asarray(context.data.x)
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         tm = TorchModel(model, x_all[idx], int(opts["batch_size"]), int(opts["baseline_token"]))
-        pred = np.concatenate([np.asarray(model.predict_on_batch(tm.x_raw[s:s + tm.batch_size])).reshape(
-            min(tm.batch_size, len(idx) - s), -1) for s in range(0, len(idx), tm.batch_size)])
-        if not np.all(np.isfinite(pred)):
-            bad = int(np.sum(~np.all(np.isfinite(np.asarray(pred).reshape(len(pred), -1)), axis=1)))
-            return Result(findings=[Finding("explain.captum.failed", Severity.WARNING, where="predictions",
-                                            message=f"the model's outputs are NaN or Inf for {bad} of {len(pred)} explained "
-                                                    f"samples: there is nothing to explain — fix the model first (see the "
-                                                    f"weights and health findings)")],
-                          metrics={"verdict": "failed", "nonfinite_predictions": bad})
+        pred = E.predict_batched(model, tm.x_raw, tm.batch_size)
+        failed = E.nonfinite_predictions(pred, "explain.captum.failed")
+        if failed is not None:
+            return failed
         targets = E.select_targets(pred, opts.get("target"), context.info.output_activation)
         methods = list(opts["methods"])
         skipped = {}

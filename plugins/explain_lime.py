@@ -167,13 +167,9 @@ class LimeExplanations(Analyzer):
         predict = BatchedPredict(model, int(opts["batch_size"]), sigmoid=sigmoid or None,
                                  channels=x.shape[-1] if x.ndim == 4 else None)
         raw = predict(x)
-        if not np.all(np.isfinite(raw)):
-            bad = int(np.sum(~np.all(np.isfinite(np.asarray(raw).reshape(len(raw), -1)), axis=1)))
-            return Result(findings=[Finding("explain.lime.failed", Severity.WARNING, where="predictions",
-                                            message=f"the model's outputs are NaN or Inf for {bad} of {len(raw)} explained "
-                                                    f"samples: there is nothing to explain — fix the model first (see the "
-                                                    f"weights and health findings)")],
-                          metrics={"verdict": "failed", "nonfinite_predictions": bad})
+        failed = E.nonfinite_predictions(raw, "explain.lime.failed")
+        if failed is not None:
+            return failed
         units = int(np.prod(model.outputs[0].shape[1:]))
         targets = E.select_targets(raw[:, 1:] if units == 1 and sigmoid else raw, opts.get("target"),
                                    context.info.output_activation)

@@ -148,13 +148,9 @@ class ShapExplanations(Analyzer):
         pool = np.asarray(context.data.x_train) if context.data.x_train is not None else x_all
         bg_raw = pool[np.random.default_rng(context.seed + 1).choice(len(pool), min(int(opts["background"]), len(pool)), replace=False)]
         pred = space.predict(x)
-        if not np.all(np.isfinite(pred)):
-            bad = int(np.sum(~np.all(np.isfinite(np.asarray(pred).reshape(len(pred), -1)), axis=1)))
-            return Result(findings=[Finding("explain.shap.failed", Severity.WARNING, where="predictions",
-                                            message=f"the model's outputs are NaN or Inf for {bad} of {len(pred)} explained "
-                                                    f"samples: there is nothing to explain — fix the model first (see the "
-                                                    f"weights and health findings)")],
-                          metrics={"verdict": "failed", "nonfinite_predictions": bad})
+        failed = E.nonfinite_predictions(pred, "explain.shap.failed")
+        if failed is not None:
+            return failed
         targets = E.select_targets(pred, opts.get("target"), context.info.output_activation)
         tabular = x.ndim == 2 and not space.tokens
         explainer = opts["explainer"]
