@@ -34,6 +34,7 @@ class AnalyzerRecord:
 
     ``status`` is ``ok``, ``skipped`` (``reason`` says why), ``failed`` (``reason`` holds the error)
     or ``timed_out``. ``artifacts`` map a name to a path relative to the report directory.
+    ``traceback`` is the analyzer's traceback when it raised (omitted from the JSON when empty).
     """
 
     name: str
@@ -46,6 +47,7 @@ class AnalyzerRecord:
     findings: tuple[Finding, ...] = ()
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    traceback: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -61,6 +63,8 @@ class AnalyzerRecord:
         d["findings"] = [f.to_dict() for f in self.findings]
         d["metrics"] = dict(self.metrics)
         d["artifacts"] = dict(self.artifacts)
+        if not d["traceback"]:
+            del d["traceback"]
         return d
 
     @classmethod

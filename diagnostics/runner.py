@@ -353,7 +353,7 @@ def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, An
         name=name, plugin=entry.plugin, category=entry.cls.category, status=result["status"],
         reason=reason, backend=backend, duration_s=round(float(result.get("duration_s", 0.0)), 3),
         findings=tuple(Finding.from_dict(f) for f in result.get("findings", ())),
-        metrics=result.get("metrics", {}), artifacts=artifacts,
+        metrics=result.get("metrics", {}), artifacts=artifacts, traceback=result.get("traceback", ""),
     )
 
 

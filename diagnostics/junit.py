@@ -1,0 +1,119 @@
+"""The report as a JUnit XML test report, for CI systems' test-result pages (``--junit-xml``).
+
+One ``testsuite`` per run and one ``testcase`` per analyzer (``classname`` = its category, ``name`` =
+the analyzer), read from the :class:`~diagnostics.report.Report` alone:
+
+- findings at or above the report's ``fail_on`` -> one ``<failure>`` (``type`` = the worst finding's
+  code, ``message`` = its code and message, text = every such finding, one per line);
+- ``failed`` / ``timed_out`` -> ``<error>`` with the reason as message and the traceback as text;
+- ``skipped`` -> ``<skipped>`` with the reason;
+- every finding, failing or not, is listed in the test case's ``<system-out>``;
+- a plugin that failed to load has no analyzer record, so it becomes a test case of its own
+  (classname ``plugin``) with an ``<error>``: the XML is red whenever the exit code says 3.
+
+Durations go in ``time`` (seconds, three decimals: the common JUnit schema allows no more).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from .analyzer import Finding, Severity
+from .report import AnalyzerRecord, Report
+
+# Characters XML 1.0 cannot carry at all (control characters other than tab, newline, return):
+# an analyzer's message or a traceback holding one (an ANSI colour code, say) would make the file unreadable.
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _clean(text: str) -> str:
+    return _INVALID_XML.sub("\N{REPLACEMENT CHARACTER}", str(text))
+
+
+def _time(seconds: float) -> str:
+    return f"{max(float(seconds), 0.0):.3f}"
+
+
+def _line(f: Finding) -> str:
+    where = f" [{f.where}]" if f.where else ""
+    return f"{f.severity.value.upper()} {f.code}{where}: {f.message}"
+
+
+def _failing(record: AnalyzerRecord, fail_on: str) -> list[Finding]:
+    if fail_on == "never":
+        return []
+    floor = Severity(fail_on).rank
+    return sorted((f for f in record.findings if f.severity.rank >= floor), key=lambda f: -f.severity.rank)
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, tag, {k: _clean(v) for k, v in attrs.items()})
+    if text:
+        el.text = _clean(text)
+    return el
+
+
+def _testcase(suite: ET.Element, record: AnalyzerRecord, fail_on: str) -> str:
+    """Add one analyzer's test case; return its outcome: passed, failure, error or skipped."""
+    case = _sub(suite, "testcase", classname=record.category or "analyzer", name=record.name, time=_time(record.duration_s))
+    outcome = "passed"
+    if record.status in ("failed", "timed_out"):
+        _sub(case, "error", record.traceback or record.reason, type=record.status,
+             message=record.reason or record.status)
+        outcome = "error"
+    elif record.status == "skipped":
+        _sub(case, "skipped", message=record.reason or "skipped")
+        outcome = "skipped"
+    else:
+        failing = _failing(record, fail_on)
+        if failing:
+            worst = failing[0]
+            _sub(case, "failure", "\n".join(_line(f) for f in failing), type=worst.code,
+                 message=f"{worst.code}: {worst.message}")
+            outcome = "failure"
+    if record.findings:
+        _sub(case, "system-out", "\n".join(_line(f) for f in record.findings))
+    return outcome
+
+
+def to_junit_xml(report: Report) -> str:
+    """The JUnit XML document for ``report`` (``fail_on`` is the report's own)."""
+    name = str(report.model.get("name") or report.model.get("path") or "model")
+    root = ET.Element("testsuites", {"name": "diagnose"})
+    suite = _sub(root, "testsuite", name=f"diagnose {name}")
+    props = _sub(suite, "properties")
+    for key, value in (("model", report.model.get("path") or name), ("sha256", report.model.get("sha256") or ""),
+                       ("fail_on", report.fail_on), ("seed", str(report.seed)), ("exit_code", str(report.exit_code)),
+                       ("verdict", report.worst.value if report.worst else "clean")):
+        _sub(props, "property", name=key, value=str(value))
+    counts = {"passed": 0, "failure": 0, "error": 0, "skipped": 0}
+    for record in report.analyzers:
+        counts[_testcase(suite, record, report.fail_on)] += 1
+    for plugin in report.plugins:
+        if plugin.get("error"):
+            case = _sub(suite, "testcase", classname="plugin", name=str(plugin.get("name")), time=_time(0))
+            _sub(case, "error", str(plugin["error"]), type="plugin_error", message=f"plugin {plugin.get('name')!r}: {plugin['error']}")
+            counts["error"] += 1
+    total_time = report.timings.get("total_s", sum(r.duration_s for r in report.analyzers))
+    stats = {"tests": str(sum(counts.values())), "failures": str(counts["failure"]), "errors": str(counts["error"]),
+             "skipped": str(counts["skipped"]), "time": _time(total_time)}
+    suite.attrib.update(stats)
+    root.attrib.update(stats)
+    return _serialise(root)
+
+
+def failed_run_xml(model_name: str, message: str, exit_code: int) -> str:
+    """A run that produced no report (model or data refused, stopped): one test case in error, so a CI
+    page shows why instead of "no tests found"."""
+    root = ET.Element("testsuites", {"name": "diagnose", "tests": "1", "failures": "0", "errors": "1", "skipped": "0", "time": _time(0)})
+    suite = _sub(root, "testsuite", name=f"diagnose {model_name}", tests="1", failures="0", errors="1", skipped="0", time=_time(0))
+    case = _sub(suite, "testcase", classname="diagnose", name="run", time=_time(0))
+    _sub(case, "error", message, type=f"exit_{int(exit_code)}", message=message)
+    return _serialise(root)
+
+
+def _serialise(root: ET.Element) -> str:
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+

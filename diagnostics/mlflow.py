@@ -1,0 +1,141 @@
+"""Log a report to MLflow: ``diagnose MODEL --mlflow [RUN_ID]`` and, from a notebook,
+``diagnostics.mlflow.log_report(report)``.
+
+What is logged, into one run:
+
+- artifacts ``diagnostics/report.json`` and ``diagnostics/report.html``;
+- every numeric metric of every analyzer as ``<analyzer>.<metric>`` (nested mappings flattened
+  with dots; strings, lists and booleans are left to report.json);
+- tags ``diagnostics.verdict`` (worst severity, or ``clean``), ``diagnostics.exit_code``,
+  ``diagnostics.fail_on``, ``diagnostics.model`` and ``diagnostics.version``.
+
+The run is the one given, else the active one (``mlflow.start_run()`` in this process, or
+``MLFLOW_RUN_ID``), else a new run, named after the model, in the experiment MLflow would choose
+(``MLFLOW_EXPERIMENT_NAME`` / ``MLFLOW_EXPERIMENT_ID``). The store is MLflow's own choice:
+``MLFLOW_TRACKING_URI`` or ``mlflow.set_tracking_uri``.
+
+MLflow is an optional extra (``pip install 'diagnostics[mlflow]'``) and is imported only inside
+these functions, so ``diagnose --help`` never pays for it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .report import REPORT_HTML, REPORT_JSON, Report
+
+INSTALL_HINT = "pip install 'diagnostics[mlflow]'"
+ARTIFACT_PATH = "diagnostics"
+# MLflow accepts alphanumerics, _ - . / space and : in metric names (not ':' on Windows); anything
+# else (a layer called "conv/1:0" is fine, "dense[0]" is not) becomes '_'.
+_BAD_KEY = re.compile(r"[^\w.\-/ ]")
+_MAX_KEY = 250  # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
+_BATCH = 1000  # metrics per log_batch request (MAX_METRICS_PER_BATCH)
+
+
+class MlflowMissing(ImportError):
+    """MLflow is not installed."""
+
+
+def available() -> bool:
+    """Whether MLflow can be imported, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("mlflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def numeric_metrics(report: Report) -> dict[str, float]:
+    """``{"<analyzer>.<metric>": value}`` for every finite numeric metric, nested keys joined with dots."""
+    out: dict[str, float] = {}
+    for record in report.analyzers:
+        for key, value in _flatten(record.metrics, record.name):
+            key = _BAD_KEY.sub("_", key)[:_MAX_KEY]
+            out[key] = value
+    return out
+
+
+def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, float]]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _flatten(v, f"{prefix}.{k}")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        yield prefix, float(value)
+
+
+def tags(report: Report) -> dict[str, str]:
+    """The run tags that say what the diagnosis concluded."""
+    return {
+        "diagnostics.verdict": report.worst.value if report.worst else "clean",
+        "diagnostics.exit_code": str(int(report.exit_code)),
+        "diagnostics.fail_on": report.fail_on,
+        "diagnostics.model": str(report.model.get("name") or report.model.get("path") or ""),
+        "diagnostics.version": str(report.environment.get("diagnostics") or ""),
+    }
+
+
+def log_report(report: Report | str | os.PathLike, run_id: str | None = None) -> str:
+    """Log ``report`` (a :class:`Report`, its directory or its report.json) to MLflow; return the run id.
+
+    The run is ``run_id``, else the active run, else ``MLFLOW_RUN_ID``, else a new run (see the module
+    docstring). A run this function creates is ended when it returns; a given or active run is left open.
+    """
+    try:
+        import mlflow
+        from mlflow.entities import Metric, RunTag
+        from mlflow.tracking import MlflowClient
+    except ImportError as e:
+        raise MlflowMissing(f"logging to MLflow needs MLflow: {INSTALL_HINT} ({e})") from None
+
+    report, directory = _resolve(report)
+    active = mlflow.active_run()
+    run_id = run_id or (active.info.run_id if active else None) or os.environ.get("MLFLOW_RUN_ID") or None
+    client = MlflowClient()
+
+    def log_into(rid: str) -> None:
+        import time
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, 0) for k, v in sorted(numeric_metrics(report).items())]
+        for i in range(0, len(metrics), _BATCH):
+            client.log_batch(rid, metrics=metrics[i:i + _BATCH])
+        client.log_batch(rid, tags=[RunTag(k, v) for k, v in tags(report).items()])
+        with tempfile.TemporaryDirectory(prefix="diagnostics-mlflow-") as tmp:
+            for name in (REPORT_JSON, REPORT_HTML):
+                source = directory / name if directory is not None else None
+                if source is None or not source.is_file():  # a Report held only in memory: write what it says
+                    source = Path(tmp) / name
+                    source.write_text(_render(report, name, directory), encoding="utf-8")
+                client.log_artifact(rid, str(source), ARTIFACT_PATH)
+
+    if run_id:
+        log_into(run_id)
+        return run_id
+    name = str(report.model.get("name") or "model")
+    with mlflow.start_run(run_name=f"diagnose {name}") as run:
+        log_into(run.info.run_id)
+        return run.info.run_id
+
+
+def _resolve(report: Report | str | os.PathLike) -> tuple[Report, Path | None]:
+    if isinstance(report, Report):
+        directory = getattr(report, "directory", None)
+        return report, Path(directory) if directory else None
+    path = Path(report)
+    directory = path if path.is_dir() else path.parent
+    return Report.load(path), directory
+
+
+def _render(report: Report, name: str, directory: Path | None) -> str:
+    if name == REPORT_JSON:
+        return report.to_json()
+    from .html import render_html
+
+    return render_html(report, directory or Path("."))
