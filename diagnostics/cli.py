@@ -59,6 +59,17 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict]:
     return out
 
 
+def _names(ctx, param, values):
+    """``--only a,b --only c`` -> ``("a", "b", "c")``: comma-separated lists and repetition both work."""
+    return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+
+
+def use_colour(stream, environ=None) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set to anything but "" (no-color.org)."""
+    environ = os.environ if environ is None else environ
+    return bool(getattr(stream, "isatty", lambda: False)()) and not environ.get("NO_COLOR")
+
+
 def _size(ctx, param, value):
     from .safety import parse_size
 
@@ -71,25 +82,34 @@ def _size(ctx, param, value):
 @cli.command("run")
 @click.argument("model", metavar="MODEL")
 @click.option("--data", "data_path", metavar="FILE", help="Data: .npz (x_train, y_train, x_val, y_val | x, y) or .csv for tabular models. Default: the dataset named by the model's sidecar metadata.")
-@click.option("--out", "out_dir", metavar="DIR", help="Report directory. Default: reports/<model name>.")
-@click.option("--only", multiple=True, metavar="NAME", help="Run only this analyzer (repeatable).")
-@click.option("--skip", multiple=True, metavar="NAME", help="Do not run this analyzer (repeatable).")
+@click.option("-o", "--out", "out_dir", metavar="DIR", help="Report directory. Default: reports/<model name>.")
+@click.option("--only", multiple=True, metavar="NAME[,NAME...]", callback=_names, help="Run only these analyzers (comma-separated, or repeat the option).")
+@click.option("--skip", multiple=True, metavar="NAME[,NAME...]", callback=_names, help="Do not run these analyzers (comma-separated, or repeat the option).")
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True, help="Exit 1 when a finding is at least this severe.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds each analyzer may take before it is stopped.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice; same seed, same report.")
-@click.option("--target", default=None, help="Output class (or output name) to explain; default: the predicted class.")
+@click.option("--timeout", "timeout_s", metavar="SECONDS", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds each analyzer may take before it is stopped.")
+@click.option("--seed", metavar="N", type=int, default=0, show_default=True, help="Seed for every random choice; same seed, same report.")
+@click.option("--target", metavar="CLASS", default=None, help="Output class (or output name) to explain; default: the predicted class.")
 @click.option("--option", "options", multiple=True, metavar="[ANALYZER.]KEY=VALUE", help="Analyzer option, value parsed as JSON when it can be (repeatable).")
 @click.option("--backend", type=click.Choice(["auto", "tensorflow", "torch"]), default="auto", show_default=True, help="Backend for analyzers that support several.")
 @click.option("--trust", is_flag=True, help="Allow code stored in the model file (Lambda layers...) to run, after listing it.")
-@click.option("--max-model-size", default="1GiB", show_default=True, callback=_size, help="Refuse model files larger than this.")
+@click.option("--max-model-size", metavar="SIZE", default="1GiB", show_default=True, callback=_size, help="Refuse model files larger than this.")
 @click.option("--strict-plugins", is_flag=True, help="Stop the run at the first plugin problem (import error, crash, timeout, bad result).")
-@click.option("--disable", multiple=True, metavar="PLUGIN", help="Do not load this plugin (repeatable; '*' blocks all third-party plugins). Also DIAGNOSTICS_DISABLE_PLUGINS=a,b.")
-@click.option("--label-column", default=None, help="CSV column holding the labels (default: label, target, y or class).")
+@click.option("--disable", multiple=True, metavar="PLUGIN[,PLUGIN...]", callback=_names, help="Do not load these plugins (comma-separated or repeated; '*' blocks all third-party plugins). Also DIAGNOSTICS_DISABLE_PLUGINS=a,b.")
+@click.option("--label-column", metavar="NAME", default=None, help="CSV column holding the labels (default: label, target, y or class).")
+@click.option("--junit-xml", "junit_xml", metavar="FILE", help="Also write a JUnit XML test report (one test case per analyzer) for CI test-report pages.")
+@click.option("--summary-md", "summary_md", metavar="FILE", help="Also write a Markdown summary (verdict table, worst findings). Appended to $GITHUB_STEP_SUMMARY when that is set.")
+@click.option("--mlflow", "mlflow_run", is_flag=False, flag_value="", default=None, metavar="[RUN_ID]", help="Log report, metrics and verdict to MLflow: into RUN_ID, else the active run (MLFLOW_RUN_ID), else a new one; MLFLOW_TRACKING_URI says where. Needs diagnostics[mlflow].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
-                max_model_size, strict_plugins, disable, label_column, quiet):
+                max_model_size, strict_plugins, disable, label_column, junit_xml, summary_md, mlflow_run, quiet):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
+
+    if mlflow_run is not None:
+        from . import mlflow as mlflow_mod
+
+        if not mlflow_mod.available():
+            raise click.UsageError(f"--mlflow needs MLflow, which is not installed: {mlflow_mod.INSTALL_HINT}")
 
     opts = _parse_options(options)
     if target is not None:
@@ -110,11 +130,67 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
     if outcome.report is not None:
         from .table import verdict_table
 
-        click.echo(verdict_table(outcome.report, colour=sys.stdout.isatty()))
+        click.echo(verdict_table(outcome.report, colour=use_colour(sys.stdout)))
         click.echo(f"report: {out / 'report.json'}  {out / 'report.html'}", err=True)
     if outcome.message:
         click.echo(f"diagnose: {outcome.message}", err=True)
-    sys.exit(int(outcome.exit_code))
+    code = outcome.exit_code
+    if _write_outputs(outcome, model, out, junit_xml, summary_md, mlflow_run) and code in (ExitCode.OK, ExitCode.FINDINGS):
+        code = ExitCode.USAGE  # an output that was asked for and is missing must not pass CI silently
+    sys.exit(int(code))
+
+
+def _write_outputs(outcome, model: str, out: Path, junit_xml: str | None, summary_md: str | None,
+                   mlflow_run: str | None) -> list[str]:
+    """Write the JUnit XML, the Markdown summary and the MLflow run that were asked for; return the failures."""
+    from . import junit, summary
+
+    report, name = outcome.report, Path(model).name
+    failures = []
+
+    def attempt(what: str, action) -> None:
+        try:
+            action()
+        except Exception as e:  # noqa: BLE001 - any failure to write an output is reported, not a crash
+            failures.append(what)
+            click.echo(f"diagnose: could not write {what}: {type(e).__name__}: {e}", err=True)
+
+    if junit_xml:
+        xml = junit.to_junit_xml(report) if report else junit.failed_run_xml(name, outcome.message, outcome.exit_code)
+        attempt(f"the JUnit XML to {junit_xml}", lambda: _write_file(junit_xml, xml))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_md or step_summary:
+        run_url = None
+        if all(os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")):
+            run_url = f"{os.environ['GITHUB_SERVER_URL']}/{os.environ['GITHUB_REPOSITORY']}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+        md = (summary.to_markdown(report, html_path=str(out / "report.html"), run_url=run_url) if report
+              else summary.failed_run_markdown(name, outcome.message, outcome.exit_code))
+        if summary_md:
+            attempt(f"the Markdown summary to {summary_md}", lambda: _write_file(summary_md, md))
+        if step_summary:
+            def append():
+                with open(step_summary, "a", encoding="utf-8") as f:
+                    f.write(md + "\n")
+
+            attempt(f"the step summary to $GITHUB_STEP_SUMMARY ({step_summary})", append)
+    if mlflow_run is not None and report is not None:
+        from . import mlflow as mlflow_mod
+
+        def log():
+            run_id = mlflow_mod.log_report(out, run_id=mlflow_run or None)
+            click.echo(f"mlflow: logged to run {run_id}", err=True)
+
+        attempt("the report to MLflow", log)
+    return failures
+
+
+def _write_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (parents created) through a temporary file renamed into place."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
 
 
 def _confirm_trust(items: list[str]) -> bool:
@@ -128,7 +204,7 @@ def _confirm_trust(items: list[str]) -> bool:
 
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--disable", multiple=True, metavar="PLUGIN", help="Do not load this plugin (repeatable).")
+@click.option("--disable", multiple=True, metavar="PLUGIN[,PLUGIN...]", callback=_names, help="Do not load these plugins (comma-separated or repeated).")
 def plugins_command(as_json, disable):
     """List installed plugins with their versions, hooks and analyzers."""
     from .plugin_manager import PluginHost
@@ -160,7 +236,7 @@ def plugin_group():
 
 @plugin_group.command("new")
 @click.argument("name")
-@click.option("--dir", "parent", default=".", show_default=True, type=click.Path(file_okay=False), help="Where to create the package.")
+@click.option("--dir", "parent", metavar="DIR", default=".", show_default=True, type=click.Path(file_okay=False), help="Where to create the package.")
 def plugin_new_command(name, parent):
     """Create diagnostics-NAME/: a plugin package with a working analyzer NAME and its contract test."""
     from .testing.scaffold import create
@@ -177,7 +253,7 @@ def plugin_new_command(name, parent):
 
 @cli.command("dashboard")
 @click.argument("path", required=False, metavar="[REPORT_OR_DIRECTORY]", type=click.Path(exists=True))
-@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port on 127.0.0.1 to serve on.")
+@click.option("--port", metavar="PORT", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port on 127.0.0.1 to serve on.")
 def dashboard_command(path, port):
     """Browse reports, compare runs and run a diagnosis in the browser (Streamlit, 127.0.0.1 only).
 

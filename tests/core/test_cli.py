@@ -245,12 +245,12 @@ def test_exit_codes_are_documented_in_readme():
         assert f"| {int(code)} | `{code.name}` |" in readme, f"README lacks exit code {code.name}"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["plugins"], ["plugins", "--json"]])
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["plugins"], ["plugins", "--json"]])
 def test_help_and_plugins_import_no_framework(argv):
     code = (
         "import sys\nfrom diagnostics.cli import main\n"
         f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
-        "print('\\nMODULES', code, sorted(m for m in ('tensorflow', 'torch', 'keras', 'shap', 'captum', 'lime', 'streamlit') if m in sys.modules))\n"
+        "print('\\nMODULES', code, sorted(m for m in ('tensorflow', 'torch', 'keras', 'shap', 'captum', 'lime', 'streamlit', 'mlflow', 'junitparser') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "MODULES 0 []", out.stdout[-2000:] + out.stderr[-2000:]
