@@ -112,6 +112,13 @@ class Report:
     def plugin_problems(self) -> list[str]:
         return [f"plugin {p['name']!r}: {p['error']}" for p in self.plugins if p.get("error")]
 
+    def assert_ok(self, fail_on: str | None = None, allow: Iterable[str] = ()) -> None:
+        """Fail (``AssertionError``) listing the findings at or above ``fail_on`` whose code matches no
+        ``allow`` glob, and any analyzer that did not finish. See :func:`diagnostics.assertions.assert_ok`."""
+        from .assertions import assert_ok
+
+        assert_ok(self, fail_on=fail_on, allow=allow)
+
     def compute_exit_code(self) -> ExitCode:
         """The exit code this report implies (see :class:`ExitCode` for precedence)."""
         if any(r.status in ("failed", "timed_out") for r in self.analyzers) or self.plugin_problems:
