@@ -28,6 +28,7 @@ def assert_ok(report: "Report", fail_on: str | None = None, allow: Iterable[str]
     of finding codes that never fail. A failed or timed-out analyzer, or a plugin that did not load,
     always fails: its verdict is missing.
     """
+    __tracebackhide__ = True  # pytest shows the test's line and this message, not these internals
     fail_on = fail_on or report.fail_on
     if fail_on not in ("info", "warning", "error", "never"):
         raise ValueError(f"fail_on must be info, warning, error or never, got {fail_on!r}")

@@ -14,7 +14,7 @@ class ExitCode(enum.IntEnum):
 
     OK = 0  #: every analyzer ran or was skipped for a stated reason; no finding at or above --fail-on
     FINDINGS = 1  #: at least one finding at or above --fail-on
-    USAGE = 2  #: bad command line, unknown analyzer name, or an unwritable output directory
+    USAGE = 2  #: bad command line, unknown analyzer name, an unwritable output directory or output file
     ANALYZER_FAILED = 3  #: an analyzer or plugin raised, timed out, crashed, returned garbage or failed to load
     MODEL_REFUSED = 4  #: the model file was refused by the pre-scan or could not be loaded safely
     DATA_REFUSED = 5  #: the data file is unreadable or does not fit the model

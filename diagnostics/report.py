@@ -115,6 +115,7 @@ class Report:
     def assert_ok(self, fail_on: str | None = None, allow: Iterable[str] = ()) -> None:
         """Fail (``AssertionError``) listing the findings at or above ``fail_on`` whose code matches no
         ``allow`` glob, and any analyzer that did not finish. See :func:`diagnostics.assertions.assert_ok`."""
+        __tracebackhide__ = True
         from .assertions import assert_ok
 
         assert_ok(self, fail_on=fail_on, allow=allow)

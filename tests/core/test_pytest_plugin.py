@@ -40,6 +40,7 @@ def test_diagnose_fixture_passes_healthy_and_fails_faulty_with_codes(tmp_path):
     assert "diagnose: mlp_vanishing.keras has 1 finding(s) at or above warning (allowed: explain.saliency.*):" in out
     assert "ERROR gradients.vanishing [dense1] (health.gradients): the first layer's kernel gradient" in out
     assert "/diagnose-1/report.html" in out, "the failure says where the report is"
+    assert "raise DiagnosisFailed" not in out, "the failure shows the test's line, not the plugin's internals"
 
 
 def _report(*findings, status="ok") -> Report:
