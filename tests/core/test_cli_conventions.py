@@ -188,3 +188,24 @@ def test_readme_synopsis_matches_the_parser():
             if isinstance(p, click.Argument) and p.required:
                 assert p.make_metavar(ctx).strip("[]") in line, f"`diagnose {key}` lacks its argument {p.name}"
     assert "NAME ...]" not in README.read_text(), "an option takes one value; write NAME[,NAME...] or repeat it"
+
+
+def test_mlflow_option_takes_an_optional_run_id_and_a_failed_output_is_exit_2(recorded, monkeypatch, tmp_path, capsys):
+    from diagnostics import mlflow as diag_mlflow
+
+    calls = []
+    monkeypatch.setattr(diag_mlflow, "log_report", lambda report, run_id=None: calls.append((report, run_id)) or "r1")
+    out = tmp_path / "r"
+    assert recorded("m.keras", "-o", str(out), "--mlflow", "0123abcd", "-q")[0] == ExitCode.FINDINGS
+    assert recorded("m.keras", "-o", str(out), "--mlflow", "-q")[0] == ExitCode.FINDINGS
+    assert calls == [(out, "0123abcd"), (out, None)]
+
+    def unreachable(report, run_id=None):
+        raise ConnectionError("tracking server at http://127.0.0.1:9 refused the connection")
+
+    monkeypatch.setattr(diag_mlflow, "log_report", unreachable)
+    code, _ = recorded("m.keras", "-o", str(out), "--mlflow", "--junit-xml", str(tmp_path / "j.xml"))
+    assert code == ExitCode.USAGE, "a run that found problems (1) but lost an output it was asked for is 2"
+    err = capsys.readouterr().err
+    assert "diagnose: could not write the report to MLflow: ConnectionError: tracking server at http://127.0.0.1:9 refused" in err
+    assert (tmp_path / "j.xml").is_file(), "the other outputs are still written"
