@@ -72,6 +72,26 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
         "gate_saturated_warning": 0.90,
         "max_samples": 512,
     },
+    "temporal": {
+        # Early/late ratio: mean norm of the loss gradient w.r.t. the input at the first 10% of the time
+        # steps over that at the last 10%. The zoo's healthy lstm gives 1.0e-2 (its motif can sit at
+        # any step), the transformer 0.96; the rnn_vanishing twin (3 tanh RNNs over 120 steps)
+        # gives 2.5e-8 (Bengio, Simard & Frasconi 1994: the product of step Jacobians shrinks
+        # geometrically). Below 1e-3 the first steps cannot be learnt from in any practical number of
+        # steps (Adam's effective step is ~1e-3 of the late steps'); below 1e-5 nothing reaches them.
+        "vanishing_warning": 1e-3,
+        "vanishing_error": 1e-5,
+        # The mirror image: the first steps get 1e3 (1e5) times the gradient of the last ones, the
+        # signature of a recurrent Jacobian with spectral radius above 1 (Pascanu et al. 2013).
+        "exploding_warning": 1e3,
+        "exploding_error": 1e5,
+        # Share of the steps at each end that count as "early" and "late".
+        "edge_fraction": 0.1,
+        # A step is within the effective memory while its gradient norm is at least this share of the
+        # profile's peak.
+        "memory_floor": 0.01,
+        "max_samples": 256,
+    },
     "spectra": {
         # Martin & Mahoney (2021): trained layers have 2 <= alpha <= 6; below 2 over-fitted/over-trained,
         # above 6 poorly trained (close to random).
@@ -714,6 +734,76 @@ def _probe_class():
     return HealthProbe
 
 
+# -- temporal gradients ------------------------------------------------------------------------------
+def float_input_view(model, x):
+    """``(net, x_float, embedding_layer_name or None)``: the model as a function of float inputs.
+
+    Integer (token) inputs have no gradient, so for them the model is split after its first layer
+    (the embedding): ``net`` maps the embedding's output to the model's output and ``x_float`` is that
+    output for ``x``; otherwise ``(model, x as float32, None)``."""
+    import keras
+
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        return model, x.astype(np.float32), None
+    first = next((l for l in model.layers if type(l).__name__ != "InputLayer"), None)
+    if first is None:
+        raise TypeError("the model has integer inputs but no layer after them to differentiate through")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    embed = keras.Model(inputs, first.output)
+    net = keras.Model(first.output, model.outputs[0])
+    out = np.concatenate([np.asarray(embed.predict_on_batch(x[s:s + 256])) for s in range(0, len(x), 256)])
+    return net, out.astype(np.float32), first.name
+
+
+def temporal_gradients(context, x, y, batch_size: int = 256) -> dict[str, Any]:
+    """The norm of the loss gradient with respect to each input time step, per sample.
+
+    The loss is the model's (:func:`per_sample_loss_fn`, from the logits when :func:`logits_view`
+    applies, so saturated outputs do not report a zero gradient); the targets are the labels, else the
+    model's own predictions. Token models are differentiated at their embedding's output. Returns
+    ``{"norms": (n, steps) array, "losses", "loss_desc", "targets_from", "embedding"}``; the norm at a
+    step is the L2 norm over every non-time axis (channels, embedding dimensions)."""
+    from . import backends
+
+    model, info = context.model, context.info
+    loss, loss_desc = per_sample_loss_fn(info, y)
+    targets, targets_from = _targets(model, info, x, y, loss)
+    net, xf, embedding = float_input_view(model, x)
+    if xf.ndim < 3:
+        raise ValueError(f"a sequence input (samples, steps, features) is needed; got shape {xf.shape}")
+    net, pass_loss = logits_view(net, loss)
+    with np.errstate(all="ignore"):
+        losses, grads = backends.get(context.backend).input_loss_gradients(net, xf, targets, pass_loss, batch_size)
+        g = grads.astype(np.float64).reshape(len(xf), xf.shape[1], -1)
+        norms = np.sqrt(np.sum(g * g, axis=2))
+    return {"norms": norms, "losses": losses, "loss_desc": loss_desc, "targets_from": targets_from,
+            "embedding": embedding}
+
+
+def temporal_summary(norms: np.ndarray, edge_fraction: float = 0.1, memory_floor: float = 0.01) -> dict[str, Any]:
+    """Summary of per-sample, per-step gradient norms ``(n, steps)``: the mean profile over samples, the
+    early/late ratio (mean of the first ``edge_fraction`` of the steps over the last), and the effective
+    memory length: the number of steps, counted back from the last one, from the earliest step whose
+    norm is at least ``memory_floor`` of the profile's peak (all steps when the first one is)."""
+    norms = np.asarray(norms, np.float64)
+    with np.errstate(all="ignore"):
+        profile = norms.mean(axis=0)
+    steps = len(profile)
+    k = max(1, int(round(edge_fraction * steps)))
+    finite = bool(np.isfinite(profile).all())
+    early, late = float(profile[:k].mean()), float(profile[-k:].mean())
+    ratio = early / late if finite and late > 0 else None
+    memory = None
+    first = None
+    if finite and profile.max() > 0:
+        above = np.flatnonzero(profile >= memory_floor * profile.max())
+        first = int(above[0])
+        memory = steps - first
+    return {"profile": profile, "steps": steps, "edge_steps": k, "early": early, "late": late,
+            "early_late_ratio": ratio, "memory_length": memory, "first_step_above_floor": first, "finite": finite}
+
+
 # -- plots -------------------------------------------------------------------------------------------
 def _pyplot():
     import matplotlib
@@ -751,7 +841,7 @@ def bar_plot(path: Path, labels, values, *, title: str, ylabel: str = "", log: b
 
 
 def line_plot(path: Path, series: Mapping[str, list], *, title: str, xlabel: str, ylabel: str,
-              marker: tuple[float, str] | None = None) -> str:
+              marker: tuple[float, str] | None = None, log: bool = False) -> str:
     """One line per series (``None`` gaps allowed) as a PNG with a fixed layout; returns the file name."""
     plt = _pyplot()
     fig = plt.figure(figsize=(5.5, 3.2), dpi=90)
@@ -764,6 +854,8 @@ def line_plot(path: Path, series: Mapping[str, list], *, title: str, xlabel: str
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=8)
     ax.set_title(title, fontsize=9)
+    if log:
+        ax.set_yscale("log")
     ax.legend(fontsize=7)
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
