@@ -47,6 +47,16 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
         "bootstrap": 1000,
         "max_samples": 512,
     },
+    "baseline": {
+        # A classifier is at chance level when BOTH its accuracy is less than 2 points above always
+        # predicting the training split's majority class AND its cross-entropy is less than 5% below that
+        # of predicting the training label prior for every sample (skill = 1 - CE / prior CE). Either alone
+        # misleads: on imbalanced data a useful model may not beat the majority's accuracy, and an
+        # over-confident one may not beat the prior's loss. A regression model is at chance level when
+        # R^2 (against predicting the training mean) is below 0.05. Judged by health.overfitting.
+        "accuracy_margin": 0.02,
+        "skill_margin": 0.05,
+    },
     "gradients": {
         # First/last layer kernel gradient-norm ratio. Healthy nets sit within two orders of magnitude;
         # below 1e-3 the first layers learn a thousand times slower than the last (Glorot & Bengio 2010).
@@ -339,6 +349,49 @@ def probabilities(out: np.ndarray, activation: str | None) -> np.ndarray | None:
         z = out - out.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
+    return None
+
+
+def baseline_comparison(outputs: np.ndarray, y: np.ndarray, activation: str | None,
+                        y_reference: np.ndarray | None = None) -> dict[str, Any] | None:
+    """The model against the trivial predictor that ignores its input, on ``(outputs, y)``.
+
+    Classifier (see :func:`probabilities`): accuracy against always predicting the majority class and
+    cross-entropy against predicting the label prior for every sample, both taken from ``y_reference``
+    (the training labels; ``y`` when None), the prior smoothed by one count per class; ``skill`` is
+    1 - CE / prior CE (0: no better than the prior). Regression (a linear output, float targets of its
+    shape): MSE against predicting the reference mean and R^2 = 1 - MSE / baseline MSE.
+    Returns None when neither applies (e.g. multi-label outputs)."""
+    out = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    y = np.asarray(y)
+    ref = np.asarray(y if y_reference is None else y_reference)
+    probs = probabilities(out, activation)
+    flat = y.reshape(len(y), -1)
+    if probs is not None and flat.shape[1] == 1 and np.all(flat == np.round(flat)):
+        labels = flat[:, 0].astype(int)
+        k = probs.shape[1]
+        if labels.min() < 0 or labels.max() >= k:
+            return None
+        counts = np.bincount(np.asarray(ref).reshape(-1).astype(int), minlength=k)[:k]
+        prior = (counts + 1.0) / (counts.sum() + k)
+        majority = int(counts.argmax())
+        with np.errstate(all="ignore"):
+            p_true = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+            ce = float(-np.mean(np.log(p_true)))
+            prior_ce = float(-np.mean(np.log(prior[labels])))
+        acc = float(np.mean(probs.argmax(axis=1) == labels))
+        majority_acc = float(np.mean(labels == majority))
+        return {"task": "classification", "samples": int(len(labels)), "accuracy": acc,
+                "majority_class": majority, "majority_accuracy": majority_acc, "accuracy_lift": acc - majority_acc,
+                "cross_entropy": ce, "prior_cross_entropy": prior_ce,
+                "skill": 1.0 - ce / prior_ce if prior_ce > 0 else None}
+    if activation in (None, "linear") and np.issubdtype(flat.dtype, np.number) and flat.shape == out.shape:
+        mean = np.asarray(ref, np.float64).reshape(len(ref), -1).mean(axis=0)
+        with np.errstate(all="ignore"):
+            mse = float(np.mean((out - flat) ** 2))
+            base = float(np.mean((flat - mean) ** 2))
+        return {"task": "regression", "samples": int(len(flat)), "mse": mse, "mean_predictor_mse": base,
+                "r2": 1.0 - mse / base if base > 0 else None}
     return None
 
 
