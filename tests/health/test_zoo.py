@@ -1,5 +1,7 @@
 """The health suite on the reference zoo: every planted-fault twin is flagged with its expected finding
-(at warning or error) and no healthy model has an error-level finding.
+(at warning or error) and no healthy model has an error-level finding. The temporal-gradient, baseline
+and shortcut checks (health.temporal, performance.chance_level in health.overfitting, explain.shortcut)
+run on every model too.
 
 Every zoo model runs through the real ``diagnose`` CLI, data and history coming from its sidecar (a
 generator's dataset images are its real samples; its classifier and discriminator are companions).
@@ -20,10 +22,10 @@ from tests.conftest import ZOO_DIR, read_report, run_diagnose
 pytestmark = pytest.mark.skipif(not (ZOO_DIR / "cnn.meta.json").exists(), reason="zoo artifacts not built")
 
 ANALYZERS = ("weights", "architecture", "health.gradients", "health.units", "health.overfitting", "health.spectra",
-             "health.gan")
+             "health.gan", "health.temporal", "explain.shortcut")
 HEALTHY = ("cnn", "mlp", "lstm", "transformer", "gan")
 TWINS = ("cnn_overfit", "cnn_dead_relu", "mlp_vanishing", "mlp_saturated", "mlp_logits", "mlp_nan", "lstm_exploding",
-         "gan_collapsed")
+         "gan_collapsed", "rnn_vanishing", "mlp_chance", "cnn_shortcut", "mlp_leak")
 RANK = {"info": 0, "warning": 1, "error": 2}
 
 
