@@ -40,7 +40,7 @@ class ShortcutDetection(Analyzer):
         opts = dict(S.DEFAULTS)
         opts.update({k: v for k, v in context.options.items() if k in S.DEFAULTS})
         data, model, info = context.data, context.model, context.info
-        n = int(opts["samples"])
+        n = int(opts["accuracy_samples"])
         bs = int(opts["batch_size"])
         it = E.select_samples(len(data.x_train), n, context.seed + 11)
         iv = E.select_samples(len(data.x_val), n, context.seed + 12)
@@ -97,7 +97,9 @@ class ShortcutDetection(Analyzer):
 
         context.progress(0, 3, "attributions (integrated gradients)")
         maps = {}
-        for split, x in (("train", xt), ("val", xv)):
+        k = int(opts["samples"])  # the first k of the (randomly drawn, sorted) accuracy samples
+        for split, x in (("train", xt[E.select_samples(len(xt), k, context.seed)]),
+                         ("val", xv[E.select_samples(len(xv), k, context.seed)])):
             p = E.predict_batched(model, x, bs)
             targets = E.select_targets(p, None, context.info.output_activation)
             steps = int(opts["steps"])
@@ -110,9 +112,10 @@ class ShortcutDetection(Analyzer):
         region = S.attribution_region(mt, mv, float(opts["region_level"]))
         mask = region.pop("mask")
         context.progress(2, 3, "shuffling the region")
-        acc_t, acc_t_shuf = S.permutation_drop(predict, xt, yt, mask, context.seed)
-        acc_v, acc_v_shuf = S.permutation_drop(predict, xv, yv, mask, context.seed)
-        drop_t, drop_v = acc_t - acc_t_shuf, acc_v - acc_v_shuf
+        acc_t, acc_t_shuf, per_t = S.permutation_drop(predict, xt, yt, mask, context.seed)
+        acc_v, acc_v_shuf, per_v = S.permutation_drop(predict, xv, yv, mask, context.seed)
+        drop_t = acc_t - acc_t_shuf
+        gap, gap_lo = S.drop_gap(per_t, per_v, context.seed)
         image = mt.ndim == 2
         if image and "box" in region:
             top, left, bottom, right = region["box"]
@@ -124,10 +127,11 @@ class ShortcutDetection(Analyzer):
         concentrated = (region["train_mass"] >= opts["train_mass_min"]
                         and region["train_mass"] >= opts["density_min"] * region["area"]
                         and region["train_mass"] >= opts["mass_ratio_min"] * max(region["val_mass"], 1e-12))
-        needed = drop_t >= opts["drop_margin"] and drop_t - drop_v >= opts["drop_margin"]
+        needed = bool(mask.any()) and drop_t >= opts["drop_margin"] and gap_lo >= opts["drop_margin"]
         metrics.update({"method": f"integrated_gradients ({int(opts['steps'])} steps, zero baseline)", "region": region,
                         "where": where, "accuracy": {"train": acc_t, "train_shuffled": acc_t_shuf, "val": acc_v,
                                                      "val_shuffled": acc_v_shuf},
+                        "drop_gap": {"value": gap, "ci95_low": gap_lo, "samples": [len(xt), len(xv)]},
                         "concentrated": bool(concentrated), "needed": bool(needed)})
         if concentrated or needed:
             evidence = []
@@ -135,7 +139,8 @@ class ShortcutDetection(Analyzer):
                 evidence.append(f"it holds {region['train_mass']:.0%} of the training samples' attribution but "
                                 f"{region['val_mass']:.0%} of the validation samples' ({region['area']:.1%} of the input)")
             evidence.append(f"shuffling it across samples drops training accuracy from {acc_t:.3f} to {acc_t_shuf:.3f} "
-                            f"and validation accuracy from {acc_v:.3f} to {acc_v_shuf:.3f}")
+                            f"and validation accuracy from {acc_v:.3f} to {acc_v_shuf:.3f} (difference {gap:.3f}, 95% CI "
+                            f"lower end {gap_lo:.3f}, on {len(xt)}+{len(xv)} samples)")
             findings.append(Finding(
                 "explain.shortcut", Severity.ERROR if needed else Severity.WARNING, where=where,
                 message=f"the model relies on a region that only its training data use ({where}): " + "; ".join(evidence)
@@ -156,22 +161,23 @@ class ShortcutDetection(Analyzer):
         from diagnostics import shortcut as S
 
         n_features = xt.shape[1]
-        drops = []
+        drops, lows = [], []
         base_t = base_v = None
         for j in range(n_features):
             mask = np.zeros(n_features, bool)
             mask[j] = True
-            a_t, s_t = S.permutation_drop(predict, xt, yt, mask, context.seed + j)
-            a_v, s_v = S.permutation_drop(predict, xv, yv, mask, context.seed + j)
+            a_t, s_t, per_t = S.permutation_drop(predict, xt, yt, mask, context.seed + j)
+            a_v, s_v, per_v = S.permutation_drop(predict, xv, yv, mask, context.seed + j)
             base_t, base_v = a_t, a_v
             drops.append((a_t - s_t, a_v - s_v))
+            lows.append(S.drop_gap(per_t, per_v, context.seed + j)[1])
         drops_arr = np.array(drops)
-        metrics["permutation_importance"] = {names[j]: {"train": float(d[0]), "val": float(d[1])}
-                                             for j, d in enumerate(drops)}
+        metrics["permutation_importance"] = {names[j]: {"train": float(d[0]), "val": float(d[1]),
+                                                        "gap_ci95_low": float(lows[j])} for j, d in enumerate(drops)}
         metrics["accuracy"] = {"train": base_t, "val": base_v}
         margin = float(opts["drop_margin"])
         leaky = [j for j in np.argsort(-(drops_arr[:, 0] - drops_arr[:, 1]))
-                 if drops_arr[j, 0] >= margin and drops_arr[j, 0] - drops_arr[j, 1] >= margin]
+                 if drops_arr[j, 0] >= margin and lows[j] >= margin]
         metrics["features"] = [names[j] for j in leaky]
         if leaky:
             shown = ", ".join(f"{names[j]} (training accuracy -{drops_arr[j, 0]:.3f}, validation "

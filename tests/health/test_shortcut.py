@@ -29,15 +29,20 @@ def test_region_is_the_connected_training_only_blob():
 
 
 def test_permutation_drop_and_constant_columns():
-    from diagnostics.shortcut import constant_in_train, permutation_drop
+    from diagnostics.shortcut import constant_in_train, drop_gap, permutation_drop
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3)).astype(np.float32)
     y = (x[:, 1] > 0).astype(int)
     predict = lambda a: (a[:, 1] > 0).astype(int)  # reads feature 1 only
-    acc, shuffled = permutation_drop(predict, x, y, np.array([False, True, False]))
-    assert acc == 1.0 and 0.3 < shuffled < 0.7
-    assert permutation_drop(predict, x, y, np.array([True, False, True])) == (1.0, 1.0)
+    acc, shuffled, per_sample = permutation_drop(predict, x, y, np.array([False, True, False]))
+    assert acc == 1.0 and 0.3 < shuffled < 0.7 and per_sample.mean() == pytest.approx(acc - shuffled)
+    acc, shuffled, per_sample = permutation_drop(predict, x, y, np.array([True, False, True]))
+    assert (acc, shuffled) == (1.0, 1.0) and not per_sample.any()
+    gap, low = drop_gap(np.ones(100), np.zeros(100))
+    assert gap == 1.0 and low == 1.0
+    gap, low = drop_gap(np.r_[np.ones(10), np.zeros(90)], np.zeros(100))
+    assert gap == pytest.approx(0.1) and 0 < low < 0.1
     images = rng.random((8, 4, 4, 2))
     with pytest.raises(ValueError, match="fits neither"):
         permutation_drop(lambda a: np.zeros(len(a)), images, np.zeros(8), np.ones((3, 3), bool))
@@ -64,6 +69,7 @@ def test_cnn_shortcut_region_overlaps_the_planted_mark(tmp_path):
     assert f["where"] == "rows {}-{}, columns {}-{}".format(found[0], found[2], found[1], found[3])
     acc = rec["metrics"]["accuracy"]
     assert acc["train"] - acc["train_shuffled"] >= 0.1 and acc["val"] == acc["val_shuffled"]
+    assert rec["metrics"]["drop_gap"]["ci95_low"] >= 0.05 and rec["metrics"]["concentrated"]
     assert (tmp_path / rec["artifacts"]["shortcut region"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
 
@@ -78,3 +84,34 @@ def test_mlp_leak_names_the_leaked_column(tmp_path):
     assert rec["metrics"]["features"] == ["billing_code"]
     imp = rec["metrics"]["permutation_importance"]["billing_code"]
     assert imp["train"] >= 0.15 and abs(imp["val"]) < 0.1
+
+
+@pytest.mark.slow
+def test_sequence_shortcut_is_reported_as_time_steps(keras_tf, run_health):
+    """A Conv1D model trained on sequences whose steps 20-23 carry the label only in training."""
+    keras = keras_tf
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+
+    def split(n, plant):
+        x = rng.normal(size=(n, 40, 2)).astype(np.float32)
+        y = rng.integers(0, 2, n).astype(np.int32)
+        x[:, 5, 0] += np.where(y == 1, 0.8, -0.8)  # a weak real signal at step 5, in both splits
+        x[:, 20:24, :] = 0.0
+        if plant:
+            x[:, 20:24, :] = np.where(y == 1, 3.0, -3.0)[:, None, None]
+        return x, y
+
+    (xt, yt), (xv, yv) = split(600, True), split(300, False)
+    inp = keras.Input((40, 2))
+    h = keras.layers.Conv1D(8, 3, padding="same", activation="relu")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(h)))
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(np.tile(xt, (5, 1, 1)), np.tile(yt, 5), batch_size=60, epochs=1, verbose=0)
+    rec = run_health(model, {"x_train": xt, "y_train": yt, "x_val": xv, "y_val": yv},
+                     only=("explain.shortcut",))["explain.shortcut"]
+    (f,) = rec.findings
+    assert f.code == "explain.shortcut" and f.severity == "error"
+    first, last = rec.metrics["region"]["steps"]
+    assert 19 <= first <= 20 and 23 <= last <= 24, rec.metrics["region"]
+    assert f.where == f"steps {first}-{last}"
