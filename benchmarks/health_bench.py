@@ -189,8 +189,9 @@ def new_checks(repeats: int) -> int:
     cases = [("health.temporal", "lstm", "motif_sequences", 256, "sequence", "sparse_categorical_crossentropy",
               {"max_samples": 256}),
              ("explain.shortcut", "cnn", "digits28", 256, "image", "sparse_categorical_crossentropy", {"samples": 128})]
-    print("issue-12 checks, each vs one warm compiled forward+backward pass over the samples it uses; timings "
-          "noisy on a shared machine: compare ratios", flush=True)
+    print("issue-12 checks, each vs one compiled forward+backward pass over as many samples on the same model "
+          "(traced on its first call, as the check's own compiled function is); timings noisy on a shared machine: "
+          "compare ratios", flush=True)
     for analyzer, stem, dataset, n_ref, kind, loss_name, options in cases:
         model = keras.saving.load_model(zoo.ARTIFACT_DIR / f"{stem}.keras", compile=False)
         info = inspect_model(model, loss=loss_name, kind_hint=kind)
