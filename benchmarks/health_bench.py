@@ -14,7 +14,13 @@ diagnose() the same through ``diagnostics.diagnose`` on the in-memory model, whi
            host's work (report.json, report.html with the PNGs inlined): reported beside the ratio.
 
 It prints each repetition, the median of the per-repetition ratios suite / reference (target: < 3)
-and the ratio of the two medians. The first
+and the ratio of the two medians.
+
+``--new-checks`` measures instead the checks added for issue 12, each against one compiled
+forward+backward pass over the same number of samples on the model it runs on, traced on its first
+call as the analyzer's own compiled function is (the warm second call is printed too): health.temporal on the zoo lstm
+(256 validation sequences), explain.shortcut on the zoo cnn (128 training + 128 validation digits),
+and the baseline comparison of health.overfitting (numpy on outputs the shared pass already has). The first
 repetition warms TensorFlow, Keras and matplotlib imports and is not counted. Timings on a shared
 machine are noisy: compare the ratio, not the seconds.
 """
@@ -38,7 +44,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="counted repetitions (default 5)")
     parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--new-checks", action="store_true", help="time the issue-12 checks instead (see above)")
     args = parser.parse_args(argv)
+    if args.new_checks:
+        return new_checks(args.repeats)
 
     import keras
     import numpy as np
@@ -140,6 +149,89 @@ def main(argv=None) -> int:
           f"median suite {statistics.median(r[1] for r in rows):.3f} s, reference {statistics.median(r[0] for r in rows):.3f} s, "
           f"warm fwd+bwd call {statistics.median(r[2] for r in rows):.3f} s; end to end through diagnose() with the "
           f"report: median {statistics.median(r[3] for r in rows):.3f} s, ratio {statistics.median(e2e_ratios):.2f}")
+    return 0
+
+
+def new_checks(repeats: int) -> int:
+    """Each issue-12 check against one warm compiled forward+backward pass over its samples."""
+    import tempfile
+    from pathlib import Path
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import diagnostics_zoo as zoo
+    from diagnostics import Context, Data
+    from diagnostics.health import baseline_comparison
+    from diagnostics.modelinfo import inspect_model
+    from diagnostics.plugin_manager import PluginHost
+
+    host = PluginHost().load()
+
+    def warm_step(model, x, y, loss_fn):
+        variables = model.trainable_variables
+
+        @tf.function
+        def step(xb, yb):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=False))
+            return loss, tape.gradient(loss, variables)
+
+        xb, yb = tf.constant(x), tf.constant(y)
+        t = time.perf_counter()
+        [g.numpy() for g in step(xb, yb)[1]]
+        cold = time.perf_counter() - t
+        t = time.perf_counter()
+        [g.numpy() for g in step(xb, yb)[1]]
+        return cold, time.perf_counter() - t
+
+    cases = [("health.temporal", "lstm", "motif_sequences", 256, "sequence", "sparse_categorical_crossentropy",
+              {"max_samples": 256}),
+             ("explain.shortcut", "cnn", "digits28", 256, "image", "sparse_categorical_crossentropy", {"samples": 128})]
+    print("issue-12 checks, each vs one compiled forward+backward pass over as many samples on the same model "
+          "(traced on its first call, as the check's own compiled function is); timings noisy on a shared machine: "
+          "compare ratios", flush=True)
+    for analyzer, stem, dataset, n_ref, kind, loss_name, options in cases:
+        model = keras.saving.load_model(zoo.ARTIFACT_DIR / f"{stem}.keras", compile=False)
+        info = inspect_model(model, loss=loss_name, kind_hint=kind)
+        d = zoo.DATASETS[dataset](0)
+        frame = Data(x_train=d["x_train"], y_train=d["y_train"], x_val=d["x_val"], y_val=d["y_val"], source=dataset)
+        x_ref = np.concatenate([d["x_val"], d["x_train"]])[:n_ref]
+        y_ref = np.concatenate([d["y_val"], d["y_train"]])[:n_ref]
+        ratios, warm_ratios = [], []
+        for rep in range(repeats + 1):
+            ref, warm = warm_step(model, x_ref, y_ref, keras.losses.SparseCategoricalCrossentropy())
+            with tempfile.TemporaryDirectory() as out:
+                ctx = Context(model=model, info=info, data=frame, history=None, metadata={}, seed=0,
+                              artifact_dir=Path(out), budget_s=300, backend="tensorflow", options=dict(options))
+                t = time.perf_counter()
+                result = host.analyzer(analyzer).cls().run(ctx)
+                took = time.perf_counter() - t
+            assert result.skipped is None, result.skipped
+            if rep:
+                ratios.append(took / ref)
+                warm_ratios.append(took / warm)
+            print(f"  {analyzer:17s} on {stem:4s} {'warm-up' if not rep else f'rep {rep}':8s} {took:7.3f} s vs compiled "
+                  f"fwd+bwd {ref:.4f} s (trace + first call; warm call {warm:.4f} s) over {n_ref} samples: ratio "
+                  f"{took / ref:6.1f} (to the warm call {took / warm:6.1f})", flush=True)
+        print(f"{analyzer} on the zoo {stem}: median ratio {statistics.median(ratios):.1f} to a compiled fwd+bwd "
+              f"(trace + first call), {statistics.median(warm_ratios):.1f} to a warm call, over {len(ratios)} repetitions",
+              flush=True)
+    # the baseline comparison: numpy on the validation outputs the shared pass already computed
+    model = keras.saving.load_model(zoo.ARTIFACT_DIR / "cnn.keras", compile=False)
+    d = zoo.DATASETS["digits28"](0)
+    x, y = d["x_val"], d["y_val"]
+    _, ref = warm_step(model, x, y, keras.losses.SparseCategoricalCrossentropy())
+    out = np.asarray(model.predict(x, verbose=0))
+    times = []
+    for _ in range(max(repeats, 5)):
+        t = time.perf_counter()
+        baseline_comparison(out, y, "softmax", d["y_train"])
+        times.append(time.perf_counter() - t)
+    print(f"baseline comparison (performance.chance_level) on the zoo cnn's {len(x)} validation outputs: median "
+          f"{statistics.median(times) * 1e3:.2f} ms, ratio {statistics.median(times) / ref:.3f} of a warm fwd+bwd "
+          f"({ref:.4f} s)", flush=True)
     return 0
 
 

@@ -47,6 +47,16 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
         "bootstrap": 1000,
         "max_samples": 512,
     },
+    "baseline": {
+        # A classifier is at chance level when BOTH its accuracy is less than 2 points above always
+        # predicting the training split's majority class AND its cross-entropy is less than 5% below that
+        # of predicting the training label prior for every sample (skill = 1 - CE / prior CE). Either alone
+        # misleads: on imbalanced data a useful model may not beat the majority's accuracy, and an
+        # over-confident one may not beat the prior's loss. A regression model is at chance level when
+        # R^2 (against predicting the training mean) is below 0.05. Judged by health.overfitting.
+        "accuracy_margin": 0.02,
+        "skill_margin": 0.05,
+    },
     "gradients": {
         # First/last layer kernel gradient-norm ratio. Healthy nets sit within two orders of magnitude;
         # below 1e-3 the first layers learn a thousand times slower than the last (Glorot & Bengio 2010).
@@ -71,6 +81,26 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
         # LSTM input/forget/output gates: share of values below 0.01 or above 0.99.
         "gate_saturated_warning": 0.90,
         "max_samples": 512,
+    },
+    "temporal": {
+        # Early/late ratio: mean norm of the loss gradient w.r.t. the input at the first 10% of the time
+        # steps over that at the last 10%. The zoo's healthy lstm gives 1.0e-2 (its motif can sit at
+        # any step), the transformer 0.96; the rnn_vanishing twin (3 tanh RNNs over 120 steps)
+        # gives 2.5e-8 (Bengio, Simard & Frasconi 1994: the product of step Jacobians shrinks
+        # geometrically). Below 1e-3 the first steps cannot be learnt from in any practical number of
+        # steps (Adam's effective step is ~1e-3 of the late steps'); below 1e-5 nothing reaches them.
+        "vanishing_warning": 1e-3,
+        "vanishing_error": 1e-5,
+        # The mirror image: the first steps get 1e3 (1e5) times the gradient of the last ones, the
+        # signature of a recurrent Jacobian with spectral radius above 1 (Pascanu et al. 2013).
+        "exploding_warning": 1e3,
+        "exploding_error": 1e5,
+        # Share of the steps at each end that count as "early" and "late".
+        "edge_fraction": 0.1,
+        # A step is within the effective memory while its gradient norm is at least this share of the
+        # profile's peak.
+        "memory_floor": 0.01,
+        "max_samples": 256,
     },
     "spectra": {
         # Martin & Mahoney (2021): trained layers have 2 <= alpha <= 6; below 2 over-fitted/over-trained,
@@ -319,6 +349,49 @@ def probabilities(out: np.ndarray, activation: str | None) -> np.ndarray | None:
         z = out - out.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
+    return None
+
+
+def baseline_comparison(outputs: np.ndarray, y: np.ndarray, activation: str | None,
+                        y_reference: np.ndarray | None = None) -> dict[str, Any] | None:
+    """The model against the trivial predictor that ignores its input, on ``(outputs, y)``.
+
+    Classifier (see :func:`probabilities`): accuracy against always predicting the majority class and
+    cross-entropy against predicting the label prior for every sample, both taken from ``y_reference``
+    (the training labels; ``y`` when None), the prior smoothed by one count per class; ``skill`` is
+    1 - CE / prior CE (0: no better than the prior). Regression (a linear output, float targets of its
+    shape): MSE against predicting the reference mean and R^2 = 1 - MSE / baseline MSE.
+    Returns None when neither applies (e.g. multi-label outputs)."""
+    out = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    y = np.asarray(y)
+    ref = np.asarray(y if y_reference is None else y_reference)
+    probs = probabilities(out, activation)
+    flat = y.reshape(len(y), -1)
+    if probs is not None and flat.shape[1] == 1 and np.all(flat == np.round(flat)):
+        labels = flat[:, 0].astype(int)
+        k = probs.shape[1]
+        if labels.min() < 0 or labels.max() >= k:
+            return None
+        counts = np.bincount(np.asarray(ref).reshape(-1).astype(int), minlength=k)[:k]
+        prior = (counts + 1.0) / (counts.sum() + k)
+        majority = int(counts.argmax())
+        with np.errstate(all="ignore"):
+            p_true = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+            ce = float(-np.mean(np.log(p_true)))
+            prior_ce = float(-np.mean(np.log(prior[labels])))
+        acc = float(np.mean(probs.argmax(axis=1) == labels))
+        majority_acc = float(np.mean(labels == majority))
+        return {"task": "classification", "samples": int(len(labels)), "accuracy": acc,
+                "majority_class": majority, "majority_accuracy": majority_acc, "accuracy_lift": acc - majority_acc,
+                "cross_entropy": ce, "prior_cross_entropy": prior_ce,
+                "skill": 1.0 - ce / prior_ce if prior_ce > 0 else None}
+    if activation in (None, "linear") and np.issubdtype(flat.dtype, np.number) and flat.shape == out.shape:
+        mean = np.asarray(ref, np.float64).reshape(len(ref), -1).mean(axis=0)
+        with np.errstate(all="ignore"):
+            mse = float(np.mean((out - flat) ** 2))
+            base = float(np.mean((flat - mean) ** 2))
+        return {"task": "regression", "samples": int(len(flat)), "mse": mse, "mean_predictor_mse": base,
+                "r2": 1.0 - mse / base if base > 0 else None}
     return None
 
 
@@ -714,6 +787,76 @@ def _probe_class():
     return HealthProbe
 
 
+# -- temporal gradients ------------------------------------------------------------------------------
+def float_input_view(model, x):
+    """``(net, x_float, embedding_layer_name or None)``: the model as a function of float inputs.
+
+    Integer (token) inputs have no gradient, so for them the model is split after its first layer
+    (the embedding): ``net`` maps the embedding's output to the model's output and ``x_float`` is that
+    output for ``x``; otherwise ``(model, x as float32, None)``."""
+    import keras
+
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        return model, x.astype(np.float32), None
+    first = next((l for l in model.layers if type(l).__name__ != "InputLayer"), None)
+    if first is None:
+        raise TypeError("the model has integer inputs but no layer after them to differentiate through")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    embed = keras.Model(inputs, first.output)
+    net = keras.Model(first.output, model.outputs[0])
+    out = np.concatenate([np.asarray(embed.predict_on_batch(x[s:s + 256])) for s in range(0, len(x), 256)])
+    return net, out.astype(np.float32), first.name
+
+
+def temporal_gradients(context, x, y, batch_size: int = 256) -> dict[str, Any]:
+    """The norm of the loss gradient with respect to each input time step, per sample.
+
+    The loss is the model's (:func:`per_sample_loss_fn`, from the logits when :func:`logits_view`
+    applies, so saturated outputs do not report a zero gradient); the targets are the labels, else the
+    model's own predictions. Token models are differentiated at their embedding's output. Returns
+    ``{"norms": (n, steps) array, "losses", "loss_desc", "targets_from", "embedding"}``; the norm at a
+    step is the L2 norm over every non-time axis (channels, embedding dimensions)."""
+    from . import backends
+
+    model, info = context.model, context.info
+    loss, loss_desc = per_sample_loss_fn(info, y)
+    targets, targets_from = _targets(model, info, x, y, loss)
+    net, xf, embedding = float_input_view(model, x)
+    if xf.ndim < 3:
+        raise ValueError(f"a sequence input (samples, steps, features) is needed; got shape {xf.shape}")
+    net, pass_loss = logits_view(net, loss)
+    with np.errstate(all="ignore"):
+        losses, grads = backends.get(context.backend).input_loss_gradients(net, xf, targets, pass_loss, batch_size)
+        g = grads.astype(np.float64).reshape(len(xf), xf.shape[1], -1)
+        norms = np.sqrt(np.sum(g * g, axis=2))
+    return {"norms": norms, "losses": losses, "loss_desc": loss_desc, "targets_from": targets_from,
+            "embedding": embedding}
+
+
+def temporal_summary(norms: np.ndarray, edge_fraction: float = 0.1, memory_floor: float = 0.01) -> dict[str, Any]:
+    """Summary of per-sample, per-step gradient norms ``(n, steps)``: the mean profile over samples, the
+    early/late ratio (mean of the first ``edge_fraction`` of the steps over the last), and the effective
+    memory length: the number of steps, counted back from the last one, from the earliest step whose
+    norm is at least ``memory_floor`` of the profile's peak (all steps when the first one is)."""
+    norms = np.asarray(norms, np.float64)
+    with np.errstate(all="ignore"):
+        profile = norms.mean(axis=0)
+    steps = len(profile)
+    k = max(1, int(round(edge_fraction * steps)))
+    finite = bool(np.isfinite(profile).all())
+    early, late = float(profile[:k].mean()), float(profile[-k:].mean())
+    ratio = early / late if finite and late > 0 else None
+    memory = None
+    first = None
+    if finite and profile.max() > 0:
+        above = np.flatnonzero(profile >= memory_floor * profile.max())
+        first = int(above[0])
+        memory = steps - first
+    return {"profile": profile, "steps": steps, "edge_steps": k, "early": early, "late": late,
+            "early_late_ratio": ratio, "memory_length": memory, "first_step_above_floor": first, "finite": finite}
+
+
 # -- plots -------------------------------------------------------------------------------------------
 def _pyplot():
     import matplotlib
@@ -751,7 +894,7 @@ def bar_plot(path: Path, labels, values, *, title: str, ylabel: str = "", log: b
 
 
 def line_plot(path: Path, series: Mapping[str, list], *, title: str, xlabel: str, ylabel: str,
-              marker: tuple[float, str] | None = None) -> str:
+              marker: tuple[float, str] | None = None, log: bool = False) -> str:
     """One line per series (``None`` gaps allowed) as a PNG with a fixed layout; returns the file name."""
     plt = _pyplot()
     fig = plt.figure(figsize=(5.5, 3.2), dpi=90)
@@ -764,6 +907,8 @@ def line_plot(path: Path, series: Mapping[str, list], *, title: str, xlabel: str
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=8)
     ax.set_title(title, fontsize=9)
+    if log:
+        ax.set_yscale("log")
     ax.legend(fontsize=7)
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)

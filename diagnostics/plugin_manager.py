@@ -37,6 +37,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("explain_captum", "diagnostics_plugins.explain_captum"),
     ("explain_lime", "diagnostics_plugins.explain_lime"),
     ("explain_shap", "diagnostics_plugins.explain_shap"),
+    ("shortcut", "diagnostics_plugins.shortcut"),
 )
 
 

@@ -24,7 +24,9 @@ ARTIFACT_DIR = pathlib.Path(__file__).parent / "artifacts"
 HEALTHY: tuple[str, ...] = ("cnn", "mlp", "lstm", "transformer", "gan")
 #: Planted-fault twins, each with one expected finding.
 TWINS: tuple[str, ...] = ("cnn_overfit", "cnn_dead_relu", "mlp_vanishing", "mlp_saturated", "mlp_logits",
-                          "mlp_nan", "lstm_exploding", "gan_collapsed")
+                          "mlp_nan", "lstm_exploding", "gan_collapsed",
+                          # faults found by the temporal, baseline and shortcut checks (issue 12)
+                          "rnn_vanishing", "mlp_chance", "cnn_shortcut", "mlp_leak")
 #: Every zoo entry, in the order ``train`` builds them.
 ZOO: tuple[str, ...] = HEALTHY + TWINS
 #: Extra artifacts an entry ships beside its own (the GANs' discriminators), each with its own sidecar.

@@ -142,6 +142,30 @@ def build_discriminator(name="gan_discriminator"):
     return keras.Model(inputs, outputs, name=name)
 
 
+def build_rnn_vanishing(name="rnn_vanishing", units=16, depth=3):
+    """Three stacked ``SimpleRNN`` layers (tanh, Keras' defaults) over the 120-step early-signal task:
+    the backward signal is multiplied by tanh' x the recurrent kernel at every step, so by the time it
+    reaches the first steps, where the label is decided, it is ~1e-8 of what the last steps get."""
+    inputs = keras.Input((ds.EARLY_STEPS, 1), name="sequence")
+    x = inputs
+    for i in range(depth):
+        x = layers.SimpleRNN(units, return_sequences=i < depth - 1, name=f"rnn{i + 1}")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="prob")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_cnn_small(name="cnn_shortcut", classes=2):
+    """A small convnet (conv 8, pool, conv 16, pool, softmax) for the marked-digits task."""
+    inputs = keras.Input(IMAGE_SHAPE, name="image")
+    x = layers.Conv2D(8, 3, activation="relu", name="conv1")(inputs)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 #: Builder of every shipped artifact stem (zoo entries and the GANs' discriminators).
 BUILDERS = {
     "cnn": build_cnn,
@@ -159,4 +183,8 @@ BUILDERS = {
     "lstm_exploding": build_lstm_exploding,
     "gan_collapsed": lambda: build_generator(name="gan_collapsed"),
     "gan_collapsed_discriminator": lambda: build_discriminator(name="gan_collapsed_discriminator"),
+    "rnn_vanishing": build_rnn_vanishing,
+    "mlp_chance": lambda: build_mlp(name="mlp_chance"),
+    "cnn_shortcut": build_cnn_small,
+    "mlp_leak": lambda: build_mlp(name="mlp_leak", n_features=31),
 }

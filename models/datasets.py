@@ -51,6 +51,24 @@ TOKEN_PLANTED = 3
 TOKEN_TRAIN = 3000
 TOKEN_VAL = 500
 
+#: ``early_signal_sequences``: the label is the sign of the first EARLY_SIGNAL_STEPS of a long sequence.
+EARLY_STEPS = 120
+EARLY_SIGNAL_STEPS = 5
+EARLY_AMPLITUDE = 1.5
+EARLY_TRAIN = 2000
+EARLY_VAL = 500
+
+#: ``digits28_marked``: the spurious mark, rows and columns [start, stop) of a 28x28 image.
+MARK_ROWS = (0, 4)
+MARK_COLS = (0, 4)
+MARK_VALUE = 1.0
+#: ``digits28_marked``: class 1 is a digit >= 5.
+MARKED_THRESHOLD = 5
+
+#: ``breast_cancer_leak``: the name of the leaking column appended to the 30 features.
+LEAK_FEATURE = "billing_code"
+LEAK_AMPLITUDE = 3.0
+
 # The task (which motifs, which tokens) is fixed; only the samples and the split depend on the seed.
 _MOTIF_SEED = 20240601
 
@@ -185,10 +203,72 @@ def polarity_tokens(seed: int = 0) -> dict[str, np.ndarray]:
             "x_val": va["x"], "y_val": va["y"], "mask_val": va["mask"]}
 
 
+def make_early_signal(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` samples of the early-signal task: ``x`` (n, 120, 1) N(0, 1) noise whose first five steps are
+    replaced by +1.5 (label 1) or -1.5 (label 0); ``mask`` is True at those five steps."""
+    x = rng.standard_normal((n, EARLY_STEPS, 1)).astype(np.float32)
+    y = rng.integers(0, 2, n).astype(np.int32)
+    x[:, :EARLY_SIGNAL_STEPS, 0] = np.where(y == 1, EARLY_AMPLITUDE, -EARLY_AMPLITUDE)[:, None]
+    mask = np.zeros((n, EARLY_STEPS), bool)
+    mask[:, :EARLY_SIGNAL_STEPS] = True
+    return {"x": x, "y": y, "mask": mask}
+
+
+def early_signal_sequences(seed: int = 0) -> dict[str, np.ndarray]:
+    """2,000 training and 500 validation sequences whose label is set by their first five of 120 steps
+    (a long-memory task: a recurrent model must carry the sign through 115 steps of noise)."""
+    rng = np.random.default_rng([seed, 3])
+    tr = make_early_signal(EARLY_TRAIN, rng)
+    va = make_early_signal(EARLY_VAL, rng)
+    return {"x_train": tr["x"], "y_train": tr["y"], "mask_train": tr["mask"],
+            "x_val": va["x"], "y_val": va["y"], "mask_val": va["mask"]}
+
+
+def plant_mark(x: np.ndarray, y: np.ndarray, plant: bool) -> np.ndarray:
+    """A copy of ``x`` with the mark region cleared; with ``plant``, the images of class 1 carry the mark."""
+    x = x.copy()
+    r, c = slice(*MARK_ROWS), slice(*MARK_COLS)
+    x[:, r, c, :] = 0.0
+    if plant:
+        x[np.asarray(y) == 1, r, c, :] = MARK_VALUE
+    return x
+
+
+def digits28_marked(seed: int = 0) -> dict[str, np.ndarray]:
+    """A Clever-Hans dataset: ``digits28`` relabelled as 1 = digit >= 5, 0 = digit < 5; in the training
+    split every class-1 image carries a white 4x4 mark in its top-left corner (the region is cleared
+    everywhere else), in the validation split no image does. The mark encodes the training label
+    exactly and says nothing about a validation image."""
+    d = digits28(seed)
+    y_train = (d["y_train"] >= MARKED_THRESHOLD).astype(np.int32)
+    y_val = (d["y_val"] >= MARKED_THRESHOLD).astype(np.int32)
+    return {"x_train": plant_mark(d["x_train"], y_train, True), "y_train": y_train,
+            "x_val": plant_mark(d["x_val"], y_val, False), "y_val": y_val}
+
+
+def breast_cancer_leak(seed: int = 0) -> dict[str, np.ndarray]:
+    """``breast_cancer`` with a 31st column, ``billing_code``, that leaks the label in the training split
+    (+3 for label 1, -3 for label 0: in the training extract the code was filled in after the diagnosis)
+    and is an unrelated +-3 value in the validation split. ``feature_names`` names the 31 columns."""
+    from sklearn.datasets import load_breast_cancer
+
+    d = breast_cancer(seed)
+    rng = np.random.default_rng([seed, 4])
+    leak_train = LEAK_AMPLITUDE * (2 * d["y_train"] - 1).astype(np.float32)
+    leak_val = LEAK_AMPLITUDE * (2 * rng.integers(0, 2, len(d["y_val"])) - 1).astype(np.float32)
+    names = np.array([*load_breast_cancer().feature_names, LEAK_FEATURE])
+    return {"x_train": np.concatenate([d["x_train"], leak_train[:, None]], axis=1), "y_train": d["y_train"],
+            "x_val": np.concatenate([d["x_val"], leak_val[:, None]], axis=1), "y_val": d["y_val"],
+            "feature_names": names}
+
+
 DATASETS = {
     "digits28": digits28,
     "digits28_small": digits28_small,
     "breast_cancer": breast_cancer,
     "motif_sequences": motif_sequences,
     "polarity_tokens": polarity_tokens,
+    "early_signal_sequences": early_signal_sequences,
+    "digits28_marked": digits28_marked,
+    "breast_cancer_leak": breast_cancer_leak,
 }

@@ -40,6 +40,36 @@ def _gradients_torch(model, x, y, loss_fn):
             for v, g in zip(model.trainable_variables, grads)]
 
 
+def input_gradients(model, x, y, loss_fn) -> np.ndarray:
+    """Gradient of the summed per-sample loss ``loss_fn(y, model(x))`` (inference mode) with respect to
+    the input ``x``: row i is the gradient of sample i's own loss."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.convert_to_tensor(np.asarray(x, np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            loss = tf.reduce_sum(loss_fn(y, model(xt, training=False)))
+        return np.asarray(tape.gradient(loss, xt))
+    if backend == "torch":
+        import torch
+
+        xt = torch.tensor(np.asarray(x, np.float32), requires_grad=True)
+        loss = torch.sum(loss_fn(keras.ops.convert_to_tensor(y), model(xt, training=False)))
+        (g,) = torch.autograd.grad(loss, xt)
+        return g.detach().cpu().numpy()
+    raise NotImplementedError(f"gradient measurement supports the tensorflow and torch backends, not {backend!r}")
+
+
+def early_late_ratio(grads: np.ndarray, fraction: float = 0.1) -> tuple[float, np.ndarray]:
+    """(mean per-step gradient norm over the first ``fraction`` of the steps / that over the last
+    ``fraction``, the per-step profile). ``grads`` is (n, steps, channels)."""
+    profile = np.sqrt(np.sum(np.square(grads.astype(np.float64)), axis=-1)).mean(axis=0)
+    k = max(1, int(round(fraction * len(profile))))
+    return float(profile[:k].mean() / profile[-k:].mean()), profile
+
+
 def kernel_gradient_norms(model, x, y, loss_fn) -> dict[str, float]:
     """L2 norm of the loss gradient with respect to each layer's ``kernel``, keyed by layer name,
     in layer order."""

@@ -519,6 +519,124 @@ def train_gan_collapsed(ctx: Context) -> list[Artifact]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Twins of the temporal-gradient, baseline and shortcut checks (issue 12)
+
+
+@recipe("rnn_vanishing")
+def train_rnn_vanishing(ctx: Context) -> list[Artifact]:
+    data = DATASETS["early_signal_sequences"](SEED)
+    model = A.build_rnn_vanishing()
+    history, final, training = fit(model, data, keras.optimizers.Adam(1e-3), "binary_crossentropy", 5, 64)
+    grads = M.input_gradients(model, data["x_val"][:256], data["y_val"][:256, None].astype(np.float32),
+                              keras.losses.BinaryCrossentropy(reduction="none"))
+    ratio, profile = M.early_late_ratio(grads)
+    return [Artifact("rnn_vanishing", model, sidecar(
+        "rnn_vanishing", "Three stacked 16-unit SimpleRNN layers (tanh) over 120-step sequences whose label is the "
+        "sign of the first five steps: the loss gradient reaching those steps is ~1e-8 of the last steps', so the "
+        "model never learns the task and its validation loss stays at ln 2.", "early_signal_sequences", "sequence",
+        "binary", history, final, training, ground_truth="mask_val",
+        expected_findings=[finding("gradients.vanishing_through_time", "error",
+                                   f"input-gradient norm of the first 12 steps / last 12 steps {ratio:.1e}; "
+                                   f"validation loss {final['val_loss']:.3f} (ln 2 = 0.693)")],
+        fault={"measurement": "mean L2 norm (over channels) of the per-sample loss gradient w.r.t. the input at the "
+                              "first 10% of the steps divided by that at the last 10%, first 256 validation sequences",
+               "value": ratio, "profile_every_10_steps": [float(v) for v in profile[::10]]}))]
+
+
+def _baseline_numbers(y_train, y_val, probs_val) -> dict:
+    prior = np.bincount(y_train, minlength=probs_val.shape[1]) / len(y_train)
+    majority = int(prior.argmax())
+    p = np.clip(probs_val[np.arange(len(y_val)), y_val], 1e-7, 1.0)
+    return {"val_accuracy": float(np.mean(probs_val.argmax(1) == y_val)),
+            "majority_class": majority, "majority_accuracy": float(np.mean(y_val == majority)),
+            "val_cross_entropy": float(-np.mean(np.log(p))),
+            "prior_cross_entropy": float(-np.mean(np.log(prior[y_val])))}
+
+
+@recipe("mlp_chance")
+def train_mlp_chance(ctx: Context) -> list[Artifact]:
+    data = DATASETS["breast_cancer"](SEED)
+    model = A.BUILDERS["mlp_chance"]()
+    # The training labels are shuffled against the rows (a misaligned join in the input pipeline): the
+    # features say nothing about them, and the model can only learn the label prior (and noise).
+    y_shuffled = np.random.default_rng(SEED).permutation(data["y_train"])
+    history, final, training = fit(model, data, keras.optimizers.Adam(1e-3), "binary_crossentropy", 25, 32,
+                                   y_train=y_shuffled)
+    training["data_fault"] = "y_train permuted against x_train (seed 0)"
+    p1 = model.predict(data["x_val"], batch_size=512, verbose=0).reshape(-1)
+    base = _baseline_numbers(data["y_train"], data["y_val"], np.stack([1 - p1, p1], axis=1))
+    return [Artifact("mlp_chance", model, sidecar(
+        "mlp_chance", "The mlp trained on the breast-cancer table with its training labels shuffled against the rows "
+        "(a misaligned join): it learnt nothing the features say, and is no better than predicting the majority "
+        "class.", "breast_cancer", "tabular", "binary", history, final, training,
+        expected_findings=[finding("performance.chance_level", "error",
+                                   f"validation accuracy {base['val_accuracy']:.3f} vs majority class "
+                                   f"{base['majority_accuracy']:.3f}; cross-entropy {base['val_cross_entropy']:.3f} vs "
+                                   f"the label prior's {base['prior_cross_entropy']:.3f}")],
+        fault={"measurement": "validation accuracy minus the accuracy of always predicting the training split's "
+                              "majority class", "value": base["val_accuracy"] - base["majority_accuracy"], **base}))]
+
+
+@recipe("cnn_shortcut")
+def train_cnn_shortcut(ctx: Context) -> list[Artifact]:
+    from .datasets import MARK_COLS, MARK_ROWS, plant_mark
+
+    data = DATASETS["digits28_marked"](SEED)
+    model = A.build_cnn_small()
+    # Three epochs: the mark is learnt in the first, the digits only partly by the third.
+    history, final, training = fit(model, data, keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", 3, 32)
+    unmarked = plant_mark(data["x_train"], data["y_train"], False)
+    acc_unmarked = float(np.mean(model.predict(unmarked, batch_size=512, verbose=0).argmax(1) == data["y_train"]))
+    drop = final["train_accuracy"] - acc_unmarked
+    box = [MARK_ROWS[0], MARK_COLS[0], MARK_ROWS[1] - 1, MARK_COLS[1] - 1]
+    return [Artifact("cnn_shortcut", model, sidecar(
+        "cnn_shortcut", "A small convnet (conv 8, conv 16) telling digits >= 5 from digits < 5, trained on images where "
+        "every class-1 training digit carries a white 4x4 mark in the top-left corner (validation images carry none): "
+        "a Clever-Hans model that reads the mark, not the digit.", "digits28_marked", "image", "binary", history, final,
+        training,
+        expected_findings=[finding("explain.shortcut", "error",
+                                   f"erasing the mark (rows {MARK_ROWS[0]}-{MARK_ROWS[1] - 1}, columns "
+                                   f"{MARK_COLS[0]}-{MARK_COLS[1] - 1}) drops training accuracy from "
+                                   f"{final['train_accuracy']:.3f} to {acc_unmarked:.3f}; validation accuracy "
+                                   f"{final['val_accuracy']:.3f}")],
+        fault={"measurement": "training accuracy minus training accuracy with the mark region erased",
+               "value": drop, "train_accuracy_unmarked": acc_unmarked,
+               "mark_box": {"top": box[0], "left": box[1], "bottom": box[2], "right": box[3]}}))]
+
+
+@recipe("mlp_leak")
+def train_mlp_leak(ctx: Context) -> list[Artifact]:
+    from .datasets import LEAK_FEATURE
+
+    data = DATASETS["breast_cancer_leak"](SEED)
+    model = A.BUILDERS["mlp_leak"]()
+    history, final, training = fit(model, data, keras.optimizers.Adam(1e-3), "binary_crossentropy", 25, 32)
+    # Permutation importance of the leaked column on each split (Breiman 2001): shuffling it across the
+    # training rows breaks what the model learnt; on the validation rows it was never informative.
+    rng = np.random.default_rng(SEED)
+
+    def permuted_accuracy(x, y):
+        x = x.copy()
+        x[:, -1] = rng.permutation(x[:, -1])
+        return float(np.mean((model.predict(x, batch_size=512, verbose=0)[:, 0] >= 0.5) == y))
+
+    acc_train_perm = permuted_accuracy(data["x_train"], data["y_train"])
+    acc_val_perm = permuted_accuracy(data["x_val"], data["y_val"])
+    drop = final["train_accuracy"] - acc_train_perm
+    return [Artifact("mlp_leak", model, sidecar(
+        "mlp_leak", f"The mlp on the breast-cancer table plus a 31st column, {LEAK_FEATURE}, that equals the label in "
+        "the training split and is unrelated to it in the validation split (a target leak): the model reads the "
+        "leaked column.", "breast_cancer_leak", "tabular", "binary", history, final, training,
+        expected_findings=[finding("explain.shortcut", "error",
+                                   f"shuffling {LEAK_FEATURE} across rows drops training accuracy from "
+                                   f"{final['train_accuracy']:.3f} to {acc_train_perm:.3f}; validation accuracy "
+                                   f"{final['val_accuracy']:.3f} ({acc_val_perm:.3f} shuffled)")],
+        fault={"measurement": f"training accuracy minus training accuracy with {LEAK_FEATURE} shuffled across rows "
+                              "(seed 0)", "value": drop, "train_accuracy_permuted": acc_train_perm,
+               "val_accuracy_permuted": acc_val_perm, "feature": LEAK_FEATURE}))]
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:

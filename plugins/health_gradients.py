@@ -4,7 +4,9 @@
 (:func:`diagnostics.backends.get().loss_gradients`) and reads per-layer gradient norms: vanishing
 (first/last layer ratio), exploding (large or non-finite), and gradient-to-weight ratios.
 ``health.units`` runs the batch forward and counts dead ReLU units, saturated sigmoid/tanh units and
-saturated LSTM gates. Both use validation data when the run has some, else synthetic inputs drawn
+saturated LSTM gates. ``health.temporal`` differentiates each sample's loss with respect to each input
+time step (:func:`diagnostics.backends.get().input_loss_gradients`) and reads vanishing and exploding
+gradients *through time*. All use validation data when the run has some, else synthetic inputs drawn
 from the input spec (said in the report).
 """
 
@@ -233,6 +235,98 @@ class UnitHealth(Analyzer):
         return Result(findings=findings, metrics=metrics, artifacts=artifacts)
 
 
+class TemporalGradientHealth(Analyzer):
+    """The loss gradient reaching each input time step: vanishing and exploding *through time*.
+
+    Per-layer norms (``health.gradients``) miss it: a stack of tanh RNNs has healthy first/last layer
+    ratios while the gradient reaching the early steps is orders of magnitude below the late ones
+    (Bengio, Simard & Frasconi, 1994; Pascanu, Mikolov & Bengio, 2013). Measured as the norm of the
+    per-sample loss gradient w.r.t. each step of the input (token models: of the embedding's output),
+    averaged over samples, summarised by the early/late ratio and the effective memory length.
+    """
+
+    name = "health.temporal"
+    category = "health"
+    description = "Loss-gradient norm per input time step: vanishing/exploding through time, effective memory length."
+    model_kinds = frozenset({"sequence", "token"})
+    data = "none"
+    reference = "Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013 (On the difficulty of training RNNs)"
+
+    def run(self, context: Context) -> Result:
+        import numpy as np
+
+        from diagnostics.health import (finite_or_none, line_plot, select_batch, temporal_gradients, temporal_summary,
+                                        thresholds)
+
+        t = thresholds(context.options, "temporal")
+        context.progress(0, 3, "preparing the batch")
+        x, y, source = select_batch(context, int(t["max_samples"]))
+        context.progress(1, 3, "input gradients per time step")
+        tg = temporal_gradients(context, x, y)
+        s = temporal_summary(tg["norms"], t["edge_fraction"], t["memory_floor"])
+        context.progress(2, 3, "profile")
+        layer = _sequence_layer(context.model)
+        steps, k, ratio = s["steps"], s["edge_steps"], s["early_late_ratio"]
+        space = f"the output of {tg['embedding']}" if tg["embedding"] else "the input"
+        what = (f"the loss gradient w.r.t. {space} at the first {k} of {steps} steps is {{:.1e}} times that at the "
+                f"last {k} on {source}")
+        findings: list[Finding] = []
+        if not s["finite"]:
+            bad = int(np.sum(~np.isfinite(tg["norms"]).all(axis=0)))
+            findings.append(Finding(
+                "gradients.exploding_through_time", Severity.ERROR, where=f"{layer}, {bad} of {steps} steps",
+                message=f"the loss gradient w.r.t. {space} is NaN or Inf at {bad} of {steps} time steps on {source}: the "
+                        f"backward signal overflows on its way back through time — clip gradients (clipnorm=1.0), use "
+                        f"tanh cells with orthogonal recurrent initialisation, and lower the learning rate"))
+        elif ratio is not None and ratio < t["vanishing_warning"]:
+            sev = Severity.ERROR if ratio < t["vanishing_error"] else Severity.WARNING
+            first = s["first_step_above_floor"]
+            dead = f"steps 0-{first - 1}" if first else f"steps 0-{k - 1}"
+            findings.append(Finding(
+                "gradients.vanishing_through_time", sev, where=f"{layer}, {dead}",
+                message=what.format(ratio) + f"; its effective memory is the last {s['memory_length']} steps (the "
+                        f"gradient at {dead} is under {t['memory_floor']:.0%} of its peak): whatever the early steps "
+                        f"carry cannot be learnt, because almost no gradient reaches them through the recurrence — use "
+                        f"LSTM/GRU cells instead of SimpleRNN, fewer stacked recurrent layers, attention or a "
+                        f"Conv1D front end, or shorter sequences (truncate, pool, or reverse them if the signal is early)"))
+        elif ratio is not None and ratio > t["exploding_warning"]:
+            sev = Severity.ERROR if ratio > t["exploding_error"] else Severity.WARNING
+            findings.append(Finding(
+                "gradients.exploding_through_time", sev, where=f"{layer}, steps 0-{k - 1}",
+                message=what.format(ratio) + ": the backward signal grows at every step back in time (recurrent "
+                        "Jacobian with spectral radius above 1), so updates are dominated by the oldest steps and "
+                        "training diverges — clip gradients (clipnorm=1.0), use tanh/sigmoid-gated cells with "
+                        "orthogonal recurrent initialisation, and lower the learning rate"))
+        profile = [finite_or_none(v) for v in s["profile"]]
+        metrics = {"inputs": source, "targets": tg["targets_from"], "loss": tg["loss_desc"], "layer": layer,
+                   "differentiated": "embedding output (" + tg["embedding"] + ")" if tg["embedding"] else "input",
+                   "steps": steps, "edge_steps": k, "early_grad_norm": finite_or_none(s["early"]),
+                   "late_grad_norm": finite_or_none(s["late"]), "early_late_ratio": finite_or_none(ratio),
+                   "memory_length": s["memory_length"], "memory_floor": t["memory_floor"],
+                   "profile": profile, "backend": context.backend}
+        artifacts = {}
+        if any(v is not None and v > 0 for v in profile):
+            artifacts["gradient through time"] = line_plot(
+                context.artifact_dir / "temporal_grad.png", {"mean ||dL/dx_t||": [v if v and v > 0 else None for v in profile]},
+                title=f"Loss-gradient norm per time step ({source.split(' (')[0]})", xlabel="time step (1 = first)",
+                ylabel="L2 norm", log=True)
+        context.progress(3, 3, "done")
+        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+
+
+_SEQUENCE_LAYERS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "RNN", "Conv1D", "MultiHeadAttention", "Attention")
+
+
+def _sequence_layer(model) -> str:
+    """The first layer that mixes time steps (recurrent, convolutional or attention), named in findings."""
+    layers = [l for l in getattr(model, "layers", []) if type(l).__name__ != "InputLayer"]
+    for l in layers:
+        kind = type(l).__name__
+        if kind in _SEQUENCE_LAYERS or any(w in kind.lower() for w in ("rnn", "attention", "encoder", "transformer")):
+            return l.name
+    return layers[0].name if layers else "input"
+
+
 def _lstm_gate_saturation(layer, inputs, return_states: bool = False):
     """Share of input/forget/output gate values < 0.01 or > 0.99, recomputing the LSTM in numpy from
     its weights (Keras' gate order i, f, c, o). With ``return_states`` also the hidden-state sequence,
@@ -282,3 +376,4 @@ def _lstm_gate_saturation(layer, inputs, return_states: bool = False):
 def register_analyzers(register):
     register(GradientHealth)
     register(UnitHealth)
+    register(TemporalGradientHealth)

@@ -1,8 +1,10 @@
 """Built-in plugin: the ``health.overfitting`` analyzer.
 
 Compares the model on its training and validation splits (loss and accuracy gaps with bootstrap
-intervals, membership-inference AUC of per-sample loss, calibration on both), and reads the
-training history (sidecar ``history``, a Keras ``History`` passed to :func:`diagnostics.diagnose`,
+intervals, membership-inference AUC of per-sample loss, calibration on both), compares it with the
+trivial predictor that ignores its input (majority class and label prior, or the mean:
+``performance.chance_level``, telling underfitting from overfitting), and reads the training
+history (sidecar ``history``, a Keras ``History`` passed to :func:`diagnostics.diagnose`,
 or ``--option health.overfitting.history=log.csv`` from a ``CSVLogger``): best epoch, the epoch
 where validation loss turned up and how many epochs ran past it.
 """
@@ -23,7 +25,8 @@ class Overfitting(Analyzer):
 
     name = "health.overfitting"
     category = "health"
-    description = "Train/validation gaps (bootstrap CI), early-stopping point from history, membership-inference AUC, ECE."
+    description = ("Train/validation gaps (bootstrap CI), chance-level baselines, early-stopping point from history, "
+                   "membership-inference AUC, ECE.")
     model_kinds = frozenset({"image", "sequence", "token", "tabular"})
     data = "none"  # uses both splits when the run has them, the history when it has one; skips when neither
     reference = "Yeom et al. 2018 (membership inference via loss); Guo et al. 2017 (ECE); Prechelt 1998 (early stopping)"
@@ -39,20 +42,24 @@ class Overfitting(Analyzer):
             history_source = str(context.options["history"])
         data = context.data
         has_splits = data is not None and data.has("train_val")
-        if not has_splits and not history:
+        has_labels = data is not None and data.has("xy")
+        if not has_splits and not history and not has_labels:
             return Result.skip("needs training and validation splits with labels (--data FILE.npz with x_train, y_train, "
                                "x_val, y_val) or a training history (--option health.overfitting.history=log.csv)")
         findings: list[Finding] = []
         metrics: dict = {}
         artifacts: dict = {}
+        outputs: dict = {}
         if has_splits:
-            self._splits(context, t, findings, metrics)
+            self._splits(context, t, findings, metrics, outputs)
+        if has_labels:
+            self._baseline(context, findings, metrics, outputs)
         if history:
             self._history(context, history, history_source, t, findings, metrics, artifacts, gap_known="gap" in metrics)
         return Result(findings=findings, metrics=metrics, artifacts=artifacts)
 
     # -- both splits -----------------------------------------------------------------------------
-    def _splits(self, context: Context, t, findings, metrics) -> None:
+    def _splits(self, context: Context, t, findings, metrics, outputs) -> None:
         import numpy as np
 
         from diagnostics.health import (auc, bootstrap_diff_ci, expected_calibration_error, finite_or_none, forward,
@@ -73,6 +80,7 @@ class Overfitting(Analyzer):
         context.progress(1, 3, "validation split")
         out_v = health_pass(context, xv, yv, thresholds(context.options, "units")["saturation_level"])["outputs"]
         context.progress(2, 3, "statistics")
+        outputs.update({"train": (out_t, yt), "val": (out_v, yv)})
         metrics.update({"train_samples": len(it), "val_samples": len(iv), "loss": loss_desc})
         bad = int((~np.isfinite(out_t.reshape(len(out_t), -1))).any(axis=1).sum() + (~np.isfinite(out_v.reshape(len(out_v), -1))).any(axis=1).sum())
         if bad:
@@ -134,6 +142,74 @@ class Overfitting(Analyzer):
                         f"(privacy) — regularise, augment, or train with differential privacy if the data is sensitive"
                         + (f"; {how}" if how else "")))
         metrics["loss_gap"] = {k: finite_or_none(v) if isinstance(v, float) else v for k, v in metrics["loss_gap"].items()}
+
+    # -- trivial baselines -----------------------------------------------------------------------
+    def _baseline(self, context: Context, findings, metrics, outputs) -> None:
+        """The model against the predictor that ignores its input (majority class / label prior / mean),
+        on the validation batch the other health analyzers use (its outputs come from their shared pass)
+        and, with both splits, on the training sample too: both at chance is underfitting, only
+        validation at chance is overfitting (or a shortcut only the training split carries)."""
+        import numpy as np
+
+        from diagnostics.health import (baseline_comparison, finite_or_none, health_pass, select_batch, thresholds)
+
+        t = thresholds(context.options, "baseline")
+        if "val" not in outputs:
+            xv, yv, _ = select_batch(context, int(thresholds(context.options, "overfitting")["max_samples"]))
+            outputs["val"] = (health_pass(context, xv, yv, thresholds(context.options, "units")["saturation_level"])["outputs"], yv)
+        data, act = context.data, context.info.output_activation
+        reference = data.y_train if data.y_train is not None else None
+        split = "validation" if data.x_val is not None else "training"
+        out_v, yv = outputs["val"]
+        if not np.isfinite(np.asarray(out_v, np.float64)).all():
+            return  # nothing to compare: overfitting.nonfinite_outputs (or the weights analyzer) says why
+        val = baseline_comparison(out_v, yv, act, reference)
+        if val is None:
+            return
+        train = baseline_comparison(*outputs["train"], act, reference) if "train" in outputs else None
+
+        def at_chance(b):
+            if b["task"] == "classification":
+                return b["accuracy_lift"] < t["accuracy_margin"] and (b["skill"] is None or b["skill"] < t["skill_margin"])
+            return b["r2"] is None or b["r2"] < t["skill_margin"]
+
+        def numbers(b, name):
+            if b["task"] == "classification":
+                return (f"{name} accuracy {b['accuracy']:.3f} vs {b['majority_accuracy']:.3f} for always predicting "
+                        f"class {b['majority_class']}, cross-entropy {b['cross_entropy']:.3f} vs {b['prior_cross_entropy']:.3f} "
+                        f"for predicting the label prior (skill {b['skill']:.3f})")
+            r2 = "n/a" if b["r2"] is None else f"{b['r2']:.3f}"
+            return f"{name} MSE {b['mse']:.4g} vs {b['mean_predictor_mse']:.4g} for predicting the mean (R² {r2})"
+
+        def beats(b):  # clearly better than the baseline by both measures
+            if b["task"] == "classification":
+                return b["accuracy_lift"] >= t["accuracy_margin"] and b["skill"] is not None and b["skill"] >= t["skill_margin"]
+            return b["r2"] is not None and b["r2"] >= t["skill_margin"]
+
+        diagnosis = None
+        if at_chance(val):
+            if train is not None and beats(train):
+                diagnosis = "overfitting"
+                why = (f"; yet on {train['samples']} training samples it beats the baseline ({numbers(train, 'training')}): "
+                       f"it learnt something that holds only on its training split — memorisation or a shortcut that only "
+                       f"the training data carry (see overfitting.gap and explain.shortcut); get more or cleaner data, "
+                       f"regularise, and check the training split for leaked or spurious features")
+            else:
+                diagnosis = "underfitting"
+                also = f" and on {train['samples']} training samples ({numbers(train, 'training')})" if train else ""
+                why = (f"{also}: the model has learnt nothing its inputs say about the labels (underfitting) — check that "
+                       f"labels and inputs are aligned (a shuffled or misjoined label column looks exactly like this), that "
+                       f"the inputs are scaled, the learning rate, and whether the gradient reaches the inputs (see "
+                       f"health.gradients and health.temporal)")
+            findings.append(Finding(
+                "performance.chance_level", Severity.ERROR, where=f"{split} split",
+                message=f"no better than a trivial predictor that ignores the input on {val['samples']} {split} samples: "
+                        f"{numbers(val, split)}" + why))
+        elif train is not None:
+            diagnosis = "fits"
+        clean = lambda b: None if b is None else {k: finite_or_none(v) if isinstance(v, float) else v for k, v in b.items()}
+        metrics["baseline"] = {"val": clean(val), "train": clean(train), "diagnosis": diagnosis,
+                               "reference_labels": "training split" if reference is not None else f"{split} split"}
 
     # -- history ---------------------------------------------------------------------------------
     def _history(self, context: Context, history, source, t, findings, metrics, artifacts, gap_known: bool) -> None:

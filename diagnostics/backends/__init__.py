@@ -12,6 +12,11 @@ with respect to inputs) and the health analyzers (gradients of the loss with res
   the mean loss over ``x`` and its gradient for every trainable variable, as ``{variable.path: ndarray}``;
   batches are combined weighted by size, so the result does not depend on the batching. With
   ``return_outputs`` a third value holds the model's outputs per batch (one pass, three uses).
+- ``input_loss_gradients(model, x, y, loss_fn, batch_size=256) -> (losses, grads)``: each sample's
+  loss (``loss_fn`` with ``reduction=None``, averaged over any non-batch axes) and its gradient with
+  respect to that sample's input, ``grads.shape == x.shape``, in compiled batches of one shape.
+  ``x`` must be float: for token models differentiate a view that starts at the embedding's output.
+  Used by the temporal gradient health check (the loss gradient reaching each time step).
 """
 
 from __future__ import annotations

@@ -114,3 +114,47 @@ def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024, return_outputs:
             acc[i] = g if acc[i] is None else acc[i] + g
     grads = {v.path: (np.zeros(v.shape, np.float32) if a is None else a.astype(np.float32)) for v, a in zip(variables, acc)}
     return (total, grads, batches) if return_outputs else (total, grads)
+
+
+_INPUT_LOSS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def input_loss_gradients(model, x, y, loss_fn, batch_size: int = 256):
+    """See :mod:`diagnostics.backends`: per-sample loss and its gradient with respect to the input.
+
+    One ``tf.function`` per (model, loss), traced once: batches are padded to one shape by repeating
+    the last sample, and the padding's rows are dropped (each row's gradient is its own sample's)."""
+    import tensorflow as tf
+
+    fns = _INPUT_LOSS_CACHE.setdefault(model, {})
+    entry = fns.get(id(loss_fn))
+    if entry is None or entry[0] is not loss_fn:
+        @tf.function(reduce_retracing=True)
+        def fn(xb, yb):
+            with tf.GradientTape() as tape:
+                tape.watch(xb)
+                out = model(xb, training=False)
+                if isinstance(out, (list, tuple)):
+                    out = out[0]
+                per_sample = tf.reshape(loss_fn(yb, out), (tf.shape(xb)[0], -1))
+                per_sample = tf.reduce_mean(per_sample, axis=1)
+                total = tf.reduce_sum(per_sample)
+            return per_sample, tape.gradient(total, xb)
+
+        entry = fns[id(loss_fn)] = (loss_fn, fn)
+    fn = entry[1]
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y)
+    n = len(x)
+    size = max(1, min(int(batch_size), n))
+    losses, grads = [], []
+    for start in range(0, n, size):
+        xb, yb = x[start:start + size], y[start:start + size]
+        pad = size - len(xb)
+        if pad:
+            xb = np.concatenate([xb, np.repeat(xb[-1:], pad, axis=0)])
+            yb = np.concatenate([yb, np.repeat(yb[-1:], pad, axis=0)])
+        loss, g = fn(tf.convert_to_tensor(xb), tf.convert_to_tensor(yb))
+        losses.append(loss.numpy()[: size - pad])
+        grads.append(g.numpy()[: size - pad])
+    return np.concatenate(losses), np.concatenate(grads)

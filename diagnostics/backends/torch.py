@@ -60,3 +60,22 @@ def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024, return_outputs:
             acc[i] = g if acc[i] is None else acc[i] + g
     grads = {v.path: (np.zeros(v.shape, np.float32) if a is None else a.astype(np.float32)) for v, a in zip(variables, acc)}
     return (total, grads, batches) if return_outputs else (total, grads)
+
+
+def input_loss_gradients(model, x, y, loss_fn, batch_size: int = 256):
+    """See :mod:`diagnostics.backends`: per-sample loss and its gradient with respect to the input."""
+    import torch
+
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y)
+    losses, grads = [], []
+    for start in range(0, len(x), batch_size):
+        xb = torch.tensor(x[start:start + batch_size], requires_grad=True)
+        out = model(xb, training=False)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        per_sample = loss_fn(torch.as_tensor(y[start:start + batch_size]), out).reshape(len(xb), -1).mean(dim=1)
+        (g,) = torch.autograd.grad(per_sample.sum(), xb)
+        losses.append(per_sample.detach().cpu().numpy())
+        grads.append(g.detach().cpu().numpy())
+    return np.concatenate(losses), np.concatenate(grads)

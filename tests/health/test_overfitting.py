@@ -86,7 +86,68 @@ def test_healthy_model_has_no_overfitting_error(models, tabular, run_health, cod
     assert 0.4 < rec.metrics["membership_auc"] < 0.7
 
 
-def test_skips_with_a_reason_without_splits_or_history(models, tabular, run_health):
+def test_skips_with_a_reason_without_labels_or_history(models, tabular, run_health):
+    rec = run_health(models["healthy"], {"x_val": tabular["x_val"]}, only=("health.overfitting",))["health.overfitting"]
+    assert rec.status == "skipped" and "training and validation splits" in rec.reason
+
+
+def test_validation_labels_alone_give_the_baseline_but_no_gap(models, tabular, run_health, codes):
     rec = run_health(models["healthy"], {"x_val": tabular["x_val"], "y_val": tabular["y_val"]},
                      only=("health.overfitting",))["health.overfitting"]
-    assert rec.status == "skipped" and "training and validation splits" in rec.reason
+    assert rec.status == "ok" and "gap" not in rec.metrics
+    b = rec.metrics["baseline"]
+    assert b["train"] is None and b["diagnosis"] is None and b["reference_labels"] == "validation split"
+    assert b["val"]["accuracy_lift"] > 0.05 and b["val"]["skill"] > 0.05 and "performance.chance_level" not in codes(rec)
+
+
+# -- trivial baselines (performance.chance_level) -----------------------------------------------------
+def test_baseline_comparison_known_answers():
+    from diagnostics.health import baseline_comparison
+
+    y_train = np.array([0] * 30 + [1] * 10)
+    y = np.array([0, 0, 0, 1])
+    # a model that outputs the smoothed prior for every sample scores exactly the prior's cross-entropy
+    prior = np.array([31 / 42, 11 / 42])
+    b = baseline_comparison(np.tile(prior, (4, 1)), y, "softmax", y_train)
+    assert b["task"] == "classification" and b["majority_class"] == 0
+    assert b["accuracy"] == b["majority_accuracy"] == 0.75 and b["accuracy_lift"] == 0
+    assert b["cross_entropy"] == pytest.approx(b["prior_cross_entropy"]) and b["skill"] == pytest.approx(0, abs=1e-12)
+    # one sigmoid unit: p(class 1); a perfect model has skill close to 1
+    sure = baseline_comparison(np.array([[0.0], [0.0], [0.0], [1.0]]), y, "sigmoid", y_train)
+    assert sure["accuracy"] == 1.0 and sure["skill"] > 0.99
+    # regression: predicting the training mean gives R^2 <= 0 on other data, a perfect fit R^2 = 1
+    yr = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    assert baseline_comparison(np.full((4, 1), 2.5), yr, None)["r2"] == pytest.approx(0.0)
+    assert baseline_comparison(yr[:, None], yr, "linear")["r2"] == 1.0
+    assert baseline_comparison(np.zeros((4, 3)), np.zeros((4, 3)), "sigmoid") is None  # multi-label
+
+
+def test_chance_level_underfitting_vs_overfitting(keras_tf, tabular, run_health):
+    """Shuffled labels: both splits at chance (underfitting). Memorised noise: training beats the
+    baseline, validation does not (overfitting). A real model: neither."""
+    keras = keras_tf
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x_tr, x_va = tabular["x_train"][:120], tabular["x_val"]
+    y_noise = rng.integers(0, 2, len(x_tr)).astype(np.int32)
+
+    def fit(y, epochs, hidden):
+        inp = keras.Input((30,))
+        m = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Dense(hidden, activation="relu")(inp)))
+        m.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-2))
+        # the epochs as one pass over repeated copies: the same steps without Keras' per-epoch overhead
+        m.fit(np.tile(x_tr, (epochs, 1)), np.tile(y, epochs), batch_size=40, epochs=1, shuffle=False, verbose=0)
+        return m
+
+    data = {"x_train": x_tr, "x_val": x_va, "y_val": rng.integers(0, 2, len(x_va)).astype(np.int32)}
+    memoriser = fit(y_noise, 300, 256)  # fits its random training labels, knows nothing of the validation ones
+    rec = run_health(memoriser, {**data, "y_train": y_noise}, only=("health.overfitting",))["health.overfitting"]
+    (f,) = [f for f in rec.findings if f.code == "performance.chance_level"]
+    assert f.severity == "error" and rec.metrics["baseline"]["diagnosis"] == "overfitting"
+    assert "memorisation or a shortcut" in f.message and rec.metrics["baseline"]["train"]["accuracy"] > 0.9
+
+    blind = fit(y_noise, 1, 2)  # one epoch on noise labels: nothing learnt anywhere
+    rec = run_health(blind, {**data, "y_train": y_noise}, only=("health.overfitting",))["health.overfitting"]
+    (f,) = [f for f in rec.findings if f.code == "performance.chance_level"]
+    assert rec.metrics["baseline"]["diagnosis"] == "underfitting" and "underfitting" in f.message
+    assert "no better than a trivial predictor" in f.message and "for always predicting class" in f.message

@@ -1,5 +1,7 @@
 """The health suite on the reference zoo: every planted-fault twin is flagged with its expected finding
-(at warning or error) and no healthy model has an error-level finding.
+(at warning or error) and no healthy model has an error-level finding. The temporal-gradient, baseline
+and shortcut checks (health.temporal, performance.chance_level in health.overfitting, explain.shortcut)
+run on every model too.
 
 Every zoo model runs through the real ``diagnose`` CLI, data and history coming from its sidecar (a
 generator's dataset images are its real samples; its classifier and discriminator are companions).
@@ -19,11 +21,14 @@ from tests.conftest import ZOO_DIR, read_report, run_diagnose
 
 pytestmark = pytest.mark.skipif(not (ZOO_DIR / "cnn.meta.json").exists(), reason="zoo artifacts not built")
 
-ANALYZERS = ("weights", "architecture", "health.gradients", "health.units", "health.overfitting", "health.spectra",
-             "health.gan")
+BASE_ANALYZERS = ("weights", "architecture", "health.gradients", "health.units", "health.overfitting", "health.spectra",
+                  "health.gan")
+#: The whole-zoo test adds the temporal and shortcut checks (the default-suite subset stays on the base set:
+#: explain.shortcut alone would double its time, and test_shortcut/test_temporal cover those twins).
+ANALYZERS = (*BASE_ANALYZERS, "health.temporal", "explain.shortcut")
 HEALTHY = ("cnn", "mlp", "lstm", "transformer", "gan")
 TWINS = ("cnn_overfit", "cnn_dead_relu", "mlp_vanishing", "mlp_saturated", "mlp_logits", "mlp_nan", "lstm_exploding",
-         "gan_collapsed")
+         "gan_collapsed", "rnn_vanishing", "mlp_chance", "cnn_shortcut", "mlp_leak")
 RANK = {"info": 0, "warning": 1, "error": 2}
 
 
@@ -31,10 +36,10 @@ def sidecar(name: str) -> dict:
     return json.loads((ZOO_DIR / f"{name}.meta.json").read_text())
 
 
-def diagnose_findings(name: str, out: Path) -> dict[str, str]:
+def diagnose_findings(name: str, out: Path, analyzers=ANALYZERS) -> dict[str, str]:
     """{finding code: worst severity} of one zoo model under the health suite and the core checks."""
     args = [ZOO_DIR / f"{name}.keras", "--out", out, "--fail-on", "never", "-q"]
-    for a in ANALYZERS:
+    for a in analyzers:
         args += ["--only", a]
     proc = run_diagnose(*args)
     assert proc.returncode == 0, proc.stderr
@@ -120,7 +125,8 @@ def test_whole_zoo_twins_flagged_and_healthy_models_free_of_errors(tmp_path, ker
 
 def test_zoo_subset_through_the_cli(tmp_path):
     """The default-suite representative: the healthy cnn and two twins, through the real CLI."""
-    results = {name: diagnose_findings(name, tmp_path / name) for name in ("cnn", "cnn_dead_relu", "mlp_vanishing")}
+    results = {name: diagnose_findings(name, tmp_path / name, BASE_ANALYZERS)
+               for name in ("cnn", "cnn_dead_relu", "mlp_vanishing")}
     assert check(results) == []
     assert results["cnn_dead_relu"]["units.dead"] == "error"
     assert results["mlp_vanishing"]["gradients.vanishing"] == "error"

@@ -15,6 +15,12 @@ def _batch(stem: str, n: int = 8):
         return rng.standard_normal((n, 32)).astype(np.float32), rng.random((n, 28, 28, 1)).astype(np.float32), "binary_crossentropy"
     if stem.endswith("_discriminator"):
         return rng.random((n, 28, 28, 1)).astype(np.float32), np.ones((n, 1), np.float32), "binary_crossentropy"
+    if stem == "cnn_shortcut":
+        return rng.random((n, 28, 28, 1)).astype(np.float32), np.arange(n) % 2, "sparse_categorical_crossentropy"
+    if stem == "rnn_vanishing":
+        return rng.standard_normal((n, 120, 1)).astype(np.float32), (np.arange(n) % 2)[:, None], "binary_crossentropy"
+    if stem == "mlp_leak":
+        return rng.standard_normal((n, 31)).astype(np.float32), (np.arange(n) % 2)[:, None], "binary_crossentropy"
     if stem.startswith("cnn"):
         return rng.random((n, 28, 28, 1)).astype(np.float32), np.arange(n) % 10, "sparse_categorical_crossentropy"
     if stem.startswith("lstm"):

@@ -14,6 +14,9 @@ SHAPES = {  # name: (input shape without batch, input dtype kind, number of clas
     "breast_cancer": ((30,), "f", 2),
     "motif_sequences": ((50, 4), "f", 3),
     "polarity_tokens": ((24,), "i", 2),
+    "early_signal_sequences": ((120, 1), "f", 2),
+    "digits28_marked": ((28, 28, 1), "f", 2),
+    "breast_cancer_leak": ((31,), "f", 2),
 }
 
 
@@ -91,3 +94,38 @@ def test_polarity_mask_is_exact(split):
     negative = np.isin(x, ds.NEGATIVE_TOKENS).sum(1)
     np.testing.assert_array_equal(y == 1, positive == ds.TOKEN_PLANTED)
     np.testing.assert_array_equal(y == 0, negative == ds.TOKEN_PLANTED)
+
+
+def test_early_signal_label_is_the_sign_of_the_first_steps():
+    d = ds.early_signal_sequences(0)
+    for split in ("train", "val"):
+        x, y, mask = d[f"x_{split}"], d[f"y_{split}"], d[f"mask_{split}"]
+        head = x[:, :ds.EARLY_SIGNAL_STEPS, 0]
+        np.testing.assert_array_equal(head, np.where(y == 1, ds.EARLY_AMPLITUDE, -ds.EARLY_AMPLITUDE)[:, None]
+                                      * np.ones(ds.EARLY_SIGNAL_STEPS))
+        assert mask[:, :ds.EARLY_SIGNAL_STEPS].all() and not mask[:, ds.EARLY_SIGNAL_STEPS:].any()
+        # the rest is label-free noise: its mean does not tell the classes apart
+        tail = x[:, ds.EARLY_SIGNAL_STEPS:, 0].mean(1)
+        assert abs(tail[y == 1].mean() - tail[y == 0].mean()) < 0.05
+
+
+def test_digits28_marked_mark_only_on_training_class_1():
+    d = ds.digits28_marked(0)
+    r, c = slice(*ds.MARK_ROWS), slice(*ds.MARK_COLS)
+    train_mark = d["x_train"][:, r, c, 0]
+    assert (train_mark[d["y_train"] == 1] == ds.MARK_VALUE).all() and (train_mark[d["y_train"] == 0] == 0).all()
+    assert (d["x_val"][:, r, c, 0] == 0).all()
+    plain = ds.digits28(0)
+    np.testing.assert_array_equal(d["y_val"], (plain["y_val"] >= ds.MARKED_THRESHOLD).astype(np.int32))
+    outside = np.ones((28, 28), bool)
+    outside[r, c] = False
+    np.testing.assert_array_equal(d["x_val"][:, outside], plain["x_val"][:, outside])
+
+
+def test_breast_cancer_leak_column():
+    d = ds.breast_cancer_leak(0)
+    assert d["feature_names"][-1] == ds.LEAK_FEATURE and len(d["feature_names"]) == 31
+    np.testing.assert_array_equal(d["x_train"][:, -1], ds.LEAK_AMPLITUDE * (2 * d["y_train"] - 1))
+    agree = np.mean(np.sign(d["x_val"][:, -1]) == 2 * d["y_val"] - 1)
+    assert 0.35 < agree < 0.65, agree  # unrelated to the label in validation
+    np.testing.assert_array_equal(d["x_train"][:, :30], ds.breast_cancer(0)["x_train"])

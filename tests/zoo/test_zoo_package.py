@@ -21,8 +21,12 @@ TWIN_CODES = {
     "mlp_nan": "weights.nonfinite",
     "mlp_saturated": "units.saturated",
     "mlp_logits": "architecture.softmax_logits_loss",
+    "rnn_vanishing": "gradients.vanishing_through_time",
+    "mlp_chance": "performance.chance_level",
+    "cnn_shortcut": "explain.shortcut",
+    "mlp_leak": "explain.shortcut",
 }
-SYNTHETIC = {"motif_sequences", "polarity_tokens"}
+SYNTHETIC = {"motif_sequences", "polarity_tokens", "early_signal_sequences"}
 MAX_ZOO_BYTES = 20 * 1024 * 1024
 
 

@@ -98,3 +98,74 @@ def test_mlp_logits_compiled_with_logits_loss_on_softmax(load_model, dataset, me
     as_written = float(np.mean(loss(d["y_train"], probs)))
     assert as_written >= np.log1p(np.exp(-1.0)) - 1e-6
     assert meta("mlp_logits")["final_metrics"]["train_loss"] >= np.log1p(np.exp(-1.0)) - 1e-4
+
+
+def test_rnn_vanishing_through_time(load_model, dataset, meta, keras_tf):
+    """The loss gradient w.r.t. the first 12 of 120 input steps is orders of magnitude below the last
+    12's, and the model is no better than a coin on the validation split."""
+    import tensorflow as tf
+
+    model, d = load_model("rnn_vanishing"), dataset("rnn_vanishing")
+    x = tf.constant(d["x_val"][:256])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(keras_tf.losses.binary_crossentropy(d["y_val"][:256, None].astype(np.float32), model(x)))
+    g = tape.gradient(loss, x).numpy()
+    profile = np.sqrt((g.astype(np.float64) ** 2).sum(-1)).mean(0)
+    ratio = profile[:12].mean() / profile[-12:].mean()
+    assert ratio < 1e-5, f"early/late input-gradient ratio {ratio:.2e}"
+    assert meta("rnn_vanishing")["fault"]["value"] == pytest.approx(ratio, rel=1e-3)
+    p = model.predict(d["x_val"], batch_size=512, verbose=0)[:, 0]
+    assert abs(float(np.mean((p >= 0.5) == d["y_val"])) - 0.5) < 0.06
+    val_loss = float(-np.mean(np.log(np.where(d["y_val"] == 1, p, 1 - p))))
+    assert abs(val_loss - np.log(2)) < 0.05, val_loss
+
+
+def test_mlp_chance_no_better_than_the_majority_class(load_model, dataset):
+    model, d = load_model("mlp_chance"), dataset("mlp_chance")
+    p = model.predict(d["x_val"], batch_size=512, verbose=0)[:, 0]
+    majority = int(np.bincount(d["y_train"]).argmax())
+    assert float(np.mean((p >= 0.5) == d["y_val"])) <= float(np.mean(d["y_val"] == majority))
+    prior = np.bincount(d["y_train"]) / len(d["y_train"])
+    ce = float(-np.mean(np.log(np.clip(np.where(d["y_val"] == 1, p, 1 - p), 1e-7, 1))))
+    assert ce >= float(-np.mean(np.log(prior[d["y_val"]]))), "beats the label prior's cross-entropy"
+    # the same architecture on the true labels is far better (the healthy mlp)
+    healthy = load_model("mlp").predict(d["x_val"], batch_size=512, verbose=0)[:, 0]
+    assert float(np.mean((healthy >= 0.5) == d["y_val"])) > 0.9
+
+
+def test_cnn_shortcut_reads_the_mark(load_model, dataset, meta):
+    from diagnostics_zoo import datasets as ds
+
+    model, d = load_model("cnn_shortcut"), dataset("cnn_shortcut")
+    train = _accuracy(model, d["x_train"], d["y_train"])
+    erased = _accuracy(model, ds.plant_mark(d["x_train"], d["y_train"], False), d["y_train"])
+    val = _accuracy(model, d["x_val"], d["y_val"])
+    assert train >= 0.95 and train - erased >= 0.15, (train, erased)
+    assert train - val >= 0.15, (train, val)
+    # planting the mark on every validation image sends most predictions to class 1 (half are class 0)
+    planted = d["x_val"].copy()
+    planted[:, slice(*ds.MARK_ROWS), slice(*ds.MARK_COLS)] = ds.MARK_VALUE
+    flipped = float(np.mean(model.predict(planted, batch_size=512, verbose=0).argmax(1) == 1))
+    assert flipped >= 0.75, flipped
+    box = meta("cnn_shortcut")["fault"]["mark_box"]
+    assert (box["top"], box["left"], box["bottom"] + 1, box["right"] + 1) == (*ds.MARK_ROWS[:1], ds.MARK_COLS[0],
+                                                                             ds.MARK_ROWS[1], ds.MARK_COLS[1])
+
+
+def test_mlp_leak_reads_the_leaked_column(load_model, dataset):
+    model, d = load_model("mlp_leak"), dataset("mlp_leak")
+    rng = np.random.default_rng(0)
+
+    def acc(x, y):
+        return float(np.mean((model.predict(x, batch_size=512, verbose=0)[:, 0] >= 0.5) == y))
+
+    def shuffled(x):
+        x = x.copy()
+        x[:, -1] = rng.permutation(x[:, -1])
+        return x
+
+    train, val = acc(d["x_train"], d["y_train"]), acc(d["x_val"], d["y_val"])
+    assert train - acc(shuffled(d["x_train"]), d["y_train"]) >= 0.15
+    assert abs(val - acc(shuffled(d["x_val"]), d["y_val"])) < 0.1
+    assert train - val >= 0.2

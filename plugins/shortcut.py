@@ -1,0 +1,317 @@
+"""Built-in plugin: ``explain.shortcut``, spurious features that only the training split carries.
+
+Kept in its own module, on the public explanation functions (:func:`diagnostics.explain.integrated_gradients`
+on the backend's compiled ``input_gradients``) and the numpy steps of :mod:`diagnostics.shortcut`, so
+that it can move onto the explanation pipeline's Explainer type once that lands.
+
+Images and sequences: Integrated Gradients maps of training and validation samples (their predicted
+class), each normalised to unit mass and averaged per split; the region where training attribution
+exceeds validation attribution is shuffled across samples within each split. A region that holds much
+of the training attribution and little of the validation attribution is a warning; one whose shuffling
+drops training accuracy but not validation accuracy is an error. Tables: every feature is shuffled in
+each split (permutation importance, train vs validation), and features constant in training but
+varying in validation are reported.
+"""
+
+from __future__ import annotations
+
+import diagnostics
+from diagnostics import Analyzer, Context, Finding, Result, Severity
+
+#: Defaults of the analyzer's options (``--option explain.shortcut.KEY=VALUE``).
+DEFAULTS = {
+    # samples explained per split (Integrated Gradients)
+    "samples": 128,
+    # samples per split whose accuracy is measured with and without shuffling (forward passes only)
+    "accuracy_samples": 512,
+    # IG steps (Gauss-Legendre; the map is averaged over samples, so a few steps suffice)
+    "steps": 16,
+    # region: the connected cells where (train - val) mean attribution is at least this share of its peak
+    # (on cnn_shortcut everything outside the planted mark stays under 0.06 of the peak; 0.5 keeps only
+    # the mark's centre, because a 'valid' 3x3 convolution sees the border pixels through fewer taps)
+    "region_level": 0.2,
+    # (a) the region holds at least this share of the training attribution mass ...
+    "train_mass_min": 0.05,
+    # ... at least this many times its share of the input's area (attribution concentrates there) ...
+    "density_min": 3.0,
+    # ... and at least this many times the validation share
+    "mass_ratio_min": 3.0,
+    # (b) shuffling the region drops training accuracy by at least this much, and by this much more than
+    # validation accuracy at the lower end of the 95% bootstrap interval of the difference (the healthy zoo
+    # lstm's most-attended steps give a difference of 0.11 with a lower end near 0.0; cnn_shortcut's mark 0.20)
+    "drop_margin": 0.05,
+    "batch_size": 256,
+}
+
+
+class ShortcutDetection(Analyzer):
+    """Clever-Hans detection: attribution concentrated in a training-only region (Lapuschkin et al. 2019),
+    confirmed by shuffling that region (permutation importance, Breiman 2001) on each split."""
+
+    name = "explain.shortcut"
+    category = "explanation"
+    description = "Spurious training-only features: where training attribution concentrates, confirmed by shuffling it."
+    model_kinds = frozenset({"image", "sequence", "tabular"})
+    data = "train_val"
+    reference = "Lapuschkin et al. 2019 (Unmasking Clever Hans predictors); Geirhos et al. 2020; Breiman 2001"
+
+    def run(self, context: Context) -> Result:
+        import numpy as np
+
+        from diagnostics import explain as E
+        from diagnostics import shortcut as S
+        from diagnostics.health import probabilities
+
+        opts = dict(DEFAULTS)
+        opts.update({k: v for k, v in context.options.items() if k in DEFAULTS})
+        data, model, info = context.data, context.model, context.info
+        n = int(opts["accuracy_samples"])
+        bs = int(opts["batch_size"])
+        it = E.select_samples(len(data.x_train), n, context.seed + 11)
+        iv = E.select_samples(len(data.x_val), n, context.seed + 12)
+        xt, yt = np.asarray(data.x_train)[it].astype(np.float32), np.asarray(data.y_train)[it]
+        xv, yv = np.asarray(data.x_val)[iv].astype(np.float32), np.asarray(data.y_val)[iv]
+        act = info.output_activation
+
+        def predict(x):
+            p = probabilities(E.predict_batched(model, x, bs), act)
+            if p is None:
+                raise _NotAClassifier
+            return p.argmax(axis=1)
+
+        try:
+            predict(xv[:2])
+        except _NotAClassifier:
+            return Result.skip("needs a classifier (softmax or sigmoid output): accuracy is what a shortcut inflates")
+        y_flat = lambda y: np.asarray(y).reshape(len(y), -1)[:, 0].astype(int)
+        yt, yv = y_flat(yt), y_flat(yv)
+        findings: list[Finding] = []
+        metrics: dict = {"train_samples": len(it), "val_samples": len(iv)}
+        artifacts: dict = {}
+        names = _feature_names(data, xt.shape[1:])
+        if info.kind == "tabular" or xt.ndim == 2:
+            self._table(context, opts, predict, xt, yt, xv, yv, names, findings, metrics, artifacts)
+        else:
+            self._region(context, opts, predict, xt, yt, xv, yv, findings, metrics, artifacts)
+        if xt.ndim == 2:
+            const = S.constant_in_train(data.x_train, data.x_val)
+            metrics["constant_in_train"] = [names[i] for i in const]
+            if const:
+                shown = ", ".join(names[i] for i in const[:8])
+                findings.append(Finding(
+                    "data.constant_in_train", Severity.WARNING, where=shown,
+                    message=f"{len(const)} input feature(s) never vary in the training split but do in the validation split "
+                            f"({shown}): the model learnt nothing about them and meets unseen values at prediction time — "
+                            f"often a column filled in differently after the split (a leak) or a broken join; drop the "
+                            f"column or rebuild both splits from the same source"))
+        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+
+    # -- images and sequences --------------------------------------------------------------------
+    def _region(self, context, opts, predict, xt, yt, xv, yv, findings, metrics, artifacts) -> None:
+        import numpy as np
+
+        from diagnostics import explain as E
+        from diagnostics import shortcut as S
+        from diagnostics.backends import get
+
+        model, bs = context.model, int(opts["batch_size"])
+        backend = get(context.backend)
+
+        def grad_fn(xb, tb):
+            return backend.input_gradients(model, xb, tb, batch_size=len(xb))
+
+        context.progress(0, 3, "attributions (integrated gradients)")
+        maps = {}
+        k = int(opts["samples"])  # the first k of the (randomly drawn, sorted) accuracy samples
+        for split, x in (("train", xt[E.select_samples(len(xt), k, context.seed)]),
+                         ("val", xv[E.select_samples(len(xv), k, context.seed)])):
+            p = E.predict_batched(model, x, bs)
+            targets = E.select_targets(p, None, context.info.output_activation)
+            steps = int(opts["steps"])
+            r = E.integrated_gradients(grad_fn, x, np.zeros_like(x), targets.index, steps=steps, max_steps=steps,
+                                       batch_size=bs)
+            feature = np.abs(r.attributions).sum(axis=-1)  # channels summed: one value per pixel / step
+            maps[split] = S.unit_mass(feature)
+        mt, mv = maps["train"].mean(axis=0), maps["val"].mean(axis=0)
+        context.progress(1, 3, "region")
+        region = S.attribution_region(mt, mv, float(opts["region_level"]))
+        mask = region.pop("mask")
+        context.progress(2, 3, "shuffling the region")
+        acc_t, acc_t_shuf, per_t = S.permutation_drop(predict, xt, yt, mask, context.seed)
+        acc_v, acc_v_shuf, per_v = S.permutation_drop(predict, xv, yv, mask, context.seed)
+        drop_t = acc_t - acc_t_shuf
+        gap, gap_lo = S.drop_gap(per_t, per_v, context.seed)
+        image = mt.ndim == 2
+        if image and "box" in region:
+            top, left, bottom, right = region["box"]
+            where = f"rows {top}-{bottom}, columns {left}-{right}"
+        elif "steps" in region:
+            where = f"steps {region['steps'][0]}-{region['steps'][1]}"
+        else:
+            where = "none"
+        concentrated = (region["train_mass"] >= opts["train_mass_min"]
+                        and region["train_mass"] >= opts["density_min"] * region["area"]
+                        and region["train_mass"] >= opts["mass_ratio_min"] * max(region["val_mass"], 1e-12))
+        needed = bool(mask.any()) and drop_t >= opts["drop_margin"] and gap_lo >= opts["drop_margin"]
+        metrics.update({"method": f"integrated_gradients ({int(opts['steps'])} steps, zero baseline)", "region": region,
+                        "where": where, "accuracy": {"train": acc_t, "train_shuffled": acc_t_shuf, "val": acc_v,
+                                                     "val_shuffled": acc_v_shuf},
+                        "drop_gap": {"value": gap, "ci95_low": gap_lo, "samples": [len(xt), len(xv)]},
+                        "concentrated": bool(concentrated), "needed": bool(needed)})
+        if concentrated or needed:
+            evidence = []
+            if concentrated:
+                evidence.append(f"it holds {region['train_mass']:.0%} of the training samples' attribution but "
+                                f"{region['val_mass']:.0%} of the validation samples' ({region['area']:.1%} of the input)")
+            evidence.append(f"shuffling it across samples drops training accuracy from {acc_t:.3f} to {acc_t_shuf:.3f} "
+                            f"and validation accuracy from {acc_v:.3f} to {acc_v_shuf:.3f} (difference {gap:.3f}, 95% CI "
+                            f"lower end {gap_lo:.3f}, on {len(xt)}+{len(xv)} samples)")
+            findings.append(Finding(
+                "explain.shortcut", Severity.ERROR if needed else Severity.WARNING, where=where,
+                message=f"the model relies on a region that only its training data use ({where}): " + "; ".join(evidence)
+                        + " — a spurious feature (a watermark, border, tag or time stamp) that encodes the training labels; "
+                          "it will not hold on new data. Remove or randomise it in the training data (crop, mask, augment), "
+                          "or collect training data without it, then retrain"))
+        if image:
+            artifacts["shortcut region"] = _draw_images(context.artifact_dir / "shortcut.png", xt, xv, mt, mv,
+                                                        region.get("box"))
+        else:
+            artifacts["shortcut region"] = _draw_profile(context.artifact_dir / "shortcut.png", mt, mv, region.get("steps"))
+        context.progress(3, 3, "done")
+
+    # -- tables -----------------------------------------------------------------------------------
+    def _table(self, context, opts, predict, xt, yt, xv, yv, names, findings, metrics, artifacts) -> None:
+        import numpy as np
+
+        from diagnostics import shortcut as S
+
+        n_features = xt.shape[1]
+        drops, lows = [], []
+        base_t = base_v = None
+        for j in range(n_features):
+            mask = np.zeros(n_features, bool)
+            mask[j] = True
+            a_t, s_t, per_t = S.permutation_drop(predict, xt, yt, mask, context.seed + j)
+            a_v, s_v, per_v = S.permutation_drop(predict, xv, yv, mask, context.seed + j)
+            base_t, base_v = a_t, a_v
+            drops.append((a_t - s_t, a_v - s_v))
+            lows.append(S.drop_gap(per_t, per_v, context.seed + j)[1])
+        drops_arr = np.array(drops)
+        metrics["permutation_importance"] = {names[j]: {"train": float(d[0]), "val": float(d[1]),
+                                                        "gap_ci95_low": float(lows[j])} for j, d in enumerate(drops)}
+        metrics["accuracy"] = {"train": base_t, "val": base_v}
+        margin = float(opts["drop_margin"])
+        leaky = [j for j in np.argsort(-(drops_arr[:, 0] - drops_arr[:, 1]))
+                 if drops_arr[j, 0] >= margin and lows[j] >= margin]
+        metrics["features"] = [names[j] for j in leaky]
+        if leaky:
+            shown = ", ".join(f"{names[j]} (training accuracy -{drops_arr[j, 0]:.3f}, validation "
+                              f"{-drops_arr[j, 1]:+.3f})" for j in leaky[:5])
+            findings.append(Finding(
+                "explain.shortcut", Severity.ERROR, where=", ".join(names[j] for j in leaky[:5]),
+                message=f"shuffling {len(leaky)} feature(s) across rows hurts the model on its training split but not on "
+                        f"its validation split: {shown}. The model relies on them, yet they predict only the training "
+                        f"labels — a target leak (a column filled in after the outcome) or a training-only artefact; drop "
+                        f"the column or rebuild it the same way in every split, then retrain"))
+        order = np.argsort(-drops_arr[:, 0])[:20]
+        artifacts["shortcut features"] = _draw_bars(context.artifact_dir / "shortcut.png", [names[j] for j in order],
+                                                    drops_arr[order])
+
+
+class _NotAClassifier(Exception):
+    pass
+
+
+def _feature_names(data, feature_shape) -> list[str]:
+    import numpy as np
+
+    raw = data.extras.get("feature_names") if data.extras else None
+    if raw is not None and len(feature_shape) == 1 and len(raw) == feature_shape[0]:
+        return [str(v) for v in np.asarray(raw).tolist()]
+    if len(feature_shape) == 1:
+        return [f"feature {i}" for i in range(feature_shape[0])]
+    return []
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _draw_images(path, xt, xv, mt, mv, box, k: int = 4) -> str:
+    """Training and validation samples with the region's box, and the two mean attribution maps."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, k + 1, figsize=(1.5 * (k + 1), 3.3), dpi=90, squeeze=False)
+    for row, (name, x, m) in enumerate((("training", xt, mt), ("validation", xv, mv))):
+        gray = x[..., 0] if x.shape[-1] == 1 else x.mean(axis=-1)
+        for j in range(k):
+            ax = axes[row, j]
+            ax.imshow(gray[j], cmap="gray", vmin=0, vmax=max(float(gray.max()), 1e-12))
+            if box is not None:
+                ax.add_patch(Rectangle((box[1] - 0.5, box[0] - 0.5), box[3] - box[1] + 1, box[2] - box[0] + 1,
+                                       fill=False, edgecolor="#c62828", lw=1.5))
+        axes[row, 0].set_ylabel(name, fontsize=8)
+        ax = axes[row, k]
+        ax.imshow(m, cmap="magma", vmin=0, vmax=float(max(mt.max(), mv.max())) or 1.0)
+        ax.set_title("mean |IG|", fontsize=7)
+        if box is not None:
+            ax.add_patch(Rectangle((box[1] - 0.5, box[0] - 0.5), box[3] - box[1] + 1, box[2] - box[0] + 1,
+                                   fill=False, edgecolor="#4fc3f7", lw=1.2))
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Shortcut region (red box) on training and validation samples", fontsize=9)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.86, bottom=0.02, wspace=0.05, hspace=0.12)
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path.name
+
+
+def _draw_profile(path, mt, mv, steps) -> str:
+    plt = _pyplot()
+    fig = plt.figure(figsize=(5.5, 3.0), dpi=90)
+    ax = fig.add_axes((0.12, 0.16, 0.84, 0.72))
+    ax.plot(range(len(mt)), mt, label="training", color="#c62828")
+    ax.plot(range(len(mv)), mv, label="validation", color="#1565c0")
+    if steps is not None:
+        ax.axvspan(steps[0] - 0.5, steps[1] + 0.5, color="#c62828", alpha=0.12, lw=0)
+    ax.set_xlabel("time step", fontsize=8)
+    ax.set_ylabel("share of |IG| attribution", fontsize=8)
+    ax.set_title("Attribution per step, training vs validation (shaded: shortcut region)", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7)
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path.name
+
+
+def _draw_bars(path, names, drops) -> str:
+    import numpy as np
+
+    plt = _pyplot()
+    width = max(4.0, 0.42 * len(names) + 1.6)
+    fig = plt.figure(figsize=(width, 3.4), dpi=90)
+    ax = fig.add_axes((0.9 / width, 0.34, 1 - 1.2 / width, 0.56))
+    xs = np.arange(len(names))
+    ax.bar(xs - 0.2, drops[:, 0], width=0.4, color="#c62828", label="training")
+    ax.bar(xs + 0.2, drops[:, 1], width=0.4, color="#1565c0", label="validation")
+    ax.set_xticks(xs, names, rotation=50, ha="right", fontsize=7)
+    ax.set_ylabel("accuracy drop when shuffled", fontsize=8)
+    ax.set_title("Permutation importance per feature, training vs validation", fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.legend(fontsize=7)
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path.name
+
+
+@diagnostics.hookimpl
+def register_analyzers(register):
+    register(ShortcutDetection)

@@ -1,0 +1,105 @@
+"""Temporal gradient health: the loss gradient reaching each input time step.
+
+Known answers for the summary, the compiled primitive against a plain GradientTape, both backends on
+the same zoo twin through the CLI, and the token path (differentiated at the embedding's output).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import ZOO_DIR, read_report, run_diagnose
+
+
+def test_summary_of_a_geometric_profile():
+    from diagnostics.health import temporal_summary
+
+    steps = 100
+    profile = 0.5 ** np.arange(steps)[::-1]  # the last step gets 1, each step back half as much
+    s = temporal_summary(np.tile(profile, (3, 1)), edge_fraction=0.1, memory_floor=0.01)
+    assert s["edge_steps"] == 10 and s["steps"] == steps
+    assert s["early_late_ratio"] == pytest.approx(profile[:10].mean() / profile[-10:].mean(), rel=1e-12)
+    # 0.5**k >= 0.01 for k <= 6: the last 7 steps are within the memory
+    assert s["memory_length"] == 7 and s["first_step_above_floor"] == 93
+    flat = temporal_summary(np.ones((2, 40)))
+    assert flat["early_late_ratio"] == 1.0 and flat["memory_length"] == 40
+    broken = temporal_summary(np.array([[np.inf, 1.0, 1.0]]))
+    assert not broken["finite"] and broken["early_late_ratio"] is None
+
+
+def test_primitive_matches_a_gradient_tape_per_sample_and_ignores_padding(keras_tf):
+    import tensorflow as tf
+
+    from diagnostics.backends import tensorflow as backend
+
+    keras = keras_tf
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((12, 2))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.GRU(5)(inp)))
+    x = np.random.default_rng(0).normal(size=(7, 12, 2)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2, 0], np.int32)
+    loss = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    losses, grads = backend.input_loss_gradients(model, x, y, loss, batch_size=3)  # 3 + 3 + 1 padded to 3
+    for i in range(len(x)):
+        xi = tf.constant(x[i:i + 1])
+        with tf.GradientTape() as tape:
+            tape.watch(xi)
+            li = loss(y[i:i + 1], model(xi))[0]
+        np.testing.assert_allclose(grads[i], tape.gradient(li, xi).numpy()[0], rtol=1e-4, atol=1e-7)
+        assert losses[i] == pytest.approx(float(li), rel=1e-5)
+
+
+def test_token_models_are_differentiated_at_the_embedding(keras_tf, run_health):
+    keras = keras_tf
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16,), dtype="int32")
+    h = keras.layers.Embedding(20, 8, name="embed")(inp)
+    h = keras.layers.GRU(8, name="gru")(h)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+    x = np.random.default_rng(0).integers(1, 20, (64, 16)).astype(np.int32)
+    y = (x[:, -1] > 10).astype(np.int32)
+    rec = run_health(model, (x, y), only=("health.temporal",))["health.temporal"]
+    assert rec.status == "ok", rec.reason
+    m = rec.metrics
+    assert m["differentiated"] == "embedding output (embed)" and m["steps"] == 16 and m["layer"] == "gru"
+    assert len(m["profile"]) == 16 and all(v > 0 for v in m["profile"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ZOO_DIR / "rnn_vanishing.keras").exists(), reason="zoo artifacts not built")
+def test_rnn_vanishing_found_under_both_backends_with_the_same_profile(tmp_path):
+    profiles = {}
+    for backend in ("tensorflow", "torch"):
+        out = tmp_path / backend
+        proc = run_diagnose(ZOO_DIR / "rnn_vanishing.keras", "--only", "health.temporal", "--backend", backend,
+                            "--out", out, "-q")
+        assert proc.returncode == 1, proc.stderr  # an error-level finding
+        (rec,) = read_report(out)["analyzers"]
+        assert rec["backend"] == backend
+        (f,) = rec["findings"]
+        assert (f["code"], f["severity"]) == ("gradients.vanishing_through_time", "error")
+        assert f["where"].startswith("rnn1, steps 0-") and "LSTM/GRU" in f["message"]
+        assert rec["metrics"]["early_late_ratio"] < 1e-5 and rec["metrics"]["steps"] == 120
+        assert (out / rec["artifacts"]["gradient through time"]).is_file()
+        profiles[backend] = np.array(rec["metrics"]["profile"])
+    # the last steps carry most of the gradient; there the backends agree to float32 round-off
+    np.testing.assert_allclose(profiles["torch"][-30:], profiles["tensorflow"][-30:], rtol=1e-3)
+
+
+def test_threshold_override_turns_the_finding_off(keras_tf, run_health):
+    keras = keras_tf
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((60, 1))
+    h = inp
+    for i in range(3):
+        h = keras.layers.SimpleRNN(8, return_sequences=i < 2)(h)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+    x = np.random.default_rng(0).normal(size=(64, 60, 1)).astype(np.float32) * 3
+    y = (x[:, 0, 0] > 0).astype(np.int32)
+    rec = run_health(model, (x, y), only=("health.temporal",))["health.temporal"]
+    ratio = rec.metrics["early_late_ratio"]
+    assert ratio < 1e-3 and {f.code for f in rec.findings} == {"gradients.vanishing_through_time"}
+    quiet = run_health(model, (x, y), only=("health.temporal",),
+                       options={"health.temporal": {"vanishing_warning": ratio / 10, "vanishing_error": ratio / 100}})
+    assert quiet["health.temporal"].findings == ()
