@@ -25,6 +25,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .allowlist import BACKEND_OPTIMIZER_MODULE, CODE_LAYERS
+
 DEFAULT_MAX_SIZE = 1 << 30  # 1 GiB
 MAX_ZIP_ENTRIES = 10_000
 MAX_ZIP_RATIO = 200  # uncompressed / compressed, per entry larger than 1 MiB
@@ -125,9 +127,10 @@ def scan(path: str | Path, *, max_size: int = DEFAULT_MAX_SIZE, registered: Iter
     risks: list[Risk] = []
     customs: list[CustomClass] = []
     registered = set(registered)
-    _walk(config, "model", risks, customs, registered)
-    if compile_config is not None:
-        _walk(compile_config, "compile config", risks, customs, registered)
+    label = f"{p.name}: " + ("config.json" if fmt == "keras" else "the model_config attribute")
+    _walk_config(config, label, registered, risks, customs)
+    if compile_config is not None and fmt == "h5":
+        _walk_config(compile_config, f"{p.name}: the training_config attribute", registered, risks, customs)
     return ScanResult(p, fmt, size, digest, config, compile_config, version, risks, customs)
 
 
@@ -253,41 +256,197 @@ def _check_hdf5_objects(source, label: str) -> None:
 
 
 # -- config walk -----------------------------------------------------------------------------------
-def _walk(node: Any, where: str, risks: list[Risk], customs: list[CustomClass], registered: set[str]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _walk(item, where, risks, customs, registered)
-        return
-    if not isinstance(node, dict):
-        return
-    class_name = node.get("class_name")
-    config = node.get("config")
-    here = where
-    if isinstance(config, dict) and isinstance(config.get("name"), str) and class_name:
-        here = f"{where} > {config['name']}"
-    if isinstance(class_name, str):
-        module = node.get("module")
-        registered_name = node.get("registered_name") or class_name
-        if class_name in _CODE_LAYERS and (module is None or _KERAS_MODULE.match(str(module))):
-            risks.append(Risk(_CODE_LAYERS[class_name], here))
-            return  # its function is part of the same risk
-        elif class_name == "__lambda__":
-            risks.append(Risk("lambda function (Python bytecode stored in the file)", here))
-        elif class_name in _LOOKUP_LAYERS and isinstance(config, dict) and isinstance(config.get("vocabulary"), str):
-            risks.append(Risk(f"{class_name} vocabulary read from the file {config['vocabulary']!r}", here))
-        elif module is not None and not _KERAS_MODULE.match(str(module)) and module != "builtins":
-            if registered_name in registered or class_name in registered:
-                pass
-            elif class_name == "function" or node.get("class_name") == "function":
-                risks.append(Risk(f"function {module}.{config if isinstance(config, str) else registered_name} from outside Keras", here))
+MAX_JSON_DEPTH = 100
+MAX_LAYERS = 1000
+#: Serialized values Keras rebuilds without resolving any class or function.
+_CONSTANTS = {"__numpy__", "__tensor__", "__bytes__", "__ellipsis__", "__slice__"}
+#: Keys a serialized object may hold (Keras 3 and the legacy .h5 layout).
+_OBJECT_KEYS = {"class_name", "config", "module", "registered_name", "build_config", "compile_config", "name",
+                "inbound_nodes", "shared_object_id"}
+#: Slots where a function (not a class) may be named, by its name in that slot's namespace.
+_FUNCTION_SLOTS = {"activation", "loss", "metric", "initializer"}
+_SLOT_WORDS = {"layer": "layer", "model": "model", "activation": "activation", "initializer": "initializer",
+               "regularizer": "regularizer", "constraint": "constraint", "loss": "loss", "metric": "metric",
+               "optimizer": "optimizer", "schedule": "learning-rate schedule", "dtype_policy": "dtype policy",
+               "any": "config value", "node": "layer call's arguments", "const": "constant"}
+
+
+def _slot_for_key(key: str, parent: str) -> str:
+    if parent in ("node", "const"):
+        return parent
+    if key in ("activation", "recurrent_activation"):
+        return "activation"
+    for suffix in ("initializer", "regularizer", "constraint"):
+        if key == suffix or key.endswith("_" + suffix):
+            return suffix
+    if key in ("dtype", "dtype_policy"):
+        return "dtype_policy"
+    if key in ("layers", "layer", "forward_layer", "backward_layer", "cell", "cells"):
+        return "layer"
+    if key == "inbound_nodes":
+        return "node"
+    if key in ("build_config", "input_layers", "output_layers", "loss_weights"):
+        return "const"
+    if key in ("loss", "losses"):
+        return "loss"
+    if key in ("metrics", "weighted_metrics"):
+        return "metric"
+    if key in ("optimizer", "optimizer_config"):
+        return "optimizer"
+    if key == "learning_rate":
+        return "schedule"
+    return parent if parent in ("loss", "metric") else "any"
+
+
+class _ConfigWalk:
+    """Walks a model config against the allowlist: each object must belong to the slot it sits in."""
+
+    def __init__(self, label: str, registered: set[str], risks: list[Risk], customs: list[CustomClass]):
+        from .allowlist import generate
+
+        self.allow = generate()
+        self.label = label
+        self.registered = registered
+        self.risks = risks
+        self.customs = customs
+        self.layers = 0
+
+    def refuse(self, path: str, reason: str):
+        raise ModelRefused(f"{self.label} at {path}: {reason}")
+
+    def value(self, node: Any, slot: str, path: str, where: str, depth: int) -> None:
+        if depth > MAX_JSON_DEPTH:
+            self.refuse(path, f"nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                self.value(item, slot, f"{path}[{i}]", where, depth + 1)
+        elif isinstance(node, dict):
+            if "class_name" in node:
+                self.obj(node, slot, path, where, depth)
             else:
-                customs.append(CustomClass(str(registered_name), str(module), here))
-        elif module == "builtins" and class_name == "function" and isinstance(config, str) and "." in config:
-            risks.append(Risk(f"function {config} from outside Keras", here))
-    for key, value in node.items():
-        if key in ("class_name", "module", "registered_name"):
-            continue
-        _walk(value, here, risks, customs, registered)
+                for key, item in node.items():
+                    self.value(item, _slot_for_key(str(key), slot), f"{path}.{key}", where, depth + 1)
+        elif isinstance(node, float) and node != node:
+            return  # NaN constants are harmless
+
+    def obj(self, node: dict, slot: str, path: str, where: str, depth: int) -> None:
+        cls, module, reg, config = node.get("class_name"), node.get("module"), node.get("registered_name"), node.get("config")
+        if not isinstance(cls, str):
+            self.refuse(path, f"class_name is {type(cls).__name__}, not a string")
+        if module is not None and not isinstance(module, str):
+            self.refuse(path, f"module is {type(module).__name__}, not a string")
+        if reg is not None and not isinstance(reg, str):
+            self.refuse(path, f"registered_name is {type(reg).__name__}, not a string")
+        here = f"{where} > {config['name']}" if isinstance(config, dict) and isinstance(config.get("name"), str) else where
+        if cls == "__lambda__":
+            self.risks.append(Risk("lambda function (Python bytecode stored in the file)", here))
+            return
+        if slot == "node" or cls in _CONSTANTS or cls == "__keras_tensor__":
+            return self.constant(node, cls, module, slot, path, depth)
+        unknown = sorted(str(k) for k in node if k not in _OBJECT_KEYS)
+        if unknown:
+            self.refuse(path, f"unknown key(s) {', '.join(map(repr, unknown))} in a serialized {cls!r}")
+        if cls == "function":
+            return self.function(node, slot, path, here)
+        if reg in self.registered or cls in self.registered:
+            self.value(config, "any", f"{path}.config", here, depth + 1)  # a plugin's class: its code is installed
+            return
+        if module is not None and not _KERAS_MODULE.match(module) and module != "builtins":
+            self.customs.append(CustomClass(str(reg or cls), module, here))
+            return
+        if cls in CODE_LAYERS and slot in ("layer", "model", "any"):
+            self.risks.append(Risk(_CODE_LAYERS[cls], here))
+            return
+        entry, found_slot = self.lookup(cls, slot)
+        shown = f"{module}.{cls}" if module else cls
+        if entry is None:
+            if module and module.split(".")[:3] in (["keras", "src", "ops"], ["keras", "ops"]) or module == "keras.ops":
+                self.refuse(path, f"operation class {shown} where a Keras {_SLOT_WORDS[slot]} is expected "
+                                  f"(operations run at load time with arguments from the file)")
+            self.refuse(path, f"{shown} is not a Keras {_SLOT_WORDS[slot]} (allowlist generated from keras {self.allow.keras_version})")
+        if module is not None and module not in entry.modules and not (
+                found_slot == "optimizer" and BACKEND_OPTIMIZER_MODULE.match(module)):
+            self.refuse(path, f"{cls} is resolved from module {module!r}, which is not where Keras defines it")
+        if reg is not None and reg != cls:
+            self.refuse(path, f"registered_name {reg!r} of {cls} resolves to no allowlisted object and no plugin registered it")
+        if cls in _LOOKUP_LAYERS and isinstance(config, dict) and isinstance(config.get("vocabulary"), str):
+            self.risks.append(Risk(f"{cls} vocabulary read from the file {config['vocabulary']!r}", here))
+        if found_slot in ("layer", "model"):
+            self.layers += 1
+            if self.layers > MAX_LAYERS:
+                self.refuse(path, f"more than {MAX_LAYERS} layers: not a model this tool analyses (it would take minutes to build)")
+        for key, item in node.items():
+            if key in ("class_name", "module", "registered_name", "name", "shared_object_id"):
+                continue
+            if key == "config" and isinstance(item, dict):
+                for k, v in item.items():
+                    self.value(v, _slot_for_key(str(k), "any"), f"{path}.config.{k}", here, depth + 2)
+            else:
+                self.value(item, _slot_for_key(key, "any"), f"{path}.{key}", here, depth + 1)
+
+    def lookup(self, cls: str, slot: str):
+        slots = {"layer": ("layer", "model"), "model": ("model", "layer"), "any": tuple(self.allow.slots),
+                 "metric": ("metric", "loss"), "loss": ("loss",)}.get(slot, (slot,))
+        for s in slots:
+            entry = self.allow.get(s, cls)
+            if entry is not None and entry.kind == "class":
+                return entry, s
+        return None, slot
+
+    def function(self, node: dict, slot: str, path: str, here: str) -> None:
+        module, config, reg = node.get("module"), node.get("config"), node.get("registered_name")
+        name = config if isinstance(config, str) else reg
+        if name in self.registered or reg in self.registered:
+            return
+        shown = f"{module}.{name}" if module and module != "builtins" else str(name)
+        if module is not None and not _KERAS_MODULE.match(module) and module != "builtins":
+            self.risks.append(Risk(f"function {shown} from outside Keras", here))
+            return
+        if not isinstance(config, str):
+            self.refuse(path, "a function reference whose config is not a name")
+        if slot in _FUNCTION_SLOTS:
+            entry = self.allow.get(slot, config)
+            if entry is not None and entry.kind == "function" and (module in entry.modules or module in (None, "builtins")) \
+                    and reg in (None, config):
+                return
+            self.refuse(path, f"function {shown} is not a Keras {_SLOT_WORDS[slot]} function")
+        self.refuse(path, f"function reference {shown} in a {_SLOT_WORDS[slot]}: functions are admitted only as "
+                          f"Keras activations, losses, metrics and initializers")
+
+    def constant(self, node: dict, cls: str, module, slot: str, path: str, depth: int) -> None:
+        config = node.get("config")
+        if cls == "__keras_tensor__":
+            if slot != "node":
+                self.refuse(path, "a tensor reference outside a layer call's arguments")
+            history = config.get("keras_history") if isinstance(config, dict) else None
+            if not (isinstance(history, list) and len(history) == 3 and isinstance(history[0], str)
+                    and all(isinstance(i, int) and not isinstance(i, bool) for i in history[1:])):
+                self.refuse(path, "a tensor reference without a valid keras_history [layer, node, index]")
+            shape = config.get("shape")
+            if shape is not None and not (isinstance(shape, list) and all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape)):
+                self.refuse(path, "a tensor reference with an invalid shape")
+            if not isinstance(config.get("dtype"), (str, type(None))):
+                self.refuse(path, "a tensor reference with an invalid dtype")
+            return
+        if cls == "function":
+            target = f"{module}.{config}" if module and module != "builtins" else str(config)
+            self.refuse(path, f"function reference {target} in a layer call's arguments: only tensor references and "
+                              f"plain constants may be there")
+        if cls not in _CONSTANTS:
+            shown = f"{module}.{cls}" if module else cls
+            self.refuse(path, f"{shown} object in a layer call's arguments: only tensor references and plain constants may be there")
+        if set(node) - {"class_name", "config", "module", "registered_name"}:
+            self.refuse(path, f"unknown keys in a serialized {cls}")
+        self.value(config, "const", f"{path}.config", "", depth + 1)
+
+
+def _walk_config(config: Any, label: str, registered: set[str], risks: list[Risk], customs: list[CustomClass],
+                 compile_config: Any = None) -> _ConfigWalk:
+    walk = _ConfigWalk(label, registered, risks, customs)
+    walk.value(config, "model", "$", "model", 0)
+    if compile_config is not None:
+        walk.value(compile_config, "any", "$", "compile config", 0)
+    return walk
 
 
 def describe_loss(compile_config: dict[str, Any] | None) -> str | None:
