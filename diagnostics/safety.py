@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import re
+import struct
+import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .allowlist import BACKEND_OPTIMIZER_MODULE, CODE_LAYERS
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import LoadLimits
 
-DEFAULT_MAX_SIZE = 1 << 30  # 1 GiB
-MAX_ZIP_ENTRIES = 10_000
-MAX_ZIP_RATIO = 200  # uncompressed / compressed, per entry larger than 1 MiB
-MAX_CONFIG_BYTES = 64 << 20
+DEFAULT_MAX_SIZE = DEFAULT_LIMITS.max_size
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 ACCEPTED = (".keras", ".h5", ".hdf5")
@@ -89,13 +90,19 @@ class ScanResult:
                 "keras_version": self.keras_version, "loss": self.loss}
 
 
-def scan(path: str | Path, *, max_size: int = DEFAULT_MAX_SIZE, registered: Iterable[str] = ()) -> ScanResult:
+def scan(path: str | Path, *, max_size: int | None = None, registered: Iterable[str] = (),
+         limits: LoadLimits | None = None) -> ScanResult:
     """Check ``path`` without loading it; raise :class:`ModelRefused` with the reason, or return what was found.
 
-    ``registered`` holds the custom-object names plugins registered: classes under those names are
-    trusted. Risks (code that would run) are returned, not raised: the caller refuses them unless
-    the user passed ``--trust``.
+    This is the one pre-scan every loading path calls (CLI, notebook API, dashboard uploads, workers
+    loading companions); nothing here imports keras or a framework, and the HDF5 part runs in a
+    child process with a deadline. ``registered`` holds the custom-object names plugins registered:
+    classes under those names are trusted. Risks (code that would run) are returned, not raised: the
+    caller refuses them unless the user passed ``--trust``.
     """
+    limits = limits or DEFAULT_LIMITS
+    if max_size is not None:
+        limits = dataclasses.replace(limits, max_size=max_size)
     text = str(path)
     if "://" in text or text.startswith(("hf:", "gs:", "s3:")):
         raise ModelRefused(f"refusing {text!r}: only local .keras and .h5 files are accepted; download it yourself and check where it came from")
@@ -110,8 +117,8 @@ def scan(path: str | Path, *, max_size: int = DEFAULT_MAX_SIZE, registered: Iter
     if p.suffix.lower() not in ACCEPTED:
         raise ModelRefused(f"{p.name}: unsupported model format {p.suffix or '(no extension)'!r}; diagnose reads Keras .keras and .h5 files")
     size = p.stat().st_size
-    if size > max_size:
-        raise ModelRefused(f"{p.name} is {_human(size)}, over the {_human(max_size)} limit; raise it with --max-model-size if you trust the file")
+    if size > limits.max_size:
+        raise ModelRefused(f"{p.name} is {_human(size)}, over the {_human(limits.max_size)} limit; raise it with --max-model-size if you trust the file")
     with p.open("rb") as fh:
         head = fh.read(8)
     fmt = "keras" if p.suffix.lower() == ".keras" else "h5"
@@ -121,143 +128,210 @@ def scan(path: str | Path, *, max_size: int = DEFAULT_MAX_SIZE, registered: Iter
         raise ModelRefused(f"{p.name} is not an HDF5 file (no HDF5 signature): the file is truncated, corrupt or not a Keras model")
     digest = _sha256(p)
     if fmt == "keras":
-        config, compile_config, version = _scan_keras_zip(p)
+        config, compile_config, version = _scan_keras_zip(p, limits)
+        label = f"{p.name}: config.json"
     else:
-        config, compile_config, version = _scan_h5_file(p)
+        config, compile_config, version = _scan_h5_file(p, limits, size)
+        label = f"{p.name}: the model_config attribute"
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise ModelRefused(f"{label} is not a serialized Keras model (no class_name)")
+    if compile_config is not None and not isinstance(compile_config, dict):
+        raise ModelRefused(f"{label}: compile_config is a {_json_type(compile_config)}, not an object")
+    if version is not None and not isinstance(version, str):
+        raise ModelRefused(f"{p.name}: keras_version is {version!r}, not a version string")
     risks: list[Risk] = []
     customs: list[CustomClass] = []
     registered = set(registered)
-    label = f"{p.name}: " + ("config.json" if fmt == "keras" else "the model_config attribute")
-    _walk_config(config, label, registered, risks, customs)
+    walk = _walk_config(config, label, registered, risks, customs, limits)
     if compile_config is not None and fmt == "h5":
-        _walk_config(compile_config, f"{p.name}: the training_config attribute", registered, risks, customs)
+        _walk_config(compile_config, f"{p.name}: the training_config attribute", registered, risks, customs, limits)
+    declared = walk.declared_params
+    if declared > limits.max_params:
+        raise ModelRefused(f"{label}: its layers declare {declared:,} weights, over the {limits.max_params:,} limit; "
+                           f"raise it with --max-params if you trust the file")
+    if declared * 4 > limits.allowed_weight_bytes(size):
+        raise ModelRefused(f"{label}: its layers declare {declared:,} weights ({_human(declared * 4)} as float32), "
+                           f"far more than the {_human(size)} file can hold: an allocation bomb")
     return ScanResult(p, fmt, size, digest, config, compile_config, version, risks, customs)
 
 
+def _json_type(value) -> str:
+    return {list: "list", dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
 # -- containers ------------------------------------------------------------------------------------
-def _scan_keras_zip(p: Path):
+def _zip_directory(p: Path, limits: LoadLimits) -> None:
+    """Read the end-of-central-directory record ourselves: bound the entry count and the central
+    directory's size *before* zipfile reads the directory into memory."""
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        tail_len = min(size, 22 + 0xFFFF)
+        fh.seek(size - tail_len)
+        tail = fh.read(tail_len)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            raise ModelRefused(f"{p.name} is not a readable .keras archive (File is not a zip file): the file is truncated or corrupt")
+        disk, cd_disk, _, entries, cd_size, cd_offset, _ = struct.unpack("<HHHHIIH", tail[at + 4:at + 22])
+        if entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:  # zip64: the real numbers are elsewhere
+            locator = tail[at - 20:at] if at >= 20 else b""
+            if locator[:4] != b"PK\x06\x07":
+                raise ModelRefused(f"{p.name}: the archive's zip64 locator is missing: the file is truncated or corrupt")
+            _, record_at, _ = struct.unpack("<IQI", locator[4:20])
+            if record_at > size - 56:
+                raise ModelRefused(f"{p.name}: the archive's zip64 record points outside the file: corrupt")
+            fh.seek(record_at)
+            record = fh.read(56)
+            if record[:4] != b"PK\x06\x06":
+                raise ModelRefused(f"{p.name}: the archive's zip64 record is missing: the file is truncated or corrupt")
+            _, _, _, disk, cd_disk, _, entries, cd_size, cd_offset = struct.unpack("<QHHIIQQQQ", record[4:56])
+    if disk or cd_disk:
+        raise ModelRefused(f"{p.name} is a multi-part archive: not a Keras model")
+    if entries > limits.max_zip_entries:
+        raise ModelRefused(f"{p.name} has {entries:,} archive entries, over the limit of {limits.max_zip_entries:,}: not a plain Keras model")
+    if cd_size > limits.max_zip_directory_bytes:
+        raise ModelRefused(f"{p.name}: its archive directory is {_human(cd_size)}, over the {_human(limits.max_zip_directory_bytes)} "
+                           f"limit: not a plain Keras model")
+
+
+def _scan_keras_zip(p: Path, limits: LoadLimits):
+    _zip_directory(p, limits)
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ModelRefused(f"{p.name} is not a readable .keras archive ({e}): the file is truncated or corrupt") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as e:
+        raise ModelRefused(f"{p.name} is not a readable .keras archive ({_first_line(e)}): the file is truncated or corrupt") from None
     with zf:
         infos = zf.infolist()
-        if len(infos) > MAX_ZIP_ENTRIES:
-            raise ModelRefused(f"{p.name} has {len(infos)} archive entries, over the limit of {MAX_ZIP_ENTRIES}: not a plain Keras model")
-        names = set()
+        if len(infos) > limits.max_zip_entries:
+            raise ModelRefused(f"{p.name} has {len(infos)} archive entries, over the limit of {limits.max_zip_entries}: not a plain Keras model")
+        names: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
             parts = Path(info.filename).parts
-            if info.filename.startswith(("/", "\\")) or ".." in parts:
+            if info.filename.startswith(("/", "\\")) or ".." in parts or "\\" in info.filename or "\0" in info.filename:
                 raise ModelRefused(f"{p.name} has an archive entry with an unsafe path {info.filename!r}")
-            if info.file_size > (1 << 20) and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+            if info.filename in names:
+                raise ModelRefused(f"{p.name} has two archive entries named {info.filename!r}: ambiguous archive")
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                raise ModelRefused(f"{p.name}: archive entry {info.filename!r} is a symbolic link: ambiguous archive")
+            if info.flag_bits & 0x1:
+                raise ModelRefused(f"{p.name}: archive entry {info.filename!r} is encrypted: not a Keras model")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ModelRefused(f"{p.name}: archive entry {info.filename!r} uses compression method {info.compress_type}; "
+                                   f"Keras writes stored or deflated entries only")
+            if info.file_size > (1 << 20) and info.file_size > limits.max_zip_ratio * max(info.compress_size, 1):
                 raise ModelRefused(
                     f"{p.name}: entry {info.filename!r} expands {info.file_size // max(info.compress_size, 1)}x, "
-                    f"over the {MAX_ZIP_RATIO}x limit (a zip bomb?)")
-            names.add(info.filename)
+                    f"over the {limits.max_zip_ratio}x limit (a zip bomb?)")
+            names[info.filename] = info
         if "config.json" not in names:
             if any(n.endswith(".h5") for n in names) and "metadata.json" not in names:
                 raise ModelRefused(f"{p.name} holds no model config: it is a weights-only archive; save the full model with model.save('model.keras')")
             raise ModelRefused(f"{p.name} holds no config.json: not a Keras 3 model archive")
         if "model.weights.h5" not in names:
             raise ModelRefused(f"{p.name} holds no model.weights.h5: the archive is incomplete")
-        config = _read_json(zf, "config.json", p)
-        meta = _read_json(zf, "metadata.json", p) if "metadata.json" in names else {}
-        try:
-            weights = zf.read("model.weights.h5")
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise ModelRefused(f"{p.name}: model.weights.h5 cannot be read ({e}): the archive is truncated or corrupt") from None
-    _check_hdf5_objects(io.BytesIO(weights), f"{p.name}:model.weights.h5")
+        config = _read_json(zf, names["config.json"], p, limits)
+        meta = _read_json(zf, names["metadata.json"], p, limits) if "metadata.json" in names else {}
+        if not isinstance(meta, dict):
+            raise ModelRefused(f"{p.name}: metadata.json is a {_json_type(meta)}, not an object")
+        with tempfile.TemporaryDirectory(prefix="diagnostics-scan-") as tmp:
+            weights = Path(tmp) / "model.weights.h5"
+            _extract_bounded(zf, names["model.weights.h5"], weights, 2 * limits.max_size, p)
+            probe_h5(weights, f"{p.name}: model.weights.h5", limits, weights_only=True)
     if not isinstance(config, dict):
-        raise ModelRefused(f"{p.name}: config.json is not a JSON object")
-    compile_config = config.get("compile_config")
-    return config, compile_config, meta.get("keras_version") if isinstance(meta, dict) else None
+        raise ModelRefused(f"{p.name}: config.json is a {_json_type(config)}, not an object")
+    return config, config.get("compile_config"), meta.get("keras_version")
 
 
-def _read_json(zf: zipfile.ZipFile, name: str, p: Path):
-    info = zf.getinfo(name)
-    if info.file_size > MAX_CONFIG_BYTES:
-        raise ModelRefused(f"{p.name}: {name} is {_human(info.file_size)}, over the {_human(MAX_CONFIG_BYTES)} limit")
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError, struct.error)
+
+
+def _read_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, p: Path) -> bytes:
+    """The entry's bytes, inflated incrementally and refused past ``cap`` (never inflated whole first)."""
+    if info.file_size > cap:
+        raise ModelRefused(f"{p.name}: {info.filename} is {_human(info.file_size)}, over the {_human(cap)} limit")
     try:
-        return json.loads(zf.read(name).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as e:
-        raise ModelRefused(f"{p.name}: {name} is not valid JSON ({e}): the file is truncated or corrupt") from None
+        with zf.open(info) as fh:
+            data = fh.read(cap + 1)
+    except _ZIP_ERRORS as e:
+        raise ModelRefused(f"{p.name}: {info.filename} cannot be read ({type(e).__name__}: {_first_line(e)}): the archive is truncated or corrupt") from None
+    if len(data) > cap:
+        raise ModelRefused(f"{p.name}: {info.filename} inflates past the {_human(cap)} limit")
+    return data
 
 
-def _scan_h5_file(p: Path):
-    import h5py
-
+def _extract_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, cap: int, p: Path) -> None:
+    """Stream-inflate one entry to ``dest``, 1 MiB at a time, refusing it past ``cap`` bytes."""
+    if info.file_size > cap:
+        raise ModelRefused(f"{p.name}: {info.filename} is {_human(info.file_size)}, over the {_human(cap)} limit")
+    written = 0
     try:
-        f = h5py.File(p, "r")
-    except OSError as e:
-        raise ModelRefused(f"{p.name} cannot be opened as HDF5 ({_first_line(e)}): the file is truncated or corrupt") from None
-    with f:
-        _check_hdf5_objects(f, p.name)
-        raw = f.attrs.get("model_config")
-        if raw is None:
-            raise ModelRefused(
-                f"{p.name} holds weights only (no model_config): diagnose needs a full model saved with model.save(), "
-                f"not model.save_weights()")
-        config = _decode_json_attr(raw, p, "model_config")
-        training = f.attrs.get("training_config")
-        compile_config = _decode_json_attr(training, p, "training_config") if training is not None else None
-        version = f.attrs.get("keras_version")
-        if isinstance(version, bytes):
-            version = version.decode("utf-8", "replace")
-    return config, compile_config, version
+        with zf.open(info) as src, dest.open("wb") as out:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > cap:
+                    raise ModelRefused(f"{p.name}: {info.filename} inflates past the {_human(cap)} limit")
+                out.write(chunk)
+    except _ZIP_ERRORS as e:
+        raise ModelRefused(f"{p.name}: {info.filename} cannot be read ({type(e).__name__}: {_first_line(e)}): the archive is truncated or corrupt") from None
 
 
-def _decode_json_attr(raw, p: Path, name: str):
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
+def _read_json(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path, limits: LoadLimits):
+    raw = _read_bounded(zf, info, limits.max_config_bytes, p)
+    return _parse_json(raw, f"{p.name}: {info.filename}")
+
+
+def _parse_json(raw: bytes | str, label: str):
     try:
-        value = json.loads(raw)
-    except ValueError as e:
-        raise ModelRefused(f"{p.name}: the {name} attribute is not valid JSON ({e})") from None
-    if not isinstance(value, dict):
-        raise ModelRefused(f"{p.name}: the {name} attribute is not a JSON object")
-    return value
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return json.loads(text)
+    except RecursionError:
+        raise ModelRefused(f"{label} is nested too deeply to parse: not a Keras config") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelRefused(f"{label} is not valid JSON ({_first_line(e)[:200]}): the file is truncated or corrupt") from None
 
 
-def _check_hdf5_objects(source, label: str) -> None:
-    """Refuse external links, external-storage datasets and virtual datasets, without following any link."""
-    import h5py
+def _scan_h5_file(p: Path, limits: LoadLimits, size: int):
+    found = probe_h5(p, p.name, limits, weights_only=False)
+    if found.get("model_config") is None:
+        raise ModelRefused(
+            f"{p.name} holds weights only (no model_config): diagnose needs a full model saved with model.save(), "
+            f"not model.save_weights()")
+    config = _parse_json(found["model_config"], f"{p.name}: the model_config attribute")
+    if not isinstance(config, dict):
+        raise ModelRefused(f"{p.name}: the model_config attribute is a JSON {_json_type(config)}, not an object")
+    training = found.get("training_config")
+    compile_config = _parse_json(training, f"{p.name}: the training_config attribute") if training is not None else None
+    return config, compile_config, found.get("keras_version")
 
+
+def probe_h5(path: Path, label: str, limits: LoadLimits, *, weights_only: bool) -> dict[str, Any]:
+    """Run the HDF5 checks of :mod:`diagnostics.h5probe` in a child process with a deadline and a
+    memory ceiling: a file that hangs or exhausts libhdf5 is killed there, and this process stays
+    responsive to Ctrl-C (the child is killed on the way out)."""
+    import subprocess
+    import sys
+
+    request = {"path": str(path), "label": label, "weights_only": weights_only, "file_size": path.stat().st_size,
+               "limits": {**dataclasses.asdict(limits), "allowed_weight_bytes": limits.allowed_weight_bytes(path.stat().st_size)}}
+    script = Path(__file__).with_name("h5probe.py")
     try:
-        f = source if isinstance(source, h5py.Group) else h5py.File(source, "r")
-    except OSError as e:
-        raise ModelRefused(f"{label} cannot be opened as HDF5 ({_first_line(e)}): the file is truncated or corrupt") from None
+        proc = subprocess.run([sys.executable, "-I", str(script), json.dumps(request)], capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=limits.h5_scan_timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ModelRefused(f"{label}: reading it as HDF5 did not finish within {limits.h5_scan_timeout_s:g} s "
+                           f"(a malformed file that makes libhdf5 loop): refused") from None
     try:
-        stack = [("", f)]
-        seen = set()
-        while stack:
-            prefix, group = stack.pop()
-            for key in group.keys():
-                path = f"{prefix}/{key}"
-                link = group.get(key, getlink=True)
-                if isinstance(link, h5py.ExternalLink):
-                    raise ModelRefused(f"{label} has an HDF5 external link at {path} to {link.filename!r}: refusing to open other files")
-                if isinstance(link, h5py.SoftLink):
-                    continue  # targets are inside this file and reached through their hard links
-                obj = group.get(key)
-                if isinstance(obj, h5py.Dataset):
-                    if obj.external:
-                        files = sorted({str(e[0]) for e in obj.external})
-                        raise ModelRefused(f"{label} has an HDF5 dataset {path} stored in external file(s) {files}: refusing to read other files")
-                    if obj.is_virtual:
-                        raise ModelRefused(f"{label} has an HDF5 virtual dataset at {path}: refusing to read other files")
-                elif isinstance(obj, h5py.Group) and obj.id not in seen:
-                    seen.add(obj.id)
-                    stack.append((path, obj))
-    except OSError as e:
-        raise ModelRefused(f"{label} cannot be read as HDF5 ({_first_line(e)}): the file is truncated or corrupt") from None
-    finally:
-        if f is not source:
-            f.close()
+        found = json.loads(proc.stdout.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        found = None
+    if proc.returncode != 0 or not isinstance(found, dict):
+        how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"ended with exit code {proc.returncode}"
+        raise ModelRefused(f"{label}: reading it as HDF5 {how} (a malformed file): refused")
+    if "refused" in found:
+        raise ModelRefused(str(found["refused"]))
+    return found
 
 
 # -- config walk -----------------------------------------------------------------------------------
-MAX_JSON_DEPTH = 100
-MAX_LAYERS = 1000
 #: Serialized values Keras rebuilds without resolving any class or function.
 _CONSTANTS = {"__numpy__", "__tensor__", "__bytes__", "__ellipsis__", "__slice__"}
 #: Keys a serialized object may hold (Keras 3 and the legacy .h5 layout).
@@ -301,10 +375,13 @@ def _slot_for_key(key: str, parent: str) -> str:
 class _ConfigWalk:
     """Walks a model config against the allowlist: each object must belong to the slot it sits in."""
 
-    def __init__(self, label: str, registered: set[str], risks: list[Risk], customs: list[CustomClass]):
+    def __init__(self, label: str, registered: set[str], risks: list[Risk], customs: list[CustomClass],
+                 limits: LoadLimits = DEFAULT_LIMITS):
         from .allowlist import generate
 
         self.allow = generate()
+        self.limits = limits
+        self.declared_params = 0
         self.label = label
         self.registered = registered
         self.risks = risks
@@ -315,8 +392,8 @@ class _ConfigWalk:
         raise ModelRefused(f"{self.label} at {path}: {reason}")
 
     def value(self, node: Any, slot: str, path: str, where: str, depth: int) -> None:
-        if depth > MAX_JSON_DEPTH:
-            self.refuse(path, f"nested deeper than {MAX_JSON_DEPTH} levels")
+        if depth > self.limits.max_json_depth:
+            self.refuse(path, f"nested deeper than {self.limits.max_json_depth} levels")
         if isinstance(node, list):
             for i, item in enumerate(node):
                 self.value(item, slot, f"{path}[{i}]", where, depth + 1)
@@ -373,8 +450,10 @@ class _ConfigWalk:
             self.risks.append(Risk(f"{cls} vocabulary read from the file {config['vocabulary']!r}", here))
         if found_slot in ("layer", "model"):
             self.layers += 1
-            if self.layers > MAX_LAYERS:
-                self.refuse(path, f"more than {MAX_LAYERS} layers: not a model this tool analyses (it would take minutes to build)")
+            if self.layers > self.limits.max_layers:
+                self.refuse(path, f"more than {self.limits.max_layers} layers: not a model this tool analyses (it would take minutes to build)")
+            if isinstance(config, dict):
+                self.declared_params += declared_weights(cls, config, _input_dim(node, config))
         for key, item in node.items():
             if key in ("class_name", "module", "registered_name", "name", "shared_object_id"):
                 continue
@@ -441,12 +520,60 @@ class _ConfigWalk:
 
 
 def _walk_config(config: Any, label: str, registered: set[str], risks: list[Risk], customs: list[CustomClass],
-                 compile_config: Any = None) -> _ConfigWalk:
-    walk = _ConfigWalk(label, registered, risks, customs)
+                 limits: LoadLimits = DEFAULT_LIMITS) -> _ConfigWalk:
+    walk = _ConfigWalk(label, registered, risks, customs, limits)
     walk.value(config, "model", "$", "model", 0)
-    if compile_config is not None:
-        walk.value(compile_config, "any", "$", "compile config", 0)
     return walk
+
+
+def _int(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+def _input_dim(node: dict, config: dict) -> int | None:
+    """The last input dimension of a layer, from its build_config, its first call's tensor, or its batch shape."""
+    shapes = []
+    build = node.get("build_config")
+    if isinstance(build, dict):
+        shapes.append(build.get("input_shape"))
+    nodes = node.get("inbound_nodes")
+    if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict):
+        args = nodes[0].get("args")
+        if isinstance(args, list) and args and isinstance(args[0], dict) and isinstance(args[0].get("config"), dict):
+            shapes.append(args[0]["config"].get("shape"))
+    shapes.append(config.get("batch_input_shape"))
+    shapes.append(config.get("batch_shape"))
+    for shape in shapes:
+        if isinstance(shape, list) and shape and _int(shape[-1]) is not None:
+            return shape[-1]
+    return None
+
+
+def declared_weights(cls: str, config: dict, in_dim: int | None) -> int:
+    """How many weights a layer of the common kinds will allocate, from its config alone (0 when unknown).
+
+    A lower bound used against allocation bombs: a 14 KB config can declare two 4096x65536 kernels.
+    """
+    units, filters = _int(config.get("units")), _int(config.get("filters"))
+    if cls == "Embedding":
+        return (_int(config.get("input_dim")) or 0) * (_int(config.get("output_dim")) or 0)
+    if in_dim is None:
+        return 0
+    if cls == "Dense" and units is not None:
+        return in_dim * units + units
+    if cls.startswith(("Conv", "SeparableConv", "DepthwiseConv")) and filters is not None:
+        kernel = config.get("kernel_size")
+        size = 1
+        for k in (kernel if isinstance(kernel, list) else [kernel]):
+            size *= _int(k) or 1
+        return size * in_dim * filters + filters
+    gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1, "ConvLSTM1D": 4, "ConvLSTM2D": 4}.get(cls)
+    if gates and units is not None:
+        return gates * (in_dim + units + 1) * units
+    if cls == "MultiHeadAttention":
+        heads, key = _int(config.get("num_heads")) or 0, _int(config.get("key_dim")) or 0
+        return 4 * heads * key * in_dim
+    return 0
 
 
 def describe_loss(compile_config: dict[str, Any] | None) -> str | None:

@@ -1,0 +1,44 @@
+"""Every resource bound on reading and loading an untrusted model file, in one place.
+
+``docs/security.md`` says which attack each bound defends against. The CLI exposes the ones a user
+may need to raise (``--max-model-size``, ``--max-params``, ``--load-timeout``, ``--max-load-memory``);
+the others are constants no real Keras model comes near.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadLimits:
+    """Bounds applied by the pre-scan (:func:`diagnostics.safety.scan`) and while a worker loads the model."""
+
+    max_size: int = GiB  #: bytes of the model file (--max-model-size)
+    max_params: int = 500_000_000  #: weights declared by the config or stored in the file (--max-params)
+    max_config_bytes: int = 16 * MiB  #: model config JSON, .keras config.json or .h5 model_config attribute
+    max_json_depth: int = 100  #: nesting of the config JSON
+    max_layers: int = 1000  #: layers in the config, nested models included
+    max_zip_entries: int = 10_000  #: entries in a .keras archive, from its end-of-central-directory record
+    max_zip_directory_bytes: int = 4 * MiB  #: size of the archive's central directory, checked before reading it
+    max_zip_ratio: int = 200  #: inflated / compressed size of an entry larger than 1 MiB
+    max_h5_objects: int = 200_000  #: groups and datasets in an HDF5 file
+    max_h5_attribute_bytes: int = 16 * MiB  #: one HDF5 attribute's value
+    #: declared (inflated) bytes of the weights may exceed the file's own size by this factor: Keras stores
+    #: weights uncompressed, so a fill-only or heavily compressed dataset is an allocation bomb
+    max_weights_to_file_ratio: int = 16
+    h5_scan_timeout_s: float = 60.0  #: the HDF5 pre-scan runs in a child process killed after this
+    h5_scan_memory: int = 2 * GiB  #: address-space ceiling (RLIMIT_AS) of that child
+    load_timeout_s: float = 300.0  #: a worker loading the model is stopped after this (--load-timeout)
+    #: data-segment ceiling (RLIMIT_DATA) of a worker process while it loads and runs (--max-load-memory);
+    #: 0 = none. Named apart from the batching --max-memory of issue 11, which sizes batches.
+    max_load_memory: int = 0
+
+    def allowed_weight_bytes(self, file_size: int) -> int:
+        return file_size * self.max_weights_to_file_ratio + 16 * MiB
+
+
+DEFAULT = LoadLimits()
