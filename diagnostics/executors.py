@@ -109,9 +109,10 @@ class ProcessExecutor:
     def load(self, backend: str, job: Job) -> dict[str, Any]:
         w = self._worker(backend)
         w.conn.send(("load", dataclasses.asdict(job)))
-        reply = self._wait(w, LOAD_TIMEOUT_S)
+        timeout = getattr(job, "load_timeout_s", LOAD_TIMEOUT_S)
+        reply = self._wait(w, timeout)
         if reply is None:
-            death = w.describe_death() if not w.process.is_alive() else "loading the model timed out"
+            death = w.describe_death() if not w.process.is_alive() else f"loading the model took longer than {timeout:g} s (--load-timeout)"
             self._drop(backend)
             raise ModelRefused(f"{death} while loading the model")
         kind, payload = reply
@@ -128,7 +129,7 @@ class ProcessExecutor:
         w = self._worker(backend)
         t0 = time.perf_counter()
         w.conn.send(("run", dataclasses.asdict(job)))
-        reply = self._wait(w, LOAD_TIMEOUT_S)  # model (re)load, if the worker is fresh
+        reply = self._wait(w, getattr(job, "load_timeout_s", LOAD_TIMEOUT_S))  # model (re)load, if the worker is fresh
         if reply is None or reply[0] != "started":
             return self._abnormal(backend, w, reply, t0, job)
         deadline = time.monotonic() + job.budget_s + GRACE_S

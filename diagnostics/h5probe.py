@@ -74,7 +74,7 @@ def probe(path: str, label: str, weights_only: bool, limits: dict, file_size: in
                         size = int(np.prod(obj.shape, dtype=object)) if obj.shape else 1
                         elements += size
                         nbytes += size * obj.dtype.itemsize
-                        if elements > limits["max_params"]:
+                        if elements > limits["max_params"] or nbytes > 4 * limits["max_params"]:
                             return refuse(f"its weights hold more than {limits['max_params']:,} values (--max-params)")
                         if nbytes > limits["allowed_weight_bytes"]:
                             return refuse(f"its weights declare {nbytes:,} bytes, far more than the file's {file_size:,} bytes hold "

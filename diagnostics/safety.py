@@ -234,7 +234,7 @@ def _scan_keras_zip(p: Path, limits: LoadLimits):
             raise ModelRefused(f"{p.name}: metadata.json is a {_json_type(meta)}, not an object")
         with tempfile.TemporaryDirectory(prefix="diagnostics-scan-") as tmp:
             weights = Path(tmp) / "model.weights.h5"
-            _extract_bounded(zf, names["model.weights.h5"], weights, 2 * limits.max_size, p)
+            _extract_bounded(zf, names["model.weights.h5"], weights, min(2 * limits.max_size, 4 * limits.max_params + (16 << 20)), p)
             probe_h5(weights, f"{p.name}: model.weights.h5", limits, weights_only=True)
     if not isinstance(config, dict):
         raise ModelRefused(f"{p.name}: config.json is a {_json_type(config)}, not an object")

@@ -39,6 +39,16 @@ class Job:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     history: dict[str, list[float]] | None = None
     max_model_size: int = 1 << 30
+    max_params: int = 200_000_000
+    load_timeout_s: float = 300.0
+    max_worker_memory: int | None = None
+
+    def limits(self):
+        """The :class:`~diagnostics.limits.LoadLimits` this job's model is scanned and loaded under."""
+        from .limits import DEFAULT
+
+        return dataclasses.replace(DEFAULT, max_size=self.max_model_size, max_params=self.max_params,
+                                   load_timeout_s=self.load_timeout_s, max_worker_memory=self.max_worker_memory)
 
 
 class WorkerState:
@@ -180,7 +190,7 @@ def _companion_loader(job: Job, state: WorkerState):
             from .safety import ModelRefused, scan
 
             path = Path(job.model_path).parent / companions[role]
-            result = scan(path, max_size=job.max_model_size, registered=state.host.custom_objects)
+            result = scan(path, limits=job.limits(), registered=state.host.custom_objects)
             if (result.risks or result.custom_classes) and not job.trust:
                 raise ModelRefused(f"companion {path.name} holds code that would run on loading; pass --trust to allow it")
             cache[role] = load_model(path, custom_objects=state.host.custom_objects, trust=job.trust)
@@ -208,6 +218,7 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     state = WorkerState(backend, set(disabled), extra)
+    ceiling_applied = False
     while True:
         try:
             message = conn.recv()
@@ -217,8 +228,17 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
         if kind == "stop":
             return
         job = Job(**payload)
+        if not ceiling_applied:  # before the model is loaded: a file that asks for too much gets a MemoryError
+            from .limits import apply_worker_memory_ceiling
+
+            apply_worker_memory_ceiling(job.max_worker_memory)
+            ceiling_applied = True
         try:
             state.ensure_model(job)
+        except MemoryError:
+            conn.send(("refused", f"loading the model needs more memory than the worker's ceiling allows "
+                                  f"(--max-worker-memory): refused"))
+            continue
         except Exception as e:  # noqa: BLE001
             from .data import DataRefused
             from .safety import ModelRefused
