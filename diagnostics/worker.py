@@ -217,6 +217,11 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    try:  # import the framework now, so that --load-timeout measures loading, not TensorFlow's import
+        import keras  # noqa: F401
+    except Exception:  # noqa: BLE001 - reported when a job needs it
+        pass
+    conn.send(("ready", None))
     state = WorkerState(backend, set(disabled), extra)
     ceiling_applied = False
     while True:
