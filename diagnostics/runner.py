@@ -23,7 +23,7 @@ from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
 from .report import AnalyzerRecord, Report
 from .limits import DEFAULT as DEFAULT_LIMITS
-from .safety import DEFAULT_MAX_SIZE, ModelRefused, scan, static_input_shapes
+from .safety import DEFAULT_MAX_SIZE, ModelRefused, require_safe, scan, static_input_shapes
 from .worker import Job
 
 _DATA_NEED_TEXT = {
@@ -203,7 +203,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
             seed=config.seed, budget_s=config.timeout_s, trust=config.trust, loss=scan_result.loss,
             kind_hint=metadata.get("model_kind"), metadata=metadata, history=metadata.get("history"),
             max_model_size=config.max_model_size, max_params=config.max_params, load_timeout_s=config.load_timeout_s,
-            max_worker_memory=config.max_worker_memory,
+            max_worker_memory=config.max_worker_memory, model_sha256=scan_result.sha256,
         )
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
@@ -239,14 +239,10 @@ def importable_plugins(extra: tuple) -> tuple[tuple[str, str], ...]:
 
 
 def _check_trust(scan_result, config: RunConfig) -> None:
-    if scan_result.custom_classes:
-        names = ", ".join(sorted({f"{c.registered_name} (module {c.module})" for c in scan_result.custom_classes}))
-        raise ModelRefused(f"unknown custom class {names}; install the plugin that registers it (register_custom_objects hook)")
+    require_safe(scan_result, trust=config.trust)
     if not scan_result.risks:
         return
     listed = [str(r) for r in scan_result.risks]
-    if not config.trust:
-        raise ModelRefused(f"the file holds code that would run on loading: {'; '.join(listed)}. Pass --trust only if you trust its author")
     if config.confirm_trust is not None and not config.confirm_trust(listed):
         raise ModelRefused("loading code from the file was not confirmed")
 

@@ -155,6 +155,17 @@ def scan(path: str | Path, *, max_size: int | None = None, registered: Iterable[
     return ScanResult(p, fmt, size, digest, config, compile_config, version, risks, customs)
 
 
+def require_safe(result: ScanResult, *, trust: bool = False) -> None:
+    """Refuse a scanned file that names unknown custom classes, or holds code that would run on
+    loading unless ``trust``; the messages the CLI prints."""
+    if result.custom_classes:
+        names = ", ".join(sorted({f"{c.registered_name} (module {c.module})" for c in result.custom_classes}))
+        raise ModelRefused(f"unknown custom class {names}; install the plugin that registers it (register_custom_objects hook)")
+    if result.risks and not trust:
+        listed = "; ".join(str(r) for r in result.risks)
+        raise ModelRefused(f"the file holds code that would run on loading: {listed}. Pass --trust only if you trust its author")
+
+
 def _json_type(value) -> str:
     return {list: "list", dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 

@@ -42,6 +42,7 @@ class Job:
     max_params: int = 200_000_000
     load_timeout_s: float = 300.0
     max_worker_memory: int | None = None
+    model_sha256: str | None = None  #: the digest the parent's pre-scan saw; the worker re-scans and compares
 
     def limits(self):
         """The :class:`~diagnostics.limits.LoadLimits` this job's model is scanned and loaded under."""
@@ -66,11 +67,12 @@ class WorkerState:
 
     def ensure_model(self, job: Job):
         if self.model is None or self.model_path != job.model_path:
-            from .loading import load_model, weights_fingerprint
+            from .loading import load_checked, weights_fingerprint
             from .modelinfo import inspect_model
 
             self.host.load()
-            self.model = load_model(job.model_path, custom_objects=self.host.custom_objects, trust=job.trust)
+            self.model = load_checked(job.model_path, custom_objects=self.host.custom_objects, trust=job.trust,
+                                      limits=job.limits(), expect_sha256=job.model_sha256)
             self.model_path = job.model_path
             self.info = inspect_model(self.model, loss=job.loss, kind_hint=job.kind_hint)
             self.fingerprint = weights_fingerprint(self.model)
@@ -186,14 +188,10 @@ def _companion_loader(job: Job, state: WorkerState):
         if role not in companions:
             raise LookupError(f"the model's metadata names no {role!r} companion (it names {sorted(companions) or 'none'})")
         if role not in cache:
-            from .loading import load_model
-            from .safety import ModelRefused, scan
+            from .loading import load_checked
 
             path = Path(job.model_path).parent / companions[role]
-            result = scan(path, limits=job.limits(), registered=state.host.custom_objects)
-            if (result.risks or result.custom_classes) and not job.trust:
-                raise ModelRefused(f"companion {path.name} holds code that would run on loading; pass --trust to allow it")
-            cache[role] = load_model(path, custom_objects=state.host.custom_objects, trust=job.trust)
+            cache[role] = load_checked(path, custom_objects=state.host.custom_objects, trust=job.trust, limits=job.limits())
         return cache[role]
 
     return load
