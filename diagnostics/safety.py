@@ -469,8 +469,9 @@ class _ConfigWalk:
             if key in ("class_name", "module", "registered_name", "name", "shared_object_id"):
                 continue
             if key == "config" and isinstance(item, dict):
+                inner = found_slot if found_slot in ("loss", "metric") else "any"  # a wrapper's "fn" is a loss/metric
                 for k, v in item.items():
-                    self.value(v, _slot_for_key(str(k), "any"), f"{path}.config.{k}", here, depth + 2)
+                    self.value(v, _slot_for_key(str(k), inner), f"{path}.config.{k}", here, depth + 2)
             else:
                 self.value(item, _slot_for_key(key, "any"), f"{path}.{key}", here, depth + 1)
 
@@ -486,7 +487,7 @@ class _ConfigWalk:
     def function(self, node: dict, slot: str, path: str, here: str) -> None:
         module, config, reg = node.get("module"), node.get("config"), node.get("registered_name")
         name = config if isinstance(config, str) else reg
-        if name in self.registered or reg in self.registered:
+        if name in self.registered:
             return
         shown = f"{module}.{name}" if module and module != "builtins" else str(name)
         if module is not None and not _KERAS_MODULE.match(module) and module != "builtins":
@@ -496,8 +497,8 @@ class _ConfigWalk:
             self.refuse(path, "a function reference whose config is not a name")
         if slot in _FUNCTION_SLOTS:
             entry = self.allow.get(slot, config)
-            if entry is not None and entry.kind == "function" and (module in entry.modules or module in (None, "builtins")) \
-                    and reg in (None, config):
+            # Keras resolves a function by its name alone (registered_name is not used for functions)
+            if entry is not None and entry.kind == "function" and (module in entry.modules or module in (None, "builtins")):
                 return
             self.refuse(path, f"function {shown} is not a Keras {_SLOT_WORDS[slot]} function")
         self.refuse(path, f"function reference {shown} in a {_SLOT_WORDS[slot]}: functions are admitted only as "
