@@ -67,3 +67,19 @@ def test_gan_companion_named_by_option_is_scanned(gadget):
     model, why = _load(FakeContext(), "classifier")
     assert model is None and "gadget.keras: config.json at $.config.layers[2]: operation class" in why
     assert not canary.exists()
+
+
+def test_a_file_changed_after_the_scan_is_refused(plain):
+    from diagnostics import load_checked
+    from diagnostics.safety import ModelRefused
+
+    with pytest.raises(ModelRefused, match="plain.keras changed between the pre-scan and loading: refused"):
+        load_checked(plain["keras"], expect_sha256="0" * 64)
+
+
+def test_hdf5_probe_past_its_deadline_is_killed_and_refused(plain):
+    from diagnostics.limits import LoadLimits
+    from diagnostics.safety import ModelRefused, scan
+
+    with pytest.raises(ModelRefused, match=r"plain.h5: reading it as HDF5 did not finish within 0.01 s"):
+        scan(plain["h5"], limits=LoadLimits(h5_scan_timeout_s=0.01))
