@@ -152,6 +152,8 @@ def scan(path: str | Path, *, max_size: int | None = None, registered: Iterable[
     if declared * 4 > limits.allowed_weight_bytes(size):
         raise ModelRefused(f"{label}: its layers declare {declared:,} weights ({_human(declared * 4)} as float32), "
                            f"far more than the {_human(size)} file can hold: an allocation bomb")
+    if fmt == "keras":  # last: the config checks above are cheap, this one starts a process
+        _scan_keras_weights(p, limits)
     return ScanResult(p, fmt, size, digest, config, compile_config, version, risks, customs)
 
 
@@ -243,13 +245,21 @@ def _scan_keras_zip(p: Path, limits: LoadLimits):
         meta = _read_json(zf, names["metadata.json"], p, limits) if "metadata.json" in names else {}
         if not isinstance(meta, dict):
             raise ModelRefused(f"{p.name}: metadata.json is a {_json_type(meta)}, not an object")
-        with tempfile.TemporaryDirectory(prefix="diagnostics-scan-") as tmp:
-            weights = Path(tmp) / "model.weights.h5"
-            _extract_bounded(zf, names["model.weights.h5"], weights, min(2 * limits.max_size, 4 * limits.max_params + (16 << 20)), p)
-            probe_h5(weights, f"{p.name}: model.weights.h5", limits, weights_only=True)
     if not isinstance(config, dict):
         raise ModelRefused(f"{p.name}: config.json is a {_json_type(config)}, not an object")
     return config, config.get("compile_config"), meta.get("keras_version")
+
+
+def _scan_keras_weights(p: Path, limits: LoadLimits) -> None:
+    """Inflate model.weights.h5 to a private temporary file (bounded) and probe it in a child process."""
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as e:
+        raise ModelRefused(f"{p.name} is not a readable .keras archive ({_first_line(e)}): the file is truncated or corrupt") from None
+    with zf, tempfile.TemporaryDirectory(prefix="diagnostics-scan-") as tmp:
+        weights = Path(tmp) / "model.weights.h5"
+        _extract_bounded(zf, zf.getinfo("model.weights.h5"), weights, min(2 * limits.max_size, 4 * limits.max_params + (16 << 20)), p)
+        probe_h5(weights, f"{p.name}: model.weights.h5", limits, weights_only=True)
 
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError, struct.error)
