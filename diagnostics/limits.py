@@ -30,7 +30,8 @@ class LoadLimits:
     #: declared (inflated) bytes of the weights may exceed the file's own size by this factor: Keras stores
     #: weights uncompressed, so a fill-only or heavily compressed dataset is an allocation bomb
     max_weights_to_file_ratio: int = 16
-    h5_scan_timeout_s: float = 60.0  #: the HDF5 pre-scan runs in a child process killed after this
+    h5_scan_timeout_s: float = 20.0  #: the HDF5 pre-scan runs in a child process killed after this (a real
+    #: model's takes well under a second; the fuzzer found .h5 files on which libhdf5 loops forever)
     h5_scan_memory: int = 2 * GiB  #: address-space ceiling (RLIMIT_AS) of that child
     load_timeout_s: float = 300.0  #: a worker loading the model is stopped after this (--load-timeout)
     #: data-segment ceiling (RLIMIT_DATA) of each worker process, for loading and analysing

@@ -173,6 +173,10 @@ def _json_type(value) -> str:
 
 
 # -- containers ------------------------------------------------------------------------------------
+#: What zipfile raises on a malformed archive (found by the fuzzer: NotImplementedError for an
+#: unknown "zip file version", RuntimeError, struct.error...): each is a refusal, never exit 70.
+_ZIP_OPEN_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error,
+                    NotImplementedError, RuntimeError, zlib.error)
 def _zip_directory(p: Path, limits: LoadLimits) -> None:
     """Read the end-of-central-directory record ourselves: bound the entry count and the central
     directory's size *before* zipfile reads the directory into memory."""
@@ -210,7 +214,7 @@ def _scan_keras_zip(p: Path, limits: LoadLimits):
     _zip_directory(p, limits)
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as e:
+    except _ZIP_OPEN_ERRORS as e:
         raise ModelRefused(f"{p.name} is not a readable .keras archive ({_first_line(e)}): the file is truncated or corrupt") from None
     with zf:
         infos = zf.infolist()
@@ -254,7 +258,7 @@ def _scan_keras_weights(p: Path, limits: LoadLimits) -> None:
     """Inflate model.weights.h5 to a private temporary file (bounded) and probe it in a child process."""
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as e:
+    except _ZIP_OPEN_ERRORS as e:
         raise ModelRefused(f"{p.name} is not a readable .keras archive ({_first_line(e)}): the file is truncated or corrupt") from None
     with zf, tempfile.TemporaryDirectory(prefix="diagnostics-scan-") as tmp:
         weights = Path(tmp) / "model.weights.h5"
