@@ -7,6 +7,7 @@ from .analyzer import MODEL_KINDS, Analyzer, Context, Data, Finding, ModelInfo, 
 from .api import DiagnosisError, diagnose
 from .exitcodes import ExitCode
 from .hookspecs import HOOK_API_VERSION, hookimpl
+from .loading import load_checked
 from .report import AnalyzerRecord, Report
 
 try:

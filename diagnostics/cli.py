@@ -79,6 +79,10 @@ def _size(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
+def _optional_size(ctx, param, value):
+    return None if value is None else _size(ctx, param, value)
+
+
 @cli.command("run")
 @click.argument("model", metavar="MODEL")
 @click.option("--data", "data_path", metavar="FILE", help="Data: .npz (x_train, y_train, x_val, y_val | x, y) or .csv for tabular models. Default: the dataset named by the model's sidecar metadata.")
@@ -93,6 +97,9 @@ def _size(ctx, param, value):
 @click.option("--backend", type=click.Choice(["auto", "tensorflow", "torch"]), default="auto", show_default=True, help="Backend for analyzers that support several.")
 @click.option("--trust", is_flag=True, help="Allow code stored in the model file (Lambda layers...) to run, after listing it.")
 @click.option("--max-model-size", metavar="SIZE", default="1GiB", show_default=True, callback=_size, help="Refuse model files larger than this.")
+@click.option("--max-params", metavar="N", type=click.IntRange(min=1), default=200_000_000, show_default=True, help="Refuse models whose config or weights declare more weights than this.")
+@click.option("--load-timeout", "load_timeout_s", metavar="SECONDS", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds a worker may take to load the model before it is stopped and the model refused.")
+@click.option("--max-worker-memory", default=None, callback=_optional_size, metavar="SIZE", help="Memory ceiling (RLIMIT_DATA) of each worker process; past it loading is refused and an analyzer fails cleanly. Default: 3/4 of physical memory; 0: none.")
 @click.option("--strict-plugins", is_flag=True, help="Stop the run at the first plugin problem (import error, crash, timeout, bad result).")
 @click.option("--disable", multiple=True, metavar="PLUGIN[,PLUGIN...]", callback=_names, help="Do not load these plugins (comma-separated or repeated; '*' blocks all third-party plugins). Also DIAGNOSTICS_DISABLE_PLUGINS=a,b.")
 @click.option("--label-column", metavar="NAME", default=None, help="CSV column holding the labels (default: label, target, y or class).")
@@ -101,7 +108,8 @@ def _size(ctx, param, value):
 @click.option("--mlflow", "mlflow_run", is_flag=False, flag_value="", default=None, metavar="[RUN_ID]", help="Log report, metrics and verdict to MLflow: into RUN_ID, else the active run (MLFLOW_RUN_ID), else a new one; MLFLOW_TRACKING_URI says where. Needs diagnostics[mlflow].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
-                max_model_size, strict_plugins, disable, label_column, junit_xml, summary_md, mlflow_run, quiet):
+                max_model_size, max_params, load_timeout_s, max_worker_memory, strict_plugins, disable, label_column,
+                junit_xml, summary_md, mlflow_run, quiet):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
 
@@ -124,7 +132,8 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         model_path=model, out_dir=out, data_path=data_path, only=tuple(only), skip=tuple(skip), fail_on=fail_on,
         timeout_s=timeout_s, seed=seed, trust=trust, max_model_size=max_model_size, backend=backend,
         strict_plugins=strict_plugins, disabled=frozenset(disable), options=opts, label_column=label_column,
-        confirm_trust=_confirm_trust,
+        confirm_trust=_confirm_trust, max_params=max_params, load_timeout_s=load_timeout_s,
+        max_worker_memory=max_worker_memory,
     )
     outcome = run_file(config, progress)
     if outcome.report is not None:

@@ -17,6 +17,7 @@ from .worker import Job, WorkerState, run_job, worker_main
 
 ProgressFn = Callable[[int, int, str], None]
 LOAD_TIMEOUT_S = 600.0
+STARTUP_TIMEOUT_S = 600.0  #: a worker's import of its framework, before --load-timeout starts counting
 GRACE_S = 2.0
 
 
@@ -45,6 +46,7 @@ class _Worker:
                                    name=f"diagnostics-{backend}", daemon=True)
         self.process.start()
         child.close()
+        self.ready = False  #: the worker said it has imported its framework
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -109,9 +111,10 @@ class ProcessExecutor:
     def load(self, backend: str, job: Job) -> dict[str, Any]:
         w = self._worker(backend)
         w.conn.send(("load", dataclasses.asdict(job)))
-        reply = self._wait(w, LOAD_TIMEOUT_S)
+        timeout = getattr(job, "load_timeout_s", LOAD_TIMEOUT_S)
+        reply = self._wait_loaded(w, timeout)
         if reply is None:
-            death = w.describe_death() if not w.process.is_alive() else "loading the model timed out"
+            death = w.describe_death() if not w.process.is_alive() else f"loading the model took longer than {timeout:g} s (--load-timeout)"
             self._drop(backend)
             raise ModelRefused(f"{death} while loading the model")
         kind, payload = reply
@@ -128,7 +131,7 @@ class ProcessExecutor:
         w = self._worker(backend)
         t0 = time.perf_counter()
         w.conn.send(("run", dataclasses.asdict(job)))
-        reply = self._wait(w, LOAD_TIMEOUT_S)  # model (re)load, if the worker is fresh
+        reply = self._wait_loaded(w, getattr(job, "load_timeout_s", LOAD_TIMEOUT_S))  # model (re)load, if the worker is fresh
         if reply is None or reply[0] != "started":
             return self._abnormal(backend, w, reply, t0, job)
         deadline = time.monotonic() + job.budget_s + GRACE_S
@@ -159,6 +162,17 @@ class ProcessExecutor:
         if kind == "refused":
             raise ModelRefused(payload)
         return {"status": "failed", "reason": f"could not start: {payload}", "duration_s": duration}
+
+    def _wait_loaded(self, w: _Worker, timeout: float):
+        """The first reply after a load; ``timeout`` counts from the worker's framework import, not before."""
+        deadline = time.monotonic() + (timeout if w.ready else STARTUP_TIMEOUT_S)
+        while True:
+            reply = self._wait(w, max(0.0, deadline - time.monotonic()))
+            if reply is not None and reply[0] == "ready":
+                w.ready = True
+                deadline = time.monotonic() + timeout
+                continue
+            return reply
 
     @staticmethod
     def _wait(w: _Worker, timeout: float):

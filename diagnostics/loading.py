@@ -9,6 +9,24 @@ from .plugin_manager import resolve_object
 from .safety import ModelRefused, _first_line
 
 
+def load_checked(path: str | Path, *, custom_objects: Mapping[str, Any] = {}, trust: bool = False,
+                 limits=None, expect_sha256: str | None = None):
+    """The one safe way to load a model file: :func:`diagnostics.safety.scan`, then Keras.
+
+    Every path that loads a file calls this (worker processes, companion models; a distributed or
+    Keras 2 loader should too): the pre-scan with ``limits`` (a :class:`~diagnostics.limits.LoadLimits`),
+    refusal of unknown classes and, without ``trust``, of code stored in the file; ``expect_sha256``
+    refuses a file that changed since the parent process scanned it.
+    """
+    from .safety import require_safe, scan
+
+    result = scan(path, limits=limits, registered=custom_objects)
+    if expect_sha256 is not None and result.sha256 != expect_sha256:
+        raise ModelRefused(f"{Path(path).name} changed between the pre-scan and loading: refused")
+    require_safe(result, trust=trust)
+    return load_model(path, custom_objects=custom_objects, trust=trust)
+
+
 def load_model(path: str | Path, *, custom_objects: Mapping[str, Any] = {}, trust: bool = False):
     """``keras.saving.load_model(path, safe_mode=not trust, compile=False)`` with plugin custom objects.
 

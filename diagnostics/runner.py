@@ -22,7 +22,8 @@ from .data import DataRefused, find_sidecar, load_dataset, load_file, prevalidat
 from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
 from .report import AnalyzerRecord, Report
-from .safety import DEFAULT_MAX_SIZE, ModelRefused, scan, static_input_shapes
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .safety import DEFAULT_MAX_SIZE, ModelRefused, require_safe, scan, static_input_shapes
 from .worker import Job
 
 _DATA_NEED_TEXT = {
@@ -50,6 +51,9 @@ class RunConfig:
     seed: int = 0
     trust: bool = False
     max_model_size: int = DEFAULT_MAX_SIZE
+    max_params: int = DEFAULT_LIMITS.max_params
+    load_timeout_s: float = DEFAULT_LIMITS.load_timeout_s
+    max_worker_memory: int | None = DEFAULT_LIMITS.max_worker_memory
     backend: str = "auto"
     strict_plugins: bool = False
     disabled: frozenset[str] = frozenset()
@@ -175,7 +179,9 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         except PluginError as e:
             return Outcome(None, ExitCode.PLUGIN_ERROR, f"{e} (--strict-plugins)")
         entries = select(host, config.only, config.skip)
-        scan_result = scan(config.model_path, max_size=config.max_model_size, registered=host.custom_objects)
+        limits = dataclasses.replace(DEFAULT_LIMITS, max_size=config.max_model_size, max_params=config.max_params,
+                                     load_timeout_s=config.load_timeout_s, max_worker_memory=config.max_worker_memory)
+        scan_result = scan(config.model_path, limits=limits, registered=host.custom_objects)
         _check_trust(scan_result, config)
         sidecar_path = find_sidecar(config.model_path)
         metadata = read_sidecar(sidecar_path) if sidecar_path else {}
@@ -196,7 +202,8 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
             analyzer="", model_path=str(Path(config.model_path).resolve()), data_path=data_path, artifact_dir="",
             seed=config.seed, budget_s=config.timeout_s, trust=config.trust, loss=scan_result.loss,
             kind_hint=metadata.get("model_kind"), metadata=metadata, history=metadata.get("history"),
-            max_model_size=config.max_model_size,
+            max_model_size=config.max_model_size, max_params=config.max_params, load_timeout_s=config.load_timeout_s,
+            max_worker_memory=config.max_worker_memory, model_sha256=scan_result.sha256,
         )
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
@@ -232,14 +239,10 @@ def importable_plugins(extra: tuple) -> tuple[tuple[str, str], ...]:
 
 
 def _check_trust(scan_result, config: RunConfig) -> None:
-    if scan_result.custom_classes:
-        names = ", ".join(sorted({f"{c.registered_name} (module {c.module})" for c in scan_result.custom_classes}))
-        raise ModelRefused(f"unknown custom class {names}; install the plugin that registers it (register_custom_objects hook)")
+    require_safe(scan_result, trust=config.trust)
     if not scan_result.risks:
         return
     listed = [str(r) for r in scan_result.risks]
-    if not config.trust:
-        raise ModelRefused(f"the file holds code that would run on loading: {'; '.join(listed)}. Pass --trust only if you trust its author")
     if config.confirm_trust is not None and not config.confirm_trust(listed):
         raise ModelRefused("loading code from the file was not confirmed")
 

@@ -39,6 +39,17 @@ class Job:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     history: dict[str, list[float]] | None = None
     max_model_size: int = 1 << 30
+    max_params: int = 200_000_000
+    load_timeout_s: float = 300.0
+    max_worker_memory: int | None = None
+    model_sha256: str | None = None  #: the digest the parent's pre-scan saw; the worker re-scans and compares
+
+    def limits(self):
+        """The :class:`~diagnostics.limits.LoadLimits` this job's model is scanned and loaded under."""
+        from .limits import DEFAULT
+
+        return dataclasses.replace(DEFAULT, max_size=self.max_model_size, max_params=self.max_params,
+                                   load_timeout_s=self.load_timeout_s, max_worker_memory=self.max_worker_memory)
 
 
 class WorkerState:
@@ -56,11 +67,12 @@ class WorkerState:
 
     def ensure_model(self, job: Job):
         if self.model is None or self.model_path != job.model_path:
-            from .loading import load_model, weights_fingerprint
+            from .loading import load_checked, weights_fingerprint
             from .modelinfo import inspect_model
 
             self.host.load()
-            self.model = load_model(job.model_path, custom_objects=self.host.custom_objects, trust=job.trust)
+            self.model = load_checked(job.model_path, custom_objects=self.host.custom_objects, trust=job.trust,
+                                      limits=job.limits(), expect_sha256=job.model_sha256)
             self.model_path = job.model_path
             self.info = inspect_model(self.model, loss=job.loss, kind_hint=job.kind_hint)
             self.fingerprint = weights_fingerprint(self.model)
@@ -176,14 +188,10 @@ def _companion_loader(job: Job, state: WorkerState):
         if role not in companions:
             raise LookupError(f"the model's metadata names no {role!r} companion (it names {sorted(companions) or 'none'})")
         if role not in cache:
-            from .loading import load_model
-            from .safety import ModelRefused, scan
+            from .loading import load_checked
 
             path = Path(job.model_path).parent / companions[role]
-            result = scan(path, max_size=job.max_model_size, registered=state.host.custom_objects)
-            if (result.risks or result.custom_classes) and not job.trust:
-                raise ModelRefused(f"companion {path.name} holds code that would run on loading; pass --trust to allow it")
-            cache[role] = load_model(path, custom_objects=state.host.custom_objects, trust=job.trust)
+            cache[role] = load_checked(path, custom_objects=state.host.custom_objects, trust=job.trust, limits=job.limits())
         return cache[role]
 
     return load
@@ -207,7 +215,13 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    try:  # import the framework now, so that --load-timeout measures loading, not TensorFlow's import
+        import keras  # noqa: F401
+    except Exception:  # noqa: BLE001 - reported when a job needs it
+        pass
+    conn.send(("ready", None))
     state = WorkerState(backend, set(disabled), extra)
+    ceiling_applied = False
     while True:
         try:
             message = conn.recv()
@@ -217,8 +231,17 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
         if kind == "stop":
             return
         job = Job(**payload)
+        if not ceiling_applied:  # before the model is loaded: a file that asks for too much gets a MemoryError
+            from .limits import apply_worker_memory_ceiling
+
+            apply_worker_memory_ceiling(job.max_worker_memory)
+            ceiling_applied = True
         try:
             state.ensure_model(job)
+        except MemoryError:
+            conn.send(("refused", f"loading the model needs more memory than the worker's ceiling allows "
+                                  f"(--max-worker-memory): refused"))
+            continue
         except Exception as e:  # noqa: BLE001
             from .data import DataRefused
             from .safety import ModelRefused

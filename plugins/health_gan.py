@@ -161,10 +161,10 @@ def _load(context: Context, role: str):
     """(model, name) for a companion: the option ``role=PATH`` first, then the sidecar's companion."""
     path = context.options.get(role)
     try:
-        if path:
-            import keras
+        if path:  # a file named on the command line: the same pre-scan as the model itself
+            from diagnostics import load_checked
 
-            return keras.saving.load_model(str(path), compile=False, safe_mode=True), str(path).rsplit("/", 1)[-1]
+            return load_checked(str(path)), str(path).rsplit("/", 1)[-1]
         model = context.companion(role)
         return model, (context.metadata.get("companions") or {}).get(role, role)
     except Exception as e:  # noqa: BLE001 - missing or unloadable companion: say so, measure the rest

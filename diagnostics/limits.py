@@ -1,0 +1,81 @@
+"""Every resource bound on reading and loading an untrusted model file, in one place.
+
+``docs/security.md`` says which attack each bound defends against. The CLI exposes the ones a user
+may need to raise (``--max-model-size``, ``--max-params``, ``--load-timeout``, ``--max-worker-memory``);
+the others are constants no real Keras model comes near.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadLimits:
+    """Bounds applied by the pre-scan (:func:`diagnostics.safety.scan`) and while a worker loads the model."""
+
+    max_size: int = GiB  #: bytes of the model file (--max-model-size)
+    max_params: int = 200_000_000  #: weights declared by the config or stored in the file (--max-params)
+    max_config_bytes: int = 16 * MiB  #: model config JSON, .keras config.json or .h5 model_config attribute
+    max_json_depth: int = 100  #: nesting of the config JSON
+    max_layers: int = 1000  #: layers in the config, nested models included
+    max_zip_entries: int = 10_000  #: entries in a .keras archive, from its end-of-central-directory record
+    max_zip_directory_bytes: int = 4 * MiB  #: size of the archive's central directory, checked before reading it
+    max_zip_ratio: int = 200  #: inflated / compressed size of an entry larger than 1 MiB
+    max_h5_objects: int = 200_000  #: groups and datasets in an HDF5 file
+    max_h5_attribute_bytes: int = 16 * MiB  #: one HDF5 attribute's value
+    #: declared (inflated) bytes of the weights may exceed the file's own size by this factor: Keras stores
+    #: weights uncompressed, so a fill-only or heavily compressed dataset is an allocation bomb
+    max_weights_to_file_ratio: int = 16
+    h5_scan_timeout_s: float = 20.0  #: the HDF5 pre-scan runs in a child process killed after this (a real
+    #: model's takes well under a second; the fuzzer found .h5 files on which libhdf5 loops forever)
+    h5_scan_memory: int = 2 * GiB  #: address-space ceiling (RLIMIT_AS) of that child
+    load_timeout_s: float = 300.0  #: a worker loading the model is stopped after this (--load-timeout)
+    #: data-segment ceiling (RLIMIT_DATA) of each worker process, for loading and analysing
+    #: (--max-worker-memory); None = 3/4 of physical memory, 0 = none. Named apart from a batch-sizing
+    #: memory budget: this one is enforced by the OS, so exceeding it is a MemoryError, not the OOM killer.
+    max_worker_memory: int | None = None
+
+    def allowed_weight_bytes(self, file_size: int) -> int:
+        return file_size * self.max_weights_to_file_ratio + 16 * MiB
+
+
+DEFAULT = LoadLimits()
+
+
+def worker_memory_ceiling(value: int | None) -> int:
+    """The RLIMIT_DATA a worker gets: ``value``, or 3/4 of physical memory when None; 0 means none."""
+    if value is not None:
+        return int(value)
+    try:
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not on Linux
+        return 0
+
+
+def apply_worker_memory_ceiling(value: int | None) -> int:
+    """Lower this process's RLIMIT_DATA to the ceiling (soft limit); returns the ceiling applied, 0 if none.
+
+    Measured (docs/security.md): RLIMIT_DATA counts heap and anonymous mappings, so a TensorFlow or
+    torch allocation past it raises (ResourceExhaustedError, RuntimeError, MemoryError) in the worker,
+    while TensorFlow's large *virtual* reservations (VmSize about 2.2 GB right after import) are not
+    counted — RLIMIT_AS would refuse TensorFlow's import below about 2.3 GB.
+    """
+    ceiling = worker_memory_ceiling(value)
+    if ceiling <= 0:
+        return 0
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            ceiling = min(ceiling, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (ceiling, hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not on Linux
+        return 0
+    return ceiling
