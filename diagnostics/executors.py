@@ -125,7 +125,7 @@ class ProcessExecutor:
                 if k == "peak_rss_mib":
                     agg[k] = max(agg.get(k, 0.0), v)
                 else:
-                    agg[k] = round(agg.get(k, 0.0) + v, 3)
+                    agg[k] = round(agg.get(k, 0) + v, 3)
         return out
 
     def _drop(self, backend: str) -> None:
