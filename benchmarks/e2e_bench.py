@@ -120,7 +120,8 @@ SRC: str | None = None  # --src: the diagnostics/ tree measured as "ours" (defau
 def _diagnose(model: Path, out: Path, cwd: str, src: str | None = None, extra: tuple[str, ...] = ()):
     seconds, proc = _timed([DIAGNOSE, str(model), "-o", str(out), "-q", *extra], _env(src or SRC), cwd)
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"diagnose {model.name} {' '.join(extra)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"diagnose {model.name} {' '.join(extra)} exited {proc.returncode}:\n{proc.stdout[-2000:]}"
+                         f"\n{proc.stderr[-2000:]}")
     from diagnostics import Report
 
     return seconds, Report.load(out)
@@ -198,11 +199,13 @@ def growth(args, work: Path, results: dict) -> None:
         row = {}
         for n in (16, 256):
             _, rep = _diagnose(model, work / f"growth-{n}-{i}", str(work),
-                               extra=("--only", "explain.gradients", "--option", f"explain.gradients.samples={n}"))
+                               extra=("--only", "explain.gradients", "--option", f"explain.gradients.samples={n}",
+                                      "--timeout", "3600"))  # 256 samples on a loaded machine outlast the default 300 s
             rec = rep.record("explain.gradients")
             if rec.status != "ok":
                 raise SystemExit(f"explain.gradients on {n} samples: {rec.status}: {rec.reason}")
             row[n] = (rec.duration_s, rep.workers.get("tensorflow", {}).get("peak_rss_mib", float("nan")))
+            print(f"  {n} samples: explain.gradients {row[n][0]:.1f} s, worker peak {row[n][1]:.0f} MiB", flush=True)
         rows.append({"time_16_s": row[16][0], "time_256_s": row[256][0], "time_ratio": row[256][0] / row[16][0],
                      "peak_16_mib": row[16][1], "peak_256_mib": row[256][1], "memory_ratio": row[256][1] / row[16][1]})
         print("growth pair {}: ".format(i + 1) + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()), flush=True)
