@@ -7,6 +7,7 @@ takes a :class:`Context` and returns a :class:`Result`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import math
@@ -227,6 +228,7 @@ class Context:
     progress: Callable[[int, int, str], None] = lambda done, total, message="": None
     _companion_loader: Callable[[str], Any] | None = None
     _deadline: float | None = None
+    _phases: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def model_kind(self) -> str:
@@ -242,6 +244,39 @@ class Context:
         import time
 
         return float("inf") if self._deadline is None else self._deadline - time.monotonic()
+
+    def timed(self, phase: str) -> "contextlib.AbstractContextManager[None]":
+        """Time a phase of this analyzer's work for the report: ``with context.timed("randomisation"): ...``.
+
+        The seconds spent inside the block are added to ``phases[phase]`` (a phase entered several times
+        is summed), and the report lists them under the analyzer beside its total, so that the CLI
+        (``-v``), the HTML report and the dashboard can say where its time went. Phases should not nest:
+        the time the analyzer spent outside every phase is shown as ``other``.
+        """
+        if not isinstance(phase, str) or not phase:
+            raise ValueError(f"a phase name must be a non-empty string, got {phase!r}")
+        return _Timer(self._phases, phase)
+
+    @property
+    def phases(self) -> dict[str, float]:
+        """Seconds per phase timed so far with :meth:`timed` (a copy)."""
+        return dict(self._phases)
+
+
+class _Timer:
+    def __init__(self, phases: dict[str, float], name: str):
+        self.phases, self.name = phases, name
+
+    def __enter__(self) -> None:
+        import time
+
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> bool:
+        import time
+
+        self.phases[self.name] = self.phases.get(self.name, 0.0) + time.perf_counter() - self.t0
+        return False
 
 
 class Analyzer:

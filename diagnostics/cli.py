@@ -107,9 +107,10 @@ def _optional_size(ctx, param, value):
 @click.option("--summary-md", "summary_md", metavar="FILE", help="Also write a Markdown summary (verdict table, worst findings). Appended to $GITHUB_STEP_SUMMARY when that is set.")
 @click.option("--mlflow", "mlflow_run", is_flag=False, flag_value="", default=None, metavar="[RUN_ID]", help="Log report, metrics and verdict to MLflow: into RUN_ID, else the active run (MLFLOW_RUN_ID), else a new one; MLFLOW_TRACKING_URI says where. Needs diagnostics[mlflow].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print the three slowest phases of the run and each worker's peak memory under the verdict table.")
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
                 max_model_size, max_params, load_timeout_s, max_worker_memory, strict_plugins, disable, label_column,
-                junit_xml, summary_md, mlflow_run, quiet):
+                junit_xml, summary_md, mlflow_run, quiet, verbose=False):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
 
@@ -140,6 +141,12 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         from .table import verdict_table
 
         click.echo(verdict_table(outcome.report, colour=use_colour(sys.stdout)))
+        if verbose:
+            from .table import slowest_phases
+
+            text = slowest_phases(outcome.report)
+            if text:
+                click.echo("\n" + text)
         click.echo(f"report: {out / 'report.json'}  {out / 'report.html'}", err=True)
     if outcome.message:
         click.echo(f"diagnose: {outcome.message}", err=True)

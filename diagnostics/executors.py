@@ -42,7 +42,7 @@ class _Worker:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.log_path = log_path
-        self.process = ctx.Process(target=worker_main, args=(child, backend, disabled, extra, log_path),
+        self.process = ctx.Process(target=worker_main, args=(child, backend, disabled, extra, log_path, time.time()),
                                    name=f"diagnostics-{backend}", daemon=True)
         self.process.start()
         child.close()
@@ -89,6 +89,8 @@ class ProcessExecutor:
         self.extra = tuple((n, t) for n, t in extra if isinstance(t, str))
         self._workers: dict[str, _Worker] = {}
         self._lock = threading.Lock()
+        self._stats: dict[str, dict[str, float]] = {}
+        self._starts: dict[str, int] = {}
 
     def start(self, backend: str) -> None:
         """Start the backend's worker now so its imports overlap with other work."""
@@ -100,7 +102,33 @@ class ProcessExecutor:
             if w is None or not w.process.is_alive():
                 log = os.path.join(self.log_dir, f"worker-{backend}.log") if self.log_dir else None
                 w = self._workers[backend] = _Worker(backend, self.disabled, self.extra, log)
+                self._starts[backend] = self._starts.get(backend, 0) + 1
             return w
+
+    def _note(self, backend: str, snapshot) -> None:
+        """Keep the latest phase timings a worker reported (a restarted worker's add to its predecessor's)."""
+        if isinstance(snapshot, dict):
+            with self._lock:
+                starts = self._starts.get(backend, 1)
+                key = (backend, starts)
+                self._stats[key] = dict(snapshot)
+
+    def worker_stats(self) -> dict[str, dict[str, float]]:
+        """Per backend: start-up (``spawn_s``), framework import (``import_s``), plugin loading
+        (``plugins_s``), model loading (``load_s``) seconds summed over the worker processes the run
+        needed (``processes``), and the highest peak resident memory among them (``peak_rss_mib``)."""
+        out: dict[str, dict[str, float]] = {}
+        with self._lock:
+            items = list(self._stats.items())
+        for (backend, _), snap in sorted(items):
+            agg = out.setdefault(backend, {"processes": 0})
+            agg["processes"] += 1
+            for k, v in snap.items():
+                if k == "peak_rss_mib":
+                    agg[k] = max(agg.get(k, 0.0), v)
+                else:
+                    agg[k] = round(agg.get(k, 0) + v, 3)
+        return out
 
     def _drop(self, backend: str) -> None:
         with self._lock:
@@ -119,6 +147,7 @@ class ProcessExecutor:
             raise ModelRefused(f"{death} while loading the model")
         kind, payload = reply
         if kind == "loaded":
+            self._note(backend, payload.pop("worker", None))
             return payload
         self._drop(backend)
         if kind == "refused":
@@ -134,6 +163,7 @@ class ProcessExecutor:
         reply = self._wait_loaded(w, getattr(job, "load_timeout_s", LOAD_TIMEOUT_S))  # model (re)load, if the worker is fresh
         if reply is None or reply[0] != "started":
             return self._abnormal(backend, w, reply, t0, job)
+        self._note(backend, reply[1])
         deadline = time.monotonic() + job.budget_s + GRACE_S
         t0 = time.perf_counter()
         while True:
@@ -144,6 +174,7 @@ class ProcessExecutor:
             if kind == "progress":
                 progress(*payload)
             elif kind == "result":
+                self._note(backend, payload.pop("worker", None))
                 return payload
             else:
                 return self._abnormal(backend, w, reply, t0, job)

@@ -82,6 +82,7 @@ def render_html(report: Report, base_dir: Path) -> str:
         if r.metrics:
             parts.append("<details><summary>Metrics</summary><pre>" +
                          escape(json.dumps(r.metrics, sort_keys=True, indent=1)[:20000]) + "</pre></details>")
+    parts.append(_phases_section(report))
     env = ", ".join(f"{escape(k)} {escape(str(v))}" for k, v in sorted(report.environment.items()) if v and k != "backends")
     parts.append(f"<h2>Environment</h2><p class=muted>{env}</p>")
     parts.append("<table><tr><th>plugin</th><th>version</th><th>analyzers</th><th>status</th></tr>")
@@ -91,6 +92,26 @@ def render_html(report: Report, base_dir: Path) -> str:
                      f"<td>{escape(', '.join(p.get('analyzers', [])))}</td><td>{escape(status)}</td></tr>")
     parts.append("</table></body></html>\n")
     return "\n".join(parts)
+
+
+def _phases_section(report: Report) -> str:
+    """Where the time went: every timed phase, slowest first, with a bar scaled to the slowest."""
+    phases = report.phase_breakdown()
+    if not phases:
+        return ""
+    top = max(s for _, s in phases) or 1.0
+    rows = [f"<h2>Timings</h2><p class=muted>{float(report.timings.get('total_s', 0.0)):.1f} s in all; the workers "
+            f"run side by side, so their phases overlap.</p>",
+            "<table><tr><th>phase</th><th>seconds</th><th style='width:50%'></th></tr>"]
+    for label, seconds in phases:
+        width = max(0.5, 100.0 * seconds / top)
+        rows.append(f"<tr><td>{escape(label)}</td><td>{seconds:.2f}</td><td><div style='background:#90a4ae;height:.8em;"
+                    f"width:{width:.1f}%'></div></td></tr>")
+    rows.append("</table>")
+    mem = [f"{escape(b)} {float(w['peak_rss_mib']):.0f} MiB" for b, w in sorted(report.workers.items()) if "peak_rss_mib" in w]
+    if mem:
+        rows.append(f"<p class=muted>Peak worker memory: {', '.join(mem)}</p>")
+    return "\n".join(rows)
 
 
 def _data_uri(path: Path) -> str | None:

@@ -22,7 +22,7 @@ from .exitcodes import ExitCode
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed", "timed_out")
 #: Keys whose values vary from run to run; everything else is reproducible.
-TIMING_KEYS = frozenset({"duration_s", "timings"})
+TIMING_KEYS = frozenset({"duration_s", "timings", "phases", "workers"})
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 ARTIFACTS = "artifacts"
@@ -35,6 +35,8 @@ class AnalyzerRecord:
     ``status`` is ``ok``, ``skipped`` (``reason`` says why), ``failed`` (``reason`` holds the error)
     or ``timed_out``. ``artifacts`` map a name to a path relative to the report directory.
     ``traceback`` is the analyzer's traceback when it raised (omitted from the JSON when empty).
+    ``phases`` maps a phase the analyzer timed with :meth:`diagnostics.Context.timed` to its seconds
+    (omitted from the JSON when empty).
     """
 
     name: str
@@ -48,6 +50,7 @@ class AnalyzerRecord:
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     traceback: str = ""
+    phases: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -65,6 +68,9 @@ class AnalyzerRecord:
         d["artifacts"] = dict(self.artifacts)
         if not d["traceback"]:
             del d["traceback"]
+        d["phases"] = dict(self.phases)
+        if not d["phases"]:
+            del d["phases"]
         return d
 
     @classmethod
@@ -76,7 +82,13 @@ class AnalyzerRecord:
 
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """A whole run: model, data, environment, plugins, and one record per analyzer."""
+    """A whole run: model, data, environment, plugins, and one record per analyzer.
+
+    ``timings`` holds the run's own phases in seconds (``total_s``, and where measured ``prescan_s``,
+    ``data_s``, ``report_s``); ``workers`` maps a backend to its worker processes' phases (``spawn_s``,
+    ``import_s``, ``plugins_s``, ``load_s``), ``processes`` and ``peak_rss_mib`` (see
+    :meth:`phase_breakdown`). Both are omitted from the JSON when empty.
+    """
 
     model: Mapping[str, Any]
     data: Mapping[str, Any] | None
@@ -88,6 +100,7 @@ class Report:
     exit_code: int = 0
     timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    workers: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "analyzers", tuple(self.analyzers))
@@ -107,6 +120,33 @@ class Report:
     @property
     def worst(self) -> Severity | None:
         return max((f.severity for _, f in self.findings()), key=lambda s: s.rank, default=None)
+
+    def phase_breakdown(self) -> list[tuple[str, float]]:
+        """Every timed phase of the run as ``(label, seconds)``, slowest first.
+
+        The run's own phases (``run: prescan``...), each worker's start-up, framework import, plugin
+        loading and model loading (``tensorflow worker: import``), and each analyzer: its timed phases
+        plus the rest as ``other`` (``explain.gradients: randomisation``), or its total when it timed
+        none. Workers run side by side, so the phases overlap in time: they do not add up to the total.
+        """
+        out: list[tuple[str, float]] = []
+        for key, value in self.timings.items():
+            if key != "total_s" and key.endswith("_s"):
+                out.append((f"run: {key[:-2]}", float(value)))
+        names = {"spawn_s": "start", "import_s": "import", "plugins_s": "plugins", "load_s": "model load"}
+        for backend, stats in sorted(self.workers.items()):
+            for key, label in names.items():
+                if key in stats:
+                    out.append((f"{backend} worker: {label}", float(stats[key])))
+        for r in self.analyzers:
+            if r.phases:
+                out.extend((f"{r.name}: {name}", float(s)) for name, s in r.phases.items())
+                rest = r.duration_s - sum(float(s) for s in r.phases.values())
+                if rest >= 0.001:
+                    out.append((f"{r.name}: other", round(rest, 3)))
+            elif r.status != "skipped" or r.duration_s:
+                out.append((r.name, float(r.duration_s)))
+        return sorted(out, key=lambda p: -p[1])
 
     @property
     def plugin_problems(self) -> list[str]:
@@ -130,7 +170,7 @@ class Report:
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "schema_version": self.schema_version,
             "model": dict(self.model),
             "data": None if self.data is None else dict(self.data),
@@ -142,6 +182,9 @@ class Report:
             "exit_code": int(self.exit_code),
             "timings": dict(self.timings),
         }
+        if self.workers:
+            out["workers"] = {k: dict(v) for k, v in self.workers.items()}
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2, allow_nan=False) + "\n"
@@ -164,6 +207,7 @@ class Report:
             fail_on=d["fail_on"],
             exit_code=d.get("exit_code", 0),
             timings=d.get("timings", {}),
+            workers=d.get("workers", {}),
         )
 
     @classmethod

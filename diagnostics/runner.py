@@ -171,6 +171,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
     staging = None
     own_executor = executor is None
     try:
+        t_run = time.perf_counter()
         out_dir = Path(config.out_dir)
         report_mod.check_writable(out_dir)
         host = PluginHost(disabled=set(config.disabled), strict=config.strict_plugins, extra=config.extra_plugins)
@@ -183,6 +184,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
                                      load_timeout_s=config.load_timeout_s, max_worker_memory=config.max_worker_memory)
         scan_result = scan(config.model_path, limits=limits, registered=host.custom_objects)
         _check_trust(scan_result, config)
+        t_data = time.perf_counter()
         sidecar_path = find_sidecar(config.model_path)
         metadata = read_sidecar(sidecar_path) if sidecar_path else {}
         data = _resolve_data(config, metadata, host)
@@ -207,7 +209,9 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         )
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
-        return _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress)
+        timings = {"prescan_s": t_data - t_run, "data_s": time.perf_counter() - t_data}
+        return _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress,
+                        timings=timings)
     except EXPECTED_FAILURES as e:
         return failure_outcome(e)
     finally:
@@ -255,8 +259,10 @@ def _resolve_data(config: RunConfig, metadata: dict, host: PluginHost) -> Data |
     return None
 
 
-def _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress) -> Outcome:
+def _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress,
+             timings: dict[str, float] | None = None) -> Outcome:
     t_start = time.perf_counter()
+    timings = dict(timings or {})
     plans: list[tuple[AnalyzerEntry, str | None, str]] = []
     backends_needed = []
     for entry in entries:
@@ -266,12 +272,21 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
             backends_needed.append(backend)
     if not backends_needed:
         backends_needed = ["tensorflow" if installed("tensorflow") else "torch"]
+    if _is_legacy_h5(base_job) and "tensorflow" in backends_needed[1:]:
+        backends_needed.remove("tensorflow")  # it reads the .h5 natively and hands the others a .keras copy
+        backends_needed.insert(0, "tensorflow")
     primary = backends_needed[0]
     if hasattr(executor, "start"):
         for b in backends_needed:
             executor.start(b)  # overlap the workers' imports
     progress.say(f"loading {model_summary['name']} ({primary} backend)…")
-    loaded = executor.load(primary, base_job)
+    primary_job = base_job
+    copy = _keras_copy_path(base_job, primary, backends_needed, staging)
+    if copy:
+        primary_job = dataclasses.replace(base_job, keras_copy=copy)
+    loaded = executor.load(primary, primary_job)
+    if copy and Path(copy).is_file():  # the other backends read the .keras copy, not the legacy .h5
+        base_job = dataclasses.replace(base_job, load_path=copy)
     info = ModelInfo(**loaded["info"])
     versions = {primary: loaded["versions"]}
     if data is not None:
@@ -296,7 +311,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
             if stop.is_set():
                 rec = _record(entry, "skipped", "not run: the run was stopped by --strict-plugins")
             else:
-                job = dataclasses.replace(base_job, analyzer=name, artifact_dir=str(staging / report_mod.ARTIFACTS / name),
+                job = dataclasses.replace(base_job if backend != primary else primary_job, analyzer=name, artifact_dir=str(staging / report_mod.ARTIFACTS / name),
                                           options=_options_for(config.options, name))
                 try:
                     result = executor.submit(backend, job, lambda d, t, m="", n=name: progress.step(n, d, t, m))
@@ -316,6 +331,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
         while t.is_alive():
             t.join(0.2)  # short joins keep the main thread responsive to Ctrl-C
     ordered = tuple(records[e.cls.name] for e in entries)
+    t_report = time.perf_counter()
     report = Report(
         model={**model_summary, "info": info.to_dict()},
         data=_data_summary(data),
@@ -325,6 +341,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
         seed=config.seed,
         fail_on=config.fail_on,
         timings={"total_s": round(time.perf_counter() - t_start, 3)},
+        workers=executor.worker_stats() if hasattr(executor, "worker_stats") else {},
     )
     code = report.compute_exit_code()
     if config.strict_plugins and (stop.is_set() or report.plugin_problems):
@@ -332,9 +349,29 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     report = dataclasses.replace(report, exit_code=int(code))
     from .html import render_html
 
+    # the run's phases: time before the workers were asked for anything (prescan, data), the report
+    # itself (measured up to the HTML render; the JSON and the commit are what is left after it)
+    timings["report_s"] = time.perf_counter() - t_report
+    timings["total_s"] = time.perf_counter() - t_start + timings.get("prescan_s", 0.0) + timings.get("data_s", 0.0)
+    report = dataclasses.replace(report, timings={k: round(v, 3) for k, v in timings.items()})
     html = render_html(report, staging)
     report_mod.commit(out_dir, staging, {report_mod.REPORT_HTML: html, report_mod.REPORT_JSON: report.to_json()})
     return Outcome(report, code)
+
+
+def _is_legacy_h5(job: Job) -> bool:
+    return job.model_path.lower().endswith((".h5", ".hdf5"))
+
+
+def _keras_copy_path(base_job: Job, primary: str, backends: list[str], staging: Path) -> str | None:
+    """Where the TensorFlow worker should save a ``.keras`` copy of a legacy ``.h5`` model for the other
+    backends' workers, or None. Keras reads ``.h5`` files through TensorFlow's JSON utilities, so a torch
+    worker loading one imports all of TensorFlow (several seconds and ~0.5 GB) only to read the config;
+    the copy is written by our own worker from the model it loaded under the same safe-mode rules, and is
+    loaded by the others under those rules again, so what may run on loading does not change."""
+    if primary != "tensorflow" or len(backends) < 2 or not _is_legacy_h5(base_job):
+        return None
+    return str(Path(staging) / "model-for-other-backends.keras")
 
 
 def _options_for(options: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
@@ -357,6 +394,7 @@ def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, An
         reason=reason, backend=backend, duration_s=round(float(result.get("duration_s", 0.0)), 3),
         findings=tuple(Finding.from_dict(f) for f in result.get("findings", ())),
         metrics=result.get("metrics", {}), artifacts=artifacts, traceback=result.get("traceback", ""),
+        phases=result.get("phases") or {},
     )
 
 

@@ -40,3 +40,19 @@ def verdict_table(report: Report, colour: bool = False) -> str:
     lines.append("")
     lines.append(f"verdict: {worst} (fail on {report.fail_on}) -> exit {report.exit_code}")
     return "\n".join(lines)
+
+
+def slowest_phases(report: Report, n: int = 3) -> str:
+    """The ``n`` slowest phases of the run (``diagnose -v``), one per line, with the peak memory of each worker."""
+    phases = report.phase_breakdown()[:n]
+    if not phases:
+        return ""
+    width = max(len(label) for label, _ in phases)
+    total = float(report.timings.get("total_s", 0.0))
+    lines = [f"slowest phases (of {total:.1f}s in all; workers run side by side):" if total else "slowest phases:"]
+    for label, seconds in phases:
+        lines.append(f"  {label.ljust(width)}  {seconds:6.1f}s")
+    mem = [f"{b} {w['peak_rss_mib']:.0f} MiB" for b, w in sorted(report.workers.items()) if "peak_rss_mib" in w]
+    if mem:
+        lines.append("peak worker memory: " + ", ".join(mem))
+    return "\n".join(lines)

@@ -43,6 +43,12 @@ class Job:
     load_timeout_s: float = 300.0
     max_worker_memory: int | None = None
     model_sha256: str | None = None  #: the digest the parent's pre-scan saw; the worker re-scans and compares
+    #: A file to load instead of ``model_path`` (the same model in another format, made by another worker);
+    #: ``model_path`` still names the model in messages and locates its companions.
+    load_path: str | None = None
+    #: After loading, also save the model here as ``.keras``, so that a worker of another backend can read
+    #: it without importing this one's framework (Keras reads a legacy ``.h5`` through TensorFlow).
+    keras_copy: str | None = None
 
     def limits(self):
         """The :class:`~diagnostics.limits.LoadLimits` this job's model is scanned and loaded under."""
@@ -64,24 +70,40 @@ class WorkerState:
         self.data: Data | None = None
         self.data_path: str | None = None
         self.fingerprint: str | None = None
+        #: seconds and peak memory of this worker's phases, sent to the parent with each reply
+        self.stats: dict[str, float] = {}
 
     def ensure_model(self, job: Job):
         if self.model is None or self.model_path != job.model_path:
             from .loading import load_checked, weights_fingerprint
             from .modelinfo import inspect_model
 
+            t0 = time.perf_counter()
             self.host.load()
-            self.model = load_checked(job.model_path, custom_objects=self.host.custom_objects, trust=job.trust,
-                                      limits=job.limits(), expect_sha256=job.model_sha256)
+            t1 = time.perf_counter()
+            # A copy made by another worker of this run (job.load_path) is scanned again, but its digest is
+            # not the one the parent saw: only the original file is held to model_sha256.
+            self.model = load_checked(job.load_path or job.model_path, custom_objects=self.host.custom_objects,
+                                      trust=job.trust, limits=job.limits(),
+                                      expect_sha256=None if job.load_path else job.model_sha256)
             self.model_path = job.model_path
             self.info = inspect_model(self.model, loss=job.loss, kind_hint=job.kind_hint)
             self.fingerprint = weights_fingerprint(self.model)
+            self.stats["plugins_s"] = self.stats.get("plugins_s", 0.0) + t1 - t0
+            self.stats["load_s"] = self.stats.get("load_s", 0.0) + time.perf_counter() - t1
+            self.stats["loads"] = self.stats.get("loads", 0) + 1
+            if job.keras_copy and not os.path.exists(job.keras_copy):
+                _save_copy(self.model, job.keras_copy)
         if job.data_path != self.data_path:
             from .data import load_file
 
             self.data = read_only(load_file(job.data_path)) if job.data_path else None
             self.data_path = job.data_path
         return self.model
+
+    def snapshot(self) -> dict[str, float]:
+        """The phase timings so far and the peak resident memory of this process (MiB)."""
+        return {**{k: round(v, 3) for k, v in self.stats.items()}, "peak_rss_mib": peak_rss_mib()}
 
     def versions(self) -> dict[str, str]:
         import keras
@@ -137,8 +159,9 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         problems.insert(0, "changed the model's weights (analyzers must leave the model as they found it)")
     if problems:
         return _failed("returned a malformed result: " + "; ".join(problems), duration)
+    phases = {k: round(v, 3) for k, v in context.phases.items()}
     if result.skipped:
-        return {"status": "skipped", "reason": result.skipped, "duration_s": duration}
+        return {"status": "skipped", "reason": result.skipped, "duration_s": duration, "phases": phases}
     return {
         "status": "ok",
         "reason": "",
@@ -146,7 +169,39 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         "findings": [f.to_dict() for f in result.findings],
         "metrics": dict(result.metrics),
         "artifacts": dict(result.artifacts),
+        "phases": phases,
     }
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size in MiB (``VmHWM``; ``ru_maxrss`` where /proc is missing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / (1 << 20) if sys.platform == "darwin" else rss / 1024, 1)  # bytes on macOS, KiB elsewhere
+
+
+def _save_copy(model, path: str) -> None:
+    """Save ``model`` as ``.keras`` at ``path`` (atomically); a model that cannot be saved is left alone:
+    the other worker then reads the original file, which is only slower."""
+    tmp = f"{path}.tmp.keras"
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except Exception as e:  # noqa: BLE001 - an optimisation only
+        print(f"diagnostics: could not save a .keras copy for the other backend ({type(e).__name__}: {e})", flush=True)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def read_only(data: Data) -> Data:
@@ -166,7 +221,9 @@ def _failed(reason: str, duration: float, traceback: str = "") -> dict[str, Any]
 
 
 def _seed_everything(seed: int) -> None:
+    import importlib
     import random
+    import sys
 
     import numpy as np
 
@@ -174,10 +231,23 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
     try:
         import keras
-
-        keras.utils.set_random_seed(seed)
     except ImportError:  # pragma: no cover
-        pass
+        return
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    # keras.utils.set_random_seed also seeds TensorFlow whenever it is installed, which imports all of it
+    # (seconds, and ~0.3 GB) into a torch worker that never runs a TensorFlow op. Seed what it does use
+    # (Python, numpy, Keras's global seed generator, torch) by the same function, with TensorFlow hidden.
+    lazy = getattr(importlib.import_module("keras.src.utils.rng_utils"), "tf", None)
+    if lazy is None or not hasattr(lazy, "_available"):  # another Keras: seed as it says
+        keras.utils.set_random_seed(seed)
+        return
+    saved, lazy._available = lazy._available, False
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        lazy._available = saved
 
 
 def _companion_loader(job: Job, state: WorkerState):
@@ -198,12 +268,18 @@ def _companion_loader(job: Job, state: WorkerState):
 
 
 # -- the worker process ----------------------------------------------------------------------------
-def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path: str | None = None) -> None:
+def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path: str | None = None,
+                spawned_at: float | None = None) -> None:
     """Entry point of a spawned worker. Messages: ("load", job) and ("run", job); replies go to conn.
 
     The worker's stdout and stderr go to ``log_path``: framework chatter stays off the terminal, an
     analyzer's prints cannot corrupt the verdict table, and the parent quotes the log when it crashes.
+    It imports Keras (and so its backend's framework) as soon as it starts, before the first message,
+    so that the import overlaps the parent's work; ``spawned_at`` (the parent's ``time.time()`` when
+    it started the process) gives the start-up time. Every ``loaded``, ``started`` and ``result`` reply
+    carries the worker's phase timings and peak memory (:meth:`WorkerState.snapshot`).
     """
+    entered = time.time()
     if log_path:
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(fd, 1)
@@ -215,12 +291,17 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    t0 = time.perf_counter()
     try:  # import the framework now, so that --load-timeout measures loading, not TensorFlow's import
         import keras  # noqa: F401
     except Exception:  # noqa: BLE001 - reported when a job needs it
         pass
+    import_s = time.perf_counter() - t0
     conn.send(("ready", None))
     state = WorkerState(backend, set(disabled), extra)
+    if spawned_at is not None:
+        state.stats["spawn_s"] = max(0.0, entered - spawned_at)
+    state.stats["import_s"] = import_s
     ceiling_applied = False
     while True:
         try:
@@ -250,8 +331,8 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
             conn.send((code, f"{e}" if code != "error" else f"{type(e).__name__}: {e}"))
             continue
         if kind == "load":
-            conn.send(("loaded", {"info": state.info.to_dict(), "versions": state.versions()}))
+            conn.send(("loaded", {"info": state.info.to_dict(), "versions": state.versions(), "worker": state.snapshot()}))
             continue
-        conn.send(("started", None))
+        conn.send(("started", state.snapshot()))
         result = run_job(state, job, lambda done, total, msg="": conn.send(("progress", (done, total, msg))))
-        conn.send(("result", result))
+        conn.send(("result", {**result, "worker": state.snapshot()}))

@@ -77,6 +77,20 @@ if report.analyzers:
                                 colours=[charts.SEVERITY_COLOURS[r.worst.value if r.worst else None] for r in report.analyzers]),
                     key="durations")
 
+phases = report.phase_breakdown()
+if phases:
+    st.subheader("Timings", anchor=False)
+    total = float(report.timings.get("total_s", 0.0))
+    memory = [f"{md_escape(b)} {float(w['peak_rss_mib']):.0f} MiB" for b, w in sorted(report.workers.items())
+              if "peak_rss_mib" in w]
+    st.caption(f"{total:.1f} s in all; the workers run side by side, so their phases overlap."
+               + (f" Peak worker memory: {', '.join(memory)}." if memory else ""))
+    st.dataframe(pd.DataFrame([(label, round(s, 2)) for label, s in phases], columns=["phase", "seconds"]),
+                 hide_index=True, key="phase-table",
+                 column_config={"seconds": st.column_config.NumberColumn(format="%.2f")})
+    st.plotly_chart(charts.bars([label for label, _ in phases], [s for _, s in phases], title="Time per phase",
+                                ylabel="seconds"), key="phases")
+
 st.subheader("Details", anchor=False)
 if not names:
     ui.placeholder("No analyzer ran.", "Run `diagnose MODEL` with at least one analyzer installed.")
