@@ -86,10 +86,15 @@ def _size(ctx, param, value):
 @click.option("--disable", multiple=True, metavar="PLUGIN", help="Do not load this plugin (repeatable; '*' blocks all third-party plugins). Also DIAGNOSTICS_DISABLE_PLUGINS=a,b.")
 @click.option("--label-column", default=None, help="CSV column holding the labels (default: label, target, y or class).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where analyzers run: local worker processes, or Ray actors (pip install 'diagnostics[ray]'; see docs/ray.md).")
+@click.option("--ray-address", default=None, metavar="ADDRESS", help="With --executor ray: join this cluster (host:port from `ray start --head`). Default: a local Ray instance on 127.0.0.1.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="With --executor ray: actors (jobs in flight) per backend.")
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
-                max_model_size, strict_plugins, disable, label_column, quiet):
+                max_model_size, strict_plugins, disable, label_column, quiet, executor="local", ray_address=None, workers=1):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
+
+    _check_executor(executor)
 
     opts = _parse_options(options)
     if target is not None:
@@ -104,7 +109,7 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         model_path=model, out_dir=out, data_path=data_path, only=tuple(only), skip=tuple(skip), fail_on=fail_on,
         timeout_s=timeout_s, seed=seed, trust=trust, max_model_size=max_model_size, backend=backend,
         strict_plugins=strict_plugins, disabled=frozenset(disable), options=opts, label_column=label_column,
-        confirm_trust=_confirm_trust,
+        confirm_trust=_confirm_trust, executor=executor, ray_address=ray_address, workers=workers,
     )
     outcome = run_file(config, progress)
     if outcome.report is not None:
@@ -115,6 +120,18 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
     if outcome.message:
         click.echo(f"diagnose: {outcome.message}", err=True)
     sys.exit(int(outcome.exit_code))
+
+
+def _check_executor(executor: str) -> None:
+    """``--executor ray`` without Ray installed is a usage error naming the install command."""
+    if executor == "ray":
+        from .ray_executor import RayUnavailable, require_ray
+
+        try:
+            require_ray()
+        except RayUnavailable as e:
+            click.echo(f"diagnose: {e}", err=True)
+            sys.exit(int(ExitCode.USAGE))
 
 
 def _confirm_trust(items: list[str]) -> bool:

@@ -57,6 +57,9 @@ class RunConfig:
     label_column: str | None = None
     extra_plugins: tuple = ()
     confirm_trust: Callable[[list[str]], bool] | None = None
+    executor: str = "local"  #: "local" (worker processes) or "ray" (see diagnostics.ray_executor)
+    ray_address: str | None = None  #: None: a local Ray instance sized to the machine
+    workers: int = 1  #: jobs in flight per backend (Ray replicas per backend)
 
 
 class Progress:
@@ -188,15 +191,12 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
             data_path = str(staging / "data.npz")
             save_npz(data, Path(data_path))
         if executor is None:
-            from .executors import ProcessExecutor
-
-            executor = ProcessExecutor(disabled=host.disabled, extra=importable_plugins(config.extra_plugins),
-                                       log_dir=str(staging))
+            executor = make_executor(config, host, str(staging))
         base_job = Job(
             analyzer="", model_path=str(Path(config.model_path).resolve()), data_path=data_path, artifact_dir="",
             seed=config.seed, budget_s=config.timeout_s, trust=config.trust, loss=scan_result.loss,
             kind_hint=metadata.get("model_kind"), metadata=metadata, history=metadata.get("history"),
-            max_model_size=config.max_model_size,
+            max_model_size=config.max_model_size, model_sha256=scan_result.sha256,
         )
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
@@ -207,6 +207,23 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         if own_executor and executor is not None:
             executor.close()
         report_mod.discard(staging)
+
+
+def make_executor(config: RunConfig, host: PluginHost, log_dir: str | None = None):
+    """The executor ``config.executor`` names: local worker processes or Ray actors."""
+    extra = importable_plugins(config.extra_plugins)
+    if config.executor == "ray":
+        from .ray_executor import RayExecutor, RayUnavailable
+
+        try:
+            return RayExecutor(disabled=host.disabled, extra=extra, address=config.ray_address, replicas=config.workers)
+        except RayUnavailable as e:
+            raise UsageError(str(e)) from None
+    if config.executor != "local":
+        raise UsageError(f"unknown executor {config.executor!r}; use 'local' or 'ray'")
+    from .executors import ProcessExecutor
+
+    return ProcessExecutor(disabled=host.disabled, extra=extra, log_dir=log_dir)
 
 
 def importable_plugins(extra: tuple) -> tuple[tuple[str, str], ...]:
@@ -288,6 +305,13 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     lock = threading.Lock()
 
     def run_group(backend: str, group: list[AnalyzerEntry]) -> None:
+        slots = int(getattr(executor, "slots", lambda b: 1)(backend))
+        if slots > 1 and len(group) > 1:  # an executor with several replicas per backend: keep them busy
+            import concurrent.futures
+
+            with concurrent.futures.ThreadPoolExecutor(slots, thread_name_prefix=f"group-{backend}") as pool:
+                list(pool.map(lambda e: run_group(backend, [e]), group))
+            return
         for entry in group:
             name = entry.cls.name
             if stop.is_set():

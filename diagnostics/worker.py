@@ -39,6 +39,8 @@ class Job:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     history: dict[str, list[float]] | None = None
     max_model_size: int = 1 << 30
+    #: What the driver's pre-scan saw; an executor that ships the file elsewhere re-checks it there.
+    model_sha256: str | None = None
 
 
 class WorkerState:
