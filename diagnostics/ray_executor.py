@@ -70,6 +70,11 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     this process (a test session's instance, a notebook's).
     """
     require_ray()
+    if not address:
+        # Ray resolves "127.0.0.1" to the machine's routable address unless told this is a
+        # single-machine instance; this variable, read when ray is imported, is how it is told (it
+        # is what Ray does on macOS and Windows).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
@@ -77,9 +82,6 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
-        # Ray resolves "127.0.0.1" to the machine's routable address unless told this is a
-        # single-machine instance; this variable is how it is told (it is what Ray does on macOS).
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                  _node_ip_address="127.0.0.1", configure_logging=False)
     return True
@@ -237,10 +239,13 @@ class RayExecutor:
     ``address`` joins an existing cluster (``ray start --head`` prints it); None starts a local instance
     (or uses the one already running in this process). ``num_cpus``/``num_gpus`` are what each actor
     asks the scheduler for; ``num_gpus=None`` asks for one GPU per actor when the cluster has any.
+    Actors ask for no CPU by default and are spread over the nodes: ``replicas`` decides how many jobs
+    run at once, and a run never waits for CPUs that its own other actors hold (a tensorflow and a
+    torch actor with two replicas each on a 2-CPU machine would otherwise wait for ever).
     """
 
     def __init__(self, disabled: set[str] = frozenset(), extra: tuple = (), address: str | None = None,
-                 replicas: int = 1, num_cpus: float = 1, num_gpus: float | None = None, log_dir: str | None = None):
+                 replicas: int = 1, num_cpus: float = 0, num_gpus: float | None = None, log_dir: str | None = None):
         self.owns_ray = connect(address)
         import ray
 
@@ -267,7 +272,7 @@ class RayExecutor:
         env.update({k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)})
         return self._remote_cls.options(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_concurrency=1,
-            runtime_env={"env_vars": env}, name=None,
+            runtime_env={"env_vars": env}, scheduling_strategy="SPREAD",
         ).remote(backend, self.disabled, self.extra)
 
     def start(self, backend: str) -> None:

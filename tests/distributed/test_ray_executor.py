@@ -1,0 +1,85 @@
+"""--executor ray against the local executor: misbehaving plugins, streamed progress, the install hint,
+and the same report on the zoo models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from diagnostics import ExitCode, Report
+from diagnostics.report import strip_timings
+
+from ..conftest import ZOO_DIR, read_report, run_diagnose
+from ..core.conftest import analyzer_source, install_plugin
+from ..plugins.test_broken_plugins import WORKER_ONLY_FAILURE
+
+CORE = ("--only", "architecture", "--only", "weights")
+
+
+def executor_args(executor: str, address: str | None) -> list[str]:
+    return ["--executor", "ray", "--ray-address", address] if executor == "ray" else []
+
+
+@pytest.fixture(scope="module")
+def misbehaving(tmp_path_factory):
+    """Plugins that raise, hang, return garbage, crash the worker, or import only outside workers."""
+    site = tmp_path_factory.mktemp("site")
+    env = install_plugin(site, "raiser", analyzer_source("raiser", 'raise RuntimeError("boom")'))
+    env = install_plugin(site, "sleeper", analyzer_source("sleeper", "import time\ntime.sleep(60)\nreturn Result()"))
+    env = install_plugin(site, "garbage", analyzer_source("garbage", 'return {"not": "a Result"}'))
+    env = install_plugin(site, "crasher", analyzer_source("crasher", "import os\nos._exit(9)"))
+    env = install_plugin(site, "worker_shy", WORKER_ONLY_FAILURE)
+    env = install_plugin(site, "broken_import", "import diagnostics\nraise ImportError('missing dependency: frobnicate')\n")
+    return env
+
+
+# The local half repeats tests/core/test_cli.py::test_misbehaving_plugins_are_isolated_and_named (in the
+# default suite): kept here, slow, so that one test states the parity.
+@pytest.mark.parametrize("executor", [pytest.param("local", marks=pytest.mark.slow), "ray"])
+def test_misbehaving_plugins_behave_the_same_on_both_executors(executor, misbehaving, tiny, tmp_path, request):
+    address = request.getfixturevalue("ray_address") if executor == "ray" else None
+    out = tmp_path / "o"
+    mine = [a for n in ("crasher", "early_shy", "garbage", "raiser", "sleeper") for a in ("--only", n)]
+    proc = run_diagnose(tiny["keras"], "--out", out, "--timeout", "3", *CORE, *mine, *executor_args(executor, address),
+                        env=misbehaving)
+    assert proc.returncode == ExitCode.ANALYZER_FAILED, proc.stderr
+    by = {r.name: r for r in Report.load(out).analyzers}
+    assert (by["raiser"].status, by["raiser"].reason) == ("failed", "plugin 'raiser': raised RuntimeError: boom")
+    assert (by["sleeper"].status, by["sleeper"].reason) == ("timed_out", "plugin 'sleeper': exceeded its 3 s budget and was stopped")
+    assert by["sleeper"].duration_s < 10, "stopped at its budget, not after its 60 s sleep"
+    assert (by["garbage"].status, by["garbage"].reason) == (
+        "failed", "plugin 'garbage': returned a malformed result: run() returned dict, expected diagnostics.Result")
+    assert by["crasher"].status == "failed"
+    assert by["crasher"].reason.startswith("plugin 'crasher': crashed: the worker process died ("), by["crasher"].reason
+    # Imported by the CLI, not by the worker: the worker names every plugin it could not import.
+    assert (by["early_shy"].status, by["early_shy"].reason) == (
+        "failed", "plugin 'worker_shy': could not be loaded in the tensorflow worker process: broken_import: failed "
+                  "to import broken_import: ImportError: missing dependency: frobnicate; worker_shy: failed to import "
+                  "worker_shy: ImportError: libfoo.so: cannot open shared object file")
+    # The healthy analyzers ran after the crash and the timeout replaced the worker (or actor).
+    assert by["architecture"].status == "ok" and by["weights"].status == "ok"
+    assert Report.load(out).plugin_problems == [
+        "plugin 'broken_import': failed to import broken_import: ImportError: missing dependency: frobnicate"]
+
+
+def test_executor_ray_without_ray_is_a_usage_error_naming_the_install(tiny, tmp_path):
+    code = ("import sys\nsys.modules['ray'] = None  # as if Ray were not installed\n"
+            "from diagnostics.cli import main\n"
+            f"main([{str(tiny['keras'])!r}, '--out', {str(tmp_path / 'o')!r}, '--executor', 'ray'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == ExitCode.USAGE
+    assert proc.stderr.strip() == ("diagnose: --executor ray needs Ray, which is not installed: "
+                                   "pip install 'diagnostics[ray]'")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["plugins"]])
+def test_help_imports_no_ray(argv):
+    code = ("import sys\nfrom diagnostics.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
+            "print('\\nRAY', code, 'ray' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "RAY 0 False", out.stdout[-2000:] + out.stderr[-2000:]
