@@ -143,6 +143,48 @@ def _confirm_trust(items: list[str]) -> bool:
     return True
 
 
+@cli.command("sweep")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--out", "out_dir", metavar="DIR", default="reports/sweep", show_default=True, help="Sweep directory: sweep.json and one report per checkpoint under checkpoints/.")
+@click.option("--only", multiple=True, metavar="NAME", help="Run only this analyzer (repeatable). Default: every analyzer but the explanations.")
+@click.option("--skip", multiple=True, metavar="NAME", help="Do not run this analyzer (repeatable).")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True, help="Exit 1 when a checkpoint has a finding at least this severe.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds each analyzer may take per checkpoint.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
+@click.option("--option", "options", multiple=True, metavar="[ANALYZER.]KEY=VALUE", help="Analyzer option (repeatable).")
+@click.option("--max-model-size", default="1GiB", show_default=True, callback=_size, help="Refuse checkpoint files larger than this.")
+@click.option("--disable", multiple=True, metavar="PLUGIN", help="Do not load this plugin (repeatable).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Local worker processes or Ray actors (docs/ray.md).")
+@click.option("--ray-address", default=None, metavar="ADDRESS", help="With --executor ray: join this cluster. Default: a local instance on 127.0.0.1.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Checkpoints diagnosed at once (each on its own worker or actor).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def sweep_command(paths, out_dir, only, skip, fail_on, timeout_s, seed, options, max_model_size, disable, executor,
+                  ray_address, workers, quiet):
+    """Diagnose every checkpoint of a training run: files, a directory or a glob (ModelCheckpoint names
+    such as model.{epoch:02d}-{val_loss:.2f}.keras give the step). Resumes an interrupted sweep."""
+    from .runner import RunConfig
+    from .sweep import SweepError, run_sweep
+
+    _check_executor(executor)
+    out = Path(out_dir)
+    base = RunConfig(model_path="", out_dir=out, only=tuple(only), skip=tuple(skip), fail_on=fail_on, timeout_s=timeout_s,
+                     seed=seed, max_model_size=max_model_size, disabled=frozenset(disable), options=_parse_options(options),
+                     executor=executor, ray_address=ray_address)
+    say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+    try:
+        outcome = run_sweep(paths, base, out, workers=workers, say=say)
+    except SweepError as e:
+        click.echo(f"diagnose: {e}", err=True)
+        sys.exit(int(ExitCode.USAGE))
+    rows = [("step", "checkpoint", "verdict", "findings")]
+    rows += [(str(e["step"]), e["checkpoint"], e["verdict"], str(len(e["findings"]))) for e in outcome.entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    click.echo(f"sweep: {out / 'sweep.json'} ({outcome.ran} run, {outcome.reused} already done, {outcome.wall_s:.1f}s)", err=True)
+    sys.exit(int(outcome.exit_code))
+
+
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--disable", multiple=True, metavar="PLUGIN", help="Do not load this plugin (repeatable).")

@@ -83,3 +83,45 @@ def test_help_imports_no_ray(argv):
             "print('\\nRAY', code, 'ray' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "RAY 0 False", out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def _full_runs(name: str, address: str, root) -> dict[str, tuple[int, dict]]:
+    """A full default run of zoo model ``name`` with each executor, both at once (they share the CPUs)."""
+    import concurrent.futures
+
+    jobs = {"local": [], "ray": ["--executor", "ray", "--ray-address", address]}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        procs = {k: pool.submit(run_diagnose, ZOO_DIR / f"{name}.keras", "--out", root / k, "-q", *args, timeout=900)
+                 for k, args in jobs.items()}
+        done = {k: f.result() for k, f in procs.items()}
+    return {k: (p.returncode, read_report(root / k) if (root / k / "report.json").is_file() else {"stderr": p.stderr})
+            for k, p in done.items()}
+
+
+def _assert_same(runs):
+    (code_l, local), (code_r, remote) = runs["local"], runs["ray"]
+    assert code_l == code_r, (code_l, code_r)
+    assert [a["status"] for a in local["analyzers"]].count("ok") >= 8, "a full run: the explainers and health checks ran"
+    assert strip_timings(remote) == strip_timings(local)
+    assert sorted(p.name for p in (remote.get("_dir") or [])) == sorted(p.name for p in (local.get("_dir") or []))
+
+
+@pytest.fixture(scope="module")
+def mlp_runs(ray_address, tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlp-runs")
+    return _full_runs("mlp", ray_address, root), root
+
+
+def test_ray_report_equals_local_report_on_the_zoo_mlp(mlp_runs):
+    runs, root = mlp_runs
+    _assert_same(runs)
+    # The artifacts came back from the actors byte for byte.
+    local_files = {p.relative_to(root / "local"): p.read_bytes() for p in (root / "local" / "artifacts").rglob("*") if p.is_file()}
+    ray_files = {p.relative_to(root / "ray"): p.read_bytes() for p in (root / "ray" / "artifacts").rglob("*") if p.is_file()}
+    assert local_files and sorted(ray_files) == sorted(local_files)
+    assert {k for k in local_files if local_files[k] != ray_files[k]} <= {k for k in local_files if k.suffix == ".png"}
+
+
+@pytest.mark.slow  # a full default run of the zoo cnn takes minutes per executor on a 2-core machine
+def test_ray_report_equals_local_report_on_the_zoo_cnn(ray_address, tmp_path):
+    _assert_same(_full_runs("cnn", ray_address, tmp_path))
