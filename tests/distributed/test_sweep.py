@@ -1,0 +1,116 @@
+"""diagnose sweep on the zoo's checkpoints: steps from names and sidecars, the index, resuming after
+an interrupt, and the same index from Ray actors as from local workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from diagnostics import ExitCode, Report
+from diagnostics.sweep import SweepError, find_checkpoints, key_metrics, step_from_name
+
+from ..conftest import CHECKPOINTS, DIAGNOSE, run_diagnose
+
+EPOCHS = [1, 3, 6, 10, 16, 25, 40]
+STEPS = [4 * e for e in EPOCHS]  # 50 training digits in batches of 16: 4 optimizer steps per epoch
+
+
+@pytest.mark.parametrize("name, step", [
+    ("model.07-0.45.keras", 7), ("cnn_overfit_small.25-0.90.keras", 25), ("weights.epoch=12.keras", 12),
+    ("run3_step1200.h5", 1200), ("ckpt-0.45-epoch07.keras", 7), ("final.keras", None), ("model.0.45.keras", None),
+])
+def test_step_from_modelcheckpoint_style_names(name, step):
+    assert step_from_name(name) == step
+
+
+def test_find_checkpoints_reads_sidecars_directories_and_globs(tmp_path):
+    found = find_checkpoints([str(CHECKPOINTS)])
+    assert [c.step for c in found] == STEPS and {c.source for c in found} == {"sidecar"}
+    assert [c.path.name for c in find_checkpoints([str(CHECKPOINTS / "*.keras")])] == [c.path.name for c in found]
+    # Without sidecars the epoch comes from the ModelCheckpoint name, and files sort by it, not by name.
+    for c in found[::3]:
+        shutil.copy(c.path, tmp_path / c.path.name)
+    plain = find_checkpoints([str(p) for p in sorted(tmp_path.iterdir(), reverse=True)])
+    assert [(c.step, c.source) for c in plain] == [(1, "name"), (10, "name"), (40, "name")]
+    with pytest.raises(SweepError, match="no file matches"):
+        find_checkpoints([str(tmp_path / "*.h5")])
+    with pytest.raises(SweepError, match="no such file or directory"):
+        find_checkpoints([str(tmp_path / "missing.keras")])
+
+
+def test_key_metrics_keep_scalars_and_per_layer_values():
+    record = {"metrics": {"global_grad_norm": 2.5, "flag": True, "gap": {"gap": 0.25, "measure": "text"},
+                          "layers": [{"layer": "conv1", "grad_norm": 1.0, "alpha": None}, {"layer": "dense", "grad_norm": 3.0}],
+                          "variables": [{"layer": "dense", "variable": "bias", "norm": 0.5}], "curve": [1.0, 2.0]}}
+    assert key_metrics(record) == {"gap.gap": 0.25, "global_grad_norm": 2.5, "grad_norm[conv1]": 1.0,
+                                   "grad_norm[dense]": 3.0, "norm[dense.bias]": 0.5}
+
+
+def test_sweep_of_the_zoo_checkpoints_writes_an_index_and_a_report_per_checkpoint(zoo_sweep):
+    proc, out = zoo_sweep
+    assert proc.returncode == ExitCode.FINDINGS, proc.stderr[-3000:]  # the gap opens: an error finding
+    index = json.loads((out / "sweep.json").read_text())
+    assert [e["step"] for e in index["checkpoints"]] == STEPS
+    assert "explain.gradients" not in index["analyzers"] and "health.overfitting" in index["analyzers"]
+    for e in index["checkpoints"]:
+        report = Report.load(out / e["report"])
+        assert report.model["name"] == e["checkpoint"] and report.model["sha256"] == e["sha256"]
+        assert {r.name for r in report.analyzers} == set(index["analyzers"])
+        assert e["analyzers"]["health.gradients"]["metrics"]["grad_norm[conv1]"] > 0
+    gaps = [e["analyzers"]["health.overfitting"]["metrics"]["gap.gap"] for e in index["checkpoints"]]
+    assert gaps[-1] > 0.2 and gaps[-1] > gaps[0] + 0.15, gaps  # memorising 50 digits opens the gap
+    first = {(f["code"]): f["step"] for f in index["first_seen"] if f["analyzer"] == "health.overfitting"}
+    gap_codes = [e for e in index["checkpoints"] if any(f["code"] == "overfitting.gap" for f in e["findings"])]
+    assert first["overfitting.gap"] == gap_codes[0]["step"] and first["overfitting.gap"] > STEPS[0]
+    assert index["checkpoints"][-1]["verdict"] == "error"
+    assert proc.stdout.splitlines()[0].split() == ["step", "checkpoint", "verdict", "findings"]
+
+
+def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
+    out = tmp_path / "sweep"
+    args = [DIAGNOSE, "sweep", str(CHECKPOINTS), "--out", str(out), "--only", "architecture", "--only", "weights"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 240
+    done = []
+    while time.monotonic() < deadline and len(done) < 2:
+        time.sleep(0.3)
+        try:
+            done = json.loads((out / "sweep.json").read_text())["checkpoints"]
+        except (OSError, ValueError):
+            pass
+    assert len(done) >= 2, "two checkpoints were finished before the interrupt"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr
+    finished = json.loads((out / "sweep.json").read_text())["checkpoints"]  # still a valid index
+    assert 2 <= len(finished) < len(STEPS)
+    reports = {e["checkpoint"]: (out / e["report"] / "report.json").stat().st_mtime_ns for e in finished}
+    again = run_diagnose(*args[1:])
+    assert again.returncode == ExitCode.OK, again.stderr
+    assert f"resuming: {len(finished)} of {len(STEPS)} checkpoint(s) already have their report" in again.stderr
+    assert f"({len(STEPS) - len(finished)} run, {len(finished)} already done" in again.stderr
+    index = json.loads((out / "sweep.json").read_text())
+    assert [e["step"] for e in index["checkpoints"]] == STEPS
+    for name, mtime in reports.items():  # not redone
+        entry = next(e for e in index["checkpoints"] if e["checkpoint"] == name)
+        assert (out / entry["report"] / "report.json").stat().st_mtime_ns == mtime
+
+
+def test_a_sweep_on_ray_actors_gives_the_same_index(ray_address, tmp_path):
+    picked = sorted(CHECKPOINTS.glob("*.keras"))[-3:]
+    common = [*picked, "--only", "health.units", "--only", "weights"]
+    local = run_diagnose("sweep", *common, "--out", tmp_path / "local")
+    remote = run_diagnose("sweep", *common, "--out", tmp_path / "ray", "--executor", "ray", "--ray-address", ray_address,
+                          "--workers", "2")
+    assert local.returncode == remote.returncode == ExitCode.OK, local.stderr[-2000:] + remote.stderr[-2000:]
+    a, b = (json.loads((tmp_path / k / "sweep.json").read_text()) for k in ("local", "ray"))
+    assert b.pop("executor") == "ray" and a.pop("executor") == "local"
+    assert a == b
