@@ -147,7 +147,12 @@ class ActorBody:
             self._materialize(companion, model_dir)  # beside the model, where the sidecar names them
         data_path = str(self._materialize(blobs["data"])) if blobs.get("data") else None
         artifact_dir = self.root / "jobs" / os.urandom(8).hex()
-        return dataclasses.replace(job, model_path=str(path), data_path=data_path, artifact_dir=str(artifact_dir))
+        shard_inputs = None
+        if blobs.get("shard_inputs"):
+            shard_inputs = [str(self._materialize(b, artifact_dir.with_name(artifact_dir.name + f"-in{i}")))
+                            for i, b in enumerate(blobs["shard_inputs"])]
+        return dataclasses.replace(job, model_path=str(path), data_path=data_path, artifact_dir=str(artifact_dir),
+                                   shard_inputs=shard_inputs)
 
     def _prepare(self, job_dict: dict, blobs: dict):
         try:
@@ -338,6 +343,8 @@ class RayExecutor:
                     blobs["companions"].append(self._blob(str(side), None, "sidecar"))
         if job.data_path:
             blobs["data"] = self._blob(job.data_path, None, "data")
+        if job.shard_inputs:  # a sharded analyzer's merge job: the shards' arrays, from the driver
+            blobs["shard_inputs"] = [self._blob(p, None, "shard") for p in job.shard_inputs]
         return blobs
 
     # -- the Executor interface ---------------------------------------------------------------------

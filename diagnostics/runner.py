@@ -60,6 +60,7 @@ class RunConfig:
     executor: str = "local"  #: "local" (worker processes) or "ray" (see diagnostics.ray_executor)
     ray_address: str | None = None  #: None: a local Ray instance sized to the machine
     workers: int = 1  #: jobs in flight per backend (Ray replicas per backend)
+    shards: int = 1  #: split sample-sharded analyzers (diagnostics.sharding) into this many jobs
 
 
 class Progress:
@@ -320,7 +321,10 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
                 job = dataclasses.replace(base_job, analyzer=name, artifact_dir=str(staging / report_mod.ARTIFACTS / name),
                                           options=_options_for(config.options, name))
                 try:
-                    result = executor.submit(backend, job, lambda d, t, m="", n=name: progress.step(n, d, t, m))
+                    if config.shards > 1 and _is_sharded(entry):
+                        result = _run_sharded(entry, executor, backend, job, data, config.shards, staging, progress)
+                    else:
+                        result = executor.submit(backend, job, lambda d, t, m="", n=name: progress.step(n, d, t, m))
                 except ModelRefused as e:
                     result = {"status": "failed", "reason": f"could not load the model on the {backend} backend: {e}", "duration_s": 0.0}
                 rec = _record_from_result(entry, backend, result, name)
@@ -356,6 +360,46 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     html = render_html(report, staging)
     report_mod.commit(out_dir, staging, {report_mod.REPORT_HTML: html, report_mod.REPORT_JSON: report.to_json()})
     return Outcome(report, code)
+
+
+def _is_sharded(entry: AnalyzerEntry) -> bool:
+    from .sharding import is_sharded
+
+    return is_sharded(entry.cls)
+
+
+def _run_sharded(entry: AnalyzerEntry, executor, backend: str, job: Job, data, shards: int, staging: Path,
+                 progress: Progress) -> dict[str, Any]:
+    """Split the analyzer's samples, run the shards as jobs (as many at once as the executor has
+    slots), then one merge job that runs its checks on the merged arrays."""
+    import concurrent.futures
+
+    from .sharding import SHARD_FILE, split
+
+    t0 = time.perf_counter()
+    name = entry.cls.name
+    n = entry.cls().sample_count(job.options, data)
+    ranges = split(n, shards, entry.cls.shard_unit)
+    jobs = [dataclasses.replace(job, shard=[a, b], artifact_dir=str(staging / ".shards" / name / f"{i:04d}"))
+            for i, (a, b) in enumerate(ranges)]
+    done = [0]
+
+    def one(part: Job) -> dict[str, Any]:
+        result = executor.submit(backend, part, lambda d, t, m="": None)
+        done[0] += 1
+        progress.step(name, done[0], len(jobs) + 1, f"shard {done[0]}/{len(jobs)}")
+        return result
+
+    slots = max(1, int(getattr(executor, "slots", lambda b: 1)(backend)))
+    with concurrent.futures.ThreadPoolExecutor(min(slots, len(jobs)), thread_name_prefix=f"shards-{name}") as pool:
+        results = list(pool.map(one, jobs))
+    for (a, b), r in zip(ranges, results):
+        if r["status"] != "ok":
+            return {**r, "reason": f"shard [{a}, {b}) of {len(ranges)}: {r.get('reason', '')}",
+                    "duration_s": time.perf_counter() - t0}
+    merged = executor.submit(backend, dataclasses.replace(job, shard_inputs=[str(Path(p.artifact_dir) / SHARD_FILE) for p in jobs]),
+                             lambda d, t, m="": None)
+    return {**merged, "duration_s": time.perf_counter() - t0}
 
 
 def _options_for(options: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
