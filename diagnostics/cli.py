@@ -89,8 +89,10 @@ def _size(ctx, param, value):
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where analyzers run: local worker processes, or Ray actors (pip install 'diagnostics[ray]'; see docs/ray.md).")
 @click.option("--ray-address", default=None, metavar="ADDRESS", help="With --executor ray: join this cluster (host:port from `ray start --head`). Default: a local Ray instance on 127.0.0.1.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="With --executor ray: actors (jobs in flight) per backend.")
+@click.option("--shards", type=click.IntRange(min=1), default=1, show_default=True, help="Split analyzers that shard over samples into this many jobs (same result, see docs/ray.md).")
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
-                max_model_size, strict_plugins, disable, label_column, quiet, executor="local", ray_address=None, workers=1):
+                max_model_size, strict_plugins, disable, label_column, quiet, executor="local", ray_address=None, workers=1,
+                shards=1):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
 
@@ -109,7 +111,7 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         model_path=model, out_dir=out, data_path=data_path, only=tuple(only), skip=tuple(skip), fail_on=fail_on,
         timeout_s=timeout_s, seed=seed, trust=trust, max_model_size=max_model_size, backend=backend,
         strict_plugins=strict_plugins, disabled=frozenset(disable), options=opts, label_column=label_column,
-        confirm_trust=_confirm_trust, executor=executor, ray_address=ray_address, workers=workers,
+        confirm_trust=_confirm_trust, executor=executor, ray_address=ray_address, workers=workers, shards=shards,
     )
     outcome = run_file(config, progress)
     if outcome.report is not None:

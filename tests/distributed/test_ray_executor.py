@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -125,3 +126,28 @@ def test_ray_report_equals_local_report_on_the_zoo_mlp(mlp_runs):
 @pytest.mark.slow  # a full default run of the zoo cnn takes minutes per executor on a 2-core machine
 def test_ray_report_equals_local_report_on_the_zoo_cnn(ray_address, tmp_path):
     _assert_same(_full_runs("cnn", ray_address, tmp_path))
+
+
+def test_progress_messages_stream_back_from_the_actor(ray_address, tiny, tmp_path, monkeypatch):
+    from diagnostics.runner import Progress, RunConfig, run_file
+
+    body = "import time\nfor i in range(4):\n    context.progress(i + 1, 4, f'part {i + 1}')\n    time.sleep(0.4)\nreturn Result()"
+    env = install_plugin(tmp_path / "site", "chatty", analyzer_source("chatty", body))
+    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])  # forwarded to the actors
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+
+    class Recording(Progress):
+        def __init__(self):
+            super().__init__(quiet=True)
+            self.steps, self.times = [], []
+
+        def step(self, name, done, total, message=""):
+            self.steps.append((name, done, total, message))
+            self.times.append(time.monotonic())
+
+    progress = Recording()
+    outcome = run_file(RunConfig(model_path=str(tiny["keras"]), out_dir=tmp_path / "o", only=("chatty",), executor="ray"),
+                       progress)
+    assert outcome.exit_code == ExitCode.OK, outcome.message
+    assert progress.steps == [("chatty", i, 4, f"part {i}") for i in (1, 2, 3, 4)]
+    assert progress.times[-1] - progress.times[0] > 0.8, "they arrived while the analyzer ran, not all at its end"
