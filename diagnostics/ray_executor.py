@@ -358,7 +358,7 @@ class RayExecutor:
             ready, _ = ray.wait([ref], timeout=LOAD_TIMEOUT_S)
             if not ready:
                 self._restart(replica)
-                raise ModelRefused("loading the model timed out while loading the model")
+                raise ModelRefused(f"loading the model on a Ray actor took over {LOAD_TIMEOUT_S:g} s")
             try:
                 kind, payload = ray.get(ref)
             except ray.exceptions.RayActorError as e:

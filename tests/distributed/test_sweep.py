@@ -104,6 +104,7 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
         assert (out / entry["report"] / "report.json").stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow  # Ray's parity is in the default suite through the zoo mlp and the sharded runs
 def test_a_sweep_on_ray_actors_gives_the_same_index(ray_address, tmp_path):
     picked = sorted(CHECKPOINTS.glob("*.keras"))[-3:]
     common = [*picked, "--only", "health.units", "--only", "weights"]
