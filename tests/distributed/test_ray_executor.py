@@ -151,3 +151,30 @@ def test_progress_messages_stream_back_from_the_actor(ray_address, tiny, tmp_pat
     assert outcome.exit_code == ExitCode.OK, outcome.message
     assert progress.steps == [("chatty", i, 4, f"part {i}") for i in (1, 2, 3, 4)]
     assert progress.times[-1] - progress.times[0] > 0.8, "they arrived while the analyzer ran, not all at its end"
+
+
+def test_model_bytes_are_checked_against_the_prescan_on_both_ends(ray_address, tiny, tmp_path):
+    import ray
+
+    from diagnostics.ray_executor import ActorBody, RayExecutor
+    from diagnostics.safety import ModelRefused, scan
+
+    data = tiny["keras"].read_bytes()
+    digest = scan(tiny["keras"]).sha256
+    # The driver refuses a file that changed between the pre-scan and shipping it.
+    executor = RayExecutor()
+    try:
+        with pytest.raises(ModelRefused, match=r"tiny.keras changed on disk after the pre-scan"):
+            executor._blob(str(tiny["keras"]), "0" * 64, "model")
+        assert executor._blob(str(tiny["keras"]), digest, "model")["sha256"] == digest
+    finally:
+        executor.close()
+    # The actor refuses bytes that are not those the pre-scan hashed (here: one byte changed in transit).
+    body = ActorBody.__new__(ActorBody)  # its state only: no keras, no process renaming in this test process
+    body.root, body.files = tmp_path, {}
+    good = {"name": "tiny.keras", "sha256": digest, "ref": ray.put(data)}
+    assert body._materialize(good).read_bytes() == data
+    body.files = {}
+    with pytest.raises(ModelRefused, match=r"tiny.keras: the bytes received \(sha256 .*\) are not those the pre-scan "
+                                           r"checked"):
+        body._materialize({**good, "ref": ray.put(data[:-1] + bytes([data[-1] ^ 1]))})
