@@ -127,3 +127,13 @@ def _floats_approx(value):
     if isinstance(value, float):
         return pytest.approx(value, rel=1e-12, abs=1e-15)
     return value
+
+
+def test_the_shipped_checkpoints_stay_small_and_named_as_modelcheckpoint_names_them():
+    files = sorted(p.name for p in CHECKPOINTS.iterdir())
+    assert sum(p.stat().st_size for p in CHECKPOINTS.iterdir()) < 2 * 2**20
+    keras_files = [f for f in files if f.endswith(".keras")]
+    assert len(keras_files) == len(STEPS) >= 5
+    for f in keras_files:
+        meta = json.loads((CHECKPOINTS / f.replace(".keras", ".meta.json")).read_text())
+        assert f == "cnn_overfit_small.{epoch:02d}-{val_loss:.2f}.keras".format(epoch=meta["epoch"], val_loss=meta["history"]["val_loss"][-1])
