@@ -137,3 +137,12 @@ def test_the_shipped_checkpoints_stay_small_and_named_as_modelcheckpoint_names_t
     for f in keras_files:
         meta = json.loads((CHECKPOINTS / f.replace(".keras", ".meta.json")).read_text())
         assert f == "cnn_overfit_small.{epoch:02d}-{val_loss:.2f}.keras".format(epoch=meta["epoch"], val_loss=meta["history"]["val_loss"][-1])
+
+
+def test_sweep_of_nothing_is_a_usage_error(tmp_path):
+    proc = run_diagnose("sweep", tmp_path / "no-such-dir", "--out", tmp_path / "o")
+    assert proc.returncode == ExitCode.USAGE
+    assert proc.stderr.strip() == f"diagnose: no such file or directory: {tmp_path / 'no-such-dir'}"
+    (tmp_path / "empty").mkdir()
+    proc = run_diagnose("sweep", tmp_path / "empty", "--out", tmp_path / "o")
+    assert (proc.returncode, proc.stderr.strip()) == (ExitCode.USAGE, f"diagnose: {tmp_path / 'empty'} holds no .keras or .h5 checkpoint")
