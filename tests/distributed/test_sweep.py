@@ -146,3 +146,27 @@ def test_sweep_of_nothing_is_a_usage_error(tmp_path):
     (tmp_path / "empty").mkdir()
     proc = run_diagnose("sweep", tmp_path / "empty", "--out", tmp_path / "o")
     assert (proc.returncode, proc.stderr.strip()) == (ExitCode.USAGE, f"diagnose: {tmp_path / 'empty'} holds no .keras or .h5 checkpoint")
+
+
+def test_every_checkpoint_goes_through_the_prescan(keras_tf, tmp_path):
+    """A checkpoint with a Lambda layer in the middle of a run is refused (never loaded); the others run."""
+    keras = keras_tf
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Lambda(lambda t: t * 2.0, name="doubler")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(outputs)))
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.05-1.00.keras")
+    for p in sorted(CHECKPOINTS.glob("*.keras"))[:2]:
+        shutil.copy(p, run / p.name)
+    out = tmp_path / "sweep"
+    proc = run_diagnose("sweep", run, "--out", out, "--only", "architecture")
+    assert proc.returncode == ExitCode.MODEL_REFUSED, proc.stderr
+    index = json.loads((out / "sweep.json").read_text())
+    by = {e["checkpoint"]: e for e in index["checkpoints"]}
+    assert [e["step"] for e in index["checkpoints"]] == [1, 3, 5]  # names only: the copies left their sidecars behind
+    refused = by["model.05-1.00.keras"]
+    assert (refused["verdict"], refused["exit_code"]) == ("refused", ExitCode.MODEL_REFUSED)
+    assert refused["message"].startswith("model refused: the file holds code that would run on loading: Lambda layer")
+    assert not (out / refused["report"] / "report.json").exists()
+    assert all(by[n]["verdict"] == "clean" for n in by if n != "model.05-1.00.keras")
