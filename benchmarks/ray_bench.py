@@ -7,7 +7,8 @@ startup    ``diagnose mlp.keras --only architecture``: local workers vs ``--exec
 sweep      ``diagnose sweep`` over the first N of the zoo's checkpoints (data-cheap analyzers) for
            each N, with local workers (1 lane), Ray with 1 actor and Ray with 2 actors (``--workers``);
 shards     ``testing.smoothgrad`` (diagnostics.testing.sharded) explaining 2,000 samples of a
-           30-feature table with the zoo ``mlp``: unsharded, and ``--shards 4`` on Ray with 2 actors.
+           28x28 images with the zoo ``cnn`` (``--shard-model mlp``: a 30-feature table): unsharded,
+           locally and on one Ray actor, and ``--shards 4`` on Ray with 2 actors.
 
 Prints one JSON line per measurement and a summary. Timings on a shared machine are noisy: compare
 within one run, and repeat (``--reps``).
@@ -43,6 +44,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--sizes", default="2,4,7")
     ap.add_argument("--only", default="startup,sweep,shards")
+    ap.add_argument("--shard-model", default="cnn", choices=["cnn", "mlp"], help="zoo model explained (default: cnn)")
+    ap.add_argument("--shard-configs", default="local1,ray1,ray2x4", help="local1, local4, ray1, ray2x4")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ray-bench-"))
     results = []
@@ -71,7 +74,9 @@ def main() -> int:
         import numpy as np
 
         rng = np.random.default_rng(0)
-        np.savez(work / "x2000.npz", x=rng.normal(size=(2000, 30)).astype("float32"))
+        shape = (2000, 28, 28, 1) if args.shard_model == "cnn" else (2000, 30)
+        x = rng.random(shape) if args.shard_model == "cnn" else rng.normal(size=shape)
+        np.savez(work / "x2000.npz", x=x.astype("float32"))
         site = work / "site"
         site.mkdir()
         (site / "sharded_demo.py").write_text("from diagnostics.testing.sharded import register_analyzers  # noqa: F401\n")
@@ -80,14 +85,15 @@ def main() -> int:
         (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sharded_demo\nVersion: 0.1\n")
         (dist / "entry_points.txt").write_text("[diagnostics]\nsharded_demo = sharded_demo\n")
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
-        common = [ZOO / "mlp.keras", "--data", work / "x2000.npz", "--only", "testing.smoothgrad", "-q",
+        common = [ZOO / f"{args.shard_model}.keras", "--data", work / "x2000.npz", "--only", "testing.smoothgrad", "-q",
                   "--option", "testing.smoothgrad.samples=2000", "--timeout", "1200"]
         maps = {}
         for rep in range(args.reps):
-            for label, extra in (("local, 1 shard", ["--executor", "local"]),
-                                 ("local, 4 shards (1 worker)", ["--executor", "local", "--shards", "4"]),
-                                 ("ray, 1 actor, 1 shard", ["--executor", "ray"]),
-                                 ("ray, 2 actors, 4 shards", ["--executor", "ray", "--workers", "2", "--shards", "4"])):
+            configs = {"local1": ("local, 1 shard", ["--executor", "local"]),
+                       "local4": ("local, 4 shards (1 worker)", ["--executor", "local", "--shards", "4"]),
+                       "ray1": ("ray, 1 actor, 1 shard", ["--executor", "ray"]),
+                       "ray2x4": ("ray, 2 actors, 4 shards", ["--executor", "ray", "--workers", "2", "--shards", "4"])}
+            for label, extra in (configs[c] for c in args.shard_configs.split(",")):
                 out = work / f"sh-{len(results)}"
                 s, code, err = timed([*common, "--out", out, *extra], env)
                 report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
