@@ -3,7 +3,6 @@ and the same report on the zoo models."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -104,7 +103,6 @@ def _assert_same(runs):
     assert code_l == code_r, (code_l, code_r)
     assert [a["status"] for a in local["analyzers"]].count("ok") >= 8, "a full run: the explainers and health checks ran"
     assert strip_timings(remote) == strip_timings(local)
-    assert sorted(p.name for p in (remote.get("_dir") or [])) == sorted(p.name for p in (local.get("_dir") or []))
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +118,7 @@ def test_ray_report_equals_local_report_on_the_zoo_mlp(mlp_runs):
     local_files = {p.relative_to(root / "local"): p.read_bytes() for p in (root / "local" / "artifacts").rglob("*") if p.is_file()}
     ray_files = {p.relative_to(root / "ray"): p.read_bytes() for p in (root / "ray" / "artifacts").rglob("*") if p.is_file()}
     assert local_files and sorted(ray_files) == sorted(local_files)
-    assert {k for k in local_files if local_files[k] != ray_files[k]} <= {k for k in local_files if k.suffix == ".png"}
+    assert all(ray_files[k] == local_files[k] for k in local_files if k.suffix != ".png")
 
 
 @pytest.mark.slow  # a full default run of the zoo cnn takes minutes per executor on a 2-core machine
