@@ -283,11 +283,12 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
         owns_ray = connect(base.ray_address)
     extra = importable_plugins(base.extra_plugins)
     errors: list[BaseException] = []
+    stopping = threading.Event()  # set on Ctrl-C: a run cut short by the interrupt must not enter the index
 
     def lane(index: int) -> None:
         executor = make_executor() if make_executor else _lane_executor(base, host, extra, root / ".logs" / f"lane-{index}")
         try:
-            while not errors:
+            while not errors and not stopping.is_set():
                 try:
                     c = todo.get_nowait()
                 except queue.Empty:
@@ -298,6 +299,8 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
                                    Progress(quiet=True), executor=executor)
                 entry = index_entry(c, report_dir, root, int(outcome.exit_code), outcome.message if outcome.report is None else "")
                 with lock:
+                    if stopping.is_set():
+                        return
                     entries[c.path.name] = entry
                     write_index(root, list(entries.values()), meta)
                     done[0] += 1
@@ -320,6 +323,10 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
         for t in threads:
             while t.is_alive():
                 t.join(0.2)
+    except BaseException:
+        with lock:
+            stopping.set()
+        raise
     finally:
         if owns_ray:
             import ray
