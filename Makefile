@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed
 DEMO_MODEL ?= models/artifacts/cnn.h5
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-slow test-all zoo bench clean browser-deps
+.PHONY: venv demo demo-sweep test test-slow test-all zoo zoo-checkpoints bench clean browser-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -c constraints.txt -e ".[all,test]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[all,test,ray]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -21,6 +21,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/diagnose $(DEMO_MODEL) --out reports/demo; code=$$?; \
 	echo "exit code $$code; open reports/demo/report.html"; test $$code -le 1
+
+# The health of a training run over its checkpoints (the zoo's small overfitting convnet), then open
+# the dashboard's Sweep page on it with `diagnose dashboard reports/sweep-cnn_overfit`.
+demo-sweep: $(STAMP)
+	$(VENV)/bin/diagnose sweep models/artifacts/checkpoints/cnn_overfit --out reports/sweep-cnn_overfit; code=$$?; \
+	echo "exit code $$code; see reports/sweep-cnn_overfit/sweep.json"; test $$code -le 1
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -33,6 +39,9 @@ test-all: $(STAMP)
 
 zoo: $(STAMP)
 	$(PY) -m diagnostics_zoo.train
+
+zoo-checkpoints: $(STAMP)
+	$(PY) -m diagnostics_zoo.checkpoints
 
 browser-deps:
 	.ci/browser-deps

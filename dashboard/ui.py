@@ -29,6 +29,7 @@ PAGES = {  # key -> (file, title, icon)
     "weights": ("views/weights.py", "Weights", ":material/grid_on:"),
     "gan": ("views/gan.py", "GAN", ":material/auto_awesome:"),
     "compare": ("views/compare.py", "Compare", ":material/compare_arrows:"),
+    "sweep": ("views/sweep.py", "Sweep", ":material/timeline:"),
     "run": ("views/run.py", "Run a diagnosis", ":material/play_arrow:"),
     "plugins": ("views/plugins.py", "Plugins", ":material/extension:"),
 }

@@ -108,11 +108,18 @@ def _optional_size(ctx, param, value):
 @click.option("--mlflow", "mlflow_run", is_flag=False, flag_value="", default=None, metavar="[RUN_ID]", help="Log report, metrics and verdict to MLflow: into RUN_ID, else the active run (MLFLOW_RUN_ID), else a new one; MLFLOW_TRACKING_URI says where. Needs diagnostics[mlflow].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the three slowest phases of the run and each worker's peak memory under the verdict table.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where analyzers run: local worker processes, or Ray actors (pip install 'diagnostics[ray]'; see docs/ray.md).")
+@click.option("--ray-address", default=None, metavar="ADDRESS", help="With --executor ray: join this cluster (host:port from `ray start --head`). Default: a local Ray instance on 127.0.0.1.")
+@click.option("--workers", metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help="With --executor ray: actors (jobs in flight) per backend.")
+@click.option("--shards", metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help="Split analyzers that shard over samples into this many jobs (same result, see docs/ray.md).")
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
                 max_model_size, max_params, load_timeout_s, max_worker_memory, strict_plugins, disable, label_column,
-                junit_xml, summary_md, mlflow_run, quiet, verbose=False):
+                junit_xml, summary_md, mlflow_run, quiet, verbose=False, executor="local",
+                ray_address=None, workers=1, shards=1):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
+
+    _check_executor(executor)
 
     if mlflow_run is not None:
         from . import mlflow as mlflow_mod
@@ -135,6 +142,7 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         strict_plugins=strict_plugins, disabled=frozenset(disable), options=opts, label_column=label_column,
         confirm_trust=_confirm_trust, max_params=max_params, load_timeout_s=load_timeout_s,
         max_worker_memory=max_worker_memory,
+        executor=executor, ray_address=ray_address, workers=workers, shards=shards,
     )
     outcome = run_file(config, progress)
     if outcome.report is not None:
@@ -209,6 +217,18 @@ def _write_file(path: str, text: str) -> None:
     os.replace(tmp, p)
 
 
+def _check_executor(executor: str) -> None:
+    """``--executor ray`` without Ray installed is a usage error naming the install command."""
+    if executor == "ray":
+        from .ray_executor import RayUnavailable, require_ray
+
+        try:
+            require_ray()
+        except RayUnavailable as e:
+            click.echo(f"diagnose: {e}", err=True)
+            sys.exit(int(ExitCode.USAGE))
+
+
 def _confirm_trust(items: list[str]) -> bool:
     click.echo("--trust: loading this model will run code stored in the file:", err=True)
     for item in items:
@@ -216,6 +236,48 @@ def _confirm_trust(items: list[str]) -> bool:
     if sys.stdin is not None and sys.stdin.isatty():
         return click.confirm("Run it?", default=False, err=True)
     return True
+
+
+@cli.command("sweep")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("-o", "--out", "out_dir", metavar="DIR", default="reports/sweep", show_default=True, help="Sweep directory: sweep.json and one report per checkpoint under checkpoints/.")
+@click.option("--only", multiple=True, metavar="NAME[,NAME...]", callback=_names, help="Run only these analyzers (comma-separated or repeated). Default: every analyzer but the explanations.")
+@click.option("--skip", multiple=True, metavar="NAME[,NAME...]", callback=_names, help="Do not run these analyzers (comma-separated or repeated).")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True, help="Exit 1 when a checkpoint has a finding at least this severe.")
+@click.option("--timeout", "timeout_s", metavar="SECONDS", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds each analyzer may take per checkpoint.")
+@click.option("--seed", metavar="N", type=int, default=0, show_default=True, help="Seed for every random choice.")
+@click.option("--option", "options", multiple=True, metavar="[ANALYZER.]KEY=VALUE", help="Analyzer option (repeatable).")
+@click.option("--max-model-size", metavar="SIZE", default="1GiB", show_default=True, callback=_size, help="Refuse checkpoint files larger than this.")
+@click.option("--disable", multiple=True, metavar="PLUGIN[,PLUGIN...]", callback=_names, help="Do not load these plugins (comma-separated or repeated).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Local worker processes or Ray actors (docs/ray.md).")
+@click.option("--ray-address", default=None, metavar="ADDRESS", help="With --executor ray: join this cluster. Default: a local instance on 127.0.0.1.")
+@click.option("--workers", metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help="Checkpoints diagnosed at once (each on its own worker or actor).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def sweep_command(paths, out_dir, only, skip, fail_on, timeout_s, seed, options, max_model_size, disable, executor,
+                  ray_address, workers, quiet):
+    """Diagnose every checkpoint of a training run: files, a directory or a glob (ModelCheckpoint names
+    such as model.{epoch:02d}-{val_loss:.2f}.keras give the step). Resumes an interrupted sweep."""
+    from .runner import RunConfig
+    from .sweep import SweepError, run_sweep
+
+    _check_executor(executor)
+    out = Path(out_dir)
+    base = RunConfig(model_path="", out_dir=out, only=tuple(only), skip=tuple(skip), fail_on=fail_on, timeout_s=timeout_s,
+                     seed=seed, max_model_size=max_model_size, disabled=frozenset(disable), options=_parse_options(options),
+                     executor=executor, ray_address=ray_address)
+    say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+    try:
+        outcome = run_sweep(paths, base, out, workers=workers, say=say)
+    except SweepError as e:
+        click.echo(f"diagnose: {e}", err=True)
+        sys.exit(int(ExitCode.USAGE))
+    rows = [("step", "checkpoint", "verdict", "findings")]
+    rows += [(str(e["step"]), e["checkpoint"], e["verdict"], str(len(e["findings"]))) for e in outcome.entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    click.echo(f"sweep: {out / 'sweep.json'} ({outcome.ran} run, {outcome.reused} already done, {outcome.wall_s:.1f}s)", err=True)
+    sys.exit(int(outcome.exit_code))
 
 
 @cli.command("plugins")

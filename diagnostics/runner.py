@@ -61,6 +61,10 @@ class RunConfig:
     label_column: str | None = None
     extra_plugins: tuple = ()
     confirm_trust: Callable[[list[str]], bool] | None = None
+    executor: str = "local"  #: "local" (worker processes) or "ray" (see diagnostics.ray_executor)
+    ray_address: str | None = None  #: None: a local Ray instance sized to the machine
+    workers: int = 1  #: jobs in flight per backend (Ray replicas per backend)
+    shards: int = 1  #: split sample-sharded analyzers (diagnostics.sharding) into this many jobs
 
 
 class Progress:
@@ -196,10 +200,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
             data_path = str(staging / "data.npz")
             save_npz(data, Path(data_path))
         if executor is None:
-            from .executors import ProcessExecutor
-
-            executor = ProcessExecutor(disabled=host.disabled, extra=importable_plugins(config.extra_plugins),
-                                       log_dir=str(staging))
+            executor = make_executor(config, host, str(staging))
         base_job = Job(
             analyzer="", model_path=str(Path(config.model_path).resolve()), data_path=data_path, artifact_dir="",
             seed=config.seed, budget_s=config.timeout_s, trust=config.trust, loss=scan_result.loss,
@@ -218,6 +219,23 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         if own_executor and executor is not None:
             executor.close()
         report_mod.discard(staging)
+
+
+def make_executor(config: RunConfig, host: PluginHost, log_dir: str | None = None):
+    """The executor ``config.executor`` names: local worker processes or Ray actors."""
+    extra = importable_plugins(config.extra_plugins)
+    if config.executor == "ray":
+        from .ray_executor import RayExecutor, RayUnavailable
+
+        try:
+            return RayExecutor(disabled=host.disabled, extra=extra, address=config.ray_address, replicas=config.workers)
+        except RayUnavailable as e:
+            raise UsageError(str(e)) from None
+    if config.executor != "local":
+        raise UsageError(f"unknown executor {config.executor!r}; use 'local' or 'ray'")
+    from .executors import ProcessExecutor
+
+    return ProcessExecutor(disabled=host.disabled, extra=extra, log_dir=log_dir)
 
 
 def importable_plugins(extra: tuple) -> tuple[tuple[str, str], ...]:
@@ -281,7 +299,8 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
             executor.start(b)  # overlap the workers' imports
     progress.say(f"loading {model_summary['name']} ({primary} backend)…")
     primary_job = base_job
-    copy = _keras_copy_path(base_job, primary, backends_needed, staging)
+    # Ray actors may run on other machines, where a copy in this staging folder does not exist.
+    copy = _keras_copy_path(base_job, primary, backends_needed, staging) if config.executor == "local" else None
     if copy:
         primary_job = dataclasses.replace(base_job, keras_copy=copy)
     loaded = executor.load(primary, primary_job)
@@ -306,6 +325,13 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     lock = threading.Lock()
 
     def run_group(backend: str, group: list[AnalyzerEntry]) -> None:
+        slots = int(getattr(executor, "slots", lambda b: 1)(backend))
+        if slots > 1 and len(group) > 1:  # an executor with several replicas per backend: keep them busy
+            import concurrent.futures
+
+            with concurrent.futures.ThreadPoolExecutor(slots, thread_name_prefix=f"group-{backend}") as pool:
+                list(pool.map(lambda e: run_group(backend, [e]), group))
+            return
         for entry in group:
             name = entry.cls.name
             if stop.is_set():
@@ -314,7 +340,10 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
                 job = dataclasses.replace(base_job if backend != primary else primary_job, analyzer=name, artifact_dir=str(staging / report_mod.ARTIFACTS / name),
                                           options=_options_for(config.options, name))
                 try:
-                    result = executor.submit(backend, job, lambda d, t, m="", n=name: progress.step(n, d, t, m))
+                    if config.shards > 1 and _is_sharded(entry):
+                        result = _run_sharded(entry, executor, backend, job, data, config.shards, staging, progress)
+                    else:
+                        result = executor.submit(backend, job, lambda d, t, m="", n=name: progress.step(n, d, t, m))
                 except ModelRefused as e:
                     result = {"status": "failed", "reason": f"could not load the model on the {backend} backend: {e}", "duration_s": 0.0}
                 rec = _record_from_result(entry, backend, result, name)
@@ -372,6 +401,46 @@ def _keras_copy_path(base_job: Job, primary: str, backends: list[str], staging: 
     if primary != "tensorflow" or len(backends) < 2 or not _is_legacy_h5(base_job):
         return None
     return str(Path(staging) / "model-for-other-backends.keras")
+
+
+def _is_sharded(entry: AnalyzerEntry) -> bool:
+    from .sharding import is_sharded
+
+    return is_sharded(entry.cls)
+
+
+def _run_sharded(entry: AnalyzerEntry, executor, backend: str, job: Job, data, shards: int, staging: Path,
+                 progress: Progress) -> dict[str, Any]:
+    """Split the analyzer's samples, run the shards as jobs (as many at once as the executor has
+    slots), then one merge job that runs its checks on the merged arrays."""
+    import concurrent.futures
+
+    from .sharding import SHARD_FILE, split
+
+    t0 = time.perf_counter()
+    name = entry.cls.name
+    n = entry.cls().sample_count(job.options, data)
+    ranges = split(n, shards, entry.cls.shard_unit)
+    jobs = [dataclasses.replace(job, shard=[a, b], artifact_dir=str(staging / ".shards" / name / f"{i:04d}"))
+            for i, (a, b) in enumerate(ranges)]
+    done = [0]
+
+    def one(part: Job) -> dict[str, Any]:
+        result = executor.submit(backend, part, lambda d, t, m="": None)
+        done[0] += 1
+        progress.step(name, done[0], len(jobs) + 1, f"shard {done[0]}/{len(jobs)}")
+        return result
+
+    slots = max(1, int(getattr(executor, "slots", lambda b: 1)(backend)))
+    with concurrent.futures.ThreadPoolExecutor(min(slots, len(jobs)), thread_name_prefix=f"shards-{name}") as pool:
+        results = list(pool.map(one, jobs))
+    for (a, b), r in zip(ranges, results):
+        if r["status"] != "ok":
+            return {**r, "reason": f"shard [{a}, {b}) of {len(ranges)}: {r.get('reason', '')}",
+                    "duration_s": time.perf_counter() - t0}
+    merged = executor.submit(backend, dataclasses.replace(job, shard_inputs=[str(Path(p.artifact_dir) / SHARD_FILE) for p in jobs]),
+                             lambda d, t, m="": None)
+    return {**merged, "duration_s": time.perf_counter() - t0}
 
 
 def _options_for(options: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:

@@ -50,6 +50,11 @@ class Job:
     #: it without importing this one's framework (Keras reads a legacy ``.h5`` through TensorFlow).
     keras_copy: str | None = None
 
+    #: A sample-sharded analyzer's part (diagnostics.sharding): run samples [start, stop) only ...
+    shard: list[int] | None = None
+    #: ... or merge these shard files (global order) and run its checks once.
+    shard_inputs: list[str] | None = None
+
     def limits(self):
         """The :class:`~diagnostics.limits.LoadLimits` this job's model is scanned and loaded under."""
         from .limits import DEFAULT
@@ -144,7 +149,7 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
     _seed_everything(job.seed)
     t0 = time.perf_counter()
     try:
-        result = entry.cls().run(context)
+        result = _call(entry.cls(), context, job)
     except Exception as e:  # noqa: BLE001 - isolate the analyzer
         tb = traceback.format_exc(limit=-8)
         reason = f"raised {type(e).__name__}: {e}"
@@ -202,6 +207,19 @@ def _save_copy(model, path: str) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+
+
+def _call(analyzer, context: Context, job: Job):
+    """``analyzer.run(context)``, or one part of a sharded run (see diagnostics.sharding)."""
+    if job.shard is not None or job.shard_inputs is not None:
+        from .sharding import is_sharded, run_merge_part, run_shard_part
+
+        if not is_sharded(type(analyzer)):
+            raise TypeError(f"{job.analyzer} does not shard over samples")
+        if job.shard is not None:
+            return run_shard_part(analyzer, context, job.shard)
+        return run_merge_part(analyzer, context, job.shard_inputs)
+    return analyzer.run(context)
 
 
 def read_only(data: Data) -> Data:

@@ -63,3 +63,16 @@ def tiny(tmp_path_factory, keras_tf):
 
 def read_report(out_dir: Path) -> dict:
     return json.loads((Path(out_dir) / "report.json").read_text())
+
+
+#: The zoo's checkpoints of one training run (diagnostics_zoo.checkpoints), for `diagnose sweep`.
+CHECKPOINTS = ZOO_DIR / "checkpoints" / "cnn_overfit"
+
+
+@pytest.fixture(scope="session")
+def zoo_sweep(tmp_path_factory):
+    """``diagnose sweep`` of the zoo's seven checkpoints with the default (data-cheap) analyzers: the
+    completed process and the sweep directory (sweep.json, checkpoints/<name>/report.json)."""
+    out = tmp_path_factory.mktemp("sweep") / "cnn_overfit"
+    proc = run_diagnose("sweep", CHECKPOINTS, "--out", out, timeout=900)
+    return proc, out

@@ -6,6 +6,7 @@ download a browser). Screenshots go to test-artifacts/dashboard/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,13 +38,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def dashboard(report_root, tmp_path):
-    """The real command, as a user starts it; yields (url, log path); stopped with SIGTERM afterwards."""
+@contextlib.contextmanager
+def serve(path, tmp_path):
+    """``diagnose dashboard PATH``, the real command as a user starts it; yields (url, log path, port);
+    stopped with SIGTERM afterwards."""
     port = _free_port()
-    log = tmp_path / "dashboard.log"
+    log = tmp_path / f"dashboard-{port}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([DIAGNOSE, "dashboard", str(report_root), "--port", str(port)], stdout=out,
+        proc = subprocess.Popen([DIAGNOSE, "dashboard", str(path), "--port", str(port)], stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -68,6 +70,13 @@ def dashboard(report_root, tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+
+
+@pytest.fixture
+def dashboard(report_root, tmp_path):
+    """The dashboard on the CLI's reports."""
+    with serve(report_root, tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
@@ -207,3 +216,29 @@ def test_streamlit_run_uses_the_shipped_config(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+def test_browser_sweep_page_plots_the_checkpoints_and_opens_one(zoo_sweep, page, tmp_path):
+    """The Sweep page of a real `diagnose sweep` (the zoo's checkpoints), and its click-through."""
+    import json
+
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    proc, out = zoo_sweep
+    entries = json.loads((out / "sweep.json").read_text())["checkpoints"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with serve(out, tmp_path) as (url, log, _):
+        page.goto(url)
+        nav(page, "Sweep").click()
+        expect(page.get_by_role("heading", name="Checkpoint sweep", level=1)).to_be_visible()
+        expect(page.get_by_role("heading", name="Health over training")).to_be_visible()
+        expect(page.get_by_role("heading", name="First appearance of each finding")).to_be_visible()
+        settle(page)
+        assert page.get_by_test_id("stPlotlyChart").count() == 4  # gradients, alpha, gap, dead units
+        shot(page, "sweep.png")
+        # The last checkpoint is preselected: open its report.
+        page.get_by_role("button", name="Open its report").click()
+        expect(page.get_by_role("heading", name=entries[-1]["checkpoint"], level=1)).to_be_visible()
+        expect(page.get_by_role("heading", name="Verdicts")).to_be_visible()
+        assert "Traceback" not in log.read_text(errors="replace")

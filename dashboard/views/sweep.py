@@ -1,0 +1,80 @@
+"""Sweep: a model's health over the checkpoints of a training run (``diagnose sweep``), the step at
+which each finding first appears, and a click through to any checkpoint's report."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from diagnostics_dashboard import charts, reports, sweeps, ui
+from diagnostics_dashboard.reports import md_escape
+
+st.title("Checkpoint sweep", anchor=False)
+root = reports.start_path()
+found = sweeps.discover(root)
+if not found:
+    ui.placeholder("No checkpoint sweep here.",
+                   "Run `diagnose sweep CHECKPOINTS... --out DIR` (e.g. `make demo-sweep`), then start the dashboard "
+                   "on DIR or a folder above it.")
+    st.stop()
+labels = {(str(d.relative_to(root)) if d != root and d.is_relative_to(root) else d.name): d for d in found}
+label = st.selectbox("Sweep", list(labels), key="sweep-pick")
+directory = labels[label]
+try:
+    index = sweeps.load(directory)
+except ValueError as e:
+    st.error(md_escape(e))
+    st.stop()
+entries = index["checkpoints"]
+xs = sweeps.steps(entries)
+st.markdown(f"{len(entries)} checkpoints · analyzers {md_escape(', '.join(index.get('analyzers', [])))} · "
+            f"seed {md_escape(index.get('seed'))} · executor {md_escape(index.get('executor', 'local'))}")
+
+rows = [{"step": x, "checkpoint": e["checkpoint"], "verdict": e.get("verdict", "?"), "findings": len(e.get("findings", [])),
+         "exit code": e.get("exit_code")} for x, e in zip(xs, entries)]
+df = pd.DataFrame(rows, columns=["step", "checkpoint", "verdict", "findings", "exit code"])
+st.dataframe(ui._styled(df, {"verdict": {**charts.SEVERITY_COLOURS, "clean": charts.SEVERITY_COLOURS[None]}}),
+             hide_index=True, key="sweep-table")
+
+st.subheader("Health over training", anchor=False)
+shown = 0
+for title, analyzer, keys, ylabel, log in sweeps.FAMILIES:
+    series = sweeps.family_series(entries, analyzer, keys)
+    series = {k: v for k, v in series.items() if any(reports.is_number(y) for y in v)}
+    if not series:
+        continue
+    shown += 1
+    positive = all(y is None or y > 0 for v in series.values() for y in v)
+    st.plotly_chart(charts.lines(series, title=title, xlabel="step", ylabel=ylabel, log=log and positive, x=xs),
+                    key=f"sweep-{analyzer}")
+if not shown:
+    ui.placeholder("No health metric in this sweep.", "The sweep ran none of health.gradients, health.spectra, "
+                   "health.overfitting and health.units (see --only).")
+
+st.subheader("First appearance of each finding", anchor=False)
+first = index.get("first_seen") or []
+if first:
+    fdf = pd.DataFrame(first, columns=["step", "severity", "analyzer", "code", "where", "checkpoint"])
+    st.dataframe(ui._styled(fdf, {"severity": charts.SEVERITY_COLOURS}), hide_index=True, key="sweep-first-seen")
+else:
+    st.caption("No checkpoint has a finding.")
+
+st.subheader("Open a checkpoint's report", anchor=False)
+names = [e["checkpoint"] for e in entries]
+pick = st.selectbox("Checkpoint", names, index=len(names) - 1, key="sweep-checkpoint")
+target = sweeps.report_dir(directory, entries[names.index(pick)])
+if target is None:
+    st.caption("This checkpoint has no report (it was refused or failed; see its row above).")
+else:
+    def _choose(target: Path, name: str) -> None:
+        """Runs before the rerun builds the sidebar, so the report picker can be set to the checkpoint."""
+        by_dir = {str(Path(d).resolve()): l for l, d in ui.available_reports().items()}
+        if str(target) not in by_dir:  # outside what the sidebar lists: add it as a run of this session
+            st.session_state.setdefault("runs", {})[name] = str(target)
+            by_dir[str(target)] = name
+        st.session_state["report_dir"] = str(target)
+        st.session_state["report_label"] = by_dir[str(target)]
+
+    if st.button("Open its report", key="sweep-open", icon=":material/open_in_new:", on_click=_choose,
+                 args=(target, f"{label}/{pick}")):
+        st.switch_page(ui.PAGES["overview"][0])

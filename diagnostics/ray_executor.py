@@ -1,0 +1,457 @@
+"""Run analyzer jobs on Ray actors: the same :class:`~diagnostics.executors.Executor` interface as the
+local worker processes, so no analyzer changes (``diagnose MODEL --executor ray``).
+
+Ray is an optional extra (``pip install 'diagnostics[ray]'``) and is imported inside functions only,
+so ``diagnose --help`` never imports it. What the design keeps from the local executor:
+
+- one long-lived actor per (backend, replica), ``KERAS_BACKEND`` set through the actor's runtime
+  environment before keras is imported, the model loaded once per actor;
+- the pre-scan runs on the driver (:func:`diagnostics.runner.run_file` calls
+  :func:`diagnostics.safety.scan` before any executor sees the file); the model, its companions and
+  the data go to the object store once, as bytes; each actor re-checks their sha256 against what the
+  pre-scan saw before it writes them to its own disk and loads them with ``safe_mode``;
+- a job past its budget gets its actor killed (``ray.kill``) and a fresh one started; a crash, a
+  malformed result and an import failure in the actor are reported with the same statuses as with
+  local workers (the same :func:`diagnostics.worker.run_job` runs inside the actor);
+- progress messages stream back (the actor's ``run`` is a Ray streaming generator);
+- artifacts the analyzer wrote on the actor's machine come back as bytes with the result and are
+  written into the report's staging directory by the driver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from .data import DataRefused
+from .safety import ModelRefused
+from .worker import Job
+
+INSTALL_HINT = "pip install 'diagnostics[ray]'"
+LOAD_TIMEOUT_S = 600.0
+GRACE_S = 2.0
+PROGRESS_INTERVAL_S = 0.2  # at most this often a progress message crosses the wire
+#: Environment variables forwarded from the driver to every actor (plugins found through PYTHONPATH,
+#: plugins blocked by name, the thread budget).
+FORWARDED_ENV = ("PYTHONPATH", "DIAGNOSTICS_DISABLE_PLUGINS", "OMP_NUM_THREADS", "TF_NUM_INTEROP_THREADS",
+                 "TF_NUM_INTRAOP_THREADS")
+
+
+class RayUnavailable(Exception):
+    """``--executor ray`` without Ray installed; the message says what to install."""
+
+
+def ray_installed() -> bool:
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_ray() -> None:
+    if not ray_installed():
+        raise RayUnavailable(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}")
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join the cluster at ``address``, or start a local instance sized to this machine.
+
+    The local instance has no dashboard and binds to the loopback interface only. Returns True when
+    this call started (or joined) Ray and so should shut it down, False when Ray was already up in
+    this process (a test session's instance, a notebook's).
+    """
+    require_ray()
+    if not address:
+        # Ray resolves "127.0.0.1" to the machine's routable address unless told this is a
+        # single-machine instance; this variable, read when ray is imported, is how it is told (it
+        # is what Ray does on macOS and Windows).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1", configure_logging=False)
+    return True
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- inside the actor ------------------------------------------------------------------------------
+class ActorBody:
+    """What one Ray actor runs: a :class:`diagnostics.worker.WorkerState` and the files it was sent.
+
+    Plain Python (no ray import at module level): :class:`RayExecutor` wraps it with ``ray.remote``.
+    """
+
+    def __init__(self, backend: str, disabled: list[str], extra: tuple):
+        import multiprocessing
+
+        os.environ["KERAS_BACKEND"] = backend  # also set by the runtime env; this is belt and braces
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        # The same process name as a local worker, so plugins and logs cannot tell them apart.
+        multiprocessing.current_process().name = f"diagnostics-{backend}"
+        from .worker import WorkerState
+
+        self.backend = backend
+        self.state = WorkerState(backend, set(disabled), tuple(tuple(e) for e in extra))
+        self.root = Path(tempfile.mkdtemp(prefix="diagnostics-ray-"))
+        self.files: dict[str, Path] = {}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def _materialize(self, blob: dict[str, Any], directory: Path | None = None) -> Path:
+        """Write a shipped file to this actor's disk (once per sha256), checking its digest first."""
+        import ray
+
+        expected = blob["sha256"]
+        key = f"{expected}:{blob['name']}"
+        if key in self.files and self.files[key].exists():
+            return self.files[key]
+        data = ray.get(blob["ref"])
+        got = sha256_bytes(data)
+        if got != expected:
+            raise ModelRefused(f"{blob['name']}: the bytes received (sha256 {got[:16]}…) are not those the pre-scan "
+                               f"checked (sha256 {expected[:16]}…); refusing to load them")
+        directory = directory or (self.root / expected[:16])
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / PurePosixPath(blob["name"]).name
+        tmp = path.with_name(f".tmp-{path.name}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        self.files[key] = path
+        return path
+
+    def _local_job(self, job_dict: dict, blobs: dict) -> Job:
+        job = Job(**job_dict)
+        model = blobs["model"]
+        model_dir = self.root / model["sha256"][:16]
+        path = self._materialize(model, model_dir)
+        for companion in blobs.get("companions", ()):
+            self._materialize(companion, model_dir)  # beside the model, where the sidecar names them
+        data_path = str(self._materialize(blobs["data"])) if blobs.get("data") else None
+        artifact_dir = self.root / "jobs" / os.urandom(8).hex()
+        shard_inputs = None
+        if blobs.get("shard_inputs"):
+            shard_inputs = [str(self._materialize(b, artifact_dir.with_name(artifact_dir.name + f"-in{i}")))
+                            for i, b in enumerate(blobs["shard_inputs"])]
+        return dataclasses.replace(job, model_path=str(path), data_path=data_path, artifact_dir=str(artifact_dir),
+                                   shard_inputs=shard_inputs)
+
+    def _prepare(self, job_dict: dict, blobs: dict):
+        try:
+            job = self._local_job(job_dict, blobs)
+            self.state.ensure_model(job)
+            return job, None
+        except Exception as e:  # noqa: BLE001
+            code = "refused" if isinstance(e, ModelRefused) else "data_refused" if isinstance(e, DataRefused) else "error"
+            return None, (code, f"{e}" if code != "error" else f"{type(e).__name__}: {e}")
+
+    def load(self, job_dict: dict, blobs: dict):
+        job, problem = self._prepare(job_dict, blobs)
+        if problem:
+            return problem
+        return ("loaded", {"info": self.state.info.to_dict(), "versions": self.state.versions()})
+
+    def run(self, job_dict: dict, blobs: dict):
+        """A streaming generator: ("started", None), then ("progress", ...)*, then ("result", ...)."""
+        from .worker import run_job
+
+        job, problem = self._prepare(job_dict, blobs)
+        if problem:
+            yield problem
+            return
+        yield ("started", None)
+        messages: queue.Queue = queue.Queue()
+        last = [0.0]
+
+        def progress(done, total, message=""):
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_INTERVAL_S or done >= total:
+                last[0] = now
+                messages.put(("progress", (done, total, message)))
+
+        def work():
+            try:
+                messages.put(("result", run_job(self.state, job, progress)))
+            except BaseException as e:  # noqa: BLE001 - run_job only lets KeyboardInterrupt through
+                messages.put(("result", {"status": "failed", "reason": f"raised {type(e).__name__}: {e}",
+                                         "duration_s": 0.0}))
+
+        thread = threading.Thread(target=work, name="diagnostics-job", daemon=True)
+        thread.start()
+        while True:
+            kind, payload = messages.get()
+            if kind == "progress":
+                yield (kind, payload)
+                continue
+            payload["files"] = _collect(Path(job.artifact_dir))
+            shutil.rmtree(job.artifact_dir, ignore_errors=True)
+            yield ("result", payload)
+            return
+
+
+def _collect(directory: Path) -> dict[str, bytes]:
+    """Every regular file under ``directory`` (no links), by its POSIX path relative to it."""
+    out: dict[str, bytes] = {}
+    if not directory.is_dir():
+        return out
+    for p in sorted(directory.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            out[p.relative_to(directory).as_posix()] = p.read_bytes()
+    return out
+
+
+def write_files(files: dict[str, bytes], directory: Path) -> None:
+    """Write an actor's artifact files under ``directory``; a path that would leave it is refused."""
+    root = Path(directory).resolve()
+    for rel, data in files.items():
+        parts = PurePosixPath(rel).parts
+        if not parts or rel.startswith("/") or ".." in parts:
+            raise ValueError(f"refusing artifact path {rel!r} from a worker: it leaves the artifact directory")
+        target = root.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+# -- on the driver ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Replica:
+    backend: str
+    index: int
+    actor: Any = None
+
+
+class RayExecutor:
+    """Analyzer jobs on Ray actors: ``replicas`` actors per backend, each serving one job at a time.
+
+    ``address`` joins an existing cluster (``ray start --head`` prints it); None starts a local instance
+    (or uses the one already running in this process). ``num_cpus``/``num_gpus`` are what each actor
+    asks the scheduler for; ``num_gpus=None`` asks for one GPU per actor when the cluster has any.
+    Actors ask for no CPU by default and are spread over the nodes: ``replicas`` decides how many jobs
+    run at once, and a run never waits for CPUs that its own other actors hold (a tensorflow and a
+    torch actor with two replicas each on a 2-CPU machine would otherwise wait for ever).
+    """
+
+    def __init__(self, disabled: set[str] = frozenset(), extra: tuple = (), address: str | None = None,
+                 replicas: int = 1, num_cpus: float = 0, num_gpus: float | None = None, log_dir: str | None = None):
+        self.owns_ray = connect(address)
+        import ray
+
+        self.disabled = sorted(disabled)
+        self.extra = tuple((n, t) for n, t in extra if isinstance(t, str))
+        self.replicas = max(1, int(replicas))
+        self.num_cpus = num_cpus
+        if num_gpus is None:
+            num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        self.num_gpus = num_gpus
+        self._lock = threading.Lock()
+        self._pools: dict[str, queue.Queue] = {}
+        self._replicas: dict[str, list[_Replica]] = {}
+        self._blobs: dict[tuple[str, str], dict] = {}
+        self._remote_cls = ray.remote(ActorBody)
+        self.started: dict[str, float] = {}
+
+    # The runner asks how many jobs it may have in flight per backend.
+    def slots(self, backend: str) -> int:
+        return self.replicas
+
+    def _new_actor(self, backend: str):
+        env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+        env.update({k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)})
+        return self._remote_cls.options(
+            num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_concurrency=1,
+            runtime_env={"env_vars": env}, scheduling_strategy="SPREAD",
+        ).remote(backend, self.disabled, self.extra)
+
+    def start(self, backend: str) -> None:
+        """Create the backend's actors now, so their imports overlap with other work."""
+        with self._lock:
+            if backend in self._pools:
+                return
+            pool: queue.Queue = queue.Queue()
+            replicas = [_Replica(backend, i, self._new_actor(backend)) for i in range(self.replicas)]
+            for r in replicas:
+                pool.put(r)
+            self._pools[backend] = pool
+            self._replicas[backend] = replicas
+            self.started[backend] = time.monotonic()
+
+    def _acquire(self, backend: str) -> _Replica:
+        self.start(backend)
+        return self._pools[backend].get()
+
+    def _release(self, replica: _Replica) -> None:
+        self._pools[replica.backend].put(replica)
+
+    def _restart(self, replica: _Replica) -> None:
+        import ray
+
+        try:
+            ray.kill(replica.actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already dead
+            pass
+        replica.actor = self._new_actor(replica.backend)
+
+    # -- shipping -----------------------------------------------------------------------------------
+    def _blob(self, path: str, expected_sha: str | None, label: str) -> dict:
+        """``path``'s bytes in the object store (once), with the digest the actor must find."""
+        import ray
+
+        key = (str(path), expected_sha or "")
+        with self._lock:
+            if key in self._blobs:
+                return self._blobs[key]
+        data = Path(path).read_bytes()
+        digest = sha256_bytes(data)
+        if expected_sha and digest != expected_sha:
+            raise ModelRefused(f"{Path(path).name} changed on disk after the pre-scan (sha256 {digest[:16]}… instead of "
+                               f"{expected_sha[:16]}…); run diagnose again")
+        blob = {"name": Path(path).name, "sha256": digest, "ref": ray.put(data), "what": label}
+        with self._lock:
+            self._blobs[key] = blob
+        return blob
+
+    def _blobs_for(self, job: Job) -> dict:
+        blobs = {"model": self._blob(job.model_path, job.model_sha256, "model")}
+        companions = (job.metadata or {}).get("companions") or {}
+        if companions:
+            parent = Path(job.model_path).parent
+            blobs["companions"] = [self._blob(str(parent / name), None, "companion") for name in sorted(set(companions.values()))
+                                   if (parent / name).is_file()]
+            # The companions' own sidecars travel too (they are data, a few kB).
+            for name in sorted(set(companions.values())):
+                side = (parent / name)
+                side = side.with_name(side.name.split(".")[0] + ".meta.json")
+                if side.is_file():
+                    blobs["companions"].append(self._blob(str(side), None, "sidecar"))
+        if job.data_path:
+            blobs["data"] = self._blob(job.data_path, None, "data")
+        if job.shard_inputs:  # a sharded analyzer's merge job: the shards' arrays, from the driver
+            blobs["shard_inputs"] = [self._blob(p, None, "shard") for p in job.shard_inputs]
+        return blobs
+
+    # -- the Executor interface ---------------------------------------------------------------------
+    def load(self, backend: str, job: Job) -> dict[str, Any]:
+        import ray
+
+        blobs = self._blobs_for(job)
+        replica = self._acquire(backend)
+        try:
+            ref = replica.actor.load.remote(dataclasses.asdict(job), blobs)
+            ready, _ = ray.wait([ref], timeout=LOAD_TIMEOUT_S)
+            if not ready:
+                self._restart(replica)
+                raise ModelRefused(f"loading the model on a Ray actor took over {LOAD_TIMEOUT_S:g} s")
+            try:
+                kind, payload = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                self._restart(replica)
+                raise ModelRefused(f"{_death(e)} while loading the model") from None
+        finally:
+            self._release(replica)
+        if kind == "loaded":
+            return payload
+        if kind == "refused":
+            raise ModelRefused(payload)
+        if kind == "data_refused":
+            raise DataRefused(payload)
+        from .executors import ExecutorError
+
+        raise ExecutorError(payload)
+
+    def submit(self, backend: str, job: Job, progress: Callable[[int, int, str], None]) -> dict[str, Any]:
+        import ray
+
+        blobs = self._blobs_for(job)
+        replica = self._acquire(backend)
+        try:
+            return self._run(replica, job, blobs, progress, ray)
+        finally:
+            self._release(replica)
+
+    def _run(self, replica: _Replica, job: Job, blobs: dict, progress, ray) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        gen = replica.actor.run.remote(dataclasses.asdict(job), blobs)
+        deadline = time.monotonic() + LOAD_TIMEOUT_S  # until "started": the model (re)load
+        started = False
+        while True:
+            ready, _ = ray.wait([gen], timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self._restart(replica)
+                if not started:
+                    return {"status": "failed", "reason": "could not start: loading the model timed out",
+                            "duration_s": time.perf_counter() - t0}
+                return {"status": "timed_out", "reason": f"exceeded its {job.budget_s:g} s budget and was stopped",
+                        "duration_s": time.perf_counter() - t0}
+            try:
+                kind, payload = ray.get(next(gen))
+            except StopIteration:
+                self._restart(replica)
+                return {"status": "failed", "reason": "crashed: the worker ended without a result",
+                        "duration_s": time.perf_counter() - t0}
+            except ray.exceptions.RayActorError as e:
+                self._restart(replica)
+                return {"status": "failed", "reason": f"crashed: {_death(e)}", "duration_s": time.perf_counter() - t0}
+            if kind == "started":
+                started = True
+                deadline = time.monotonic() + job.budget_s + GRACE_S
+                t0 = time.perf_counter()
+            elif kind == "progress":
+                progress(*payload)
+            elif kind == "result":
+                files = payload.pop("files", {}) or {}
+                if files:
+                    try:
+                        write_files(files, Path(job.artifact_dir))
+                    except ValueError as e:
+                        return {"status": "failed", "reason": f"returned a malformed result: {e}",
+                                "duration_s": payload.get("duration_s", 0.0)}
+                return payload
+            elif kind == "refused":
+                self._restart(replica)
+                raise ModelRefused(payload)
+            else:
+                self._restart(replica)
+                return {"status": "failed", "reason": f"could not start: {payload}", "duration_s": time.perf_counter() - t0}
+
+    def close(self) -> None:
+        import ray
+
+        with self._lock:
+            replicas = [r for rs in self._replicas.values() for r in rs]
+            self._replicas, self._pools, self._blobs = {}, {}, {}
+        for r in replicas:
+            try:
+                ray.kill(r.actor, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass
+        if self.owns_ray and ray.is_initialized():
+            ray.shutdown()
+
+
+def _death(e: BaseException) -> str:
+    """'the worker process died (...)' from a Ray actor error, in the local executor's words."""
+    text = str(e)
+    detail = ""
+    for marker in ("Worker exit detail: ", "exit detail: "):
+        if marker in text:
+            detail = text.split(marker, 1)[1].split(". ")[0].strip()
+            break
+    return f"the worker process died (Ray actor: {detail or type(e).__name__})"

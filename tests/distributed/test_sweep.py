@@ -1,0 +1,174 @@
+"""diagnose sweep on the zoo's checkpoints: steps from names and sidecars, the index, resuming after
+an interrupt, and the same index from Ray actors as from local workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from diagnostics import ExitCode, Report
+from diagnostics.sweep import SweepError, find_checkpoints, key_metrics, step_from_name
+
+from ..conftest import CHECKPOINTS, DIAGNOSE, run_diagnose
+
+EPOCHS = [1, 3, 6, 10, 16, 25, 40]
+STEPS = [4 * e for e in EPOCHS]  # 50 training digits in batches of 16: 4 optimizer steps per epoch
+
+
+@pytest.mark.parametrize("name, step", [
+    ("model.07-0.45.keras", 7), ("cnn_overfit_small.25-0.90.keras", 25), ("weights.epoch=12.keras", 12),
+    ("run3_step1200.h5", 1200), ("ckpt-0.45-epoch07.keras", 7), ("final.keras", None), ("model.0.45.keras", None),
+])
+def test_step_from_modelcheckpoint_style_names(name, step):
+    assert step_from_name(name) == step
+
+
+def test_find_checkpoints_reads_sidecars_directories_and_globs(tmp_path):
+    found = find_checkpoints([str(CHECKPOINTS)])
+    assert [c.step for c in found] == STEPS and {c.source for c in found} == {"sidecar"}
+    assert [c.path.name for c in find_checkpoints([str(CHECKPOINTS / "*.keras")])] == [c.path.name for c in found]
+    # Without sidecars the epoch comes from the ModelCheckpoint name, and files sort by it, not by name.
+    for c in found[::3]:
+        shutil.copy(c.path, tmp_path / c.path.name)
+    plain = find_checkpoints([str(p) for p in sorted(tmp_path.iterdir(), reverse=True)])
+    assert [(c.step, c.source) for c in plain] == [(1, "name"), (10, "name"), (40, "name")]
+    with pytest.raises(SweepError, match="no file matches"):
+        find_checkpoints([str(tmp_path / "*.h5")])
+    with pytest.raises(SweepError, match="no such file or directory"):
+        find_checkpoints([str(tmp_path / "missing.keras")])
+
+
+def test_key_metrics_keep_scalars_and_per_layer_values():
+    record = {"metrics": {"global_grad_norm": 2.5, "flag": True, "gap": {"gap": 0.25, "measure": "text"},
+                          "layers": [{"layer": "conv1", "grad_norm": 1.0, "alpha": None}, {"layer": "dense", "grad_norm": 3.0}],
+                          "variables": [{"layer": "dense", "variable": "bias", "norm": 0.5}], "curve": [1.0, 2.0]}}
+    assert key_metrics(record) == {"gap.gap": 0.25, "global_grad_norm": 2.5, "grad_norm[conv1]": 1.0,
+                                   "grad_norm[dense]": 3.0, "norm[dense.bias]": 0.5}
+
+
+def test_sweep_of_the_zoo_checkpoints_writes_an_index_and_a_report_per_checkpoint(zoo_sweep):
+    proc, out = zoo_sweep
+    assert proc.returncode == ExitCode.FINDINGS, proc.stderr[-3000:]  # the gap opens: an error finding
+    index = json.loads((out / "sweep.json").read_text())
+    assert [e["step"] for e in index["checkpoints"]] == STEPS
+    assert "explain.gradients" not in index["analyzers"] and "health.overfitting" in index["analyzers"]
+    for e in index["checkpoints"]:
+        report = Report.load(out / e["report"])
+        assert report.model["name"] == e["checkpoint"] and report.model["sha256"] == e["sha256"]
+        assert {r.name for r in report.analyzers} == set(index["analyzers"])
+        assert e["analyzers"]["health.gradients"]["metrics"]["grad_norm[conv1]"] > 0
+    gaps = [e["analyzers"]["health.overfitting"]["metrics"]["gap.gap"] for e in index["checkpoints"]]
+    assert gaps[-1] > 0.2 and gaps[-1] > gaps[0] + 0.15, gaps  # memorising 50 digits opens the gap
+    first = {(f["code"]): f["step"] for f in index["first_seen"] if f["analyzer"] == "health.overfitting"}
+    gap_codes = [e for e in index["checkpoints"] if any(f["code"] == "overfitting.gap" for f in e["findings"])]
+    assert first["overfitting.gap"] == gap_codes[0]["step"] and first["overfitting.gap"] > STEPS[0]
+    assert index["checkpoints"][-1]["verdict"] == "error"
+    assert proc.stdout.splitlines()[0].split() == ["step", "checkpoint", "verdict", "findings"]
+
+
+def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
+    out = tmp_path / "sweep"
+    args = [DIAGNOSE, "sweep", str(CHECKPOINTS), "--out", str(out), "--only", "architecture", "--only", "weights"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 240
+    done = []
+    while time.monotonic() < deadline and len(done) < 2:
+        time.sleep(0.3)
+        try:
+            done = json.loads((out / "sweep.json").read_text())["checkpoints"]
+        except (OSError, ValueError):
+            pass
+    assert len(done) >= 2, "two checkpoints were finished before the interrupt"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr
+    finished = json.loads((out / "sweep.json").read_text())["checkpoints"]  # still a valid index
+    assert 2 <= len(finished) < len(STEPS)
+    reports = {e["checkpoint"]: (out / e["report"] / "report.json").stat().st_mtime_ns for e in finished}
+    again = run_diagnose(*args[1:])
+    assert again.returncode == ExitCode.OK, again.stderr
+    # Resuming goes by the reports on disk: one committed in the instant between its run and the index
+    # update that the interrupt cut off counts as done too.
+    reused = next(k for k in (len(finished), len(finished) + 1)
+                  if f"resuming: {k} of {len(STEPS)} checkpoint(s) already have their report" in again.stderr)
+    assert f"({len(STEPS) - reused} run, {reused} already done" in again.stderr
+    index = json.loads((out / "sweep.json").read_text())
+    assert [e["step"] for e in index["checkpoints"]] == STEPS
+    for name, mtime in reports.items():  # not redone
+        entry = next(e for e in index["checkpoints"] if e["checkpoint"] == name)
+        assert (out / entry["report"] / "report.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow  # Ray's parity is in the default suite through the zoo mlp and the sharded runs
+def test_a_sweep_on_ray_actors_gives_the_same_index(ray_address, tmp_path):
+    picked = sorted(CHECKPOINTS.glob("*.keras"))[-3:]
+    common = [*picked, "--only", "health.units", "--only", "weights"]
+    local = run_diagnose("sweep", *common, "--out", tmp_path / "local")
+    remote = run_diagnose("sweep", *common, "--out", tmp_path / "ray", "--executor", "ray", "--ray-address", ray_address,
+                          "--workers", "2")
+    assert local.returncode == remote.returncode == ExitCode.OK, local.stderr[-2000:] + remote.stderr[-2000:]
+    a, b = (json.loads((tmp_path / k / "sweep.json").read_text()) for k in ("local", "ray"))
+    assert b.pop("executor") == "ray" and a.pop("executor") == "local"
+    # Equal up to the last bits of a float: a weight norm summed in another process (another memory
+    # alignment, hence another SIMD path in numpy's pairwise sum) may differ by one ulp.
+    assert b == _floats_approx(a)
+
+
+def _floats_approx(value):
+    if isinstance(value, dict):
+        return {k: _floats_approx(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats_approx(v) for v in value]
+    if isinstance(value, float):
+        return pytest.approx(value, rel=1e-12, abs=1e-15)
+    return value
+
+
+def test_the_shipped_checkpoints_stay_small_and_named_as_modelcheckpoint_names_them():
+    files = sorted(p.name for p in CHECKPOINTS.iterdir())
+    assert sum(p.stat().st_size for p in CHECKPOINTS.iterdir()) < 2 * 2**20
+    keras_files = [f for f in files if f.endswith(".keras")]
+    assert len(keras_files) == len(STEPS) >= 5
+    for f in keras_files:
+        meta = json.loads((CHECKPOINTS / f.replace(".keras", ".meta.json")).read_text())
+        assert f == "cnn_overfit_small.{epoch:02d}-{val_loss:.2f}.keras".format(epoch=meta["epoch"], val_loss=meta["history"]["val_loss"][-1])
+
+
+def test_sweep_of_nothing_is_a_usage_error(tmp_path):
+    proc = run_diagnose("sweep", tmp_path / "no-such-dir", "--out", tmp_path / "o")
+    assert proc.returncode == ExitCode.USAGE
+    assert proc.stderr.strip() == f"diagnose: no such file or directory: {tmp_path / 'no-such-dir'}"
+    (tmp_path / "empty").mkdir()
+    proc = run_diagnose("sweep", tmp_path / "empty", "--out", tmp_path / "o")
+    assert (proc.returncode, proc.stderr.strip()) == (ExitCode.USAGE, f"diagnose: {tmp_path / 'empty'} holds no .keras or .h5 checkpoint")
+
+
+def test_every_checkpoint_goes_through_the_prescan(keras_tf, tmp_path):
+    """A checkpoint with a Lambda layer in the middle of a run is refused (never loaded); the others run."""
+    keras = keras_tf
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Lambda(lambda t: t * 2.0, name="doubler")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(outputs)))
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.05-1.00.keras")
+    for p in sorted(CHECKPOINTS.glob("*.keras"))[:2]:
+        shutil.copy(p, run / p.name)
+    out = tmp_path / "sweep"
+    proc = run_diagnose("sweep", run, "--out", out, "--only", "architecture")
+    assert proc.returncode == ExitCode.MODEL_REFUSED, proc.stderr
+    index = json.loads((out / "sweep.json").read_text())
+    by = {e["checkpoint"]: e for e in index["checkpoints"]}
+    assert [e["step"] for e in index["checkpoints"]] == [1, 3, 5]  # names only: the copies left their sidecars behind
+    refused = by["model.05-1.00.keras"]
+    assert (refused["verdict"], refused["exit_code"]) == ("refused", ExitCode.MODEL_REFUSED)
+    assert refused["message"].startswith("model refused: the file holds code that would run on loading: Lambda layer")
+    assert not (out / refused["report"] / "report.json").exists()
+    assert all(by[n]["verdict"] == "clean" for n in by if n != "model.05-1.00.keras")
