@@ -18,8 +18,11 @@ from typing import Any, Iterable, Mapping
 
 from .analyzer import Finding, Severity
 from .exitcodes import ExitCode
+from .verdicts import MethodExplanation
 
-SCHEMA_VERSION = 1
+#: 2: typed per-method explanation sections (``analyzers[].explanations``) and the worker traceback
+#: of a failed analyzer (``analyzers[].traceback``).
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "skipped", "failed", "timed_out")
 #: Keys whose values vary from run to run; everything else is reproducible.
 TIMING_KEYS = frozenset({"duration_s", "timings"})
@@ -32,8 +35,10 @@ ARTIFACTS = "artifacts"
 class AnalyzerRecord:
     """The outcome of one analyzer in one run.
 
-    ``status`` is ``ok``, ``skipped`` (``reason`` says why), ``failed`` (``reason`` holds the error)
-    or ``timed_out``. ``artifacts`` map a name to a path relative to the report directory.
+    ``status`` is ``ok``, ``skipped`` (``reason`` says why), ``failed`` (``reason`` holds the error,
+    ``traceback`` the worker's traceback when it raised) or ``timed_out``. ``artifacts`` map a name to
+    a path relative to the report directory. ``explanations`` holds one typed section per
+    explanation method (:class:`~diagnostics.verdicts.MethodExplanation`).
     """
 
     name: str
@@ -46,11 +51,14 @@ class AnalyzerRecord:
     findings: tuple[Finding, ...] = ()
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    explanations: tuple[MethodExplanation, ...] = ()
+    traceback: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         object.__setattr__(self, "findings", tuple(self.findings))
+        object.__setattr__(self, "explanations", tuple(self.explanations))
 
     @property
     def worst(self) -> Severity | None:
@@ -61,12 +69,14 @@ class AnalyzerRecord:
         d["findings"] = [f.to_dict() for f in self.findings]
         d["metrics"] = dict(self.metrics)
         d["artifacts"] = dict(self.artifacts)
+        d["explanations"] = [e.to_dict() for e in self.explanations]
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AnalyzerRecord":
         d = dict(d)
         d["findings"] = tuple(Finding.from_dict(f) for f in d.get("findings", ()))
+        d["explanations"] = tuple(MethodExplanation.from_dict(e) for e in d.get("explanations", ()))
         return cls(**d)
 
 
@@ -138,9 +148,11 @@ class Report:
     def from_dict(cls, d: Mapping[str, Any]) -> "Report":
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
+            older = isinstance(version, int) and version < SCHEMA_VERSION
             raise ValueError(
                 f"report schema version {version!r} is not supported: this diagnostics reads version "
-                f"{SCHEMA_VERSION}; re-run diagnose to regenerate the report"
+                f"{SCHEMA_VERSION}; " + ("the report predates the typed explanation verdicts: " if older else "")
+                + "re-run diagnose to regenerate the report"
             )
         return cls(
             model=d["model"],

@@ -23,6 +23,7 @@ from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
 from .report import AnalyzerRecord, Report
 from .safety import DEFAULT_MAX_SIZE, ModelRefused, scan, static_input_shapes
+from .verdicts import MethodExplanation
 from .worker import Job
 
 _DATA_NEED_TEXT = {
@@ -354,6 +355,9 @@ def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, An
         reason=reason, backend=backend, duration_s=round(float(result.get("duration_s", 0.0)), 3),
         findings=tuple(Finding.from_dict(f) for f in result.get("findings", ())),
         metrics=result.get("metrics", {}), artifacts=artifacts,
+        explanations=tuple(MethodExplanation.from_dict(e).relocated(f"{report_mod.ARTIFACTS}/{name}")
+                           for e in result.get("explanations", ())),
+        traceback=result.get("traceback", ""),
     )
 
 

@@ -134,6 +134,7 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         "findings": [f.to_dict() for f in result.findings],
         "metrics": dict(result.metrics),
         "artifacts": dict(result.artifacts),
+        "explanations": [e.to_dict() for e in result.explanations],
     }
 
 
