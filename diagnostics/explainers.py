@@ -64,12 +64,15 @@ class ModelView:
     token models; ``head`` is the model from there on), ``predict(x)`` is the batched output
     ``(n, units)``, ``forward(x, targets)`` the explained unit per sample, ``grad_fn(z, targets)``
     the compiled input gradient of ``head`` (``(values, gradients)``). ``baseline`` is the raw reference
-    input (one sample) and ``background`` training rows for expected-value methods.
+    input (one sample), ``background`` training rows for expected-value methods, ``train`` the training
+    inputs (or the evaluation inputs when there are none); ``randomised`` marks the view of the
+    weight-randomised clone (methods may skip refinements there: only the ranking of the map matters).
     """
 
     def __init__(self, model, kind: str, *, batch_size: int = 1024, baseline: np.ndarray | None = None,
-                 background: np.ndarray | None = None, randomised: bool = False):
+                 background: np.ndarray | None = None, train: np.ndarray | None = None, randomised: bool = False):
         self.model, self.kind, self.batch_size, self.randomised = model, kind, int(batch_size), randomised
+        self.train = train
         self.tokens = kind == "token"
         self.baseline, self.background_raw = baseline, background
         self.embedding_layer = None
@@ -148,7 +151,7 @@ class ModelView:
         except Exception:  # noqa: BLE001 - reported as a skipped check
             return None
         return ModelView(clone, self.kind, batch_size=self.batch_size, baseline=self.baseline,
-                         background=self.background_raw, randomised=True)
+                         background=self.background_raw, train=self.train, randomised=True)
 
 
 class Explainer:
@@ -177,8 +180,11 @@ class Explainer:
     def __init__(self, **options: Any):
         #: the values of the declared options (defaults where not given)
         self.opts = {o.name: options.get(o.name, o.default) for o in type(self).options}
-        #: numbers a run leaves for the report (steps used...), reset by the pipeline before each call
+        #: numbers a run leaves for the report (steps used...), reset by the pipeline before the first call
         self.notes: dict[str, Any] = {}
+        #: which call this is: "main", "stability" (another seed) or "randomisation" (on the randomised
+        #: clone); refinements that only tighten an axiom (step doubling) may be skipped outside "main"
+        self.stage = "main"
 
     def unavailable(self, view: ModelView, x: np.ndarray) -> str | None:
         """Why this method cannot run on this model (None when it can)."""
@@ -266,12 +272,13 @@ class ExplanationAnalyzer(Analyzer):
     explainers: ClassVar[tuple[type[Explainer], ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
     sanity_cost: ClassVar[float] = 0.0
+    extra_options: ClassVar[tuple[Option, ...]] = ()
     not_offered: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def declared_options(cls) -> tuple[Option, ...]:
         common = tuple(o.with_default(cls.defaults[o.name]) if o.name in cls.defaults else o for o in COMMON_OPTIONS)
-        return common + explainer_options(cls.explainers) + threshold_options()
+        return common + tuple(cls.extra_options) + explainer_options(cls.explainers) + threshold_options()
 
     def choose(self, opts: dict, view: ModelView, x: np.ndarray) -> list[str]:
         """The method names to run, from the ``methods`` option."""
@@ -303,7 +310,7 @@ class ExplanationAnalyzer(Analyzer):
         x = x_all[idx]
         kind = input_kind(x)
         pool = np.asarray(context.data.x_train) if context.data.x_train is not None else x_all
-        view = ModelView(model, kind, batch_size=int(opts["batch_size"]), baseline=self._baseline(opts, kind, x, pool),
+        view = ModelView(model, kind, batch_size=int(opts["batch_size"]), baseline=self._baseline(opts, kind, x, pool), train=pool,
                          background=pool[np.random.default_rng(context.seed + 1).choice(
                              len(pool), min(int(opts["background"]), len(pool)), replace=False)])
         pred = view.predict(x)
@@ -321,6 +328,8 @@ class ExplanationAnalyzer(Analyzer):
                 skipped[name] = why
             else:
                 methods.append(ex)
+        if not methods:
+            return Result.skip("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no method chosen")
         raw, maps, checks = {}, {}, {}
         total = len(methods) * (2 if opts["sanity"] else 1)
         for i, ex in enumerate(methods):
@@ -452,6 +461,7 @@ class ExplanationAnalyzer(Analyzer):
         for i, ex in enumerate(methods):
             if ex.sampling:
                 context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} with another seed")
+                ex.stage = "stability"
                 a2 = np.asarray(ex.attribute(view, x, t, context.seed + 1), np.float64)
                 s = E.stability(maps[ex.name], view.feature_map(a2 * sign.reshape(shape[: a2.ndim]), x))
                 checks[ex.name].append(simple_check("stability", s, limits["stability_min"],
@@ -461,6 +471,7 @@ class ExplanationAnalyzer(Analyzer):
             return "the model could not be cloned (keras.models.clone_model failed)"
         for i, ex in enumerate(methods):
             context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} on the randomised model")
+            ex.stage = "randomisation"
             ra = np.asarray(ex.attribute(rview, x, t, context.seed), np.float64)
             checks[ex.name].append(randomisation_check(maps[ex.name], view.feature_map(ra * sign.reshape(shape[: ra.ndim]), x),
                                                        ex.signed, limits))
