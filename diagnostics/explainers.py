@@ -319,7 +319,6 @@ class ExplanationAnalyzer(Analyzer):
             return failed
         targets = E.select_targets(pred, opts.get("target"), context.info.output_activation)
         t, sign = targets.index, targets.sign
-        signed_shape = (-1,) + (1,) * (x.ndim - 1)
         methods, skipped = [], {}
         for name in self.choose(opts, view, x):
             ex = next(c for c in self.explainers if c.name == name)(**opts)
@@ -337,7 +336,7 @@ class ExplanationAnalyzer(Analyzer):
             ex.notes = {}
             a = np.asarray(ex.attribute(view, x, t, context.seed), np.float64)
             raw[ex.name] = a
-            maps[ex.name] = view.feature_map(a * sign.reshape(signed_shape[: a.ndim]), x)
+            maps[ex.name] = view.feature_map(_signed(a, sign), x)
             checks[ex.name] = [Check("finite", float(np.isfinite(a).mean()), 1.0,
                                      Outcome.PASSED if np.isfinite(a).all() else Outcome.FAILED,
                                      reason="attributions contain NaN or Inf")]
@@ -388,7 +387,7 @@ class ExplanationAnalyzer(Analyzer):
         out = []
         for name, a in raw.items():
             cls = next(c for c in self.explainers if c.name == name)
-            signed = a * targets.sign.reshape((-1,) + (1,) * (a.ndim - 1))
+            signed = _signed(a, targets.sign)
             np.save(d / f"{name}.npy", signed.astype(np.float32))
             np.save(d / f"{name}.map.npy", maps[name].reshape((len(x),) + view.feature_shape(x)).astype(np.float32))
             ordered = sorted(checks[name], key=lambda c: CHECK_ORDER.index(c.name) if c.name in CHECK_ORDER else 99)
@@ -457,13 +456,12 @@ class ExplanationAnalyzer(Analyzer):
         if self.sanity_cost and context.time_left() < self.sanity_cost * spent:
             return (f"not enough time left in the analyzer's budget ({context.time_left():.0f} s after {spent:.0f} s); "
                     f"raise --timeout")
-        shape = (-1,) + (1,) * (x.ndim - 1)
         for i, ex in enumerate(methods):
             if ex.sampling:
                 context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} with another seed")
                 ex.stage = "stability"
                 a2 = np.asarray(ex.attribute(view, x, t, context.seed + 1), np.float64)
-                s = E.stability(maps[ex.name], view.feature_map(a2 * sign.reshape(shape[: a2.ndim]), x))
+                s = E.stability(maps[ex.name], view.feature_map(_signed(a2, sign), x))
                 checks[ex.name].append(simple_check("stability", s, limits["stability_min"],
                                                     "unstable across seeds (correlation {value:.2f})"))
         rview = view.randomised_copy(context.seed)
@@ -473,7 +471,7 @@ class ExplanationAnalyzer(Analyzer):
             context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} on the randomised model")
             ex.stage = "randomisation"
             ra = np.asarray(ex.attribute(rview, x, t, context.seed), np.float64)
-            checks[ex.name].append(randomisation_check(maps[ex.name], view.feature_map(ra * sign.reshape(shape[: ra.ndim]), x),
+            checks[ex.name].append(randomisation_check(maps[ex.name], view.feature_map(_signed(ra, sign), x),
                                                        ex.signed, limits))
         return None
 
@@ -486,6 +484,11 @@ class ExplanationAnalyzer(Analyzer):
 
 
 CHECK_ORDER = ["finite", "completeness", "additivity", "randomisation", "faithfulness", "ground_truth", "stability"]
+
+
+def _signed(a: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Attributions of -p for the samples explained as class 0 of a one-unit sigmoid."""
+    return a * np.asarray(sign).reshape((-1,) + (1,) * (a.ndim - 1))
 
 
 def _num(v):
