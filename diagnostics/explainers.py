@@ -230,7 +230,7 @@ def _gap_check(name: str, gap: np.ndarray, delta: np.ndarray, tol: float, fail: 
 
 
 def randomisation_check(trained: np.ndarray, randomised: np.ndarray, signed: bool, t: dict) -> Check:
-    r = E.randomisation_check(trained, randomised, absolute=not signed)["rank_correlation"]
+    r = E.randomisation_correlation(trained, randomised, absolute=not signed)
     outcome = (Outcome.FAILED if r >= t["randomisation_fail"] else
                Outcome.DOUBTFUL if r >= t["randomisation_doubtful"] else Outcome.PASSED)
     reason = (f"maps barely change when the weights are randomised (rank correlation {r:.2f})" if outcome is Outcome.FAILED
@@ -315,8 +315,12 @@ class ExplanationAnalyzer(Analyzer):
                              len(pool), min(int(opts["background"]), len(pool)), replace=False)])
         pred = view.predict(x)
         failed = E.nonfinite_predictions(pred, f"{self.name}.failed")
-        if failed is not None:
-            return failed
+        if failed is not None:  # nothing to explain: every method fails, with the reason
+            finite = float(np.all(np.isfinite(pred.reshape(len(pred), -1)), axis=1).mean())
+            check = Check("finite_predictions", finite, 1.0, Outcome.FAILED, reason=failed.findings[0].message)
+            return Result(findings=failed.findings, metrics=failed.metrics, explanations=tuple(
+                MethodExplanation(m, Verdict.FAILED, (check.reason,), (check,), sample_indices=idx.tolist())
+                for m in self.choose(opts, view, x)))
         targets = E.select_targets(pred, opts.get("target"), context.info.output_activation)
         t, sign = targets.index, targets.sign
         methods, skipped = [], {}
