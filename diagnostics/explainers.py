@@ -386,6 +386,11 @@ class ExplanationAnalyzer(Analyzer):
         if mask is not None:
             np.save(d / "mask.npy", mask.reshape((len(x),) + view.feature_shape(x)))
             shared["mask"] = "mask.npy"
+        y = context.data.y
+        if y is not None and len(y) > int(idx.max(initial=0)):
+            y = np.asarray(y)[idx]
+            np.save(d / "labels.npy", y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(idx)))
+            shared["labels"] = "labels.npy"
         common = {"sample_indices": idx.tolist(), "targets": targets.index.tolist(),
                   "signs": [float(s) for s in targets.sign], "target": targets.description, "space": view.space}
         out = []

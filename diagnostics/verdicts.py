@@ -70,7 +70,8 @@ class MethodExplanation:
       ``target``: how the targets were chosen.
     - ``artifacts``: ``attributions`` (the raw attributions, one row per sample), ``inputs`` (the
       explained inputs themselves), ``map`` (one value per feature: pixel, time step, token, column)
-      and ``mask`` (planted ground truth, when the data has one); paths relative to the report
+      ``mask`` (planted ground truth, when the data has one) and ``labels`` (the true labels of the
+      explained samples, when the data has them); paths relative to the report
       directory once in a report, to the analyzer's artifact directory in a :class:`~diagnostics.Result`.
     - ``skipped``: why a method offered by the analyzer did not run on this model ("" when it ran).
     """
