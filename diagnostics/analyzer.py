@@ -92,8 +92,8 @@ class Option:
               or (t is float and isinstance(value, (int, float)) and not isinstance(value, bool))
               or (t is str and isinstance(value, str)))
         if not ok:
-            raise ValueError(f"option {self.name!r} takes {'a number' if t is float else f'a {t.__name__}'}, "
-                             f"got {value!r}")
+            what = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[t]
+            raise ValueError(f"option {self.name!r} takes {what}, got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"option {self.name!r} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         return float(value) if t is float else value

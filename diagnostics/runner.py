@@ -23,6 +23,7 @@ from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
 from .report import AnalyzerRecord, Report
 from .safety import DEFAULT_MAX_SIZE, ModelRefused, scan, static_input_shapes
+from .options import OptionError, check_options
 from .verdicts import MethodExplanation
 from .worker import Job
 
@@ -148,7 +149,11 @@ class Outcome:
     message: str = ""
 
 
-EXPECTED_FAILURES = (ModelRefused, DataRefused, UsageError, report_mod.OutputDirError, KeyboardInterrupt)
+EXPECTED_FAILURES = (ModelRefused, DataRefused, UsageError, OptionError, report_mod.OutputDirError, KeyboardInterrupt)
+
+
+def _classes(host: PluginHost) -> dict[str, type]:
+    return {name: entry.cls for name, entry in host.analyzers.items()}
 
 
 def failure_outcome(e: BaseException) -> Outcome:
@@ -176,6 +181,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         except PluginError as e:
             return Outcome(None, ExitCode.PLUGIN_ERROR, f"{e} (--strict-plugins)")
         entries = select(host, config.only, config.skip)
+        config = dataclasses.replace(config, options=check_options(config.options, _classes(host)))
         scan_result = scan(config.model_path, max_size=config.max_model_size, registered=host.custom_objects)
         _check_trust(scan_result, config)
         sidecar_path = find_sidecar(config.model_path)
@@ -410,7 +416,7 @@ def run_in_memory(model, data: Data | None, *, out_dir: Path | None, seed: int, 
                        kind_hint=(metadata or {}).get("model_kind"))
         entries = select(host, tuple(only), tuple(skip))
         config = RunConfig(model_path="<in-memory>", out_dir=out, seed=seed, fail_on=fail_on, backend=backend,
-                           options=options or {})
+                           options=check_options(options or {}, _classes(host)))
         summary = {"path": None, "name": model.name, "format": "in-memory", "sha256": None, "size": None,
                    "keras_version": keras.__version__, "loss": base_job.loss, "sidecar": None}
         outcome = _execute(config, host, entries, executor, base_job, data, summary, staging, out, progress)
