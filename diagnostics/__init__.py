@@ -8,7 +8,7 @@ from .analyzer import MODEL_KINDS, Analyzer, Context, Data, Finding, ModelInfo, 
 from .api import DiagnosisError, diagnose
 from .exitcodes import ExitCode
 from .hookspecs import HOOK_API_VERSION, hookimpl
-from .report import AnalyzerRecord, Report
+from .report import AnalyzerRecord, Report, Status
 from .verdicts import Check, MethodExplanation, Outcome, Verdict
 
 try:
@@ -25,7 +25,7 @@ _LAZY = {"Explainer": "explainers", "ExplanationAnalyzer": "explainers", "ModelV
 __all__ = [
     "MODEL_KINDS", "Analyzer", "AnalyzerRecord", "Check", "Context", "Data", "DiagnosisError", "ExitCode",
     "Explainer", "ExplanationAnalyzer", "Finding", "HOOK_API_VERSION", "MethodExplanation", "ModelInfo", "ModelView",
-    "Option", "Outcome", "Report", "Result", "Severity", "Verdict", "diagnose", "hookimpl", "predict_batched",
+    "Option", "Outcome", "Report", "Result", "Severity", "Status", "Verdict", "diagnose", "hookimpl", "predict_batched",
     "select_samples", "select_targets",
 ]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from .report import Report
 
 SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", None: "#2e7d32"}
-STATUS_COLOURS = {"ok": "#2e7d32", "skipped": "#757575", "failed": "#c62828", "timed_out": "#6a1b9a"}
+STATUS_COLOURS = {"ok": "#2e7d32", "skipped": "#757575", "failed": "#c62828", "timed_out": "#6a1b9a", "crashed": "#b71c1c"}
 VERDICT_COLOURS = {"trusted": "#2e7d32", "passed": "#2e7d32", "doubtful": "#ef6c00", "failed": "#c62828"}
 
 _CSS = """

@@ -8,6 +8,7 @@ Same seed, model and data give the same JSON apart from the keys named in :data:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import os
 import shutil
@@ -23,7 +24,22 @@ from .verdicts import MethodExplanation
 #: 2: typed per-method explanation sections (``analyzers[].explanations``) and the worker traceback
 #: of a failed analyzer (``analyzers[].traceback``).
 SCHEMA_VERSION = 2
-STATUSES = ("ok", "skipped", "failed", "timed_out")
+class Status(enum.StrEnum):
+    """How an analyzer's run ended. ``crashed``: its worker process died (a segfault, the OOM killer)."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CRASHED = "crashed"
+
+    @property
+    def problem(self) -> bool:
+        """True for the outcomes that make the run exit ANALYZER_FAILED."""
+        return self in (Status.FAILED, Status.TIMED_OUT, Status.CRASHED)
+
+
+STATUSES = tuple(s.value for s in Status)
 #: Keys whose values vary from run to run; everything else is reproducible.
 TIMING_KEYS = frozenset({"duration_s", "timings"})
 REPORT_JSON = "report.json"
@@ -35,8 +51,8 @@ ARTIFACTS = "artifacts"
 class AnalyzerRecord:
     """The outcome of one analyzer in one run.
 
-    ``status`` is ``ok``, ``skipped`` (``reason`` says why), ``failed`` (``reason`` holds the error,
-    ``traceback`` the worker's traceback when it raised) or ``timed_out``. ``artifacts`` map a name to
+    ``status`` is a :class:`Status`: ``ok``, ``skipped`` (``reason`` says why), ``failed`` (``reason``
+    holds the error, ``traceback`` the worker's traceback when it raised), ``timed_out`` or ``crashed``. ``artifacts`` map a name to
     a path relative to the report directory. ``explanations`` holds one typed section per
     explanation method (:class:`~diagnostics.verdicts.MethodExplanation`).
     """
@@ -57,6 +73,7 @@ class AnalyzerRecord:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        object.__setattr__(self, "status", Status(self.status))
         object.__setattr__(self, "findings", tuple(self.findings))
         object.__setattr__(self, "explanations", tuple(self.explanations))
 
@@ -66,6 +83,7 @@ class AnalyzerRecord:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["status"] = self.status.value
         d["findings"] = [f.to_dict() for f in self.findings]
         d["metrics"] = dict(self.metrics)
         d["artifacts"] = dict(self.artifacts)
@@ -120,7 +138,7 @@ class Report:
 
     def compute_exit_code(self) -> ExitCode:
         """The exit code this report implies (see :class:`ExitCode` for precedence)."""
-        if any(r.status in ("failed", "timed_out") for r in self.analyzers) or self.plugin_problems:
+        if any(r.status.problem for r in self.analyzers) or self.plugin_problems:
             return ExitCode.ANALYZER_FAILED
         if self.fail_on != "never" and self.findings(self.fail_on):
             return ExitCode.FINDINGS

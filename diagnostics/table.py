@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .report import Report
 
-_COLOURS = {"error": "31", "warning": "33", "info": "34", "ok": "32", "failed": "31", "timed_out": "35", "skipped": "90",
+_COLOURS = {"error": "31", "warning": "33", "info": "34", "ok": "32", "failed": "31", "timed_out": "35", "skipped": "90", "crashed": "31",
             "trusted": "32", "doubtful": "33"}
 
 
