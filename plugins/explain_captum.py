@@ -35,19 +35,25 @@ def gradcam_channels_last(forward_t, layer, x_t, targets_t):
 
 
 class CaptumMethod(Explainer):
-    """A captum ``Attribution`` class called on the float space; subclasses give ``make`` and ``kwargs``."""
+    """A captum ``Attribution`` class (``captum_class``, wrapped in ``NoiseTunnel`` when ``tunnel``) called
+    on the float space; subclasses give the keyword arguments in ``kwargs``."""
+
+    captum_class, tunnel = "", False
 
     def attribute(self, view, x, targets, seed):
+        import captum.attr
         import numpy as np
         import torch
 
         torch.manual_seed(seed)
         z = torch.tensor(view.float_space(x))
-        kwargs = {"baselines": torch.tensor(view.float_space(view.baseline_like(x))), **self.kwargs(view, z)}
-        method = self.make(lambda t: view.head(t, training=False).reshape(t.shape[0], -1))
-        return method.attribute(z, target=torch.as_tensor(np.asarray(targets, np.int64)), **kwargs).detach().numpy()
+        method = getattr(captum.attr, self.captum_class)(lambda t: view.head(t, training=False).reshape(t.shape[0], -1))
+        method = captum.attr.NoiseTunnel(method) if self.tunnel else method
+        return method.attribute(z, target=torch.as_tensor(np.asarray(targets, np.int64)),
+                                baselines=torch.tensor(view.float_space(view.baseline_like(x))),
+                                **self.kwargs(view, z)).detach().numpy()
 
-    def groups(self, view, z):
+    def kwargs(self, view, z):
         """Feature groups: patch x patch pixel blocks, one time step or token, or one column."""
         import numpy as np
         import torch
@@ -63,24 +69,14 @@ class CaptumMethod(Explainer):
 
 class IntegratedGradients(CaptumMethod):
     name, reference, axiom = "integrated_gradients", "Sundararajan et al. 2017 (captum IntegratedGradients)", "completeness"
-    options = (Option("steps", int, 50, "captum's n_steps (fixed: no raising)"),)
-
-    def make(self, f):
-        from captum.attr import IntegratedGradients as IG
-
-        return IG(f)
+    captum_class, options = "IntegratedGradients", (Option("steps", int, 50, "captum's n_steps (fixed: no raising)"),)
 
     def kwargs(self, view, z):
         return {"n_steps": int(self.opts["steps"]), "internal_batch_size": view.batch_size}
 
 
 class Occlusion(CaptumMethod):
-    name, reference, options = "occlusion", "Zeiler & Fergus 2014", (PATCH,)
-
-    def make(self, f):
-        from captum.attr import Occlusion as O
-
-        return O(f)
+    name, reference, captum_class, options = "occlusion", "Zeiler & Fergus 2014", "Occlusion", (PATCH,)
 
     def kwargs(self, view, z):
         shape, p = tuple(z.shape[1:]), int(self.opts["patch"])
@@ -90,38 +86,22 @@ class Occlusion(CaptumMethod):
 
 
 class FeatureAblation(CaptumMethod):
-    name, reference, options = "feature_ablation", "captum FeatureAblation (Kokhlikyan et al. 2020)", (PATCH,)
-
-    def make(self, f):
-        from captum.attr import FeatureAblation as FA
-
-        return FA(f)
-
-    kwargs = CaptumMethod.groups
+    name, reference, captum_class, options = "feature_ablation", "Kokhlikyan et al. 2020", "FeatureAblation", (PATCH,)
 
 
 class ShapleySampling(CaptumMethod):
-    name, reference, sampling = "shapley_sampling", "Strumbelj & Kononenko 2010", True
+    name, reference, sampling, captum_class = "shapley_sampling", "Strumbelj & Kononenko 2010", True, "ShapleyValueSampling"
     options = (PATCH, Option("shapley_samples", int, 8, "feature permutations sampled"))
 
-    def make(self, f):
-        from captum.attr import ShapleyValueSampling
-
-        return ShapleyValueSampling(f)
-
     def kwargs(self, view, z):
-        return {**self.groups(view, z), "n_samples": int(self.opts["shapley_samples"])}
+        return {**super().kwargs(view, z), "n_samples": int(self.opts["shapley_samples"])}
 
 
 class NoiseTunnel(CaptumMethod):
     name, reference, sampling = "noise_tunnel", "Smilkov et al. 2017 (SmoothGrad over IG, captum NoiseTunnel)", True
+    captum_class, tunnel = "IntegratedGradients", True
     options = (Option("nt_samples", int, 8, "noisy copies per sample"), Option("nt_steps", int, 16, "IG steps per copy"),
                Option("nt_stdev", float, 0.15, "noise std as a fraction of the inputs' value range"))
-
-    def make(self, f):
-        from captum.attr import IntegratedGradients as IG, NoiseTunnel as NT
-
-        return NT(IG(f))
 
     def kwargs(self, view, z):
         span = float(z.max() - z.min()) or 1.0
@@ -148,11 +128,8 @@ class GradCam(Explainer):
 class CaptumExplanations(ExplanationAnalyzer):
     """captum's IG, occlusion, feature ablation, Shapley value sampling, Grad-CAM and NoiseTunnel."""
 
-    name = "explain.captum"
-    description = ("captum on the Keras model (torch): IG, occlusion, feature ablation, Shapley sampling, "
-                   "channels-last Grad-CAM, NoiseTunnel — each with a trust verdict.")
-    backends, requires = ("torch",), ("captum",)
-    reference = "Kokhlikyan et al. 2020 (captum)"
+    name, backends, requires, reference = "explain.captum", ("torch",), ("captum",), "Kokhlikyan et al. 2020 (captum)"
+    description = "captum (torch): IG, occlusion, feature ablation, Shapley sampling, Grad-CAM, NoiseTunnel — with verdicts."
     explainers = (IntegratedGradients, Occlusion, FeatureAblation, ShapleySampling, GradCam, NoiseTunnel)
     defaults, sanity_cost = {"batch_size": 512}, 1.5
     not_offered = {"DeepLift": "Keras activations are not nn.ReLU modules: captum's rescale rule never fires and "
