@@ -80,6 +80,7 @@ class ModelAgnosticShap(Explainer):
         import numpy as np
         import shap
 
+        np.random.seed(seed % (2**32))  # KernelExplainer draws its coalitions from numpy's global generator
         bg, out = np.asarray(view.background_raw, np.float64), np.zeros(x.shape)
         evals = 2 * (2 * x.shape[1] + 1) if self.opts["max_evals"] == "auto" else int(self.opts["max_evals"])
         for t in np.unique(targets):

@@ -63,7 +63,7 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("torch", marks=pytest.mark.slow)])
 def test_every_explainer_keeps_the_contract_on_every_input_kind_it_declares(backend):
     proc = subprocess.run([sys.executable, "-c", SCRIPT, backend], capture_output=True, text=True, timeout=900,
                           env={**os.environ, "KERAS_BACKEND": backend})
