@@ -73,6 +73,16 @@ def test_load_explains_what_is_wrong(tmp_path):
         reports.load(tmp_path)
 
 
+def test_a_schema_1_report_is_refused_with_one_clear_line(tmp_path):
+    """Reports written before the typed explanation sections: the dashboard says what to do, once."""
+    (tmp_path / "report.json").write_text(json.dumps({"schema_version": 1, "analyzers": []}))
+    with pytest.raises(ValueError) as e:
+        reports.load(tmp_path)
+    assert str(e.value) == (f"{tmp_path}/report.json: report schema version 1 is not supported: this diagnostics reads "
+                            f"version 2; the report predates the typed explanation verdicts: re-run diagnose to "
+                            f"regenerate the report")
+
+
 def test_start_path_prefers_script_arguments_then_the_environment():
     assert reports.start_path(["/x/dashboard/app.py", "runs/one"], {}) == Path("runs/one")
     assert reports.start_path(["pytest", "-q"], {reports.REPORT_ENV: "/r"}) == Path("/r")
