@@ -48,15 +48,6 @@ class Controls(ExplanationAnalyzer):
     defaults = {"samples": 12}
 
 
-@pytest.fixture(scope="module")
-def linear(keras_tf):
-    keras = keras_tf
-    keras.utils.set_random_seed(3)
-    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
-    w, b = model.layers[0].get_weights()
-    return model, w.astype(np.float64), b
-
-
 def test_linear_model_ig_and_input_x_gradient_through_the_explainer_type_are_w_times_x_minus_b(linear):
     from diagnostics_plugins.explain_gradients import InputXGradient, IntegratedGradients
 
