@@ -1,15 +1,8 @@
-"""Built-in plugin: LIME (Ribeiro, Singh & Guestrin, 2016) for images, tables, token sequences and time
-series, every perturbation batch sent through the model in one compiled call (the ``lime`` package
-calls its classifier once per 10 perturbations by default).
-
-- images: the ``lime`` image algorithm, vectorised (:func:`diagnostics.explain.lime_image`), on a grid
-  of ``patch`` x ``patch`` superpixels (graph segmentations give odd segments on 28x28 digits);
-- tables: the ``lime`` package's tabular explainer on the training data;
-- token sequences / time series: features are token positions / segments of ``segment`` steps,
-  hidden as the baseline (token ``baseline_token``, or zeros), fitted by ``lime.lime_base.LimeBase``.
-
-The local fit's R² is LIME's own check; the rest of the trust pipeline and the verdict come from
-:class:`diagnostics.explainers.ExplanationAnalyzer`.
+"""Built-in plugin: LIME (Ribeiro, Singh & Guestrin, 2016) for images (the ``lime`` image algorithm,
+vectorised: :func:`diagnostics.explain.lime_image`, on a grid of ``patch`` x ``patch`` superpixels),
+tables (the ``lime`` package's tabular explainer), token positions and time segments (``LimeBase``),
+with every perturbation batch sent through the model in one compiled call. LIME's own check is the
+local fit's R²; the rest of the trust pipeline comes from :class:`diagnostics.ExplanationAnalyzer`.
 """
 
 from __future__ import annotations

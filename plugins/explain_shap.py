@@ -1,14 +1,12 @@
-"""Built-in plugin: SHAP values (Lundberg & Lee, 2017).
+"""Built-in plugin: SHAP values (Lundberg & Lee, 2017), additivity checked by the pipeline
+(:class:`diagnostics.ExplanationAnalyzer`): Σ SHAP = F(x) − E[F(background)].
 
-- ``gradient_shap``: ``shap.GradientExplainer`` (expected gradients) on the Keras model under torch,
-  where a Keras model is a ``torch.nn.Module``; token models in embedding space. The default for
-  images, sequences and tokens; nsamples doubled for the rows not additive within 10%.
-- ``permutation_shap`` (exactly additive; the default for tables), ``kernel_shap``, ``partition_shap``:
-  model-agnostic, on a batched prediction, for tabular models (``--option explain.shap.explainer=kernel``).
+- ``gradient_shap``: ``shap.GradientExplainer`` (expected gradients) on the Keras model under torch;
+  token models in embedding space; nsamples doubled for the rows not additive within 10%. The default
+  for images, sequences and tokens.
+- ``permutation_shap`` (exactly additive; the default for tables), ``kernel_shap``, ``partition_shap``.
 
-``shap.DeepExplainer`` is not offered: on Keras 3 models under torch it fails its own additivity
-check (its DeepLIFT rules need ``nn.ReLU`` modules). Checks and verdicts come from
-:class:`diagnostics.explainers.ExplanationAnalyzer` (additivity: Σ SHAP = F(x) − E[F(background)]).
+Not offered: ``DeepExplainer`` (fails its own additivity check on Keras 3 models under torch).
 """
 
 from __future__ import annotations
