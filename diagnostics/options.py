@@ -43,6 +43,11 @@ def check_options(options: Mapping[str, Mapping[str, Any]], analyzers: Mapping[s
                     valid = sorted({o.name for d in decl.values() if d for o in d})
                     raise OptionError(f"{_shown(analyzer, key, value)}: no analyzer takes an option {key!r}; "
                                       f"options of the installed analyzers: {', '.join(valid)}")
+                for option in takers:
+                    try:
+                        option.parse(value)
+                    except ValueError as e:
+                        raise OptionError(f"{_shown(analyzer, key, value)}: {e}") from None
                 out[analyzer][key] = value
                 continue
             if analyzer not in decl:
