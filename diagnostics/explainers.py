@@ -73,6 +73,9 @@ class ModelView:
                  background: np.ndarray | None = None, train: np.ndarray | None = None, randomised: bool = False):
         self.model, self.kind, self.batch_size, self.randomised = model, kind, int(batch_size), randomised
         self.train = train
+        #: seconds left of the analyzer's budget (the pipeline sets it to ``context.time_left``): methods
+        #: that refine an estimate stop refining when it runs short
+        self.time_left = lambda: float("inf")
         self.tokens = kind == "token"
         self.baseline, self.background_raw = baseline, background
         self.embedding_layer = None
@@ -150,8 +153,10 @@ class ModelView:
             clone = keras.models.clone_model(self.model)
         except Exception:  # noqa: BLE001 - reported as a skipped check
             return None
-        return ModelView(clone, self.kind, batch_size=self.batch_size, baseline=self.baseline,
+        view = ModelView(clone, self.kind, batch_size=self.batch_size, baseline=self.baseline,
                          background=self.background_raw, train=self.train, randomised=True)
+        view.time_left = self.time_left
+        return view
 
 
 class Explainer:
@@ -313,6 +318,7 @@ class ExplanationAnalyzer(Analyzer):
         view = ModelView(model, kind, batch_size=int(opts["batch_size"]), baseline=self._baseline(opts, kind, x, pool), train=pool,
                          background=pool[np.random.default_rng(context.seed + 1).choice(
                              len(pool), min(int(opts["background"]), len(pool)), replace=False)])
+        view.time_left = context.time_left
         pred = view.predict(x)
         failed = E.nonfinite_predictions(pred, f"{self.name}.failed")
         if failed is not None:  # nothing to explain: every method fails, with the reason

@@ -22,18 +22,24 @@ class GradientShap(Explainer):
     options = (NSAMPLES, Option("max_nsamples", int, 800, "the most nsamples doubled to for additivity"))
 
     def attribute(self, view, x, targets, seed):
+        import time
+
         import numpy as np
 
         ns, bg = int(self.opts["nsamples"]), view.float_space(view.background_raw)
         z, ref = view.float_space(x), view.forward(x, targets) - view.background_output(targets)
+        t0 = time.monotonic()
         vals = self._shap(view, z, bg, targets, ns, seed)
-        while self.stage == "main" and ns * 2 <= int(self.opts["max_nsamples"]):
+        last = time.monotonic() - t0  # each doubling costs about twice the last round: leave room for the sanity runs
+        while self.stage == "main" and ns * 2 <= int(self.opts["max_nsamples"]) and view.time_left() > 6 * last:
             err = np.abs(vals.reshape(len(x), -1).sum(1) - ref)
             todo = np.flatnonzero(err > 0.1 * np.maximum(np.abs(ref), 1e-5))
             if not len(todo):
                 break
             ns *= 2
+            t0 = time.monotonic()
             vals[todo] = self._shap(view, z[todo], bg, targets[todo], ns, seed)
+            last = time.monotonic() - t0
         return vals
 
     @staticmethod
