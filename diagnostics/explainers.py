@@ -266,7 +266,7 @@ def simple_check(name: str, value: float, minimum: float, reason: str, detail: d
 class ExplanationAnalyzer(Analyzer):
     """An analyzer made of :class:`Explainer` s; :meth:`run` is the whole trust pipeline.
 
-    Subclasses set ``explainers`` (the classes), ``defaults`` (changed option defaults),
+    Subclasses set ``explainers`` (the classes), ``defaults`` (changed option defaults, thresholds included),
     ``sanity_cost`` (skip the sanity checks when less than this many times the time spent so far
     is left; 0 never skips) and may override :meth:`choose` and :meth:`notes`.
     """
@@ -282,8 +282,9 @@ class ExplanationAnalyzer(Analyzer):
 
     @classmethod
     def declared_options(cls) -> tuple[Option, ...]:
-        common = tuple(o.with_default(cls.defaults[o.name]) if o.name in cls.defaults else o for o in COMMON_OPTIONS)
-        return common + tuple(cls.extra_options) + explainer_options(cls.explainers) + threshold_options()
+        return tuple(o.with_default(cls.defaults[o.name]) if o.name in cls.defaults else o
+                     for o in COMMON_OPTIONS + tuple(cls.extra_options) + explainer_options(cls.explainers)
+                     + threshold_options())
 
     def choose(self, opts: dict, view: ModelView, x: np.ndarray) -> list[str]:
         """The method names to run, from the ``methods`` option."""
@@ -305,7 +306,7 @@ class ExplanationAnalyzer(Analyzer):
         t0 = time.monotonic()
         opts = {o.name: o.parse(context.options[o.name]) if o.name in context.options else o.default
                 for o in self.declared_options()}
-        limits = _thresholds(context.options, "explanations")
+        limits = self._limits(context.options)
         model = context.model
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             return Result.skip(f"{self.name} supports single-input, single-output models "
@@ -442,6 +443,17 @@ class ExplanationAnalyzer(Analyzer):
                                      title=f"Global importance: mean |{m}| ({verdicts[m]})")
             artifacts["global importance"] = "global_importance.png"
         return artifacts
+
+    def _limits(self, options: dict) -> dict[str, float]:
+        """The thresholds: the defaults, this analyzer's own (``defaults``), the thresholds file, ``--option``."""
+        from .health import THRESHOLDS_OPTION, load_thresholds_file
+
+        limits = _thresholds(options, "explanations")
+        given = set(options)
+        if options.get(THRESHOLDS_OPTION):
+            given |= set(load_thresholds_file(options[THRESHOLDS_OPTION]).get("explanations", {}))
+        limits.update({k: float(v) for k, v in self.defaults.items() if k in limits and k not in given})
+        return limits
 
     def _baseline(self, opts: dict, kind: str, x: np.ndarray, pool: np.ndarray) -> np.ndarray:
         if kind == "token":

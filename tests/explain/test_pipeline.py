@@ -135,3 +135,14 @@ def test_an_unknown_method_names_the_offered_ones(linear, tmp_path):
     model, _, _ = linear
     with pytest.raises(ValueError, match=r"unknown method\(s\) \['nois'\]; choose from noise, edges"):
         run_analyzer(Controls, model, Data(x_val=np.zeros((4, 5), np.float32)), tmp_path, methods="nois")
+
+
+def test_an_analyzer_may_change_a_threshold_default_below_the_file_and_the_option(tmp_path):
+    from diagnostics_plugins.explain_shap import ShapExplanations
+
+    assert ShapExplanations()._limits({})["additivity_min_fraction"] == 0.5  # SHAP: the median error
+    assert Controls()._limits({})["additivity_min_fraction"] == 0.9
+    assert ShapExplanations()._limits({"additivity_min_fraction": 0.7})["additivity_min_fraction"] == 0.7
+    f = tmp_path / "t.toml"
+    f.write_text("[explanations]\nadditivity_min_fraction = 0.8\n")
+    assert ShapExplanations()._limits({"health_thresholds": str(f)})["additivity_min_fraction"] == 0.8
