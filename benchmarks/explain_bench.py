@@ -141,14 +141,16 @@ def _lime_bench(args, model):
     """The lime library with model.predict (batch 10) vs our LIME, same segmentation and samples."""
     import numpy as np
 
+    from diagnostics import ModelView
+    from diagnostics import explain as E
     from diagnostics_plugins import explain_lime as L
 
     x = _data("cnn", max(args.lime_images, 1) + args.lime_reference_images)
-    predict = L.BatchedPredict(model, batch_size=args.lime_samples)
+    predict = L.classifier(ModelView(model, "image", batch_size=args.lime_samples))
 
     def ours():
         for img in x[: args.lime_images]:
-            L.lime_image(predict, img, target=None, num_samples=args.lime_samples, seed=0)
+            E.lime_image(predict, img, target=None, num_samples=args.lime_samples, seed=0)
 
     ours_s, _ = _time(ours, args.repeats)
     from lime import lime_image
@@ -158,7 +160,7 @@ def _lime_bench(args, model):
     def reference():
         for img in x[: args.lime_reference_images]:
             explainer.explain_instance(img[..., 0].astype(np.float64), lambda b: model.predict(b[..., :1], verbose=0),
-                                       top_labels=1, num_samples=args.lime_samples, segmentation_fn=L.grid_segments,
+                                       top_labels=1, num_samples=args.lime_samples, segmentation_fn=E.grid_segments,
                                        random_seed=0)
 
     t0 = time.perf_counter()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from diagnostics.report import REPORT_JSON, AnalyzerRecord, Report
+from diagnostics.verdicts import MethodExplanation
 
 #: Environment variable through which ``diagnose dashboard`` passes the report or directory to open.
 REPORT_ENV = "DIAGNOSTICS_DASHBOARD_REPORT"
@@ -262,27 +263,8 @@ def load_array(directory: Path, rel: str):
         return None
 
 
-# -- verdicts ---------------------------------------------------------------------------------------
-VERDICT_KEYS = ("verdict", "trust", "trust_verdict")
+# -- explanation methods (the report's typed sections) -----------------------------------------------
 VERDICT_COLOURS = {"trusted": "#2e7d32", "doubtful": "#ef6c00", "failed": "#c62828"}
-
-
-def verdict_of(metrics: Mapping[str, Any]) -> tuple[str | None, str]:
-    """(verdict, reason) from an explanation's metrics, e.g. ``("doubtful", "sanity check: ...")``."""
-    v = None
-    for k in VERDICT_KEYS:
-        if k in metrics:
-            v = metrics[k]
-            break
-    if isinstance(v, Mapping):
-        reason = v.get("reason") or v.get("why") or ""
-        v = v.get("verdict") or v.get("status") or v.get("value")
-    else:
-        reason = (metrics.get("verdict_reason") or metrics.get("reason") or metrics.get("reasons")
-                  or metrics.get("trust_reason") or "")
-    if isinstance(reason, (list, tuple)):
-        reason = "; ".join(map(str, reason))
-    return (str(v) if v is not None else None), str(reason)
 
 
 def iter_findings(report: Report) -> Iterator[tuple[AnalyzerRecord, Any]]:
@@ -291,62 +273,50 @@ def iter_findings(report: Report) -> Iterator[tuple[AnalyzerRecord, Any]]:
             yield r, f
 
 
-# -- explanation methods ----------------------------------------------------------------------------
 class Method:
-    """One explanation method as the report holds it: an ``explanation`` analyzer, or one entry of
-    its ``metrics["methods"]`` when a single analyzer runs several methods."""
+    """One explanation method as the report holds it: the analyzer's record and the method's typed
+    section (:class:`diagnostics.verdicts.MethodExplanation`), or no section when the analyzer itself
+    did not run (skipped, failed, timed out)."""
 
-    def __init__(self, name: str, record: AnalyzerRecord, metrics: Mapping[str, Any], artifacts: Mapping[str, str]):
-        self.name = name
-        self.record = record
-        self.metrics = metrics
-        self.artifacts = dict(artifacts)
+    def __init__(self, name: str, record: AnalyzerRecord, section: MethodExplanation | None):
+        self.name, self.record, self.section = name, record, section
 
     @property
     def verdict(self) -> tuple[str | None, str]:
-        return verdict_of(self.metrics)
+        """(verdict, reasons joined) — (None, why) for a method or analyzer that did not run."""
+        s = self.section
+        if s is None:
+            return None, self.record.reason
+        if s.verdict is None:
+            return None, s.skipped
+        return s.verdict.value, "; ".join(s.reasons)
+
+    @property
+    def artifacts(self) -> dict[str, str]:
+        return dict(self.section.artifacts) if self.section is not None else {}
+
+    def findings(self) -> AnalyzerRecord:
+        """The record with only this method's findings (``where`` names the method)."""
+        import dataclasses
+
+        if self.section is None:
+            return self.record
+        return dataclasses.replace(self.record, findings=tuple(f for f in self.record.findings
+                                                               if f.where == self.section.method))
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"Method({self.name!r} from {self.record.name!r})"
 
 
 def explanation_methods(report: Report) -> list[Method]:
-    """Every explanation method in the report, each with its own metrics and artifacts.
-
-    An analyzer that runs several methods lists them in ``metrics["methods"]`` — either a mapping
-    ``{method: metrics}``, or a list of names with per-method mappings beside it
-    (``verdicts``/``reasons``/``checks`` keyed by method). Its artifacts are attributed to a method
-    when the method's name appears in the artifact's name or file name; shared ones go to all.
-    """
+    """Every explanation method in the report: one per typed section of each ``explanation`` analyzer
+    (named ``analyzer:method`` when the report has several such analyzers), and one entry for an
+    analyzer that did not run, so the page can say why."""
+    records = by_category(report, "explanation")
     methods: list[Method] = []
-    for r in by_category(report, "explanation"):
-        sub = r.metrics.get("methods") if isinstance(r.metrics, Mapping) else None
-        names: list[str] = []
-        per: dict[str, dict[str, Any]] = {}
-        if r.status == "ok" and isinstance(sub, Mapping) and sub and all(isinstance(v, Mapping) for v in sub.values()):
-            names = [str(k) for k in sub]
-            per = {str(k): dict(v) for k, v in sub.items()}
-        elif r.status == "ok" and isinstance(sub, (list, tuple)) and sub and all(isinstance(v, str) for v in sub):
-            names = list(sub)
-            for n in names:
-                m: dict[str, Any] = {}
-                for key, value in r.metrics.items():
-                    if isinstance(value, Mapping) and n in value and key != "agreement":
-                        v = value[n]
-                        if isinstance(v, Mapping) and key == "checks":
-                            m.update(v)
-                        else:
-                            m[key[:-1] if key in ("verdicts", "reasons") else key] = v
-                per[n] = m
-        if not names:
-            methods.append(Method(r.name, r, r.metrics, r.artifacts))
-            continue
-        lowered = [n.lower() for n in names]
-        for n in names:
-            key = n.lower()
-            own = {k: v for k, v in r.artifacts.items() if key in k.lower() or key in Path(v).name.lower()}
-            shared = {k: v for k, v in r.artifacts.items()
-                      if not any(o in k.lower() or o in Path(v).name.lower() for o in lowered)}
-            label = n if len(by_category(report, "explanation")) == 1 else f"{r.name}:{n}"
-            methods.append(Method(label, r, per[n], {**shared, **own}))
+    for r in records:
+        if not r.explanations:
+            methods.append(Method(r.name, r, None))
+        for s in r.explanations:
+            methods.append(Method(s.method if len(records) == 1 else f"{r.name}:{s.method}", r, s))
     return methods

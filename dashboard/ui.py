@@ -125,36 +125,6 @@ def placeholder(what: str, how: str) -> None:
     st.info(f"**{what}**  \n{how}", icon=":material/hourglass_empty:")
 
 
-@st.cache_data(show_spinner="Reading the data the report was made with…", max_entries=8)
-def _report_data(model_path: str | None, sidecar: str | None, source: str | None) -> dict | None:
-    """The evaluation arrays the run used (what ``Context.data.x`` was): from the model's sidecar
-    dataset through the installed plugins' dataset registry, or from the data file. None when gone."""
-    from diagnostics.data import DataRefused, load_dataset, load_file, read_sidecar
-
-    try:
-        if model_path and sidecar:
-            meta = read_sidecar(Path(model_path).parent / sidecar)
-            if meta.get("dataset"):
-                data = load_dataset(meta["dataset"], int(meta.get("split_seed", 0)), plugin_host().datasets)
-            else:
-                return None
-        elif source and Path(source).is_file():
-            data = load_file(source)
-        else:
-            return None
-    except (DataRefused, OSError, ValueError, KeyError, TypeError):
-        return None
-    mask = data.extras.get("mask_val") if data.x_val is not None else None
-    return {"x": data.x, "y": data.y, "mask": mask}
-
-
-def report_data(report: Report) -> dict | None:
-    """Inputs, labels and ground-truth mask of the samples the report's analyzers saw (cached)."""
-    m = report.model
-    source = (report.data or {}).get("source")
-    return _report_data(m.get("path"), m.get("sidecar"), source)
-
-
 @st.cache_resource(show_spinner="Loading plugins…")
 def plugin_host():
     """The installed plugins, loaded once per server (loading imports each plugin module, not keras)."""

@@ -1,14 +1,16 @@
 """diagnostics: diagnose and explain Keras models.
 
-The public API. Importing this package imports neither keras, tensorflow nor torch.
+The public API. Importing this package imports neither keras, tensorflow nor torch (the
+explanation pipeline, :mod:`diagnostics.explainers`, loads on first use of its names).
 """
 
-from .analyzer import MODEL_KINDS, Analyzer, Context, Data, Finding, ModelInfo, Result, Severity
+from .analyzer import MODEL_KINDS, Analyzer, Context, Data, Finding, ModelInfo, Option, Result, Severity
 from .api import DiagnosisError, diagnose
 from .exitcodes import ExitCode
 from .hookspecs import HOOK_API_VERSION, hookimpl
 from .loading import load_checked
-from .report import AnalyzerRecord, Report
+from .report import AnalyzerRecord, Report, Status
+from .verdicts import Check, MethodExplanation, Outcome, Verdict
 
 try:
     from importlib.metadata import version as _version
@@ -17,7 +19,21 @@ try:
 except Exception:  # pragma: no cover - running from a source tree without metadata
     __version__ = "0+unknown"
 
+#: Names served lazily from :mod:`diagnostics.explainers` and :mod:`diagnostics.explain` (numpy).
+_LAZY = {"Explainer": "explainers", "ExplanationAnalyzer": "explainers", "ModelView": "explainers",
+         "predict_batched": "explain", "select_targets": "explain", "select_samples": "explain"}
+
 __all__ = [
-    "MODEL_KINDS", "Analyzer", "AnalyzerRecord", "Context", "Data", "DiagnosisError", "ExitCode", "Finding",
-    "HOOK_API_VERSION", "ModelInfo", "Report", "Result", "Severity", "diagnose", "hookimpl",
+    "MODEL_KINDS", "Analyzer", "AnalyzerRecord", "Check", "Context", "Data", "DiagnosisError", "ExitCode",
+    "Explainer", "ExplanationAnalyzer", "Finding", "HOOK_API_VERSION", "MethodExplanation", "ModelInfo", "ModelView",
+    "Option", "Outcome", "Report", "Result", "Severity", "Status", "Verdict", "diagnose", "hookimpl", "predict_batched",
+    "select_samples", "select_targets",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

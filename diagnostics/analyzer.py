@@ -68,6 +68,46 @@ MetricValue = Any  # a JSON value: number, string, bool, or nested lists/dicts o
 
 
 @dataclasses.dataclass(frozen=True)
+class Option:
+    """One option an analyzer takes (``--option ANALYZER.NAME=VALUE``), declared as metadata so the
+    host can reject a typo before loading anything and ``diagnose plugins --json`` can list it.
+
+    ``type`` is ``int``, ``float``, ``bool``, ``str`` or ``object`` (any JSON value); ``choices``
+    limits a string option to these values.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+
+    def with_default(self, default: Any) -> "Option":
+        return dataclasses.replace(self, default=default)
+
+    def parse(self, value: Any) -> Any:
+        """``value`` checked (and widened: an int for a float option) against the type; ValueError says why."""
+        t = self.type
+        ok = (t is object or (t is bool and isinstance(value, bool))
+              or (t is int and isinstance(value, int) and not isinstance(value, bool))
+              or (t is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+              or (t is str and isinstance(value, str)))
+        if not ok:
+            what = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[t]
+            raise ValueError(f"option {self.name!r} takes {what}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"option {self.name!r} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        return float(value) if t is float else value
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "type": self.type.__name__ if self.type is not object else "json",
+             "default": self.default, "help": self.help}
+        if self.choices is not None:
+            d["choices"] = list(self.choices)
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
 class Result:
     """What :meth:`Analyzer.run` returns.
 
@@ -84,9 +124,12 @@ class Result:
     metrics: Mapping[str, MetricValue] = dataclasses.field(default_factory=dict)
     artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     skipped: str | None = None
+    #: one typed section per explanation method (:class:`~diagnostics.verdicts.MethodExplanation`)
+    explanations: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "findings", tuple(self.findings))
+        object.__setattr__(self, "explanations", tuple(self.explanations))
         object.__setattr__(self, "metrics", dict(self.metrics))
         object.__setattr__(self, "artifacts", dict(self.artifacts))
 
@@ -107,7 +150,14 @@ def validate_result(result: Any, artifact_dir: Path | None = None) -> list[str]:
         problems.append(f"{path} is not a finite number")
     for path in _non_json_paths(result.metrics, "metrics"):
         problems.append(f"{path} is not a JSON value")
-    for name, rel in result.artifacts.items():
+    from .verdicts import MethodExplanation
+
+    for e in result.explanations:
+        if not isinstance(e, MethodExplanation):
+            problems.append(f"explanations contains {type(e).__name__}, expected diagnostics.MethodExplanation")
+    named = [(f"{e.method} {k}", v) for e in result.explanations if isinstance(e, MethodExplanation)
+             for k, v in e.artifacts.items()]
+    for name, rel in [*result.artifacts.items(), *named]:
         if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
             problems.append(f"artifact {name!r} must be a relative path inside the artifact directory, got {rel!r}")
         elif artifact_dir is not None and not (artifact_dir / rel).is_file():
@@ -294,6 +344,9 @@ class Analyzer:
         backends: Keras backends it can run under, preferred first.
         requires: import names of optional libraries it needs (checked without importing them).
         reference: the paper or document the method implements.
+        options: the :class:`Option` s it reads from ``context.options`` (None: not declared, any key
+            is passed through unchecked). ``--option ANALYZER.KEY=...`` with an undeclared KEY is a
+            usage error before anything loads.
     """
 
     name: ClassVar[str] = ""
@@ -304,6 +357,12 @@ class Analyzer:
     backends: ClassVar[tuple[str, ...]] = BACKENDS
     requires: ClassVar[tuple[str, ...]] = ()
     reference: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...] | None] = None
+
+    @classmethod
+    def declared_options(cls) -> tuple[Option, ...] | None:
+        """The options this analyzer takes (None when it does not declare them)."""
+        return cls.options
 
     def run(self, context: Context) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError

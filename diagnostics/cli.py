@@ -285,6 +285,7 @@ def sweep_command(paths, out_dir, only, skip, fail_on, timeout_s, seed, options,
 @click.option("--disable", multiple=True, metavar="PLUGIN[,PLUGIN...]", callback=_names, help="Do not load these plugins (comma-separated or repeated).")
 def plugins_command(as_json, disable):
     """List installed plugins with their versions, hooks and analyzers."""
+    from .options import options_metadata
     from .plugin_manager import PluginHost
 
     host = PluginHost(disabled=set(disable)).load()
@@ -292,7 +293,8 @@ def plugins_command(as_json, disable):
     if as_json:
         analyzers = {name: {"plugin": e.plugin, "category": e.cls.category, "description": e.cls.description,
                             "model_kinds": sorted(e.cls.model_kinds), "data": e.cls.data, "backends": list(e.cls.backends),
-                            "requires": list(e.cls.requires)} for name, e in sorted(host.analyzers.items())}
+                            "requires": list(e.cls.requires), "options": options_metadata(e.cls)}
+                     for name, e in sorted(host.analyzers.items())}
         click.echo(json.dumps({"plugins": records, "analyzers": analyzers}, sort_keys=True, indent=2))
     else:
         rows = [("plugin", "version", "hooks", "analyzers", "status")]

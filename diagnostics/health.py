@@ -110,6 +110,33 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
         # Fewer eigenvalues than this and the tail fit is not reported (CSN needs a tail to fit).
         "min_eigenvalues": 20,
     },
+    "explanations": {
+        # Completeness (IG): a sample converges when |sum of attributions - (F(x) - F(baseline))| is
+        # under this fraction of |F(x) - F(baseline)|; all samples must (else doubtful), half at least
+        # (else failed: the map does not account for the output it claims to explain).
+        "completeness_tolerance": 0.01,
+        "completeness_min_fraction": 1.0,
+        "completeness_fail": 0.5,
+        # Additivity (expected gradients, SHAP: sum = F(x) - E[F(background)]) is a Monte-Carlo estimate
+        # for the sampling methods: 10% per sample, on 90% of the samples, else doubtful.
+        "additivity_tolerance": 0.1,
+        "additivity_min_fraction": 0.9,
+        "additivity_fail": 0.0,
+        # Adebayo et al. (2018): median rank correlation with the maps of a weight-randomised model at or
+        # above this fails (the map does not depend on what the model learnt); above the second, doubtful.
+        "randomisation_fail": 0.5,
+        "randomisation_doubtful": 0.3,
+        # Deletion/insertion margins over a random order (units of the median |F(x)|): the better of the
+        # two at or under 0 fails, at or under 0.02 is doubtful.
+        "faithfulness_fail": 0.0,
+        "faithfulness_doubtful": 0.02,
+        # Top-k precision on planted ground-truth positions below this is doubtful.
+        "ground_truth_min": 0.5,
+        # Sampling methods: median correlation of the maps of two seeds below this is doubtful.
+        "stability_min": 0.8,
+        # LIME: median R² of the local linear fit below this is doubtful.
+        "local_fit_min": 0.2,
+    },
     "gan": {
         "samples": 1000,
         # A generated sample counts for a class when the judge gives it at least this probability.

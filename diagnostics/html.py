@@ -14,7 +14,8 @@ from pathlib import Path
 from .report import Report
 
 SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", None: "#2e7d32"}
-STATUS_COLOURS = {"ok": "#2e7d32", "skipped": "#757575", "failed": "#c62828", "timed_out": "#6a1b9a"}
+STATUS_COLOURS = {"ok": "#2e7d32", "skipped": "#757575", "failed": "#c62828", "timed_out": "#6a1b9a", "crashed": "#b71c1c"}
+VERDICT_COLOURS = {"trusted": "#2e7d32", "passed": "#2e7d32", "doubtful": "#ef6c00", "failed": "#c62828"}
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#212121}
@@ -63,6 +64,18 @@ def render_html(report: Report, base_dir: Path) -> str:
                      f"{', ' + escape(r.backend) if r.backend else ''})</small></h2>")
         if r.reason:
             parts.append(f"<p>{_pill(r.status, STATUS_COLOURS[r.status])} {escape(r.reason)}</p>")
+        if r.traceback:
+            parts.append("<details><summary>Traceback</summary><pre>" + escape(r.traceback) + "</pre></details>")
+        if r.explanations:
+            parts.append("<table><tr><th>method</th><th>verdict</th><th>checks (value / threshold)</th><th>reasons</th></tr>")
+            for e in r.explanations:
+                v = e.verdict.value if e.verdict is not None else "not run"
+                checks = "<br>".join(f"{_pill(k.outcome.value, VERDICT_COLOURS[k.outcome.value])} {escape(k.name)} "
+                                     f"{_num(k.value)} / {_num(k.threshold)}" for k in e.checks)
+                why = "; ".join(e.reasons) or e.skipped
+                parts.append(f"<tr><td>{escape(e.method)}</td><td>{_pill(v, VERDICT_COLOURS.get(v, '#757575'))}</td>"
+                             f"<td>{checks}</td><td>{escape(why)}</td></tr>")
+            parts.append("</table>")
         if r.findings:
             parts.append("<table><tr><th>severity</th><th>code</th><th>where</th><th>message</th></tr>")
             for f in r.findings:
@@ -120,3 +133,7 @@ def _data_uri(path: Path) -> str | None:
     except OSError:
         return None
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _num(v) -> str:
+    return "-" if v is None else escape(f"{v:.3g}")

@@ -8,6 +8,7 @@ Same seed, model and data give the same JSON apart from the keys named in :data:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import os
 import shutil
@@ -18,9 +19,27 @@ from typing import Any, Iterable, Mapping
 
 from .analyzer import Finding, Severity
 from .exitcodes import ExitCode
+from .verdicts import MethodExplanation
 
-SCHEMA_VERSION = 1
-STATUSES = ("ok", "skipped", "failed", "timed_out")
+#: 2: typed per-method explanation sections (``analyzers[].explanations``) and the worker traceback
+#: of a failed analyzer (``analyzers[].traceback``).
+SCHEMA_VERSION = 2
+class Status(enum.StrEnum):
+    """How an analyzer's run ended. ``crashed``: its worker process died (a segfault, the OOM killer)."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CRASHED = "crashed"
+
+    @property
+    def problem(self) -> bool:
+        """True for the outcomes that make the run exit ANALYZER_FAILED."""
+        return self in (Status.FAILED, Status.TIMED_OUT, Status.CRASHED)
+
+
+STATUSES = tuple(s.value for s in Status)
 #: Keys whose values vary from run to run; everything else is reproducible.
 TIMING_KEYS = frozenset({"duration_s", "timings", "phases", "workers"})
 REPORT_JSON = "report.json"
@@ -32,11 +51,12 @@ ARTIFACTS = "artifacts"
 class AnalyzerRecord:
     """The outcome of one analyzer in one run.
 
-    ``status`` is ``ok``, ``skipped`` (``reason`` says why), ``failed`` (``reason`` holds the error)
-    or ``timed_out``. ``artifacts`` map a name to a path relative to the report directory.
-    ``traceback`` is the analyzer's traceback when it raised (omitted from the JSON when empty).
-    ``phases`` maps a phase the analyzer timed with :meth:`diagnostics.Context.timed` to its seconds
-    (omitted from the JSON when empty).
+    ``status`` is a :class:`Status`: ``ok``, ``skipped`` (``reason`` says why), ``failed`` (``reason``
+    holds the error, ``traceback`` the worker's traceback when it raised; omitted from the JSON when empty),
+    ``timed_out`` or ``crashed``. ``artifacts`` map a name to a path relative to the report directory.
+    ``explanations`` holds one typed section per explanation method
+    (:class:`~diagnostics.verdicts.MethodExplanation`). ``phases`` maps a phase the analyzer timed with
+    :meth:`diagnostics.Context.timed` to its seconds (omitted from the JSON when empty).
     """
 
     name: str
@@ -49,13 +69,16 @@ class AnalyzerRecord:
     findings: tuple[Finding, ...] = ()
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    explanations: tuple[MethodExplanation, ...] = ()
     traceback: str = ""
     phases: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        object.__setattr__(self, "status", Status(self.status))
         object.__setattr__(self, "findings", tuple(self.findings))
+        object.__setattr__(self, "explanations", tuple(self.explanations))
 
     @property
     def worst(self) -> Severity | None:
@@ -63,6 +86,7 @@ class AnalyzerRecord:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["status"] = self.status.value
         d["findings"] = [f.to_dict() for f in self.findings]
         d["metrics"] = dict(self.metrics)
         d["artifacts"] = dict(self.artifacts)
@@ -71,12 +95,14 @@ class AnalyzerRecord:
         d["phases"] = dict(self.phases)
         if not d["phases"]:
             del d["phases"]
+        d["explanations"] = [e.to_dict() for e in self.explanations]
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AnalyzerRecord":
         d = dict(d)
         d["findings"] = tuple(Finding.from_dict(f) for f in d.get("findings", ()))
+        d["explanations"] = tuple(MethodExplanation.from_dict(e) for e in d.get("explanations", ()))
         return cls(**d)
 
 
@@ -162,7 +188,7 @@ class Report:
 
     def compute_exit_code(self) -> ExitCode:
         """The exit code this report implies (see :class:`ExitCode` for precedence)."""
-        if any(r.status in ("failed", "timed_out") for r in self.analyzers) or self.plugin_problems:
+        if any(r.status.problem for r in self.analyzers) or self.plugin_problems:
             return ExitCode.ANALYZER_FAILED
         if self.fail_on != "never" and self.findings(self.fail_on):
             return ExitCode.FINDINGS
@@ -193,9 +219,11 @@ class Report:
     def from_dict(cls, d: Mapping[str, Any]) -> "Report":
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
+            older = isinstance(version, int) and version < SCHEMA_VERSION
             raise ValueError(
                 f"report schema version {version!r} is not supported: this diagnostics reads version "
-                f"{SCHEMA_VERSION}; re-run diagnose to regenerate the report"
+                f"{SCHEMA_VERSION}; " + ("the report predates the typed explanation verdicts: " if older else "")
+                + "re-run diagnose to regenerate the report"
             )
         return cls(
             model=d["model"],

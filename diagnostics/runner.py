@@ -21,9 +21,12 @@ from .analyzer import Data, Finding, ModelInfo
 from .data import DataRefused, find_sidecar, load_dataset, load_file, prevalidate, read_sidecar, save_npz, validate
 from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
-from .report import AnalyzerRecord, Report
+from .executors import ExecutorError
 from .limits import DEFAULT as DEFAULT_LIMITS
+from .options import OptionError, check_options
+from .report import AnalyzerRecord, Report, Status
 from .safety import DEFAULT_MAX_SIZE, ModelRefused, require_safe, scan, static_input_shapes
+from .verdicts import MethodExplanation
 from .worker import Job
 
 _DATA_NEED_TEXT = {
@@ -155,13 +158,20 @@ class Outcome:
     message: str = ""
 
 
-EXPECTED_FAILURES = (ModelRefused, DataRefused, UsageError, report_mod.OutputDirError, KeyboardInterrupt)
+EXPECTED_FAILURES = (ModelRefused, DataRefused, UsageError, OptionError, ExecutorError, report_mod.OutputDirError,
+                     KeyboardInterrupt)
+
+
+def _classes(host: PluginHost) -> dict[str, type]:
+    return {name: entry.cls for name, entry in host.analyzers.items()}
 
 
 def failure_outcome(e: BaseException) -> Outcome:
     """The exit code and one-line message for an expected failure of a run."""
     if isinstance(e, ModelRefused):
         return Outcome(None, ExitCode.MODEL_REFUSED, f"model refused: {e}")
+    if isinstance(e, ExecutorError):  # raised while the workers load the model: it cannot be diagnosed
+        return Outcome(None, ExitCode.MODEL_REFUSED, f"model refused: the worker could not load it: {e}")
     if isinstance(e, DataRefused):
         return Outcome(None, ExitCode.DATA_REFUSED, f"data refused: {e}")
     if isinstance(e, KeyboardInterrupt):
@@ -184,6 +194,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         except PluginError as e:
             return Outcome(None, ExitCode.PLUGIN_ERROR, f"{e} (--strict-plugins)")
         entries = select(host, config.only, config.skip)
+        config = dataclasses.replace(config, options=check_options(config.options, _classes(host)))
         limits = dataclasses.replace(DEFAULT_LIMITS, max_size=config.max_model_size, max_params=config.max_params,
                                      load_timeout_s=config.load_timeout_s, max_worker_memory=config.max_worker_memory)
         scan_result = scan(config.model_path, limits=limits, registered=host.custom_objects)
@@ -346,8 +357,10 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
                         result = executor.submit(backend, job, lambda d, t, m="", n=name: progress.step(n, d, t, m))
                 except ModelRefused as e:
                     result = {"status": "failed", "reason": f"could not load the model on the {backend} backend: {e}", "duration_s": 0.0}
+                except ExecutorError as e:  # the executor itself broke on this job: the analyzer did not run
+                    result = {"status": "failed", "reason": f"the {backend} executor failed: {e}", "duration_s": 0.0}
                 rec = _record_from_result(entry, backend, result, name)
-                if rec.status in ("failed", "timed_out") and config.strict_plugins:
+                if rec.status.problem and config.strict_plugins:
                     stop.set()
             with lock:
                 records[name] = rec
@@ -456,13 +469,18 @@ def _record(entry: AnalyzerEntry, status: str, reason: str) -> AnalyzerRecord:
 def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, Any], name: str) -> AnalyzerRecord:
     artifacts = {k: f"{report_mod.ARTIFACTS}/{name}/{v}" for k, v in (result.get("artifacts") or {}).items()}
     reason = result.get("reason", "")
-    if result["status"] in ("failed", "timed_out"):
+    status = result["status"]
+    if status == "failed" and reason.startswith("crashed"):  # the executor's wording for a dead worker
+        status = Status.CRASHED
+    if Status(status).problem:
         reason = f"plugin {entry.plugin!r}: {reason}"
     return AnalyzerRecord(
-        name=name, plugin=entry.plugin, category=entry.cls.category, status=result["status"],
+        name=name, plugin=entry.plugin, category=entry.cls.category, status=status,
         reason=reason, backend=backend, duration_s=round(float(result.get("duration_s", 0.0)), 3),
         findings=tuple(Finding.from_dict(f) for f in result.get("findings", ())),
         metrics=result.get("metrics", {}), artifacts=artifacts, traceback=result.get("traceback", ""),
+        explanations=tuple(MethodExplanation.from_dict(e).relocated(f"{report_mod.ARTIFACTS}/{name}")
+                           for e in result.get("explanations", ())),
         phases=result.get("phases") or {},
     )
 
@@ -516,7 +534,7 @@ def run_in_memory(model, data: Data | None, *, out_dir: Path | None, seed: int, 
                        kind_hint=(metadata or {}).get("model_kind"))
         entries = select(host, tuple(only), tuple(skip))
         config = RunConfig(model_path="<in-memory>", out_dir=out, seed=seed, fail_on=fail_on, backend=backend,
-                           options=options or {})
+                           options=check_options(options or {}, _classes(host)))
         summary = {"path": None, "name": model.name, "format": "in-memory", "sha256": None, "size": None,
                    "keras_version": keras.__version__, "loss": base_job.loss, "sidecar": None}
         outcome = _execute(config, host, entries, executor, base_job, data, summary, staging, out, progress)

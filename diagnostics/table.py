@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .report import Report
 
-_COLOURS = {"error": "31", "warning": "33", "info": "34", "ok": "32", "failed": "31", "timed_out": "35", "skipped": "90"}
+_COLOURS = {"error": "31", "warning": "33", "info": "34", "ok": "32", "failed": "31", "timed_out": "35", "skipped": "90", "crashed": "31",
+            "trusted": "32", "doubtful": "33"}
 
 
 def verdict_table(report: Report, colour: bool = False) -> str:
@@ -23,6 +24,18 @@ def verdict_table(report: Report, colour: bool = False) -> str:
             cells[2] = c(cells[2], row[2]) if row[2] != "-" else cells[2]
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
+    methods = [(r.name, e) for r in report.analyzers for e in r.explanations]
+    if methods:
+        lines.append("")
+        rows = [("explanation method", "verdict", "checks not passed")]
+        for name, e in methods:
+            verdict = e.verdict.value if e.verdict is not None else "not run"
+            bad = ", ".join(f"{k.name} {_fmt(k.value)} ({'>' if k.higher_is_better else '<'} {_fmt(k.threshold)} wanted)"
+                            for k in e.checks if k.outcome.value != "passed") or (e.skipped or "-")
+            rows.append((f"{name}:{e.method}", verdict, bad))
+        w0, w1 = (max(len(row[i]) for row in rows) for i in range(2))
+        for i, (a, b, rest) in enumerate(rows):
+            lines.append(f"{a.ljust(w0)}  {c(b.ljust(w1), b) if i else b.ljust(w1)}  {rest}".rstrip())
     findings = report.findings()
     if findings:
         lines.append("")
@@ -56,3 +69,7 @@ def slowest_phases(report: Report, n: int = 3) -> str:
     if mem:
         lines.append("peak worker memory: " + ", ".join(mem))
     return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3g}"

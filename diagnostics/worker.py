@@ -175,6 +175,7 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         "metrics": dict(result.metrics),
         "artifacts": dict(result.artifacts),
         "phases": phases,
+        "explanations": [e.to_dict() for e in result.explanations],
     }
 
 

@@ -17,6 +17,7 @@ class Architecture(Analyzer):
     """
 
     name = "architecture"
+    options = ()
     category = "model"
     description = "Layers, parameters, input/output specs, model kind, and output/loss mismatches."
     data = "none"

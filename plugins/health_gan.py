@@ -9,7 +9,8 @@ balance from the training history, and the gradient health of both networks.
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import Analyzer, Context, Finding, Result, Severity
+from diagnostics import Analyzer, Context, Finding, Option, Result, Severity
+from diagnostics.options import health_options
 
 
 class GanHealth(Analyzer):
@@ -22,6 +23,8 @@ class GanHealth(Analyzer):
     """
 
     name = "health.gan"
+    options = health_options("gan", "gradients", classifier=Option("classifier", str, "", "judge classifier model file"),
+                             discriminator=Option("discriminator", str, "", "discriminator model file"))
     category = "health"
     description = "GAN health: mode coverage and diversity (classifier-judged), discriminator accuracy, G/D loss balance, gradients."
     model_kinds = frozenset({"generator"})

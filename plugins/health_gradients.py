@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import diagnostics
 from diagnostics import Analyzer, Context, Finding, Result, Severity
+from diagnostics.options import health_options
 
 NON_GENERATOR = frozenset({"image", "sequence", "token", "tabular"})
 
@@ -27,6 +28,7 @@ class GradientHealth(Analyzer):
     """
 
     name = "health.gradients"
+    options = health_options("gradients", "units")
     category = "health"
     description = "Per-layer loss-gradient norms: vanishing and exploding gradients, gradient/weight ratios."
     model_kinds = NON_GENERATOR
@@ -140,6 +142,7 @@ class UnitHealth(Analyzer):
     """
 
     name = "health.units"
+    options = health_options("units")
     category = "health"
     description = "Dead ReLU units, saturated sigmoid/tanh units and LSTM gate saturation per layer."
     model_kinds = NON_GENERATOR

@@ -12,7 +12,8 @@ where validation loss turned up and how many epochs ran past it.
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import Analyzer, Context, Finding, Result, Severity
+from diagnostics import Analyzer, Context, Finding, Option, Result, Severity
+from diagnostics.options import health_options
 
 
 class Overfitting(Analyzer):
@@ -24,6 +25,7 @@ class Overfitting(Analyzer):
     """
 
     name = "health.overfitting"
+    options = health_options("overfitting", "units", history=Option("history", str, "", "training history file (JSON or CSV) when the sidecar has none"))
     category = "health"
     description = ("Train/validation gaps (bootstrap CI), chance-level baselines, early-stopping point from history, "
                    "membership-inference AUC, ECE.")

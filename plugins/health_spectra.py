@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import diagnostics
 from diagnostics import Analyzer, Context, Finding, Result, Severity
+from diagnostics.options import health_options
 
 
 class WeightSpectra(Analyzer):
@@ -22,6 +23,7 @@ class WeightSpectra(Analyzer):
     """
 
     name = "health.spectra"
+    options = health_options("spectra")
     category = "health"
     description = "Per-layer weight spectra: power-law alpha (CSN fit), stable rank, norms; needs no data."
     data = "none"

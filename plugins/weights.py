@@ -17,6 +17,7 @@ class Weights(Analyzer):
     """
 
     name = "weights"
+    options = ()
     category = "health"
     description = "NaN/Inf weights, all-zero (dead) units and filters, and per-layer weight norms."
     data = "none"

@@ -315,7 +315,8 @@ def _round_trip_problems(cls, result: Result) -> list[str]:
     try:
         record = AnalyzerRecord(name=cls.name, plugin="contract", category=cls.category, status="ok",
                                 backend=current_backend(), findings=result.findings, metrics=result.metrics,
-                                artifacts={k: f"artifacts/{cls.name}/{v}" for k, v in result.artifacts.items()})
+                                artifacts={k: f"artifacts/{cls.name}/{v}" for k, v in result.artifacts.items()},
+                                explanations=tuple(e.relocated(f"artifacts/{cls.name}") for e in result.explanations))
         report = Report(model={"name": "tiny"}, data=None, environment={}, plugins=(), analyzers=(record,), seed=0,
                         fail_on="error")
         text = report.to_json()

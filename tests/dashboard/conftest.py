@@ -66,8 +66,10 @@ def report_root(tmp_path_factory, diagnose_cli):
     # A full run on the zoo CNN takes minutes (SHAP, LIME, captum); the dashboard tests need one report
     # with every kind of view, so they run the cheaper analyzers, each where it is installed.
     listing = diagnose_cli("plugins", "--json", timeout=120)
-    installed = set(json.loads(listing.stdout)["analyzers"]) if listing.returncode == 0 else {"architecture", "weights"}
-    only = [a for a in MAIN_ANALYZERS if a in installed]
+    assert listing.returncode == 0, f"diagnose plugins --json exited {listing.returncode}: {listing.stderr[-2000:]}"
+    installed = set(json.loads(listing.stdout)["analyzers"])
+    assert set(MAIN_ANALYZERS) <= installed, f"analyzers missing from this install: {set(MAIN_ANALYZERS) - installed}"
+    only = list(MAIN_ANALYZERS)
     jobs = {"main": [*main_args, "--out", root / "main", "--fail-on", "never", *[x for a in only for x in ("--only", a)],
                      *[x for o in EXPLAIN_OPTIONS for x in ("--option", o)]],
             "twin": [*twin_args, "--out", root / "twin", "--fail-on", "never", "--only", "architecture", "--only", "weights"]}

@@ -73,6 +73,16 @@ def test_load_explains_what_is_wrong(tmp_path):
         reports.load(tmp_path)
 
 
+def test_a_schema_1_report_is_refused_with_one_clear_line(tmp_path):
+    """Reports written before the typed explanation sections: the dashboard says what to do, once."""
+    (tmp_path / "report.json").write_text(json.dumps({"schema_version": 1, "analyzers": []}))
+    with pytest.raises(ValueError) as e:
+        reports.load(tmp_path)
+    assert str(e.value) == (f"{tmp_path}/report.json: report schema version 1 is not supported: this diagnostics reads "
+                            f"version 2; the report predates the typed explanation verdicts: re-run diagnose to "
+                            f"regenerate the report")
+
+
 def test_start_path_prefers_script_arguments_then_the_environment():
     assert reports.start_path(["/x/dashboard/app.py", "runs/one"], {}) == Path("runs/one")
     assert reports.start_path(["pytest", "-q"], {reports.REPORT_ENV: "/r"}) == Path("/r")
@@ -110,29 +120,28 @@ def test_load_array_refuses_pickled_objects(tmp_path):
     assert reports.load_array(tmp_path, "obj.npy") is None
 
 
-def test_explanation_methods_split_an_analyzer_that_runs_several():
+def test_explanation_methods_read_the_typed_sections():
+    from diagnostics.verdicts import Check, MethodExplanation
+
+    fails = Check("randomisation", 0.9, 0.3, "failed", higher_is_better=False, reason="maps barely change")
+    sections = (MethodExplanation("integrated_gradients", "trusted", artifacts={"map": "artifacts/e/ig.map.npy"}),
+                MethodExplanation("saliency", "failed", ("maps barely change", "low margin"), (fails,)),
+                MethodExplanation("gradcam", None, skipped="the model has no 2-D convolution layer"))
     gradients = AnalyzerRecord(
-        name="explain.gradients", plugin="p", category="explanation", status="ok",
-        findings=(Finding("explain.saliency.failed", Severity.WARNING, "saliency is failed", where="saliency"),),
-        metrics={"methods": ["integrated_gradients", "saliency"],
-                 "verdicts": {"integrated_gradients": "trusted", "saliency": "failed"},
-                 "reasons": {"integrated_gradients": [], "saliency": ["maps barely change", "low margin"]},
-                 "checks": {"saliency": {"finite": True}, "integrated_gradients": {"finite": True}},
-                 "agreement": {"saliency": {"saliency": 1.0}}},
-        artifacts={"integrated_gradients attributions": "artifacts/e/integrated_gradients.npy",
-                   "saliency attributions": "artifacts/e/saliency.npy", "overlays": "artifacts/e/overlays.png"})
-    single = AnalyzerRecord(name="explain.lime", plugin="q", category="explanation", status="ok",
-                            metrics={"verdict": {"verdict": "doubtful", "reason": "unstable"}})
+        name="explain.gradients", plugin="p", category="explanation", status="ok", explanations=sections,
+        findings=(Finding("explain.gradients.saliency.failed", Severity.WARNING, "saliency is failed", where="saliency"),))
     skipped = AnalyzerRecord(name="explain.shap", plugin="s", category="explanation", status="skipped", reason="no data")
-    methods = reports.explanation_methods(_report(gradients, single, skipped,
+    methods = reports.explanation_methods(_report(gradients, skipped,
                                                   AnalyzerRecord(name="weights", plugin="w", category="health", status="ok")))
     assert [m.name for m in methods] == ["explain.gradients:integrated_gradients", "explain.gradients:saliency",
-                                         "explain.lime", "explain.shap"]
-    ig, sal, lime, shap = methods
+                                         "explain.gradients:gradcam", "explain.shap"]
+    ig, sal, cam, shap = methods
     assert ig.verdict == ("trusted", "") and sal.verdict == ("failed", "maps barely change; low margin")
-    assert lime.verdict == ("doubtful", "unstable") and shap.verdict == (None, "")
-    assert set(sal.artifacts) == {"saliency attributions", "overlays"}  # its own array, plus the shared figure
-    assert set(ig.artifacts) == {"integrated_gradients attributions", "overlays"}
+    assert cam.verdict == (None, "the model has no 2-D convolution layer") and shap.verdict == (None, "no data")
+    assert ig.artifacts == {"map": "artifacts/e/ig.map.npy"} and shap.artifacts == {}
+    assert [f.code for f in sal.findings().findings] == ["explain.gradients.saliency.failed"]
+    assert ig.findings().findings == ()
+    assert not hasattr(reports, "verdict_of") and not hasattr(reports, "VERDICT_KEYS")  # no key guessing left
 
 
 def test_about_routes_analyzers_by_name_first():

@@ -53,3 +53,15 @@ def zoo_model(zoo_path, keras_tf):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def linear(keras_tf):
+    """A linear model with 3 outputs on 5 features: every attribution has a closed form."""
+    import numpy as np
+
+    keras = keras_tf
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    w, b = model.layers[0].get_weights()
+    return model, w.astype(np.float64), b

@@ -39,17 +39,29 @@ def test_lime_tokens_and_time_segments_recover_a_known_linear_rule():
     assert seg[2] == seg[3] and seg[6] == seg[7] and seg[3] > 0 > seg[7]
 
 
+def _lime_predict(model, batch_size):
+    """LIME's classifier on the model's view, counting the compiled predict calls it makes."""
+    from diagnostics import ModelView
+    from diagnostics_plugins.explain_lime import classifier
+
+    view = ModelView(model, "image", batch_size=batch_size)
+    calls = []
+    real = view.model.predict_on_batch
+    view.model = type("Spy", (), {"predict_on_batch": lambda self, b: calls.append(len(b)) or real(b),
+                                  "inputs": model.inputs, "outputs": model.outputs})()
+    return classifier(view), calls
+
+
 def test_lime_image_makes_one_compiled_call_per_image_and_finds_the_digit(zoo_model):
     import diagnostics_zoo as zoo
-    from diagnostics_plugins.explain_lime import BatchedPredict, lime_image
 
     model = zoo_model("cnn")
     x = zoo.DATASETS["digits28"](0)["x_val"][:2]
-    predict = BatchedPredict(model, batch_size=1000)
+    predict, calls = _lime_predict(model, 1000)
     for img in x:
-        before = predict.calls
-        weights, label, r2 = lime_image(predict, img, None, num_samples=1000, seed=0)
-        assert predict.calls - before == 1  # all 1,000 perturbations in one batched call
+        before = len(calls)
+        weights, label, r2 = E.lime_image(predict, img, None, num_samples=1000, seed=0)
+        assert len(calls) - before == 1  # all 1,000 perturbations in one batched call
         assert label == int(model.predict(img[None], verbose=0).argmax())
         assert weights.shape == (28, 28) and np.isfinite(weights).all() and 0 < r2 <= 1
         # the positive evidence lies on the ink, not on the empty border
@@ -61,15 +73,14 @@ def test_our_vectorised_lime_image_equals_the_lime_package_for_the_same_seed(zoo
     from lime import lime_image as li
 
     import diagnostics_zoo as zoo
-    from diagnostics_plugins.explain_lime import BatchedPredict, grid_segments, lime_image
 
     model = zoo_model("cnn")
     img = zoo.DATASETS["digits28"](0)["x_val"][5]
-    predict = BatchedPredict(model, batch_size=500)
-    ours, label, r2 = lime_image(predict, img, None, num_samples=500, seed=3)
+    predict, _ = _lime_predict(model, 500)
+    ours, label, r2 = E.lime_image(predict, img, None, num_samples=500, seed=3)
     exp = li.LimeImageExplainer(random_state=3).explain_instance(
         img[..., 0].astype(np.float64), predict, top_labels=1, hide_color=0, num_samples=500, batch_size=500,
-        segmentation_fn=grid_segments, random_seed=3)
+        segmentation_fn=E.grid_segments, random_seed=3)
     assert exp.top_labels[0] == label
     theirs = np.zeros((28, 28))
     for segment, weight in exp.local_exp[label]:
@@ -79,19 +90,20 @@ def test_our_vectorised_lime_image_equals_the_lime_package_for_the_same_seed(zoo
 
 
 def test_shap_on_the_zoo_mlp_is_additive_with_a_global_importance(zoo_path, tmp_path):
-    proc = run_diagnose(zoo_path("mlp"), "--only", "explain.shap", "--option", "samples=6", "--out", tmp_path, "-q")
+    proc = run_diagnose(zoo_path("mlp"), "--only", "explain.shap", "--option", "samples=6", "--out", tmp_path, "-q",
+                        "--timeout", "1200")  # the randomisation check is skipped when the budget runs short
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     rec = next(a for a in json.loads((tmp_path / "report.json").read_text())["analyzers"] if a["name"] == "explain.shap")
     assert rec["status"] == "ok", rec
-    m = rec["metrics"]
-    assert m["explainer"] == "permutation" and m["space"] == "input"
-    assert m["checks"]["additivity"]["max_relative_error"] < 1e-4  # permutation SHAP is exactly additive
-    assert m["checks"]["randomisation"]["passed"]
-    assert len(m["global_importance"]) == 20
-    vals = np.load(tmp_path / rec["artifacts"]["shap values"])
+    (section,) = rec["explanations"]
+    checks = {c["name"]: c for c in section["checks"]}
+    assert section["method"] == "permutation_shap" and section["space"] == "input"
+    assert checks["additivity"]["detail"]["max_relative_gap"] < 1e-4  # permutation SHAP is exactly additive
+    assert checks["randomisation"]["outcome"] == "passed"
+    vals = np.load(tmp_path / section["artifacts"]["attributions"])
     assert vals.shape == (6, 30)
     assert (tmp_path / rec["artifacts"]["global importance"]).is_file()
-    assert rec["findings"][0]["code"] == f"explain.shap.{m['verdict']}"
+    assert rec["findings"][-1]["code"] == f"explain.shap.permutation_shap.{section['verdict']}"
 
 
 TORCH_CHECKS = textwrap.dedent("""
@@ -156,6 +168,5 @@ def test_every_explainer_runs_on_every_zoo_model_it_applies_to(zoo_path, tmp_pat
         recs = {a["name"]: a for a in report["analyzers"]}
         for analyzer in ("explain.gradients", "explain.captum", "explain.shap", "explain.lime"):
             assert recs[analyzer]["status"] == "ok", (name, recs[analyzer])
-            m = recs[analyzer]["metrics"]
-            verdicts = m.get("verdicts") or {"_": m["verdict"]}
-            assert all(v in (E.TRUSTED, E.DOUBTFUL, E.FAILED) for v in verdicts.values())
+            sections = recs[analyzer]["explanations"]
+            assert sections and all(e["verdict"] in ("trusted", "doubtful", "failed") or e["skipped"] for e in sections)

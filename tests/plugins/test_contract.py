@@ -16,16 +16,17 @@ from diagnostics.testing import (KINDS, ContractError, assert_analyzer_contract,
                                  tiny_data)
 
 HOST = PluginHost().load()
-#: Small values for the cost options analyzers commonly expose; each analyzer gets those its module's
-#: DEFAULTS know, so the contract runs in seconds on tiny models without tripping "unknown option".
+#: Small values for the cost options analyzers commonly expose; each analyzer gets those it declares
+#: (or its module's DEFAULTS know), so the contract runs in seconds on tiny models without tripping "unknown option".
 SMALL_OPTIONS = {"samples": 4, "steps": 8, "max_steps": 64, "batch_size": 256, "smoothgrad_samples": 4, "eg_samples": 8,
                  "eg_max_samples": 32, "background": 8, "shapley_samples": 2, "nt_samples": 2, "nt_steps": 4,
-                 "repeats": 1}
+                 "repeats": 1, "num_samples": 100, "nsamples": 16, "max_nsamples": 32}
 
 
 def small_options(cls) -> dict:
-    defaults = getattr(sys.modules[cls.__module__], "DEFAULTS", {})
-    return {k: v for k, v in SMALL_OPTIONS.items() if k in defaults}
+    declared = cls.declared_options()
+    known = {o.name for o in declared} if declared is not None else set(getattr(sys.modules[cls.__module__], "DEFAULTS", {}))
+    return {k: v for k, v in SMALL_OPTIONS.items() if k in known}
 
 
 #: Breaches the kit found in other areas' analyzers and reported to their owners, as strict xfails: when

@@ -33,12 +33,12 @@ def test_plugins_command_lists_it_with_its_version(robustness_site):
     text = run_diagnose("plugins", env=env)
     assert text.returncode == 0, text.stderr
     row = next(line for line in text.stdout.splitlines() if line.startswith("robustness "))
-    assert re.match(r"robustness\s+0\.1\.0\s+analyzers\s+robustness\s+ok$", row), row
+    assert re.match(r"robustness\s+0\.1\.0\s+analyzers\s+robustness, explain.leave_one_out\s+ok$", row), row
     as_json = run_diagnose("plugins", "--json", env=env)
     listing = json.loads(as_json.stdout)
     (record,) = [p for p in listing["plugins"] if p["name"] == "robustness"]
     assert record == {**record, "version": VERSION, "builtin": False, "error": None, "module": "diagnostics_robustness",
-                      "analyzers": ["robustness"], "hooks": ["register_analyzers"]}
+                      "analyzers": ["robustness", "explain.leave_one_out"], "hooks": ["register_analyzers"]}
     assert listing["analyzers"]["robustness"]["model_kinds"] == ["image", "sequence", "tabular"]
     assert listing["analyzers"]["robustness"]["data"] == "x"
     # Without the install it is not there: the listing above came from the entry point.
@@ -73,6 +73,30 @@ def test_a_run_includes_its_result_in_the_json(robustness_run):
     assert Report.load(out).record("robustness").metrics == m
 
 
+def test_its_attribution_method_gets_a_verdict_from_the_pipeline_with_no_check_code_of_its_own(robustness_site, tiny,
+                                                                                               tmp_path):
+    """explain.leave_one_out declares one Explainer; every check, the verdict and the artifacts come from
+    diagnostics.ExplanationAnalyzer."""
+    proc = run_diagnose(tiny["keras"], "--data", tiny["data"], "--out", tmp_path, "--only", "explain.leave_one_out",
+                        "--option", "explain.leave_one_out.samples=6", env={"PYTHONPATH": str(robustness_site)})
+    assert proc.returncode in (0, 1), proc.stderr
+    rec = next(r for r in read_report(tmp_path)["analyzers"] if r["name"] == "explain.leave_one_out")
+    assert (rec["status"], rec["plugin"], rec["category"]) == ("ok", "robustness", "explanation")
+    (section,) = rec["explanations"]
+    assert section["method"] == "leave_one_out" and section["verdict"] in ("trusted", "doubtful", "failed")
+    assert [c["name"] for c in section["checks"]] == ["finite", "randomisation", "faithfulness"]  # exact: no stability
+    assert all(c["threshold"] is not None for c in section["checks"])
+    assert len(section["sample_indices"]) == 6 and len(section["targets"]) == 6
+    attributions = np.load(tmp_path / section["artifacts"]["attributions"])
+    assert attributions.shape == (6, 4) and np.isfinite(attributions).all()
+    codes = [f["code"] for f in rec["findings"]]
+    assert f"explain.leave_one_out.leave_one_out.{section['verdict']}" in codes
+    # its options are the pipeline's, declared, so a typo is caught before anything loads
+    bad = run_diagnose(tiny["keras"], "--only", "explain.leave_one_out", "--option", "explain.leave_one_out.sample=6",
+                       "--out", tmp_path / "bad", env={"PYTHONPATH": str(robustness_site)})
+    assert bad.returncode == 2 and "explain.leave_one_out has no option 'sample'; valid: " in bad.stderr
+
+
 def test_a_run_includes_its_result_in_the_html(robustness_run):
     proc, out = robustness_run
     html = (out / "report.html").read_text()
@@ -80,7 +104,7 @@ def test_a_run_includes_its_result_in_the_html(robustness_run):
     assert "(health, plugin robustness, tensorflow)" in section
     assert "<img alt='flip rate under noise' src='data:image/png;base64," in section
     assert "&quot;flip_rate&quot;" in section  # the metrics block
-    assert re.search(r"<tr><td>robustness</td><td>0\.1\.0</td><td>robustness</td><td>ok</td></tr>", html)
+    assert re.search(r"<tr><td>robustness</td><td>0\.1\.0</td><td>robustness, explain\.leave_one_out</td><td>ok</td></tr>", html)
 
 
 def test_a_run_shows_it_in_the_verdict_table(robustness_run):

@@ -254,4 +254,7 @@ def _plot(path, levels, flip_rate, accuracy, clean_accuracy, reference_level, ma
 
 @diagnostics.hookimpl
 def register_analyzers(register):
+    from .leave_one_out import LeaveOneOutExplanations
+
     register(Robustness)
+    register(LeaveOneOutExplanations)

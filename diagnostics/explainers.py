@@ -1,0 +1,534 @@
+"""Explanation methods as a type, and the one trust pipeline every explanation analyzer runs.
+
+- :class:`Explainer`: one attribution method — its metadata as class attributes (name, paper,
+  signed or not, sampling or exact, the axiom it satisfies, the input kinds it supports, its options)
+  and one call, ``attribute(view, x, targets, seed) -> array`` (as captum's ``Attribution.attribute``
+  and Xplique's ``explain(inputs, targets)``).
+- :class:`ModelView`: the model as every method sees it — a float input space (token models are
+  explained in the embedding layer's output space), batched prediction, the explained unit's output
+  and a compiled, batched input-gradient function.
+- :class:`ExplanationAnalyzer`: an :class:`~diagnostics.Analyzer` made of a list of explainers.
+  The host-side pipeline here picks the samples and targets, refuses non-finite predictions, runs
+  each method, and checks it: completeness or additivity where the method has that axiom,
+  model-parameter randomisation (Adebayo et al., 2018) on a re-initialised clone, stability across
+  seeds for sampling methods, deletion/insertion faithfulness (Petsiuk et al., 2018), ground truth
+  when the data carry a mask (``mask_val``), agreement between methods — then gives each method a
+  :class:`~diagnostics.verdicts.Verdict`, findings and pictures. A new method gets all of it by
+  declaring itself.
+
+Thresholds are the ``explanations`` section of :data:`diagnostics.health.DEFAULT_THRESHOLDS` and are
+overridden as the health ones are: ``--option explain.gradients.stability_min=0.7`` or a thresholds
+file (``--option health_thresholds=FILE.toml``, section ``[explanations]``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from . import explain as E
+from .analyzer import Analyzer, Context, Finding, Option, Result, Severity
+from .health import thresholds as _thresholds
+from .verdicts import Check, MethodExplanation, Outcome, Verdict, verdict_of
+
+INPUT_KINDS = frozenset({"image", "sequence", "token", "tabular"})
+#: Options every explanation analyzer takes (each analyzer may change the defaults in ``defaults``).
+COMMON_OPTIONS = (
+    Option("samples", int, 8, "how many evaluation samples to explain (the same ones in every analyzer for a seed)"),
+    Option("methods", str, "all", "comma-separated methods to run, or 'all'"),
+    Option("batch_size", int, 1024, "rows per compiled model call"),
+    Option("sanity", bool, True, "run the randomisation and seed-stability checks"),
+    Option("faithfulness", bool, True, "run the deletion/insertion faithfulness check"),
+    Option("baseline", str, "zeros", "reference input: 'zeros', 'mean' (of the training inputs) or 'auto' "
+                                     "(mean for tables, zeros otherwise)", choices=("zeros", "mean", "auto")),
+    Option("baseline_token", int, 0, "the token id of the reference input of token models"),
+    Option("background", int, 64, "training rows drawn as the background of expected-value methods"),
+    Option("target", object, None, "output class to explain (--target); default: the predicted class"),
+)
+
+
+def input_kind(x: np.ndarray) -> str:
+    """``image`` (n, H, W, C), ``sequence`` (n, T, C), ``token`` (integer ids) or ``tabular`` (n, F)."""
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.integer):
+        return "token"
+    return {4: "image", 3: "sequence"}.get(x.ndim, "tabular")
+
+
+class ModelView:
+    """The model as explanation methods see it (one adapter for every method and library).
+
+    ``float_space(x)`` maps raw inputs to the space attributions live in (the embedding output for
+    token models; ``head`` is the model from there on), ``predict(x)`` is the batched output
+    ``(n, units)``, ``forward(x, targets)`` the explained unit per sample, ``grad_fn(z, targets)``
+    the compiled input gradient of ``head`` (``(values, gradients)``). ``baseline`` is the raw reference
+    input (one sample), ``background`` training rows for expected-value methods, ``train`` the training
+    inputs (or the evaluation inputs when there are none); ``randomised`` marks the view of the
+    weight-randomised clone (methods may skip refinements there: only the ranking of the map matters).
+    """
+
+    def __init__(self, model, kind: str, *, batch_size: int = 1024, baseline: np.ndarray | None = None,
+                 background: np.ndarray | None = None, train: np.ndarray | None = None, randomised: bool = False):
+        self.model, self.kind, self.batch_size, self.randomised = model, kind, int(batch_size), randomised
+        self.train = train
+        #: seconds left of the analyzer's budget (the pipeline sets it to ``context.time_left``): methods
+        #: that refine an estimate stop refining when it runs short
+        self.time_left = lambda: float("inf")
+        self.tokens = kind == "token"
+        self.baseline, self.background_raw = baseline, background
+        self.embedding_layer = None
+        self.head = model
+        if self.tokens:
+            import keras
+
+            layer = next((ly for ly in model.layers if type(ly).__name__ != "InputLayer"), None)
+            if layer is None:
+                raise TypeError("the model has integer inputs but no layer after them to differentiate through")
+            self.embed = keras.Model(model.inputs, layer.output)
+            self.head = keras.Model(layer.output, model.outputs[0])
+            self.embedding_layer = layer.name
+        self._backend = None
+
+    # -- geometry ------------------------------------------------------------------------------
+    @property
+    def space(self) -> str:
+        return "embedding" if self.tokens else "input"
+
+    def feature_shape(self, x: np.ndarray) -> tuple[int, ...]:
+        """One feature per pixel (channels together), time step, token or column."""
+        x = np.asarray(x)
+        return tuple(x.shape[1:-1]) if x.ndim >= 3 and not self.tokens else tuple(x.shape[1:])
+
+    def feature_map(self, attributions: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """(n, features): attributions summed over channels / embedding dimensions, flattened. A method
+        that already returns one value per feature (LIME, Grad-CAM) passes through."""
+        a = np.asarray(attributions, np.float64)
+        feats = self.feature_shape(x)
+        if a.shape[1:] != feats:
+            a = a.sum(axis=-1)
+        return a.reshape(len(a), -1)
+
+    # -- the model -----------------------------------------------------------------------------
+    def float_space(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if not self.tokens:
+            return x.astype(np.float32)
+        return np.concatenate([np.asarray(self.embed.predict_on_batch(x[s:s + self.batch_size]))
+                               for s in range(0, len(x), self.batch_size)]).astype(np.float32)
+
+    def baseline_like(self, x: np.ndarray) -> np.ndarray:
+        """The raw baseline broadcast to ``x``'s shape (a copy)."""
+        x = np.asarray(x)
+        b = np.zeros(x.shape[1:], x.dtype) if self.baseline is None else np.asarray(self.baseline, x.dtype)
+        return np.broadcast_to(b, x.shape).copy()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        return E.predict_batched(self.model, x if self.tokens else x.astype(np.float32), self.batch_size).astype(np.float64)
+
+    def forward(self, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return self.predict(x)[np.arange(len(x)), np.asarray(targets)]
+
+    def background_output(self, targets: np.ndarray) -> np.ndarray:
+        """E_b[F(b)] over the background rows, for each sample's explained unit."""
+        mean = self.predict(self.background_raw).mean(0)
+        return mean[np.asarray(targets)]
+
+    def grad_fn(self, z: np.ndarray, targets: np.ndarray):
+        if self._backend is None:
+            from .backends import get
+
+            self._backend = get()
+        return self._backend.input_gradients(self.head, z, targets, batch_size=len(z))
+
+    def randomised_copy(self, seed: int) -> "ModelView | None":
+        """The same view of a clone with re-initialised weights (the model itself is not touched);
+        None when the model cannot be cloned (subclassed models)."""
+        import keras
+
+        try:
+            keras.utils.set_random_seed(seed + 12345)
+            clone = keras.models.clone_model(self.model)
+        except Exception:  # noqa: BLE001 - reported as a skipped check
+            return None
+        view = ModelView(clone, self.kind, batch_size=self.batch_size, baseline=self.baseline,
+                         background=self.background_raw, train=self.train, randomised=True)
+        view.time_left = self.time_left
+        return view
+
+
+class Explainer:
+    """One attribution method. Subclasses set the metadata and implement :meth:`attribute`.
+
+    Metadata (class attributes):
+        name: the method's identifier in options, the report and findings (``integrated_gradients``).
+        reference: the paper it implements.
+        signed: whether the sign of an attribution means something (the randomisation check then
+            compares signed ranks; saliency and Grad-CAM are compared in absolute value).
+        sampling: True for Monte-Carlo methods (stability across two seeds is then checked).
+        axiom: ``"completeness"`` (Σ attributions = F(x) − F(baseline)), ``"additivity"``
+            (Σ = F(x) − E[F(background)]) or None; the pipeline measures it.
+        input_kinds: the input kinds it supports (image, sequence, token, tabular).
+        options: its :class:`~diagnostics.Option` s; the instance holds their values in ``self.opts``.
+    """
+
+    name: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    signed: ClassVar[bool] = True
+    sampling: ClassVar[bool] = False
+    axiom: ClassVar[str | None] = None
+    input_kinds: ClassVar[frozenset[str]] = INPUT_KINDS
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    def __init__(self, **options: Any):
+        #: the values of the declared options (defaults where not given)
+        self.opts = {o.name: options.get(o.name, o.default) for o in type(self).options}
+        #: numbers a run leaves for the report (steps used...), reset by the pipeline before the first call
+        self.notes: dict[str, Any] = {}
+        #: which call this is: "main", "stability" (another seed) or "randomisation" (on the randomised
+        #: clone); refinements that only tighten an axiom (step doubling) may be skipped outside "main"
+        self.stage = "main"
+
+    def unavailable(self, view: ModelView, x: np.ndarray) -> str | None:
+        """Why this method cannot run on this model (None when it can)."""
+        return None if view.kind in self.input_kinds else f"{self.name} does not support {view.kind} inputs"
+
+    def attribute(self, view: ModelView, x: np.ndarray, targets: np.ndarray, seed: int) -> np.ndarray:
+        """Attributions of output unit ``targets[i]`` for each raw input ``x[i]``: either in the float
+        space (``view.float_space(x).shape``) or one value per feature (``(n,) + view.feature_shape(x)``)."""
+        raise NotImplementedError
+
+    def extra_checks(self, limits: dict[str, float]) -> list[Check]:
+        """Checks of the method's own (from ``self.notes``), e.g. LIME's local fit."""
+        return []
+
+
+def explainer_options(explainers: Sequence[type[Explainer]]) -> tuple[Option, ...]:
+    """The options of a list of explainers, each name once."""
+    seen: dict[str, Option] = {}
+    for cls in explainers:
+        for o in cls.options:
+            seen.setdefault(o.name, o)
+    return tuple(seen.values())
+
+
+def threshold_options() -> tuple[Option, ...]:
+    from .health import DEFAULT_THRESHOLDS, THRESHOLDS_OPTION
+
+    return tuple(Option(k, float, v, "trust threshold (see docs/explanations.md)")
+                 for k, v in DEFAULT_THRESHOLDS["explanations"].items()) + (
+        Option(THRESHOLDS_OPTION, str, "", "thresholds file (TOML or JSON), section [explanations]"),)
+
+
+# -- the checks --------------------------------------------------------------------------------------------
+def _gap_check(name: str, gap: np.ndarray, delta: np.ndarray, tol: float, fail: float, doubt: float, what: str) -> Check:
+    rel = gap / np.maximum(np.abs(delta), E.COMPLETENESS_ABS_FLOOR)
+    ok = gap <= np.maximum(tol * np.abs(delta), E.COMPLETENESS_ABS_FLOOR)
+    frac = float(ok.mean())
+    outcome = Outcome.FAILED if frac < fail else Outcome.DOUBTFUL if frac < doubt else Outcome.PASSED
+    reason = f"{what} gap above {tol:.0%} for {1 - frac:.0%} of samples (median {np.median(rel):.1%})"
+    return Check(name, frac, doubt, outcome, reason=reason, detail={
+        "tolerance": tol, "median_relative_gap": float(np.median(rel)), "max_relative_gap": float(np.max(rel)),
+        "median_abs_gap": float(np.median(gap)), "fail_below": fail})
+
+
+def randomisation_check(trained: np.ndarray, randomised: np.ndarray, signed: bool, t: dict) -> Check:
+    r = E.randomisation_correlation(trained, randomised, absolute=not signed)
+    outcome = (Outcome.FAILED if r >= t["randomisation_fail"] else
+               Outcome.DOUBTFUL if r >= t["randomisation_doubtful"] else Outcome.PASSED)
+    reason = (f"maps barely change when the weights are randomised (rank correlation {r:.2f})" if outcome is Outcome.FAILED
+              else f"maps change only partly when the weights are randomised (rank correlation {r:.2f})")
+    return Check("randomisation", r, t["randomisation_doubtful"], outcome, higher_is_better=False, reason=reason,
+                 detail={"fail_at": t["randomisation_fail"], "absolute": not signed})
+
+
+def faithfulness_check(curves: dict, t: dict) -> Check:
+    d, i = curves["deletion_margin"], curves["insertion_margin"]
+    best = max(d, i)
+    outcome = (Outcome.FAILED if best <= t["faithfulness_fail"] else
+               Outcome.DOUBTFUL if best <= t["faithfulness_doubtful"] else Outcome.PASSED)
+    reason = (f"removing the top-attributed features hurts the output no more than a random order "
+              f"(deletion margin {d:+.3f}, insertion margin {i:+.3f})" if outcome is Outcome.FAILED else
+              f"barely more faithful than a random order (deletion margin {d:+.3f}, insertion {i:+.3f})")
+    return Check("faithfulness", best, t["faithfulness_doubtful"], outcome, reason=reason, detail=curves)
+
+
+def simple_check(name: str, value: float, minimum: float, reason: str, detail: dict | None = None) -> Check:
+    """A check that is doubtful below ``minimum`` (``reason`` is formatted with ``value``)."""
+    ok = value >= minimum
+    return Check(name, value, minimum, Outcome.PASSED if ok else Outcome.DOUBTFUL, reason=reason.format(value=value),
+                 detail=detail or {})
+
+
+# -- the analyzer ------------------------------------------------------------------------------------------
+class ExplanationAnalyzer(Analyzer):
+    """An analyzer made of :class:`Explainer` s; :meth:`run` is the whole trust pipeline.
+
+    Subclasses set ``explainers`` (the classes), ``defaults`` (changed option defaults, thresholds included),
+    ``sanity_cost`` (skip the sanity checks when less than this many times the time spent so far
+    is left; 0 never skips) and may override :meth:`choose` and :meth:`notes`.
+    """
+
+    category = "explanation"
+    data = "x"
+    model_kinds = INPUT_KINDS
+    explainers: ClassVar[tuple[type[Explainer], ...]] = ()
+    defaults: ClassVar[dict[str, Any]] = {}
+    sanity_cost: ClassVar[float] = 0.0
+    extra_options: ClassVar[tuple[Option, ...]] = ()
+    not_offered: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def declared_options(cls) -> tuple[Option, ...]:
+        return tuple(o.with_default(cls.defaults[o.name]) if o.name in cls.defaults else o
+                     for o in COMMON_OPTIONS + tuple(cls.extra_options) + explainer_options(cls.explainers)
+                     + threshold_options())
+
+    def choose(self, opts: dict, view: ModelView, x: np.ndarray) -> list[str]:
+        """The method names to run, from the ``methods`` option."""
+        names = [c.name for c in self.explainers]
+        chosen = opts["methods"]
+        chosen = names if chosen in ("all", "auto") else [m.strip() for m in str(chosen).split(",") if m.strip()]
+        bad = sorted(set(chosen) - set(names))
+        if bad:
+            extra = "".join(f"; {k} is not offered: {v}" for k, v in self.not_offered.items())
+            raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(names)}{extra}")
+        return [m for m in names if m in chosen]
+
+    def notes(self, view: ModelView, opts: dict) -> dict[str, Any]:
+        """Analyzer-specific metrics for the report (``metrics`` beside the typed sections)."""
+        return {}
+
+    # -- the pipeline --------------------------------------------------------------------------------------
+    def run(self, context: Context) -> Result:
+        t0 = time.monotonic()
+        opts = {o.name: o.parse(context.options[o.name]) if o.name in context.options else o.default
+                for o in self.declared_options()}
+        limits = self._limits(context.options)
+        model = context.model
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            return Result.skip(f"{self.name} supports single-input, single-output models "
+                               f"(this one has {len(model.inputs)} inputs, {len(model.outputs)} outputs)")
+        x_all = np.asarray(context.data.x)
+        idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
+        x = x_all[idx]
+        kind = input_kind(x)
+        pool = np.asarray(context.data.x_train) if context.data.x_train is not None else x_all
+        view = ModelView(model, kind, batch_size=int(opts["batch_size"]), baseline=self._baseline(opts, kind, x, pool), train=pool,
+                         background=pool[np.random.default_rng(context.seed + 1).choice(
+                             len(pool), min(int(opts["background"]), len(pool)), replace=False)])
+        view.time_left = context.time_left
+        pred = view.predict(x)
+        failed = E.nonfinite_predictions(pred, f"{self.name}.failed")
+        if failed is not None:  # nothing to explain: every method fails, with the reason
+            finite = float(np.all(np.isfinite(pred.reshape(len(pred), -1)), axis=1).mean())
+            check = Check("finite_predictions", finite, 1.0, Outcome.FAILED, reason=failed.findings[0].message)
+            return Result(findings=failed.findings, metrics=failed.metrics, explanations=tuple(
+                MethodExplanation(m, Verdict.FAILED, (check.reason,), (check,), sample_indices=idx.tolist())
+                for m in self.choose(opts, view, x)))
+        targets = E.select_targets(pred, opts.get("target"), context.info.output_activation)
+        t, sign = targets.index, targets.sign
+        methods, skipped = [], {}
+        for name in self.choose(opts, view, x):
+            ex = next(c for c in self.explainers if c.name == name)(**opts)
+            why = ex.unavailable(view, x)
+            if why:
+                skipped[name] = why
+            else:
+                methods.append(ex)
+        if not methods:
+            return Result.skip("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no method chosen")
+        raw, maps, checks = {}, {}, {}
+        total = len(methods) * (2 if opts["sanity"] else 1)
+        for i, ex in enumerate(methods):
+            context.progress(i, total, ex.name)
+            ex.notes = {}
+            a = np.asarray(ex.attribute(view, x, t, context.seed), np.float64)
+            raw[ex.name] = a
+            maps[ex.name] = view.feature_map(_signed(a, sign), x)
+            checks[ex.name] = [Check("finite", float(np.isfinite(a).mean()), 1.0,
+                                     Outcome.PASSED if np.isfinite(a).all() else Outcome.FAILED,
+                                     reason="attributions contain NaN or Inf")]
+            checks[ex.name] += self._axiom(ex, view, x, t, a, limits) + ex.extra_checks(limits)
+        sanity_skip = self._sanity(context, opts, view, x, t, sign, methods, maps, checks, limits, t0)
+        fx, fb = view.forward(x, t) * sign, view.forward(view.baseline_like(x), t) * sign
+        informative = E.informative_samples(fx, fb)
+        if opts["faithfulness"]:
+            keep = informative if informative.sum() >= 2 else np.ones(len(x), bool)
+            for ex in methods:
+                curves = E.perturbation_curves(view.forward, x[keep], view.baseline_like(x)[keep], maps[ex.name][keep],
+                                               t[keep], sign[keep], seed=context.seed, feature_shape=view.feature_shape(x))
+                checks[ex.name].append(faithfulness_check({**curves, "scored_samples": int(keep.sum())}, limits))
+        mask = self._mask(context, x_all, idx, maps)
+        if mask is not None:
+            for ex in methods:
+                gt = E.ground_truth_scores(maps[ex.name], mask, informative)
+                checks[ex.name].append(simple_check("ground_truth", gt["top_k_precision"], limits["ground_truth_min"],
+                                                    "top-k precision on the planted positions is {value:.2f}", gt))
+        context.progress(total, total, "writing maps")
+        sections = self._sections(context, view, x, idx, targets, raw, maps, checks, skipped, mask)
+        findings = [Finding(f"{self.name}.{s.method}.{s.verdict.value}",
+                            Severity.WARNING if s.verdict is Verdict.FAILED else Severity.INFO, where=s.method,
+                            message=f"{s.method} explanations are {s.verdict.value}: "
+                                    + ("; ".join(s.reasons) if s.reasons else "passed every check that applies"))
+                    for s in sections if s.verdict is not None]
+        if (~informative).any():
+            findings.insert(0, _baseline_finding(view, opts, fx, fb, informative))
+        metrics = {"samples": len(x), "sample_indices": idx.tolist(), "target": targets.description,
+                   "targets": t.tolist(), "space": view.space, "embedding_layer": view.embedding_layer,
+                   "methods": [ex.name for ex in methods], "not_run": skipped, "agreement": E.agreement_matrix(maps),
+                   "informative_samples": int(informative.sum()), "sanity_skipped": sanity_skip,
+                   "not_offered": dict(self.not_offered), **self.notes(view, opts)}
+        artifacts = self._figures(context, view, x, idx, t, maps, sections, mask)
+        return Result(findings=findings, metrics=E.json_round(metrics), artifacts=artifacts,
+                      explanations=tuple(sections))
+
+    def _sections(self, context, view, x, idx, targets, raw, maps, checks, skipped, mask) -> list[MethodExplanation]:
+        d = context.artifact_dir
+        np.save(d / "inputs.npy", x)
+        np.save(d / "sample_indices.npy", idx)
+        shared = {"inputs": "inputs.npy", "sample indices": "sample_indices.npy"}
+        if mask is not None:
+            np.save(d / "mask.npy", mask.reshape((len(x),) + view.feature_shape(x)))
+            shared["mask"] = "mask.npy"
+        y = context.data.y
+        if y is not None and len(y) > int(idx.max(initial=0)):
+            y = np.asarray(y)[idx]
+            np.save(d / "labels.npy", y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(idx)))
+            shared["labels"] = "labels.npy"
+        common = {"sample_indices": idx.tolist(), "targets": targets.index.tolist(),
+                  "signs": [float(s) for s in targets.sign], "target": targets.description, "space": view.space}
+        out = []
+        for name, a in raw.items():
+            cls = next(c for c in self.explainers if c.name == name)
+            signed = _signed(a, targets.sign)
+            np.save(d / f"{name}.npy", signed.astype(np.float32))
+            np.save(d / f"{name}.map.npy", maps[name].reshape((len(x),) + view.feature_shape(x)).astype(np.float32))
+            ordered = sorted(checks[name], key=lambda c: CHECK_ORDER.index(c.name) if c.name in CHECK_ORDER else 99)
+            ordered = [Check(c.name, _num(c.value), _num(c.threshold), c.outcome, c.higher_is_better,
+                             "" if c.outcome is Outcome.PASSED else c.reason, E.json_round(dict(c.detail)))
+                       for c in ordered]
+            verdict, reasons = verdict_of(ordered)
+            out.append(MethodExplanation(name, verdict, reasons, tuple(ordered), reference=cls.reference,
+                                         artifacts={**shared, "attributions": f"{name}.npy", "map": f"{name}.map.npy"},
+                                         **common))
+        for name, why in skipped.items():
+            cls = next(c for c in self.explainers if c.name == name)
+            out.append(MethodExplanation(name, None, reference=cls.reference, skipped=why, **common))
+        return out
+
+    def _figures(self, context, view, x, idx, t, maps, sections, mask) -> dict[str, str]:
+        d = context.artifact_dir
+        verdicts = {s.method: s.verdict.value for s in sections if s.verdict is not None}
+        artifacts = {"inputs": "inputs.npy", "sample indices": "sample_indices.npy"}
+        for name in maps:
+            artifacts[f"{name} attributions"] = f"{name}.npy"
+        if not maps:
+            return artifacts
+        feats = view.feature_shape(x)
+        if view.kind == "image":
+            E.save_image_overlays(d / "overlays.png", x, {m: v.reshape((-1,) + feats) for m, v in maps.items()},
+                                  verdicts, captions=[f"#{i} → {u}" for i, u in zip(idx, t)])
+            artifacts["overlays"] = "overlays.png"
+        elif view.kind in ("token", "sequence"):
+            E.save_heat_strips(d / "heat_strips.png", maps, verdicts, mask=mask,
+                               xlabel="token position" if view.tokens else "time step", tokens=x if view.tokens else None)
+            artifacts["heat strips"] = "heat_strips.png"
+        else:
+            names = list(context.metadata.get("feature_names") or [f"f{i}" for i in range(x.shape[1])])
+            m = next(iter(maps))
+            E.save_global_importance(d / "global_importance.png", names, np.abs(maps[m]).mean(0),
+                                     title=f"Global importance: mean |{m}| ({verdicts[m]})")
+            artifacts["global importance"] = "global_importance.png"
+        return artifacts
+
+    def _limits(self, options: dict) -> dict[str, float]:
+        """The thresholds: the defaults, this analyzer's own (``defaults``), the thresholds file, ``--option``."""
+        from .health import THRESHOLDS_OPTION, load_thresholds_file
+
+        limits = _thresholds(options, "explanations")
+        given = set(options)
+        if options.get(THRESHOLDS_OPTION):
+            given |= set(load_thresholds_file(options[THRESHOLDS_OPTION]).get("explanations", {}))
+        limits.update({k: float(v) for k, v in self.defaults.items() if k in limits and k not in given})
+        return limits
+
+    def _baseline(self, opts: dict, kind: str, x: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        if kind == "token":
+            return np.full(x.shape[1:], int(opts["baseline_token"]), x.dtype)
+        mean = opts["baseline"] == "mean" or (opts["baseline"] == "auto" and kind == "tabular")
+        return np.asarray(pool, np.float64).mean(0).astype(x.dtype) if mean else np.zeros(x.shape[1:], x.dtype)
+
+    def _axiom(self, ex: Explainer, view: ModelView, x, t, a, limits) -> list[Check]:
+        if ex.axiom is None:
+            return []
+        fx = view.forward(x, t)
+        if ex.axiom == "completeness":
+            ref = view.forward(view.baseline_like(x), t)
+        else:
+            ref = view.background_output(t)
+        gap = np.abs(a.reshape(len(a), -1).sum(1) - (fx - ref))
+        what = "completeness" if ex.axiom == "completeness" else "additivity"
+        check = _gap_check(what, gap, fx - ref, limits[f"{what}_tolerance"], limits[f"{what}_fail"],
+                           limits[f"{what}_min_fraction"], what)
+        return [Check(check.name, check.value, check.threshold, check.outcome, reason=check.reason,
+                      detail={**check.detail, **ex.notes})]
+
+    def _sanity(self, context, opts, view, x, t, sign, methods, maps, checks, limits, t0) -> str | None:
+        if not opts["sanity"]:
+            return "switched off (sanity=false)"
+        spent = time.monotonic() - t0
+        if self.sanity_cost and context.time_left() < self.sanity_cost * spent:
+            return (f"not enough time left in the analyzer's budget ({context.time_left():.0f} s after {spent:.0f} s); "
+                    f"raise --timeout")
+        for i, ex in enumerate(methods):
+            if ex.sampling:
+                context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} with another seed")
+                ex.stage = "stability"
+                a2 = np.asarray(ex.attribute(view, x, t, context.seed + 1), np.float64)
+                s = E.stability(maps[ex.name], view.feature_map(_signed(a2, sign), x))
+                checks[ex.name].append(simple_check("stability", s, limits["stability_min"],
+                                                    "unstable across seeds (correlation {value:.2f})"))
+        rview = view.randomised_copy(context.seed)
+        if rview is None:
+            return "the model could not be cloned (keras.models.clone_model failed)"
+        for i, ex in enumerate(methods):
+            context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} on the randomised model")
+            ex.stage = "randomisation"
+            ra = np.asarray(ex.attribute(rview, x, t, context.seed), np.float64)
+            checks[ex.name].append(randomisation_check(maps[ex.name], view.feature_map(_signed(ra, sign), x),
+                                                       ex.signed, limits))
+        return None
+
+    def _mask(self, context, x_all, idx, maps) -> np.ndarray | None:
+        mask = context.data.extras.get("mask_val") if context.data.x_val is not None else None
+        if mask is None or not maps or np.asarray(mask).shape[0] != len(x_all):
+            return None
+        mask = np.asarray(mask)[idx].reshape(len(idx), -1)
+        return mask if all(m.shape[1] == mask.shape[1] for m in maps.values()) else None
+
+
+CHECK_ORDER = ["finite", "completeness", "additivity", "randomisation", "faithfulness", "ground_truth", "stability"]
+
+
+def _signed(a: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Attributions of -p for the samples explained as class 0 of a one-unit sigmoid."""
+    return a * np.asarray(sign).reshape((-1,) + (1,) * (a.ndim - 1))
+
+
+def _num(v):
+    return None if v is None or not np.isfinite(v) else round(float(v), 6)
+
+
+def _baseline_finding(view: ModelView, opts: dict, fx, fb, informative) -> Finding:
+    n, bad = len(fx), int((~informative).sum())
+    what = f"token {opts['baseline_token']}" if view.tokens else str(opts["baseline"])
+    return Finding(
+        "explain.baseline_not_neutral", Severity.INFO, where="baseline",
+        message=f"for {bad} of {n} samples the baseline ({what}) already gets within {E.INFORMATIVE_DELTA:.0%} of the "
+                f"explained output (median {np.median(fb[~informative]):.3g} vs {np.median(fx[~informative]):.3g}): the "
+                f"model does not need the input to predict that — often a default class — so baseline attributions "
+                f"are rightly near zero there; these samples are left out of the faithfulness and ground-truth "
+                f"scores. Try --option baseline=mean, or a method that averages over baselines.")

@@ -1,0 +1,148 @@
+"""The Explainer type and the one trust pipeline (diagnostics.explainers): known answers, a noise method
+and a model-independent edge detector that the pipeline must fail, and the typed report section."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diagnostics import Context, Data, ExplanationAnalyzer, Explainer, ModelView, Verdict
+from diagnostics import explain as E
+
+
+def run_analyzer(cls, model, data: Data, tmp_path, seed: int = 0, **options):
+    """``cls().run`` on an in-memory model, as a worker would call it (no subprocess)."""
+    from diagnostics.modelinfo import inspect_model
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    ctx = Context(model=model, info=inspect_model(model), data=data, history=None, metadata={}, seed=seed,
+                  artifact_dir=tmp_path, budget_s=600, backend="tensorflow", options=options)
+    return cls().run(ctx)
+
+
+class Noise(Explainer):
+    """A method that ignores the model: seeded Gaussian noise of the input's shape."""
+
+    name = "noise"
+    sampling = True
+
+    def attribute(self, view, x, targets, seed):
+        return np.random.default_rng(seed).normal(size=np.shape(x))
+
+
+class Edges(Explainer):
+    """A model-independent "saliency": the image's own edges (Adebayo et al. 2018, fig. 1)."""
+
+    name = "edges"
+    signed = False
+    input_kinds = frozenset({"image"})
+
+    def attribute(self, view, x, targets, seed):
+        return E.edge_map(x)
+
+
+class Controls(ExplanationAnalyzer):
+    name = "explain.controls"
+    description = "controls that must fail the trust checks"
+    explainers = (Noise, Edges)
+    defaults = {"samples": 12}
+
+
+def test_linear_model_ig_and_input_x_gradient_through_the_explainer_type_are_w_times_x_minus_b(linear):
+    from diagnostics_plugins.explain_gradients import InputXGradient, IntegratedGradients
+
+    model, w, _ = linear
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 5)).astype(np.float32)
+    base = rng.normal(size=(5,)).astype(np.float32)
+    t = np.array([0, 1, 2, 0, 1, 2, 1])
+    view = ModelView(model, "tabular", batch_size=4, baseline=base)
+    expected = w[:, t].T * (x - base).astype(np.float64)
+    np.testing.assert_allclose(IntegratedGradients(steps=4).attribute(view, x, t, 0), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(InputXGradient().attribute(view, x, t, 0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_method_returning_noise_is_failed_and_the_section_is_typed(linear, tmp_path):
+    model, _, _ = linear
+    x = np.random.default_rng(1).normal(size=(40, 5)).astype(np.float32)
+    result = run_analyzer(Controls, model, Data(x_val=x), tmp_path, methods="noise")
+    (noise,) = result.explanations
+    assert noise.method == "noise" and noise.verdict is Verdict.FAILED
+    rand = noise.check("randomisation")
+    # the same seed gives the same noise on the randomised model: the map does not depend on the weights
+    assert rand.value == pytest.approx(1.0) and rand.outcome.value == "failed" and rand.threshold == 0.3
+    assert rand.reason in noise.reasons
+    assert {c.name for c in noise.checks} >= {"finite", "randomisation", "faithfulness", "stability"}
+    assert noise.check("stability").value < 0.5  # another seed, other noise
+    assert len(noise.sample_indices) == 12 and len(noise.targets) == 12
+    assert np.load(tmp_path / noise.artifacts["inputs"]).shape == (12, 5)
+    assert [f.code for f in result.findings] == ["explain.controls.noise.failed"]
+
+
+def test_an_edge_detector_fails_randomisation_on_a_really_randomised_cnn_and_ig_passes(zoo_model, tmp_path):
+    """Adebayo et al. (2018): the pipeline clones the zoo CNN with fresh weights and recomputes each map;
+    the edge map does not move (failed), Integrated Gradients does (passed)."""
+    import diagnostics_zoo as zoo
+    from diagnostics_plugins.explain_gradients import IntegratedGradients
+
+    model = zoo_model("cnn")
+    before = [v.copy() for v in model.get_weights()]
+    data = zoo.DATASETS["digits28"](0)
+
+    class WithIG(Controls):
+        explainers = (Edges, IntegratedGradients)
+
+    result = run_analyzer(WithIG, model, Data(x_val=data["x_val"]), tmp_path, methods="edges,integrated_gradients",
+                          samples=8, steps=8, max_steps=8, faithfulness=False)
+    sections = {s.method: s for s in result.explanations}
+    edge, ig = sections["edges"].check("randomisation"), sections["integrated_gradients"].check("randomisation")
+    assert edge.outcome.value == "failed" and edge.value > 0.99, edge
+    assert sections["edges"].verdict is Verdict.FAILED
+    assert ig.outcome.value == "passed" and ig.value < 0.3, ig
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the model was not touched
+
+
+def test_checks_compare_a_value_with_a_threshold():
+    from diagnostics.explainers import faithfulness_check, simple_check
+    from diagnostics.health import DEFAULT_THRESHOLDS
+
+    t = DEFAULT_THRESHOLDS["explanations"]
+    w = np.linspace(1, 0, 20)
+
+    def forward(x, targets):
+        return x.reshape(len(x), -1) @ w
+
+    x = np.ones((4, 20))
+    good = faithfulness_check(E.perturbation_curves(forward, x, np.zeros_like(x), np.tile(w, (4, 1)), np.zeros(4, int)), t)
+    bad = faithfulness_check(E.perturbation_curves(forward, x, np.zeros_like(x), np.tile(-w, (4, 1)), np.zeros(4, int)), t)
+    assert good.outcome.value == "passed" and good.value > 0.1 and good.threshold == 0.02
+    assert bad.outcome.value == "failed" and "no more than a random order" in bad.reason
+    assert simple_check("stability", 0.5, 0.8, "unstable ({value:.2f})").reason == "unstable (0.50)"
+
+
+def test_thresholds_are_overridable_like_the_health_ones(linear, tmp_path):
+    model, _, _ = linear
+    x = np.random.default_rng(1).normal(size=(40, 5)).astype(np.float32)
+    result = run_analyzer(Controls, model, Data(x_val=x), tmp_path, methods="noise", randomisation_fail=1.5,
+                          randomisation_doubtful=1.2, faithfulness_fail=-9.0, faithfulness_doubtful=-9.0,
+                          stability_min=0.0)
+    (noise,) = result.explanations
+    assert noise.check("randomisation").threshold == 1.2 and noise.check("randomisation").outcome.value == "passed"
+    assert noise.verdict is Verdict.TRUSTED
+
+
+def test_an_unknown_method_names_the_offered_ones(linear, tmp_path):
+    model, _, _ = linear
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['nois'\]; choose from noise, edges"):
+        run_analyzer(Controls, model, Data(x_val=np.zeros((4, 5), np.float32)), tmp_path, methods="nois")
+
+
+def test_an_analyzer_may_change_a_threshold_default_below_the_file_and_the_option(tmp_path):
+    from diagnostics_plugins.explain_shap import ShapExplanations
+
+    assert ShapExplanations()._limits({})["additivity_min_fraction"] == 0.5  # SHAP: the median error
+    assert Controls()._limits({})["additivity_min_fraction"] == 0.9
+    assert ShapExplanations()._limits({"additivity_min_fraction": 0.7})["additivity_min_fraction"] == 0.7
+    f = tmp_path / "t.toml"
+    f.write_text("[explanations]\nadditivity_min_fraction = 0.8\n")
+    assert ShapExplanations()._limits({"health_thresholds": str(f)})["additivity_min_fraction"] == 0.8
