@@ -254,6 +254,7 @@ class TemporalGradientHealth(Analyzer):
     model_kinds = frozenset({"sequence", "token"})
     data = "none"
     reference = "Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013 (On the difficulty of training RNNs)"
+    options = health_options("temporal")
 
     def run(self, context: Context) -> Result:
         import numpy as np

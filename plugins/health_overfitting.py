@@ -25,7 +25,7 @@ class Overfitting(Analyzer):
     """
 
     name = "health.overfitting"
-    options = health_options("overfitting", "units", history=Option("history", str, "", "training history file (JSON or CSV) when the sidecar has none"))
+    options = health_options("overfitting", "units", "baseline", history=Option("history", str, "", "training history file (JSON or CSV) when the sidecar has none"))
     category = "health"
     description = ("Train/validation gaps (bootstrap CI), chance-level baselines, early-stopping point from history, "
                    "membership-inference AUC, ECE.")

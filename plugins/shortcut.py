@@ -16,7 +16,7 @@ varying in validation are reported.
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import Analyzer, Context, Finding, Result, Severity
+from diagnostics import Analyzer, Context, Finding, Option, Result, Severity
 
 #: Defaults of the analyzer's options (``--option explain.shortcut.KEY=VALUE``).
 DEFAULTS = {
@@ -44,6 +44,19 @@ DEFAULTS = {
 }
 
 
+_HELP = {
+    "samples": "samples explained per split (Integrated Gradients)",
+    "accuracy_samples": "samples per split whose accuracy is measured with and without shuffling",
+    "steps": "IG steps",
+    "region_level": "region: cells whose (train - val) mean attribution is at least this share of its peak",
+    "train_mass_min": "the region holds at least this share of the training attribution mass",
+    "density_min": "... at least this many times its share of the input's area",
+    "mass_ratio_min": "... and at least this many times the validation share",
+    "drop_margin": "shuffling the region drops training accuracy by this much more than validation accuracy",
+    "batch_size": "forward/gradient batch size",
+}
+
+
 class ShortcutDetection(Analyzer):
     """Clever-Hans detection: attribution concentrated in a training-only region (Lapuschkin et al. 2019),
     confirmed by shuffling that region (permutation importance, Breiman 2001) on each split."""
@@ -54,6 +67,7 @@ class ShortcutDetection(Analyzer):
     model_kinds = frozenset({"image", "sequence", "tabular"})
     data = "train_val"
     reference = "Lapuschkin et al. 2019 (Unmasking Clever Hans predictors); Geirhos et al. 2020; Breiman 2001"
+    options = tuple(Option(k, type(v), v, _HELP[k]) for k, v in DEFAULTS.items())
 
     def run(self, context: Context) -> Result:
         import numpy as np

@@ -16,8 +16,8 @@ from tests.conftest import run_diagnose
      "alpha_low, health_thresholds, min_eigenvalues"),
     ("no_such_analyzer.key=1",
      "diagnose: --option no_such_analyzer.key=1: there is no analyzer 'no_such_analyzer'; installed: architecture, "
-     "explain.captum, explain.gradients, explain.lime, explain.shap, health.gan, health.gradients, health.overfitting, "
-     "health.spectra, health.units, weights"),
+     "explain.captum, explain.gradients, explain.lime, explain.shap, explain.shortcut, health.gan, health.gradients, "
+     "health.overfitting, health.spectra, health.temporal, health.units, weights"),
     ("explain.gradients.samples=four",
      "diagnose: --option explain.gradients.samples=\"four\": option 'samples' takes an integer, got 'four'"),
     ("explain.shap.explainer=deep",
@@ -36,7 +36,7 @@ def test_a_global_option_must_be_taken_by_some_analyzer(tmp_path):
     proc = run_diagnose(tmp_path / "m.keras", "--option", "smaples=4", "--out", tmp_path / "out", "-q", timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("diagnose: --option smaples=4: no analyzer takes an option 'smaples'; "
-                                  "options of the installed analyzers: additivity_fail, ")
+                                  "options of the installed analyzers: accuracy_margin, accuracy_samples, additivity_fail, ")
 
 
 def test_plugins_json_lists_every_declared_option_with_type_default_and_help():
