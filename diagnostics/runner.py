@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from . import compat
 from . import report as report_mod
 from .analyzer import Data, Finding, ModelInfo
 from .data import DataRefused, find_sidecar, load_dataset, load_file, prevalidate, read_sidecar, save_npz, validate
@@ -175,7 +176,9 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         except PluginError as e:
             return Outcome(None, ExitCode.PLUGIN_ERROR, f"{e} (--strict-plugins)")
         entries = select(host, config.only, config.skip)
+        compat.refuse_saved_model(config.model_path)  # before the scan, which refuses any directory
         scan_result = scan(config.model_path, max_size=config.max_model_size, registered=host.custom_objects)
+        compat.refuse_tf_ops(scan_result.config, Path(config.model_path).name)
         _check_trust(scan_result, config)
         sidecar_path = find_sidecar(config.model_path)
         metadata = read_sidecar(sidecar_path) if sidecar_path else {}
