@@ -160,3 +160,12 @@ BUILDERS = {
     "gan_collapsed": lambda: build_generator(name="gan_collapsed"),
     "gan_collapsed_discriminator": lambda: build_discriminator(name="gan_collapsed_discriminator"),
 }
+
+
+def build_mlp_regression(name="mlp_regression", n_features=10, hidden=(32, 16)):
+    """Dense ReLU layers and one linear output unit: a regression model (trained with MSE)."""
+    inputs = keras.Input((n_features,), name="features")
+    x = inputs
+    for i, units in enumerate(hidden):
+        x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x)
+    return keras.Model(inputs, layers.Dense(1, activation="linear", name="value")(x), name=name)
