@@ -68,6 +68,17 @@ def _size(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
+def _memory_limit(ctx, param, value):
+    if value is None:
+        return None
+    from .memory import parse_limit
+
+    try:
+        return parse_limit(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @cli.command("run")
 @click.argument("model", metavar="MODEL")
 @click.option("--data", "data_path", metavar="FILE", help="Data: .npz (x_train, y_train, x_val, y_val | x, y) or .csv for tabular models. Default: the dataset named by the model's sidecar metadata.")
@@ -82,12 +93,13 @@ def _size(ctx, param, value):
 @click.option("--backend", type=click.Choice(["auto", "tensorflow", "torch"]), default="auto", show_default=True, help="Backend for analyzers that support several.")
 @click.option("--trust", is_flag=True, help="Allow code stored in the model file (Lambda layers...) to run, after listing it.")
 @click.option("--max-model-size", default="1GiB", show_default=True, callback=_size, help="Refuse model files larger than this.")
+@click.option("--max-memory", default=None, metavar="SIZE|PCT%", callback=_memory_limit, help="Memory the analyzer workers may use together (e.g. 8GiB or 40%); batch sizes shrink to fit it. Default: half of the machine's memory.")
 @click.option("--strict-plugins", is_flag=True, help="Stop the run at the first plugin problem (import error, crash, timeout, bad result).")
 @click.option("--disable", multiple=True, metavar="PLUGIN", help="Do not load this plugin (repeatable; '*' blocks all third-party plugins). Also DIAGNOSTICS_DISABLE_PLUGINS=a,b.")
 @click.option("--label-column", default=None, help="CSV column holding the labels (default: label, target, y or class).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
-                max_model_size, strict_plugins, disable, label_column, quiet):
+                max_model_size, strict_plugins, disable, label_column, quiet, max_memory=None):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
 
@@ -104,7 +116,7 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         model_path=model, out_dir=out, data_path=data_path, only=tuple(only), skip=tuple(skip), fail_on=fail_on,
         timeout_s=timeout_s, seed=seed, trust=trust, max_model_size=max_model_size, backend=backend,
         strict_plugins=strict_plugins, disabled=frozenset(disable), options=opts, label_column=label_column,
-        confirm_trust=_confirm_trust,
+        confirm_trust=_confirm_trust, max_memory=max_memory,
     )
     outcome = run_file(config, progress)
     if outcome.report is not None:

@@ -58,6 +58,8 @@ class RunConfig:
     label_column: str | None = None
     extra_plugins: tuple = ()
     confirm_trust: Callable[[list[str]], bool] | None = None
+    #: Bytes the run's workers may use together (--max-memory); None: diagnostics.memory.default_limit().
+    max_memory: int | None = None
 
 
 class Progress:
@@ -199,7 +201,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
             analyzer="", model_path=str(Path(config.model_path).resolve()), data_path=data_path, artifact_dir="",
             seed=config.seed, budget_s=config.timeout_s, trust=config.trust, loss=scan_result.loss,
             kind_hint=metadata.get("model_kind"), metadata=metadata, history=metadata.get("history"),
-            max_model_size=config.max_model_size,
+            max_model_size=config.max_model_size, max_memory=config.max_memory,
         )
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
@@ -267,6 +269,11 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     if not backends_needed:
         backends_needed = ["tensorflow" if installed("tensorflow") else "torch"]
     primary = backends_needed[0]
+    from . import memory
+
+    # The backend groups run concurrently, one worker each: they share the run's memory limit.
+    base_job = dataclasses.replace(base_job, max_memory=memory.per_worker(
+        base_job.max_memory or memory.default_limit(), len(backends_needed)))
     if hasattr(executor, "start"):
         for b in backends_needed:
             executor.start(b)  # overlap the workers' imports
@@ -319,7 +326,9 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     report = Report(
         model={**model_summary, "info": info.to_dict()},
         data=_data_summary(data),
-        environment=_environment(versions, backends_needed),
+        environment={**_environment(versions, backends_needed),
+                     "devices": {b: v.get("device") for b, v in versions.items() if v.get("device")},
+                     "max_memory_per_worker_mb": None if not base_job.max_memory else round(base_job.max_memory / 2**20)},
         plugins=tuple(r.to_dict() for r in host.records.values()),
         analyzers=ordered,
         seed=config.seed,
@@ -357,13 +366,20 @@ def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, An
         reason=reason, backend=backend, duration_s=round(float(result.get("duration_s", 0.0)), 3),
         findings=tuple(Finding.from_dict(f) for f in result.get("findings", ())),
         metrics=result.get("metrics", {}), artifacts=artifacts,
+        peak_memory_mb=result.get("peak_memory_mb"), memory_notes=tuple(result.get("memory_notes") or ()),
     )
 
 
 def _data_summary(data: Data | None) -> dict[str, Any] | None:
     if data is None:
         return None
-    shapes = {k: list(getattr(data, k).shape) for k in ("x_train", "y_train", "x_val", "y_val") if getattr(data, k) is not None}
+    shapes = {}
+    for k in ("x_train", "y_train", "x_val", "y_val"):
+        v = getattr(data, k)
+        if isinstance(v, dict):  # one array per input (or output): x_val.image, x_val.stats
+            shapes.update({f"{k}.{name}": list(a.shape) for name, a in v.items()})
+        elif v is not None:
+            shapes[k] = list(v.shape)
     shapes.update({k: list(v.shape) for k, v in data.extras.items() if hasattr(v, "shape")})
     return {"source": data.source, "shapes": shapes}
 

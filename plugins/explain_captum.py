@@ -207,6 +207,9 @@ class CaptumExplanations(Analyzer):
         model = context.model
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             return Result.skip("captum explanations here support single-input, single-output models")
+        from diagnostics import memory  # batches that fit the worker's memory (issue 11)
+
+        opts["batch_size"] = memory.batch_size(model, int(opts["batch_size"]))
         x_all = np.asarray(context.data.x)
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         tm = TorchModel(model, x_all[idx], int(opts["batch_size"]), int(opts["baseline_token"]))

@@ -174,6 +174,9 @@ class GradientExplanations(Analyzer):
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         x = x_all[idx]
         train = context.data.x_train
+        from diagnostics import memory  # batches that fit the worker's memory (issue 11)
+
+        opts["batch_size"] = memory.batch_size(model, int(opts["batch_size"]))
         bs = int(opts["batch_size"])
         ex = Explainable(model, x, bs, str(opts["baseline"]), int(opts["baseline_token"]), train)
         outputs = list(model.outputs)
