@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
             continue
         for a in r["report"]["analyzers"]:
             print(f"  {a['name']:<20} {a['status']:<9} {a['duration_s']:>7.1f} s  peak {a.get('peak_memory_mb')} MiB  "
-                  f"{'; '.join(a.get('memory_notes') or [])} {a['reason'][:150]}")
+                  f"{'; '.join(a.get('resource_notes') or [])} {a['reason'][:150]}")
     return 0
 
 

@@ -48,11 +48,12 @@ class AnalyzerRecord:
     artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: Peak resident memory of the worker process while this analyzer ran (MiB; None: not measured).
     peak_memory_mb: float | None = None
-    #: What was scaled down to fit the memory limit ("batches of 8 instead of 1024 ...").
-    memory_notes: tuple[str, ...] = ()
+    #: What was scaled down to fit the memory limit or the time budget ("batches of 8 instead of 1024 ...",
+    #: "explained 4 of 16 samples within the 300 s budget ...").
+    resource_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "memory_notes", tuple(self.memory_notes))
+        object.__setattr__(self, "resource_notes", tuple(self.resource_notes))
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         object.__setattr__(self, "findings", tuple(self.findings))
@@ -66,7 +67,7 @@ class AnalyzerRecord:
         d["findings"] = [f.to_dict() for f in self.findings]
         d["metrics"] = dict(self.metrics)
         d["artifacts"] = dict(self.artifacts)
-        d["memory_notes"] = list(self.memory_notes)
+        d["resource_notes"] = list(self.resource_notes)
         return d
 
     @classmethod

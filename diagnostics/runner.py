@@ -366,7 +366,7 @@ def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, An
         reason=reason, backend=backend, duration_s=round(float(result.get("duration_s", 0.0)), 3),
         findings=tuple(Finding.from_dict(f) for f in result.get("findings", ())),
         metrics=result.get("metrics", {}), artifacts=artifacts,
-        peak_memory_mb=result.get("peak_memory_mb"), memory_notes=tuple(result.get("memory_notes") or ()),
+        peak_memory_mb=result.get("peak_memory_mb"), resource_notes=tuple(result.get("resource_notes") or ()),
     )
 
 

@@ -154,7 +154,7 @@ def _memory_record(memory) -> dict[str, Any]:
     """The worker's peak resident memory during the job (MiB, None where unknown) and the batch-size
     adjustments made to fit its memory limit."""
     peak = memory.peak_rss()
-    return {"peak_memory_mb": None if peak is None else round(peak / 2**20, 1), "memory_notes": memory.take_notes()}
+    return {"peak_memory_mb": None if peak is None else round(peak / 2**20, 1), "resource_notes": memory.take_notes()}
 
 
 def read_only(data: Data) -> Data:

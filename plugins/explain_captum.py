@@ -211,6 +211,10 @@ class CaptumExplanations(Analyzer):
 
         opts["batch_size"] = memory.batch_size(model, int(opts["batch_size"]))
         x_all = np.asarray(context.data.x)
+        from diagnostics import budget  # as many samples as fit the time budget, said in the report (issue 11)
+
+        opts["samples"] = budget.fit_samples(context, min(int(opts["samples"]), len(x_all)), _work(opts, x_all),
+                                             x=x_all[:1], minimum=2)
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         tm = TorchModel(model, x_all[idx], int(opts["batch_size"]), int(opts["baseline_token"]))
         pred = E.predict_batched(model, tm.x_raw, tm.batch_size)
@@ -351,6 +355,18 @@ class CaptumExplanations(Analyzer):
                                      np.abs(maps[m]).mean(0), title=f"Global importance: mean |{m}| ({verdicts[m]})")
             artifacts["global importance"] = "global_importance.png"
         return artifacts
+
+
+def _work(opts: dict, x) -> float:
+    """Gradient evaluations per explained sample with these options (for the time budget, issue 11);
+    a forward pass counts a third. Occlusion, ablation and Shapley sampling cost one forward per feature."""
+    import numpy as np
+
+    shape = np.shape(x)[1:]
+    patch = max(1, int(opts["patch"]))
+    features = (shape[0] // patch) * (shape[1] // patch) if len(shape) == 3 else int(np.prod(shape))
+    per = int(opts["steps"]) + int(opts["nt_samples"]) * int(opts["nt_steps"]) + (2 + int(opts["shapley_samples"])) * features / 3
+    return per * (2 if opts.get("sanity") else 1) * (1.5 if opts.get("faithfulness") else 1)
 
 
 @diagnostics.hookimpl

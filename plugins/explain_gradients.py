@@ -171,6 +171,10 @@ class GradientExplanations(Analyzer):
         x_all = np.asarray(context.data.x)
         if len(model.inputs) != 1:
             return Result.skip(f"the model has {len(model.inputs)} inputs; gradient explanations support one input")
+        from diagnostics import budget  # as many samples as fit the time budget, said in the report (issue 11)
+
+        opts["samples"] = budget.fit_samples(context, min(int(opts["samples"]), len(x_all)), _work(opts, x_all),
+                                             x=x_all[:1], minimum=2)
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         x = x_all[idx]
         train = context.data.x_train
@@ -336,6 +340,12 @@ def _randomised_clone(model, seed: int):
         return keras.models.clone_model(model)
     except Exception:  # noqa: BLE001 - subclassed or exotic models: report the check as skipped
         return None
+
+
+def _work(opts: dict, x) -> float:
+    """Gradient evaluations per explained sample with these options (for the time budget, issue 11)."""
+    per = 2 * int(opts["steps"]) + int(opts["smoothgrad_samples"]) + int(opts["eg_samples"]) + 4
+    return per * (2 if opts.get("sanity") else 1) * (1.5 if opts.get("faithfulness") else 1)
 
 
 @diagnostics.hookimpl

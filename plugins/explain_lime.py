@@ -161,6 +161,10 @@ class LimeExplanations(Analyzer):
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             return Result.skip("LIME here supports single-input, single-output models")
         x_all = np.asarray(context.data.x)
+        from diagnostics import budget  # as many samples as fit the time budget, said in the report (issue 11)
+
+        opts["samples"] = budget.fit_samples(context, min(int(opts["samples"]), len(x_all)), _work(opts, x_all),
+                                             x=x_all[:1], minimum=2)
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         x = x_all[idx]
         sigmoid = context.info.output_activation == "sigmoid"
@@ -319,6 +323,11 @@ class LimeExplanations(Analyzer):
                                      np.abs(maps).mean(0), title=f"Global importance: mean |LIME weight| ({status})")
             artifacts["global importance"] = "global_importance.png"
         return artifacts
+
+
+def _work(opts: dict, x) -> float:
+    """Gradient evaluations per explained sample (a forward counts a third), for the time budget (issue 11)."""
+    return int(opts["num_samples"]) / 3 * (2 if opts.get("sanity") else 1) * (1.5 if opts.get("faithfulness") else 1)
 
 
 @diagnostics.hookimpl

@@ -143,6 +143,10 @@ class ShapExplanations(Analyzer):
             return Result.skip("SHAP here supports single-input, single-output models")
         space = Space(model, int(opts["batch_size"]), int(opts["baseline_token"]))
         x_all = np.asarray(context.data.x)
+        from diagnostics import budget  # as many samples as fit the time budget, said in the report (issue 11)
+
+        opts["samples"] = budget.fit_samples(context, min(int(opts["samples"]), len(x_all)), _work(opts, x_all),
+                                             x=x_all[:1], minimum=2)
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         x = x_all[idx]
         pool = np.asarray(context.data.x_train) if context.data.x_train is not None else x_all
@@ -288,6 +292,11 @@ class ShapExplanations(Analyzer):
                    "not_offered": {"DeepExplainer": "fails its own additivity check on Keras 3 models under torch "
                                                     "(Keras activations are not nn.ReLU modules)"}, **metrics_extra}
         return Result(findings=findings, metrics=E.json_round(metrics), artifacts=artifacts)
+
+
+def _work(opts: dict, x) -> float:
+    """Gradient evaluations per explained sample (a forward counts a third), for the time budget (issue 11)."""
+    return int(opts["max_nsamples"]) / 3 * (2 if opts.get("sanity") else 1) * (1.5 if opts.get("faithfulness") else 1)
 
 
 @diagnostics.hookimpl

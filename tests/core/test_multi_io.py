@@ -86,7 +86,8 @@ def test_two_input_model_every_analyzer_ok_or_skipped_with_reason(two_inputs, tm
     assert card["inputs"] == [{"name": "image", "shape": [None, 8, 8, 1], "dtype": "float32"},
                               {"name": "stats", "shape": [None, 3], "dtype": "float32"}]
     assert report.data["shapes"]["x_val.image"] == [32, 8, 8, 1]
-    assert report.record("health.gradients").metrics["samples"] == 32
+    assert report.record("health.units").metrics["samples"] == 32
+    assert report.record("health.gradients").metrics["inputs"] == "32 validation samples"
 
 
 def test_two_output_model_every_analyzer_ok_or_skipped_with_reason(two_outputs, tmp_path):

@@ -139,3 +139,24 @@ def test_multi_input_gradients_come_back_per_input(keras_tf):
     assert sorted(g) == ["image", "stats"]
     assert g["image"].shape == (32, 8, 8, 1) and g["stats"].shape == (32, 3)
     assert v.shape == (32,) and np.isfinite(g["stats"]).all()
+
+
+def test_fit_samples_explains_fewer_within_the_budget_and_says_so(keras_tf, tmp_path):
+    import time
+
+    from diagnostics import Analyzer, budget
+    from diagnostics.testing import context_for, tiny_case
+
+    case = tiny_case("image")
+    ctx = context_for(Analyzer, "image", artifact_dir=tmp_path, data=case.data)
+    per_eval = budget.seconds_per_eval(case.model, case.data.x_val, "tensorflow")
+    assert 0 < per_eval < 1
+    # a budget that holds about 3 samples of 1,000 evaluations each, at SHARE of the time left
+    ctx.budget_s = 300.0
+    ctx._deadline = time.monotonic() + 3 * 1000 * per_eval / budget.SHARE * 1.3
+    n = budget.fit_samples(ctx, 64, work=1000, minimum=2)
+    assert 2 <= n < 64
+    (note,) = memory.take_notes()
+    assert note.startswith(f"explained {n} of 64 samples within the 300 s budget (about ")
+    ctx._deadline = time.monotonic() + 3600
+    assert budget.fit_samples(ctx, 8, work=10) == 8 and memory.take_notes() == []
