@@ -108,6 +108,21 @@ def _enable_op_determinism() -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def training_device() -> str:
+    """Where Keras trains under this backend: ``"GPU (<name>)"`` when one is visible, else ``"CPU"``."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"GPU ({gpus[0].name})" if gpus else "CPU"
+    if backend == "torch":
+        import torch
+
+        return f"GPU ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU"
+    return "unknown"
+
+
 def _json_clean(value):
     """JSON has no NaN or infinity: a diverged loss is written as null."""
     if isinstance(value, dict):
@@ -129,7 +144,7 @@ def sidecar(name: str, description: str, dataset: str, model_kind: str, task: st
     meta = {"schema": SCHEMA, "name": name, "description": description, "dataset": dataset, "split_seed": SEED,
             "model_kind": model_kind, "task": task, "history": history, "final_metrics": final_metrics,
             "expected_findings": list(expected_findings), "training": training,
-            "backend": keras.backend.backend()}
+            "backend": keras.backend.backend(), "device": training_device()}
     if fault is not None:
         meta["fault"] = fault
     if ground_truth is not None:
@@ -559,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in ZOO if n in args.names] if args.names else list(ZOO)
     _enable_op_determinism()
     ctx = Context(out=args.out, verbose=args.verbose)
-    print(f"training {len(names)} zoo entries on {keras.backend.backend()} -> {args.out}", flush=True)
+    print(f"training {len(names)} zoo entries on {keras.backend.backend()} ({training_device()}) -> {args.out}", flush=True)
     start = time.perf_counter()
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
