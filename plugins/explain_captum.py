@@ -366,7 +366,7 @@ def _work(opts: dict, x) -> float:
     patch = max(1, int(opts["patch"]))
     features = (shape[0] // patch) * (shape[1] // patch) if len(shape) == 3 else int(np.prod(shape))
     per = int(opts["steps"]) + int(opts["nt_samples"]) * int(opts["nt_steps"]) + (2 + int(opts["shapley_samples"])) * features / 3
-    return per * (2 if opts.get("sanity") else 1) * (1.5 if opts.get("faithfulness") else 1)
+    return per * (2 if opts.get("sanity") else 1) * (1.5 if opts.get("faithfulness") else 1) * 2
 
 
 @diagnostics.hookimpl
