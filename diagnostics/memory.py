@@ -47,6 +47,7 @@ _limit: int | None = None
 _COSTS: "weakref.WeakKeyDictionary[Any, dict[str, int]]" = weakref.WeakKeyDictionary()
 _CAPS: "weakref.WeakKeyDictionary[Any, dict[str, int]]" = weakref.WeakKeyDictionary()
 _EVENTS: list[str] = []
+_NOTED: "weakref.WeakKeyDictionary[Any, set]" = weakref.WeakKeyDictionary()
 
 
 # -- the machine -----------------------------------------------------------------------------------
@@ -221,10 +222,15 @@ def batch_size(model, requested: int, per_sample: int | None = None, *, backward
     cost = per_sample or _COSTS.get(model, {}).get(kind) or estimate_per_sample(model, backward)
     room = headroom()
     size = requested if room is None else max(1, min(requested, int(room * BATCH_FRACTION) // max(1, cost)))
+    if size < requested:
+        # A power of two: the headroom drifts by a few MiB between calls, and every new batch shape
+        # costs a trace of the compiled function (seconds for a large network).
+        size = 1 << (size.bit_length() - 1)
     cap = _CAPS.get(model, {}).get(kind)
     if cap:
         size = min(size, cap)
-    if size < requested:
+    if size < requested and (kind, size) not in _NOTED.setdefault(model, set()):
+        _NOTED[model].add((kind, size))
         note(f"batches of {size} instead of {requested} ({kind}, about {cost / 2**20:.1f} MiB per sample, "
              f"{(room or 0) / 2**30:.1f} GiB headroom)")
     return size
