@@ -22,7 +22,7 @@ from .exitcodes import ExitCode
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed", "timed_out")
 #: Keys whose values vary from run to run; everything else is reproducible.
-TIMING_KEYS = frozenset({"duration_s", "timings"})
+TIMING_KEYS = frozenset({"duration_s", "timings", "peak_memory_mb", "resource_notes"})
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 ARTIFACTS = "artifacts"
