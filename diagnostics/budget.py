@@ -21,28 +21,34 @@ PROBE = 4
 
 
 def seconds_per_eval(model, x, backend: str) -> float:
-    """Seconds one gradient evaluation of one sample costs: a batch of :data:`PROBE` copies of ``x[0]``
-    through the backend's compiled input-gradient primitive, timed after a warm-up call (which traces).
-    Models with integer inputs are timed forward only, times 3 (a backward pass costs about 2 forwards)."""
+    """Seconds one gradient evaluation of one sample costs: the slope between batches of
+    :data:`PROBE` and 4 x :data:`PROBE` copies of ``x[0]`` through the backend's compiled input-gradient
+    primitive, each timed after a warm-up call (which traces). The slope leaves out the fixed cost of a
+    call, which dominates for small models and would make them look expensive. Models with integer
+    inputs are timed forward only, times 3 (a backward pass costs about 2 forwards)."""
     from . import backends
     from . import inputs as I
 
-    xb = I.repeat_first(x, PROBE)
-    targets = np.zeros(PROBE, np.int64)
-    if any(np.issubdtype(np.asarray(a).dtype, np.integer) for a in I.leaves(xb)):
-        def call():
-            model(I.for_model(model, xb), training=False)
-        factor = 3.0
-    else:
-        prim = backends.get(backend)
+    def timer(k: int):
+        xb = I.repeat_first(x, k)
+        targets = np.zeros(k, np.int64)
+        if any(np.issubdtype(np.asarray(a).dtype, np.integer) for a in I.leaves(xb)):
+            def call():
+                model(I.for_model(model, xb), training=False)
+            factor = 3.0
+        else:
+            prim = backends.get(backend)
 
-        def call():
-            prim.input_gradients(model, xb, targets, batch_size=PROBE)
-        factor = 1.0
-    call()
-    t0 = time.perf_counter()
-    call()
-    return factor * (time.perf_counter() - t0) / PROBE
+            def call():
+                prim.input_gradients(model, xb, targets, batch_size=k)
+            factor = 1.0
+        call()
+        t0 = time.perf_counter()
+        call()
+        return factor * (time.perf_counter() - t0)
+
+    small, large = timer(PROBE), timer(4 * PROBE)
+    return max(0.0, (large - small) / (3 * PROBE))
 
 
 def fit_samples(context, requested: int, work: float, *, model=None, x=None, minimum: int = 1) -> int:

@@ -141,7 +141,7 @@ def test_multi_input_gradients_come_back_per_input(keras_tf):
     assert v.shape == (32,) and np.isfinite(g["stats"]).all()
 
 
-def test_fit_samples_explains_fewer_within_the_budget_and_says_so(keras_tf, tmp_path):
+def test_fit_samples_explains_fewer_within_the_budget_and_says_so(keras_tf, tmp_path, monkeypatch):
     import time
 
     from diagnostics import Analyzer, budget
@@ -150,9 +150,11 @@ def test_fit_samples_explains_fewer_within_the_budget_and_says_so(keras_tf, tmp_
     case = tiny_case("image")
     ctx = context_for(Analyzer, "image", artifact_dir=tmp_path, data=case.data)
     per_eval = budget.seconds_per_eval(case.model, case.data.x_val, "tensorflow")
-    assert 0 < per_eval < 1
+    assert 0 <= per_eval < 1
+    per_eval = max(per_eval, 1e-4)
     # a budget that holds about 3 samples of 1,000 evaluations each, at SHARE of the time left
     ctx.budget_s = 300.0
+    monkeypatch.setattr(budget, "seconds_per_eval", lambda *a: per_eval)  # the probe is noisy under load: pin it
     ctx._deadline = time.monotonic() + 3 * 1000 * per_eval / budget.SHARE * 1.3
     n = budget.fit_samples(ctx, 64, work=1000, minimum=2)
     assert 2 <= n < 64
