@@ -240,6 +240,8 @@ class ModelInfo:
     n_params: int
     n_layers: int
     loss: str | None = None  #: the loss from the compile config, if the file had one
+    input_names: list[str] = dataclasses.field(default_factory=list)  #: in model.inputs order
+    output_names: list[str] = dataclasses.field(default_factory=list)  #: the layers producing model.outputs, in order
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -81,6 +81,15 @@ def _size(ctx, param, value):
 
 def _optional_size(ctx, param, value):
     return None if value is None else _size(ctx, param, value)
+def _memory_limit(ctx, param, value):
+    if value is None:
+        return None
+    from .memory import parse_limit
+
+    try:
+        return parse_limit(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 @cli.command("run")
@@ -100,6 +109,7 @@ def _optional_size(ctx, param, value):
 @click.option("--max-params", metavar="N", type=click.IntRange(min=1), default=200_000_000, show_default=True, help="Refuse models whose config or weights declare more weights than this.")
 @click.option("--load-timeout", "load_timeout_s", metavar="SECONDS", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds a worker may take to load the model before it is stopped and the model refused.")
 @click.option("--max-worker-memory", default=None, callback=_optional_size, metavar="SIZE", help="Memory ceiling (RLIMIT_DATA) of each worker process; past it loading is refused and an analyzer fails cleanly. Default: 3/4 of physical memory; 0: none.")
+@click.option("--max-memory", default=None, metavar="SIZE|PCT%", callback=_memory_limit, help="Memory the analyzer workers may use together (e.g. 8GiB or 40%); batch sizes shrink to fit it. Default: half of the machine's memory.")
 @click.option("--strict-plugins", is_flag=True, help="Stop the run at the first plugin problem (import error, crash, timeout, bad result).")
 @click.option("--disable", multiple=True, metavar="PLUGIN[,PLUGIN...]", callback=_names, help="Do not load these plugins (comma-separated or repeated; '*' blocks all third-party plugins). Also DIAGNOSTICS_DISABLE_PLUGINS=a,b.")
 @click.option("--label-column", metavar="NAME", default=None, help="CSV column holding the labels (default: label, target, y or class).")
@@ -115,7 +125,7 @@ def _optional_size(ctx, param, value):
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
                 max_model_size, max_params, load_timeout_s, max_worker_memory, strict_plugins, disable, label_column,
                 junit_xml, summary_md, mlflow_run, quiet, verbose=False, executor="local",
-                ray_address=None, workers=1, shards=1):
+                ray_address=None, workers=1, shards=1, max_memory=None):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
 
@@ -143,6 +153,7 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         confirm_trust=_confirm_trust, max_params=max_params, load_timeout_s=load_timeout_s,
         max_worker_memory=max_worker_memory,
         executor=executor, ray_address=ray_address, workers=workers, shards=shards,
+        max_memory=max_memory,
     )
     outcome = run_file(config, progress)
     if outcome.report is not None:

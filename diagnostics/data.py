@@ -3,6 +3,11 @@
 ``--data FILE.npz`` holds arrays under the keys ``x_train``, ``y_train``, ``x_val``, ``y_val``
 (any subset with at least one x), or ``x`` and ``y`` (taken as the evaluation split). Other
 keys are kept as extras (e.g. ``mask_val``, a ground-truth mask). Pickled objects are refused.
+
+A model with several inputs gets one array per input, named ``<split>.<input name>``
+(``x_val.image``, ``x_val.stats``, ``x_train.image``...); a model with several outputs may get one
+label array per output the same way (``y_val.class``, ``y_val.box``). Such a split becomes a dict
+keyed by name, and each input is validated against the model's input of that name.
 ``--data FILE.csv`` is for tabular models: a header row, numeric columns, and the label in a
 column named ``label``, ``target``, ``y`` or ``class`` (or the one given by ``label_column``).
 """
@@ -52,7 +57,12 @@ def _load_npz(p: Path) -> Data:
 
 
 def from_arrays(arrays: Mapping[str, Any], source: str) -> Data:
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    arrays = {k: (v if isinstance(v, dict) else np.asarray(v)) for k, v in arrays.items()}
+    for key in [k for k in arrays if "." in k and k.split(".", 1)[0] in (*SPLITS, "x", "y")]:
+        split, name = key.split(".", 1)
+        if split in arrays and not isinstance(arrays[split], dict):
+            raise DataRefused(f"{source} has both {split!r} and {key!r}: give one array per input ({split}.NAME) or one array, not both")
+        arrays.setdefault(split, {})[name] = arrays.pop(key)
     if "x" in arrays and "x_val" not in arrays:
         arrays["x_val"] = arrays.pop("x")
         if "y" in arrays:
@@ -89,7 +99,13 @@ def _load_csv(p: Path, label_column: str | None) -> Data:
 
 
 def save_npz(data: Data, path: Path) -> None:
-    arrays = {k: getattr(data, k) for k in SPLITS if getattr(data, k) is not None}
+    arrays = {}
+    for k in SPLITS:
+        v = getattr(data, k)
+        if isinstance(v, dict):
+            arrays.update({f"{k}.{name}": a for name, a in v.items()})
+        elif v is not None:
+            arrays[k] = v
     arrays.update({k: v for k, v in data.extras.items() if v is not None})
     np.savez(path, **arrays)
 
@@ -119,27 +135,55 @@ def load_dataset(name: str, seed: int, datasets: Mapping[str, Any]) -> Data:
 
 
 # -- validation ------------------------------------------------------------------------------------
-def validate_shapes(data: Data, input_shapes: list[list[int | None]]) -> None:
+def validate_shapes(data: Data, input_shapes: list[list[int | None]], input_names: list[str] | None = None) -> None:
     """The checks of :func:`validate` that need only the input shapes (shape, dtype, NaN/Inf), so they can
-    run before the model is loaded, from its config."""
+    run before the model is loaded, from its config. Several inputs are checked one by one, by name."""
     if len(input_shapes) != 1:
-        raise DataRefused(f"the model has {len(input_shapes)} inputs; data files support single-input models only")
-    expected = input_shapes[0]
-    want = "(" + ", ".join("None" if d is None else str(d) for d in expected) + ")"
+        names = list(input_names or [])
+        if len(names) != len(input_shapes):
+            raise DataRefused(f"the model has {len(input_shapes)} inputs whose names are unknown; give a single-input model")
+        for split in ("train", "val"):
+            x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+            if x is None:
+                if y is not None:
+                    raise DataRefused(f"y_{split} is given without x_{split}")
+                continue
+            if not isinstance(x, dict):
+                keys = ", ".join(f"x_{split}.{n}" for n in names)
+                raise DataRefused(f"the model has {len(names)} inputs ({', '.join(names)}): give one array per input "
+                                  f"under the keys {keys}")
+            missing, unknown = [n for n in names if n not in x], sorted(set(x) - set(names))
+            if missing or unknown:
+                raise DataRefused(f"x_{split} has inputs {sorted(x)}; the model's inputs are {names}"
+                                  + (f" (missing: {', '.join(missing)})" if missing else "")
+                                  + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+            counts = {n: len(x[n]) for n in names}
+            if len(set(counts.values())) != 1:
+                raise DataRefused(f"the inputs of x_{split} hold different numbers of samples: {counts}")
+            for name, shape in zip(names, input_shapes):
+                _check_array(x[name], shape, f"x_{split}.{name}")
+        return
     for split in ("train", "val"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         if x is None:
             if y is not None:
                 raise DataRefused(f"y_{split} is given without x_{split}")
             continue
-        got = "(n, " + ", ".join(str(d) for d in x.shape[1:]) + ")" if x.ndim > 1 else f"(n,)"
-        if x.ndim != len(expected) or any(e is not None and e != g for e, g in zip(expected[1:], x.shape[1:])):
-            raise DataRefused(f"x_{split} has shape {got}; the model expects {want}")
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise DataRefused(f"x_{split} has dtype {x.dtype}; the model needs numbers")
-        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-            raise DataRefused(f"x_{split} contains {bad} NaN or Inf value(s); clean the data first")
+        if isinstance(x, dict):
+            raise DataRefused(f"x_{split} holds several inputs ({', '.join(sorted(x))}); the model has one: give x_{split}")
+        _check_array(x, input_shapes[0], f"x_{split}")
+
+
+def _check_array(x: np.ndarray, expected: list[int | None], label: str) -> None:
+    want = "(" + ", ".join("None" if d is None else str(d) for d in expected) + ")"
+    got = "(n, " + ", ".join(str(d) for d in x.shape[1:]) + ")" if x.ndim > 1 else f"(n,)"
+    if x.ndim != len(expected) or any(e is not None and e != g for e, g in zip(expected[1:], x.shape[1:])):
+        raise DataRefused(f"{label} has shape {got}; the model expects {want}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise DataRefused(f"{label} has dtype {x.dtype}; the model needs numbers")
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise DataRefused(f"{label} contains {bad} NaN or Inf value(s); clean the data first")
 
 
 def prevalidate(data: Data, declared: list[list[int | None]] | None, kind_hint: str | None) -> None:
@@ -151,6 +195,8 @@ def prevalidate(data: Data, declared: list[list[int | None]] | None, kind_hint: 
     if not declared or kind_hint == "generator" or len(declared) != 1:
         return
     xs = [x for x in (data.x_train, data.x_val) if x is not None]
+    if any(isinstance(x, dict) for x in xs):
+        return  # several inputs for a one-input model: validate() says so with the loaded model's names
     if xs and all(x.ndim == len(declared[0]) for x in xs):
         validate_shapes(data, declared)
 
@@ -167,16 +213,35 @@ def validate(data: Data, info: ModelInfo) -> None:
         except DataRefused as e:
             raise DataRefused(f"{e} (for a generator, the data are real samples shaped like its output)") from None
         return
-    validate_shapes(data, info.input_shapes)
+    validate_shapes(data, info.input_shapes, getattr(info, "input_names", None))
     for split in ("train", "val"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         if x is None:
             continue
-        if info.kind == "token" and not np.issubdtype(x.dtype, np.integer):
-            if not np.all(x == np.round(x)):
-                raise DataRefused(f"x_{split} must hold integer token ids for this token model; got non-integer values")
-        if y is not None:
-            _validate_labels(y, len(x), split, info)
+        if isinstance(x, dict):
+            n = len(next(iter(x.values())))
+        else:
+            n = len(x)
+            if info.kind == "token" and not np.issubdtype(x.dtype, np.integer):
+                if not np.all(x == np.round(x)):
+                    raise DataRefused(f"x_{split} must hold integer token ids for this token model; got non-integer values")
+        if isinstance(y, dict):
+            _validate_output_labels(y, n, split, info)
+        elif y is not None:
+            _validate_labels(y, n, split, info)
+
+
+def _validate_output_labels(y: dict, n: int, split: str, info: ModelInfo) -> None:
+    """Labels given per output (``y_val.<output name>``): each names an output and has one row per sample."""
+    names = list(getattr(info, "output_names", None) or [])
+    unknown = sorted(set(y) - set(names))
+    if unknown:
+        raise DataRefused(f"y_{split} has labels for {', '.join(unknown)}, which the model does not output (its outputs: {', '.join(names)})")
+    for name, labels in y.items():
+        if len(labels) != n:
+            raise DataRefused(f"y_{split}.{name} has {len(labels)} labels for {n} samples in x_{split}")
+        if np.issubdtype(labels.dtype, np.floating) and not np.all(np.isfinite(labels)):
+            raise DataRefused(f"y_{split}.{name} contains NaN or Inf values")
 
 
 def _validate_labels(y: np.ndarray, n: int, split: str, info: ModelInfo) -> None:

@@ -132,17 +132,22 @@ def predict_batched(model, x: np.ndarray, batch_size: int) -> np.ndarray:
 
     The last chunk is padded to the same size, so the compiled predict function traces once
     (a ``model.predict`` call costs ~120 ms whatever the batch; a compiled call a few ms).
+    The chunk size is capped to fit the worker's memory and halved on out-of-memory (diagnostics.memory).
     """
+    from . import memory
+
     n = len(x)
-    size = max(1, min(int(batch_size), n))
-    outs = []
-    for s in range(0, n, size):
-        xb = x[s:s + size]
+    size = memory.plan(model, max(1, min(int(batch_size), n)),
+                       lambda k: model.predict_on_batch(np.repeat(x[:1], k, axis=0)), backward=False)
+
+    def step(s, e, size):
+        xb = x[s:e]
         pad = size - len(xb)
         if pad:
             xb = np.concatenate([xb, np.repeat(xb[-1:], pad, axis=0)])
-        outs.append(np.asarray(model.predict_on_batch(xb)).reshape(size, -1)[: size - pad])
-    return np.concatenate(outs)
+        return np.asarray(model.predict_on_batch(xb)).reshape(size, -1)[: size - pad]
+
+    return np.concatenate(memory.run_batched(model, n, size, step, backward=False))
 
 
 def gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:

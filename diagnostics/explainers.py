@@ -35,6 +35,9 @@ from .verdicts import Check, MethodExplanation, Outcome, Verdict, verdict_of
 
 INPUT_KINDS = frozenset({"image", "sequence", "token", "tabular"})
 #: Options every explanation analyzer takes (each analyzer may change the defaults in ``defaults``).
+#: Models with fewer parameters explain without the time-budget probe (see ExplanationAnalyzer._fit).
+BUDGET_PROBE_PARAMS = 1_000_000
+
 COMMON_OPTIONS = (
     Option("samples", int, 8, "how many evaluation samples to explain (the same ones in every analyzer for a seed)"),
     Option("methods", str, "all", "comma-separated methods to run, or 'all'"),
@@ -181,6 +184,9 @@ class Explainer:
     axiom: ClassVar[str | None] = None
     input_kinds: ClassVar[frozenset[str]] = INPUT_KINDS
     options: ClassVar[tuple[Option, ...]] = ()
+    #: Rough model evaluations (a forward + backward of one sample) explaining one sample takes, for
+    #: the time budget (:func:`diagnostics.budget.fit_samples`); a forward-only method counts a third each.
+    work: ClassVar[float] = 64.0
 
     def __init__(self, **options: Any):
         #: the values of the declared options (defaults where not given)
@@ -302,6 +308,23 @@ class ExplanationAnalyzer(Analyzer):
         return {}
 
     # -- the pipeline --------------------------------------------------------------------------------------
+    def _fit(self, context: Context, opts: dict, x_all: np.ndarray) -> tuple[int, int]:
+        """Samples and batch size that fit the analyzer's time budget and the worker's memory, each cut
+        said in the report (``resource_notes``). Models under :data:`BUDGET_PROBE_PARAMS` parameters skip
+        the timing probe: they explain the default samples in a fraction of the budget, and the probe's
+        two traces would cost more than the plan saves."""
+        from . import budget, memory
+
+        requested = min(int(opts["samples"]), len(x_all))
+        batch = memory.batch_size(context.model, int(opts["batch_size"]))
+        if context.model.count_params() < BUDGET_PROBE_PARAMS:
+            return requested, batch
+        chosen = str(opts.get("methods", "all"))
+        names = None if chosen in ("all", "auto") else {m.strip() for m in chosen.split(",")}
+        work = sum(c.work for c in self.explainers if names is None or c.name in names)
+        work *= (2 if opts.get("sanity", True) else 1) * (1.5 if opts.get("faithfulness", True) else 1)
+        return budget.fit_samples(context, requested, work, x=x_all[:1], minimum=2), batch
+
     def run(self, context: Context) -> Result:
         t0 = time.monotonic()
         opts = {o.name: o.parse(context.options[o.name]) if o.name in context.options else o.default
@@ -312,6 +335,7 @@ class ExplanationAnalyzer(Analyzer):
             return Result.skip(f"{self.name} supports single-input, single-output models "
                                f"(this one has {len(model.inputs)} inputs, {len(model.outputs)} outputs)")
         x_all = np.asarray(context.data.x)
+        opts["samples"], opts["batch_size"] = self._fit(context, opts, x_all)
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         x = x_all[idx]
         kind = input_kind(x)

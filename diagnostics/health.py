@@ -429,12 +429,20 @@ def subsample(n: int, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, int(k), replace=False))
 
 
-def synthetic_inputs(model, info, n: int, seed: int) -> np.ndarray:
+def synthetic_inputs(model, info, n: int, seed: int):
     """Inputs drawn from the input spec when no data is given: integer inputs uniform over the first
-    embedding's vocabulary, float images uniform in [0, 1], other floats standard normal."""
+    embedding's vocabulary, float images uniform in [0, 1], other floats standard normal. A model with
+    several inputs gets a dict keyed by input name, each drawn from its own spec."""
     rng = np.random.default_rng(seed)
-    shape = [d if d is not None else 1 for d in info.input_shapes[0][1:]]
-    dtype = info.input_dtypes[0]
+    names = list(getattr(info, "input_names", None) or [])
+    if len(info.input_shapes) > 1 and len(names) == len(info.input_shapes):
+        return {name: _draw(model, info, rng, shape, dtype, n)
+                for name, shape, dtype in zip(names, info.input_shapes, info.input_dtypes)}
+    return _draw(model, info, rng, info.input_shapes[0], info.input_dtypes[0], n)
+
+
+def _draw(model, info, rng, spec, dtype: str, n: int) -> np.ndarray:
+    shape = [d if d is not None else 1 for d in spec[1:]]
     if dtype.startswith(("int", "uint")):
         vocab = 2
         for layer in model.layers:
@@ -443,20 +451,38 @@ def synthetic_inputs(model, info, n: int, seed: int) -> np.ndarray:
                 vocab = int(v)
                 break
         return rng.integers(1 if vocab > 1 else 0, vocab, size=(n, *shape)).astype(np.int32)
-    if info.kind == "image":
+    if info.kind == "image" and len(spec) == 4:
         return rng.uniform(0, 1, size=(n, *shape)).astype(np.float32)
     return rng.standard_normal((n, *shape)).astype(np.float32)
 
 
-def forward(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The model's output on ``x`` (inference mode), in batches, as float64 numpy."""
-    outs = []
-    for start in range(0, len(x), batch_size):
-        out = model(x[start:start + batch_size], training=False)
+def forward(model, x, batch_size: int = 512) -> np.ndarray:
+    """The model's (first) output on ``x`` (inference mode), in batches that fit the worker's memory
+    (halved on out-of-memory), as float64 numpy. ``x`` may be a dict or list of arrays (several inputs)."""
+    from . import inputs as I
+    from . import memory
+
+    x = I.for_model(model, x)
+    n = I.n_samples(x)
+
+    def call(xb):
+        out = model(xb, training=False)
         if isinstance(out, (list, tuple)):
             out = out[0]
-        outs.append(to_numpy(out))
+        return to_numpy(out)
+
+    size = memory.plan(model, min(batch_size, n), lambda k: call(I.repeat_first(x, k)), backward=False)
+    outs = memory.run_batched(model, n, size, lambda a, b, _: call(I.slice_(x, a, b)), backward=False)
     return np.concatenate(outs).astype(np.float64)
+
+
+def first_output_labels(y, info):
+    """Labels of the model's first output: ``y`` itself, or its entry for the first output when labels are
+    given per output (``y_val.<output name>``); None when the first output has none."""
+    if not isinstance(y, dict):
+        return y
+    names = list(getattr(info, "output_names", None) or [])
+    return y.get(names[0]) if names else None
 
 
 def to_numpy(t) -> np.ndarray:
@@ -635,13 +661,18 @@ def _logits_view_class():
 # -- the shared batch pass ---------------------------------------------------------------------------
 def select_batch(context, max_samples: int):
     """The batch the health analyzers share: ``(x, y or None, description)``. Validation data when the
-    run has some (at most ``max_samples``, drawn with the run's seed), else synthetic inputs."""
+    run has some (at most ``max_samples``, drawn with the run's seed), else synthetic inputs. For several
+    inputs ``x`` is a dict keyed by input name; ``y`` holds the first output's labels (the loss is taken
+    on the first output)."""
+    from . import inputs as I
+
     data = context.data
     if data is not None and data.x is not None:
         split = "validation" if data.x_val is not None else "training"
-        idx = subsample(len(data.x), max_samples, context.seed)
-        y = None if data.y is None else np.asarray(data.y)[idx]
-        return np.asarray(data.x)[idx], y, f"{len(idx)} {split} samples"
+        idx = subsample(I.n_samples(data.x), max_samples, context.seed)
+        y = first_output_labels(data.y, context.info)
+        y = None if y is None else np.asarray(y)[idx]
+        return I.take(data.x, idx), y, f"{len(idx)} {split} samples"
     n = int(max_samples)
     x = synthetic_inputs(context.model, context.info, n, context.seed)
     return x, None, f"{n} synthetic inputs drawn from the input spec (no data given: pass --data for real numbers)"
@@ -682,6 +713,8 @@ def health_pass(context, x, y, saturation_level: float = 0.99) -> dict[str, Any]
     ``outputs`` are the model's outputs (probabilities for a classifier) and ``units`` maps a layer
     name to ``{"activation", "units", "positions", "max" | "saturated", "finite"}``.
     """
+    from . import inputs as I
+
     model, info = context.model, context.info
     key = (_digest(x), None if y is None else _digest(y), info.loss, float(saturation_level), context.backend)
     cached = _PASS_CACHE.get(model)
@@ -701,8 +734,9 @@ def health_pass(context, x, y, saturation_level: float = 0.99) -> dict[str, Any]
         net, pass_loss = logits_view(model, loss)
         head = getattr(net, "head", None) if net is not model else None
     with np.errstate(all="ignore"):
+        # several inputs: a list in the model's input order (the probe and logits view wrap the model)
         loss_value, grads, batches = backends.get(context.backend).loss_gradients(
-            net, x, targets, pass_loss, return_outputs=True)
+            net, I.for_model(model, x), targets, pass_loss, return_outputs=True)
     first = np.concatenate([b[0] for b in batches]).astype(np.float64)
     outputs = first
     if head is not None:  # logits -> the model's own output activation
@@ -713,7 +747,8 @@ def health_pass(context, x, y, saturation_level: float = 0.99) -> dict[str, Any]
         for i, (kind, layer) in enumerate(kinds):
             stat = np.stack([b[1 + i] for b in batches])
             shape = [d for d in layer.output.shape[1:-1]]
-            positions = len(x) * int(np.prod([d or 1 for d in shape])) if shape else len(x)
+            n_x = _n(x)
+            positions = n_x * int(np.prod([d or 1 for d in shape])) if shape else n_x
             entry = {"activation": kind, "units": int(layer.output.shape[-1]), "positions": positions}
             if kind == "relu":
                 entry["max"] = np.max(stat, axis=0)
@@ -728,11 +763,22 @@ def health_pass(context, x, y, saturation_level: float = 0.99) -> dict[str, Any]
     return result
 
 
+def _n(x) -> int:
+    from . import inputs as I
+
+    return I.n_samples(x)
+
+
 def _digest(a) -> str:
     import hashlib
 
-    a = np.ascontiguousarray(a)
-    return hashlib.blake2b(a.tobytes() + str((a.shape, a.dtype)).encode(), digest_size=16).hexdigest()
+    from . import inputs as I
+
+    h = hashlib.blake2b(digest_size=16)
+    for name, leaf in (sorted(a.items()) if isinstance(a, dict) else enumerate(I.leaves(a))):
+        leaf = np.ascontiguousarray(leaf)
+        h.update(str(name).encode() + leaf.tobytes() + str((leaf.shape, leaf.dtype)).encode())
+    return h.hexdigest()
 
 
 def _activate(z: np.ndarray, activation: str | None) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .analyzer import MODEL_KINDS, ModelInfo
+from .inputs import input_names, output_names
 
 
 def inspect_model(model, *, loss: str | None = None, kind_hint: str | None = None) -> ModelInfo:
@@ -29,6 +30,8 @@ def inspect_model(model, *, loss: str | None = None, kind_hint: str | None = Non
         n_params=int(model.count_params()),
         n_layers=len(model.layers),
         loss=loss,
+        input_names=input_names(model),
+        output_names=output_names(model),
     )
 
 
@@ -65,6 +68,10 @@ def output_activation(model) -> str | None:
     if not layers:
         return None
     last = layers[-1]
+    outputs = list(getattr(model, "outputs", None) or [])
+    if len(outputs) > 1:  # several heads: the first output's (the one the health analyzers take the loss on)
+        history = getattr(outputs[0], "_keras_history", None)
+        last = history[0] if history else last
     act = getattr(last, "activation", None)
     if act is None:
         return None

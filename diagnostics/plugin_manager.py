@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("health_spectra", "diagnostics_plugins.health_spectra"),
     ("health_gan", "diagnostics_plugins.health_gan"),
     ("zoo", "diagnostics_plugins.zoo"),
+    ("keras2_compat", "diagnostics_plugins.keras2_compat"),
     ("explain_gradients", "diagnostics_plugins.explain_gradients"),
     ("explain_captum", "diagnostics_plugins.explain_captum"),
     ("explain_lime", "diagnostics_plugins.explain_lime"),

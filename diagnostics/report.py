@@ -41,7 +41,7 @@ class Status(enum.StrEnum):
 
 STATUSES = tuple(s.value for s in Status)
 #: Keys whose values vary from run to run; everything else is reproducible.
-TIMING_KEYS = frozenset({"duration_s", "timings", "phases", "workers"})
+TIMING_KEYS = frozenset({"duration_s", "timings", "phases", "workers", "peak_memory_mb", "resource_notes"})
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 ARTIFACTS = "artifacts"
@@ -72,8 +72,14 @@ class AnalyzerRecord:
     explanations: tuple[MethodExplanation, ...] = ()
     traceback: str = ""
     phases: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    #: Peak resident memory of the worker process while this analyzer ran (MiB; None: not measured).
+    peak_memory_mb: float | None = None
+    #: What was scaled down to fit the memory limit or the time budget ("batches of 8 instead of 1024 ...",
+    #: "explained 4 of 16 samples within the 300 s budget ...").
+    resource_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "resource_notes", tuple(self.resource_notes))
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         object.__setattr__(self, "status", Status(self.status))
@@ -96,6 +102,7 @@ class AnalyzerRecord:
         if not d["phases"]:
             del d["phases"]
         d["explanations"] = [e.to_dict() for e in self.explanations]
+        d["resource_notes"] = list(self.resource_notes)
         return d
 
     @classmethod

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from . import compat
 from . import report as report_mod
 from .analyzer import Data, Finding, ModelInfo
 from .data import DataRefused, find_sidecar, load_dataset, load_file, prevalidate, read_sidecar, save_npz, validate
@@ -68,6 +69,8 @@ class RunConfig:
     ray_address: str | None = None  #: None: a local Ray instance sized to the machine
     workers: int = 1  #: jobs in flight per backend (Ray replicas per backend)
     shards: int = 1  #: split sample-sharded analyzers (diagnostics.sharding) into this many jobs
+    #: Bytes the run's workers may use together (--max-memory); None: diagnostics.memory.default_limit().
+    max_memory: int | None = None
 
 
 class Progress:
@@ -197,7 +200,9 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         config = dataclasses.replace(config, options=check_options(config.options, _classes(host)))
         limits = dataclasses.replace(DEFAULT_LIMITS, max_size=config.max_model_size, max_params=config.max_params,
                                      load_timeout_s=config.load_timeout_s, max_worker_memory=config.max_worker_memory)
+        compat.refuse_saved_model(config.model_path)  # before the scan, which refuses any directory
         scan_result = scan(config.model_path, limits=limits, registered=host.custom_objects)
+        compat.refuse_tf_ops(scan_result.config, Path(config.model_path).name)
         _check_trust(scan_result, config)
         t_data = time.perf_counter()
         sidecar_path = find_sidecar(config.model_path)
@@ -218,6 +223,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
             kind_hint=metadata.get("model_kind"), metadata=metadata, history=metadata.get("history"),
             max_model_size=config.max_model_size, max_params=config.max_params, load_timeout_s=config.load_timeout_s,
             max_worker_memory=config.max_worker_memory, model_sha256=scan_result.sha256,
+            max_memory=config.max_memory,
         )
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
@@ -305,6 +311,11 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
         backends_needed.remove("tensorflow")  # it reads the .h5 natively and hands the others a .keras copy
         backends_needed.insert(0, "tensorflow")
     primary = backends_needed[0]
+    from . import memory
+
+    # The backend groups run concurrently, one worker each: they share the run's memory limit.
+    base_job = dataclasses.replace(base_job, max_memory=memory.per_worker(
+        base_job.max_memory or memory.default_limit(), len(backends_needed)))
     if hasattr(executor, "start"):
         for b in backends_needed:
             executor.start(b)  # overlap the workers' imports
@@ -377,7 +388,9 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     report = Report(
         model={**model_summary, "info": info.to_dict()},
         data=_data_summary(data),
-        environment=_environment(versions, backends_needed),
+        environment={**_environment(versions, backends_needed),
+                     "devices": {b: v.get("device") for b, v in versions.items() if v.get("device")},
+                     "max_memory_per_worker_mb": None if not base_job.max_memory else round(base_job.max_memory / 2**20)},
         plugins=tuple(r.to_dict() for r in host.records.values()),
         analyzers=ordered,
         seed=config.seed,
@@ -482,13 +495,20 @@ def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, An
         explanations=tuple(MethodExplanation.from_dict(e).relocated(f"{report_mod.ARTIFACTS}/{name}")
                            for e in result.get("explanations", ())),
         phases=result.get("phases") or {},
+        peak_memory_mb=result.get("peak_memory_mb"), resource_notes=tuple(result.get("resource_notes") or ()),
     )
 
 
 def _data_summary(data: Data | None) -> dict[str, Any] | None:
     if data is None:
         return None
-    shapes = {k: list(getattr(data, k).shape) for k in ("x_train", "y_train", "x_val", "y_val") if getattr(data, k) is not None}
+    shapes = {}
+    for k in ("x_train", "y_train", "x_val", "y_val"):
+        v = getattr(data, k)
+        if isinstance(v, dict):  # one array per input (or output): x_val.image, x_val.stats
+            shapes.update({f"{k}.{name}": list(a.shape) for name, a in v.items()})
+        elif v is not None:
+            shapes[k] = list(v.shape)
     shapes.update({k: list(v.shape) for k, v in data.extras.items() if hasattr(v, "shape")})
     return {"source": data.source, "shapes": shapes}
 

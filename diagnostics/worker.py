@@ -61,6 +61,7 @@ class Job:
 
         return dataclasses.replace(DEFAULT, max_size=self.max_model_size, max_params=self.max_params,
                                    load_timeout_s=self.load_timeout_s, max_worker_memory=self.max_worker_memory)
+    max_memory: int | None = None  #: bytes this worker may use (its share of --max-memory); None: the default
 
 
 class WorkerState:
@@ -119,10 +120,13 @@ class WorkerState:
                 import tensorflow as tf
 
                 out["tensorflow"] = tf.__version__
+                gpus = tf.config.list_physical_devices("GPU")
+                out["device"] = f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
             else:
                 import torch
 
                 out["torch"] = torch.__version__
+                out["device"] = f"GPU ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU"
         except ImportError:
             pass
         return out
@@ -147,16 +151,24 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         _companion_loader=_companion_loader(job, state), _deadline=time.monotonic() + job.budget_s,
     )
     _seed_everything(job.seed)
+    from . import memory
+
+    memory.set_limit(job.max_memory)
+    memory.take_notes()
+    memory.reset_peak()
     t0 = time.perf_counter()
     try:
         result = _call(entry.cls(), context, job)
     except Exception as e:  # noqa: BLE001 - isolate the analyzer
         tb = traceback.format_exc(limit=-8)
         reason = f"raised {type(e).__name__}: {e}"
+        if memory.is_oom(e):
+            reason += (f" (out of memory with {memory.describe(memory.limit_bytes())} allowed to this worker: "
+                       f"raise --max-memory or lower the analyzer's batch_size/samples option)")
         if weights_fingerprint(model) != state.fingerprint:  # it raised halfway through changing the model
             state.model = None  # reload a pristine copy for the next analyzer
             reason += "; it had also changed the model's weights (reloaded for the next analyzer)"
-        return _failed(reason, time.perf_counter() - t0, traceback=tb)
+        return {**_failed(reason, time.perf_counter() - t0, traceback=tb), **_memory_record(memory)}
     duration = time.perf_counter() - t0
     problems = validate_result(result, artifact_dir)
     if weights_fingerprint(model) != state.fingerprint:
@@ -167,6 +179,7 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
     phases = {k: round(v, 3) for k, v in context.phases.items()}
     if result.skipped:
         return {"status": "skipped", "reason": result.skipped, "duration_s": duration, "phases": phases}
+        return {"status": "skipped", "reason": result.skipped, "duration_s": duration, **_memory_record(memory)}
     return {
         "status": "ok",
         "reason": "",
@@ -221,14 +234,24 @@ def _call(analyzer, context: Context, job: Job):
             return run_shard_part(analyzer, context, job.shard)
         return run_merge_part(analyzer, context, job.shard_inputs)
     return analyzer.run(context)
+        **_memory_record(memory),
+    }
+
+
+def _memory_record(memory) -> dict[str, Any]:
+    """The worker's peak resident memory during the job (MiB, None where unknown) and the batch-size
+    adjustments made to fit its memory limit."""
+    peak = memory.peak_rss()
+    return {"peak_memory_mb": None if peak is None else round(peak / 2**20, 1), "resource_notes": memory.take_notes()}
 
 
 def read_only(data: Data) -> Data:
     """``data`` with every array made read-only: the analyzers of a worker share one copy, so one that
     normalised ``context.data.x`` in place would silently change what every later analyzer sees."""
     for a in (data.x_train, data.y_train, data.x_val, data.y_val, *data.extras.values()):
-        if hasattr(a, "setflags"):
-            a.setflags(write=False)
+        for leaf in (a.values() if isinstance(a, dict) else [a]):
+            if hasattr(leaf, "setflags"):
+                leaf.setflags(write=False)
     return data
 
 

@@ -188,3 +188,12 @@ BUILDERS = {
     "cnn_shortcut": build_cnn_small,
     "mlp_leak": lambda: build_mlp(name="mlp_leak", n_features=31),
 }
+
+
+def build_mlp_regression(name="mlp_regression", n_features=10, hidden=(32, 16)):
+    """Dense ReLU layers and one linear output unit: a regression model (trained with MSE)."""
+    inputs = keras.Input((n_features,), name="features")
+    x = inputs
+    for i, units in enumerate(hidden):
+        x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x)
+    return keras.Model(inputs, layers.Dense(1, activation="linear", name="value")(x), name=name)

@@ -260,6 +260,56 @@ def breast_cancer_leak(seed: int = 0) -> dict[str, np.ndarray]:
     return {"x_train": np.concatenate([d["x_train"], leak_train[:, None]], axis=1), "y_train": d["y_train"],
             "x_val": np.concatenate([d["x_val"], leak_val[:, None]], axis=1), "y_val": d["y_val"],
             "feature_names": names}
+def diabetes(seed: int = 0) -> dict[str, np.ndarray]:
+    """scikit-learn's diabetes table (442 x 10) for regression: 25% held out (random, seeded), features
+    and the target (disease progression after a year) standardised with the training split's statistics,
+    so the target has unit variance and an R^2 of r means an MSE of about 1 - r."""
+    from sklearn.datasets import load_diabetes
+
+    d = load_diabetes()
+    x = d.data.astype(np.float64)
+    y = d.target.astype(np.float64)
+    order = np.random.default_rng([seed, 3]).permutation(len(y))
+    n_val = int(round(0.25 * len(y)))
+    va, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    x = (x - x[tr].mean(0)) / x[tr].std(0)
+    y = (y - y[tr].mean()) / y[tr].std()
+    return {"x_train": x[tr].astype(np.float32), "y_train": y[tr].astype(np.float32),
+            "x_val": x[va].astype(np.float32), "y_val": y[va].astype(np.float32)}
+
+
+#: The latent size of the zoo GANs (architectures.LATENT_DIM; datasets does not import keras at import time).
+GAN_LATENT_DIM = 32
+
+
+def gan_real_fake(generator_stem: str):
+    """The dataset of a zoo GAN's discriminator: real digits (label 1) and the generator's samples (label 0).
+
+    ``x_val`` holds the 450 held-out ``digits28`` digits and as many samples of the shipped
+    ``<generator_stem>.keras`` (inference mode, latent normal(0, 1) drawn with ``default_rng(seed + 1)``,
+    exactly the samples the training run measured ``d_fake_accuracy`` on); ``x_train`` the training
+    digits and as many samples (``default_rng(seed + 2)``). Imports keras and loads the shipped generator when called.
+    """
+
+    def load(seed: int = 0) -> dict[str, np.ndarray]:
+        import pathlib
+
+        import keras
+
+        generator = keras.saving.load_model(pathlib.Path(__file__).parent / "artifacts" / f"{generator_stem}.keras",
+                                            compile=False)
+        d = digits28(seed)
+        out = {}
+        for split, stream in (("train", 2), ("val", 1)):
+            real = d[f"x_{split}"]
+            z = np.random.default_rng(seed + stream).standard_normal((len(real), GAN_LATENT_DIM)).astype(np.float32)
+            fake = np.asarray(generator.predict(z, batch_size=512, verbose=0), np.float32)
+            out[f"x_{split}"] = np.concatenate([real, fake])
+            out[f"y_{split}"] = np.concatenate([np.ones(len(real), np.int32), np.zeros(len(fake), np.int32)])
+        return out
+
+    load.__name__ = load.__qualname__ = f"{generator_stem}_real_fake"
+    return load
 
 
 DATASETS = {
@@ -271,4 +321,7 @@ DATASETS = {
     "early_signal_sequences": early_signal_sequences,
     "digits28_marked": digits28_marked,
     "breast_cancer_leak": breast_cancer_leak,
+    "diabetes": diabetes,
+    "gan_real_fake": gan_real_fake("gan"),
+    "gan_collapsed_real_fake": gan_real_fake("gan_collapsed"),
 }

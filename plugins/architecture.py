@@ -51,6 +51,10 @@ class Architecture(Analyzer):
             "kind": info.kind, "n_params": info.n_params, "n_trainable": trainable, "n_layers": info.n_layers,
             "input_shapes": info.input_shapes, "input_dtypes": info.input_dtypes, "output_shapes": info.output_shapes,
             "output_activation": info.output_activation, "loss": info.loss, "layers": layers,
+            # The model card's inputs and outputs by name (what a data file's x_val.<name> keys must match).
+            "inputs": [{"name": n, "shape": sh, "dtype": dt} for n, sh, dt in
+                       zip(info.input_names, info.input_shapes, info.input_dtypes)],
+            "outputs": [{"name": n, "shape": sh} for n, sh in zip(info.output_names, info.output_shapes)],
         }
         artifacts = {}
         with_params = [l for l in layers if l["params"] > 0]

@@ -15,6 +15,7 @@ from diagnostics import ExplanationAnalyzer, Explainer, Option
 
 class IntegratedGradients(Explainer):
     name = "integrated_gradients"
+    work = 128.0  # refines its steps up to max_steps (512) until complete
     reference = "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks"
     axiom = "completeness"
     options = (Option("steps", int, 32, "Gauss-Legendre steps to start from"),
@@ -33,6 +34,7 @@ class IntegratedGradients(Explainer):
 
 class Saliency(Explainer):
     name = "saliency"
+    work = 1.0
     reference = "Simonyan, Vedaldi & Zisserman 2014, Deep Inside Convolutional Networks"
     signed = False
 
@@ -44,6 +46,7 @@ class Saliency(Explainer):
 
 class SmoothGrad(Explainer):
     name = "smoothgrad"
+    work = 50.0
     reference = "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise"
     sampling = True
     options = (Option("smoothgrad_samples", int, 16, "noisy copies per sample"),
@@ -58,6 +61,7 @@ class SmoothGrad(Explainer):
 
 class InputXGradient(Explainer):
     name = "input_x_gradient"
+    work = 1.0
     reference = "Shrikumar et al. 2016, Not Just a Black Box"
 
     def attribute(self, view, x, targets, seed):
@@ -69,6 +73,7 @@ class InputXGradient(Explainer):
 
 class ExpectedGradients(Explainer):
     name = "expected_gradients"
+    work = 100.0
     reference = "Erion et al. 2021 (expected gradients); Lundberg & Lee 2017 (SHAP GradientExplainer)"
     sampling = True
     axiom = "additivity"

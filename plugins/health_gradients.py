@@ -205,9 +205,12 @@ class UnitHealth(Analyzer):
                 import keras
 
                 probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, [l.input for l in lstm])
+                from diagnostics import inputs as I
+
                 outs = []
-                for start in range(0, len(x), 256):
-                    o = probe(x[start:start + 256], training=False)
+                xs = I.for_model(model, x)
+                for start in range(0, I.n_samples(xs), 256):
+                    o = probe(I.slice_(xs, start, start + 256), training=False)
                     outs.append([to_numpy(a) for a in (o if isinstance(o, (list, tuple)) else [o])])
                 for i, layer in enumerate(lstm):
                     gates = _lstm_gate_saturation(layer, np.concatenate([b[i] for b in outs]))
@@ -222,7 +225,9 @@ class UnitHealth(Analyzer):
                                     f"below 0.01 or above 0.99: the gate is stuck open or shut and passes almost no "
                                     f"gradient — scale the inputs, clip gradients, and keep the default orthogonal "
                                     f"recurrent initialisation"))
-        metrics = {"inputs": source, "samples": len(x),
+        from diagnostics import inputs as I
+
+        metrics = {"inputs": source, "samples": I.n_samples(x),
                    "layers": [{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in l.items()} for l in per_layer]}
         artifacts = {}
         rows = [l for l in per_layer if "dead_fraction" in l or "saturated_fraction" in l]

@@ -70,11 +70,14 @@ class Overfitting(Analyzer):
 
         data, info = context.data, context.info
         k = int(t["max_samples"])
-        it = subsample(len(data.x_train), k, context.seed + 1)
-        xt, yt = np.asarray(data.x_train)[it], np.asarray(data.y_train)[it]
+        from diagnostics import inputs as I
+        from diagnostics.health import first_output_labels
+
+        it = subsample(I.n_samples(data.x_train), k, context.seed + 1)
+        xt, yt = I.take(data.x_train, it), np.asarray(first_output_labels(data.y_train, info))[it]
         # The validation batch is the one the gradient and unit analyzers use: its outputs come from their pass.
         xv, yv, _ = select_batch(context, k)
-        iv = range(len(xv))
+        iv = range(I.n_samples(xv))
         loss, loss_desc = per_sample_loss_fn(info, yv)
         units = (info.output_shapes[0][-1] if info.output_shapes else None) or 1
         context.progress(0, 3, "training split")

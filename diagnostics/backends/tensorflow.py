@@ -29,30 +29,49 @@ def _compiled(model):
     return fns
 
 
-def input_gradients(model, x, targets, batch_size: int = 1024):
-    """See :mod:`diagnostics.backends`. Batches are padded to one shape so the function traces once."""
+def _tensor(a):
     import tensorflow as tf
 
-    x = np.asarray(x)
+    a = np.asarray(a)
+    return tf.convert_to_tensor(a, dtype=tf.int32 if np.issubdtype(a.dtype, np.integer) else tf.float32)
+
+
+def input_gradients(model, x, targets, batch_size: int = 1024):
+    """See :mod:`diagnostics.backends`. Batches are padded to one shape so the function traces once; their
+    size is capped to fit the worker's memory (:func:`diagnostics.memory.plan`), halved on out-of-memory.
+    ``x`` may be a dict or list of arrays for a multi-input model (gradients come back alike)."""
+    import tensorflow as tf
+
+    from .. import inputs as I
+    from .. import memory
+
+    x = I.map_(np.asarray, x)
     targets = np.asarray(targets, dtype=np.int64).reshape(-1)
-    n = len(x)
+    n = I.n_samples(x)
     fn = _compiled(model)["grad"]
-    dtype = tf.int32 if np.issubdtype(x.dtype, np.integer) else tf.float32
-    values, grads = [], []
-    size = min(batch_size, n)
-    for start in range(0, n, size):
-        xb, tb = x[start:start + size], targets[start:start + size]
-        pad = size - len(xb)
-        if pad:
-            xb = np.concatenate([xb, np.repeat(xb[-1:], pad, axis=0)])
-            tb = np.concatenate([tb, np.repeat(tb[-1:], pad)])
-        v, g = fn(tf.convert_to_tensor(xb, dtype=dtype), tf.convert_to_tensor(tb))
-        values.append(v.numpy()[: size - pad])
-        grads.append(None if g is None else g.numpy()[: size - pad])
-    if any(g is None for g in grads):
-        raise TypeError("the model's output has no gradient with respect to its input (integer token inputs?): "
-                        "differentiate with respect to an embedding instead")
-    return np.concatenate(values), np.concatenate(grads)
+
+    def call(xb, tb):
+        return fn(I.map_(_tensor, I.for_model(model, xb)), tf.convert_to_tensor(tb))
+
+    size = memory.plan(model, min(batch_size, n), lambda k: call(I.repeat_first(x, k), np.repeat(targets[:1], k)))
+
+    def step(start, stop, size):
+        k = stop - start
+        v, g = call(I.pad_to(I.slice_(x, start, stop), size), np.concatenate([targets[start:stop], np.repeat(targets[stop - 1:stop], size - k)]))
+        gs = list(g) if isinstance(g, (list, tuple)) else [g]
+        if any(gi is None for gi in gs):
+            raise TypeError("the model's output has no gradient with respect to its input (integer token inputs?): "
+                            "differentiate with respect to an embedding instead")
+        return v.numpy()[:k], [gi.numpy()[:k] for gi in gs]
+
+    parts = memory.run_batched(model, n, size, step)
+    values = np.concatenate([p[0] for p in parts])
+    grads = [np.concatenate([p[1][i] for p in parts]) for i in range(len(parts[0][1]))]
+    if not I.is_multi(x):
+        return values, grads[0]
+    if isinstance(x, dict):
+        return values, dict(zip(x, grads))
+    return values, grads
 
 
 _LOSS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -86,32 +105,44 @@ def _loss_grad_fn(model, loss_fn):
 def loss_gradients(model, x, y, loss_fn, batch_size: int = 1024, return_outputs: bool = False):
     """See :mod:`diagnostics.backends`: the mean loss over ``x`` and its gradient per trainable variable.
 
-    Batches of ``batch_size`` are combined weighted by their size, so the result is the gradient of
-    the mean over all samples whatever the batching. Non-finite values are returned as they are.
-    The loss is taken on the model's first output; with ``return_outputs`` a third value lists, per
-    batch, every output of the model as numpy arrays (one pass gives loss, gradients and outputs).
+    Batches of ``batch_size`` (capped to fit the worker's memory, halved on out-of-memory) are combined
+    weighted by their size, so the result is the gradient of the mean over all samples whatever the
+    batching. Non-finite values are returned as they are. The loss is taken on the model's first
+    output; with ``return_outputs`` a third value lists, per batch, every output of the model as numpy
+    arrays (one pass gives loss, gradients and outputs). ``x`` may be a dict or list of arrays.
     """
     import tensorflow as tf
 
-    x = np.asarray(x)
+    from .. import inputs as I
+    from .. import memory
+
+    x = I.map_(np.asarray, x)
     y = np.asarray(y)
     fn, variables = _loss_grad_fn(model, loss_fn)
-    n = len(x)
+    n = I.n_samples(x)
+
+    def call(xb, yb):
+        return fn(I.map_(tf.convert_to_tensor, I.for_model(model, xb)), tf.convert_to_tensor(yb))
+
+    size = memory.plan(model, min(batch_size, n), lambda k: call(I.repeat_first(x, k), np.repeat(y[:1], k, axis=0)))
     total = 0.0
     acc: list = [None] * len(variables)
     batches = []
-    for start in range(0, n, batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        loss, grads, outs = fn(tf.convert_to_tensor(xb), tf.convert_to_tensor(yb))
+
+    def step(start, stop, size):
+        nonlocal total
+        loss, grads, outs = call(I.slice_(x, start, stop), y[start:stop])
         if return_outputs:
             batches.append([o.numpy() for o in outs])
-        w = len(xb) / n
+        w = (stop - start) / n
         total += float(loss.numpy()) * w
         for i, g in enumerate(grads):
             if g is None:
                 continue
             g = np.asarray(g, np.float64) * w
             acc[i] = g if acc[i] is None else acc[i] + g
+
+    memory.run_batched(model, n, size, step)
     grads = {v.path: (np.zeros(v.shape, np.float32) if a is None else a.astype(np.float32)) for v, a in zip(variables, acc)}
     return (total, grads, batches) if return_outputs else (total, grads)
 

@@ -222,3 +222,63 @@ def _build_generator(seed: int) -> TinyCase:
 
 _BUILDERS = {"image": _build_image, "sequence": _build_sequence, "token": _build_token, "tabular": _build_tabular,
              "generator": _build_generator}
+
+
+# -- several inputs, several outputs ----------------------------------------------------------------
+def multi_input_case(seed: int = 0) -> TinyCase:
+    """A two-input functional classifier: ``image`` (8x8x1, the image task's images) and ``stats`` (3 noise
+    features), concatenated, softmax over the image task's 3 classes. Data: ``x_*`` are dicts keyed by
+    input name, as a ``.npz`` with ``x_val.image`` / ``x_val.stats`` keys loads."""
+    import keras
+
+    key = ("multi_input", seed, keras.backend.backend())
+    if key not in _CACHE:
+        keras.utils.set_random_seed(seed)
+        L = keras.layers
+        base = _image_data(seed)
+        rng = np.random.default_rng(seed + 100)
+        stats = rng.normal(size=(N_TRAIN + N_VAL, 3)).astype(np.float32)
+        data = Data(x_train={"image": base.x_train, "stats": stats[:N_TRAIN]}, y_train=base.y_train,
+                    x_val={"image": base.x_val, "stats": stats[N_TRAIN:]}, y_val=base.y_val,
+                    source=f"tiny two-input task, seed {seed}")
+        image, st = keras.Input((8, 8, 1), name="image"), keras.Input((3,), name="stats")
+        h = L.Flatten(name="flatten")(L.MaxPooling2D(2, name="pool")(L.Conv2D(4, 3, activation="relu", name="conv")(image)))
+        h = L.Concatenate(name="concat")([h, L.Dense(4, activation="relu", name="stats_dense")(st)])
+        model = keras.Model([image, st], L.Dense(3, activation="softmax", name="output")(h), name="tiny_two_inputs")
+        case = _case("image", model, data, "sparse_categorical_crossentropy")
+        _CACHE[key] = (case, [case.model.get_weights()])
+    case, saved = _CACHE[key]
+    case.model.set_weights(saved[0])
+    return case
+
+
+def multi_output_case(seed: int = 0) -> TinyCase:
+    """A two-output functional model on the tabular task's features: ``label`` (softmax over 2 classes:
+    x0 + x1/10 > 0) and ``score`` (linear regression of x0 + x1/10). Labels per output: ``y_*`` are dicts
+    keyed by output name, as a ``.npz`` with ``y_val.label`` / ``y_val.score`` keys loads."""
+    import keras
+
+    key = ("multi_output", seed, keras.backend.backend())
+    if key not in _CACHE:
+        keras.utils.set_random_seed(seed)
+        L = keras.layers
+        base = _tabular_data(seed)
+        score = {s: (getattr(base, f"x_{s}")[:, 0] + getattr(base, f"x_{s}")[:, 1] / 10).astype(np.float32)[:, None]
+                 for s in ("train", "val")}
+        data = Data(x_train=base.x_train, y_train={"label": base.y_train, "score": score["train"]},
+                    x_val=base.x_val, y_val={"label": base.y_val, "score": score["val"]},
+                    source=f"tiny two-output task, seed {seed}")
+        inp = keras.Input((5,), name="features")
+        h = L.Dense(8, activation="relu", name="hidden")(inp)
+        model = keras.Model(inp, [L.Dense(2, activation="softmax", name="label")(h), L.Dense(1, name="score")(h)],
+                            name="tiny_two_outputs")
+        model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
+                      loss={"label": "sparse_categorical_crossentropy", "score": "mse"})
+        h = model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=EPOCHS,
+                      batch_size=16, verbose=0, shuffle=False)
+        history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
+        case = TinyCase("tabular", model, data, history, {"model_kind": "tabular"}, {})
+        _CACHE[key] = (case, [case.model.get_weights()])
+    case, saved = _CACHE[key]
+    case.model.set_weights(saved[0])
+    return case

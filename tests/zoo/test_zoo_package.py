@@ -65,10 +65,12 @@ def test_artifacts_shipped_with_sidecar(stem):
     assert meta["schema"] == 1 and meta["name"] == stem and meta["description"]
     assert meta["dataset"] in zoo.DATASETS and isinstance(meta["split_seed"], int)
     assert meta["model_kind"] in MODEL_KINDS
-    assert meta["task"] in {"multiclass", "binary", "generation"}
+    assert meta["task"] in {"multiclass", "binary", "generation", "regression"}
     assert meta["history"] and all(isinstance(v, list) and v for v in meta["history"].values())
     assert meta["final_metrics"]
-    if meta["model_kind"] != "generator":
+    if meta["task"] == "regression":
+        assert {"loss", "val_loss"} <= set(meta["history"])
+    elif meta["model_kind"] != "generator":
         assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(meta["history"]) or "d_loss" in meta["history"]
     if meta["dataset"] in SYNTHETIC:
         assert meta["ground_truth"] == "mask_val"
