@@ -178,8 +178,8 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         return _failed("returned a malformed result: " + "; ".join(problems), duration)
     phases = {k: round(v, 3) for k, v in context.phases.items()}
     if result.skipped:
-        return {"status": "skipped", "reason": result.skipped, "duration_s": duration, "phases": phases}
-        return {"status": "skipped", "reason": result.skipped, "duration_s": duration, **_memory_record(memory)}
+        return {"status": "skipped", "reason": result.skipped, "duration_s": duration, "phases": phases,
+                **_memory_record(memory)}
     return {
         "status": "ok",
         "reason": "",
@@ -189,6 +189,7 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         "artifacts": dict(result.artifacts),
         "phases": phases,
         "explanations": [e.to_dict() for e in result.explanations],
+        **_memory_record(memory),
     }
 
 
@@ -234,8 +235,6 @@ def _call(analyzer, context: Context, job: Job):
             return run_shard_part(analyzer, context, job.shard)
         return run_merge_part(analyzer, context, job.shard_inputs)
     return analyzer.run(context)
-        **_memory_record(memory),
-    }
 
 
 def _memory_record(memory) -> dict[str, Any]:
