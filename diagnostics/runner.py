@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import compat
 from . import report as report_mod
 from .analyzer import Data, Finding, ModelInfo
 from .data import DataRefused, find_sidecar, load_dataset, load_file, prevalidate, read_sidecar, save_npz, validate
@@ -200,9 +199,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         config = dataclasses.replace(config, options=check_options(config.options, _classes(host)))
         limits = dataclasses.replace(DEFAULT_LIMITS, max_size=config.max_model_size, max_params=config.max_params,
                                      load_timeout_s=config.load_timeout_s, max_worker_memory=config.max_worker_memory)
-        compat.refuse_saved_model(config.model_path)  # before the scan, which refuses any directory
         scan_result = scan(config.model_path, limits=limits, registered=host.custom_objects)
-        compat.refuse_tf_ops(scan_result.config, Path(config.model_path).name)
         _check_trust(scan_result, config)
         t_data = time.perf_counter()
         sidecar_path = find_sidecar(config.model_path)

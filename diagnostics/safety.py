@@ -109,7 +109,10 @@ def scan(path: str | Path, *, max_size: int | None = None, registered: Iterable[
     p = Path(text)
     if not p.exists():
         raise ModelRefused(f"no such file: {text}")
+    from . import compat  # Keras 2 forms Keras 3 cannot load, refused with how to convert them
+
     if p.is_dir():
+        compat.refuse_saved_model(p)
         raise ModelRefused(f"{text} is a directory: diagnose needs a .keras or .h5 model file (re-save a SavedModel with model.save('model.keras'))")
     name = p.name.lower()
     if name.endswith(".weights.h5") or name.endswith(".weights.json"):
@@ -139,6 +142,7 @@ def scan(path: str | Path, *, max_size: int | None = None, registered: Iterable[
         raise ModelRefused(f"{label}: compile_config is a {_json_type(compile_config)}, not an object")
     if version is not None and not isinstance(version, str):
         raise ModelRefused(f"{p.name}: keras_version is {version!r}, not a version string")
+    compat.refuse_tf_ops(config, p.name)
     risks: list[Risk] = []
     customs: list[CustomClass] = []
     registered = set(registered)
@@ -459,6 +463,10 @@ class _ConfigWalk:
         if cls in CODE_LAYERS and slot in ("layer", "model", "any"):
             self.risks.append(Risk(_CODE_LAYERS[cls], here))
             return
+        if slot == "optimizer" and module is None and cls.startswith("Custom>"):
+            # tf.keras 2.11+ writes its optimizers into an .h5 training config as "Custom>Adam" (the name
+            # they are registered under); the class behind it is looked up like any other optimizer
+            cls = cls[len("Custom>"):]
         entry, found_slot = self.lookup(cls, slot)
         shown = f"{module}.{cls}" if module else cls
         if entry is None:
