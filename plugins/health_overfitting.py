@@ -159,6 +159,9 @@ class Overfitting(Analyzer):
         from diagnostics.health import (baseline_comparison, finite_or_none, health_pass, select_batch, thresholds)
 
         t = thresholds(context.options, "baseline")
+        if len(context.model.outputs) != 1:
+            metrics["baseline"] = f"not compared: the model has {len(context.model.outputs)} outputs"
+            return
         if "val" not in outputs:
             xv, yv, _ = select_batch(context, int(thresholds(context.options, "overfitting")["max_samples"]))
             outputs["val"] = (health_pass(context, xv, yv, thresholds(context.options, "units")["saturation_level"])["outputs"], yv)

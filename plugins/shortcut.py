@@ -76,6 +76,9 @@ class ShortcutDetection(Analyzer):
         from diagnostics import shortcut as S
         from diagnostics.health import probabilities
 
+        if len(context.model.inputs) != 1 or len(context.model.outputs) != 1:
+            return Result.skip(f"{self.name} supports single-input, single-output models (this one has "
+                               f"{len(context.model.inputs)} inputs, {len(context.model.outputs)} outputs)")
         opts = dict(DEFAULTS)
         opts.update({k: v for k, v in context.options.items() if k in DEFAULTS})
         data, model, info = context.data, context.model, context.info
