@@ -183,6 +183,7 @@ BUILDERS = {
     "lstm_exploding": build_lstm_exploding,
     "gan_collapsed": lambda: build_generator(name="gan_collapsed"),
     "gan_collapsed_discriminator": lambda: build_discriminator(name="gan_collapsed_discriminator"),
+    "mlp_regression": lambda: build_mlp_regression(),  # defined below
     "rnn_vanishing": build_rnn_vanishing,
     "mlp_chance": lambda: build_mlp(name="mlp_chance"),
     "cnn_shortcut": build_cnn_small,
