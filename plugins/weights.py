@@ -34,7 +34,9 @@ class Weights(Analyzer):
                 bad = int(a.size - np.count_nonzero(np.isfinite(a)))
                 finite = np.where(np.isfinite(a), a, 0.0)
                 entry = {"layer": layer.name, "variable": var.name, "shape": list(a.shape),
-                         "norm": float(np.linalg.norm(finite)), "nonfinite": bad}
+                         # np.sum's pairwise summation, not BLAS (np.linalg.norm), whose result depends on
+                         # the thread count: the same weights give the same norm in every worker or Ray actor
+                         "norm": float(np.sqrt(np.sum(np.square(finite)))), "nonfinite": bad}
                 if bad:
                     findings.append(Finding(
                         "weights.nonfinite", Severity.ERROR, where=label,

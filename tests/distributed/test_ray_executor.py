@@ -121,7 +121,6 @@ def test_ray_report_equals_local_report_on_the_zoo_mlp(mlp_runs):
     assert all(ray_files[k] == local_files[k] for k in local_files if k.suffix != ".png")
 
 
-@pytest.mark.slow  # a full default run of the zoo cnn takes minutes per executor on a 2-core machine
 def test_ray_report_equals_local_report_on_the_zoo_cnn(ray_address, tmp_path):
     _assert_same(_full_runs("cnn", ray_address, tmp_path))
 
