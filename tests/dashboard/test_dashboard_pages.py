@@ -15,7 +15,6 @@ from diagnostics_dashboard.reports import md_escape
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
-pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 TIMEOUT = 60

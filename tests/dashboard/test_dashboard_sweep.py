@@ -12,7 +12,6 @@ from diagnostics_dashboard import sweeps
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
-pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 

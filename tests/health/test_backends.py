@@ -7,7 +7,6 @@ import pytest
 from tests.conftest import ZOO_DIR, read_report, run_diagnose
 
 
-@pytest.mark.skipif(not (ZOO_DIR / "cnn.keras").exists(), reason="zoo artifacts not built")
 def test_gradient_norms_agree_per_layer_under_tensorflow_and_torch_on_the_zoo_cnn(tmp_path):
     layers = {}
     for backend in ("tensorflow", "torch"):

@@ -51,7 +51,6 @@ def test_permutation_drop_and_constant_columns():
     assert constant_in_train(x_train, x_val) == [1]
 
 
-@pytest.mark.skipif(not (ZOO_DIR / "cnn_shortcut.keras").exists(), reason="zoo artifacts not built")
 def test_cnn_shortcut_region_overlaps_the_planted_mark(tmp_path):
     """The issue's acceptance test: IoU of the reported box with the planted mark >= 0.5, at error
     level through the CLI, with the picture in the report."""
@@ -75,7 +74,6 @@ def test_cnn_shortcut_region_overlaps_the_planted_mark(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ZOO_DIR / "mlp_leak.keras").exists(), reason="zoo artifacts not built")
 def test_mlp_leak_names_the_leaked_column(tmp_path):
     proc = run_diagnose(ZOO_DIR / "mlp_leak.keras", "--only", "explain.shortcut", "--out", tmp_path, "-q")
     assert proc.returncode == 1, proc.stderr

@@ -77,8 +77,6 @@ def test_spectra_analyzer_reports_alpha_and_insufficient_layers(keras_tf, run_he
 def test_alpha_agrees_with_weightwatcher_on_the_zoo_cnn(keras_tf):
     from tests.conftest import ZOO_DIR
 
-    if not (ZOO_DIR / "cnn.keras").exists():
-        pytest.skip("zoo artifacts not built")
     from diagnostics.health import kernel_layers
 
     model = keras_tf.saving.load_model(ZOO_DIR / "cnn.keras", compile=False)

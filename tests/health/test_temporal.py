@@ -67,7 +67,6 @@ def test_token_models_are_differentiated_at_the_embedding(keras_tf, run_health):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ZOO_DIR / "rnn_vanishing.keras").exists(), reason="zoo artifacts not built")
 def test_rnn_vanishing_found_under_both_backends_with_the_same_profile(tmp_path):
     profiles = {}
     for backend in ("tensorflow", "torch"):

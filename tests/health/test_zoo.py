@@ -19,7 +19,6 @@ import pytest
 
 from tests.conftest import ZOO_DIR, read_report, run_diagnose
 
-pytestmark = pytest.mark.skipif(not (ZOO_DIR / "cnn.meta.json").exists(), reason="zoo artifacts not built")
 
 BASE_ANALYZERS = ("weights", "architecture", "health.gradients", "health.units", "health.overfitting", "health.spectra",
                   "health.gan")
