@@ -21,13 +21,14 @@ except Exception:  # pragma: no cover - running from a source tree without metad
 
 #: Names served lazily from :mod:`diagnostics.explainers` and :mod:`diagnostics.explain` (numpy).
 _LAZY = {"Explainer": "explainers", "ExplanationAnalyzer": "explainers", "ModelView": "explainers",
+         "refine_unconverged": "explainers",
          "predict_batched": "explain", "select_targets": "explain", "select_samples": "explain"}
 
 __all__ = [
     "MODEL_KINDS", "Analyzer", "AnalyzerRecord", "Check", "Context", "Data", "DiagnosisError", "ExitCode",
     "Explainer", "ExplanationAnalyzer", "Finding", "HOOK_API_VERSION", "MethodExplanation", "ModelInfo", "ModelView",
     "Option", "Outcome", "Report", "Result", "Severity", "Status", "Verdict", "diagnose", "hookimpl", "predict_batched",
-    "select_samples", "select_targets",
+    "refine_unconverged", "select_samples", "select_targets",
 ]
 
 

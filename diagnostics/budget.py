@@ -51,22 +51,40 @@ def seconds_per_eval(model, x, backend: str) -> float:
     return max(0.0, (large - small) / (3 * PROBE))
 
 
+def plan(context, requested: int, costs: dict[str, float], *, model=None, x=None, minimum: int = 2,
+         drop: bool = True) -> tuple[int, dict[str, str]]:
+    """Samples and methods that fit the analyzer's time left. ``costs`` maps each method, in order of
+    priority, to the gradient evaluations explaining one sample takes (checks included). A method that
+    cannot explain ``minimum`` samples beside those kept before it is left out (unless ``drop`` is
+    False), with the reason; the
+    kept ones explain as many of ``requested`` samples as fit in :data:`SHARE` of the time left (at
+    least ``minimum``). Each cut is said in the report. Returns (samples, {left-out method: reason})."""
+    from . import memory
+
+    requested, left = int(requested), context.time_left()
+    if not np.isfinite(left) or not costs:
+        return requested, {}
+    per_eval = seconds_per_eval(context.model if model is None else model, context.data.x if x is None else x,
+                                context.backend)
+    room, least = SHARE * context.time_left(), min(minimum, requested)  # the probe took some of the time
+    kept, dropped = 0.0, {}
+    for name, evals in costs.items():
+        need = float(evals) * per_eval
+        if drop and (kept + need) * least > room:
+            dropped[name] = (f"left out: about {need * least:.0f} s for {least} samples on this model, more than the "
+                             f"{room:.0f} s the {context.budget_s:g} s budget leaves for it (raise --timeout, or "
+                             f"lower its options)")
+            memory.note(f"{name} {dropped[name]}")
+        else:
+            kept += need
+    n = max(least, min(requested, int(room // kept))) if kept > 0 else least
+    if n < requested and len(dropped) < len(costs):
+        memory.note(f"explained {n} of {requested} samples within the {context.budget_s:g} s budget "
+                    f"(about {kept:.1f} s per sample on this machine)")
+    return n, dropped
+
+
 def fit_samples(context, requested: int, work: float, *, model=None, x=None, minimum: int = 1) -> int:
     """How many of ``requested`` samples fit the analyzer's time left, when each takes ``work`` gradient
     evaluations; at least ``minimum``. Says in the report when fewer than requested are explained."""
-    from . import memory
-
-    requested = int(requested)
-    left = context.time_left()
-    if not np.isfinite(left) or requested <= minimum:
-        return requested
-    model = context.model if model is None else model
-    x = context.data.x if x is None else x
-    per_sample = seconds_per_eval(model, x, context.backend) * float(work)
-    left = context.time_left()  # the probe took some of it
-    n = int(SHARE * left // max(per_sample, 1e-9))
-    n = max(minimum, min(requested, n))
-    if n < requested:
-        memory.note(f"explained {n} of {requested} samples within the {context.budget_s:g} s budget "
-                    f"(about {per_sample:.1f} s per sample on this machine)")
-    return n
+    return plan(context, requested, {"": work}, model=model, x=x, minimum=minimum, drop=False)[0]

@@ -21,6 +21,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -229,9 +230,11 @@ def completeness_ok(gap: np.ndarray, delta: np.ndarray) -> np.ndarray:
 
 
 def integrated_gradients(grad_fn: GradFn, x: np.ndarray, baseline: np.ndarray, targets: np.ndarray,
-                         steps: int = 32, max_steps: int = 512, batch_size: int = 1024) -> IGResult:
+                         steps: int = 32, max_steps: int = 512, batch_size: int = 1024,
+                         time_left: Callable[[], float] | None = None) -> IGResult:
     """Integrated Gradients with Gauss-Legendre quadrature; the step count is doubled for the samples
-    whose completeness gap exceeds 1% of |F(x) − F(baseline)|, up to ``max_steps``; samples still
+    whose completeness gap exceeds 1% of |F(x) − F(baseline)|, up to ``max_steps`` and while
+    ``time_left()`` (seconds) leaves room for another round (:func:`room_for_another`); samples still
     over it are marked not converged."""
     x = np.asarray(x, np.float32)
     baseline = np.broadcast_to(np.asarray(baseline, np.float32), x.shape)
@@ -244,6 +247,7 @@ def integrated_gradients(grad_fn: GradFn, x: np.ndarray, baseline: np.ndarray, t
     todo = np.arange(n)
     s = int(steps)
     while len(todo):
+        t0 = time.monotonic()
         alphas, weights = gauss_legendre(s)
         if delta is None:
             g, fx, fb = path_gradients(grad_fn, x, baseline, targets, alphas, weights, batch_size, endpoints=True)
@@ -255,11 +259,17 @@ def integrated_gradients(grad_fn: GradFn, x: np.ndarray, baseline: np.ndarray, t
         used[todo] = s
         gap[todo] = np.abs(a.reshape(len(todo), -1).sum(1) - delta[todo])
         ok = completeness_ok(gap[todo], delta[todo])
-        todo = todo[~ok]
-        if s * 2 > max_steps:
+        last, todo = time.monotonic() - t0, todo[~ok]
+        if s * 2 > max_steps or not room_for_another(time_left, last):
             break
         s *= 2
     return IGResult(attr, gap, delta, used, completeness_ok(gap, delta))
+
+
+def room_for_another(time_left: Callable[[], float] | None, last_s: float) -> bool:
+    """Whether a refinement round that doubles the work of the last one (``last_s`` seconds) fits the
+    time left, with room for the sanity runs after it (6 x the last round). True without a clock."""
+    return time_left is None or time_left() > 6 * last_s
 
 
 def saliency(grad_fn: GradFn, x, targets, batch_size: int = 1024) -> np.ndarray:
@@ -324,10 +334,11 @@ def expected_gradients(grad_fn: GradFn, x, background: np.ndarray, targets, samp
 
 def expected_gradients_converging(grad_fn: GradFn, x, background, targets, reference: np.ndarray,
                                   samples: int = 64, max_samples: int = 512, seed: int = 0,
-                                  tolerance: float = 0.1, batch_size: int = 1024):
+                                  tolerance: float = 0.1, batch_size: int = 1024,
+                                  time_left: Callable[[], float] | None = None):
     """Expected gradients with the sample count doubled, for the rows whose additivity error
     |Σ attributions − (F(x) − reference)| exceeds ``tolerance`` × |F(x) − reference|, up to
-    ``max_samples``. ``reference`` is (n,) F(x) − E_b[F(b)] per row. Returns (attributions, error,
+    ``max_samples`` and while ``time_left()`` leaves room for another round. ``reference`` is (n,) F(x) − E_b[F(b)] per row. Returns (attributions, error,
     samples used per row)."""
     x = np.asarray(x, np.float32)
     n = len(x)
@@ -337,11 +348,12 @@ def expected_gradients_converging(grad_fn: GradFn, x, background, targets, refer
     todo = np.arange(n)
     s = int(samples)
     while len(todo):
+        t0 = time.monotonic()
         a = expected_gradients(grad_fn, x[todo], background, np.asarray(targets)[todo], s, seed, batch_size)
         attr[todo], used[todo] = a, s
         err[todo] = np.abs(a.reshape(len(todo), -1).sum(1) - reference[todo])
         todo = todo[err[todo] > tolerance * np.maximum(np.abs(reference[todo]), COMPLETENESS_ABS_FLOOR)]
-        if s * 2 > max_samples:
+        if s * 2 > max_samples or not room_for_another(time_left, time.monotonic() - t0):
             break
         s *= 2
     return attr, err, used
@@ -357,6 +369,29 @@ def grid_segments(image, patch: int = 4):
     rows = (np.arange(h) // patch)[:, None]
     cols = (np.arange(w) // patch)[None, :]
     return (rows * ((w + patch - 1) // patch) + cols).astype(np.int64)
+
+
+def patch_side(patch: Any, shape: Sequence[int]) -> int:
+    """The side of the pixel blocks perturbation methods move for an (H, W, ...) input: ``patch`` when it
+    is a number; for ``"auto"``, 4 px on small images (up to 55 px) and a grid of about 7 x 7 blocks on
+    larger ones (``max(4, min(H, W) // 7)``), so that a 224 x 224 image costs 49 perturbations, not 3,136."""
+    if patch == "auto":
+        return max(4, min(int(shape[0]), int(shape[1])) // 7) if len(shape) >= 2 else 4
+    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or int(patch) < 1:
+        raise ValueError(f"option 'patch' takes a positive integer or 'auto', got {patch!r}")
+    return int(patch)
+
+
+def feature_groups(shape: Sequence[int], patch: int = 4) -> np.ndarray:
+    """One group id per input element, for perturbation methods that move features together: ``patch`` x
+    ``patch`` pixel blocks (all channels) for an (H, W, C) image, one time step or token for a 2-D
+    sequence, one column for a table. Shape ``shape``."""
+    shape = tuple(shape)
+    if len(shape) == 3:
+        return np.broadcast_to(grid_segments(np.empty(shape[:2]), patch)[:, :, None], shape).copy()
+    if len(shape) == 2:
+        return np.broadcast_to(np.arange(shape[0])[:, None], shape).copy()
+    return np.arange(int(np.prod(shape))).reshape(shape)
 
 
 def weighted_ridge(X, y, w, alpha: float = 1.0):

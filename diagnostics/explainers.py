@@ -34,10 +34,10 @@ from .health import thresholds as _thresholds
 from .verdicts import Check, MethodExplanation, Outcome, Verdict, verdict_of
 
 INPUT_KINDS = frozenset({"image", "sequence", "token", "tabular"})
-#: Options every explanation analyzer takes (each analyzer may change the defaults in ``defaults``).
 #: Models with fewer parameters explain without the time-budget probe (see ExplanationAnalyzer._fit).
 BUDGET_PROBE_PARAMS = 1_000_000
 
+#: Options every explanation analyzer takes (each analyzer may change the defaults in ``defaults``).
 COMMON_OPTIONS = (
     Option("samples", int, 8, "how many evaluation samples to explain (the same ones in every analyzer for a seed)"),
     Option("methods", str, "all", "comma-separated methods to run, or 'all'"),
@@ -185,7 +185,7 @@ class Explainer:
     input_kinds: ClassVar[frozenset[str]] = INPUT_KINDS
     options: ClassVar[tuple[Option, ...]] = ()
     #: Rough model evaluations (a forward + backward of one sample) explaining one sample takes, for
-    #: the time budget (:func:`diagnostics.budget.fit_samples`); a forward-only method counts a third each.
+    #: the time budget (:meth:`cost`, :func:`diagnostics.budget.plan`); a forward-only pass counts a third.
     work: ClassVar[float] = 64.0
 
     def __init__(self, **options: Any):
@@ -206,9 +206,38 @@ class Explainer:
         space (``view.float_space(x).shape``) or one value per feature (``(n,) + view.feature_shape(x)``)."""
         raise NotImplementedError
 
+    def cost(self, view: ModelView, x: np.ndarray) -> float:
+        """Model evaluations (forward + backward of one sample; a forward pass alone counts a third)
+        explaining one sample of ``x`` takes with the current options, for the time budget: the
+        pipeline leaves out, with the reason, a method that cannot explain even two samples in time on a
+        large model. Default: :attr:`work`."""
+        return float(self.work)
+
     def extra_checks(self, limits: dict[str, float]) -> list[Check]:
         """Checks of the method's own (from ``self.notes``), e.g. LIME's local fit."""
         return []
+
+
+def refine_unconverged(explainer: Explainer, view: ModelView, reference: np.ndarray, call, n: int, n_max: int,
+                       tol: float = 0.1) -> np.ndarray:
+    """Run a sampling estimate whose per-sample sum should equal ``reference`` (additivity, completeness),
+    then re-estimate only the samples that miss it by more than ``tol`` (relative), doubling the sample
+    count each round up to ``n_max`` while the analyzer's time allows another round (each costs about
+    twice the last; room is left for the sanity runs). Refines only at the "main" stage.
+    ``call(rows, n)`` returns the estimate for ``rows`` (None: every sample) with ``n`` samples."""
+    t0 = time.monotonic()
+    vals = np.asarray(call(None, n))
+    last = time.monotonic() - t0
+    while explainer.stage == "main" and n * 2 <= n_max and E.room_for_another(view.time_left, last):
+        err = np.abs(vals.reshape(len(vals), -1).sum(1) - reference)
+        todo = np.flatnonzero(err > tol * np.maximum(np.abs(reference), 1e-5))
+        if not len(todo):
+            break
+        n *= 2
+        t0 = time.monotonic()
+        vals[todo] = call(todo, n)
+        last = time.monotonic() - t0
+    return vals
 
 
 def explainer_options(explainers: Sequence[type[Explainer]]) -> tuple[Option, ...]:
@@ -308,24 +337,24 @@ class ExplanationAnalyzer(Analyzer):
         return {}
 
     # -- the pipeline --------------------------------------------------------------------------------------
-    def _fit(self, context: Context, opts: dict, x_all: np.ndarray) -> tuple[int, int]:
-        """Samples and batch size that fit the analyzer's time budget and the worker's memory, each cut
-        said in the report (``resource_notes``). Models under :data:`BUDGET_PROBE_PARAMS` parameters skip
-        the timing probe: they explain the default samples in a fraction of the budget, and the probe's
-        two traces would cost more than the plan saves."""
-        from . import budget, memory
+    def _plan(self, context: Context, opts: dict, view: ModelView, x: np.ndarray, methods: list) -> dict[str, str]:
+        """Fit the work to the analyzer's time budget (:func:`diagnostics.budget.plan`): sets
+        ``opts["samples"]`` and returns the methods left out, with the reason. Models under
+        :data:`BUDGET_PROBE_PARAMS` parameters skip the timing probe: they explain the default samples
+        in a fraction of the budget, and the probe's two traces would cost more than the plan saves."""
+        from . import budget
 
-        requested = min(int(opts["samples"]), len(x_all))
-        batch = memory.batch_size(context.model, int(opts["batch_size"]))
         if context.model.count_params() < BUDGET_PROBE_PARAMS:
-            return requested, batch
-        chosen = str(opts.get("methods", "all"))
-        names = None if chosen in ("all", "auto") else {m.strip() for m in chosen.split(",")}
-        work = sum(c.work for c in self.explainers if names is None or c.name in names)
-        work *= (2 if opts.get("sanity", True) else 1) * (1.5 if opts.get("faithfulness", True) else 1)
-        return budget.fit_samples(context, requested, work, x=x_all[:1], minimum=2), batch
+            return {}
+        checks = 1.5 if opts["faithfulness"] else 1.0  # the deletion/insertion curves
+        costs = {ex.name: ex.cost(view, x[:1]) * checks * ((3 if ex.sampling else 2) if opts["sanity"] else 1)
+                 for ex in methods}  # the randomised model's run, and a second seed for sampling methods
+        opts["samples"], dropped = budget.plan(context, opts["samples"], costs, x=x[:1], minimum=2)
+        return dropped
 
     def run(self, context: Context) -> Result:
+        from . import memory
+
         t0 = time.monotonic()
         opts = {o.name: o.parse(context.options[o.name]) if o.name in context.options else o.default
                 for o in self.declared_options()}
@@ -335,15 +364,26 @@ class ExplanationAnalyzer(Analyzer):
             return Result.skip(f"{self.name} supports single-input, single-output models "
                                f"(this one has {len(model.inputs)} inputs, {len(model.outputs)} outputs)")
         x_all = np.asarray(context.data.x)
-        opts["samples"], opts["batch_size"] = self._fit(context, opts, x_all)
-        idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
-        x = x_all[idx]
-        kind = input_kind(x)
+        opts["samples"] = min(int(opts["samples"]), len(x_all))
+        opts["batch_size"] = memory.batch_size(model, int(opts["batch_size"]))
+        kind = input_kind(x_all[:1])
         pool = np.asarray(context.data.x_train) if context.data.x_train is not None else x_all
-        view = ModelView(model, kind, batch_size=int(opts["batch_size"]), baseline=self._baseline(opts, kind, x, pool), train=pool,
-                         background=pool[np.random.default_rng(context.seed + 1).choice(
+        view = ModelView(model, kind, batch_size=int(opts["batch_size"]), baseline=self._baseline(opts, kind, x_all[:1], pool),
+                         train=pool, background=pool[np.random.default_rng(context.seed + 1).choice(
                              len(pool), min(int(opts["background"]), len(pool)), replace=False)])
         view.time_left = context.time_left
+        methods, skipped = [], {}
+        for name in self.choose(opts, view, x_all[:1]):
+            ex = next(c for c in self.explainers if c.name == name)(**opts)
+            why = ex.unavailable(view, x_all[:1])
+            if why:
+                skipped[name] = why
+            else:
+                methods.append(ex)
+        skipped.update(self._plan(context, opts, view, x_all, methods) if methods else {})
+        methods = [ex for ex in methods if ex.name not in skipped]
+        idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
+        x = x_all[idx]
         pred = view.predict(x)
         failed = E.nonfinite_predictions(pred, f"{self.name}.failed")
         if failed is not None:  # nothing to explain: every method fails, with the reason
@@ -354,14 +394,6 @@ class ExplanationAnalyzer(Analyzer):
                 for m in self.choose(opts, view, x)))
         targets = E.select_targets(pred, opts.get("target"), context.info.output_activation)
         t, sign = targets.index, targets.sign
-        methods, skipped = [], {}
-        for name in self.choose(opts, view, x):
-            ex = next(c for c in self.explainers if c.name == name)(**opts)
-            why = ex.unavailable(view, x)
-            if why:
-                skipped[name] = why
-            else:
-                methods.append(ex)
         if not methods:
             return Result.skip("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no method chosen")
         raw, maps, checks = {}, {}, {}

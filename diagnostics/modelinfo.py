@@ -62,6 +62,13 @@ def _first_compute_layer(model):
     return None
 
 
+def last_conv_layer(model):
+    """The model's last 2-D convolution (``Conv2D``, ``SeparableConv2D``, ``DepthwiseConv2D``): the layer
+    Grad-CAM reads. None when the model has none."""
+    convs = [ly for ly in model.layers if type(ly).__name__ in ("Conv2D", "SeparableConv2D", "DepthwiseConv2D")]
+    return convs[-1] if convs else None
+
+
 def output_activation(model) -> str | None:
     """The name of the last layer's activation ("softmax", "sigmoid", "linear"...), if it has one."""
     layers = [l for l in model.layers if type(l).__name__ not in ("InputLayer", "Dropout")]

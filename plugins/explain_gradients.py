@@ -27,7 +27,7 @@ class IntegratedGradients(Explainer):
         steps = int(self.opts["steps"])  # on the randomised model only the ranking matters: no raising
         r = E.integrated_gradients(view.grad_fn, view.float_space(x), view.float_space(view.baseline_like(x)), targets,
                                    steps=steps, max_steps=steps if self.stage == "randomisation" else int(self.opts["max_steps"]),
-                                   batch_size=view.batch_size)
+                                   batch_size=view.batch_size, time_left=view.time_left)
         self.notes["steps_used"] = {str(s): int((r.steps == s).sum()) for s in sorted(set(r.steps.tolist()))}
         return r.attributions
 
@@ -89,7 +89,7 @@ class ExpectedGradients(Explainer):
         attr, _, used = E.expected_gradients_converging(
             view.grad_fn, view.float_space(x), view.float_space(bg), targets, ref, samples=start,
             max_samples=start if self.stage == "randomisation" else int(self.opts["eg_max_samples"]), seed=seed, tolerance=0.1,
-            batch_size=view.batch_size)
+            batch_size=view.batch_size, time_left=view.time_left)
         self.notes["samples_used"] = {str(s): int((used == s).sum()) for s in sorted(set(used.tolist()))}
         return attr
 

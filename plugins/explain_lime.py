@@ -56,7 +56,7 @@ class Lime(Explainer):
     reference = "Ribeiro, Singh & Guestrin 2016, \"Why Should I Trust You?\""
     sampling = True
     options = (Option("num_samples", int, 1000, "perturbations per sample"),
-               Option("patch", int, 4, "superpixel side for images"),
+               Option("patch", object, "auto", "superpixel side for images, or 'auto' (4 px; a 7 x 7 grid on large ones)"),
                Option("segment", int, 2, "time steps per feature for sequences"),
                Option("kernel_width", float, 0.25, "width of LIME's proximity kernel"))
 
@@ -83,7 +83,7 @@ class Lime(Explainer):
                 maps.append(row)
                 fits.append(float(exp.score))
         for i in range(n) if view.kind == "image" else ():
-            m, _, r2 = E.lime_image(predict, x[i], labels[i], int(o["num_samples"]), seed + i, int(o["patch"]),
+            m, _, r2 = E.lime_image(predict, x[i], labels[i], int(o["num_samples"]), seed + i, E.patch_side(o["patch"], x.shape[1:]),
                                     float(o["kernel_width"]))
             maps.append(m)
             fits.append(r2)

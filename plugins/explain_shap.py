@@ -12,7 +12,7 @@ Not offered: ``DeepExplainer`` (fails its own additivity check on Keras 3 models
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import ExplanationAnalyzer, Explainer, Option
+from diagnostics import ExplanationAnalyzer, Explainer, Option, refine_unconverged
 
 NSAMPLES = Option("nsamples", int, 200, "samples per SHAP estimate (gradient: doubled up to max_nsamples)")
 
@@ -21,26 +21,15 @@ class GradientShap(Explainer):
     name, reference, sampling, axiom = "gradient_shap", "Lundberg & Lee 2017; Erion et al. 2021", True, "additivity"
     options = (NSAMPLES, Option("max_nsamples", int, 800, "the most nsamples doubled to for additivity"))
 
+    def cost(self, view, x):  # nsamples gradients, and some rows refined with twice as many
+        return 2.0 * int(self.opts["nsamples"])
+
     def attribute(self, view, x, targets, seed):
-        import time
-
-        import numpy as np
-
-        ns, bg = int(self.opts["nsamples"]), view.float_space(view.background_raw)
-        z, ref = view.float_space(x), view.forward(x, targets) - view.background_output(targets)
-        t0 = time.monotonic()
-        vals = self._shap(view, z, bg, targets, ns, seed)
-        last = time.monotonic() - t0  # each doubling costs about twice the last round: leave room for the sanity runs
-        while self.stage == "main" and ns * 2 <= int(self.opts["max_nsamples"]) and view.time_left() > 6 * last:
-            err = np.abs(vals.reshape(len(x), -1).sum(1) - ref)
-            todo = np.flatnonzero(err > 0.1 * np.maximum(np.abs(ref), 1e-5))
-            if not len(todo):
-                break
-            ns *= 2
-            t0 = time.monotonic()
-            vals[todo] = self._shap(view, z[todo], bg, targets[todo], ns, seed)
-            last = time.monotonic() - t0
-        return vals
+        bg, z = view.float_space(view.background_raw), view.float_space(x)
+        ref = view.forward(x, targets) - view.background_output(targets)
+        return refine_unconverged(self, view, ref, lambda rows, ns: self._shap(
+            view, z if rows is None else z[rows], bg, targets if rows is None else targets[rows], ns, seed),
+            int(self.opts["nsamples"]), int(self.opts["max_nsamples"]))
 
     @staticmethod
     def _shap(view, z, bg, targets, nsamples, seed):
@@ -48,32 +37,19 @@ class GradientShap(Explainer):
         import shap
         import torch
 
+        from diagnostics.backends.torch import output_unit
+
         torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
         out = np.zeros(z.shape, np.float64)
         for t in np.unique(targets):
             rows = np.flatnonzero(targets == t)
-            vals = shap.GradientExplainer(unit_module(view.head, int(t)), torch.tensor(bg), batch_size=max(nsamples, 50)).shap_values(
+            vals = shap.GradientExplainer(output_unit(view.head, int(t)), torch.tensor(bg),
+                                          batch_size=min(max(nsamples, 50), view.batch_size)).shap_values(
                 torch.tensor(z[rows]), nsamples=nsamples, rseed=seed)
             vals = np.asarray(vals[0] if isinstance(vals, list) else vals)
             out[rows] = vals[..., 0] if vals.ndim == z.ndim + 1 else vals  # (..., outputs) in shap >= 0.45
         return out
-
-
-def unit_module(head, unit: int):
-    """One output unit of the model as a torch module: SHAP then differentiates one output, not every class."""
-    import torch
-
-    class Unit(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.head = head
-
-        def forward(self, z):
-            out = self.head(z, training=False)
-            return out.reshape(out.shape[0], -1)[:, unit:unit + 1]
-
-    return Unit()
 
 
 class ModelAgnosticShap(Explainer):
