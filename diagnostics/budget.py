@@ -11,6 +11,7 @@ samples fit in :data:`SHARE` of the time left. What was cut is recorded with
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -52,13 +53,14 @@ def seconds_per_eval(model, x, backend: str) -> float:
 
 
 def plan(context, requested: int, costs: dict[str, float], *, model=None, x=None, minimum: int = 2,
-         drop: bool = True) -> tuple[int, dict[str, str]]:
+         drop: bool = True, shrink: Callable[[str, float], float | None] | None = None) -> tuple[int, dict[str, str]]:
     """Samples and methods that fit the analyzer's time left. ``costs`` maps each method, in order of
-    priority, to the gradient evaluations explaining one sample takes (checks included). A method that
-    cannot explain ``minimum`` samples beside those kept before it is left out (unless ``drop`` is
-    False), with the reason; the
-    kept ones explain as many of ``requested`` samples as fit in :data:`SHARE` of the time left (at
-    least ``minimum``). Each cut is said in the report. Returns (samples, {left-out method: reason})."""
+    priority, to the gradient evaluations explaining one sample takes (checks included). When a method
+    cannot explain ``minimum`` samples beside those kept before it, ``shrink(name, factor)`` may lower
+    its options by about ``factor`` and return its new cost (None: it cannot); if it still does not
+    fit it is left out (unless ``drop`` is False), with the reason. The kept ones explain as many of
+    ``requested`` samples as fit in :data:`SHARE` of the time left (at least ``minimum``). Each cut is
+    said in the report. Returns (samples, {left-out method: reason})."""
     from . import memory
 
     requested, left = int(requested), context.time_left()
@@ -70,6 +72,9 @@ def plan(context, requested: int, costs: dict[str, float], *, model=None, x=None
     kept, dropped = 0.0, {}
     for name, evals in costs.items():
         need = float(evals) * per_eval
+        if drop and (kept + need) * least > room and shrink is not None:
+            smaller = shrink(name, max(0.0, room / least - kept) / max(need, 1e-12))
+            need = need if smaller is None else float(smaller) * per_eval
         if drop and (kept + need) * least > room:
             dropped[name] = (f"left out: about {need * least:.0f} s for {least} samples on this model, more than the "
                              f"{room:.0f} s the {context.budget_s:g} s budget leaves for it (raise --timeout, or "

@@ -37,6 +37,9 @@ INPUT_KINDS = frozenset({"image", "sequence", "token", "tabular"})
 #: Models with fewer parameters explain without the time-budget probe (see ExplanationAnalyzer._fit).
 BUDGET_PROBE_PARAMS = 1_000_000
 
+#: Forward passes of the deletion/insertion curves per explained sample (2 orders x 2 modes x 11 fractions).
+FAITHFULNESS_FORWARDS = 44
+
 #: Options every explanation analyzer takes (each analyzer may change the defaults in ``defaults``).
 COMMON_OPTIONS = (
     Option("samples", int, 8, "how many evaluation samples to explain (the same ones in every analyzer for a seed)"),
@@ -187,12 +190,17 @@ class Explainer:
     #: Rough model evaluations (a forward + backward of one sample) explaining one sample takes, for
     #: the time budget (:meth:`cost`, :func:`diagnostics.budget.plan`); a forward-only pass counts a third.
     work: ClassVar[float] = 64.0
+    #: integer options the time budget may lower on a large model (samples drawn, path steps), each
+    #: with the least value it may take: ``{"nsamples": 16}``
+    scalable: ClassVar[dict[str, int]] = {}
 
     def __init__(self, **options: Any):
         #: the values of the declared options (defaults where not given)
         self.opts = {o.name: options.get(o.name, o.default) for o in type(self).options}
         #: numbers a run leaves for the report (steps used...), reset by the pipeline before the first call
         self.notes: dict[str, Any] = {}
+        #: how far :meth:`shrink` has lowered the work (the default :meth:`cost` scales ``work`` by it)
+        self.scale = 1.0
         #: which call this is: "main", "stability" (another seed) or "randomisation" (on the randomised
         #: clone); refinements that only tighten an axiom (step doubling) may be skipped outside "main"
         self.stage = "main"
@@ -210,8 +218,21 @@ class Explainer:
         """Model evaluations (forward + backward of one sample; a forward pass alone counts a third)
         explaining one sample of ``x`` takes with the current options, for the time budget: the
         pipeline leaves out, with the reason, a method that cannot explain even two samples in time on a
-        large model. Default: :attr:`work`."""
-        return float(self.work)
+        large model. Default: :attr:`work` times :attr:`scale`."""
+        return float(self.work) * self.scale
+
+    def shrink(self, factor: float) -> dict[str, tuple[int, int]]:
+        """Lower the :attr:`scalable` options to about ``factor`` of their values (never under their
+        floor) so the method fits the time budget; returns ``{option: (old, new)}`` for those changed."""
+        changed = {}
+        for k, floor in self.scalable.items():
+            old = int(self.opts[k])
+            new = max(min(floor, old), int(old * factor))
+            if new < old:
+                self.opts[k], changed[k] = new, (old, new)
+        if changed:
+            self.scale *= max(b / a for a, b in changed.values())
+        return changed
 
     def extra_checks(self, limits: dict[str, float]) -> list[Check]:
         """Checks of the method's own (from ``self.notes``), e.g. LIME's local fit."""
@@ -342,14 +363,27 @@ class ExplanationAnalyzer(Analyzer):
         ``opts["samples"]`` and returns the methods left out, with the reason. Models under
         :data:`BUDGET_PROBE_PARAMS` parameters skip the timing probe: they explain the default samples
         in a fraction of the budget, and the probe's two traces would cost more than the plan saves."""
-        from . import budget
+        from . import budget, memory
 
         if context.model.count_params() < BUDGET_PROBE_PARAMS:
             return {}
-        checks = 1.5 if opts["faithfulness"] else 1.0  # the deletion/insertion curves
-        costs = {ex.name: ex.cost(view, x[:1]) * checks * ((3 if ex.sampling else 2) if opts["sanity"] else 1)
-                 for ex in methods}  # the randomised model's run, and a second seed for sampling methods
-        opts["samples"], dropped = budget.plan(context, opts["samples"], costs, x=x[:1], minimum=2)
+        by_name = {ex.name: ex for ex in methods}
+
+        def full(ex):  # the method's runs (a randomised model's, another seed's) and its faithfulness curves
+            runs = (3 if ex.sampling else 2) if opts["sanity"] else 1
+            return ex.cost(view, x[:1]) * runs + (FAITHFULNESS_FORWARDS / 3 if opts["faithfulness"] else 0)
+
+        def shrink(name, factor):  # factor is of the whole cost: the faithfulness curves stay as they are
+            ex, fixed = by_name[name], FAITHFULNESS_FORWARDS / 3 if opts["faithfulness"] else 0
+            changed = ex.shrink(max(0.0, factor * full(ex) - fixed) / max(full(ex) - fixed, 1e-12))
+            if not changed:
+                return None
+            memory.note(f"{name}: " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in changed.items())
+                        + " to fit the time budget")
+            return full(ex)
+
+        costs = {ex.name: full(ex) for ex in methods}
+        opts["samples"], dropped = budget.plan(context, opts["samples"], costs, x=x[:1], minimum=2, shrink=shrink)
         return dropped
 
     def run(self, context: Context) -> Result:
@@ -398,24 +432,36 @@ class ExplanationAnalyzer(Analyzer):
             return Result.skip("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no method chosen")
         raw, maps, checks = {}, {}, {}
         total = len(methods) * (2 if opts["sanity"] else 1)
+        pace = Pace(context) if context.model.count_params() >= BUDGET_PROBE_PARAMS else None
         for i, ex in enumerate(methods):
             context.progress(i, total, ex.name)
+            why = pace and pace.too_slow(ex.name, ex.cost(view, x[:1]) * len(x))
+            if why:
+                skipped[ex.name] = f"left out: {why}"
+                continue
             ex.notes = {}
-            a = np.asarray(ex.attribute(view, x, t, context.seed), np.float64)
+            with context.timed(f"method:{ex.name}"):
+                a = np.asarray(ex.attribute(view, x, t, context.seed), np.float64)
+            if pace:
+                pace.done(ex.cost(view, x[:1]) * len(x))
             raw[ex.name] = a
             maps[ex.name] = view.feature_map(_signed(a, sign), x)
             checks[ex.name] = [Check("finite", float(np.isfinite(a).mean()), 1.0,
                                      Outcome.PASSED if np.isfinite(a).all() else Outcome.FAILED,
                                      reason="attributions contain NaN or Inf")]
             checks[ex.name] += self._axiom(ex, view, x, t, a, limits) + ex.extra_checks(limits)
-        sanity_skip = self._sanity(context, opts, view, x, t, sign, methods, maps, checks, limits, t0)
+        methods = [ex for ex in methods if ex.name in raw]
+        sanity_evals = sum(ex.cost(view, x[:1]) * len(x) * (2 if ex.sampling else 1) for ex in methods)
+        sanity_skip = (pace and opts["sanity"] and pace.too_slow("the sanity checks", sanity_evals)) or \
+            self._sanity(context, opts, view, x, t, sign, methods, maps, checks, limits, t0)
         fx, fb = view.forward(x, t) * sign, view.forward(view.baseline_like(x), t) * sign
         informative = E.informative_samples(fx, fb)
         if opts["faithfulness"]:
             keep = informative if informative.sum() >= 2 else np.ones(len(x), bool)
             for ex in methods:
-                curves = E.perturbation_curves(view.forward, x[keep], view.baseline_like(x)[keep], maps[ex.name][keep],
-                                               t[keep], sign[keep], seed=context.seed, feature_shape=view.feature_shape(x))
+                with context.timed("faithfulness"):
+                    curves = E.perturbation_curves(view.forward, x[keep], view.baseline_like(x)[keep], maps[ex.name][keep],
+                                                   t[keep], sign[keep], seed=context.seed, feature_shape=view.feature_shape(x))
                 checks[ex.name].append(faithfulness_check({**curves, "scored_samples": int(keep.sum())}, limits))
         mask = self._mask(context, x_all, idx, maps)
         if mask is not None:
@@ -543,7 +589,8 @@ class ExplanationAnalyzer(Analyzer):
             if ex.sampling:
                 context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} with another seed")
                 ex.stage = "stability"
-                a2 = np.asarray(ex.attribute(view, x, t, context.seed + 1), np.float64)
+                with context.timed("stability"):
+                    a2 = np.asarray(ex.attribute(view, x, t, context.seed + 1), np.float64)
                 s = E.stability(maps[ex.name], view.feature_map(_signed(a2, sign), x))
                 checks[ex.name].append(simple_check("stability", s, limits["stability_min"],
                                                     "unstable across seeds (correlation {value:.2f})"))
@@ -553,7 +600,8 @@ class ExplanationAnalyzer(Analyzer):
         for i, ex in enumerate(methods):
             context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} on the randomised model")
             ex.stage = "randomisation"
-            ra = np.asarray(ex.attribute(rview, x, t, context.seed), np.float64)
+            with context.timed("randomisation"):
+                ra = np.asarray(ex.attribute(rview, x, t, context.seed), np.float64)
             checks[ex.name].append(randomisation_check(maps[ex.name], view.feature_map(_signed(ra, sign), x),
                                                        ex.signed, limits))
         return None
@@ -565,6 +613,37 @@ class ExplanationAnalyzer(Analyzer):
         mask = np.asarray(mask)[idx].reshape(len(idx), -1)
         return mask if all(m.shape[1] == mask.shape[1] for m in maps.values()) else None
 
+
+class Pace:
+    """The live check that a large model's explanation keeps to its budget: the time plan
+    (:func:`diagnostics.budget.plan`) rests on a timing probe, which a busy machine or a library's own
+    overheads can make optimistic. After each method, the seconds per evaluation actually seen give the
+    next method's time; a method (or the sanity checks) that would take more than :data:`PACE_SHARE` of
+    the time left is left out, with the reason, rather than run into the timeout."""
+
+    def __init__(self, context: Context):
+        self.context, self.start, self.evals = context, time.monotonic(), 0.0
+
+    def done(self, evals: float) -> None:
+        self.evals += evals
+
+    def too_slow(self, what: str, evals: float) -> str | None:
+        from . import memory
+
+        left = self.context.time_left()
+        if not self.evals or not np.isfinite(left):
+            return None
+        rate = (time.monotonic() - self.start) / self.evals
+        if evals * rate <= PACE_SHARE * left:
+            return None
+        why = (f"at the pace of the methods before ({rate * 1000:.0f} ms an evaluation) it would take about "
+               f"{evals * rate:.0f} s, more than {PACE_SHARE:.0%} of the {left:.0f} s left (raise --timeout)")
+        memory.note(f"{what} not run: {why}")
+        return why
+
+
+#: Share of the time left that one more method, or the sanity checks, may take on a large model.
+PACE_SHARE = 0.5
 
 CHECK_ORDER = ["finite", "completeness", "additivity", "randomisation", "faithfulness", "ground_truth", "stability"]
 

@@ -17,6 +17,7 @@ from diagnostics.captum_methods import PATCH, CaptumMethod
 class IntegratedGradients(CaptumMethod):
     name, reference, axiom = "integrated_gradients", "Sundararajan et al. 2017 (captum IntegratedGradients)", "completeness"
     captum_class, options = "IntegratedGradients", (Option("steps", int, 50, "captum's n_steps (fixed: no raising)"),)
+    scalable = {"steps": 8}
 
     def kwargs(self, view, z):
         return {"n_steps": int(self.opts["steps"]), "internal_batch_size": view.batch_size}
@@ -47,7 +48,7 @@ class FeatureAblation(CaptumMethod):
 
 class ShapleySampling(CaptumMethod):
     name, reference, sampling, captum_class = "shapley_sampling", "Strumbelj & Kononenko 2010", True, "ShapleyValueSampling"
-    options = (PATCH, Option("shapley_samples", int, 8, "feature permutations sampled"))
+    options, scalable = (PATCH, Option("shapley_samples", int, 8, "feature permutations sampled")), {"shapley_samples": 1}
 
     def kwargs(self, view, z):
         return {**super().kwargs(view, z), "n_samples": int(self.opts["shapley_samples"])}
@@ -58,7 +59,7 @@ class ShapleySampling(CaptumMethod):
 
 class NoiseTunnel(CaptumMethod):
     name, reference, sampling = "noise_tunnel", "Smilkov et al. 2017 (SmoothGrad over IG, captum NoiseTunnel)", True
-    captum_class, tunnel = "IntegratedGradients", True
+    captum_class, tunnel, scalable = "IntegratedGradients", True, {"nt_samples": 2, "nt_steps": 4}
     options = (Option("nt_samples", int, 8, "noisy copies per sample"), Option("nt_steps", int, 16, "IG steps per copy"),
                Option("nt_stdev", float, 0.15, "noise std as a fraction of the inputs' value range"))
 

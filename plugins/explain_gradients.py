@@ -15,7 +15,7 @@ from diagnostics import ExplanationAnalyzer, Explainer, Option
 
 class IntegratedGradients(Explainer):
     name = "integrated_gradients"
-    work = 128.0  # refines its steps up to max_steps (512) until complete
+    work, scalable = 128.0, {"steps": 8, "max_steps": 8}  # refines its steps up to max_steps until complete
     reference = "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks"
     axiom = "completeness"
     options = (Option("steps", int, 32, "Gauss-Legendre steps to start from"),
@@ -46,7 +46,7 @@ class Saliency(Explainer):
 
 class SmoothGrad(Explainer):
     name = "smoothgrad"
-    work = 50.0
+    work, scalable = 50.0, {"smoothgrad_samples": 4}
     reference = "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise"
     sampling = True
     options = (Option("smoothgrad_samples", int, 16, "noisy copies per sample"),
@@ -73,7 +73,7 @@ class InputXGradient(Explainer):
 
 class ExpectedGradients(Explainer):
     name = "expected_gradients"
-    work = 100.0
+    work, scalable = 100.0, {"eg_samples": 8, "eg_max_samples": 8}
     reference = "Erion et al. 2021 (expected gradients); Lundberg & Lee 2017 (SHAP GradientExplainer)"
     sampling = True
     axiom = "additivity"

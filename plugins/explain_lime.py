@@ -52,7 +52,7 @@ def lime_features(predict, x, label: int, hide, feature_of, n_features: int, num
 
 class Lime(Explainer):
     name = "lime"
-    work = 350.0  # ~1,000 perturbed forward passes per sample
+    work, scalable = 350.0, {"num_samples": 100}  # ~1,000 perturbed forward passes per sample
     reference = "Ribeiro, Singh & Guestrin 2016, \"Why Should I Trust You?\""
     sampling = True
     options = (Option("num_samples", int, 1000, "perturbations per sample"),

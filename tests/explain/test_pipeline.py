@@ -6,17 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diagnostics import Context, Data, ExplanationAnalyzer, Explainer, ModelView, Verdict
+from diagnostics import Context, Data, ExplanationAnalyzer, Explainer, ModelView, Option, Verdict
 from diagnostics import explain as E
 
 
 def run_analyzer(cls, model, data: Data, tmp_path, seed: int = 0, **options):
-    """``cls().run`` on an in-memory model, as a worker would call it (no subprocess)."""
+    """``cls().run`` on an in-memory model, as a worker would call it (no subprocess), with its 600 s budget."""
+    import time
+
     from diagnostics.modelinfo import inspect_model
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     ctx = Context(model=model, info=inspect_model(model), data=data, history=None, metadata={}, seed=seed,
-                  artifact_dir=tmp_path, budget_s=600, backend="tensorflow", options=options)
+                  artifact_dir=tmp_path, budget_s=600, backend="tensorflow", options=options,
+                  _deadline=time.monotonic() + 600)
     return cls().run(ctx)
 
 
@@ -146,3 +149,91 @@ def test_an_analyzer_may_change_a_threshold_default_below_the_file_and_the_optio
     f = tmp_path / "t.toml"
     f.write_text("[explanations]\nadditivity_min_fraction = 0.8\n")
     assert ShapExplanations()._limits({"health_thresholds": str(f)})["additivity_min_fraction"] == 0.8
+
+
+class Cheap(Noise):
+    name, work = "cheap", 10.0
+
+
+class Costly(Noise):
+    name = "costly"
+
+    def cost(self, view, x):  # e.g. occlusion with 1-px windows on a large image
+        return 1e9
+
+
+class Scalable(Noise):
+    name, options, scalable = "scalable", (Option("draws", int, 1000, "draws per sample"),), {"draws": 10}
+
+    def cost(self, view, x):
+        return 100.0 * int(self.opts["draws"])
+
+
+class Planned(ExplanationAnalyzer):
+    name = "explain.planned"
+    description = "a cheap method, one that cannot fit any budget, one that fits with fewer draws"
+    explainers = (Cheap, Costly, Scalable)
+
+
+def test_on_a_large_model_a_method_that_cannot_fit_the_budget_is_left_out_with_the_reason(linear, tmp_path, monkeypatch):
+    from diagnostics import budget, explainers, memory
+
+    model, _, _ = linear
+    monkeypatch.setattr(explainers, "BUDGET_PROBE_PARAMS", 0)  # plan as for a model of a million parameters
+    monkeypatch.setattr(budget, "seconds_per_eval", lambda *a: 0.001)
+    x = np.random.default_rng(1).normal(size=(40, 5)).astype(np.float32)
+    result = run_analyzer(Planned, model, Data(x_val=x), tmp_path)
+    cheap, scalable, costly = result.explanations
+    assert cheap.method == "cheap" and cheap.verdict is Verdict.FAILED and len(cheap.sample_indices) == 2
+    assert costly.method == "costly" and costly.verdict is None
+    assert costly.skipped.startswith("left out: about 6000000 s for 2 samples on this model, more than the ")
+    assert result.metrics["not_run"] == {"costly": costly.skipped}
+    # scalable: 100,000 evaluations x 3 runs x 1 ms = 300 s a sample at 1,000 draws; 2 samples must fit in
+    # SHARE of the 600 s (240 s, less cheap's), so the draws come down to about a third, above the floor,
+    # and fill the budget: 2 samples are explained, not 8
+    assert scalable.verdict is Verdict.FAILED and len(scalable.sample_indices) == 2
+    (left_out, lowered, explained) = memory.take_notes()
+    assert explained.startswith("explained 2 of 8 samples within the 600 s budget")
+    draws = int(lowered.split(" → ")[1].split()[0])
+    assert lowered == f"scalable: draws 1000 → {draws} to fit the time budget" and 300 <= draws < 400
+    assert left_out == f"costly {costly.skipped}"
+
+
+class Sleepy(Noise):
+    name, work = "sleepy", 1.0
+
+    def attribute(self, view, x, targets, seed):
+        import time
+
+        time.sleep(1.0)  # far slower than the timing probe promised
+        return super().attribute(view, x, targets, seed)
+
+
+class Later(Noise):
+    name, work = "later", 10_000.0
+
+
+class Paced(ExplanationAnalyzer):
+    name = "explain.paced"
+    description = "a method slower than planned, then one the pace says cannot finish"
+    explainers = (Sleepy, Later)
+
+
+def test_on_a_large_model_the_pace_actually_seen_leaves_out_what_would_run_into_the_timeout(linear, tmp_path,
+                                                                                           monkeypatch):
+    from diagnostics import budget, explainers, memory
+
+    model, _, _ = linear
+    monkeypatch.setattr(explainers, "BUDGET_PROBE_PARAMS", 0)
+    monkeypatch.setattr(budget, "seconds_per_eval", lambda *a: 1e-9)  # the probe promises everything fits
+    x = np.random.default_rng(1).normal(size=(40, 5)).astype(np.float32)
+    result = run_analyzer(Paced, model, Data(x_val=x), tmp_path)
+    sleepy, later = result.explanations
+    assert sleepy.verdict is Verdict.FAILED and later.verdict is None
+    # sleepy: 8 samples x 1 evaluation in about 1 s; later: 80,000 evaluations at that pace
+    assert later.skipped.startswith("left out: at the pace of the methods before (1") and "(raise --timeout)" in later.skipped
+    assert int(later.skipped.split("take about ")[1].split(" s")[0]) >= 9000
+    notes = memory.take_notes()
+    assert notes[0] == "later not run: " + later.skipped.removeprefix("left out: ")
+    # sleepy's own sanity runs (another seed, the randomised model: about 2 s more at that pace) still fit
+    assert result.metrics["sanity_skipped"] is None and sleepy.check("randomisation") is not None

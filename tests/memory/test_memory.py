@@ -162,3 +162,39 @@ def test_fit_samples_explains_fewer_within_the_budget_and_says_so(keras_tf, tmp_
     assert note.startswith(f"explained {n} of 64 samples within the 300 s budget (about ")
     ctx._deadline = time.monotonic() + 3600
     assert budget.fit_samples(ctx, 8, work=10) == 8 and memory.take_notes() == []
+
+
+def test_plan_leaves_out_the_method_that_cannot_fit_and_explains_as_many_samples_as_fit(keras_tf, tmp_path, monkeypatch):
+    import time
+
+    from diagnostics import Analyzer, budget
+    from diagnostics.testing import context_for, tiny_case
+
+    case = tiny_case("image")
+    ctx = context_for(Analyzer, "image", artifact_dir=tmp_path, data=case.data)
+    ctx.budget_s = 300.0
+    monkeypatch.setattr(budget, "seconds_per_eval", lambda *a: 0.01)  # pinned: 100 evaluations cost 1 s
+    ctx._deadline = time.monotonic() + 100 / budget.SHARE  # the plan may take SHARE of it: 100 s
+    # cheap: 1 s per sample; huge: 500 s per sample (not 2 samples in 100 s); medium: 9 s per sample
+    n, dropped = budget.plan(ctx, 64, {"cheap": 100, "huge": 50_000, "medium": 900}, minimum=2)
+    assert list(dropped) == ["huge"]
+    assert dropped["huge"].startswith("left out: about 1000 s for 2 samples on this model, more than the 10")
+    assert dropped["huge"].endswith("s the 300 s budget leaves for it (raise --timeout, or lower its options)")
+    assert n == 9  # 100 s // (1 + 9) s per sample, less the time the call itself took
+    notes = memory.take_notes()
+    assert notes[0].startswith("huge left out: about 1000 s") and notes[1].startswith("explained 9 of 64 samples")
+
+
+def test_patch_side_and_feature_groups_known_answers():
+    import numpy as np
+
+    from diagnostics.explain import feature_groups, patch_side
+
+    assert patch_side("auto", (28, 28, 1)) == 4 and patch_side("auto", (224, 224, 3)) == 32
+    assert patch_side("auto", (96, 96, 3)) == 13 and patch_side(6, (224, 224, 3)) == 6
+    with pytest.raises(ValueError, match="option 'patch' takes a positive integer or 'auto', got 'big'"):
+        patch_side("big", (28, 28, 1))
+    g = feature_groups((224, 224, 3), 32)
+    assert g.shape == (224, 224, 3) and g.max() + 1 == 49 and (g[:32, :32] == 0).all() and g[223, 223, 2] == 48
+    assert (feature_groups((5, 2), 4) == np.array([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4]])).all()
+    assert (feature_groups((3,), 4) == np.arange(3)).all()
