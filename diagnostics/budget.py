@@ -11,7 +11,6 @@ samples fit in :data:`SHARE` of the time left. What was cut is recorded with
 from __future__ import annotations
 
 import time
-from typing import Callable
 
 import numpy as np
 
@@ -53,40 +52,54 @@ def seconds_per_eval(model, x, backend: str) -> float:
 
 
 def plan(context, requested: int, costs: dict[str, float], *, model=None, x=None, minimum: int = 2,
-         drop: bool = True, shrink: Callable[[str, float], float | None] | None = None) -> tuple[int, dict[str, str]]:
+         drop: bool = True, least_costs: dict[str, float] | None = None) -> tuple[int, dict[str, str], float]:
     """Samples and methods that fit the analyzer's time left. ``costs`` maps each method, in order of
-    priority, to the gradient evaluations explaining one sample takes (checks included). When a method
-    cannot explain ``minimum`` samples beside those kept before it, ``shrink(name, factor)`` may lower
-    its options by about ``factor`` and return its new cost (None: it cannot); if it still does not
-    fit it is left out (unless ``drop`` is False), with the reason. The kept ones explain as many of
-    ``requested`` samples as fit in :data:`SHARE` of the time left (at least ``minimum``). Each cut is
-    said in the report. Returns (samples, {left-out method: reason})."""
+    priority, to the gradient evaluations explaining one sample takes (checks included);
+    ``least_costs`` to what it takes with its options lowered as far as they go (default: the same).
+
+    In order, a method whose least cost does not fit ``minimum`` samples in :data:`SHARE` of the time
+    left, beside the methods kept before it, is left out with the reason (never when ``drop`` is False). If the full
+    costs do not fit, a common factor (< 1) says how far the methods should lower their options; the
+    kept ones explain as many of ``requested`` samples as fit (at least ``minimum``). Each cut is said in
+    the report. Returns (samples, {left-out method: reason}, factor)."""
     from . import memory
 
     requested, left = int(requested), context.time_left()
     if not np.isfinite(left) or not costs:
-        return requested, {}
+        return requested, {}, 1.0
     per_eval = seconds_per_eval(context.model if model is None else model, context.data.x if x is None else x,
                                 context.backend)
     room, least = SHARE * context.time_left(), min(minimum, requested)  # the probe took some of the time
-    kept, dropped = 0.0, {}
-    for name, evals in costs.items():
-        need = float(evals) * per_eval
-        if drop and (kept + need) * least > room and shrink is not None:
-            smaller = shrink(name, max(0.0, room / least - kept) / max(need, 1e-12))
-            need = need if smaller is None else float(smaller) * per_eval
-        if drop and (kept + need) * least > room:
-            dropped[name] = (f"left out: about {need * least:.0f} s for {least} samples on this model, more than the "
-                             f"{room:.0f} s the {context.budget_s:g} s budget leaves for it (raise --timeout, or "
-                             f"lower its options)")
-            memory.note(f"{name} {dropped[name]}")
+    full = {k: float(v) * per_eval for k, v in costs.items()}
+    low = {k: min(full[k], float((least_costs or costs).get(k, costs[k])) * per_eval) for k in costs}
+    dropped: dict[str, str] = {}
+    taken = 0.0
+    for name in costs:
+        if drop and (taken + low[name]) * least > room:
+            dropped[name] = (f"left out: about {low[name] * least:.0f} s for {least} samples on this model, with the "
+                             f"methods before it more than the {room:.0f} s the {context.budget_s:g} s budget leaves "
+                             f"(raise --timeout, or lower its options)")
         else:
-            kept += need
-    n = max(least, min(requested, int(room // kept))) if kept > 0 else least
-    if n < requested and len(dropped) < len(costs):
+            taken += low[name]
+    kept = [k for k in costs if k not in dropped]
+
+    def total(f):
+        return sum(max(low[k], full[k] * f) for k in kept)
+
+    factor = 1.0
+    if drop and total(1.0) * least > room:
+        lo, hi = 0.0, 1.0
+        for _ in range(30):
+            lo, hi = ((lo + hi) / 2, hi) if total((lo + hi) / 2) * least <= room else (lo, (lo + hi) / 2)
+        factor = lo
+    for name in dropped:
+        memory.note(f"{name} {dropped[name]}")
+    per_sample = total(factor)
+    n = max(least, min(requested, int(room // per_sample))) if per_sample > 0 else requested
+    if n < requested:
         memory.note(f"explained {n} of {requested} samples within the {context.budget_s:g} s budget "
-                    f"(about {kept:.1f} s per sample on this machine)")
-    return n, dropped
+                    f"(about {per_sample:.1f} s per sample on this machine)")
+    return n, dropped, factor
 
 
 def fit_samples(context, requested: int, work: float, *, model=None, x=None, minimum: int = 1) -> int:

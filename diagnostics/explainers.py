@@ -199,8 +199,8 @@ class Explainer:
         self.opts = {o.name: options.get(o.name, o.default) for o in type(self).options}
         #: numbers a run leaves for the report (steps used...), reset by the pipeline before the first call
         self.notes: dict[str, Any] = {}
-        #: how far :meth:`shrink` has lowered the work (the default :meth:`cost` scales ``work`` by it)
-        self.scale = 1.0
+        #: the options :meth:`shrink` lowered: ``{option: (value before, value now)}``
+        self.shrunk: dict[str, tuple[int, int]] = {}
         #: which call this is: "main", "stability" (another seed) or "randomisation" (on the randomised
         #: clone); refinements that only tighten an axiom (step doubling) may be skipped outside "main"
         self.stage = "main"
@@ -218,8 +218,10 @@ class Explainer:
         """Model evaluations (forward + backward of one sample; a forward pass alone counts a third)
         explaining one sample of ``x`` takes with the current options, for the time budget: the
         pipeline leaves out, with the reason, a method that cannot explain even two samples in time on a
-        large model. Default: :attr:`work` times :attr:`scale`."""
-        return float(self.work) * self.scale
+        large model. Default: :attr:`work`, scaled as the :attr:`scalable` options are to their defaults."""
+        declared = {o.name: o.default for o in type(self).options}
+        ratios = [int(self.opts[k]) / int(declared[k]) for k in self.scalable if declared.get(k)]
+        return float(self.work) * (max(ratios) if ratios else 1.0)
 
     def shrink(self, factor: float) -> dict[str, tuple[int, int]]:
         """Lower the :attr:`scalable` options to about ``factor`` of their values (never under their
@@ -230,8 +232,7 @@ class Explainer:
             new = max(min(floor, old), int(old * factor))
             if new < old:
                 self.opts[k], changed[k] = new, (old, new)
-        if changed:
-            self.scale *= max(b / a for a, b in changed.values())
+                self.shrunk[k] = (self.shrunk.get(k, (old,))[0], new)
         return changed
 
     def extra_checks(self, limits: dict[str, float]) -> list[Check]:
@@ -367,23 +368,22 @@ class ExplanationAnalyzer(Analyzer):
 
         if context.model.count_params() < BUDGET_PROBE_PARAMS:
             return {}
-        by_name = {ex.name: ex for ex in methods}
 
         def full(ex):  # the method's runs (a randomised model's, another seed's) and its faithfulness curves
             runs = (3 if ex.sampling else 2) if opts["sanity"] else 1
             return ex.cost(view, x[:1]) * runs + (FAITHFULNESS_FORWARDS / 3 if opts["faithfulness"] else 0)
 
-        def shrink(name, factor):  # factor is of the whole cost: the faithfulness curves stay as they are
-            ex, fixed = by_name[name], FAITHFULNESS_FORWARDS / 3 if opts["faithfulness"] else 0
-            changed = ex.shrink(max(0.0, factor * full(ex) - fixed) / max(full(ex) - fixed, 1e-12))
-            if not changed:
-                return None
-            memory.note(f"{name}: " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in changed.items())
-                        + " to fit the time budget")
-            return full(ex)
+        def lowered(ex):  # the same method with its scalable options at their floors
+            return type(ex)(**{**ex.opts, **{k: min(int(ex.opts[k]), v) for k, v in ex.scalable.items()}})
 
         costs = {ex.name: full(ex) for ex in methods}
-        opts["samples"], dropped = budget.plan(context, opts["samples"], costs, x=x[:1], minimum=2, shrink=shrink)
+        opts["samples"], dropped, factor = budget.plan(context, opts["samples"], costs, x=x[:1], minimum=2,
+                                                       least_costs={ex.name: full(lowered(ex)) for ex in methods})
+        fixed = FAITHFULNESS_FORWARDS / 3 if opts["faithfulness"] else 0  # the curves do not shrink
+        for ex in methods:
+            if factor < 1 and ex.name not in dropped and ex.shrink((factor * costs[ex.name] - fixed) / (costs[ex.name] - fixed)):
+                memory.note(f"{ex.name}: " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in ex.shrunk.items())
+                            + " to fit the time budget")
         return dropped
 
     def run(self, context: Context) -> Result:
@@ -402,9 +402,14 @@ class ExplanationAnalyzer(Analyzer):
         opts["batch_size"] = memory.batch_size(model, int(opts["batch_size"]))
         kind = input_kind(x_all[:1])
         pool = np.asarray(context.data.x_train) if context.data.x_train is not None else x_all
+        rows = min(int(opts["background"]), len(pool))
+        if model.count_params() >= BUDGET_PROBE_PARAMS and memory.batch_size(model, rows) < rows:
+            # libraries forward the whole background at once, with gradients (SHAP's GradientExplainer)
+            memory.note(f"a background of {memory.batch_size(model, rows)} rows instead of {rows} (memory)")
+            rows = memory.batch_size(model, rows)
         view = ModelView(model, kind, batch_size=int(opts["batch_size"]), baseline=self._baseline(opts, kind, x_all[:1], pool),
                          train=pool, background=pool[np.random.default_rng(context.seed + 1).choice(
-                             len(pool), min(int(opts["background"]), len(pool)), replace=False)])
+                             len(pool), rows, replace=False)])
         view.time_left = context.time_left
         methods, skipped = [], {}
         for name in self.choose(opts, view, x_all[:1]):

@@ -176,13 +176,18 @@ def test_plan_leaves_out_the_method_that_cannot_fit_and_explains_as_many_samples
     monkeypatch.setattr(budget, "seconds_per_eval", lambda *a: 0.01)  # pinned: 100 evaluations cost 1 s
     ctx._deadline = time.monotonic() + 100 / budget.SHARE  # the plan may take SHARE of it: 100 s
     # cheap: 1 s per sample; huge: 500 s per sample (not 2 samples in 100 s); medium: 9 s per sample
-    n, dropped = budget.plan(ctx, 64, {"cheap": 100, "huge": 50_000, "medium": 900}, minimum=2)
-    assert list(dropped) == ["huge"]
-    assert dropped["huge"].startswith("left out: about 1000 s for 2 samples on this model, more than the 10")
-    assert dropped["huge"].endswith("s the 300 s budget leaves for it (raise --timeout, or lower its options)")
+    n, dropped, factor = budget.plan(ctx, 64, {"cheap": 100, "huge": 50_000, "medium": 900}, minimum=2)
+    assert list(dropped) == ["huge"] and factor == 1.0
+    assert dropped["huge"].startswith("left out: about 1000 s for 2 samples on this model, with the methods before it "
+                                      "more than the 10")
+    assert dropped["huge"].endswith("s the 300 s budget leaves (raise --timeout, or lower its options)")
     assert n == 9  # 100 s // (1 + 9) s per sample, less the time the call itself took
     notes = memory.take_notes()
     assert notes[0].startswith("huge left out: about 1000 s") and notes[1].startswith("explained 9 of 64 samples")
+    # a method that can lower its options to a tenth: kept, with a common factor that makes 2 samples fit
+    n, dropped, factor = budget.plan(ctx, 64, {"cheap": 100, "huge": 50_000}, least_costs={"huge": 2_000}, minimum=2)
+    assert dropped == {} and n == 2 and 0.09 < factor < 0.1  # (1 + 500 f) s x 2 = 100 s
+    assert memory.take_notes()[0].startswith("explained 2 of 64 samples")
 
 
 def test_patch_side_and_feature_groups_known_answers():
