@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 #: Share of the time left that the planned work may take (tracing, clones and plots take the rest).
-SHARE = 0.4
+SHARE = 0.5
 #: Samples in the timing probe.
 PROBE = 4
 

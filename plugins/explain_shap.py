@@ -20,7 +20,7 @@ NSAMPLES = Option("nsamples", int, 200, "samples per SHAP estimate (gradient: do
 class GradientShap(Explainer):
     name, reference, sampling, axiom = "gradient_shap", "Lundberg & Lee 2017; Erion et al. 2021", True, "additivity"
     options = (NSAMPLES, Option("max_nsamples", int, 800, "the most nsamples doubled to for additivity"))
-    scalable = {"nsamples": 16, "max_nsamples": 16}
+    scalable = {"nsamples": 8, "max_nsamples": 8}
 
     def cost(self, view, x):  # nsamples gradients, and a third more for the rows refined (main run only)
         return 4 / 3 * int(self.opts["nsamples"])

@@ -189,13 +189,13 @@ def test_on_a_large_model_a_method_that_cannot_fit_the_budget_is_left_out_with_t
     assert costly.skipped.startswith("left out: about 6000000 s for 2 samples on this model, with the methods before ")
     assert result.metrics["not_run"] == {"costly": costly.skipped}
     # scalable: 100,000 evaluations x 3 runs x 1 ms = 300 s a sample at 1,000 draws; 2 samples must fit in
-    # SHARE of the 600 s (240 s, less cheap's), so the draws come down to about a third, above the floor,
+    # SHARE of the 600 s (300 s, less cheap's), so the draws come down to about a half, above the floor,
     # and fill the budget: 2 samples are explained, not 8
     assert scalable.verdict is Verdict.FAILED and len(scalable.sample_indices) == 2
     (left_out, explained, lowered) = memory.take_notes()
     assert explained.startswith("explained 2 of 8 samples within the 600 s budget")
     draws = int(lowered.split(" → ")[1].split()[0])
-    assert lowered == f"scalable: draws 1000 → {draws} to fit the time budget" and 300 <= draws < 400
+    assert lowered == f"scalable: draws 1000 → {draws} to fit the time budget" and 450 <= draws < 500
     assert left_out == f"costly {costly.skipped}"
 
 
