@@ -101,7 +101,9 @@ def _memory_limit(ctx, param, value):
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True, help="Exit 1 when a finding is at least this severe.")
 @click.option("--timeout", "timeout_s", metavar="SECONDS", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds each analyzer may take before it is stopped.")
 @click.option("--seed", metavar="N", type=int, default=0, show_default=True, help="Seed for every random choice; same seed, same report.")
-@click.option("--target", metavar="CLASS", default=None, help="Output class (or output name) to explain; default: the predicted class.")
+@click.option("--target", metavar="[OUTPUT:]CLASS", default=None,
+              help="What to explain: a class, an output (several outputs) or OUTPUT:CLASS; default: the predicted "
+                   "class of the first output.")
 @click.option("--option", "options", multiple=True, metavar="[ANALYZER.]KEY=VALUE", help="Analyzer option, value parsed as JSON when it can be (repeatable).")
 @click.option("--backend", type=click.Choice(["auto", "tensorflow", "torch"]), default="auto", show_default=True, help="Backend for analyzers that support several.")
 @click.option("--trust", is_flag=True, help="Allow code stored in the model file (Lambda layers...) to run, after listing it.")

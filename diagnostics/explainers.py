@@ -23,14 +23,17 @@ file (``--option health_thresholds=FILE.toml``, section ``[explanations]``).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from . import explain as E
+from . import inputs as I
 from .analyzer import Analyzer, Context, Finding, Option, Result, Severity
 from .health import thresholds as _thresholds
+from .modelinfo import output_activation
 from .verdicts import Check, MethodExplanation, Outcome, Verdict, verdict_of
 
 INPUT_KINDS = frozenset({"image", "sequence", "token", "tabular"})
@@ -240,6 +243,30 @@ class Explainer:
         return []
 
 
+def one_output(model, target: Any) -> tuple[Any, Any, str, str]:
+    """The model to explain and the class target, from ``--target`` (``CLASS``, ``OUTPUT`` or
+    ``OUTPUT:CLASS``). A single-output model is itself. Of a model with several outputs one is explained
+    at a time, as a functional sub-model sharing its weights: the output ``--target`` names, else the
+    first. Returns (model, class target, output name, which output and why) — the last two empty for a
+    single output. ValueError names the outputs when ``--target`` names none of them."""
+    import keras
+
+    names = I.output_names(model)
+    name, cls = None, target
+    if isinstance(target, str):
+        head, _, tail = target.partition(":")
+        if head in names:
+            name, cls = head, (tail or None)
+        elif tail:
+            raise ValueError(f"--target {target!r} names no output; the outputs are {', '.join(names)}")
+    if len(names) == 1:
+        return model, cls, "", ""
+    k = names.index(name) if name else 0
+    why = (f"output '{names[k]}' (--target)" if name else
+           f"output '{names[0]}', the first of {len(names)} ({', '.join(names)}; --target OUTPUT[:CLASS] explains another)")
+    return keras.Model(model.inputs, model.outputs[k], name=f"{model.name}_{names[k]}"), cls, names[k], why
+
+
 def refine_unconverged(explainer: Explainer, view: ModelView, reference: np.ndarray, call, n: int, n_max: int,
                        tol: float = 0.1) -> np.ndarray:
     """Run a sampling estimate whose per-sample sum should equal ``reference`` (additivity, completeness),
@@ -377,7 +404,7 @@ class ExplanationAnalyzer(Analyzer):
             return type(ex)(**{**ex.opts, **{k: min(int(ex.opts[k]), v) for k, v in ex.scalable.items()}})
 
         costs = {ex.name: full(ex) for ex in methods}
-        opts["samples"], dropped, factor = budget.plan(context, opts["samples"], costs, x=x[:1], minimum=2,
+        opts["samples"], dropped, factor = budget.plan(context, opts["samples"], costs, model=view.model, x=x[:1], minimum=2,
                                                        least_costs={ex.name: full(lowered(ex)) for ex in methods})
         fixed = FAITHFULNESS_FORWARDS / 3 if opts["faithfulness"] else 0  # the curves do not shrink
         for ex in methods:
@@ -394,9 +421,13 @@ class ExplanationAnalyzer(Analyzer):
                 for o in self.declared_options()}
         limits = self._limits(context.options)
         model = context.model
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
-            return Result.skip(f"{self.name} supports single-input, single-output models "
-                               f"(this one has {len(model.inputs)} inputs, {len(model.outputs)} outputs)")
+        if len(model.inputs) != 1:
+            return Result.skip(f"{self.name} explains single-input models (this one has {len(model.inputs)} inputs: "
+                               f"{', '.join(I.input_names(model))})")
+        try:
+            model, opts["target"], self._output, chosen = one_output(model, opts.get("target"))
+        except ValueError as e:
+            return Result.skip(f"{self.name}: {e}")
         x_all = np.asarray(context.data.x)
         opts["samples"] = min(int(opts["samples"]), len(x_all))
         opts["batch_size"] = memory.batch_size(model, int(opts["batch_size"]))
@@ -431,7 +462,9 @@ class ExplanationAnalyzer(Analyzer):
             return Result(findings=failed.findings, metrics=failed.metrics, explanations=tuple(
                 MethodExplanation(m, Verdict.FAILED, (check.reason,), (check,), sample_indices=idx.tolist())
                 for m in self.choose(opts, view, x)))
-        targets = E.select_targets(pred, opts.get("target"), context.info.output_activation)
+        targets = E.select_targets(pred, opts.get("target"), output_activation(model))
+        if chosen:
+            targets = dataclasses.replace(targets, description=f"{chosen}, {targets.description}")
         t, sign = targets.index, targets.sign
         if not methods:
             return Result.skip("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no method chosen")
@@ -501,6 +534,8 @@ class ExplanationAnalyzer(Analyzer):
             np.save(d / "mask.npy", mask.reshape((len(x),) + view.feature_shape(x)))
             shared["mask"] = "mask.npy"
         y = context.data.y
+        if isinstance(y, dict):  # labels per output: the explained output's
+            y = y.get(self._output)
         if y is not None and len(y) > int(idx.max(initial=0)):
             y = np.asarray(y)[idx]
             np.save(d / "labels.npy", y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(idx)))

@@ -90,6 +90,13 @@ class AnalyzerRecord:
     def worst(self) -> Severity | None:
         return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
 
+    def explanation(self, method: str) -> MethodExplanation:
+        """The typed section of one explanation method (KeyError names the methods there are)."""
+        for e in self.explanations:
+            if e.method == method:
+                return e
+        raise KeyError(f"{self.name} has no section for {method!r}; it has {[e.method for e in self.explanations]}")
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["status"] = self.status.value
