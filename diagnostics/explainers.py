@@ -434,10 +434,11 @@ class ExplanationAnalyzer(Analyzer):
         kind = input_kind(x_all[:1])
         pool = np.asarray(context.data.x_train) if context.data.x_train is not None else x_all
         rows = min(int(opts["background"]), len(pool))
-        if model.count_params() >= BUDGET_PROBE_PARAMS and memory.batch_size(model, rows) < rows:
-            # libraries forward the whole background at once, with gradients (SHAP's GradientExplainer)
-            memory.note(f"a background of {memory.batch_size(model, rows)} rows instead of {rows} (memory)")
-            rows = memory.batch_size(model, rows)
+        # libraries forward the whole background at once, with gradients (SHAP's GradientExplainer)
+        fits = memory.batch_size(model, rows) if model.count_params() >= BUDGET_PROBE_PARAMS else rows
+        if fits < rows:
+            memory.note(f"a background of {fits} rows instead of {rows} (memory)")
+            rows = fits
         view = ModelView(model, kind, batch_size=int(opts["batch_size"]), baseline=self._baseline(opts, kind, x_all[:1], pool),
                          train=pool, background=pool[np.random.default_rng(context.seed + 1).choice(
                              len(pool), rows, replace=False)])
