@@ -530,7 +530,20 @@ def train_gan_collapsed(ctx: Context) -> list[Artifact]:
     arts[0].meta["expected_findings"] = [finding(
         "gan.mode_collapse", "error", f"the two most frequent classes hold {judged['value']:.0%} of 1,000 "
         f"generated samples (cnn argmax histogram {judged['argmax_histogram']})")]
+    arts[1].meta.update(discriminator_fault(arts[1].meta["final_metrics"]))
     return arts
+
+
+def discriminator_fault(final: dict) -> dict:
+    """The collapsed GAN's discriminator is a twin too: frozen while the generator learned to fool it, it
+    scores real and generated digits the wrong way round, below a constant guess on its real/fake data."""
+    real, fake = final["d_real_accuracy_val"], final["d_fake_accuracy"]
+    return {"expected_findings": [finding(
+                "performance.chance_level", "error", f"calls {real:.1%} of real validation digits real and {fake:.1%} "
+                f"of generated digits fake (a constant guess gets about 50% of its real/fake data)")],
+            "fault": {"measurement": "accuracy on real validation digits and on generated digits, frozen after "
+                                     "epoch 8 while the generator trained on", "value": (real + fake) / 2,
+                      "d_real_accuracy_val": real, "d_fake_accuracy": fake}}
 
 
 @recipe("mlp_regression")
