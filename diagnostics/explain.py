@@ -338,8 +338,8 @@ def expected_gradients_converging(grad_fn: GradFn, x, background, targets, refer
                                   time_left: Callable[[], float] | None = None):
     """Expected gradients with the sample count doubled, for the rows whose additivity error
     |Σ attributions − (F(x) − reference)| exceeds ``tolerance`` × |F(x) − reference|, up to
-    ``max_samples`` and while ``time_left()`` leaves room for another round. ``reference`` is (n,) F(x) − E_b[F(b)] per row. Returns (attributions, error,
-    samples used per row)."""
+    ``max_samples`` and while ``time_left()`` leaves room for another round. ``reference`` is (n,)
+    F(x) − E_b[F(b)] per row. Returns (attributions, error, samples used per row)."""
     x = np.asarray(x, np.float32)
     n = len(x)
     attr = np.zeros(x.shape, np.float64)
@@ -488,8 +488,13 @@ def randomisation_correlation(trained: np.ndarray, randomised: np.ndarray, absol
     return float(np.median(rank_correlation(a, b)))
 
 
+#: Steps of the deletion/insertion curves (each curve is evaluated at both ends too).
+PERTURBATION_FRACTIONS = 10
+
+
 def perturbation_curves(forward: ForwardFn, x: np.ndarray, baseline: np.ndarray, importance: np.ndarray,
-                        targets: np.ndarray, sign: np.ndarray | None = None, fractions: int = 10, seed: int = 0,
+                        targets: np.ndarray, sign: np.ndarray | None = None,
+                        fractions: int = PERTURBATION_FRACTIONS, seed: int = 0,
                         feature_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Deletion and insertion curves (Petsiuk et al., 2018) against a random order.
 

@@ -37,11 +37,12 @@ from .modelinfo import output_activation
 from .verdicts import Check, MethodExplanation, Outcome, Verdict, verdict_of
 
 INPUT_KINDS = frozenset({"image", "sequence", "token", "tabular"})
-#: Models with fewer parameters explain without the time-budget probe (see ExplanationAnalyzer._fit).
+#: Models with fewer parameters explain without the time plan (see ExplanationAnalyzer._plan and Pace).
 BUDGET_PROBE_PARAMS = 1_000_000
 
-#: Forward passes of the deletion/insertion curves per explained sample (2 orders x 2 modes x 11 fractions).
-FAITHFULNESS_FORWARDS = 44
+#: Forward passes of the deletion/insertion curves per explained sample and method: two orders (the
+#: attribution's, a random one) x deletion and insertion x every fraction, both ends included.
+FAITHFULNESS_FORWARDS = 2 * 2 * (E.PERTURBATION_FRACTIONS + 1)
 
 #: Options every explanation analyzer takes (each analyzer may change the defaults in ``defaults``).
 COMMON_OPTIONS = (
@@ -388,17 +389,16 @@ class ExplanationAnalyzer(Analyzer):
     # -- the pipeline --------------------------------------------------------------------------------------
     def _plan(self, context: Context, opts: dict, view: ModelView, x: np.ndarray, methods: list) -> dict[str, str]:
         """Fit the work to the analyzer's time budget (:func:`diagnostics.budget.plan`): sets
-        ``opts["samples"]`` and returns the methods left out, with the reason. Models under
-        :data:`BUDGET_PROBE_PARAMS` parameters skip the timing probe: they explain the default samples
-        in a fraction of the budget, and the probe's two traces would cost more than the plan saves."""
+        ``opts["samples"]``, lowers the methods' scalable options, and returns the methods left out, with
+        the reason. Run for models of :data:`BUDGET_PROBE_PARAMS` parameters or more only: smaller ones
+        explain the default samples in a fraction of the budget, and the probe's two traces would cost
+        more than the plan saves."""
         from . import budget, memory
 
-        if context.model.count_params() < BUDGET_PROBE_PARAMS:
-            return {}
+        fixed = FAITHFULNESS_FORWARDS / 3 if opts["faithfulness"] else 0  # the curves: forward passes, no shrinking
 
         def full(ex):  # the method's runs (a randomised model's, another seed's) and its faithfulness curves
-            runs = (3 if ex.sampling else 2) if opts["sanity"] else 1
-            return ex.cost(view, x[:1]) * runs + (FAITHFULNESS_FORWARDS / 3 if opts["faithfulness"] else 0)
+            return ex.cost(view, x[:1]) * ((3 if ex.sampling else 2) if opts["sanity"] else 1) + fixed
 
         def lowered(ex):  # the same method with its scalable options at their floors
             return type(ex)(**{**ex.opts, **{k: min(int(ex.opts[k]), v) for k, v in ex.scalable.items()}})
@@ -406,7 +406,6 @@ class ExplanationAnalyzer(Analyzer):
         costs = {ex.name: full(ex) for ex in methods}
         opts["samples"], dropped, factor = budget.plan(context, opts["samples"], costs, model=view.model, x=x[:1], minimum=2,
                                                        least_costs={ex.name: full(lowered(ex)) for ex in methods})
-        fixed = FAITHFULNESS_FORWARDS / 3 if opts["faithfulness"] else 0  # the curves do not shrink
         for ex in methods:
             if factor < 1 and ex.name not in dropped and ex.shrink((factor * costs[ex.name] - fixed) / (costs[ex.name] - fixed)):
                 memory.note(f"{ex.name}: " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in ex.shrunk.items())
@@ -434,8 +433,9 @@ class ExplanationAnalyzer(Analyzer):
         kind = input_kind(x_all[:1])
         pool = np.asarray(context.data.x_train) if context.data.x_train is not None else x_all
         rows = min(int(opts["background"]), len(pool))
+        large = model.count_params() >= BUDGET_PROBE_PARAMS
         # libraries forward the whole background at once, with gradients (SHAP's GradientExplainer)
-        fits = memory.batch_size(model, rows) if model.count_params() >= BUDGET_PROBE_PARAMS else rows
+        fits = memory.batch_size(model, rows) if large else rows
         if fits < rows:
             memory.note(f"a background of {fits} rows instead of {rows} (memory)")
             rows = fits
@@ -451,8 +451,9 @@ class ExplanationAnalyzer(Analyzer):
                 skipped[name] = why
             else:
                 methods.append(ex)
-        skipped.update(self._plan(context, opts, view, x_all, methods) if methods else {})
+        skipped.update(self._plan(context, opts, view, x_all, methods) if methods and large else {})
         methods = [ex for ex in methods if ex.name not in skipped]
+        cost = {ex.name: ex.cost(view, x_all[:1]) for ex in methods}  # per sample, with the options as planned
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         x = x_all[idx]
         pred = view.predict(x)
@@ -471,10 +472,10 @@ class ExplanationAnalyzer(Analyzer):
             return Result.skip("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no method chosen")
         raw, maps, checks = {}, {}, {}
         total = len(methods) * (2 if opts["sanity"] else 1)
-        pace = Pace(context) if context.model.count_params() >= BUDGET_PROBE_PARAMS else None
+        pace = Pace(context) if large else None
         for i, ex in enumerate(methods):
             context.progress(i, total, ex.name)
-            why = pace and pace.too_slow(ex.name, ex.cost(view, x[:1]) * len(x))
+            why = pace and pace.too_slow(ex.name, cost[ex.name] * len(x))
             if why:
                 skipped[ex.name] = f"left out: {why}"
                 continue
@@ -482,7 +483,7 @@ class ExplanationAnalyzer(Analyzer):
             with context.timed(f"method:{ex.name}"):
                 a = np.asarray(ex.attribute(view, x, t, context.seed), np.float64)
             if pace:
-                pace.done(ex.cost(view, x[:1]) * len(x))
+                pace.done(cost[ex.name] * len(x))
             raw[ex.name] = a
             maps[ex.name] = view.feature_map(_signed(a, sign), x)
             checks[ex.name] = [Check("finite", float(np.isfinite(a).mean()), 1.0,
@@ -490,7 +491,7 @@ class ExplanationAnalyzer(Analyzer):
                                      reason="attributions contain NaN or Inf")]
             checks[ex.name] += self._axiom(ex, view, x, t, a, limits) + ex.extra_checks(limits)
         methods = [ex for ex in methods if ex.name in raw]
-        sanity_evals = sum(ex.cost(view, x[:1]) * len(x) * (2 if ex.sampling else 1) for ex in methods)
+        sanity_evals = sum(cost[ex.name] * len(x) * (2 if ex.sampling else 1) for ex in methods)
         sanity_skip = (pace and opts["sanity"] and pace.too_slow("the sanity checks", sanity_evals)) or \
             self._sanity(context, opts, view, x, t, sign, methods, maps, checks, limits, t0)
         fx, fb = view.forward(x, t) * sign, view.forward(view.baseline_like(x), t) * sign
