@@ -158,9 +158,12 @@ class ModelView:
         None when the model cannot be cloned (subclassed models)."""
         import keras
 
+        from .tensorflow_hidden import seed_everything, tensorflow_hidden
+
         try:
-            keras.utils.set_random_seed(seed + 12345)
-            clone = keras.models.clone_model(self.model)
+            seed_everything(seed + 12345)
+            with tensorflow_hidden():
+                clone = keras.models.clone_model(self.model)
         except Exception:  # noqa: BLE001 - reported as a skipped check
             return None
         view = ModelView(clone, self.kind, batch_size=self.batch_size, baseline=self.baseline,

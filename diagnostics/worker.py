@@ -17,6 +17,11 @@ from typing import Any, Callable
 
 from .analyzer import Context, Data, ModelInfo, Result, validate_result
 from .plugin_manager import PluginError, PluginHost
+from .tensorflow_hidden import seed_everything
+
+#: What caps a worker's compute threads, read by the frameworks when they start: OpenMP (torch's intra-op
+#: pool, oneDNN, MKL) and TensorFlow's own pools.
+COMPUTE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 @dataclasses.dataclass
@@ -150,7 +155,7 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         options=dict(job.options), progress=progress,
         _companion_loader=_companion_loader(job, state), _deadline=time.monotonic() + job.budget_s,
     )
-    _seed_everything(job.seed)
+    seed_everything(job.seed)
     from . import memory
 
     memory.set_limit(job.max_memory)
@@ -261,36 +266,6 @@ def _failed(reason: str, duration: float, traceback: str = "") -> dict[str, Any]
     return out
 
 
-def _seed_everything(seed: int) -> None:
-    import importlib
-    import random
-    import sys
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    try:
-        import keras
-    except ImportError:  # pragma: no cover
-        return
-    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
-        keras.utils.set_random_seed(seed)
-        return
-    # keras.utils.set_random_seed also seeds TensorFlow whenever it is installed, which imports all of it
-    # (seconds, and ~0.3 GB) into a torch worker that never runs a TensorFlow op. Seed what it does use
-    # (Python, numpy, Keras's global seed generator, torch) by the same function, with TensorFlow hidden.
-    lazy = getattr(importlib.import_module("keras.src.utils.rng_utils"), "tf", None)
-    if lazy is None or not hasattr(lazy, "_available"):  # another Keras: seed as it says
-        keras.utils.set_random_seed(seed)
-        return
-    saved, lazy._available = lazy._available, False
-    try:
-        keras.utils.set_random_seed(seed)
-    finally:
-        lazy._available = saved
-
-
 def _companion_loader(job: Job, state: WorkerState):
     companions = (job.metadata or {}).get("companions") or {}
     cache: dict[str, Any] = {}
@@ -310,14 +285,15 @@ def _companion_loader(job: Job, state: WorkerState):
 
 # -- the worker process ----------------------------------------------------------------------------
 def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path: str | None = None,
-                spawned_at: float | None = None) -> None:
+                spawned_at: float | None = None, threads: int | None = None) -> None:
     """Entry point of a spawned worker. Messages: ("load", job) and ("run", job); replies go to conn.
 
     The worker's stdout and stderr go to ``log_path``: framework chatter stays off the terminal, an
     analyzer's prints cannot corrupt the verdict table, and the parent quotes the log when it crashes.
     It imports Keras (and so its backend's framework) as soon as it starts, before the first message,
     so that the import overlaps the parent's work; ``spawned_at`` (the parent's ``time.time()`` when
-    it started the process) gives the start-up time. Every ``loaded``, ``started`` and ``result`` reply
+    it started the process) gives the start-up time. ``threads`` caps the framework's compute threads
+    (intra- and inter-op) when workers share the cores; variables the user set win. Every ``loaded``, ``started`` and ``result`` reply
     carries the worker's phase timings and peak memory (:meth:`WorkerState.snapshot`).
     """
     entered = time.time()
@@ -329,6 +305,9 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    if threads:
+        for var in COMPUTE_THREAD_VARIABLES:
+            os.environ.setdefault(var, str(threads))
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
@@ -340,6 +319,8 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     import_s = time.perf_counter() - t0
     conn.send(("ready", None))
     state = WorkerState(backend, set(disabled), extra)
+    if threads:
+        state.stats["threads"] = int(os.environ.get("OMP_NUM_THREADS", threads))
     if spawned_at is not None:
         state.stats["spawn_s"] = max(0.0, entered - spawned_at)
     state.stats["import_s"] = import_s

@@ -168,12 +168,12 @@ def run_analyzer(cls: type[Analyzer], kind: str, *, seed: int = 0, options: Mapp
                  artifact_dir: Path | None = None, data: Data | None | str = "declared", model: Any = None,
                  history: dict | None = None, metadata: dict | None = None) -> tuple[Result, Context]:
     """Run ``cls`` once as a worker would (seeded first), on the tiny ``kind`` model or on ``model``; no checks."""
-    from ..worker import _seed_everything
+    from ..tensorflow_hidden import seed_everything
 
     artifact_dir = Path(artifact_dir or tempfile.mkdtemp(prefix=f"contract-{cls.name}-"))
     context = context_for(cls, kind, seed=seed, options=options, artifact_dir=artifact_dir, data=data, model=model,
                           history=history, metadata=metadata)
-    _seed_everything(seed)
+    seed_everything(seed)
     return cls().run(context), context
 
 
@@ -245,7 +245,7 @@ def _check(cls, *, kinds, options, seed, budget_s) -> ContractReport:
 
 
 def _one_run(cls, kind, artifact_dir: Path, options, seed, budget_s) -> tuple[KindOutcome | None, list[str]]:
-    from ..worker import _seed_everything
+    from ..tensorflow_hidden import seed_everything
 
     problems: list[str] = []
 
@@ -260,7 +260,7 @@ def _one_run(cls, kind, artifact_dir: Path, options, seed, budget_s) -> tuple[Ki
     context = context_for(cls, kind, seed=seed, options=options, artifact_dir=artifact_dir, budget_s=budget_s,
                           progress=progress)
     data_before = _data_digest(context.data)
-    _seed_everything(seed)
+    seed_everything(seed)
     t0 = time.perf_counter()
     try:
         result = cls().run(context)
