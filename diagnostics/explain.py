@@ -449,16 +449,22 @@ def feature_map(attr: np.ndarray, reduce_axes: Sequence[int] = ()) -> np.ndarray
 
 
 def _rank(a: np.ndarray) -> np.ndarray:
-    """Average ranks along the last axis (ties share their mean rank), as scipy.stats.rankdata."""
+    """Average ranks along the last axis of a 2-D array, from 0 (ties share their mean rank), as
+    ``scipy.stats.rankdata(a, axis=-1) - 1``; vectorised over rows and tie groups."""
+    a = np.asarray(a)
+    n, m = a.shape
+    if not a.size:
+        return np.zeros(a.shape, np.float64)
     order = np.argsort(a, axis=-1, kind="mergesort")
-    out = np.empty(a.shape, np.float64)
-    for i in range(a.shape[0]):
-        s = a[i, order[i]]
-        r = np.empty(a.shape[1])
-        bounds = np.concatenate([[0], np.flatnonzero(np.diff(s)) + 1, [len(s)]])
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            r[lo:hi] = (lo + hi - 1) / 2.0
-        out[i, order[i]] = r
+    s = np.take_along_axis(a, order, axis=-1)
+    first = np.ones((n, m), bool)  # where a group of equal values starts, in the sorted rows
+    first[:, 1:] = s[:, 1:] != s[:, :-1]
+    starts = np.flatnonzero(first)
+    ends = np.append(starts[1:], n * m)
+    ends = np.minimum(ends, (starts // m + 1) * m)  # a group never runs past its row
+    mean_rank = (starts % m + (ends - 1 - starts // m * m)) / 2.0
+    out = np.empty((n, m), np.float64)
+    np.put_along_axis(out, order, mean_rank[np.cumsum(first.ravel()) - 1].reshape(n, m), axis=-1)
     return out
 
 

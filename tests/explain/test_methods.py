@@ -121,6 +121,17 @@ def test_rank_correlation_matches_scipy():
     np.testing.assert_allclose(ours, ref, rtol=1e-10)
 
 
+def test_ranks_match_scipy_with_ties_in_every_row():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(1)
+    for trial in range(50):
+        n, m = rng.integers(1, 6), rng.integers(1, 40)
+        a = rng.integers(0, 4, (n, m)).astype(float) if trial % 2 else rng.normal(size=(n, m))
+        np.testing.assert_array_equal(E._rank(a), rankdata(a, axis=-1) - 1)
+    assert E._rank(np.zeros((3, 5))).tolist() == [[2.0] * 5] * 3  # one tie group per row: the mean rank
+
+
 def test_ground_truth_scores_and_informative_samples():
     mask = np.zeros((2, 10), bool)
     mask[:, [2, 5]] = True
