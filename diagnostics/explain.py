@@ -633,33 +633,52 @@ def _pyplot():
 VERDICT_COLOURS = {"trusted": "#2e7d32", "doubtful": "#ef6c00", "failed": "#c62828"}
 
 
+def _overlay_tiles(gray: np.ndarray, maps: np.ndarray | None, gap: int = 2) -> np.ndarray:
+    """One row of the overlay grid as an RGB strip: each sample's grey image (35% over white) under its
+    map in the ``bwr`` colormap (75%), the map scaled to its own largest |value|; ``maps`` None draws the
+    images alone. Composited here in numpy, so the figure draws one image per row, not one per tile."""
+    from matplotlib import colormaps
+
+    g = np.asarray(gray, np.float64)
+    lo, hi = g.min(axis=(1, 2), keepdims=True), g.max(axis=(1, 2), keepdims=True)
+    g = (g - lo) / np.where(hi > lo, hi - lo, 1.0)
+    if maps is None:
+        tiles = np.repeat(g[..., None], 3, axis=-1)
+    else:
+        m = np.asarray(maps, np.float64)
+        lim = np.max(np.abs(m), axis=(1, 2), keepdims=True)
+        colour = colormaps["bwr"]((m / np.where(lim > 0, lim, 1.0) + 1) / 2)[..., :3]
+        under = 0.35 * g[..., None] + 0.65
+        tiles = 0.75 * colour + 0.25 * under
+    k, h, w, _ = tiles.shape
+    strip = np.ones((h, k * (w + gap) - gap, 3))
+    for j in range(k):
+        strip[:, j * (w + gap): j * (w + gap) + w] = tiles[j]
+    return strip
+
+
 def save_image_overlays(path: Path, images: np.ndarray, maps: dict[str, np.ndarray],
                         verdicts: dict[str, str], max_samples: int = 8, captions: Sequence[str] = ()) -> Path:
-    """A grid: the inputs on the first row, one row per method with its map over the image, the
-    method's verdict in its row label. ``maps`` are (n, H, W) signed importances."""
+    """A grid: the inputs on the first row, one row per method with its map over the image (each map
+    scaled to its own largest |value|, blue negative, red positive), the method's verdict in its row
+    label. ``maps`` are (n, H, W) signed importances."""
     plt = _pyplot()
     images = np.asarray(images)
     k = min(max_samples, len(images))
-    rows = 1 + len(maps)
-    fig, axes = plt.subplots(rows, k, figsize=(1.3 * k + 1.2, 1.35 * rows), dpi=100, squeeze=False)
     gray = images[..., 0] if images.ndim == 4 and images.shape[-1] == 1 else images
-    for j in range(k):
-        ax = axes[0, j]
-        ax.imshow(gray[j], cmap="gray")
-        if j < len(captions):
-            ax.set_title(captions[j], fontsize=7)
-    axes[0, 0].set_ylabel("input", fontsize=8)
-    for i, (name, m) in enumerate(maps.items(), start=1):
-        for j in range(k):
-            ax = axes[i, j]
-            lim = float(np.max(np.abs(m[j]))) or 1.0
-            ax.imshow(gray[j], cmap="gray", alpha=0.35)
-            ax.imshow(m[j], cmap="bwr", vmin=-lim, vmax=lim, alpha=0.75)
-        v = verdicts.get(name, "")
-        axes[i, 0].set_ylabel(f"{name}\n{v}", fontsize=7, color=VERDICT_COLOURS.get(v, "black"))
-    for ax in axes.flat:
+    if gray.ndim == 4:  # colour images: their luminance under the maps
+        gray = gray.mean(-1)
+    rows = [("input", "", _overlay_tiles(gray[:k], None))]
+    rows += [(name, verdicts.get(name, ""), _overlay_tiles(gray[:k], np.asarray(m)[:k])) for name, m in maps.items()]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.3 * k + 1.2, 1.35 * len(rows)), dpi=100, squeeze=False)
+    for ax, (name, v, strip) in zip(axes[:, 0], rows):
+        ax.imshow(strip, interpolation="nearest", aspect="equal")
+        ax.set_ylabel(f"{name}\n{v}" if v else name, fontsize=7 if v else 8, color=VERDICT_COLOURS.get(v, "black"))
         ax.set_xticks([])
         ax.set_yticks([])
+    w = gray.shape[2]
+    for j, caption in enumerate(captions[:k]):
+        axes[0, 0].text(j * (w + 2) + w / 2, -1, caption, ha="center", va="bottom", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
