@@ -35,14 +35,29 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, which containers narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(side_by_side: int) -> int | None:
+    """Compute threads for each of ``side_by_side`` workers busy at once: the cores shared out (at least 1),
+    or None (the frameworks' own default: every core) for a worker alone. Two workers that each start a
+    thread per core on a 2-core machine fight over the cores (docs/performance.md)."""
+    return max(1, usable_cores() // side_by_side) if side_by_side > 1 else None
+
+
 class _Worker:
     """One spawned process serving one backend."""
 
-    def __init__(self, backend: str, disabled: list[str], extra: tuple, log_path: str | None):
+    def __init__(self, backend: str, disabled: list[str], extra: tuple, log_path: str | None, threads: int | None = None):
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.log_path = log_path
-        self.process = ctx.Process(target=worker_main, args=(child, backend, disabled, extra, log_path, time.time()),
+        self.process = ctx.Process(target=worker_main, args=(child, backend, disabled, extra, log_path, time.time(), threads),
                                    name=f"diagnostics-{backend}", daemon=True)
         self.process.start()
         child.close()
@@ -91,9 +106,12 @@ class ProcessExecutor:
         self._lock = threading.Lock()
         self._stats: dict[str, dict[str, float]] = {}
         self._starts: dict[str, int] = {}
+        self._threads: int | None = None
 
-    def start(self, backend: str) -> None:
-        """Start the backend's worker now so its imports overlap with other work."""
+    def start(self, backend: str, side_by_side: int = 1) -> None:
+        """Start the backend's worker now so its imports overlap with other work. ``side_by_side``: how many
+        workers the run keeps busy at once; they share the machine's cores (:func:`threads_per_worker`)."""
+        self._threads = threads_per_worker(side_by_side)
         self._worker(backend)
 
     def _worker(self, backend: str) -> _Worker:
@@ -101,7 +119,7 @@ class ProcessExecutor:
             w = self._workers.get(backend)
             if w is None or not w.process.is_alive():
                 log = os.path.join(self.log_dir, f"worker-{backend}.log") if self.log_dir else None
-                w = self._workers[backend] = _Worker(backend, self.disabled, self.extra, log)
+                w = self._workers[backend] = _Worker(backend, self.disabled, self.extra, log, self._threads)
                 self._starts[backend] = self._starts.get(backend, 0) + 1
             return w
 
@@ -124,7 +142,7 @@ class ProcessExecutor:
             agg = out.setdefault(backend, {"processes": 0})
             agg["processes"] += 1
             for k, v in snap.items():
-                if k == "peak_rss_mib":
+                if k in ("peak_rss_mib", "threads"):
                     agg[k] = max(agg.get(k, 0.0), v)
                 else:
                     agg[k] = round(agg.get(k, 0) + v, 3)

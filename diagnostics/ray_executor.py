@@ -280,8 +280,9 @@ class RayExecutor:
             runtime_env={"env_vars": env}, scheduling_strategy="SPREAD",
         ).remote(backend, self.disabled, self.extra)
 
-    def start(self, backend: str) -> None:
-        """Create the backend's actors now, so their imports overlap with other work."""
+    def start(self, backend: str, side_by_side: int = 1) -> None:
+        """Create the backend's actors now, so their imports overlap with other work (each actor has the
+        ``num_cpus`` Ray gives it, whatever ``side_by_side``)."""
         with self._lock:
             if backend in self._pools:
                 return

@@ -201,19 +201,22 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
                                      load_timeout_s=config.load_timeout_s, max_worker_memory=config.max_worker_memory)
         scan_result = scan(config.model_path, limits=limits, registered=host.custom_objects)
         _check_trust(scan_result, config)
+        staging = report_mod.new_staging_dir(out_dir)
+        if executor is None:
+            executor = make_executor(config, host, str(staging))
+        # the workers import their frameworks (seconds) while the data is read or generated here; they
+        # load nothing until told, and a data misfit below stops them
+        _start_workers(executor, _plan_backends(config, entries, config.model_path)[1])
         t_data = time.perf_counter()
         sidecar_path = find_sidecar(config.model_path)
         metadata = read_sidecar(sidecar_path) if sidecar_path else {}
         data = _resolve_data(config, metadata, host)
-        if data is not None:  # refuse a misfit in a fraction of a second, before any worker starts
+        if data is not None:  # refuse a misfit before any model is loaded
             prevalidate(data, static_input_shapes(scan_result.config), metadata.get("model_kind"))
-        staging = report_mod.new_staging_dir(out_dir)
         data_path = None
         if data is not None:
             data_path = str(staging / "data.npz")
             save_npz(data, Path(data_path))
-        if executor is None:
-            executor = make_executor(config, host, str(staging))
         base_job = Job(
             analyzer="", model_path=str(Path(config.model_path).resolve()), data_path=data_path, artifact_dir="",
             seed=config.seed, budget_s=config.timeout_s, trust=config.trust, loss=scan_result.loss,
@@ -295,27 +298,14 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
              timings: dict[str, float] | None = None) -> Outcome:
     t_start = time.perf_counter()
     timings = dict(timings or {})
-    plans: list[tuple[AnalyzerEntry, str | None, str]] = []
-    backends_needed = []
-    for entry in entries:
-        backend, why = choose_backend(entry, config.backend)
-        plans.append((entry, backend, why))
-        if backend and backend not in backends_needed:
-            backends_needed.append(backend)
-    if not backends_needed:
-        backends_needed = ["tensorflow" if installed("tensorflow") else "torch"]
-    if _is_legacy_h5(base_job) and "tensorflow" in backends_needed[1:]:
-        backends_needed.remove("tensorflow")  # it reads the .h5 natively and hands the others a .keras copy
-        backends_needed.insert(0, "tensorflow")
+    plans, backends_needed = _plan_backends(config, entries, base_job.model_path)
     primary = backends_needed[0]
     from . import memory
 
     # The backend groups run concurrently, one worker each: they share the run's memory limit.
     base_job = dataclasses.replace(base_job, max_memory=memory.per_worker(
         base_job.max_memory or memory.default_limit(), len(backends_needed)))
-    if hasattr(executor, "start"):
-        for b in backends_needed:
-            executor.start(b)  # overlap the workers' imports
+    _start_workers(executor, backends_needed)
     progress.say(f"loading {model_summary['name']} ({primary} backend)…")
     primary_job = base_job
     # Ray actors may run on other machines, where a copy in this staging folder does not exist.
@@ -411,8 +401,34 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     return Outcome(report, code)
 
 
-def _is_legacy_h5(job: Job) -> bool:
-    return job.model_path.lower().endswith((".h5", ".hdf5"))
+def _is_legacy_h5(model_path: str) -> bool:
+    return model_path.lower().endswith((".h5", ".hdf5"))
+
+
+def _plan_backends(config: RunConfig, entries: list[AnalyzerEntry], model_path: str):
+    """``([(entry, backend or None, why not)], backends needed)``: the first backend needed is the primary
+    one (TensorFlow for a legacy ``.h5``: it reads the file natively and hands the others a ``.keras`` copy)."""
+    plans: list[tuple[AnalyzerEntry, str | None, str]] = []
+    needed: list[str] = []
+    for entry in entries:
+        backend, why = choose_backend(entry, config.backend)
+        plans.append((entry, backend, why))
+        if backend and backend not in needed:
+            needed.append(backend)
+    if not needed:
+        needed = ["tensorflow" if installed("tensorflow") else "torch"]
+    if _is_legacy_h5(model_path) and "tensorflow" in needed[1:]:
+        needed.remove("tensorflow")
+        needed.insert(0, "tensorflow")
+    return plans, needed
+
+
+def _start_workers(executor, backends: list[str]) -> None:
+    """Start the backends' workers now (idempotent), so that their framework imports overlap the parent's
+    work (the data) and each other; each is told how many run side by side, to share the cores."""
+    if hasattr(executor, "start"):
+        for b in backends:
+            executor.start(b, side_by_side=len(backends))
 
 
 def _keras_copy_path(base_job: Job, primary: str, backends: list[str], staging: Path) -> str | None:
@@ -421,7 +437,7 @@ def _keras_copy_path(base_job: Job, primary: str, backends: list[str], staging: 
     worker loading one imports all of TensorFlow (several seconds and ~0.5 GB) only to read the config;
     the copy is written by our own worker from the model it loaded under the same safe-mode rules, and is
     loaded by the others under those rules again, so what may run on loading does not change."""
-    if primary != "tensorflow" or len(backends) < 2 or not _is_legacy_h5(base_job):
+    if primary != "tensorflow" or len(backends) < 2 or not _is_legacy_h5(base_job.model_path):
         return None
     return str(Path(staging) / "model-for-other-backends.keras")
 

@@ -1,5 +1,6 @@
 """Every phase timed: ``Context.timed``, the report's ``phases`` and ``workers``, ``diagnose -v``, the
-HTML timings, and the torch worker reading a ``.keras`` copy of a legacy ``.h5`` instead of importing TensorFlow."""
+HTML timings, the torch worker reading a ``.keras`` copy of a legacy ``.h5`` instead of importing TensorFlow, and
+workers side by side sharing the cores."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from diagnostics import Context, ExitCode, Report
 from diagnostics.analyzer import ModelInfo
+from diagnostics.executors import threads_per_worker
 from diagnostics.report import AnalyzerRecord, strip_timings
 from diagnostics.table import slowest_phases
 
@@ -143,8 +145,15 @@ class OnTorch(Analyzer):
     data = "x"
 
     def run(self, context):
+        from diagnostics.explainers import ModelView
+
         p = np.asarray(context.model.predict(np.asarray(context.data.x), verbose=0))
-        return Result(metrics={"tensorflow_imported": "tensorflow" in sys.modules, "prediction_sum": float(p.sum())})
+        # what the randomisation check does: seed, then clone with fresh weights (Keras serialises each
+        # layer's config, which looks TensorFlow up whenever it is installed)
+        clone = ModelView(context.model, "tabular").randomised_copy(context.seed).model
+        moved = any(not np.allclose(a, b) for a, b in zip(clone.get_weights(), context.model.get_weights()) if a.size > 1)
+        return Result(metrics={"tensorflow_imported": "tensorflow" in sys.modules, "prediction_sum": float(p.sum()),
+                               "clone_reinitialised": moved})
 
 
 @diagnostics.hookimpl
@@ -172,10 +181,23 @@ def test_a_run_times_every_phase_and_the_torch_worker_reads_h5_without_tensorflo
         assert 100 < w["peak_rss_mib"] < 8000, w
     for key in ("prescan_s", "data_s", "report_s", "total_s"):
         assert report.timings[key] >= 0
-    # the torch worker loaded the TensorFlow worker's .keras copy: same model, and no TensorFlow import
-    assert torch_rec.metrics["tensorflow_imported"] is False
+    # the torch worker loaded the TensorFlow worker's .keras copy: same model, and no TensorFlow import,
+    # not even for the randomised clone
+    assert torch_rec.metrics["tensorflow_imported"] is False and torch_rec.metrics["clone_reinitialised"] is True
+    # two workers side by side share the cores
+    assert report.workers["tensorflow"]["threads"] == report.workers["torch"]["threads"] == threads_per_worker(2)
     assert torch_rec.metrics["prediction_sum"] == pytest.approx(timed.metrics["prediction_sum"], rel=1e-5)
     assert "slowest phases (of " in proc.stdout and "peak worker memory: tensorflow " in proc.stdout
     assert proc.stdout.count("\n  ") >= 3
     assert "<h2>Timings</h2>" in (out / "report.html").read_text()
     assert not list(out.glob("*.keras")) and not list(out.glob(".staging-*"))  # the copy went with the staging
+
+
+def test_workers_side_by_side_share_the_cores(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert threads_per_worker(1) is None  # alone: the framework's default, every core
+    assert threads_per_worker(2) == 4 and threads_per_worker(3) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert threads_per_worker(2) == 1  # never fewer than one
