@@ -242,11 +242,17 @@ class ProcessExecutor:
     def close(self) -> None:
         with self._lock:
             workers, self._workers = list(self._workers.values()), {}
-        for w in workers:
+        stopping = []
+        for w in workers:  # all told first, so they exit side by side
             try:
+                if not (w.ready or w.conn.poll(0)):  # still importing its framework (a run refused early):
+                    w.kill()                         # nothing to lose, and it would read "stop" only after
+                    continue
                 w.conn.send(("stop", None))
-            except (OSError, BrokenPipeError):
-                pass
+                stopping.append(w)
+            except (OSError, EOFError):
+                w.kill()
+        for w in stopping:
             w.process.join(3)
             w.kill()
 

@@ -93,7 +93,7 @@ def test_data_refused_with_shape_message(tiny, tmp_path):
     proc = run_diagnose(tiny["keras"], "--data", bad, "--out", tmp_path / "o")
     assert proc.returncode == ExitCode.DATA_REFUSED
     assert proc.stderr == "diagnose: data refused: x_val has shape (n, 5); the model expects (None, 4)\n"
-    assert time.monotonic() - t0 < 5, "shape misfits are refused from the config, before a worker imports a framework"
+    assert time.monotonic() - t0 < 5, "shape misfits are refused from the config; workers still importing are stopped"
     for fmt in ("h5",):  # the legacy config declares the input shape too
         proc = run_diagnose(tiny[fmt], "--data", bad, "--out", tmp_path / "o")
         assert proc.stderr == "diagnose: data refused: x_val has shape (n, 5); the model expects (None, 4)\n"
