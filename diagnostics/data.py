@@ -130,8 +130,9 @@ def read_sidecar(path: Path) -> dict[str, Any]:
 def load_dataset(name: str, seed: int, datasets: Mapping[str, Any]) -> Data:
     if name not in datasets:
         raise DataRefused(f"the model's metadata names dataset {name!r}, which no installed plugin registers (known: {sorted(datasets) or 'none'})")
-    arrays = datasets[name](seed)
-    return from_arrays(arrays, source=f"dataset {name} (seed {seed})")
+    from . import dataset_cache
+
+    return dataset_cache.load(name, seed, datasets[name])
 
 
 # -- validation ------------------------------------------------------------------------------------

@@ -27,6 +27,13 @@ def run_diagnose(*args: str, env: dict | None = None, cwd: str | Path | None = N
                           stdin=subprocess.DEVNULL)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _dataset_cache(tmp_path_factory):
+    """Generated datasets are cached for this session only, not in the user's ~/.cache (the processes the
+    tests start inherit the variable)."""
+    os.environ["DIAGNOSTICS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def diagnose_cli():
     return run_diagnose
