@@ -305,7 +305,6 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
         os.close(fd)
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if threads:
         for var in COMPUTE_THREAD_VARIABLES:
             os.environ.setdefault(var, str(threads))
