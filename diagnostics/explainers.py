@@ -23,6 +23,8 @@ file (``--option health_thresholds=FILE.toml``, section ``[explanations]``).
 
 from __future__ import annotations
 
+import contextlib
+import copy as _copy
 import dataclasses
 import time
 from typing import Any, ClassVar, Sequence
@@ -170,6 +172,31 @@ class ModelView:
                          background=self.background_raw, train=self.train, randomised=True)
         view.time_left = self.time_left
         return view
+
+    @contextlib.contextmanager
+    def randomised_weights(self, seed: int):
+        """Within the block, a view of the model with re-initialised weights (those of
+        :meth:`randomised_copy`), or None when the model cannot be cloned. The clone's weights are lent to
+        this model and its own restored when the block ends, however it ends: the compiled functions
+        already traced for the model (gradients, predictions: 0.1-0.5 s a trace under TensorFlow) serve the
+        randomised one too. A model whose weights cannot be set this way is explained as the clone itself."""
+        copy = self.randomised_copy(seed)
+        if copy is None:
+            yield None
+            return
+        own = [np.array(w) for w in self.model.get_weights()]
+        try:
+            self.model.set_weights(copy.model.get_weights())
+        except Exception:  # noqa: BLE001 - weights the clone lays out differently: explain the clone
+            self.model.set_weights(own)
+            yield copy
+            return
+        view = _copy.copy(self)  # the same model, head and compiled functions
+        view.randomised = True
+        try:
+            yield view
+        finally:
+            self.model.set_weights(own)
 
 
 class Explainer:
@@ -639,16 +666,16 @@ class ExplanationAnalyzer(Analyzer):
                 s = E.stability(maps[ex.name], view.feature_map(_signed(a2, sign), x))
                 checks[ex.name].append(simple_check("stability", s, limits["stability_min"],
                                                     "unstable across seeds (correlation {value:.2f})"))
-        rview = view.randomised_copy(context.seed)
-        if rview is None:
-            return "the model could not be cloned (keras.models.clone_model failed)"
-        for i, ex in enumerate(methods):
-            context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} on the randomised model")
-            ex.stage = "randomisation"
-            with context.timed("randomisation"):
-                ra = np.asarray(ex.attribute(rview, x, t, context.seed), np.float64)
-            checks[ex.name].append(randomisation_check(maps[ex.name], view.feature_map(_signed(ra, sign), x),
-                                                       ex.signed, limits))
+        with view.randomised_weights(context.seed) as rview:
+            if rview is None:
+                return "the model could not be cloned (keras.models.clone_model failed)"
+            for i, ex in enumerate(methods):
+                context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} on the randomised model")
+                ex.stage = "randomisation"
+                with context.timed("randomisation"):
+                    ra = np.asarray(ex.attribute(rview, x, t, context.seed), np.float64)
+                checks[ex.name].append(randomisation_check(maps[ex.name], view.feature_map(_signed(ra, sign), x),
+                                                           ex.signed, limits))
         return None
 
     def _mask(self, context, x_all, idx, maps) -> np.ndarray | None:

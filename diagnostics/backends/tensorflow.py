@@ -29,6 +29,16 @@ def _compiled(model):
     return fns
 
 
+def _trace_any_batch(fn, args) -> None:
+    """Trace ``fn`` once for any batch size (the leading dimension None) before its first call: the
+    explanation methods call it with a few batch sizes (a method's samples x steps, the refinement rounds,
+    the last batch), and ``reduce_retracing`` would trace the first size, then a relaxed one (0.1-0.5 s each)."""
+    import tensorflow as tf
+
+    if fn.experimental_get_tracing_count() == 0:
+        fn.get_concrete_function(*tf.nest.map_structure(lambda t: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype), args))
+
+
 def _tensor(a):
     import tensorflow as tf
 
@@ -51,7 +61,9 @@ def input_gradients(model, x, targets, batch_size: int = 1024):
     fn = _compiled(model)["grad"]
 
     def call(xb, tb):
-        return fn(I.map_(_tensor, I.for_model(model, xb)), tf.convert_to_tensor(tb))
+        args = (I.map_(_tensor, I.for_model(model, xb)), tf.convert_to_tensor(tb))
+        _trace_any_batch(fn, args)
+        return fn(*args)
 
     size = memory.plan(model, min(batch_size, n), lambda k: call(I.repeat_first(x, k), np.repeat(targets[:1], k)))
 

@@ -105,6 +105,27 @@ def test_an_edge_detector_fails_randomisation_on_a_really_randomised_cnn_and_ig_
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the model was not touched
 
 
+def test_the_randomised_view_lends_the_clone_s_weights_and_always_gives_them_back(zoo_model):
+    model = zoo_model("cnn")
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
+    view = ModelView(model, "image", batch_size=4)
+    trained, own = view.predict(x), [w.copy() for w in model.get_weights()]
+    clone = view.randomised_copy(0).predict(x)
+    with view.randomised_weights(0) as rview:
+        assert rview.model is model and rview.randomised and not view.randomised
+        np.testing.assert_allclose(rview.predict(x), clone, rtol=1e-5, atol=1e-6)  # the clone's weights, same seed
+        assert not np.allclose(rview.predict(x), trained, atol=1e-3)
+        _, grads = rview.grad_fn(x, np.zeros(4, np.int64))  # the model's compiled gradient, on the lent weights
+        _, clone_grads = view.randomised_copy(0).grad_fn(x, np.zeros(4, np.int64))
+        np.testing.assert_allclose(grads, clone_grads, rtol=1e-4, atol=1e-7)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), own))
+    with pytest.raises(RuntimeError, match="midway"):
+        with view.randomised_weights(0):
+            raise RuntimeError("a method failed midway")
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), own))
+    np.testing.assert_array_equal(view.predict(x), trained)
+
+
 def test_checks_compare_a_value_with_a_threshold():
     from diagnostics.explainers import faithfulness_check, simple_check
     from diagnostics.health import DEFAULT_THRESHOLDS
