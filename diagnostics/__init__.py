@@ -19,16 +19,17 @@ try:
 except Exception:  # pragma: no cover - running from a source tree without metadata
     __version__ = "0+unknown"
 
-#: Names served lazily from :mod:`diagnostics.explainers` and :mod:`diagnostics.explain` (numpy).
+#: Names served lazily from :mod:`diagnostics.explainers`, :mod:`diagnostics.explain` (numpy) and
+#: :mod:`diagnostics.tensorflow_hidden` (imports keras when called).
 _LAZY = {"Explainer": "explainers", "ExplanationAnalyzer": "explainers", "ModelView": "explainers",
-         "refine_unconverged": "explainers",
+         "refine_unconverged": "explainers", "seed_everything": "tensorflow_hidden",
          "predict_batched": "explain", "select_targets": "explain", "select_samples": "explain"}
 
 __all__ = [
     "MODEL_KINDS", "Analyzer", "AnalyzerRecord", "Check", "Context", "Data", "DiagnosisError", "ExitCode",
     "Explainer", "ExplanationAnalyzer", "Finding", "HOOK_API_VERSION", "MethodExplanation", "ModelInfo", "ModelView",
     "Option", "Outcome", "Report", "Result", "Severity", "Status", "Verdict", "diagnose", "hookimpl", "predict_batched",
-    "refine_unconverged", "select_samples", "select_targets",
+    "refine_unconverged", "seed_everything", "select_samples", "select_targets",
 ]
 
 

@@ -1,8 +1,8 @@
 """Built-in plugin: SHAP values (Lundberg & Lee, 2017), additivity checked by the pipeline
 (:class:`diagnostics.ExplanationAnalyzer`): Σ SHAP = F(x) − E[F(background)].
 
-- ``gradient_shap``: ``shap.GradientExplainer`` (expected gradients) on the Keras model under torch;
-  token models in embedding space; nsamples doubled for the rows not additive within 10%. The default
+- ``gradient_shap``: ``shap.GradientExplainer`` (expected gradients) on the Keras model under TensorFlow or
+  torch (the same values: SHAP draws its samples from numpy either way); token models in embedding space; nsamples doubled for the rows not additive within 10%. The default
   for images, sequences and tokens.
 - ``permutation_shap`` (exactly additive; the default for tables), ``kernel_shap``, ``partition_shap``.
 
@@ -32,22 +32,38 @@ class GradientShap(Explainer):
             view, z if rows is None else z[rows], bg, targets if rows is None else targets[rows], ns, seed),
             int(self.opts["nsamples"]), int(self.opts["max_nsamples"]))
 
-    @staticmethod
-    def _shap(view, z, bg, targets, nsamples, seed):
-        import numpy as np
+    def _explainer(self, view, bg):
+        """SHAP's explainer of the model's output units and the function that picks the unit, made once per
+        model and reused by every unit, refinement round and the other seed, with one batch size (the first
+        round's nsamples): under TensorFlow each explainer traces its gradient function again for each new
+        model and batch shape (~0.1 s a trace)."""
         import shap
-        import torch
 
-        from diagnostics.backends.torch import output_unit
+        from diagnostics.backends import get
 
-        torch.manual_seed(seed)
-        np.random.seed(seed % (2**32))
+        cache = self.__dict__.setdefault("_explainers", {})  # per model and weights (the background's
+        head, made = cache.get(view.randomised, (None, None))  # embedding depends on them)
+        if head is not view.head:
+            backend = get()  # SHAP differentiates TensorFlow and torch models alike: the running backend's
+            unit, select = backend.selectable_output_unit(view.head)
+            made = (shap.GradientExplainer(unit, backend.library_input(bg),
+                                           batch_size=min(max(int(self.opts["nsamples"]), 50), view.batch_size)), select)
+            cache[view.randomised] = (view.head, made)
+        return made
+
+    def _shap(self, view, z, bg, targets, nsamples, seed):
+        import numpy as np
+
+        from diagnostics import seed_everything
+        from diagnostics.backends import get
+
+        seed_everything(seed)
+        explainer, select = self._explainer(view, bg)
         out = np.zeros(z.shape, np.float64)
         for t in np.unique(targets):
             rows = np.flatnonzero(targets == t)
-            vals = shap.GradientExplainer(output_unit(view.head, int(t)), torch.tensor(bg),
-                                          batch_size=min(max(nsamples, 50), view.batch_size)).shap_values(
-                torch.tensor(z[rows]), nsamples=nsamples, rseed=seed)
+            select(int(t))
+            vals = explainer.shap_values(get().library_input(z[rows]), nsamples=nsamples, rseed=seed)
             vals = np.asarray(vals[0] if isinstance(vals, list) else vals)
             out[rows] = vals[..., 0] if vals.ndim == z.ndim + 1 else vals  # (..., outputs) in shap >= 0.45
         return out
@@ -99,7 +115,9 @@ class ShapExplanations(ExplanationAnalyzer):
     name = "explain.shap"
     description = ("SHAP: GradientExplainer for differentiable models, Permutation/Kernel/Partition for tables; "
                    "additivity checked, global importance for tables, a trust verdict.")
-    backends, requires = ("torch",), ("shap",)
+    # TensorFlow first: the same values, and this model's forward and backward passes run several times
+    # faster there than through Keras's torch layers, where explain.captum already keeps a worker busy
+    backends, requires = ("tensorflow", "torch"), ("shap",)
     reference = "Lundberg & Lee 2017 (SHAP); Erion et al. 2021 (expected gradients = GradientExplainer)"
     explainers = (GradientShap, PermutationShap, KernelShap, PartitionShap)
     # SHAP's estimates stop at max_nsamples: additive within 10% on half the samples (the median) is enough here

@@ -201,3 +201,32 @@ def input_loss_gradients(model, x, y, loss_fn, batch_size: int = 256):
         losses.append(loss.numpy()[: size - pad])
         grads.append(g.numpy()[: size - pad])
     return np.concatenate(losses), np.concatenate(grads)
+
+
+def output_unit(head, unit: int):
+    """One output unit of ``head`` (a functional Keras model, e.g. ``ModelView.head``) as a Keras model
+    returning shape (n, 1) and sharing the weights: libraries that differentiate every output of a model
+    (SHAP's ``GradientExplainer``) then differentiate just this one."""
+    model, select = selectable_output_unit(head)
+    select(unit)
+    return model
+
+
+def selectable_output_unit(head):
+    """``(model, select)``: :func:`output_unit` whose unit ``select(unit)`` changes between calls. The unit is
+    a variable the model reads, so a library that traces the model once per explainer (SHAP) traces it once
+    for every unit, instead of once per unit (~0.1 s each)."""
+    import keras
+    import tensorflow as tf
+
+    index = tf.Variable(0, dtype=tf.int32, trainable=False)
+    out = head.outputs[0]
+    flat = keras.layers.Reshape((-1,))(out) if len(out.shape) != 2 else out
+    picked = keras.layers.Lambda(lambda o: tf.gather(o, tf.reshape(index, (1,)), axis=1), output_shape=(1,))(flat)
+    model = keras.Model(head.inputs[0] if len(head.inputs) == 1 else head.inputs, picked, name=f"{head.name}_unit")
+    return model, lambda unit: index.assign(int(unit))
+
+
+def library_input(x):
+    """An array as TensorFlow libraries take it (SHAP's ``GradientExplainer``): the numpy array itself."""
+    return np.asarray(x, np.float32)

@@ -141,15 +141,31 @@ def output_unit(head, unit: int):
     """One output unit of ``head`` (a callable on a tensor batch, e.g. ``ModelView.head``) as a
     ``torch.nn.Module`` returning shape (n, 1): libraries that differentiate every output of a module
     (SHAP's ``GradientExplainer``) then differentiate just this one."""
+    module, select = selectable_output_unit(head)
+    select(unit)
+    return module
+
+
+def selectable_output_unit(head):
+    """``(module, select)``: :func:`output_unit` whose unit ``select(unit)`` changes between calls (one
+    library explainer for every unit, as under TensorFlow)."""
     import torch
 
     class Unit(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.head = head
+            self.head, self.unit = head, 0
 
         def forward(self, z):
             out = self.head(z, training=False)
-            return out.reshape(out.shape[0], -1)[:, unit:unit + 1]
+            return out.reshape(out.shape[0], -1)[:, self.unit:self.unit + 1]
 
-    return Unit()
+    module = Unit()
+    return module, lambda unit: setattr(module, "unit", int(unit))
+
+
+def library_input(x):
+    """An array as torch libraries take it (captum, SHAP's ``GradientExplainer``): a float32 tensor."""
+    import torch
+
+    return torch.tensor(np.asarray(x, np.float32))

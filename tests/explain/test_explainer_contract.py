@@ -1,7 +1,7 @@
 """The Explainer contract: every registered Explainer, on every input kind it declares (image, sequence,
 token, tabular), returns finite floats of the float space's shape (or one value per feature), and
 the same attributions for the same seed. Each backend runs in its own process (Keras picks its
-backend once per process): the gradient family and LIME under TensorFlow, captum and SHAP under torch."""
+backend once per process): the gradient family, LIME and SHAP under both, captum under torch."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ SCRIPT = textwrap.dedent("""
 
 EXPECTED = {
     "tensorflow": {"explain.gradients": {"integrated_gradients", "saliency", "smoothgrad", "input_x_gradient",
-                                         "expected_gradients"}, "explain.lime": {"lime"}},
+                                         "expected_gradients"}, "explain.lime": {"lime"},
+                   "explain.shap": {"gradient_shap", "permutation_shap", "kernel_shap", "partition_shap"}},
     "torch": {"explain.captum": {"integrated_gradients", "occlusion", "feature_ablation", "shapley_sampling", "gradcam",
                                  "noise_tunnel"},
               "explain.shap": {"gradient_shap", "permutation_shap", "kernel_shap", "partition_shap"}},
@@ -78,7 +79,7 @@ def test_every_explainer_keeps_the_contract_on_every_input_kind_it_declares(back
         assert r["shape"] in r["allowed"], r
         assert r["dtype"] == "f" and r["finite"] and r["same_seed_same_result"] and r["nonzero"], r
     # the ones run per backend here, with the running backends in their metadata (tensorflow gets the gradient
-    # family and LIME, which also run under torch, and torch the two torch-only analyzers)
+    # family, LIME and SHAP, which also run under torch; torch gets captum, torch-only, and SHAP)
     for analyzer, methods in EXPECTED[backend].items():
         assert seen.get(analyzer) == methods, (analyzer, seen.get(analyzer))
     kinds = {(r["analyzer"], r["method"]): set() for r in rows}
