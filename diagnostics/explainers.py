@@ -53,6 +53,9 @@ COMMON_OPTIONS = (
     Option("batch_size", int, 1024, "rows per compiled model call"),
     Option("sanity", bool, True, "run the randomisation and seed-stability checks"),
     Option("faithfulness", bool, True, "run the deletion/insertion faithfulness check"),
+    Option("check_samples", int, 16, "the randomisation, stability and faithfulness checks audit at most this many "
+                                     "of the explained samples (evenly spaced), so explaining more samples costs "
+                                     "more maps, not more checks"),
     Option("baseline", str, "zeros", "reference input: 'zeros', 'mean' (of the training inputs) or 'auto' "
                                      "(mean for tables, zeros otherwise)", choices=("zeros", "mean", "auto")),
     Option("baseline_token", int, 0, "the token id of the reference input of token models"),
@@ -521,13 +524,17 @@ class ExplanationAnalyzer(Analyzer):
                                      reason="attributions contain NaN or Inf")]
             checks[ex.name] += self._axiom(ex, view, x, t, a, limits) + ex.extra_checks(limits)
         methods = [ex for ex in methods if ex.name in raw]
-        sanity_evals = sum(cost[ex.name] * len(x) * (2 if ex.sampling else 1) for ex in methods)
+        audit = audited(len(x), int(opts["check_samples"]))
+        sanity_evals = sum(cost[ex.name] * len(audit) * (2 if ex.sampling else 1) for ex in methods)
         sanity_skip = (pace and opts["sanity"] and pace.too_slow("the sanity checks", sanity_evals)) or \
-            self._sanity(context, opts, view, x, t, sign, methods, maps, checks, limits, t0)
+            self._sanity(context, opts, view, x[audit], t[audit], sign[audit], methods,
+                         {k: v[audit] for k, v in maps.items()}, checks, limits, t0)
         fx, fb = view.forward(x, t) * sign, view.forward(view.baseline_like(x), t) * sign
         informative = E.informative_samples(fx, fb)
         if opts["faithfulness"]:
-            keep = informative if informative.sum() >= 2 else np.ones(len(x), bool)
+            kept = np.flatnonzero(informative) if informative.sum() >= 2 else np.arange(len(x))
+            keep = np.zeros(len(x), bool)
+            keep[kept[audited(len(kept), int(opts["check_samples"]))]] = True  # evenly spaced, up to the limit
             for ex in methods:
                 with context.timed("faithfulness"):
                     curves = E.perturbation_curves(view.forward, x[keep], view.baseline_like(x)[keep], maps[ex.name][keep],
@@ -552,6 +559,7 @@ class ExplanationAnalyzer(Analyzer):
                    "targets": t.tolist(), "space": view.space, "embedding_layer": view.embedding_layer,
                    "methods": [ex.name for ex in methods], "not_run": skipped, "agreement": E.agreement_matrix(maps),
                    "informative_samples": int(informative.sum()), "sanity_skipped": sanity_skip,
+                   "checked_samples": len(audit),
                    "not_offered": dict(self.not_offered), **self.notes(view, opts)}
         artifacts = self._figures(context, view, x, idx, t, maps, sections, mask)
         return Result(findings=findings, metrics=E.json_round(metrics), artifacts=artifacts,
@@ -718,6 +726,14 @@ class Pace:
 PACE_SHARE = 0.5
 
 CHECK_ORDER = ["finite", "completeness", "additivity", "randomisation", "faithfulness", "ground_truth", "stability"]
+
+
+def audited(n: int, limit: int) -> np.ndarray:
+    """Which of ``n`` explained samples the re-running and perturbing checks audit: all of them up to
+    ``limit``, else ``limit`` evenly spaced ones (deterministic, the same for every method)."""
+    if n <= max(int(limit), 1):
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max(int(limit), 1))).astype(int))
 
 
 def _signed(a: np.ndarray, sign: np.ndarray) -> np.ndarray:

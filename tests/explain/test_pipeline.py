@@ -258,3 +258,39 @@ def test_on_a_large_model_the_pace_actually_seen_leaves_out_what_would_run_into_
     assert notes[0] == "later not run: " + later.skipped.removeprefix("left out: ")
     # sleepy's own sanity runs (another seed, the randomised model: about 2 s more at that pace) still fit
     assert result.metrics["sanity_skipped"] is None and sleepy.check("randomisation") is not None
+
+
+class Spy(Explainer):
+    """Input x weight of a linear model, recording how many samples each call explains."""
+
+    name = "spy"
+    sampling = True
+    calls: list = []
+
+    def attribute(self, view, x, targets, seed):
+        Spy.calls.append((self.stage, len(x)))
+        return np.asarray(x, np.float64) * (1.0 + 0.01 * seed)
+
+
+class Audited(ExplanationAnalyzer):
+    name = "explain.audited"
+    description = "a method whose calls are counted"
+    explainers = (Spy,)
+
+
+def test_the_checks_audit_at_most_check_samples_of_the_explained_samples(linear, tmp_path):
+    from diagnostics.explainers import audited
+
+    assert audited(5, 16).tolist() == [0, 1, 2, 3, 4]
+    assert audited(40, 4).tolist() == [0, 13, 26, 39]  # evenly spaced, both ends
+    model, _, _ = linear
+    x = np.random.default_rng(2).normal(size=(60, 5)).astype(np.float32)
+    Spy.calls = []
+    result = run_analyzer(Audited, model, Data(x_val=x), tmp_path, samples=40, check_samples=8)
+    assert Spy.calls == [("main", 40), ("stability", 8), ("randomisation", 8)]
+    (spy,) = result.explanations
+    assert len(spy.sample_indices) == 40 and result.metrics["checked_samples"] == 8
+    assert spy.check("faithfulness").detail["scored_samples"] <= 8
+    Spy.calls = []
+    run_analyzer(Audited, model, Data(x_val=x), tmp_path / "default", samples=12)  # under the default 16: all
+    assert Spy.calls == [("main", 12), ("stability", 12), ("randomisation", 12)]
