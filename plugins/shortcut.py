@@ -148,7 +148,15 @@ class ShortcutDetection(Analyzer):
             r = E.integrated_gradients(grad_fn, x, np.zeros_like(x), targets.index, steps=steps, max_steps=steps,
                                        batch_size=bs)
             feature = np.abs(r.attributions).sum(axis=-1)  # channels summed: one value per pixel / step
-            maps[split] = S.unit_mass(feature)
+            maps[split] = S.unit_mass(feature)  # drops the samples whose map is all zero or not finite
+            metrics.setdefault("unusable_attributions", {})[split] = len(x) - len(maps[split])
+        if not all(len(m) for m in maps.values()):
+            metrics["region"] = None
+            metrics["region_not_located"] = ("the model's integrated gradients are zero or not finite on every sample of "
+                                             "a split (saturated or overflowing: see health.gradients): there is no "
+                                             "attribution region to test")
+            context.progress(3, 3, "done")
+            return
         mt, mv = maps["train"].mean(axis=0), maps["val"].mean(axis=0)
         context.progress(1, 3, "region")
         region = S.attribution_region(mt, mv, float(opts["region_level"]))

@@ -113,3 +113,21 @@ def test_sequence_shortcut_is_reported_as_time_steps(keras_tf, run_health):
     first, last = rec.metrics["region"]["steps"]
     assert 19 <= first <= 20 and 23 <= last <= 24, rec.metrics["region"]
     assert f.where == f"steps {first}-{last}"
+
+
+def test_a_model_whose_attributions_vanish_everywhere_says_so_instead_of_failing(keras_tf, run_health):
+    """Saturated units (the exploding LSTM under oneDNN) give all-zero integrated gradients: there is no
+    attribution region to look for, which the report says, with no finding and no NaN in the metrics."""
+    keras = keras_tf
+    rng = np.random.default_rng(1)
+    inp = keras.Input((30, 2))
+    h = keras.layers.Dense(4, activation="tanh", kernel_initializer=keras.initializers.Constant(1e4),
+                           bias_initializer=keras.initializers.Constant(1e4))(keras.layers.Flatten()(inp))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(h))  # tanh(1e4 + ...) = 1: flat
+    x = rng.normal(size=(200, 30, 2)).astype(np.float32)
+    y = rng.integers(0, 2, 200).astype(np.int32)
+    rec = run_health(model, {"x_train": x[:120], "y_train": y[:120], "x_val": x[120:], "y_val": y[120:]},
+                     only=("explain.shortcut",))["explain.shortcut"]
+    assert rec.status == "ok" and not rec.findings, (rec.status, rec.reason)
+    assert rec.metrics["region"] is None and "no attribution region to test" in rec.metrics["region_not_located"]
+    assert rec.metrics["unusable_attributions"]["train"] > 0
