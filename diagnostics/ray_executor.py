@@ -103,6 +103,7 @@ class ActorBody:
 
         os.environ["KERAS_BACKEND"] = backend  # also set by the runtime env; this is belt and braces
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as in a local worker (diagnostics/worker.py)
         # The same process name as a local worker, so plugins and logs cannot tell them apart.
         multiprocessing.current_process().name = f"diagnostics-{backend}"
         from .worker import WorkerState
@@ -272,7 +273,7 @@ class RayExecutor:
         return self.replicas
 
     def _new_actor(self, backend: str):
-        env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
         env.update({k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)})
         return self._remote_cls.options(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_concurrency=1,

@@ -79,7 +79,7 @@ def test_every_explainer_keeps_the_contract_on_every_input_kind_it_declares(back
         assert r["shape"] in r["allowed"], r
         assert r["dtype"] == "f" and r["finite"] and r["same_seed_same_result"] and r["nonzero"], r
     # the ones run per backend here, with the running backends in their metadata (tensorflow gets the gradient
-    # family, LIME and SHAP, which also run under torch; torch gets captum, torch-only, and SHAP)
+    # family and LIME, which also run under torch, and SHAP, which prefers torch; torch gets captum and SHAP)
     for analyzer, methods in EXPECTED[backend].items():
         assert seen.get(analyzer) == methods, (analyzer, seen.get(analyzer))
     kinds = {(r["analyzer"], r["method"]): set() for r in rows}
