@@ -26,13 +26,20 @@ import numpy as np
 from .analyzer import Data
 
 
-def cache_dir() -> Path | None:
-    """Where generated datasets are kept, or None when the cache is off."""
+def cache_root() -> Path | None:
+    """This package's cache (generated datasets, compiled kernels of the libraries it drives), or None
+    when ``DIAGNOSTICS_CACHE_DIR=off``."""
     where = os.environ.get("DIAGNOSTICS_CACHE_DIR")
     if where is not None:
-        return None if where.strip().lower() in ("", "off", "0", "none") else Path(where) / "datasets"
+        return None if where.strip().lower() in ("", "off", "0", "none") else Path(where)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "keras-diagnostics" / "datasets"
+    return Path(base) / "keras-diagnostics"
+
+
+def cache_dir() -> Path | None:
+    """Where generated datasets are kept, or None when the cache is off."""
+    root = cache_root()
+    return None if root is None else root / "datasets"
 
 
 def load(name: str, seed: int, loader: Callable[[int], Any]) -> Data:
