@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from .data import DataRefused
 from .safety import ModelRefused
-from .worker import Job
+from .worker import COMPUTE_THREAD_VARIABLES, Job
 
 INSTALL_HINT = "pip install 'diagnostics[ray]'"
 LOAD_TIMEOUT_S = 600.0
@@ -104,6 +104,11 @@ class ActorBody:
         os.environ["KERAS_BACKEND"] = backend  # also set by the runtime env; this is belt and braces
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as in a local worker (diagnostics/worker.py)
+        from .executors import threads_per_worker
+
+        threads = threads_per_worker(int(os.environ.get("DIAGNOSTICS_SIDE_BY_SIDE", "1")))
+        for var in COMPUTE_THREAD_VARIABLES if threads else ():
+            os.environ.setdefault(var, str(threads))  # before keras (and the framework) is imported
         # The same process name as a local worker, so plugins and logs cannot tell them apart.
         multiprocessing.current_process().name = f"diagnostics-{backend}"
         from .worker import WorkerState
@@ -258,6 +263,7 @@ class RayExecutor:
         self.extra = tuple((n, t) for n, t in extra if isinstance(t, str))
         self.replicas = max(1, int(replicas))
         self.num_cpus = num_cpus
+        self._side_by_side = 1
         if num_gpus is None:
             num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         self.num_gpus = num_gpus
@@ -274,6 +280,13 @@ class RayExecutor:
 
     def _new_actor(self, backend: str):
         env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+        # compute threads: as many as the CPUs Ray reserves for the actor, else the local rule on the actor's
+        # machine (its cores shared by the workers side by side), so that a run gives the same numbers on
+        # Ray as in local workers; the driver's own settings (forwarded below) win
+        if self.num_cpus >= 1:
+            env.update({v: str(int(self.num_cpus)) for v in COMPUTE_THREAD_VARIABLES})
+        else:
+            env["DIAGNOSTICS_SIDE_BY_SIDE"] = str(self._side_by_side)
         env.update({k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)})
         return self._remote_cls.options(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_concurrency=1,
@@ -281,11 +294,13 @@ class RayExecutor:
         ).remote(backend, self.disabled, self.extra)
 
     def start(self, backend: str, side_by_side: int = 1) -> None:
-        """Create the backend's actors now, so their imports overlap with other work (each actor has the
-        ``num_cpus`` Ray gives it, whatever ``side_by_side``)."""
+        """Create the backend's actors now, so their imports overlap with other work. ``side_by_side``: the
+        backends the run keeps busy at once (each with ``replicas`` actors), for the actors' thread count
+        when Ray reserves no CPUs for them (``num_cpus`` 0)."""
         with self._lock:
             if backend in self._pools:
                 return
+            self._side_by_side = max(1, int(side_by_side)) * self.replicas
             pool: queue.Queue = queue.Queue()
             replicas = [_Replica(backend, i, self._new_actor(backend)) for i in range(self.replicas)]
             for r in replicas:
