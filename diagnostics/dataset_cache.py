@@ -45,13 +45,13 @@ def cache_dir() -> Path | None:
 def load(name: str, seed: int, loader: Callable[[int], Any]) -> Data:
     """The dataset ``name`` for ``seed``: from the cache when a current copy is there, else from
     ``loader(seed)`` (and then kept, when its arrays are plain numbers or strings)."""
-    from .data import DataRefused, _load_npz, from_arrays, save_npz
+    from .data import DataRefused, from_arrays, load_file, save_npz
 
     source = f"dataset {name} (seed {seed})"
     path = _path(name, seed, loader)
     if path is not None and path.is_file():
         try:
-            return dataclasses.replace(_load_npz(path), source=source)
+            return dataclasses.replace(load_file(path), source=source)
         except DataRefused:
             pass  # unreadable (a partial copy, an edit): generate it again
     data = from_arrays(loader(seed), source=source)
