@@ -77,6 +77,7 @@ def _compile_kernels_once() -> None:
     ``_build_fixed_single_output``, takes the link function as an argument, whose numba type differs in
     every process: numba cannot reuse it, and it still compiles each run (about half of the 7 s)."""
     from numba.core import config
+    from numba.core.caching import NullCache
     from numba.core.dispatcher import Dispatcher
     from shap.maskers import _tabular
     from shap.utils import _masked_model
@@ -90,7 +91,7 @@ def _compile_kernels_once() -> None:
         config.CACHE_DIR = str(root / "numba")
     for module in (_tabular, _masked_model):
         for kernel in vars(module).values():
-            if isinstance(kernel, Dispatcher) and kernel._cache.__class__.__name__ == "NullCache":
+            if isinstance(kernel, Dispatcher) and isinstance(kernel._cache, NullCache):  # not cached yet
                 kernel.enable_caching()
 
 

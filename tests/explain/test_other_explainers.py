@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +105,9 @@ def test_shap_on_the_zoo_mlp_is_additive_with_a_global_importance(zoo_path, tmp_
     assert vals.shape == (6, 30)
     assert (tmp_path / rec["artifacts"]["global importance"]).is_file()
     assert rec["findings"][-1]["code"] == f"explain.shap.permutation_shap.{section['verdict']}"
+    # SHAP's masker kernels were compiled into this package's cache, for the next run to reuse
+    kernels = {p.name.split("-")[0] for p in (Path(os.environ["DIAGNOSTICS_CACHE_DIR"]) / "numba").rglob("*.nbi")}
+    assert {"_tabular._delta_masking", "_tabular._single_delta_mask"} <= kernels, kernels
 
 
 TORCH_CHECKS = textwrap.dedent("""
