@@ -12,6 +12,9 @@ within 2x of a cold start"):
   set of the model's sidecar dataset. Each pair runs back to back; the ratio is the median of the pairs'
   ratios, so that load from other processes cancels out as far as it can. The phase breakdown of the
   last report (``Report.phase_breakdown``) is printed beside it.
+- ``without explanations / floor``, in the same pairs: ``diagnose`` with every explanation analyzer
+  skipped (the run's fixed costs: pre-scan, workers, imports, load, data, the health analyzers, the
+  report). What the default run costs above it is the explanation methods and their trust checks.
 - ``--baseline-src DIR``: also run, in each pair, ``diagnose`` from another source tree of the
   ``diagnostics`` package (e.g. ``git archive <commit> diagnostics | tar -x -C DIR``; the plugins stay
   this checkout's), to measure a change of the core as a ratio in the same run.
@@ -151,6 +154,10 @@ def end_to_end(args, work: Path, results: dict) -> None:
                 raise SystemExit(f"the floor failed on {name}:\n{proc.stderr[-2000:]}")
             ours, report = _diagnose(model, work / f"{name}-{i}", str(work))
             row = {"floor_s": floor, "diagnose_s": ours, "ratio": ours / floor}
+            explaining = sorted(r.name for r in report.analyzers if r.category == "explanation")
+            if explaining:
+                fixed, _ = _diagnose(model, work / f"{name}-fixed-{i}", str(work), extra=("--skip", ",".join(explaining)))
+                row.update(fixed_s=fixed, fixed_ratio=fixed / floor)
             if args.baseline_src:
                 base, base_report = _diagnose(model, work / f"{name}-base-{i}", str(work), args.baseline_src)
                 row.update(baseline_s=base, baseline_ratio=base / floor, new_over_baseline=ours / base)
@@ -163,6 +170,7 @@ def end_to_end(args, work: Path, results: dict) -> None:
         entry = {"pairs": rows, "ratio_median": _median([r["ratio"] for r in rows]),
                  "floor_median_s": _median([r["floor_s"] for r in rows]),
                  "diagnose_median_s": _median([r["diagnose_s"] for r in rows]),
+                 "fixed_ratio_median": _median([r["fixed_ratio"] for r in rows if "fixed_ratio" in r]),
                  "phases": _breakdown(reports), "workers": dict(reports[-1].workers), "verdicts": verdicts}
         if args.baseline_src:
             entry.update(baseline_ratio_median=_median([r["baseline_ratio"] for r in rows]),
@@ -174,7 +182,8 @@ def end_to_end(args, work: Path, results: dict) -> None:
                 for a, b in zip(reports[-1].analyzers, base_reports[-1].analyzers))
         results["models"][name] = entry
         print(f"{name}: diagnose / floor median {entry['ratio_median']:.2f} (floor {entry['floor_median_s']:.1f} s, "
-              f"diagnose {entry['diagnose_median_s']:.1f} s)"
+              f"diagnose {entry['diagnose_median_s']:.1f} s; without the explanation analyzers "
+              f"{entry['fixed_ratio_median']:.2f})"
               + (f"; baseline / floor {entry['baseline_ratio_median']:.2f}, new / baseline "
                  f"{entry['new_over_baseline_median']:.2f}, verdicts unchanged: {entry['verdicts_unchanged']}"
                  if args.baseline_src else ""), flush=True)
