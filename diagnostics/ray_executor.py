@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from .data import DataRefused
 from .safety import ModelRefused
-from .worker import COMPUTE_THREAD_VARIABLES, Job
+from .worker import COMPUTE_THREAD_VARIABLES, Job, set_framework_environment
 
 INSTALL_HINT = "pip install 'diagnostics[ray]'"
 LOAD_TIMEOUT_S = 600.0
@@ -101,14 +101,10 @@ class ActorBody:
     def __init__(self, backend: str, disabled: list[str], extra: tuple):
         import multiprocessing
 
-        os.environ["KERAS_BACKEND"] = backend  # also set by the runtime env; this is belt and braces
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as in a local worker (diagnostics/worker.py)
         from .executors import threads_per_worker
 
-        threads = threads_per_worker(int(os.environ.get("DIAGNOSTICS_SIDE_BY_SIDE", "1")))
-        for var in COMPUTE_THREAD_VARIABLES if threads else ():
-            os.environ.setdefault(var, str(threads))  # before keras (and the framework) is imported
+        # as a local worker does (the runtime env also sets the backend: belt and braces)
+        set_framework_environment(backend, threads_per_worker(int(os.environ.get("DIAGNOSTICS_SIDE_BY_SIDE", "1"))))
         # The same process name as a local worker, so plugins and logs cannot tell them apart.
         multiprocessing.current_process().name = f"diagnostics-{backend}"
         from .worker import WorkerState

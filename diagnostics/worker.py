@@ -285,6 +285,19 @@ def _companion_loader(job: Job, state: WorkerState):
 
 
 # -- the worker process ----------------------------------------------------------------------------
+def set_framework_environment(backend: str, threads: int | None) -> None:
+    """What a worker process (local, or a Ray actor) sets before Keras and its framework are first imported:
+    the backend, quiet TensorFlow logs, oneDNN off and ``threads`` compute threads; what the user set wins
+    (except the backend). oneDNN's kernels would make TensorFlow's passes about 2x faster, but they round
+    differently where the zoo's planted faults live: with them on, mlp_nan's NaN predictions and exploding
+    gradients vanished and two verdicts moved (docs/performance.md)."""
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    for var in COMPUTE_THREAD_VARIABLES if threads else ():
+        os.environ.setdefault(var, str(threads))
+
+
 def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path: str | None = None,
                 spawned_at: float | None = None, threads: int | None = None) -> None:
     """Entry point of a spawned worker. Messages: ("load", job) and ("run", job); replies go to conn.
@@ -303,15 +316,7 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
-    os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # oneDNN's kernels would make TensorFlow's passes about 2x faster here, but they round differently
-    # where the zoo's planted faults live: with them on, mlp_nan's NaN predictions and exploding gradients
-    # vanished and two verdicts moved (docs/performance.md). Off unless the user sets it.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    if threads:
-        for var in COMPUTE_THREAD_VARIABLES:
-            os.environ.setdefault(var, str(threads))
+    set_framework_environment(backend, threads)
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
