@@ -11,6 +11,11 @@ from pathlib import Path
 import click
 
 from .exitcodes import ExitCode
+from .textsafe import terminal
+
+# Every line printed here may quote a name that a file or a plugin chose (a model or checkpoint file
+# name, a layer, an analyzer, a plugin's error): it goes through textsafe.terminal, so it cannot hide
+# or forge the verdict, retitle the terminal, or pass for a GitHub workflow command.
 
 FAIL_ON = ("info", "warning", "error", "never")
 
@@ -147,7 +152,7 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
             target_value = target
         opts.setdefault("*", {})["target"] = target_value
     out = Path(out_dir) if out_dir else Path("reports") / Path(model).name.split(".")[0]
-    progress = Progress(quiet=quiet)
+    progress = _safe_progress(Progress)(quiet=quiet)
     config = RunConfig(
         model_path=model, out_dir=out, data_path=data_path, only=tuple(only), skip=tuple(skip), fail_on=fail_on,
         timeout_s=timeout_s, seed=seed, trust=trust, max_model_size=max_model_size, backend=backend,
@@ -168,9 +173,9 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
             text = slowest_phases(outcome.report)
             if text:
                 click.echo("\n" + text)
-        click.echo(f"report: {out / 'report.json'}  {out / 'report.html'}", err=True)
+        click.echo(f"report: {terminal(out / 'report.json')}  {terminal(out / 'report.html')}", err=True)
     if outcome.message:
-        click.echo(f"diagnose: {outcome.message}", err=True)
+        click.echo(f"diagnose: {terminal(outcome.message)}", err=True)
     code = outcome.exit_code
     if _write_outputs(outcome, model, out, junit_xml, summary_md, mlflow_run) and code in (ExitCode.OK, ExitCode.FINDINGS):
         code = ExitCode.USAGE  # an output that was asked for and is missing must not pass CI silently
@@ -190,7 +195,7 @@ def _write_outputs(outcome, model: str, out: Path, junit_xml: str | None, summar
             action()
         except Exception as e:  # noqa: BLE001 - any failure to write an output is reported, not a crash
             failures.append(what)
-            click.echo(f"diagnose: could not write {what}: {type(e).__name__}: {e}", err=True)
+            click.echo(f"diagnose: could not write {terminal(what)}: {type(e).__name__}: {terminal(e)}", err=True)
 
     if junit_xml:
         xml = junit.to_junit_xml(report) if report else junit.failed_run_xml(name, outcome.message, outcome.exit_code)
@@ -215,7 +220,7 @@ def _write_outputs(outcome, model: str, out: Path, junit_xml: str | None, summar
 
         def log():
             run_id = mlflow_mod.log_report(out, run_id=mlflow_run or None)
-            click.echo(f"mlflow: logged to run {run_id}", err=True)
+            click.echo(f"mlflow: logged to run {terminal(run_id)}", err=True)
 
         attempt("the report to MLflow", log)
     return failures
@@ -238,14 +243,28 @@ def _check_executor(executor: str) -> None:
         try:
             require_ray()
         except RayUnavailable as e:
-            click.echo(f"diagnose: {e}", err=True)
+            click.echo(f"diagnose: {terminal(e)}", err=True)
             sys.exit(int(ExitCode.USAGE))
+
+
+def _safe_progress(progress_cls):
+    """``progress_cls`` (the runner's :class:`Progress`) whose every line is passed through
+    :func:`textsafe.terminal` first: progress lines quote analyzer names, reasons and file names."""
+
+    class SafeProgress(progress_cls):
+        def say(self, text: str) -> None:
+            super().say(terminal(text))
+
+        def step(self, name: str, done: int, total: int, message: str = "") -> None:
+            super().step(terminal(name), done, total, terminal(message))
+
+    return SafeProgress
 
 
 def _confirm_trust(items: list[str]) -> bool:
     click.echo("--trust: loading this model will run code stored in the file:", err=True)
     for item in items:
-        click.echo(f"  - {item}", err=True)
+        click.echo(f"  - {terminal(item)}", err=True)
     if sys.stdin is not None and sys.stdin.isatty():
         return click.confirm("Run it?", default=False, err=True)
     return True
@@ -278,18 +297,19 @@ def sweep_command(paths, out_dir, only, skip, fail_on, timeout_s, seed, options,
     base = RunConfig(model_path="", out_dir=out, only=tuple(only), skip=tuple(skip), fail_on=fail_on, timeout_s=timeout_s,
                      seed=seed, max_model_size=max_model_size, disabled=frozenset(disable), options=_parse_options(options),
                      executor=executor, ray_address=ray_address)
-    say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+    say = (lambda text: None) if quiet else (lambda text: click.echo(terminal(text), err=True))
     try:
         outcome = run_sweep(paths, base, out, workers=workers, say=say)
     except SweepError as e:
-        click.echo(f"diagnose: {e}", err=True)
+        click.echo(f"diagnose: {terminal(e)}", err=True)
         sys.exit(int(ExitCode.USAGE))
     rows = [("step", "checkpoint", "verdict", "findings")]
-    rows += [(str(e["step"]), e["checkpoint"], e["verdict"], str(len(e["findings"]))) for e in outcome.entries]
+    rows += [(terminal(e["step"]), terminal(e["checkpoint"]), terminal(e["verdict"]), str(len(e["findings"])))
+             for e in outcome.entries]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
-    click.echo(f"sweep: {out / 'sweep.json'} ({outcome.ran} run, {outcome.reused} already done, {outcome.wall_s:.1f}s)", err=True)
+    click.echo(f"sweep: {terminal(out / 'sweep.json')} ({outcome.ran} run, {outcome.reused} already done, {outcome.wall_s:.1f}s)", err=True)
     sys.exit(int(outcome.exit_code))
 
 
@@ -308,14 +328,17 @@ def plugins_command(as_json, disable):
                             "model_kinds": sorted(e.cls.model_kinds), "data": e.cls.data, "backends": list(e.cls.backends),
                             "requires": list(e.cls.requires), "options": options_metadata(e.cls)}
                      for name, e in sorted(host.analyzers.items())}
-        click.echo(json.dumps({"plugins": records, "analyzers": analyzers}, sort_keys=True, indent=2))
+        # JSON escapes control characters itself; "##[" (a workflow command anywhere in a line) can only
+        # sit inside a string, where "\u005b" is the same "[".
+        click.echo(json.dumps({"plugins": records, "analyzers": analyzers}, sort_keys=True, indent=2)
+                   .replace("##[", "##\\u005b"))
     else:
         rows = [("plugin", "version", "hooks", "analyzers", "status")]
         for r in records:
             status = "disabled" if r["disabled"] else f"ERROR: {r['error']}" if r["error"] else "ok"
-            rows.append((r["name"] + ("" if not r["builtin"] else " (built-in)"), r["version"],
-                         ", ".join(h.replace("register_", "") for h in r["hooks"]) or "-",
-                         ", ".join(r["analyzers"]) or "-", status))
+            rows.append((terminal(r["name"]) + ("" if not r["builtin"] else " (built-in)"), terminal(r["version"]),
+                         terminal(", ".join(h.replace("register_", "") for h in r["hooks"]) or "-"),
+                         terminal(", ".join(r["analyzers"]) or "-"), terminal(status)))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for row in rows:
             click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
@@ -340,8 +363,8 @@ def plugin_new_command(name, parent):
         raise click.UsageError(str(e)) from None
     root = files[0].parent
     for f in files:
-        click.echo(f"created {f}")
-    click.echo(f"next: pip install -e {root} && diagnose plugins && pytest {root}")
+        click.echo(f"created {terminal(f)}")
+    click.echo(f"next: pip install -e {terminal(root)} && diagnose plugins && pytest {terminal(root)}")
 
 
 @cli.command("dashboard")
@@ -367,7 +390,7 @@ def dashboard_command(path, port):
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.enableXsrfProtection", "true", "--client.showErrorDetails", "none"]
-    click.echo(f"diagnose: dashboard on http://127.0.0.1:{port} for {target} (Ctrl-C stops it)", err=True)
+    click.echo(f"diagnose: dashboard on http://127.0.0.1:{port} for {terminal(target)} (Ctrl-C stops it)", err=True)
     sys.stdout.flush()
     os.execve(sys.executable, cmd, {**os.environ, "DIAGNOSTICS_DASHBOARD_REPORT": str(target)})
 
@@ -380,6 +403,7 @@ def main(argv=None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
+        e.message = terminal(e.message)  # it may quote an argument: a file name from a glob
         e.show()
         sys.exit(int(ExitCode.USAGE))
     except (KeyboardInterrupt, click.exceptions.Abort):
@@ -390,7 +414,7 @@ def main(argv=None) -> None:
     except Exception as e:  # noqa: BLE001
         if os.environ.get("DIAGNOSTICS_DEBUG"):
             raise
-        click.echo(f"diagnose: internal error: {type(e).__name__}: {e} (set DIAGNOSTICS_DEBUG=1 for the traceback, and please report it)", err=True)
+        click.echo(f"diagnose: internal error: {type(e).__name__}: {terminal(e)} (set DIAGNOSTICS_DEBUG=1 for the traceback, and please report it)", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
     sys.exit(0)
 
