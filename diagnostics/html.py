@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-from html import escape
 from pathlib import Path
 
 from .report import Report
+# html.escape, and control and bidi characters shown as escapes: one implementation for every sink.
+from .textsafe import html_text as escape
 
 SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", None: "#2e7d32"}
 STATUS_COLOURS = {"ok": "#2e7d32", "skipped": "#757575", "failed": "#c62828", "timed_out": "#6a1b9a", "crashed": "#b71c1c"}
@@ -41,8 +42,8 @@ def render_html(report: Report, base_dir: Path) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>diagnostics: {escape(str(m.get('name')))}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(str(m.get('name')))}</h1>",
-        f"<p class=muted>{escape(str(info.get('kind', '?')))} model · {info.get('n_params', '?')} parameters · "
-        f"{info.get('n_layers', '?')} layers · backends {escape(', '.join(report.environment.get('backends', [])))} · "
+        f"<p class=muted>{escape(str(info.get('kind', '?')))} model · {escape(str(info.get('n_params', '?')))} parameters · "
+        f"{escape(str(info.get('n_layers', '?')))} layers · backends {escape(', '.join(report.environment.get('backends', [])))} · "
         f"seed {report.seed} · exit code {report.exit_code}</p>",
         f"<p>Verdict: {_pill(worst or 'clean', SEVERITY_COLOURS[worst])} (fail on {escape(report.fail_on)})</p>",
     ]
@@ -91,7 +92,7 @@ def render_html(report: Report, base_dir: Path) -> str:
                 parts.append(f"<figure><img alt='{escape(name)}' src='{src}'><figcaption>{escape(name)}</figcaption></figure>")
         others = [(k, v) for k, v in sorted(r.artifacts.items()) if not v.lower().endswith(".png")]
         if others:
-            parts.append("<p class=muted>Files: " + ", ".join(f"<a href='{escape(v)}'>{escape(k)}</a>" for k, v in others) + "</p>")
+            parts.append("<p class=muted>Files: " + ", ".join(_file_link(k, v) for k, v in others) + "</p>")
         if r.metrics:
             parts.append("<details><summary>Metrics</summary><pre>" +
                          escape(json.dumps(r.metrics, sort_keys=True, indent=1)[:20000]) + "</pre></details>")
@@ -125,6 +126,15 @@ def _phases_section(report: Report) -> str:
     if mem:
         rows.append(f"<p class=muted>Peak worker memory: {', '.join(mem)}</p>")
     return "\n".join(rows)
+
+
+def _file_link(name: str, rel: str) -> str:
+    """A link to an artifact beside the report; a path that is not a plain relative one (``javascript:``,
+    ``https://``, ``/etc/...``, ``../``) is shown as text, never as a link."""
+    parts = Path(rel).parts
+    if rel and ":" not in rel and not rel.startswith(("/", "\\")) and ".." not in parts:
+        return f"<a href='{escape(rel)}'>{escape(name)}</a>"
+    return f"{escape(name)} ({escape(rel)})"
 
 
 def _data_uri(path: Path) -> str | None:

@@ -12,23 +12,20 @@ the analyzer), read from the :class:`~diagnostics.report.Report` alone:
   (classname ``plugin``) with an ``<error>``: the XML is red whenever the exit code says 3.
 
 Durations go in ``time`` (seconds, three decimals: the common JUnit schema allows no more).
+
+Every text passes through :func:`diagnostics.textsafe.xml_text` and every attribute through
+:func:`~diagnostics.textsafe.visible`: a character XML 1.0 cannot carry (an ANSI colour code in a
+message, say) would make the file unreadable, so it is shown as an escape (``\\x1b``) instead, as
+are bidi overrides and, in attributes and finding lines, newlines; ElementTree escapes the rest.
 """
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 
 from .analyzer import Finding, Severity
 from .report import AnalyzerRecord, Report
-
-# Characters XML 1.0 cannot carry at all (control characters other than tab, newline, return):
-# an analyzer's message or a traceback holding one (an ANSI colour code, say) would make the file unreadable.
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _clean(text: str) -> str:
-    return _INVALID_XML.sub("\N{REPLACEMENT CHARACTER}", str(text))
+from .textsafe import visible, xml_text
 
 
 def _time(seconds: float) -> str:
@@ -36,8 +33,10 @@ def _time(seconds: float) -> str:
 
 
 def _line(f: Finding) -> str:
-    where = f" [{f.where}]" if f.where else ""
-    return f"{f.severity.value.upper()} {f.code}{where}: {f.message}"
+    """One finding on one line: a newline in its code, where or message is shown as an escape, so it
+    cannot pass for a finding line of its own."""
+    where = f" [{visible(f.where)}]" if f.where else ""
+    return f"{f.severity.value.upper()} {visible(f.code)}{where}: {visible(f.message)}"
 
 
 def _failing(record: AnalyzerRecord, fail_on: str) -> list[Finding]:
@@ -48,9 +47,10 @@ def _failing(record: AnalyzerRecord, fail_on: str) -> list[Finding]:
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, {k: _clean(v) for k, v in attrs.items()})
+    # Attributes are one line (a name, a message): newlines shown too. Texts keep theirs (tracebacks).
+    el = ET.SubElement(parent, tag, {k: visible(v) for k, v in attrs.items()})
     if text:
-        el.text = _clean(text)
+        el.text = xml_text(text)
     return el
 
 
