@@ -1,12 +1,18 @@
-"""Plotly figures for the dashboard: interactive, in the report's severity colours, sized for a laptop."""
+"""Plotly figures for the dashboard: interactive, in the report's severity colours, sized for a laptop.
+
+Plotly reads titles, axis and legend labels, tick labels and annotations as a subset of HTML (links,
+bold, line breaks): every text here that a report chose (layer, metric and series names) goes
+through :func:`label`, so ``<a href=...>`` in a layer name shows as itself.
+"""
 
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
 from diagnostics.html import SEVERITY_COLOURS, STATUS_COLOURS
+from diagnostics.textsafe import html_text
 
-__all__ = ["SEVERITY_COLOURS", "STATUS_COLOURS", "bars", "lines", "heatmap", "histogram"]
+__all__ = ["SEVERITY_COLOURS", "STATUS_COLOURS", "bars", "lines", "heatmap", "histogram", "label"]
 
 HEIGHT = 340
 BLUE = SEVERITY_COLOURS["info"]
@@ -14,9 +20,16 @@ BLUE = SEVERITY_COLOURS["info"]
 SERIES = ("#1565c0", "#00897b", "#8e24aa", "#6d4c41", "#546e7a", "#f9a825", "#3949ab", "#00acc1")
 
 
+def label(text) -> str:
+    """``text`` as Plotly shows it literally: HTML-escaped (Plotly decodes the entities), control and
+    bidi characters shown as escapes."""
+    return html_text(text)
+
+
 def _layout(fig, title: str, xlabel: str = "", ylabel: str = "", log: bool = False):
-    fig.update_layout(title={"text": title, "font": {"size": 15}}, height=HEIGHT, margin={"l": 50, "r": 20, "t": 50, "b": 60},
-                      xaxis_title=xlabel, yaxis_title=ylabel, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(title={"text": label(title), "font": {"size": 15}}, height=HEIGHT,
+                      margin={"l": 50, "r": 20, "t": 50, "b": 60}, xaxis_title=label(xlabel), yaxis_title=label(ylabel),
+                      legend={"orientation": "h", "y": -0.25})
     if log:
         fig.update_yaxes(type="log")
     return fig
@@ -28,12 +41,12 @@ def bars(labels: Sequence[str], values: Sequence[float], *, title: str, ylabel: 
     """One bar per label (layers, classes). ``band`` shades the healthy range; ``hlines`` mark thresholds."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Bar(x=[str(l) for l in labels], y=list(values), marker_color=colours or BLUE,
+    fig = go.Figure(go.Bar(x=[label(l) for l in labels], y=list(values), marker_color=colours or BLUE,
                            hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
     if band is not None:
         fig.add_hrect(y0=band[0], y1=band[1], fillcolor=SEVERITY_COLOURS[None], opacity=0.08, line_width=0)
     for name, y in (hlines or {}).items():
-        fig.add_hline(y=y, line_dash="dash", line_color=SEVERITY_COLOURS["warning"], annotation_text=name)
+        fig.add_hline(y=y, line_dash="dash", line_color=SEVERITY_COLOURS["warning"], annotation_text=label(name))
     if ymin is not None and not log:
         top = max([v for v in values if v is not None] + [ymin + 1])
         fig.update_yaxes(range=[ymin, top * 1.1])
@@ -48,11 +61,11 @@ def lines(series: Mapping[str, Sequence[float]], *, title: str, xlabel: str = ""
     fig = go.Figure()
     for i, (name, ys) in enumerate(series.items()):
         xs = list(x) if x is not None and len(x) == len(ys) else list(range(len(ys)))
-        fig.add_trace(go.Scatter(x=xs, y=list(ys), mode="lines+markers" if len(ys) <= 60 else "lines", name=str(name),
+        fig.add_trace(go.Scatter(x=xs, y=list(ys), mode="lines+markers" if len(ys) <= 60 else "lines", name=label(name),
                                  line={"color": SERIES[i % len(SERIES)]}))
     for i, (name, at) in enumerate((markers or {}).items()):
         colour = SEVERITY_COLOURS["warning"] if i else SEVERITY_COLOURS[None]
-        fig.add_vline(x=at, line_dash="dot", line_color=colour, annotation_text=str(name), annotation_position="top")
+        fig.add_vline(x=at, line_dash="dot", line_color=colour, annotation_text=label(name), annotation_position="top")
     return _layout(fig, title, xlabel, ylabel, log)
 
 
@@ -76,7 +89,7 @@ def heatmap(values, *, title: str, background=None, opacity: float = 0.6, mask=N
                                  line={"color": SEVERITY_COLOURS[None], "width": 2}, hoverinfo="skip", name="ground truth"))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(title={"text": title, "font": {"size": 13}}, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_layout(title={"text": label(title), "font": {"size": 13}}, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 
 
@@ -88,14 +101,14 @@ def strip(values, *, title: str, mask=None, labels: Sequence[str] | None = None)
     v = np.asarray(values, dtype=float).reshape(1, -1)
     lim = float(np.nanmax(np.abs(v))) if v.size else 1.0
     fig = go.Figure(go.Heatmap(z=v, colorscale="RdBu_r", zmin=-lim or -1, zmax=lim or 1, zmid=0,
-                               x=list(labels) if labels is not None else None, colorbar={"thickness": 10}))
+                               x=[label(l) for l in labels] if labels is not None else None, colorbar={"thickness": 10}))
     if mask is not None:
         m = np.asarray(mask, dtype=bool).reshape(-1)
-        xs = [labels[i] if labels is not None else i for i in np.flatnonzero(m)]
+        xs = [label(labels[i]) if labels is not None else i for i in np.flatnonzero(m)]
         fig.add_trace(go.Scatter(x=xs, y=[0.6] * len(xs), mode="markers", marker={"symbol": "triangle-down",
                                  "color": SEVERITY_COLOURS[None], "size": 9}, name="ground truth"))
     fig.update_yaxes(showticklabels=False)
-    fig.update_layout(title={"text": title, "font": {"size": 13}}, height=200, margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    fig.update_layout(title={"text": label(title), "font": {"size": 13}}, height=200, margin={"l": 10, "r": 10, "t": 40, "b": 30})
     return fig
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-import string
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from diagnostics.report import REPORT_JSON, AnalyzerRecord, Report
+from diagnostics.textsafe import streamlit_markdown
 from diagnostics.verdicts import MethodExplanation
 
 #: Environment variable through which ``diagnose dashboard`` passes the report or directory to open.
@@ -89,25 +89,20 @@ def load(directory: str | os.PathLike) -> Report:
 
 
 # -- text -------------------------------------------------------------------------------------------
-_MD_SPECIAL = set(string.punctuation)
-
-
+# Both are diagnostics.textsafe.streamlit_markdown: every ASCII punctuation mark backslash-escaped
+# (CommonMark allows it for any of them, so the text reads the same), so nothing in a report can become
+# a link, an image, HTML, a colour directive (``:red[...]``), an icon or LaTeX; control and bidi
+# characters are shown as ``\x1b``-style escapes.
 def md_escape(text: Any) -> str:
-    """Text safe to put inside Streamlit markdown: every ASCII punctuation mark is backslash-escaped.
+    """Text for a Markdown body (``st.markdown``, alerts, captions): a newline stays a line break
+    inside the same paragraph, so it can never start a heading or a list."""
+    return streamlit_markdown(text, multiline=True)
 
-    CommonMark allows escaping any ASCII punctuation, so the text reads the same, but nothing in it can
-    become a link, an image, HTML, a colour directive (``:red[...]``), an icon or LaTeX.
-    """
-    s = str(text)
-    out = []
-    for ch in s:
-        if ch in _MD_SPECIAL:
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("  \n")
-        else:
-            out.append(ch)
-    return "".join(out)
+
+def md_line(text: Any) -> str:
+    """Text for one line of Markdown: titles, headings, badges, widget, metric, expander and image
+    labels (a newline is shown as ``\\n``)."""
+    return streamlit_markdown(text)
 
 
 # -- choosing analyzers -----------------------------------------------------------------------------

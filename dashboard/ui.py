@@ -1,7 +1,10 @@
 """Streamlit building blocks shared by the pages: the report picker, caching, and generic views.
 
-Untrusted text (plugin messages, layer and feature names, file names) only ever reaches the page
-through :func:`reports.md_escape`, ``st.text``/``st.code`` or data frames; nothing is rendered as HTML.
+Untrusted text (the model's name, analyzer, plugin, method, layer and feature names, finding codes
+and messages, file names) only ever reaches the page through :func:`reports.md_escape` (Markdown
+bodies), :func:`reports.md_line` (titles, headings, badges and every label: widget, metric, expander,
+image caption, radio option), :func:`charts.label` (Plotly), ``st.text``/``st.code`` or data frames;
+nothing is rendered as HTML.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import streamlit as st
 from diagnostics.report import AnalyzerRecord, Report
 
 from . import charts, reports
-from .reports import md_escape
+from .reports import md_escape, md_line
 
 #: Streamlit badge colours matching diagnostics.html.SEVERITY_COLOURS (red, orange, blue, green).
 BADGE = {"error": "red", "warning": "orange", "info": "blue", None: "green", "ok": "green", "skipped": "gray",
@@ -45,7 +48,7 @@ def badge(text: str, key: Any = _FROM_TEXT) -> str:
     text itself is the key.
     """
     colour = BADGE.get(text if key is _FROM_TEXT else key, "gray")
-    return f":{colour}-badge[{md_escape(text)}]"
+    return f":{colour}-badge[{md_line(text)}]"
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -169,7 +172,7 @@ def show_findings(records: Iterable[AnalyzerRecord], key: str) -> None:
 
 def record_header(r: AnalyzerRecord, level: str = "subheader") -> None:
     worst = r.worst.value if r.worst else None
-    getattr(st, level)(r.name, anchor=False)
+    getattr(st, level)(md_line(r.name), anchor=False)
     bits = [badge(r.status), badge(worst or "no findings", worst), f"category {md_escape(r.category)}",
             f"plugin {md_escape(r.plugin)}"]
     if r.backend:
@@ -193,7 +196,7 @@ def show_images(r: AnalyzerRecord, directory: Path, columns: int = 2, exclude: I
             if p is None:
                 st.caption(f"{md_escape(name)}: file missing ({md_escape(rel)})")
             else:
-                st.image(str(p), caption=name, width="stretch")
+                st.image(str(p), caption=md_line(name), width="stretch")
                 shown += 1
     return shown
 
@@ -208,7 +211,7 @@ def chart_tables(r: AnalyzerRecord, key: str, log_words: tuple[str, ...] = ("nor
         if not label or not cols:
             continue
         names = [str(row.get(label, i)) for i, row in enumerate(rows)]
-        with st.expander(f"{path}: {', '.join(cols)}", expanded=n == 0):
+        with st.expander(md_line(f"{path}: {', '.join(cols)}"), expanded=n == 0):
             picked = st.selectbox("Quantity", cols, key=f"{key}-{path}-col") if len(cols) > 1 else cols[0]
             vals = [row.get(picked) for row in rows]
             keep = [(nm, v) for nm, v in zip(names, vals) if reports.is_number(v)]
@@ -238,7 +241,7 @@ def show_scalars(r: AnalyzerRecord, limit: int = 8) -> None:
     items = list(sc.items())[:limit]
     cols = st.columns(min(4, len(items)))
     for i, (k, v) in enumerate(items):
-        cols[i % len(cols)].metric(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+        cols[i % len(cols)].metric(md_line(k), f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
 def show_metrics_json(r: AnalyzerRecord) -> None:

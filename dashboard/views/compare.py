@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from diagnostics_dashboard import charts, reports, ui
-from diagnostics_dashboard.reports import md_escape
+from diagnostics_dashboard.reports import md_escape, md_line
 
 st.title("Compare two reports", anchor=False)
 options = ui.available_reports()
@@ -128,8 +128,8 @@ if common:
     pick = st.selectbox("Analyzer", common, key="cmp-analyzer")
     left, right = st.columns(2)
     with left:
-        st.caption(f"A: {md_escape(a_label)}")
+        st.caption(f"A: {md_line(a_label)}")
         ui.analyzer_section(ra[pick], options[a_label], key=f"cmp-a-{pick}")
     with right:
-        st.caption(f"B: {md_escape(b_label)}")
+        st.caption(f"B: {md_line(b_label)}")
         ui.analyzer_section(rb[pick], options[b_label], key=f"cmp-b-{pick}")

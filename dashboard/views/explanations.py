@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from diagnostics_dashboard import charts, reports, ui
-from diagnostics_dashboard.reports import md_escape
+from diagnostics_dashboard.reports import md_escape, md_line
 
 report, directory = ui.require_report()
 st.title("Explanations", anchor=False)
@@ -125,7 +125,7 @@ for start in range(0, len(chosen), per_row):
     cols = st.columns(per_row)
     for col, m in zip(cols, chosen[start:start + per_row]):
         with col:
-            st.markdown(f"**{md_escape(m.name)}**")
+            st.markdown(f"**{md_line(m.name)}**")
             st.markdown(verdict_line(m))
             draw(m, key=f"ex-side-{m.name}")
 
@@ -139,10 +139,10 @@ st.dataframe(ui._styled(pd.DataFrame(verdicts), {"verdict": {**reports.VERDICT_C
 
 # -- one method in detail --------------------------------------------------------------------------
 st.subheader("Method in detail", anchor=False)
-focus = st.radio("Method", names, horizontal=True, key="ex-focus")
+focus = st.radio("Method", names, horizontal=True, key="ex-focus", format_func=md_line)
 m = next(x for x in methods if x.name == focus)
 with st.container(border=True):
-    st.markdown(f"#### {md_escape(m.name)}")
+    st.markdown(f"#### {md_line(m.name)}")
     st.markdown(f"Trust verdict: {verdict_line(m)}")
     if m.section is not None and m.section.reference:
         st.caption(md_escape(m.section.reference))
@@ -163,5 +163,5 @@ with st.container(border=True):
             for i, (name, rel) in enumerate(imgs):
                 p = reports.artifact_path(directory, rel)
                 if p is not None:
-                    cols[i % 3].image(str(p), caption=name, width="stretch")
+                    cols[i % 3].image(str(p), caption=md_line(name), width="stretch")
     ui.show_metrics_json(m.record)

@@ -34,7 +34,8 @@ for r in records:
             norm_cols = [c for c in cols if any(w in c.lower() for w in NORM_WORDS)]
             frac_cols = [c for c in cols if any(w in c.lower() for w in FRACTION_WORDS)]
             if norm_cols:
-                picked = st.radio("Norm", norm_cols, horizontal=True, key=f"g-{r.name}-{path}-norm") if len(norm_cols) > 1 else norm_cols[0]
+                picked = st.radio("Norm", norm_cols, horizontal=True, key=f"g-{r.name}-{path}-norm",
+                                  format_func=reports.md_line) if len(norm_cols) > 1 else norm_cols[0]
                 vals = [row.get(picked) for row in rows]
                 pts = [(n, v) for n, v in zip(names, vals) if reports.is_number(v)]
                 st.plotly_chart(charts.bars([p[0] for p in pts], [max(p[1], 1e-30) for p in pts],
@@ -43,7 +44,7 @@ for r in records:
             if frac_cols:
                 import plotly.graph_objects as go
 
-                fig = go.Figure([go.Bar(name=c, x=names, y=[row.get(c) for row in rows],
+                fig = go.Figure([go.Bar(name=charts.label(c), x=[charts.label(n) for n in names], y=[row.get(c) for row in rows],
                                         marker_color=charts.SERIES[i % len(charts.SERIES)]) for i, c in enumerate(frac_cols)])
                 fig.update_layout(barmode="group")
                 st.plotly_chart(charts._layout(fig, f"Dead and saturated units per {label}", ylabel="fraction of units"),

@@ -3,15 +3,17 @@
 import pandas as pd
 import streamlit as st
 
+from diagnostics.textsafe import visible
+
 from diagnostics_dashboard import charts, reports, ui
-from diagnostics_dashboard.reports import md_escape
+from diagnostics_dashboard.reports import md_escape, md_line
 
 report, directory = ui.require_report()
 m = report.model
 info = m.get("info", {}) or {}
 worst = report.worst.value if report.worst else None
 
-st.title(str(m.get("name") or "model"), anchor=False)
+st.title(md_line(m.get("name") or "model"), anchor=False)
 st.markdown(f"Verdict {ui.badge(worst or 'clean', worst)} · fail on {md_escape(report.fail_on)} · "
             f"exit code {int(report.exit_code)} · seed {int(report.seed)}")
 
@@ -19,9 +21,9 @@ card, data_col = st.columns([3, 2])
 with card:
     st.subheader("Model card", anchor=False)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Kind", str(info.get("kind", "?")))
+    c1.metric("Kind", md_line(info.get("kind", "?")))
     c2.metric("Parameters", f"{info.get('n_params', 0):,}" if isinstance(info.get("n_params"), int) else "?")
-    c3.metric("Layers", str(info.get("n_layers", "?")))
+    c3.metric("Layers", md_line(info.get("n_layers", "?")))
     c4.metric("Analyzers", str(len(report.analyzers)))
     card_rows = [
         ("file", m.get("path")), ("format", m.get("format")), ("sha256", (m.get("sha256") or "")[:16]),
@@ -35,7 +37,7 @@ with card:
 with data_col:
     st.subheader("Data", anchor=False)
     if report.data:
-        st.text(f"source: {report.data.get('source')}")
+        st.text(f"source: {visible(report.data.get('source'))}")
         shapes = report.data.get("shapes", {})
         st.dataframe(pd.DataFrame([(k, " × ".join(map(str, v))) for k, v in shapes.items()], columns=["array", "shape"]),
                      hide_index=True, key="data-shapes")

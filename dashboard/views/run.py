@@ -6,8 +6,9 @@ import streamlit as st
 
 from diagnostics.exitcodes import ExitCode
 from diagnostics.runner import RunConfig
+from diagnostics.textsafe import visible
 from diagnostics_dashboard import jobs, ui
-from diagnostics_dashboard.reports import md_escape
+from diagnostics_dashboard.reports import md_escape, md_line
 
 st.title("Run a diagnosis", anchor=False)
 st.caption("Runs exactly what `diagnose MODEL` runs: the static pre-scan, safe loading and the analyzers in worker "
@@ -79,13 +80,13 @@ def show_job():
     j = registry.get(st.session_state.get("run-job", ""))
     if j is None:
         return
-    st.subheader(j.label, anchor=False)
+    st.subheader(md_line(j.label), anchor=False)
     p = j.progress
     if j.running:
-        cur = f" — {p.current[0]} {p.current[1]}/{p.current[2]}" if p.current else ""
+        cur = f" — {md_line(p.current[0])} {p.current[1]}/{p.current[2]}" if p.current else ""
         st.progress(p.fraction, text=f"{p.done}/{p.total or '?'} analyzers{cur} · {j.elapsed():.0f} s")
     if p.lines:
-        st.code("\n".join(p.lines[-40:]), language=None)
+        st.code("\n".join(visible(line) for line in p.lines[-40:]), language=None)  # one line each, as said
     if j.running:
         return
     if j.error:

@@ -11,7 +11,7 @@ import pytest
 from diagnostics.report import Report
 
 from tests.conftest import ZOO_DIR
-from diagnostics_dashboard.reports import md_escape
+from diagnostics_dashboard.reports import md_escape, md_line
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -50,7 +50,7 @@ def test_overview_shows_model_card_and_every_analyzer(open_app, report_root):
     report = Report.load(report_root / "main")
     at = open_app(report_root)
     assert at.selectbox(key="report_label").options == ["main", "twin"]
-    assert at.title[0].value == report.model["name"]
+    assert at.title[0].value == md_line(report.model["name"])  # escaped Markdown: it reads as the name
     frames = [e.value for e in at.dataframe]
     verdicts = next(f for f in frames if "analyzer" in f.columns and "status" in f.columns)
     assert list(verdicts["analyzer"]) == [r.name for r in report.analyzers]
@@ -110,8 +110,9 @@ def test_explanations_page_shows_every_method_with_its_verdict(open_app, report_
     report = Report.load(report_root / "main")
     (rec,) = [r for r in report.analyzers if r.category == "explanation"]
     at = open_app(report_root / "main", "explanations")
-    methods = at.radio(key="ex-focus").options
-    assert methods == [s.method for s in rec.explanations] == ["integrated_gradients", "saliency", "input_x_gradient"]
+    methods = [s.method for s in rec.explanations]
+    assert methods == ["integrated_gradients", "saliency", "input_x_gradient"]
+    assert at.radio(key="ex-focus").options == [md_line(m) for m in methods]  # option labels are Markdown
     table = next(e.value for e in at.dataframe if "verdict" in e.value.columns)
     assert list(table["method"]) == methods
     assert list(table["verdict"]) == [s.verdict.value for s in rec.explanations]  # the typed verdicts, as written
@@ -134,7 +135,7 @@ def test_training_gradients_gan_pages_render_what_the_report_has(open_app, repor
     names = {r.name for r in report.analyzers}
     at = open_app(report_root / "main", "training")
     text = _text(at)
-    assert ("health.overfitting" in names) == ("health.overfitting" in [s.value for s in at.subheader])
+    assert ("health.overfitting" in names) == (md_line("health.overfitting") in [s.value for s in at.subheader])
     assert "Learning curves" in text
     at.switch_page("views/gradients.py").run()
     assert not at.exception
@@ -146,7 +147,7 @@ def test_training_gradients_gan_pages_render_what_the_report_has(open_app, repor
     gan = [r for r in report.analyzers if "gan" in r.name]
     assert [r.status for r in gan] == ["skipped"]  # on a classifier it is skipped, and the page says why
     for r in gan:
-        assert r.name in [s.value for s in at.subheader]
+        assert md_line(r.name) in [s.value for s in at.subheader]
         assert md_escape(r.reason) in _text(at)
 
 
@@ -263,6 +264,6 @@ def test_run_page_runs_a_zoo_model_and_opens_its_report(open_app, report_root):
     assert Report.load(new_dir).model["name"] == "cnn.h5"
     assert "run 1 · zoo: cnn" in at.selectbox(key="report_label").options
     at.switch_page("views/overview.py").run()
-    assert at.title[0].value == "cnn.h5"
+    assert at.title[0].value == md_line("cnn.h5")
     verdicts = next(e.value for e in at.dataframe if "analyzer" in e.value.columns and "status" in e.value.columns)
     assert list(verdicts["analyzer"]) == ["architecture"]

@@ -9,6 +9,7 @@ import pytest
 
 from diagnostics.report import Report
 from diagnostics_dashboard import sweeps
+from diagnostics_dashboard.reports import md_line
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -50,7 +51,7 @@ def test_sweep_page_plots_health_over_steps_and_opens_a_checkpoint(monkeypatch, 
     at.selectbox(key="sweep-checkpoint").select(entries[0]["checkpoint"]).run()
     at.button(key="sweep-open").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.title[0].value == entries[0]["checkpoint"]
+    assert at.title[0].value == md_line(entries[0]["checkpoint"])
     assert at.session_state["report_dir"] == str((out / entries[0]["report"]).resolve())
     assert Report.load(out / entries[0]["report"]).model["name"] == entries[0]["checkpoint"]
 
