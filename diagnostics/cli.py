@@ -112,6 +112,7 @@ def _memory_limit(ctx, param, value):
 @click.option("--option", "options", multiple=True, metavar="[ANALYZER.]KEY=VALUE", help="Analyzer option, value parsed as JSON when it can be (repeatable).")
 @click.option("--backend", type=click.Choice(["auto", "tensorflow", "torch"]), default="auto", show_default=True, help="Backend for analyzers that support several.")
 @click.option("--trust", is_flag=True, help="Allow code stored in the model file (Lambda layers...) to run, after listing it.")
+@click.option("--no-sandbox", "no_sandbox", is_flag=True, help="Run the worker processes unconfined: model code may then use the network and any file you can (docs/security.md). Recorded in the report.")
 @click.option("--max-model-size", metavar="SIZE", default="1GiB", show_default=True, callback=_size, help="Refuse model files larger than this.")
 @click.option("--max-params", metavar="N", type=click.IntRange(min=1), default=200_000_000, show_default=True, help="Refuse models whose config or weights declare more weights than this.")
 @click.option("--load-timeout", "load_timeout_s", metavar="SECONDS", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds a worker may take to load the model before it is stopped and the model refused.")
@@ -132,7 +133,7 @@ def _memory_limit(ctx, param, value):
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
                 max_model_size, max_params, load_timeout_s, max_worker_memory, strict_plugins, disable, label_column,
                 junit_xml, summary_md, mlflow_run, quiet, verbose=False, executor="local",
-                ray_address=None, workers=1, shards=1, max_memory=None):
+                ray_address=None, workers=1, shards=1, max_memory=None, no_sandbox=False):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
 
@@ -160,7 +161,7 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         confirm_trust=_confirm_trust, max_params=max_params, load_timeout_s=load_timeout_s,
         max_worker_memory=max_worker_memory,
         executor=executor, ray_address=ray_address, workers=workers, shards=shards,
-        max_memory=max_memory,
+        max_memory=max_memory, sandbox=not no_sandbox,
     )
     outcome = run_file(config, progress)
     if outcome.report is not None:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Protocol
 
 from .data import DataRefused
 from .safety import ModelRefused
+from .sandbox import FLAG as SANDBOX_FLAG
 from .worker import Job, WorkerState, run_job, worker_main
 
 ProgressFn = Callable[[int, int, str], None]
@@ -53,11 +54,13 @@ def threads_per_worker(side_by_side: int) -> int | None:
 class _Worker:
     """One spawned process serving one backend."""
 
-    def __init__(self, backend: str, disabled: list[str], extra: tuple, log_path: str | None, threads: int | None = None):
+    def __init__(self, backend: str, disabled: list[str], extra: tuple, log_path: str | None, threads: int | None = None,
+                 sandbox: dict | None = None):
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.log_path = log_path
-        self.process = ctx.Process(target=worker_main, args=(child, backend, disabled, extra, log_path, time.time(), threads),
+        self.process = ctx.Process(target=worker_main, args=(child, backend, disabled, extra, log_path, time.time(), threads,
+                                                             sandbox),
                                    name=f"diagnostics-{backend}", daemon=True)
         self.process.start()
         child.close()
@@ -98,7 +101,11 @@ class _Worker:
 class ProcessExecutor:
     """Local worker processes, one per backend, restarted after a crash or a timeout."""
 
-    def __init__(self, disabled: set[str] = frozenset(), extra: tuple = (), log_dir: str | None = None):
+    def __init__(self, disabled: set[str] = frozenset(), extra: tuple = (), log_dir: str | None = None,
+                 sandbox: dict | None = None):
+        """``sandbox``: the :class:`diagnostics.sandbox.Policy` (as a dict) every worker confines itself to
+        before it reads the model; None only when the user lifted it (``--no-sandbox``)."""
+        self.sandbox = sandbox
         self.disabled = sorted(disabled)
         self.log_dir = log_dir
         self.extra = tuple((n, t) for n, t in extra if isinstance(t, str))
@@ -119,7 +126,7 @@ class ProcessExecutor:
             w = self._workers.get(backend)
             if w is None or not w.process.is_alive():
                 log = os.path.join(self.log_dir, f"worker-{backend}.log") if self.log_dir else None
-                w = self._workers[backend] = _Worker(backend, self.disabled, self.extra, log, self._threads)
+                w = self._workers[backend] = _Worker(backend, self.disabled, self.extra, log, self._threads, self.sandbox)
                 self._starts[backend] = self._starts.get(backend, 0) + 1
             return w
 
@@ -174,7 +181,8 @@ class ProcessExecutor:
             raise DataRefused(payload)
         raise ExecutorError(payload)
 
-    def submit(self, backend: str, job: Job, progress: ProgressFn) -> dict[str, Any]:
+    def submit(self, backend: str, job: Job, progress: ProgressFn, started: Callable[[], None] | None = None) -> dict[str, Any]:
+        """``started``: called once the worker has the model and begins the job (its budget counts from then)."""
         w = self._worker(backend)
         t0 = time.perf_counter()
         w.conn.send(("run", dataclasses.asdict(job)))
@@ -182,6 +190,8 @@ class ProcessExecutor:
         if reply is None or reply[0] != "started":
             return self._abnormal(backend, w, reply, t0, job)
         self._note(backend, reply[1])
+        if started is not None:
+            started()
         deadline = time.monotonic() + job.budget_s + GRACE_S
         t0 = time.perf_counter()
         while True:
@@ -221,6 +231,8 @@ class ProcessExecutor:
                 w.ready = True
                 deadline = time.monotonic() + timeout
                 continue
+            if reply is not None and reply[0] == "unconfined":  # the kernel refused a layer: nothing runs
+                raise ExecutorError(f"{reply[1]} (diagnose only files you trust with {SANDBOX_FLAG})")
             return reply
 
     @staticmethod
@@ -268,6 +280,7 @@ class InlineExecutor:
         self.state.host = host
         self.state.model = model
         self.state.model_path = "<in-memory>"
+        self.state.sandbox = "not applied: an in-memory model runs in the calling process"
 
     def load(self, backend: str, job: Job) -> dict[str, Any]:
         from .loading import weights_fingerprint

@@ -131,6 +131,20 @@ def _check_attributes(obj, limits: dict, np) -> str | None:
     return None
 
 
+def confine(path: str) -> None:
+    """Confine this process to reading ``path`` (and Python), before libhdf5 sees a byte of it: the
+    sandbox (diagnostics/sandbox.py, loaded by path since the package is not imported here). Where the
+    kernel offers none, the probe runs as before; the run itself then refuses to start workers."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_diagnostics_sandbox", Path(__file__).with_name("sandbox.py"))
+    sandbox = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sandbox)
+    if sandbox.unavailable_reason() is None:
+        sandbox.confine(sandbox.Policy(read=(path,)))
+
+
 def main(argv: list[str]) -> int:
     request = json.loads(argv[1])
     limits = request["limits"]
@@ -141,6 +155,7 @@ def main(argv: list[str]) -> int:
         resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
     except (ImportError, ValueError, OSError):  # pragma: no cover - not on Linux
         pass
+    confine(request["path"])
     try:
         result = probe(request["path"], request["label"], request["weights_only"], limits, request["file_size"])
     except MemoryError:

@@ -9,7 +9,9 @@ so ``diagnose --help`` never imports it. What the design keeps from the local ex
 - the pre-scan runs on the driver (:func:`diagnostics.runner.run_file` calls
   :func:`diagnostics.safety.scan` before any executor sees the file); the model, its companions and
   the data go to the object store once, as bytes; each actor re-checks their sha256 against what the
-  pre-scan saw before it writes them to its own disk and loads them with ``safe_mode``;
+  pre-scan saw before it writes them to its own disk;
+- the actor never loads the model itself: a local worker process it starts does, confined by the
+  sandbox to the actor's folder (:class:`ActorBody`), under the run's memory ceiling and load timeout;
 - a job past its budget gets its actor killed (``ray.kill``) and a fresh one started; a crash, a
   malformed result and an import failure in the actor are reported with the same statuses as with
   local workers (the same :func:`diagnostics.worker.run_job` runs inside the actor);
@@ -32,6 +34,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from .companions import companion_files
 from .data import DataRefused
 from .safety import ModelRefused
 from .worker import COMPUTE_THREAD_VARIABLES, Job, set_framework_environment
@@ -93,29 +96,44 @@ def sha256_bytes(data: bytes) -> str:
 
 # -- inside the actor ------------------------------------------------------------------------------
 class ActorBody:
-    """What one Ray actor runs: a :class:`diagnostics.worker.WorkerState` and the files it was sent.
+    """What one Ray actor runs: the files it was sent, and a local worker process that loads and runs them.
 
-    Plain Python (no ray import at module level): :class:`RayExecutor` wraps it with ``ray.remote``.
+    The actor itself never deserializes the model: it keeps Ray's connections, which a sandbox would
+    cut, so the model is loaded by a :class:`diagnostics.executors.ProcessExecutor` worker that the
+    actor starts and that confines itself (:mod:`diagnostics.sandbox`) to the actor's own folders:
+    ``in/`` (the shipped files, read-only) and ``work/`` (artifacts, logs, ``TMPDIR``). That worker
+    applies the same memory ceiling, load timeout and budgets as a local run's. Plain Python (no ray
+    import at module level): :class:`RayExecutor` wraps it with ``ray.remote``.
     """
 
-    def __init__(self, backend: str, disabled: list[str], extra: tuple):
+    def __init__(self, backend: str, disabled: list[str], extra: tuple, sandbox: bool = True):
         import multiprocessing
 
-        from .executors import threads_per_worker
+        from .executors import ProcessExecutor, threads_per_worker
+        from .sandbox import Policy
 
-        # as a local worker does (the runtime env also sets the backend: belt and braces)
+        # as a local run does: the worker inherits the backend and the thread budget from this process
         set_framework_environment(backend, threads_per_worker(int(os.environ.get("DIAGNOSTICS_SIDE_BY_SIDE", "1"))))
         # The same process name as a local worker, so plugins and logs cannot tell them apart.
         multiprocessing.current_process().name = f"diagnostics-{backend}"
-        from .worker import WorkerState
-
+        _remove_stale_roots()
         self.backend = backend
-        self.state = WorkerState(backend, set(disabled), tuple(tuple(e) for e in extra))
-        self.root = Path(tempfile.mkdtemp(prefix="diagnostics-ray-"))
+        self.root = Path(tempfile.mkdtemp(prefix=f"diagnostics-ray-{os.getpid()}-"))
+        self.inputs, self.work = self.root / "in", self.root / "work"
+        self.inputs.mkdir()
+        self.work.mkdir()
+        policy = Policy(read=(str(self.inputs),), write=(str(self.work),), scratch=str(self.work / ".scratch"))
+        self.local = ProcessExecutor(disabled=set(disabled), extra=tuple(tuple(e) for e in extra), log_dir=str(self.work),
+                                     sandbox=policy.to_dict() if sandbox else None)
+        self.local.start(backend)  # its framework import overlaps the driver's work
         self.files: dict[str, Path] = {}
 
     def pid(self) -> int:
         return os.getpid()
+
+    def worker_pids(self) -> list[int]:
+        """The local worker processes this actor runs (for tests)."""
+        return [w.process.pid for w in self.local._workers.values() if w.process.is_alive()]
 
     def _materialize(self, blob: dict[str, Any], directory: Path | None = None) -> Path:
         """Write a shipped file to this actor's disk (once per sha256), checking its digest first."""
@@ -130,7 +148,7 @@ class ActorBody:
         if got != expected:
             raise ModelRefused(f"{blob['name']}: the bytes received (sha256 {got[:16]}…) are not those the pre-scan "
                                f"checked (sha256 {expected[:16]}…); refusing to load them")
-        directory = directory or (self.root / expected[:16])
+        directory = directory or (self.inputs / expected[:16])
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / PurePosixPath(blob["name"]).name
         tmp = path.with_name(f".tmp-{path.name}")
@@ -142,43 +160,32 @@ class ActorBody:
     def _local_job(self, job_dict: dict, blobs: dict) -> Job:
         job = Job(**job_dict)
         model = blobs["model"]
-        model_dir = self.root / model["sha256"][:16]
+        model_dir = self.inputs / model["sha256"][:16]
         path = self._materialize(model, model_dir)
         for companion in blobs.get("companions", ()):
             self._materialize(companion, model_dir)  # beside the model, where the sidecar names them
         data_path = str(self._materialize(blobs["data"])) if blobs.get("data") else None
-        artifact_dir = self.root / "jobs" / os.urandom(8).hex()
+        artifact_dir = self.work / "jobs" / os.urandom(8).hex()
         shard_inputs = None
         if blobs.get("shard_inputs"):
-            shard_inputs = [str(self._materialize(b, artifact_dir.with_name(artifact_dir.name + f"-in{i}")))
+            shard_inputs = [str(self._materialize(b, self.inputs / f"{artifact_dir.name}-in{i}"))
                             for i, b in enumerate(blobs["shard_inputs"])]
         return dataclasses.replace(job, model_path=str(path), data_path=data_path, artifact_dir=str(artifact_dir),
                                    shard_inputs=shard_inputs)
 
-    def _prepare(self, job_dict: dict, blobs: dict):
-        try:
-            job = self._local_job(job_dict, blobs)
-            self.state.ensure_model(job)
-            return job, None
-        except Exception as e:  # noqa: BLE001
-            code = "refused" if isinstance(e, ModelRefused) else "data_refused" if isinstance(e, DataRefused) else "error"
-            return None, (code, f"{e}" if code != "error" else f"{type(e).__name__}: {e}")
-
     def load(self, job_dict: dict, blobs: dict):
-        job, problem = self._prepare(job_dict, blobs)
-        if problem:
-            return problem
-        return ("loaded", {"info": self.state.info.to_dict(), "versions": self.state.versions()})
+        try:
+            return ("loaded", self.local.load(self.backend, self._local_job(job_dict, blobs)))
+        except Exception as e:  # noqa: BLE001
+            return _problem(e)
 
     def run(self, job_dict: dict, blobs: dict):
         """A streaming generator: ("started", None), then ("progress", ...)*, then ("result", ...)."""
-        from .worker import run_job
-
-        job, problem = self._prepare(job_dict, blobs)
-        if problem:
-            yield problem
+        try:
+            job = self._local_job(job_dict, blobs)
+        except Exception as e:  # noqa: BLE001
+            yield _problem(e)
             return
-        yield ("started", None)
         messages: queue.Queue = queue.Queue()
         last = [0.0]
 
@@ -190,22 +197,49 @@ class ActorBody:
 
         def work():
             try:
-                messages.put(("result", run_job(self.state, job, progress)))
-            except BaseException as e:  # noqa: BLE001 - run_job only lets KeyboardInterrupt through
-                messages.put(("result", {"status": "failed", "reason": f"raised {type(e).__name__}: {e}",
-                                         "duration_s": 0.0}))
+                messages.put(("result", self.local.submit(self.backend, job, progress,
+                                                          started=lambda: messages.put(("started", None)))))
+            except Exception as e:  # noqa: BLE001 - refused at a reload, or the sandbox could not be applied
+                messages.put(_problem(e))
 
         thread = threading.Thread(target=work, name="diagnostics-job", daemon=True)
         thread.start()
         while True:
             kind, payload = messages.get()
-            if kind == "progress":
+            if kind != "result":
                 yield (kind, payload)
-                continue
+                if kind in ("started", "progress"):
+                    continue
+                return
             payload["files"] = _collect(Path(job.artifact_dir))
             shutil.rmtree(job.artifact_dir, ignore_errors=True)
             yield ("result", payload)
             return
+
+    def close(self) -> None:
+        """Stop the local worker and remove this actor's folder (the driver calls it before ``ray.kill``)."""
+        self.local.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _problem(e: BaseException) -> tuple[str, str]:
+    """A worker's refusal or error as the (kind, message) the driver reads."""
+    code = "refused" if isinstance(e, ModelRefused) else "data_refused" if isinstance(e, DataRefused) else "error"
+    return (code, f"{e}" if code != "error" else f"{type(e).__name__}: {e}")
+
+
+def _remove_stale_roots() -> None:
+    """Remove the folders of actors of this machine that were killed (``ray.kill`` runs no clean-up)."""
+    import glob
+
+    for folder in glob.glob(os.path.join(tempfile.gettempdir(), "diagnostics-ray-*-*")):
+        try:
+            pid = int(Path(folder).name.split("-")[2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError, OSError):
+            continue
 
 
 def _collect(directory: Path) -> dict[str, bytes]:
@@ -251,10 +285,12 @@ class RayExecutor:
     """
 
     def __init__(self, disabled: set[str] = frozenset(), extra: tuple = (), address: str | None = None,
-                 replicas: int = 1, num_cpus: float = 0, num_gpus: float | None = None, log_dir: str | None = None):
+                 replicas: int = 1, num_cpus: float = 0, num_gpus: float | None = None, log_dir: str | None = None,
+                 sandbox: bool = True):
         self.owns_ray = connect(address)
         import ray
 
+        self.sandbox = sandbox  #: each actor's worker confines itself to the actor's folders (False: --no-sandbox)
         self.disabled = sorted(disabled)
         self.extra = tuple((n, t) for n, t in extra if isinstance(t, str))
         self.replicas = max(1, int(replicas))
@@ -287,7 +323,7 @@ class RayExecutor:
         return self._remote_cls.options(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_concurrency=1,
             runtime_env={"env_vars": env}, scheduling_strategy="SPREAD",
-        ).remote(backend, self.disabled, self.extra)
+        ).remote(backend, self.disabled, self.extra, self.sandbox)
 
     def start(self, backend: str, side_by_side: int = 1) -> None:
         """Create the backend's actors now, so their imports overlap with other work. ``side_by_side``: the
@@ -342,17 +378,11 @@ class RayExecutor:
 
     def _blobs_for(self, job: Job) -> dict:
         blobs = {"model": self._blob(job.model_path, job.model_sha256, "model")}
-        companions = (job.metadata or {}).get("companions") or {}
-        if companions:
-            parent = Path(job.model_path).parent
-            blobs["companions"] = [self._blob(str(parent / name), None, "companion") for name in sorted(set(companions.values()))
-                                   if (parent / name).is_file()]
-            # The companions' own sidecars travel too (they are data, a few kB).
-            for name in sorted(set(companions.values())):
-                side = (parent / name)
-                side = side.with_name(side.name.split(".")[0] + ".meta.json")
-                if side.is_file():
-                    blobs["companions"].append(self._blob(str(side), None, "sidecar"))
+        # plain files in the model's folder only (diagnostics.companions), with their own sidecars; the
+        # worker that loads one scans it first, as it does the model
+        files = companion_files(job.model_path, job.metadata or {})
+        if files:
+            blobs["companions"] = [self._blob(str(p), None, "companion") for p in files]
         if job.data_path:
             blobs["data"] = self._blob(job.data_path, None, "data")
         if job.shard_inputs:  # a sharded analyzer's merge job: the shards' arrays, from the driver
@@ -449,6 +479,14 @@ class RayExecutor:
         with self._lock:
             replicas = [r for rs in self._replicas.values() for r in rs]
             self._replicas, self._pools, self._blobs = {}, {}, {}
+        closing = []
+        for r in replicas:  # each removes its folder and stops its worker, side by side
+            try:
+                closing.append(r.actor.close.remote())
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+        if closing:
+            ray.wait(closing, num_returns=len(closing), timeout=10)
         for r in replicas:
             try:
                 ray.kill(r.actor, no_restart=True)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from . import report as report_mod
 from .analyzer import Data, Finding, ModelInfo
+from .companions import companion_files, companion_names
 from .data import DataRefused, find_sidecar, load_dataset, load_file, prevalidate, read_sidecar, save_npz, validate
 from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
@@ -70,6 +71,8 @@ class RunConfig:
     shards: int = 1  #: split sample-sharded analyzers (diagnostics.sharding) into this many jobs
     #: Bytes the run's workers may use together (--max-memory); None: diagnostics.memory.default_limit().
     max_memory: int | None = None
+    #: Confine every process that reads or runs the model (diagnostics.sandbox); False only with --no-sandbox.
+    sandbox: bool = True
 
 
 class Progress:
@@ -201,15 +204,18 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
                                      load_timeout_s=config.load_timeout_s, max_worker_memory=config.max_worker_memory)
         scan_result = scan(config.model_path, limits=limits, registered=host.custom_objects)
         _check_trust(scan_result, config)
+        require_sandbox(config)
+        sidecar_path = find_sidecar(config.model_path)
+        metadata = read_sidecar(sidecar_path) if sidecar_path else {}
+        companion_names(metadata, sidecar_path.name if sidecar_path else "the sidecar")  # before a worker reads one
         staging = report_mod.new_staging_dir(out_dir)
         if executor is None:
-            executor = make_executor(config, host, str(staging))
+            policy = worker_policy(config, [Path(config.model_path)], [metadata], staging, staging / ".scratch")
+            executor = make_executor(config, host, str(staging), policy)
         # the workers import their frameworks (seconds) while the data is read or generated here; they
         # load nothing until told, and a data misfit below stops them
         _start_workers(executor, _plan_backends(config, entries, config.model_path)[1])
         t_data = time.perf_counter()
-        sidecar_path = find_sidecar(config.model_path)
-        metadata = read_sidecar(sidecar_path) if sidecar_path else {}
         data = _resolve_data(config, metadata, host)
         if data is not None:  # refuse a misfit before any model is loaded
             prevalidate(data, static_input_shapes(scan_result.config), metadata.get("model_kind"))
@@ -238,21 +244,50 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         report_mod.discard(staging)
 
 
-def make_executor(config: RunConfig, host: PluginHost, log_dir: str | None = None):
-    """The executor ``config.executor`` names: local worker processes or Ray actors."""
+def make_executor(config: RunConfig, host: PluginHost, log_dir: str | None = None, policy: dict | None = None):
+    """The executor ``config.executor`` names: local worker processes confined to ``policy`` (see
+    :func:`worker_policy`), or Ray actors, whose workers confine themselves to the actor's folders."""
     extra = importable_plugins(config.extra_plugins)
     if config.executor == "ray":
         from .ray_executor import RayExecutor, RayUnavailable
 
         try:
-            return RayExecutor(disabled=host.disabled, extra=extra, address=config.ray_address, replicas=config.workers)
+            return RayExecutor(disabled=host.disabled, extra=extra, address=config.ray_address, replicas=config.workers,
+                               sandbox=config.sandbox)
         except RayUnavailable as e:
             raise UsageError(str(e)) from None
     if config.executor != "local":
         raise UsageError(f"unknown executor {config.executor!r}; use 'local' or 'ray'")
     from .executors import ProcessExecutor
 
-    return ProcessExecutor(disabled=host.disabled, extra=extra, log_dir=log_dir)
+    return ProcessExecutor(disabled=host.disabled, extra=extra, log_dir=log_dir, sandbox=policy if config.sandbox else None)
+
+
+def require_sandbox(config: RunConfig) -> None:
+    """Refuse, in one line, to run model code unconfined unless the user lifted the sandbox."""
+    from .sandbox import FLAG, unavailable_reason
+
+    why = unavailable_reason() if config.sandbox else None
+    if why:
+        raise UsageError(f"{why}, so the worker processes cannot be confined: diagnose only files you trust, "
+                         f"with {FLAG}")
+
+
+def worker_policy(config: RunConfig, models: list[Path], metadatas: list[dict], write: Path, scratch: Path) -> dict:
+    """What a run's workers may touch (:class:`diagnostics.sandbox.Policy`): read the model files, their
+    sidecars and companions and the files named by analyzer options; write only under ``write`` (the
+    run's staging folder, where the data copy, the artifacts and the logs are), with ``scratch`` as
+    ``TMPDIR``. The user's data file is not among them: workers read the copy in the staging folder."""
+    from .sandbox import Policy
+
+    read: list[str] = []
+    for model, metadata in zip(models, metadatas):
+        sidecar = find_sidecar(model)
+        read += [str(model), *([str(sidecar)] if sidecar else []), *(str(p) for p in companion_files(model, metadata))]
+    for options in config.options.values():  # --option health.gan.classifier=judge.keras
+        read += [str(v) for v in options.values() if isinstance(v, str) and v and Path(v).is_file()]
+    largest = max(2 * config.max_model_size, 4 * config.max_params + DEFAULT_LIMITS.max_config_bytes)
+    return Policy(read=tuple(read), write=(str(write),), scratch=str(scratch), max_file_bytes=largest).to_dict()
 
 
 def importable_plugins(extra: tuple) -> tuple[tuple[str, str], ...]:
@@ -377,6 +412,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
         data=_data_summary(data),
         environment={**_environment(versions, backends_needed),
                      "devices": {b: v.get("device") for b, v in versions.items() if v.get("device")},
+                     "sandbox": {b: v.get("sandbox") for b, v in versions.items() if v.get("sandbox")},
                      "max_memory_per_worker_mb": None if not base_job.max_memory else round(base_job.max_memory / 2**20)},
         plugins=tuple(r.to_dict() for r in host.records.values()),
         analyzers=ordered,

@@ -82,6 +82,8 @@ class WorkerState:
         self.data: Data | None = None
         self.data_path: str | None = None
         self.fingerprint: str | None = None
+        #: what diagnostics.sandbox.confine applied to this process (None: unconfined)
+        self.sandbox: dict | None = None
         #: seconds and peak memory of this worker's phases, sent to the parent with each reply
         self.stats: dict[str, float] = {}
 
@@ -120,7 +122,9 @@ class WorkerState:
     def versions(self) -> dict[str, str]:
         import keras
 
-        out = {"keras": keras.__version__, "backend": keras.backend.backend()}
+        from .sandbox import describe
+
+        out = {"keras": keras.__version__, "backend": keras.backend.backend(), "sandbox": describe(self.sandbox)}
         try:
             if self.backend == "tensorflow":
                 import tensorflow as tf
@@ -268,7 +272,9 @@ def _failed(reason: str, duration: float, traceback: str = "") -> dict[str, Any]
 
 
 def _companion_loader(job: Job, state: WorkerState):
-    companions = (job.metadata or {}).get("companions") or {}
+    from .companions import companion_names, companion_path
+
+    companions = companion_names(job.metadata or {})
     cache: dict[str, Any] = {}
 
     def load(role: str):
@@ -277,7 +283,7 @@ def _companion_loader(job: Job, state: WorkerState):
         if role not in cache:
             from .loading import load_checked
 
-            path = Path(job.model_path).parent / companions[role]
+            path = companion_path(job.model_path, companions[role])
             cache[role] = load_checked(path, custom_objects=state.host.custom_objects, trust=job.trust, limits=job.limits())
         return cache[role]
 
@@ -298,8 +304,22 @@ def set_framework_environment(backend: str, threads: int | None) -> None:
         os.environ.setdefault(var, str(threads))
 
 
+def confine_worker(policy: dict, extra: tuple) -> dict:
+    """Confine this worker process (:mod:`diagnostics.sandbox`) to ``policy`` before any model byte is
+    read: the folders of the plugins it may load stay readable."""
+    from .plugin_manager import DEFAULT_PLUGINS, _entry_points
+    from .sandbox import Policy, confine
+
+    modules = {"diagnostics", *(t.split(":")[0] for _, t in DEFAULT_PLUGINS), *(str(t).split(":")[0] for _, t in extra)}
+    try:
+        modules.update(ep.value.split(":")[0] for ep in _entry_points())
+    except Exception:  # noqa: BLE001 - a broken distribution: its plugin fails to load, as it would unconfined
+        pass
+    return confine(Policy.from_dict(policy), modules=tuple(sorted(modules)))
+
+
 def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path: str | None = None,
-                spawned_at: float | None = None, threads: int | None = None) -> None:
+                spawned_at: float | None = None, threads: int | None = None, sandbox: dict | None = None) -> None:
     """Entry point of a spawned worker. Messages: ("load", job) and ("run", job); replies go to conn.
 
     The worker's stdout and stderr go to ``log_path``: framework chatter stays off the terminal, an
@@ -308,7 +328,9 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     so that the import overlaps the parent's work; ``spawned_at`` (the parent's ``time.time()`` when
     it started the process) gives the start-up time. ``threads`` caps the framework's compute threads
     (intra- and inter-op) when workers share the cores; variables the user set win. Every ``loaded``, ``started`` and ``result`` reply
-    carries the worker's phase timings and peak memory (:meth:`WorkerState.snapshot`).
+    carries the worker's phase timings and peak memory (:meth:`WorkerState.snapshot`). ``sandbox``: the
+    :class:`diagnostics.sandbox.Policy` (as a dict) it confines itself to before importing Keras; None
+    runs it unconfined (``--no-sandbox``). The ``ready`` message says what was applied, or why not.
     """
     entered = time.time()
     if log_path:
@@ -320,14 +342,25 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    applied = None
+    if sandbox is not None:
+        from .sandbox import SandboxUnavailable
+
+        try:
+            applied = confine_worker(sandbox, extra)
+        except (SandboxUnavailable, OSError) as e:
+            conn.send(("unconfined", f"the worker could not be confined: {e}"))
+            sys.stdout.flush()
+            os._exit(1)
     t0 = time.perf_counter()
     try:  # import the framework now, so that --load-timeout measures loading, not TensorFlow's import
         import keras  # noqa: F401
     except Exception:  # noqa: BLE001 - reported when a job needs it
         pass
     import_s = time.perf_counter() - t0
-    conn.send(("ready", None))
+    conn.send(("ready", {"sandbox": applied}))
     state = WorkerState(backend, set(disabled), extra)
+    state.sandbox = applied
     if threads:
         state.stats["threads"] = int(os.environ.get("OMP_NUM_THREADS", threads))
     if spawned_at is not None:

@@ -89,10 +89,26 @@ def _compile_kernels_once() -> None:
         return
     if not config.CACHE_DIR:  # the user's NUMBA_CACHE_DIR wins
         config.CACHE_DIR = str(root / "numba")
+    if not _writable(config.CACHE_DIR):  # a confined worker (docs/security.md): compile in memory, as SHAP does
+        return
     for module in (_tabular, _masked_model):
         for kernel in vars(module).values():
             if isinstance(kernel, Dispatcher) and isinstance(kernel._cache, NullCache):  # not cached yet
                 kernel.enable_caching()
+
+
+def _writable(folder: str) -> bool:
+    """Whether this process may write in ``folder``: a sandboxed worker may not write the kernel cache, which
+    later runs would load as code (a model that escaped the pre-scan must not plant code for them)."""
+    import os
+    import tempfile
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 class ModelAgnosticShap(Explainer):

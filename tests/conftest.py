@@ -83,3 +83,19 @@ def zoo_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "cnn_overfit"
     proc = run_diagnose("sweep", CHECKPOINTS, "--out", out, timeout=900)
     return proc, out
+
+
+# A real local Ray instance (2 CPUs, no dashboard, loopback only), started once per test session the first time a
+# test asks for it: in-process (RayExecutor finds Ray already initialised) and from the CLI through --ray-address.
+@pytest.fixture(scope="session")
+def ray_address():
+    from diagnostics.ray_executor import connect
+
+    started = connect(num_cpus=2)  # before this process imports ray: it decides the addresses at import
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    assert address.startswith("127.0.0.1:"), f"the test instance must listen on loopback only, got {address}"
+    yield address
+    if started:
+        ray.shutdown()
