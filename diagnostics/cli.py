@@ -404,7 +404,8 @@ def main(argv=None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.message = terminal(e.message)  # it may quote an argument: a file name from a glob
+        if not isinstance(e, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # that one's message is our help
+            e.message = terminal(e.message)  # it may quote an argument: a file name from a glob
         e.show()
         sys.exit(int(ExitCode.USAGE))
     except (KeyboardInterrupt, click.exceptions.Abort):

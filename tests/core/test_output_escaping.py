@@ -226,3 +226,11 @@ def test_sweep_rows_show_checkpoint_names_escaped(evil_model, tmp_path):
     assert rows[1].split() == ["1", r"model.01-\x1b]0;pwned\x07\x1b[2J.keras", "refused", "0"]
     assert rows[2].split() == ["2", r"model.02-\n::error::forged.keras", "warning", "1"], proc.stderr
     assert r"refused: model refused: model.01-\x1b]0;pwned\x07\x1b[2J.keras is not" in proc.stderr
+
+
+def test_usage_errors_quote_arguments_escaped_and_help_stays_readable():
+    proc = run_diagnose("run", "a", "b", f"x\x1b[8m\n{FAKE_VERDICT}\n::error::y")  # e.g. file names from a glob
+    assert proc.returncode == ExitCode.USAGE
+    assert proc.stderr.splitlines()[-1] == rf"Error: Got unexpected extra arguments (b x\x1b[8m\n{FAKE_VERDICT}\n::error::y)"
+    help_text = run_diagnose("plugin").stdout + run_diagnose("plugin").stderr  # our own help: lines kept
+    assert "Usage: diagnose plugin" in help_text and "\n  Write your own analyzer plugin" in help_text
