@@ -2,25 +2,37 @@
 
 ``--data FILE.npz`` holds arrays under the keys ``x_train``, ``y_train``, ``x_val``, ``y_val``
 (any subset with at least one x), or ``x`` and ``y`` (taken as the evaluation split). Other
-keys are kept as extras (e.g. ``mask_val``, a ground-truth mask). Pickled objects are refused.
+keys are kept as extras (e.g. ``mask_val``, a ground-truth mask). Pickled objects, object, structured and
+sub-array dtypes are refused, and the zip directory and every array's header are read, and bounded
+(:class:`diagnostics.limits.DataLimits`), before any array is.
 
 A model with several inputs gets one array per input, named ``<split>.<input name>``
 (``x_val.image``, ``x_val.stats``, ``x_train.image``...); a model with several outputs may get one
 label array per output the same way (``y_val.class``, ``y_val.box``). Such a split becomes a dict
 keyed by name, and each input is validated against the model's input of that name.
 ``--data FILE.csv`` is for tabular models: a header row, numeric columns, and the label in a
-column named ``label``, ``target``, ``y`` or ``class`` (or the one given by ``label_column``).
+column named ``label``, ``target``, ``y`` or ``class`` (or the one given by ``label_column``), in UTF-8;
+its size and the length of a cell are bounded before it is parsed, and it is parsed row by row into one
+float array (a list of Python strings per cell took 2.3 GB for a 50 MB file).
+
+A model's sidecar (``<model>.meta.json``) is a plain file beside the model (a link out of the model's
+folder is not followed), size- and depth-bounded before it is used, and its fields that the run itself
+reads (``dataset``, ``split_seed``, ``model_kind``, ``history``) are type-checked.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
+import struct
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from .analyzer import Data, ModelInfo
+from .limits import DATA_DEFAULT, DataLimits
 
 SPLITS = ("x_train", "y_train", "x_val", "y_val")
 LABEL_COLUMNS = ("label", "target", "y", "class")
@@ -31,19 +43,114 @@ class DataRefused(Exception):
     """The data cannot be used with this model; ``str(e)`` is a one-line reason."""
 
 
-def load_file(path: str | Path, label_column: str | None = None) -> Data:
+def load_file(path: str | Path, label_column: str | None = None, limits: DataLimits = DATA_DEFAULT) -> Data:
     p = Path(path)
     if not p.is_file():
         raise DataRefused(f"no such data file: {path}")
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        return _load_npz(p)
+        return _load_npz(p, limits)
     if suffix == ".csv":
-        return _load_csv(p, label_column)
+        return _load_csv(p, label_column, limits)
     raise DataRefused(f"{p.name}: unsupported data format {suffix or '(none)'!r}; use .npz (x_train, y_train, x_val, y_val) or .csv")
 
 
-def _load_npz(p: Path) -> Data:
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _npz_directory(p: Path, size: int, limits: DataLimits) -> None:
+    """The end-of-central-directory record, read by hand: bound the member count and the directory's size
+    *before* :mod:`zipfile` reads the directory into memory (a zip64 record can declare millions)."""
+    with p.open("rb") as fh:
+        tail_len = min(size, 22 + 0xFFFF)
+        fh.seek(size - tail_len)
+        tail = fh.read(tail_len)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            raise DataRefused(f"{p.name} is not a readable .npz file: it is not a zip archive (truncated or corrupt?)")
+        disk, cd_disk, _, entries, cd_size, _, _ = struct.unpack("<HHHHIIH", tail[at + 4:at + 22])
+        if entries == 0xFFFF or cd_size == 0xFFFFFFFF:  # zip64: the real numbers are in the zip64 record
+            locator = tail[at - 20:at] if at >= 20 else b""
+            if locator[:4] != b"PK\x06\x07":
+                raise DataRefused(f"{p.name} is not a readable .npz file: its zip64 locator is missing")
+            _, record_at, _ = struct.unpack("<IQI", locator[4:20])
+            if record_at > size - 56:
+                raise DataRefused(f"{p.name} is not a readable .npz file: its zip64 record points outside the file")
+            fh.seek(record_at)
+            record = fh.read(56)
+            if record[:4] != b"PK\x06\x06":
+                raise DataRefused(f"{p.name} is not a readable .npz file: its zip64 record is missing")
+            _, _, _, disk, cd_disk, _, entries, cd_size, _ = struct.unpack("<QHHIIQQQQ", record[4:56])
+    if disk or cd_disk:
+        raise DataRefused(f"{p.name} is a multi-part zip archive, not an .npz file")
+    if entries > limits.max_npz_members:
+        raise DataRefused(f"{p.name} holds {entries:,} members, over the limit of {limits.max_npz_members:,} arrays")
+    if cd_size > limits.max_npz_directory_bytes:
+        raise DataRefused(f"{p.name}: its zip directory is {_human(cd_size)}, over the "
+                          f"{_human(limits.max_npz_directory_bytes)} limit")
+
+
+def _check_npz(p: Path, limits: DataLimits) -> None:
+    """Every member a plain numeric ``.npy`` whose header's shape and dtype account for exactly its stored
+    bytes, and the total bounded, all from the zip directory and the ``.npy`` headers (numpy allocates an
+    array from its header's shape before reading a byte of it)."""
+    import zipfile
+
+    size = p.stat().st_size
+    _npz_directory(p, size, limits)
+    total = 0
+    try:
+        with zipfile.ZipFile(p) as zf:
+            infos = zf.infolist()
+            declared = sum(i.file_size for i in infos)
+            if declared > limits.max_npz_bytes:
+                raise DataRefused(f"{p.name} declares {_human(declared)} of arrays, over the {_human(limits.max_npz_bytes)} "
+                                  f"limit on a data file: give a smaller sample (a few thousand rows are plenty)")
+            if declared > limits.npz_ratio_floor and declared > limits.max_npz_ratio * max(size, 1):
+                raise DataRefused(f"{p.name} declares {_human(declared)} of arrays in a {_human(size)} file, over "
+                                  f"{limits.max_npz_ratio} times its size: a compression bomb, not data")
+            for info in infos:
+                label = f"{p.name}: member {info.filename!r}"
+                if not info.filename.endswith(".npy") or info.is_dir():
+                    raise DataRefused(f"{label} is not a .npy array: an .npz holds arrays only")
+                with zf.open(info) as fh:
+                    try:
+                        version = np.lib.format.read_magic(fh)
+                        if version == (1, 0):
+                            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                        elif version in ((2, 0), (3, 0)):
+                            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                        else:
+                            raise ValueError(f"unsupported .npy version {version}")
+                        header_len = fh.tell()
+                    except (ValueError, EOFError, OSError, SyntaxError) as e:
+                        raise DataRefused(f"{label} is not a readable .npy array ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
+                if dtype.hasobject:
+                    raise DataRefused(f"{p.name} holds pickled Python objects (member {info.filename!r}), which are refused: "
+                                      f"save plain numeric arrays")
+                if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in "biufcUS":
+                    raise DataRefused(f"{label} has dtype {dtype.str if dtype.names is None else 'structured'}: save plain "
+                                      f"numeric arrays")
+                count = 1
+                for d in shape:
+                    count *= int(d)
+                if count * dtype.itemsize != info.file_size - header_len:
+                    raise DataRefused(f"{label} declares shape {tuple(shape)} of {dtype.str} ({_human(count * dtype.itemsize)}) but "
+                                      f"stores {_human(max(info.file_size - header_len, 0))}: truncated or forged")
+                total += count * dtype.itemsize
+    except zipfile.BadZipFile as e:
+        raise DataRefused(f"{p.name} is not a readable .npz file: {e}") from None
+    except (OSError, EOFError, RuntimeError, NotImplementedError) as e:  # encrypted or unknown compression, I/O
+        raise DataRefused(f"{p.name} is not a readable .npz file: {str(e)[:200] or type(e).__name__}") from None
+
+
+def _load_npz(p: Path, limits: DataLimits = DATA_DEFAULT) -> Data:
+    _check_npz(p, limits)
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -51,8 +158,8 @@ def _load_npz(p: Path) -> Data:
         if "pickle" in str(e).lower():
             raise DataRefused(f"{p.name} holds pickled Python objects, which are refused: save plain numeric arrays") from None
         raise DataRefused(f"{p.name} is not a readable .npz file: {e}") from None
-    except (OSError, EOFError) as e:
-        raise DataRefused(f"{p.name} is not a readable .npz file: {e}") from None
+    except (OSError, EOFError, RuntimeError, NotImplementedError) as e:
+        raise DataRefused(f"{p.name} is not a readable .npz file: {str(e)[:200] or type(e).__name__}") from None
     return from_arrays(arrays, source=p.name)
 
 
@@ -73,22 +180,56 @@ def from_arrays(arrays: Mapping[str, Any], source: str) -> Data:
     return Data(**{k: arrays.get(k) for k in SPLITS}, extras=extras, source=source)
 
 
-def _load_csv(p: Path, label_column: str | None) -> Data:
+def _load_csv(p: Path, label_column: str | None, limits: DataLimits = DATA_DEFAULT) -> Data:
+    import array
     import csv
 
-    with p.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if len(rows) < 2:
+    size = p.stat().st_size
+    if size > limits.max_csv_bytes:
+        raise DataRefused(f"{p.name} is {_human(size)}, over the {_human(limits.max_csv_bytes)} limit on a CSV data file: "
+                          f"give a smaller sample, or save the arrays as .npz")
+    cap = limits.max_csv_field_chars
+    values = array.array("d")  # one flat float64 buffer, filled row by row
+    header: list[str] | None = None
+    line = 0
+    reader = None
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            for row in reader:
+                line = reader.line_num
+                if not row:
+                    continue  # a blank line
+                if max(map(len, row)) > cap:
+                    raise DataRefused(f"{p.name}, line {line}: a cell of {max(map(len, row)):,} characters, over the "
+                                      f"{cap:,}-character limit: values must be numbers")
+                if header is None:
+                    header = row
+                    continue
+                if len(row) != len(header):
+                    raise DataRefused(f"{p.name}, line {line}: {len(row)} values for {len(header)} columns")
+                try:
+                    values.extend(float(v) for v in row)
+                except ValueError as e:
+                    raise DataRefused(f"{p.name}, line {line}: every value must be numeric ({e})") from None
+    except UnicodeDecodeError as e:
+        raise DataRefused(f"{p.name} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): save it "
+                          f"as UTF-8") from None
+    except csv.Error as e:
+        line = getattr(reader, "line_num", 0) or line + 1
+        if "field limit" in str(e):
+            raise DataRefused(f"{p.name}, line {line}: a cell over {csv.field_size_limit():,} characters: values must be "
+                              f"numbers") from None
+        raise DataRefused(f"{p.name}, line {line}: not a readable CSV file ({str(e)[:200]})") from None
+    except OSError as e:
+        raise DataRefused(f"{p.name}: cannot read it ({e.strerror or e})") from None
+    if header is None or not values:
         raise DataRefused(f"{p.name} has no data rows")
-    header, body = rows[0], rows[1:]
     candidates = [label_column] if label_column else list(LABEL_COLUMNS)
     label_idx = next((header.index(c) for c in candidates if c in header), None)
     if label_column and label_idx is None:
-        raise DataRefused(f"{p.name} has no column {label_column!r}; columns are {header}")
-    try:
-        table = np.array([[float(v) for v in row] for row in body], dtype=np.float64)
-    except ValueError as e:
-        raise DataRefused(f"{p.name}: every value must be numeric ({e})") from None
+        raise DataRefused(f"{p.name} has no column {label_column!r}; columns are {header[:50]}")
+    table = np.frombuffer(values, dtype=np.float64).reshape(-1, len(header))
     if label_idx is None:
         return Data(x_val=table.astype(np.float32), source=p.name, extras={"feature_names": np.array(header)})
     features = [i for i in range(table.shape[1]) if i != label_idx]
@@ -111,20 +252,100 @@ def save_npz(data: Data, path: Path) -> None:
 
 
 def find_sidecar(model_path: str | Path) -> Path | None:
-    """``models/cnn.h5`` -> ``models/cnn.meta.json`` when it exists."""
+    """``models/cnn.h5`` -> ``models/cnn.meta.json`` when it exists. A symbolic link is returned whether or
+    not it leads anywhere, so that :func:`read_sidecar` refuses a link out of the folder the same way
+    whether its target exists or not (no existence oracle)."""
     p = Path(model_path)
     candidate = p.with_name(p.name[: -len(p.suffix)] + SIDECAR_SUFFIX) if p.suffix else None
-    return candidate if candidate is not None and candidate.is_file() else None
+    if candidate is None:
+        return None
+    return candidate if candidate.is_symlink() or candidate.is_file() else None
 
 
-def read_sidecar(path: Path) -> dict[str, Any]:
+#: Sidecar fields the run itself reads, with the JSON types each may have (None: absent or null).
+#: (``step``/``epoch`` are only hints for a sweep, which falls back to the file name; ``companions`` has
+#: its own check in :mod:`diagnostics.companions`.)
+_SIDECAR_TYPES: dict[str, tuple[type, ...]] = {"dataset": (str,), "split_seed": (int,), "model_kind": (str,),
+                                               "history": (dict,)}
+_JSON_NAMES = {str: "a string", int: "an integer", dict: "an object"}
+
+
+def read_sidecar(path: Path, limits: DataLimits = DATA_DEFAULT) -> dict[str, Any]:
+    """The sidecar's JSON object, refused (:class:`DataRefused`, one line naming the file) when it is a link
+    out of the model's folder, not a regular file, over ``limits.max_sidecar_bytes``, nested deeper than
+    ``limits.max_json_depth``, not a JSON object, or when a field the run reads has the wrong type."""
+    path = Path(path)
+    name = path.name
+    if path.is_symlink():
+        # judged on the link alone: the message never depends on whether an outside target exists
+        target = Path(os.path.realpath(path))
+        if target.parent != Path(os.path.realpath(path.parent)):
+            raise DataRefused(f"{name}: the sidecar is a symbolic link out of the model's folder, which is not "
+                              f"followed: make it a plain file beside the model")
+    cap = limits.max_sidecar_bytes
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DataRefused(f"{path.name}: unreadable sidecar metadata ({e})") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block the run
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise DataRefused(f"{name}: the sidecar is not a regular file")
+            if st.st_size > cap:
+                raise DataRefused(f"{name}: the sidecar is {_human(st.st_size)}, over the {_human(cap)} limit on "
+                                  f"sidecar metadata: keep long histories out of it")
+            raw = fh.read(cap + 1)
+    except OSError as e:
+        raise DataRefused(f"{name}: unreadable sidecar metadata ({e.strerror or type(e).__name__})") from None
+    if len(raw) > cap:  # it grew after fstat
+        raise DataRefused(f"{name}: the sidecar is over the {_human(cap)} limit on sidecar metadata")
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        meta = None
+    except UnicodeDecodeError as e:
+        raise DataRefused(f"{name}: unreadable sidecar metadata (not UTF-8: byte 0x{e.object[e.start]:02x} at offset "
+                          f"{e.start})") from None
+    except ValueError as e:
+        raise DataRefused(f"{name}: unreadable sidecar metadata ({str(e).splitlines()[0][:200]})") from None
+    if meta is None or _depth_over(meta, limits.max_json_depth):
+        raise DataRefused(f"{name}: the sidecar's JSON is nested more than {limits.max_json_depth} levels deep: "
+                          f"not sidecar metadata")
     if not isinstance(meta, dict):
-        raise DataRefused(f"{path.name}: sidecar metadata must be a JSON object")
+        raise DataRefused(f"{name}: sidecar metadata must be a JSON object, not {_json_type(meta)}")
+    for key, types in _SIDECAR_TYPES.items():
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, types) or isinstance(value, bool):
+            want = " or ".join(_JSON_NAMES[t] for t in types)
+            raise DataRefused(f"{name}: {key!r} must be {want}, not {_json_type(value)} ({_shown(value)})")
+    seed = meta.get("split_seed")
+    if seed is not None and not 0 <= seed < 2 ** 32:
+        raise DataRefused(f"{name}: 'split_seed' must be between 0 and 2**32 - 1, not {_shown(seed)}")
     return meta
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests containers more than ``limit`` deep (iteratively: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return False
 
 
 def load_dataset(name: str, seed: int, datasets: Mapping[str, Any]) -> Data:

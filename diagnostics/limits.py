@@ -79,3 +79,30 @@ def apply_worker_memory_ceiling(value: int | None) -> int:
     except (ImportError, ValueError, OSError):  # pragma: no cover - not on Linux
         return 0
     return ceiling
+
+
+@dataclasses.dataclass(frozen=True)
+class DataLimits:
+    """Bounds applied to a model's sidecar (``<model>.meta.json``) and to a ``--data`` file *before* they are
+    parsed (:mod:`diagnostics.data`). The zoo's sidecars are 1–5 KiB and its data sets a few MiB; each bound is
+    far above what a real file needs and far below what hurts a run (a red team's 60 MB sidecar was copied into
+    every job; a 50 MB CSV took 2.3 GB to parse; a 1.6 MB ``.npz`` declared 1.6 GB of arrays)."""
+
+    max_sidecar_bytes: int = 4 * MiB  #: the sidecar JSON file
+    max_json_depth: int = 100  #: nesting of the sidecar JSON (as LoadLimits.max_json_depth for configs)
+    #: a .csv data file (about 100,000 rows of 20 columns; larger tables: save them as .npz). Parsed, a CSV of
+    #: short values costs about 30 times its size at peak (a 50 MB one: 0.5 GB here, 1.5 GB before streaming)
+    max_csv_bytes: int = 16 * MiB
+    max_csv_field_chars: int = 4096  #: one CSV cell or header name
+    #: arrays a .npz declares, inflated, all members together: they are all read into memory, in the CLI and
+    #: in every worker (the same figure as the default --max-model-size)
+    max_npz_bytes: int = GiB
+    #: inflated / compressed size of a whole .npz whose arrays declare more than ``npz_ratio_floor`` bytes:
+    #: real data compresses a few times, a compression bomb a thousand times
+    max_npz_ratio: int = 200
+    npz_ratio_floor: int = 64 * MiB
+    max_npz_members: int = 1000  #: arrays in a .npz, from its end-of-central-directory record
+    max_npz_directory_bytes: int = MiB  #: the .npz's zip directory, checked before it is read
+
+
+DATA_DEFAULT = DataLimits()
