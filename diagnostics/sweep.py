@@ -7,6 +7,11 @@ as ``model.{epoch:02d}-{val_loss:.2f}.keras`` (``model.07-0.45.keras`` is epoch 
 ``epoch``/``step`` followed by a number. Every checkpoint goes through :func:`diagnostics.runner.run_file`:
 the same pre-scan, safe loading and report as ``diagnose MODEL``.
 
+A sweep entry must be a plain file in the folder it is listed from: a symbolic link out of that folder
+is not followed but refused (exit 4, in the index), with the same line whether its target exists or not.
+A checkpoint whose sidecar is refused (a link out of the folder, oversized, not a JSON object...) is
+refused by its own run; the rest of the sweep goes on.
+
 The index is rewritten atomically after each checkpoint, and a checkpoint whose report is already
 there for the same file (same sha256) is not run again: an interrupted sweep resumes where it stopped.
 """
@@ -46,6 +51,7 @@ class Checkpoint:
     path: Path
     step: int | None
     source: str  #: where the step came from: "sidecar", "name" or "order"
+    refused: str = ""  #: why this entry is not run (a link out of its folder), or ""
 
     @property
     def key(self) -> str:
@@ -68,19 +74,39 @@ def step_from_name(name: str) -> int | None:
 
 
 def _step_from_sidecar(path: Path) -> int | None:
-    from .data import find_sidecar
+    """The sidecar's ``step`` or ``epoch``; None when there is none or the sidecar is refused (the
+    checkpoint's own run then refuses it, in one line, and the sweep goes on)."""
+    from .data import DataRefused, find_sidecar, read_sidecar
 
     side = find_sidecar(path)
     if side is None:
         return None
     try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_sidecar(side)  # bounded in size and depth, a JSON object
+    except DataRefused:
         return None
     for key in ("step", "epoch"):
-        if isinstance(meta.get(key), int):
+        if isinstance(meta.get(key), int) and not isinstance(meta[key], bool):
             return int(meta[key])
     return None
+
+
+_LINK_OUT = ("a symbolic link out of the sweep's folder, which is not followed: sweep entries must be plain "
+             "files in the folder")
+
+
+def _link_out(p: Path) -> bool:
+    """A symbolic link whose target is not a file of the link's own folder. Judged on the link and the
+    folder alone, so the answer (and the message) is the same whether an outside target exists or not."""
+    if not p.is_symlink():
+        return False
+    return Path(os.path.realpath(p)).parent != Path(os.path.realpath(p.parent))
+
+
+def _listed(p: Path) -> bool:
+    """A directory or glob entry worth a look: a regular file, or any link (refused later if it leads out;
+    a link is never dropped silently, which would tell a target that exists from one that does not)."""
+    return p.is_symlink() or p.is_file()
 
 
 def find_checkpoints(paths: Iterable[str]) -> list[Checkpoint]:
@@ -92,22 +118,29 @@ def find_checkpoints(paths: Iterable[str]) -> list[Checkpoint]:
             matched = [Path(p) for p in sorted(glob.glob(text))]
             if not matched:
                 raise SweepError(f"no file matches {text!r}")
-            files += [p for p in matched if p.is_file()]
+            files += [p for p in matched if _listed(p)]
         elif Path(text).is_dir():
-            found = sorted(p for p in Path(text).iterdir() if p.is_file() and p.suffix.lower() in _ACCEPTED
+            found = sorted(p for p in Path(text).iterdir() if _listed(p) and p.suffix.lower() in _ACCEPTED
                            and not p.name.lower().endswith(".weights.h5") and not p.name.startswith("."))
             if not found:
                 raise SweepError(f"{text} holds no .keras or .h5 checkpoint")
             files += found
-        elif Path(text).is_file():
+        elif _listed(Path(text)):
             files.append(Path(text))
         else:
             raise SweepError(f"no such file or directory: {text}")
-    files = list(dict.fromkeys(p.resolve() for p in files))
+    # a link out of its folder keeps its own (absolute) path: its target is neither read nor shown
+    files = list(dict.fromkeys(Path(os.path.realpath(p.parent)) / p.name if _link_out(p) else p.resolve()
+                               for p in files))
     if not files:
         raise SweepError("nothing to sweep: give checkpoint files, a directory of them, or a glob")
     out = []
     for p in files:
+        if _link_out(p) or not p.is_file():
+            step = step_from_name(p.name)
+            why = _LINK_OUT if _link_out(p) else "not a regular file"
+            out.append(Checkpoint(p, step, "name" if step is not None else "order", refused=why))
+            continue
         step = _step_from_sidecar(p)
         source = "sidecar"
         if step is None:
@@ -261,9 +294,14 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
     lock = threading.Lock()
     todo: queue.Queue = queue.Queue()
     reused = 0
+    refused = 0
     for c in checkpoints:
         report_dir = root / REPORTS / c.key
-        if _finished(c, report_dir):
+        if c.refused:  # never run, never read: one line and an index entry, and the sweep goes on
+            entries[c.path.name] = index_entry(c, report_dir, root, ExitCode.MODEL_REFUSED, f"model refused: {c.refused}")
+            say(f"step {'?' if c.step is None else c.step:<6} {c.path.name}: refused: {c.refused}")
+            refused += 1
+        elif _finished(c, report_dir):
             entries[c.path.name] = index_entry(c, report_dir, root, (entries.get(c.path.name) or {}).get("exit_code", 0))
             reused += 1
         else:
@@ -275,7 +313,7 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
     if reused:
         say(f"resuming: {reused} of {len(checkpoints)} checkpoint(s) already have their report")
     total = len(checkpoints)
-    done = [reused]
+    done = [reused + refused]
     owns_ray = False
     if base.executor == "ray":
         from .ray_executor import connect
@@ -285,8 +323,11 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
     errors: list[BaseException] = []
     stopping = threading.Event()  # set on Ctrl-C: a run cut short by the interrupt must not enter the index
 
+    policy = _worker_policy(base, checkpoints, root) if base.sandbox and base.executor != "ray" else None
+
     def lane(index: int) -> None:
-        executor = make_executor() if make_executor else _lane_executor(base, host, extra, root / ".logs" / f"lane-{index}")
+        executor = make_executor() if make_executor else _lane_executor(base, host, extra, root / ".logs" / f"lane-{index}",
+                                                                         policy)
         try:
             while not errors and not stopping.is_set():
                 try:
@@ -337,15 +378,38 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
     ordered = sorted(entries.values(), key=lambda e: (e["step"] is None, e["step"] or 0, e["checkpoint"]))
     codes = [ExitCode(e["exit_code"]) for e in ordered]
     code = max(codes, default=ExitCode.OK)
-    return SweepOutcome(root, ordered, total - reused, reused, code, time.perf_counter() - t0)
+    return SweepOutcome(root, ordered, total - reused - refused, reused, code, time.perf_counter() - t0)
 
 
-def _lane_executor(base, host, extra, log_dir: Path):
+def _lane_executor(base, host, extra, log_dir: Path, policy: dict | None):
     if base.executor == "ray":
         from .ray_executor import RayExecutor
 
-        return RayExecutor(disabled=host.disabled, extra=extra, address=base.ray_address, replicas=1)
+        return RayExecutor(disabled=host.disabled, extra=extra, address=base.ray_address, replicas=1, sandbox=base.sandbox)
     from .executors import ProcessExecutor
 
     log_dir.mkdir(parents=True, exist_ok=True)
-    return ProcessExecutor(disabled=host.disabled, extra=extra, log_dir=str(log_dir))
+    return ProcessExecutor(disabled=host.disabled, extra=extra, log_dir=str(log_dir), sandbox=policy)
+
+
+def _worker_policy(base, checkpoints, root: Path) -> dict:
+    """A lane's worker serves every checkpoint in turn: it may read them all (with their sidecars and
+    companions) and write under the sweep's folder, where each checkpoint's report is staged. A sidecar
+    that cannot be read adds nothing here: that checkpoint's own run refuses it."""
+    from .companions import companion_names
+    from .data import DataRefused, find_sidecar, read_sidecar
+    from .runner import worker_policy
+
+    models, metadatas = [], []
+    for c in checkpoints:
+        if c.refused:
+            continue  # a link out of the folder: its target is not the workers' to read
+        try:
+            side = find_sidecar(c.path)
+            metadata = read_sidecar(side) if side else {}
+            companion_names(metadata)
+        except DataRefused:
+            continue  # refused by its own run before any worker sees it; its sidecar may be a link out
+        models.append(Path(c.path))
+        metadatas.append(metadata)
+    return worker_policy(base, models, metadatas, root, root / ".logs" / "scratch")
