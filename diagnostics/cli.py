@@ -106,6 +106,7 @@ def _memory_limit(ctx, param, value):
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True, help="Exit 1 when a finding is at least this severe.")
 @click.option("--timeout", "timeout_s", metavar="SECONDS", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds each analyzer may take before it is stopped.")
 @click.option("--seed", metavar="N", type=int, default=0, show_default=True, help="Seed for every random choice; same seed, same report.")
+@click.option("--deadline", "deadline_s", metavar="SECONDS", type=click.FloatRange(min=1), default=1800.0, show_default=True, help="Seconds the whole run may take: budgets and load timeouts shrink to what is left, and analyzers whose turn comes after it are not run (timed_out).")
 @click.option("--target", metavar="[OUTPUT:]CLASS", default=None,
               help="What to explain: a class, an output (several outputs) or OUTPUT:CLASS; default: the predicted "
                    "class of the first output.")
@@ -133,7 +134,7 @@ def _memory_limit(ctx, param, value):
 def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
                 max_model_size, max_params, load_timeout_s, max_worker_memory, strict_plugins, disable, label_column,
                 junit_xml, summary_md, mlflow_run, quiet, verbose=False, executor="local",
-                ray_address=None, workers=1, shards=1, max_memory=None, no_sandbox=False):
+                ray_address=None, workers=1, shards=1, max_memory=None, no_sandbox=False, deadline_s=1800.0):
     """Diagnose MODEL (.keras or .h5)."""
     from .runner import Progress, RunConfig, run_file
 
@@ -161,7 +162,7 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         confirm_trust=_confirm_trust, max_params=max_params, load_timeout_s=load_timeout_s,
         max_worker_memory=max_worker_memory,
         executor=executor, ray_address=ray_address, workers=workers, shards=shards,
-        max_memory=max_memory, sandbox=not no_sandbox,
+        max_memory=max_memory, sandbox=not no_sandbox, deadline_s=deadline_s,
     )
     outcome = run_file(config, progress)
     if outcome.report is not None:

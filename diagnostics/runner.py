@@ -41,6 +41,12 @@ class UsageError(Exception):
     pass
 
 
+#: The default whole-run bound: the zoo's default runs take under a minute on 2 cores and ResNet50 about 8
+#: minutes; 30 minutes is far above any default run and still ends a run a hostile file stretches (a
+#: 200,000-step LSTM made every analyzer time out and its worker reload, 13 x --timeout).
+DEFAULT_DEADLINE_S = 1800.0
+
+
 @dataclasses.dataclass
 class RunConfig:
     """Everything a run needs; the CLI's options map one to one onto it."""
@@ -73,6 +79,9 @@ class RunConfig:
     max_memory: int | None = None
     #: Confine every process that reads or runs the model (diagnostics.sandbox); False only with --no-sandbox.
     sandbox: bool = True
+    #: Seconds the whole run may take (--deadline): budgets and load timeouts shrink to what is left, and an
+    #: analyzer whose turn comes after it is not run (timed_out). None: no bound but the per-analyzer ones.
+    deadline_s: float | None = DEFAULT_DEADLINE_S
 
 
 class Progress:
@@ -189,6 +198,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
     progress = progress or Progress()
     staging = None
     own_executor = executor is None
+    deadline = None if config.deadline_s is None else time.monotonic() + config.deadline_s
     try:
         t_run = time.perf_counter()
         out_dir = Path(config.out_dir)
@@ -235,7 +245,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
                          "sidecar": sidecar_path.name if sidecar_path else None}
         timings = {"prescan_s": t_data - t_run, "data_s": time.perf_counter() - t_data}
         return _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress,
-                        timings=timings)
+                        timings=timings, deadline=deadline)
     except EXPECTED_FAILURES as e:
         return failure_outcome(e)
     finally:
@@ -330,8 +340,19 @@ def _resolve_data(config: RunConfig, metadata: dict, host: PluginHost) -> Data |
 
 
 def _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress,
-             timings: dict[str, float] | None = None) -> Outcome:
+             timings: dict[str, float] | None = None, deadline: float | None = None) -> Outcome:
+    """``deadline``: the ``time.monotonic()`` by which the run ends (--deadline); every job's budget and load
+    timeout is cut to what is left, and a job whose turn comes after it is recorded as timed out, not run."""
     t_start = time.perf_counter()
+
+    def within_deadline(job: Job) -> Job | None:
+        if deadline is None:
+            return job
+        left = deadline - time.monotonic()
+        if left < 1.0:
+            return None
+        return dataclasses.replace(job, budget_s=min(job.budget_s, left), load_timeout_s=min(job.load_timeout_s, left))
+
     timings = dict(timings or {})
     plans, backends_needed = _plan_backends(config, entries, base_job.model_path)
     primary = backends_needed[0]
@@ -347,7 +368,11 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     copy = _keras_copy_path(base_job, primary, backends_needed, staging) if config.executor == "local" else None
     if copy:
         primary_job = dataclasses.replace(base_job, keras_copy=copy)
+    primary_job = within_deadline(primary_job)
+    if primary_job is None:
+        raise ModelRefused(f"the run's --deadline of {config.deadline_s:g} s passed before the model was loaded")
     loaded = executor.load(primary, primary_job)
+    primary_job = dataclasses.replace(primary_job, budget_s=base_job.budget_s, load_timeout_s=base_job.load_timeout_s)
     if copy and Path(copy).is_file():  # the other backends read the .keras copy, not the legacy .h5
         base_job = dataclasses.replace(base_job, load_path=copy)
     info = ModelInfo(**loaded["info"])
@@ -378,11 +403,14 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
             return
         for entry in group:
             name = entry.cls.name
+            job = within_deadline(dataclasses.replace(
+                base_job if backend != primary else primary_job, analyzer=name,
+                artifact_dir=str(staging / report_mod.ARTIFACTS / name), options=_options_for(config.options, name)))
             if stop.is_set():
                 rec = _record(entry, "skipped", "not run: the run was stopped by --strict-plugins")
+            elif job is None:
+                rec = _record(entry, "timed_out", f"not run: the run's --deadline of {config.deadline_s:g} s had passed")
             else:
-                job = dataclasses.replace(base_job if backend != primary else primary_job, analyzer=name, artifact_dir=str(staging / report_mod.ARTIFACTS / name),
-                                          options=_options_for(config.options, name))
                 try:
                     if config.shards > 1 and _is_sharded(entry):
                         result = _run_sharded(entry, executor, backend, job, data, config.shards, staging, progress)
