@@ -197,7 +197,7 @@ def test_junit_writer_timeouts_plugin_errors_fail_on_and_unprintable_text(fail_o
     assert "\x1b" not in text and "&lt;message&gt; &amp;" in text
     if failures:
         [failure] = cases["weights"].result
-        assert failure.type == "weights.odd" and failure.text.startswith("WARNING weights.odd: a \N{REPLACEMENT CHARACTER}[31m")
+        assert failure.type == "weights.odd" and failure.text.startswith("WARNING weights.odd: a \\x1b[31mcoloured\\x1b[0m")
         assert "INFO" not in failure.text, "only findings at or above --fail-on fail"
     else:
         assert cases["weights"].is_passed
