@@ -117,7 +117,7 @@ def _memory_limit(ctx, param, value):
 @click.option("--max-model-size", metavar="SIZE", default="1GiB", show_default=True, callback=_size, help="Refuse model files larger than this.")
 @click.option("--max-params", metavar="N", type=click.IntRange(min=1), default=200_000_000, show_default=True, help="Refuse models whose config or weights declare more weights than this.")
 @click.option("--load-timeout", "load_timeout_s", metavar="SECONDS", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds a worker may take to load the model before it is stopped and the model refused.")
-@click.option("--max-worker-memory", default=None, callback=_optional_size, metavar="SIZE", help="Memory ceiling (RLIMIT_DATA) of each worker process; past it loading is refused and an analyzer fails cleanly. Default: 3/4 of physical memory; 0: none.")
+@click.option("--max-worker-memory", default=None, callback=_optional_size, metavar="SIZE", help="Memory ceiling (RLIMIT_DATA) of each worker process and of diagnose itself; past it loading is refused and an analyzer fails cleanly. Default: 3/4 of physical memory; 0: none.")
 @click.option("--max-memory", default=None, metavar="SIZE|PCT%", callback=_memory_limit, help="Memory the analyzer workers may use together (e.g. 8GiB or 40%); batch sizes shrink to fit it. Default: half of the machine's memory.")
 @click.option("--strict-plugins", is_flag=True, help="Stop the run at the first plugin problem (import error, crash, timeout, bad result).")
 @click.option("--disable", multiple=True, metavar="PLUGIN[,PLUGIN...]", callback=_names, help="Do not load these plugins (comma-separated or repeated; '*' blocks all third-party plugins). Also DIAGNOSTICS_DISABLE_PLUGINS=a,b.")
@@ -164,6 +164,9 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         executor=executor, ray_address=ray_address, workers=workers, shards=shards,
         max_memory=max_memory, sandbox=not no_sandbox, deadline_s=deadline_s,
     )
+    from .limits import apply_worker_memory_ceiling
+
+    apply_worker_memory_ceiling(max_worker_memory)  # this process too: a file it reads cannot take the machine
     outcome = run_file(config, progress)
     if outcome.report is not None:
         from .table import verdict_table

@@ -199,6 +199,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
     staging = None
     own_executor = executor is None
     deadline = None if config.deadline_s is None else time.monotonic() + config.deadline_s
+    reading: str | None = "the model"  # the file this process is reading, for a MemoryError under its ceiling
     try:
         t_run = time.perf_counter()
         out_dir = Path(config.out_dir)
@@ -226,6 +227,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         # load nothing until told, and a data misfit below stops them
         _start_workers(executor, _plan_backends(config, entries, config.model_path)[1])
         t_data = time.perf_counter()
+        reading = "the data"
         data = _resolve_data(config, metadata, host)
         if data is not None:  # refuse a misfit before any model is loaded
             prevalidate(data, static_input_shapes(scan_result.config), metadata.get("model_kind"))
@@ -244,10 +246,17 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
         timings = {"prescan_s": t_data - t_run, "data_s": time.perf_counter() - t_data}
+        reading = None
         return _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress,
                         timings=timings, deadline=deadline)
     except EXPECTED_FAILURES as e:
         return failure_outcome(e)
+    except MemoryError:  # this process's ceiling (the CLI applies one) while it reads a file: a bound, not a crash
+        if reading is None:
+            raise
+        code = ExitCode.DATA_REFUSED if reading == "the data" else ExitCode.MODEL_REFUSED
+        return Outcome(None, code, f"{'data' if code == ExitCode.DATA_REFUSED else 'model'} refused: reading {reading} "
+                                   f"needs more memory than this process may use (--max-worker-memory)")
     finally:
         if own_executor and executor is not None:
             executor.close()
