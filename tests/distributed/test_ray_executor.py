@@ -10,8 +10,8 @@ import time
 import pytest
 
 from diagnostics import ExitCode, Report
-from diagnostics.report import strip_timings
 
+from .conftest import comparable
 from ..conftest import ZOO_DIR, read_report, run_diagnose
 from ..core.conftest import analyzer_source, install_plugin
 from ..plugins.test_broken_plugins import WORKER_ONLY_FAILURE
@@ -102,7 +102,7 @@ def _assert_same(runs):
     (code_l, local), (code_r, remote) = runs["local"], runs["ray"]
     assert code_l == code_r, (code_l, code_r)
     assert [a["status"] for a in local["analyzers"]].count("ok") >= 8, "a full run: the explainers and health checks ran"
-    assert strip_timings(remote) == strip_timings(local)
+    assert comparable(remote) == comparable(local)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_model_bytes_are_checked_against_the_prescan_on_both_ends(ray_address, t
         executor.close()
     # The actor refuses bytes that are not those the pre-scan hashed (here: one byte changed in transit).
     body = ActorBody.__new__(ActorBody)  # its state only: no keras, no process renaming in this test process
-    body.root, body.files = tmp_path, {}
+    body.root, body.inputs, body.files = tmp_path, tmp_path / "in", {}
     good = {"name": "tiny.keras", "sha256": digest, "ref": ray.put(data)}
     assert body._materialize(good).read_bytes() == data
     body.files = {}
