@@ -131,8 +131,8 @@ def _check_npz(p: Path, limits: DataLimits) -> None:
                     except (ValueError, EOFError, OSError, SyntaxError) as e:
                         raise DataRefused(f"{label} is not a readable .npy array ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
                 if dtype.hasobject:
-                    raise DataRefused(f"{p.name} holds pickled Python objects (member {info.filename!r}), which are refused: "
-                                      f"save plain numeric arrays")
+                    raise DataRefused(f"{p.name} holds pickled Python objects, which are refused: save plain numeric "
+                                      f"arrays (member {info.filename!r})")
                 if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in "biufcUS":
                     raise DataRefused(f"{label} has dtype {dtype.str if dtype.names is None else 'structured'}: save plain "
                                       f"numeric arrays")
