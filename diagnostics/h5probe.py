@@ -8,8 +8,8 @@ deadline. It prints one JSON object: ``{"refused": reason}`` or what it read.
 Checks, without reading any dataset's values: no external links, soft links, external-storage or
 virtual datasets (they make libhdf5 open other files, or let one dataset be named many times); the
 object count; every attribute's size; each dataset's dtype and declared size, summed against the
-file's size and the parameter limit; no dataset reached by two paths; ``weight_names`` lists
-without duplicates.
+file's size and the parameter limit; no dataset reached by two paths; ``weight_names`` and
+``layer_names`` lists (or their chunked ``weight_names0``, ``weight_names1``... form) without duplicates.
 """
 
 from __future__ import annotations
@@ -40,11 +40,15 @@ def probe(path: str, label: str, weights_only: bool, limits: dict, file_size: in
                 problem = _check_attributes(group, limits, np)
                 if problem:
                     return refuse(f"{part}: {problem}")
-                if "weight_names" in group.attrs:
-                    names = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in np.asarray(group.attrs["weight_names"]).ravel()]
-                    dup = sorted({n for n in names if names.count(n) > 1})
+                for attr in ("weight_names", "layer_names"):
+                    names = _name_list(group, attr, np)
+                    counts: dict = {}
+                    for n in names:
+                        counts[n] = counts.get(n, 0) + 1
+                    dup = sorted(n for n, c in counts.items() if c > 1)
                     if dup:
-                        return refuse(f"{part}: weight_names lists {dup[0]!r} more than once (one dataset loaded many times)")
+                        shown = attr if attr in group.attrs else f"{attr}0, {attr}1..."
+                        return refuse(f"{part}: {shown} lists {dup[0]!r} more than once (one {'dataset' if attr == 'weight_names' else 'group'} loaded many times)")
                 for key in group.keys():
                     objects += 1
                     if objects > limits["max_h5_objects"]:
@@ -109,6 +113,20 @@ def probe(path: str, label: str, weights_only: bool, limits: dict, file_size: in
         if part == "the file header":
             return refuse(f" cannot be opened as HDF5 ({text}): the file is truncated or corrupt")
         return refuse(f"{part} cannot be read as HDF5 ({type(e).__name__}: {text}): the file is truncated, corrupt or not a Keras model")
+
+
+def _name_list(group, attr: str, np) -> list[str]:
+    """The names Keras reads for ``attr`` (load_attributes_from_hdf5_group): the attribute itself, else its
+    chunks ``attr0``, ``attr1``... (Keras splits long lists so): both forms are checked alike."""
+    if attr in group.attrs:
+        chunks = [group.attrs[attr]]
+    else:
+        chunks, i = [], 0
+        while f"{attr}{i}" in group.attrs:
+            chunks.append(group.attrs[f"{attr}{i}"])
+            i += 1
+    return [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+            for chunk in chunks for n in np.asarray(chunk).ravel()]
 
 
 def _check_attributes(obj, limits: dict, np) -> str | None:

@@ -25,6 +25,19 @@ class LoadLimits:
     max_zip_entries: int = 10_000  #: entries in a .keras archive, from its end-of-central-directory record
     max_zip_directory_bytes: int = 4 * MiB  #: size of the archive's central directory, checked before reading it
     max_zip_ratio: int = 200  #: inflated / compressed size of an entry larger than 1 MiB
+    #: inflated bytes of all archive entries together, from the central directory (Keras extracts every
+    #: entry of a .keras to disk; 3,000 entries of 1 MiB zeros, 1 KB each deflated, stay under the per-entry
+    #: ratio check and gave 3 GB of disk per load). None = derived from --max-params and --max-model-size:
+    #: the weights entry's own bound plus room for the config, metadata and assets (see archive_bytes())
+    max_archive_bytes: int | None = None
+    #: elements of one constant (``__numpy__``/``__tensor__``) in a layer call's arguments. Real configs hold
+    #: a few scalars or a small mask; the JSON itself bounds the count, this bounds what Keras builds from it
+    #: (as float64, 8 MiB at most), whatever dtype the file asks for
+    max_constant_elements: int = 1 << 20
+    #: elements per sample of any shape a config declares (input layers, tensor references, build shapes):
+    #: the largest real inputs are images and clips of a few million values (a 2048x2048 RGB image is 12.6 M);
+    #: a declared (None, 100000, 100000) input is 40 GB per float32 sample once data is made for it
+    max_tensor_elements: int = 1 << 24
     max_h5_objects: int = 200_000  #: groups and datasets in an HDF5 file
     max_h5_attribute_bytes: int = 16 * MiB  #: one HDF5 attribute's value
     #: declared (inflated) bytes of the weights may exceed the file's own size by this factor: Keras stores
@@ -41,6 +54,16 @@ class LoadLimits:
 
     def allowed_weight_bytes(self, file_size: int) -> int:
         return file_size * self.max_weights_to_file_ratio + 16 * MiB
+
+    def weights_entry_bytes(self) -> int:
+        """The inflated size model.weights.h5 may have inside a .keras archive."""
+        return min(2 * self.max_size, 4 * self.max_params + 16 * MiB)
+
+    def archive_bytes(self) -> int:
+        """``max_archive_bytes``, or the weights entry's bound plus 64 MiB of assets and two configs."""
+        if self.max_archive_bytes is not None:
+            return self.max_archive_bytes
+        return self.weights_entry_bytes() + 2 * self.max_config_bytes + 64 * MiB
 
 
 DEFAULT = LoadLimits()
