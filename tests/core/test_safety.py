@@ -183,10 +183,16 @@ def test_unknown_custom_class_is_named(tmp_path, hostile, diagnose_cli):
 
 
 def test_trust_lists_the_code_then_runs_it(hostile, tmp_path, diagnose_cli):
+    """--trust lifts the scan, not the sandbox: the stored code runs, and its write outside the output folder
+    is denied; only with --no-sandbox as well does it land."""
     proc = diagnose_cli(hostile["files"]["lambda.keras"], "--trust", "--only", "architecture", "--out", tmp_path / "o")
-    assert proc.returncode == 0, proc.stderr
     listed = proc.stderr.index("--trust: loading this model will run code stored in the file:")
     assert proc.stderr.index("  - Lambda layer (Python bytecode stored in the file) at model > lam > payload") > listed
+    assert proc.returncode == 0, proc.stderr  # the payload swallows its own error
+    assert not hostile["canary"].exists()
+    proc = diagnose_cli(hostile["files"]["lambda.keras"], "--trust", "--no-sandbox", "--only", "architecture",
+                        "--out", tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
     assert hostile["canary"].exists(), "with --trust the stored code really runs (and only then)"
     hostile["canary"].unlink()
 

@@ -51,7 +51,7 @@ def acme(tmp_path_factory):
 
 
 def _with(plain, tmp_path, cls):
-    layer = {"module": "acme_bounds", "class_name": cls, "registered_name": f"acme>{cls}", "name": "x",
+    layer = {"module": "acme_bounds_layers", "class_name": cls, "registered_name": f"acme>{cls}", "name": "x",
              "config": {"name": "x"}, "inbound_nodes": []}
     return hostile.with_layer(plain["keras"], tmp_path / f"{cls.lower()}.keras", layer)
 
