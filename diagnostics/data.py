@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import struct
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,6 +32,7 @@ import numpy as np
 
 from .analyzer import Data, ModelInfo
 from .limits import DATA_DEFAULT, DataLimits
+from .zipdir import ZipDirectoryError, read_end_record
 
 SPLITS = ("x_train", "y_train", "x_val", "y_val")
 LABEL_COLUMNS = ("label", "target", "y", "class")
@@ -63,35 +63,21 @@ def _human(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _npz_directory(p: Path, size: int, limits: DataLimits) -> None:
-    """The end-of-central-directory record, read by hand: bound the member count and the directory's size
-    *before* :mod:`zipfile` reads the directory into memory (a zip64 record can declare millions)."""
-    with p.open("rb") as fh:
-        tail_len = min(size, 22 + 0xFFFF)
-        fh.seek(size - tail_len)
-        tail = fh.read(tail_len)
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) - at < 22:
-            raise DataRefused(f"{p.name} is not a readable .npz file: it is not a zip archive (truncated or corrupt?)")
-        disk, cd_disk, _, entries, cd_size, _, _ = struct.unpack("<HHHHIIH", tail[at + 4:at + 22])
-        if entries == 0xFFFF or cd_size == 0xFFFFFFFF:  # zip64: the real numbers are in the zip64 record
-            locator = tail[at - 20:at] if at >= 20 else b""
-            if locator[:4] != b"PK\x06\x07":
-                raise DataRefused(f"{p.name} is not a readable .npz file: its zip64 locator is missing")
-            _, record_at, _ = struct.unpack("<IQI", locator[4:20])
-            if record_at > size - 56:
-                raise DataRefused(f"{p.name} is not a readable .npz file: its zip64 record points outside the file")
-            fh.seek(record_at)
-            record = fh.read(56)
-            if record[:4] != b"PK\x06\x06":
-                raise DataRefused(f"{p.name} is not a readable .npz file: its zip64 record is missing")
-            _, _, _, disk, cd_disk, _, entries, cd_size, _ = struct.unpack("<QHHIIQQQQ", record[4:56])
-    if disk or cd_disk:
+def _npz_directory(p: Path, limits: DataLimits) -> None:
+    """Bound the member count and the directory's size from the end record, read by hand
+    (:mod:`diagnostics.zipdir`), *before* :mod:`zipfile` reads the directory into memory (a zip64 record
+    can declare millions)."""
+    try:
+        end = read_end_record(p)
+    except ZipDirectoryError as e:
+        why = "it is not a zip archive (truncated or corrupt?)" if e.not_zip else f"its {e}"
+        raise DataRefused(f"{p.name} is not a readable .npz file: {why}") from None
+    if end.multi_disk:
         raise DataRefused(f"{p.name} is a multi-part zip archive, not an .npz file")
-    if entries > limits.max_npz_members:
-        raise DataRefused(f"{p.name} holds {entries:,} members, over the limit of {limits.max_npz_members:,} arrays")
-    if cd_size > limits.max_npz_directory_bytes:
-        raise DataRefused(f"{p.name}: its zip directory is {_human(cd_size)}, over the "
+    if end.entries > limits.max_npz_members:
+        raise DataRefused(f"{p.name} holds {end.entries:,} members, over the limit of {limits.max_npz_members:,} arrays")
+    if end.directory_bytes > limits.max_npz_directory_bytes:
+        raise DataRefused(f"{p.name}: its zip directory is {_human(end.directory_bytes)}, over the "
                           f"{_human(limits.max_npz_directory_bytes)} limit")
 
 
@@ -102,7 +88,7 @@ def _check_npz(p: Path, limits: DataLimits) -> None:
     import zipfile
 
     size = p.stat().st_size
-    _npz_directory(p, size, limits)
+    _npz_directory(p, limits)
     total = 0
     try:
         with zipfile.ZipFile(p) as zf:

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from .allowlist import BACKEND_OPTIMIZER_MODULE, CODE_LAYERS
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import LoadLimits
+from .zipdir import ZipDirectoryError, read_end_record
 
 DEFAULT_MAX_SIZE = DEFAULT_LIMITS.max_size
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -219,50 +220,21 @@ def _json_type(value) -> str:
 _ZIP_OPEN_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error,
                     NotImplementedError, RuntimeError, zlib.error)
 def _zip_directory(p: Path, limits: LoadLimits) -> None:
-    """Read the end-of-central-directory record ourselves: bound the entry count and the central
-    directory's size *before* zipfile reads the directory into memory."""
-    size = p.stat().st_size
-    with p.open("rb") as fh:
-        tail_len = min(size, 22 + 0xFFFF)
-        fh.seek(size - tail_len)
-        tail = fh.read(tail_len)
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) - at < 22:
-            raise ModelRefused(f"{p.name} is not a readable .keras archive (File is not a zip file): the file is truncated or corrupt")
-        disk, cd_disk, here_entries, entries, cd_size, cd_offset, _ = struct.unpack("<HHHHIIH", tail[at + 4:at + 22])
-        eocd_at = size - tail_len + at
-        locator = tail[at - 20:at] if at >= 20 else b""
-        # zipfile reads a zip64 record whenever its locator precedes the classic record, whatever the classic
-        # record says, and uses its numbers (Python 3.11 reads it right before the locator, later versions
-        # where the locator points): a zip64 record that disagrees would hide the real directory from us
-        if locator[:4] == b"PK\x06\x07":
-            _, record_at, disks = struct.unpack("<IQI", locator[4:20])
-            if record_at != eocd_at - 20 - 56:
-                raise ModelRefused(f"{p.name}: the archive's zip64 record is not where its locator says "
-                                   f"(at {record_at:,}, expected {eocd_at - 76:,}): an ambiguous archive")
-            fh.seek(record_at)
-            record = fh.read(56)
-            if record[:4] != b"PK\x06\x06":
-                raise ModelRefused(f"{p.name}: the archive's zip64 record is missing: the file is truncated or corrupt")
-            _, _, _, disk64, cd_disk64, here64, entries64, cd_size64, cd_offset64 = struct.unpack("<QHHIIQQQQ", record[4:56])
-            for what, classic, wide, sentinel in (("entry count", entries, entries64, 0xFFFF),
-                                                  ("entry count on this disk", here_entries, here64, 0xFFFF),
-                                                  ("directory size", cd_size, cd_size64, 0xFFFFFFFF),
-                                                  ("directory offset", cd_offset, cd_offset64, 0xFFFFFFFF),
-                                                  ("disk number", disk, disk64, 0xFFFF)):
-                if classic != sentinel and classic != wide:
-                    raise ModelRefused(f"{p.name}: the archive's zip64 end record says {what} {wide:,}, its classic end "
-                                       f"record {classic:,}: an ambiguous archive, refused before reading its directory")
-            disk, cd_disk, entries, cd_size, cd_offset = disk64, cd_disk64 or int(disks > 1), entries64, cd_size64, cd_offset64
-        elif entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:  # zip64: the real numbers are elsewhere
-            raise ModelRefused(f"{p.name}: the archive's zip64 locator is missing: the file is truncated or corrupt")
-    if disk or cd_disk:
+    """Bound the entry count and the central directory's size from the end record, read by hand
+    (:mod:`diagnostics.zipdir`), *before* zipfile reads the directory into memory."""
+    try:
+        end = read_end_record(p)
+    except ZipDirectoryError as e:
+        if e.not_zip:
+            raise ModelRefused(f"{p.name} is not a readable .keras archive (File is not a zip file): the file is truncated or corrupt") from None
+        raise ModelRefused(f"{p.name}: the archive's {e}") from None
+    if end.multi_disk:
         raise ModelRefused(f"{p.name} is a multi-part archive: not a Keras model")
-    if entries > limits.max_zip_entries:
-        raise ModelRefused(f"{p.name} has {entries:,} archive entries, over the limit of {limits.max_zip_entries:,}: not a plain Keras model")
-    if cd_size > limits.max_zip_directory_bytes:
-        raise ModelRefused(f"{p.name}: its archive directory is {_human(cd_size)}, over the {_human(limits.max_zip_directory_bytes)} "
-                           f"limit: not a plain Keras model")
+    if end.entries > limits.max_zip_entries:
+        raise ModelRefused(f"{p.name} has {end.entries:,} archive entries, over the limit of {limits.max_zip_entries:,}: not a plain Keras model")
+    if end.directory_bytes > limits.max_zip_directory_bytes:
+        raise ModelRefused(f"{p.name}: its archive directory is {_human(end.directory_bytes)}, over the "
+                           f"{_human(limits.max_zip_directory_bytes)} limit: not a plain Keras model")
 
 
 def _scan_keras_zip(p: Path, limits: LoadLimits):
