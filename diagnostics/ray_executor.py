@@ -131,10 +131,6 @@ class ActorBody:
     def pid(self) -> int:
         return os.getpid()
 
-    def worker_pids(self) -> list[int]:
-        """The local worker processes this actor runs (for tests)."""
-        return [w.process.pid for w in self.local._workers.values() if w.process.is_alive()]
-
     def _materialize(self, blob: dict[str, Any], directory: Path | None = None) -> Path:
         """Write a shipped file to this actor's disk (once per sha256), checking its digest first."""
         import ray
