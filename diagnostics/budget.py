@@ -77,7 +77,7 @@ def plan(context, requested: int, costs: dict[str, float], *, model=None, x=None
     for name in costs:
         if drop and (taken + low[name]) * least > room:
             dropped[name] = (f"left out: about {low[name] * least:.0f} s for {least} samples on this model, with the "
-                             f"methods before it more than the {room:.0f} s the {context.budget_s:g} s budget leaves "
+                             f"methods before it more than the {room:.0f} s the {round(context.budget_s, 1):g} s budget leaves "
                              f"(raise --timeout, or lower its options)")
         else:
             taken += low[name]
@@ -97,7 +97,7 @@ def plan(context, requested: int, costs: dict[str, float], *, model=None, x=None
     per_sample = total(factor)
     n = max(least, min(requested, int(room // per_sample))) if per_sample > 0 else requested
     if n < requested:
-        memory.note(f"explained {n} of {requested} samples within the {context.budget_s:g} s budget "
+        memory.note(f"explained {n} of {requested} samples within the {round(context.budget_s, 1):g} s budget "
                     f"(about {per_sample:.1f} s per sample on this machine)")
     return n, dropped, factor
 

@@ -211,7 +211,7 @@ class ProcessExecutor:
         duration = time.perf_counter() - t0
         if timed_out:
             self._drop(backend)
-            return {"status": "timed_out", "reason": f"exceeded its {job.budget_s:g} s budget and was stopped", "duration_s": duration}
+            return {"status": "timed_out", "reason": f"exceeded its {round(job.budget_s, 1):g} s budget and was stopped", "duration_s": duration}
         if reply is None:
             reason = w.describe_death()
             self._drop(backend)

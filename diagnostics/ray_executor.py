@@ -436,7 +436,7 @@ class RayExecutor:
                 if not started:
                     return {"status": "failed", "reason": "could not start: loading the model timed out",
                             "duration_s": time.perf_counter() - t0}
-                return {"status": "timed_out", "reason": f"exceeded its {job.budget_s:g} s budget and was stopped",
+                return {"status": "timed_out", "reason": f"exceeded its {round(job.budget_s, 1):g} s budget and was stopped",
                         "duration_s": time.perf_counter() - t0}
             try:
                 kind, payload = ray.get(next(gen))
