@@ -40,14 +40,29 @@ def test_run_limit_is_shared_among_concurrent_workers():
     assert memory.default_limit() == int(memory.total_memory() * memory.DEFAULT_FRACTION)
 
 
+PEAK = """
+import numpy as np
+from diagnostics import memory
+assert memory.reset_peak()
+before = memory.peak_rss()
+block = np.ones(64 << 20, np.uint8)  # 64 MiB, touched
+grown = memory.peak_rss() - before
+del block
+memory.reset_peak()
+print(grown >= 60 << 20, memory.peak_rss() < before + (32 << 20))
+"""
+
+
 def test_peak_is_measured_and_rewound():
-    assert memory.reset_peak()
-    before = memory.peak_rss()
-    block = np.ones(64 << 20, np.uint8)  # 64 MiB, touched
-    assert memory.peak_rss() - before >= 60 << 20
-    del block
-    memory.reset_peak()
-    assert memory.peak_rss() < before + (32 << 20)
+    """In a process of its own, as a worker measures its analyzer: in the full suite's process (2 GB resident,
+    a Ray client and framework threads) the peak stayed put after the 64 MiB allocation twice this session,
+    most likely because other threads freed memory between the rewind and the allocation."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", PEAK], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "True"], proc.stdout
 
 
 def test_batch_size_fits_the_headroom():
