@@ -101,10 +101,11 @@ class _Worker:
 class ProcessExecutor:
     """Local worker processes, one per backend, restarted after a crash or a timeout."""
 
-    def __init__(self, disabled: set[str] = frozenset(), extra: tuple = (), log_dir: str | None = None,
-                 sandbox: dict | None = None):
+    def __init__(self, disabled: set[str] = frozenset(), extra: tuple = (), log_dir: str | None = None, *,
+                 sandbox: dict | None):
         """``sandbox``: the :class:`diagnostics.sandbox.Policy` (as a dict) every worker confines itself to
-        before it reads the model; None only when the user lifted it (``--no-sandbox``)."""
+        before it reads the model; None only when the user lifted it (``--no-sandbox``). Required, so that no
+        caller gets unconfined workers by leaving it out."""
         self.sandbox = sandbox
         self.disabled = sorted(disabled)
         self.log_dir = log_dir

@@ -263,7 +263,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         report_mod.discard(staging)
 
 
-def make_executor(config: RunConfig, host: PluginHost, log_dir: str | None = None, policy: dict | None = None):
+def make_executor(config: RunConfig, host: PluginHost, log_dir: str | None, policy: dict):
     """The executor ``config.executor`` names: local worker processes confined to ``policy`` (see
     :func:`worker_policy`), or Ray actors, whose workers confine themselves to the actor's folders."""
     extra = importable_plugins(config.extra_plugins)
