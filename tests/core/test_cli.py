@@ -239,10 +239,10 @@ def test_internal_error_exit_code(monkeypatch, capsys):
     assert "diagnose: internal error: RuntimeError: a bug (set DIAGNOSTICS_DEBUG=1 for the traceback" in capsys.readouterr().err
 
 
-def test_exit_codes_are_documented_in_readme():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_exit_codes_are_documented_in_usage_docs():
+    usage = (Path(__file__).resolve().parents[2] / "docs" / "usage.md").read_text()
     for code in ExitCode:
-        assert f"| {int(code)} | `{code.name}` |" in readme, f"README lacks exit code {code.name}"
+        assert f"| {int(code)} | `{code.name}` |" in usage, f"docs/usage.md lacks exit code {code.name}"
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["plugins"], ["plugins", "--json"]])

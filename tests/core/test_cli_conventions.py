@@ -1,4 +1,4 @@
-"""Command-line conventions: -o, comma-separated lists, --version, NO_COLOR, a README synopsis that
+"""Command-line conventions: -o, comma-separated lists, --version, NO_COLOR, a synopsis (docs/usage.md) that
 matches the parser. In-process and without a model: the run itself is replaced by a recorder."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from diagnostics import AnalyzerRecord, ExitCode, Finding, Report
 from diagnostics import cli, runner
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+USAGE = Path(__file__).resolve().parents[2] / "docs" / "usage.md"
 
 
 def _report() -> Report:
@@ -102,7 +102,7 @@ def test_mlflow_without_the_extra_is_a_usage_error_naming_the_install(monkeypatc
         diag_mlflow.log_report(_report())
 
 
-# -- the README synopsis is the parser's ----------------------------------------------------------------
+# -- the synopsis in docs/usage.md is the parser's ------------------------------------------------------
 def _render(param: click.Parameter, ctx: click.Context) -> str:
     """How the synopsis writes one parameter: ``[-o|--out DIR]``, ``[--only NAME[,NAME...]]...``."""
     if isinstance(param, click.Argument):
@@ -140,7 +140,7 @@ def _groups(text: str) -> list[str]:
 
 
 def _readme_synopsis() -> dict[str, str]:
-    section = README.read_text().split("## Using it", 1)[1]
+    section = USAGE.read_text().split("## Synopsis", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     commands: list[str] = []
     for line in block.splitlines():
@@ -175,19 +175,19 @@ def _leaf_commands():
 def test_readme_synopsis_matches_the_parser():
     readme = _readme_synopsis()
     for key, cmd, ctx in _leaf_commands():
-        assert key in readme, f"the README's synopsis has no line for `diagnose {key}`: {sorted(readme)}"
+        assert key in readme, f"docs/usage.md's synopsis has no line for `diagnose {key}`: {sorted(readme)}"
         line = readme[key]
         help_option = cmd.get_help_option(ctx)
         params = [p for p in cmd.get_params(ctx) if not (key and p is help_option)]
         expected = [_render(p, ctx) for p in params if not isinstance(p, click.Argument) or p.required is False]
         documented = [g for g in _groups(line) if g.startswith("[-") or any(g == _render(p, ctx) for p in params)]
         assert Counter(documented) == Counter(expected), (
-            f"`diagnose {key}`: README says {sorted(set(documented) - set(expected))}, "
+            f"`diagnose {key}`: docs/usage.md says {sorted(set(documented) - set(expected))}, "
             f"the parser has {sorted(set(expected) - set(documented))}")
         for p in params:
             if isinstance(p, click.Argument) and p.required:
                 assert p.make_metavar(ctx).strip("[]") in line, f"`diagnose {key}` lacks its argument {p.name}"
-    assert "NAME ...]" not in README.read_text(), "an option takes one value; write NAME[,NAME...] or repeat it"
+    assert "NAME ...]" not in USAGE.read_text(), "an option takes one value; write NAME[,NAME...] or repeat it"
 
 
 def test_mlflow_option_takes_an_optional_run_id_and_a_failed_output_is_exit_2(recorded, monkeypatch, tmp_path, capsys):
