@@ -201,15 +201,25 @@ def test_interrupted_run_keeps_previous_report(tiny, tmp_path, plugin_dir):
     assert run_diagnose(tiny["keras"], "--out", out, "--only", "architecture").returncode == 0
     before = (out / "report.json").read_bytes()
     before_html = (out / "report.html").read_bytes()
-    env = install_plugin(plugin_dir, "slowpoke", analyzer_source("slowpoke", "import time\ntime.sleep(120)\nreturn Result()"))
+    # The analyzer says it is inside its run with a file in its artifact folder (under the run's staging
+    # folder, where a sandboxed worker may write), then sleeps until it is stopped: the test interrupts on
+    # that signal, however long the worker took to start on a loaded machine, never on a guess at the clock.
+    slow = "import time\n(context.artifact_dir / 'inside').touch()\ntime.sleep(3600)\nreturn Result()"
+    env = install_plugin(plugin_dir, "slowpoke", analyzer_source("slowpoke", slow))
     proc = subprocess.Popen([DIAGNOSE, str(tiny["keras"]), "--out", str(out), "--only", "slowpoke", *CORE], env={**os.environ, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not any(p.name.startswith(".staging-") for p in out.iterdir()):
-        time.sleep(0.2)
-    time.sleep(12)  # the worker is up and inside an analyzer
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    try:
+        ceiling = time.monotonic() + 600  # only for a run that hangs before the analyzer: the loop ends on the file
+        while not any(out.glob(".staging-*/**/inside")):
+            assert proc.poll() is None, f"the run ended before the analyzer started: {proc.communicate()[1][-3000:]}"
+            assert time.monotonic() < ceiling, "the analyzer did not start within 600 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=300)  # a ceiling for a hung exit: it takes seconds
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == ExitCode.INTERRUPTED, stderr
     assert "diagnose: interrupted: the previous report, if any, is left as it was" in stderr
     assert (out / "report.json").read_bytes() == before
