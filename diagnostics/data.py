@@ -22,6 +22,7 @@ reads (``dataset``, ``split_seed``, ``model_kind``, ``history``) are type-checke
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -358,8 +359,8 @@ def validate_shapes(data: Data, input_shapes: list[list[int | None]], input_name
                 continue
             if not isinstance(x, dict):
                 keys = ", ".join(f"x_{split}.{n}" for n in names)
-                raise DataRefused(f"the model has {len(names)} inputs ({', '.join(names)}): give one array per input "
-                                  f"under the keys {keys}")
+                raise DataRefused(f"the model has {len(names)} inputs ({', '.join(names)}) and x_{split} is one array of "
+                                  f"shape {_shown_shape(x)}: give one array per input under the keys {keys}")
             missing, unknown = [n for n in names if n not in x], sorted(set(x) - set(names))
             if missing or unknown:
                 raise DataRefused(f"x_{split} has inputs {sorted(x)}; the model's inputs are {names}"
@@ -382,11 +383,31 @@ def validate_shapes(data: Data, input_shapes: list[list[int | None]], input_name
         _check_array(x, input_shapes[0], f"x_{split}")
 
 
+def _shown_shape(x: np.ndarray) -> str:
+    """An array's shape with the sample axis as ``n``: ``(n, 28, 28)``."""
+    return "(n, " + ", ".join(str(d) for d in x.shape[1:]) + ")" if x.ndim > 1 else "(n,)"
+
+
+def _fits(dims, expected) -> bool:
+    return len(dims) == len(expected) and all(e is None or e == d for e, d in zip(expected, dims))
+
+
+def _shape_fix(shape: tuple, expected: list[int | None], label: str) -> str:
+    """How to make an array of ``shape`` fit ``expected`` (both with the sample axis first)."""
+    sample, want = list(shape[1:]), list(expected[1:])
+    if want and want[-1] == 1 and _fits(sample, want[:-1]):
+        return f"add the missing axis of size 1 ({label}[..., np.newaxis])"
+    if sample and sample[-1] == 1 and _fits(sample[:-1], want):
+        return f"drop the extra axis of size 1 ({label}[..., 0])"
+    shown = "(" + ", ".join("any" if d is None else str(d) for d in want) + ("," if len(want) == 1 else "") + ")"
+    return f"save {label} with samples of shape {shown}"
+
+
 def _check_array(x: np.ndarray, expected: list[int | None], label: str) -> None:
     want = "(" + ", ".join("None" if d is None else str(d) for d in expected) + ")"
-    got = "(n, " + ", ".join(str(d) for d in x.shape[1:]) + ")" if x.ndim > 1 else f"(n,)"
     if x.ndim != len(expected) or any(e is not None and e != g for e, g in zip(expected[1:], x.shape[1:])):
-        raise DataRefused(f"{label} has shape {got}; the model expects {want}")
+        raise DataRefused(f"{label} has shape {_shown_shape(x)}; the model expects {want}: "
+                          f"{_shape_fix(x.shape, expected, label)}")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise DataRefused(f"{label} has dtype {x.dtype}; the model needs numbers")
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
@@ -407,6 +428,23 @@ def prevalidate(data: Data, declared: list[list[int | None]] | None, kind_hint: 
         return  # several inputs for a one-input model: validate() says so with the loaded model's names
     if xs and all(x.ndim == len(declared[0]) for x in xs):
         validate_shapes(data, declared)
+
+
+def precheck(data: Data, declared) -> None:
+    """:func:`validate` before any worker starts, against what the model file declares
+    (a :class:`diagnostics.modelinfo.DeclaredModel`, read from the config without Keras): the same checks
+    and messages, wherever the declaration is unambiguous; the rest is left to :func:`validate` in the worker.
+    """
+    if declared is None:
+        return
+    if declared.kind is None:  # perhaps a generator's, whose data are shaped like an output the config hides
+        prevalidate(data, [list(s) for s in declared.input_shapes], None)
+        return
+    if declared.kind == "generator" and declared.first_output_shape is None:
+        return
+    if declared.output_names is None:  # labels per output need the output names
+        data = dataclasses.replace(data, **{k: None for k in ("y_train", "y_val") if isinstance(getattr(data, k), dict)})
+    validate(data, declared.as_info())
 
 
 def validate(data: Data, info: ModelInfo) -> None:
@@ -466,13 +504,18 @@ def _validate_labels(y: np.ndarray, n: int, split: str, info: ModelInfo) -> None
         return  # one-hot
     flat = y.reshape(len(y), -1)
     if flat.shape[1] != 1 and not (act == "sigmoid" and flat.shape[1] == width):
-        raise DataRefused(f"y_{split} has shape {tuple(y.shape)}; the model outputs {width} value(s) per sample")
+        raise DataRefused(f"y_{split} has shape {tuple(y.shape)}; the model outputs {width} value(s) per sample: give "
+                          f"one class id per sample{f', or one-hot rows of width {width}' if act == 'softmax' else ''}")
     if act == "sigmoid" and width == 1:
         if not np.all(np.isin(flat, (0, 1))):
-            raise DataRefused(f"y_{split} must hold 0/1 labels for this sigmoid output; found values {np.unique(flat)[:5].tolist()}")
+            raise DataRefused(f"y_{split} must hold 0/1 labels for this sigmoid output; found values "
+                              f"{np.unique(flat)[:5].tolist()}: map the two classes to 0 and 1")
         return
     if not np.all(flat == np.round(flat)):
         raise DataRefused(f"y_{split} must hold integer class ids; found non-integer values")
     lo, hi = int(flat.min()), int(flat.max())
     if lo < 0 or hi >= width:
-        raise DataRefused(f"y_{split} holds labels in [{lo}, {hi}]; the model has {width} classes (0..{width - 1})")
+        # ids counted from 1 (1..width) are the common slip; anything else is data made for another model
+        how = f"subtract {lo} from y_{split}" if lo > 0 and hi - lo < width else "check that the labels are for this model"
+        raise DataRefused(f"y_{split} holds labels in [{lo}, {hi}]; the model has {width} classes (0..{width - 1}): "
+                          f"give class ids from 0 to {width - 1} ({how})")

@@ -19,14 +19,15 @@ from typing import Any, Callable
 from . import report as report_mod
 from .analyzer import Data, Finding, ModelInfo
 from .companions import companion_files, companion_names
-from .data import DataRefused, find_sidecar, load_dataset, load_file, prevalidate, read_sidecar, save_npz, validate
+from .data import DataRefused, find_sidecar, load_dataset, load_file, precheck, read_sidecar, save_npz, validate
 from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
 from .executors import ExecutorError
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .options import OptionError, check_options
 from .report import AnalyzerRecord, Report, Status
-from .safety import DEFAULT_MAX_SIZE, ModelRefused, require_safe, scan, static_input_shapes
+from .modelinfo import declared_model
+from .safety import DEFAULT_MAX_SIZE, ModelRefused, require_safe, scan
 from .verdicts import MethodExplanation
 from .worker import Job
 
@@ -219,18 +220,30 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         sidecar_path = find_sidecar(config.model_path)
         metadata = read_sidecar(sidecar_path) if sidecar_path else {}
         companion_names(metadata, sidecar_path.name if sidecar_path else "the sidecar")  # before a worker reads one
+        # what the model declares (read from the config the pre-scan parsed, without Keras): the user's data
+        # file is checked against it before any worker starts, so a misfit is refused in about a second
+        # rather than after a worker has imported TensorFlow and loaded the model
+        declared = declared_model(scan_result.config, metadata.get("model_kind"))
+        t_data = time.perf_counter()
+        prescan_s = t_data - t_run
+        reading = "the data"
+        data = _resolve_data(config, metadata, host) if config.data_path else None
+        if data is not None:
+            precheck(data, declared)
+        data_s = time.perf_counter() - t_data
         staging = report_mod.new_staging_dir(out_dir)
         if executor is None:
             policy = worker_policy(config, [Path(config.model_path)], [metadata], staging, staging / ".scratch")
             executor = make_executor(config, host, str(staging), policy)
-        # the workers import their frameworks (seconds) while the data is read or generated here; they
-        # load nothing until told, and a data misfit below stops them
+        # the workers import their frameworks (seconds) while a sidecar's dataset is generated here; they
+        # load nothing until told, and a misfit below stops them
         _start_workers(executor, _plan_backends(config, entries, config.model_path)[1])
-        t_data = time.perf_counter()
-        reading = "the data"
-        data = _resolve_data(config, metadata, host)
-        if data is not None:  # refuse a misfit before any model is loaded
-            prevalidate(data, static_input_shapes(scan_result.config), metadata.get("model_kind"))
+        if not config.data_path:
+            t_data = time.perf_counter()
+            data = _resolve_data(config, metadata, host)
+            if data is not None:
+                precheck(data, declared)
+            data_s += time.perf_counter() - t_data
         data_path = None
         if data is not None:
             data_path = str(staging / "data.npz")
@@ -245,7 +258,7 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         )
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
-        timings = {"prescan_s": t_data - t_run, "data_s": time.perf_counter() - t_data}
+        timings = {"prescan_s": prescan_s, "data_s": data_s}
         reading = None
         return _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress,
                         timings=timings, deadline=deadline)

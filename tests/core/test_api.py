@@ -31,7 +31,7 @@ def test_in_memory_refusals_raise_with_exit_code(tiny):
     with pytest.raises(DiagnosisError) as e:
         diagnostics.diagnose(tiny["model"], data=(np.zeros((3, 5), "float32"), np.zeros(3)), only=("weights",))
     assert e.value.exit_code == ExitCode.DATA_REFUSED
-    assert str(e.value) == "data refused: x_val has shape (n, 5); the model expects (None, 4)"
+    assert str(e.value) == "data refused: x_val has shape (n, 5); the model expects (None, 4): save x_val with samples of shape (4,)"
 
 
 def test_file_path_goes_through_safe_loading(tiny, tmp_path):

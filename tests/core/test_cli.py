@@ -92,11 +92,11 @@ def test_data_refused_with_shape_message(tiny, tmp_path):
     t0 = time.monotonic()
     proc = run_diagnose(tiny["keras"], "--data", bad, "--out", tmp_path / "o")
     assert proc.returncode == ExitCode.DATA_REFUSED
-    assert proc.stderr == "diagnose: data refused: x_val has shape (n, 5); the model expects (None, 4)\n"
+    assert proc.stderr == "diagnose: data refused: x_val has shape (n, 5); the model expects (None, 4): save x_val with samples of shape (4,)\n"
     assert time.monotonic() - t0 < 5, "shape misfits are refused from the config; workers still importing are stopped"
     for fmt in ("h5",):  # the legacy config declares the input shape too
         proc = run_diagnose(tiny[fmt], "--data", bad, "--out", tmp_path / "o")
-        assert proc.stderr == "diagnose: data refused: x_val has shape (n, 5); the model expects (None, 4)\n"
+        assert proc.stderr == "diagnose: data refused: x_val has shape (n, 5); the model expects (None, 4): save x_val with samples of shape (4,)\n"
     labels = tmp_path / "labels.npz"
     np.savez(labels, x_val=np.zeros((10, 4), "float32"), y_val=np.full(10, 7))
     proc = run_diagnose(tiny["keras"], "--data", labels, "--out", tmp_path / "o")
@@ -291,5 +291,6 @@ def test_generator_data_are_real_samples_shaped_like_its_output(keras_tf, tmp_pa
     assert Report.load(tmp_path / "o").model["info"]["kind"] == "generator"
     proc = run_diagnose(tmp_path / "gen.keras", "--data", bad, "--out", tmp_path / "o2", *CORE)
     assert proc.returncode == ExitCode.DATA_REFUSED
-    assert proc.stderr.strip().endswith("diagnose: data refused: x_val has shape (n, 3, 3, 1); the model expects (None, 2, 2, 1) "
+    assert proc.stderr.strip().endswith("diagnose: data refused: x_val has shape (n, 3, 3, 1); the model expects (None, 2, 2, 1): save x_val with "
+                                        "samples of shape (2, 2, 1) "
                                         "(for a generator, the data are real samples shaped like its output)")

@@ -53,9 +53,10 @@ def test_one_array_and_per_input_arrays_for_one_split_are_refused():
 
 @pytest.mark.parametrize("arrays, message", [
     ({"x_val": np.zeros((4, 8, 8, 1), np.float32)},
-     "data refused: the model has 2 inputs (image, stats): give one array per input under the keys x_val.image, x_val.stats"),
+     "data refused: the model has 2 inputs (image, stats) and x_val is one array of shape (n, 8, 8, 1): give one array per "
+     "input under the keys x_val.image, x_val.stats"),
     ({"x_val.image": np.zeros((4, 8, 8, 1), np.float32), "x_val.stats": np.zeros((4, 5), np.float32)},
-     "data refused: x_val.stats has shape (n, 5); the model expects (None, 3)"),
+     "data refused: x_val.stats has shape (n, 5); the model expects (None, 3): save x_val.stats with samples of shape (3,)"),
     ({"x_val.image": np.zeros((4, 8, 8, 1), np.float32)},
      "data refused: x_val has inputs ['image']; the model's inputs are ['image', 'stats'] (missing: stats)"),
     ({"x_val.image": np.zeros((4, 8, 8, 1), np.float32), "x_val.stats": np.zeros((3, 3), np.float32)},
