@@ -13,7 +13,7 @@ import time
 import pytest
 
 from diagnostics import ExitCode, Report
-from diagnostics.sweep import SweepError, find_checkpoints, key_metrics, numbers_from_name
+from diagnostics.sweep import SweepError, find_checkpoints, key_metrics, step_from_name
 
 from ..conftest import CHECKPOINTS, DIAGNOSE, run_diagnose
 
@@ -21,25 +21,23 @@ EPOCHS = [1, 3, 6, 10, 16, 25, 40]
 STEPS = [4 * e for e in EPOCHS]  # 50 training digits in batches of 16: 4 optimizer steps per epoch
 
 
-@pytest.mark.parametrize("name, epoch_step", [
-    ("model.07-0.45.keras", (7, None)), ("cnn_overfit_small.25-0.90.keras", (25, None)),
-    ("weights.epoch=12.keras", (12, None)), ("run3_step1200.h5", (None, 1200)), ("ckpt-0.45-epoch07.keras", (7, None)),
-    ("final.keras", (None, None)), ("model.0.45.keras", (None, None)),
+@pytest.mark.parametrize("name, step", [
+    ("model.07-0.45.keras", 7), ("cnn_overfit_small.25-0.90.keras", 25), ("weights.epoch=12.keras", 12),
+    ("run3_step1200.h5", 1200), ("ckpt-0.45-epoch07.keras", 7), ("final.keras", None), ("model.0.45.keras", None),
 ])
-def test_epoch_and_step_from_modelcheckpoint_style_names(name, epoch_step):
-    assert numbers_from_name(name) == epoch_step
+def test_step_from_modelcheckpoint_style_names(name, step):
+    assert step_from_name(name) == step
 
 
 def test_find_checkpoints_reads_sidecars_directories_and_globs(tmp_path):
     found = find_checkpoints([str(CHECKPOINTS)])
-    assert [c.epoch for c in found] == EPOCHS and [c.step for c in found] == STEPS
-    assert {c.epoch_source for c in found} == {c.step_source for c in found} == {"sidecar"}
+    assert [c.step for c in found] == STEPS and {c.source for c in found} == {"sidecar"}
     assert [c.path.name for c in find_checkpoints([str(CHECKPOINTS / "*.keras")])] == [c.path.name for c in found]
     # Without sidecars the epoch comes from the ModelCheckpoint name, and files sort by it, not by name.
     for c in found[::3]:
         shutil.copy(c.path, tmp_path / c.path.name)
     plain = find_checkpoints([str(p) for p in sorted(tmp_path.iterdir(), reverse=True)])
-    assert [(c.epoch, c.epoch_source, c.step) for c in plain] == [(1, "name", None), (10, "name", None), (40, "name", None)]
+    assert [(c.step, c.source) for c in plain] == [(1, "name"), (10, "name"), (40, "name")]
     with pytest.raises(SweepError, match="no file matches"):
         find_checkpoints([str(tmp_path / "*.h5")])
     with pytest.raises(SweepError, match="no such file or directory"):
@@ -58,9 +56,7 @@ def test_sweep_of_the_zoo_checkpoints_writes_an_index_and_a_report_per_checkpoin
     proc, out = zoo_sweep
     assert proc.returncode == ExitCode.FINDINGS, proc.stderr[-3000:]  # the gap opens: an error finding
     index = json.loads((out / "sweep.json").read_text())
-    # the sweep's axis is the epoch the file names and sidecars state; the optimizer step is kept beside it
-    assert index["axis"] == "epoch" and [e["at"] for e in index["checkpoints"]] == EPOCHS
-    assert [e["epoch"] for e in index["checkpoints"]] == EPOCHS and [e["step"] for e in index["checkpoints"]] == STEPS
+    assert [e["step"] for e in index["checkpoints"]] == STEPS
     assert "explain.gradients" not in index["analyzers"] and "health.overfitting" in index["analyzers"]
     for e in index["checkpoints"]:
         report = Report.load(out / e["report"])
@@ -73,8 +69,7 @@ def test_sweep_of_the_zoo_checkpoints_writes_an_index_and_a_report_per_checkpoin
     gap_codes = [e for e in index["checkpoints"] if any(f["code"] == "overfitting.gap" for f in e["findings"])]
     assert first["overfitting.gap"] == gap_codes[0]["step"] and first["overfitting.gap"] > STEPS[0]
     assert index["checkpoints"][-1]["verdict"] == "error"
-    assert proc.stdout.splitlines()[0].split() == ["epoch", "checkpoint", "verdict", "findings"]
-    assert [line.split()[0] for line in proc.stdout.splitlines()[1:]] == [str(e) for e in EPOCHS]
+    assert proc.stdout.splitlines()[0].split() == ["step", "checkpoint", "verdict", "findings"]
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
@@ -177,8 +172,7 @@ def test_every_checkpoint_goes_through_the_prescan(keras_tf, tmp_path):
     assert proc.returncode == ExitCode.MODEL_REFUSED, proc.stderr
     index = json.loads((out / "sweep.json").read_text())
     by = {e["checkpoint"]: e for e in index["checkpoints"]}
-    # names only (the copies left their sidecars behind): epochs, and no optimizer step
-    assert [(e["epoch"], e["step"]) for e in index["checkpoints"]] == [(1, None), (3, None), (5, None)]
+    assert [e["step"] for e in index["checkpoints"]] == [1, 3, 5]  # names only: the copies left their sidecars behind
     refused = by["model.05-1.00.keras"]
     assert (refused["verdict"], refused["exit_code"]) == ("refused", ExitCode.MODEL_REFUSED)
     assert refused["message"].startswith("model refused: the file holds code that would run on loading: Lambda layer")
