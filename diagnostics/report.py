@@ -128,6 +128,13 @@ class Report:
     ``data_s``, ``report_s``); ``workers`` maps a backend to its worker processes' phases (``spawn_s``,
     ``import_s``, ``plugins_s``, ``load_s``), ``processes`` and ``peak_rss_mib`` (see
     :meth:`phase_breakdown`). Both are omitted from the JSON when empty.
+
+    ``warnings`` holds what the run printed instead of reporting (a Keras ``UserWarning``, a line
+    TensorFlow logged on stderr), captured by :func:`diagnostics.diagnose` so that it does not land in
+    the notebook; omitted from the JSON when empty, so older readers and older files are unaffected.
+
+    In a notebook a report renders itself (:meth:`_repr_html_`); :meth:`show` displays it anywhere and
+    :meth:`save` copies it, with its artifacts, to a folder.
     """
 
     model: Mapping[str, Any]
@@ -141,10 +148,12 @@ class Report:
     timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     workers: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "analyzers", tuple(self.analyzers))
         object.__setattr__(self, "plugins", tuple(self.plugins))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
 
     # -- queries -------------------------------------------------------------------------------
     def record(self, name: str) -> AnalyzerRecord:
@@ -224,6 +233,8 @@ class Report:
         }
         if self.workers:
             out["workers"] = {k: dict(v) for k, v in self.workers.items()}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
     def to_json(self) -> str:
@@ -250,6 +261,7 @@ class Report:
             exit_code=d.get("exit_code", 0),
             timings=d.get("timings", {}),
             workers=d.get("workers", {}),
+            warnings=tuple(d.get("warnings", ())),
         )
 
     @classmethod
@@ -258,7 +270,38 @@ class Report:
         p = Path(path)
         if p.is_dir():
             p = p / REPORT_JSON
-        return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
+        report = cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
+        object.__setattr__(report, "directory", str(p.parent))  # where its artifacts are (images, save())
+        return report
+
+    # -- display (diagnostics.notebook renders) ------------------------------------------------
+    def _repr_html_(self) -> str:
+        """The report inline in Jupyter: verdicts, the warnings and errors, the explanation maps (embedded)."""
+        from .notebook import render
+
+        return render(self)
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        """One line for IPython's plain-text view (the dataclass repr runs to tens of kilobytes)."""
+        from .notebook import one_line
+
+        printer.text(one_line(self))
+
+    def show(self) -> None:
+        """Display the report: inline in a Jupyter notebook, else the verdict table on stdout."""
+        from .notebook import show
+
+        show(self)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``report.json``, ``report.html`` and the artifacts to the folder ``path``; return it.
+
+        All or nothing: the files are written beside it first and renamed into place (a report already in
+        ``path`` stays as it was when writing fails, and a folder this call created is removed again).
+        """
+        from .notebook import save
+
+        return save(self, Path(path))
 
 
 def strip_timings(d: Any) -> Any:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import report as report_mod
+from . import phrasing, report as report_mod
 from .analyzer import Data, Finding, ModelInfo
 from .companions import companion_files, companion_names
 from .data import DataRefused, find_sidecar, load_dataset, load_file, precheck, read_sidecar, save_npz, validate
@@ -83,6 +83,8 @@ class RunConfig:
     #: Seconds the whole run may take (--deadline): budgets and load timeouts shrink to what is left, and an
     #: analyzer whose turn comes after it is not run (timed_out). None: no bound but the per-analyzer ones.
     deadline_s: float | None = DEFAULT_DEADLINE_S
+    #: Whose words reasons use (diagnostics.phrasing): "cli" (flags) or "api" (diagnostics.diagnose's arguments).
+    caller: str = "cli"
 
 
 class Progress:
@@ -131,12 +133,12 @@ def installed(module: str) -> bool:
         return False
 
 
-def choose_backend(entry: AnalyzerEntry, preference: str) -> tuple[str | None, str]:
-    """The backend to run an analyzer on, or (None, reason)."""
+def choose_backend(entry: AnalyzerEntry, preference: str, caller: str = "cli") -> tuple[str | None, str]:
+    """The backend to run an analyzer on, or (None, reason in the ``caller``'s words)."""
     candidates = list(entry.cls.backends)
     if preference != "auto":
         if preference not in candidates:
-            return None, f"supports the {' and '.join(candidates)} backend(s), not {preference} (--backend)"
+            return None, phrasing.backend_refusal(candidates, preference, caller)
         candidates = [preference]
     for b in candidates:
         if installed(b):
@@ -144,13 +146,14 @@ def choose_backend(entry: AnalyzerEntry, preference: str) -> tuple[str | None, s
     return None, f"needs the {' or '.join(candidates)} backend; install it (pip install {candidates[0]})"
 
 
-def skip_reason(entry: AnalyzerEntry, info: ModelInfo, data: Data | None) -> str:
+def skip_reason(entry: AnalyzerEntry, info: ModelInfo, data: Data | None, caller: str = "cli") -> str:
     cls = entry.cls
     if info.kind not in cls.model_kinds:
         article = "an" if info.kind[:1] in "aeiou" else "a"
         return f"applies to {', '.join(sorted(cls.model_kinds))} models; this is {article} {info.kind} model"
     if cls.data != "none" and (data is None or not data.has(cls.data)):
-        return f"needs {_DATA_NEED_TEXT[cls.data]} (--data FILE.npz); {'none given' if data is None else 'the data lacks them'}"
+        return (f"needs {_DATA_NEED_TEXT[cls.data]} ({phrasing.data_hint(cls.data, caller)}); "
+                f"{'none given' if data is None else 'the data lacks them'}")
     missing = [m for m in cls.requires if not installed(m)]
     if missing:
         return f"needs the optional package(s) {', '.join(missing)}: pip install {' '.join(missing)}"
@@ -404,7 +407,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     records: dict[str, AnalyzerRecord] = {}
     groups: dict[str, list[AnalyzerEntry]] = {}
     for entry, backend, why in plans:
-        reason = why or skip_reason(entry, info, data)
+        reason = why or skip_reason(entry, info, data, config.caller)
         if reason:
             records[entry.cls.name] = _record(entry, "skipped", reason)
         else:
@@ -442,7 +445,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
                     result = {"status": "failed", "reason": f"could not load the model on the {backend} backend: {e}", "duration_s": 0.0}
                 except ExecutorError as e:  # the executor itself broke on this job: the analyzer did not run
                     result = {"status": "failed", "reason": f"the {backend} executor failed: {e}", "duration_s": 0.0}
-                rec = _record_from_result(entry, backend, result, name)
+                rec = _record_from_result(entry, backend, result, name, config.caller)
                 if rec.status.problem and config.strict_plugins:
                     stop.set()
             with lock:
@@ -497,7 +500,7 @@ def _plan_backends(config: RunConfig, entries: list[AnalyzerEntry], model_path: 
     plans: list[tuple[AnalyzerEntry, str | None, str]] = []
     needed: list[str] = []
     for entry in entries:
-        backend, why = choose_backend(entry, config.backend)
+        backend, why = choose_backend(entry, config.backend, config.caller)
         plans.append((entry, backend, why))
         if backend and backend not in needed:
             needed.append(backend)
@@ -578,9 +581,10 @@ def _record(entry: AnalyzerEntry, status: str, reason: str) -> AnalyzerRecord:
     return AnalyzerRecord(name=entry.cls.name, plugin=entry.plugin, category=entry.cls.category, status=status, reason=reason)
 
 
-def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, Any], name: str) -> AnalyzerRecord:
+def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, Any], name: str,
+                        caller: str = "cli") -> AnalyzerRecord:
     artifacts = {k: f"{report_mod.ARTIFACTS}/{name}/{v}" for k, v in (result.get("artifacts") or {}).items()}
-    reason = result.get("reason", "")
+    reason = phrasing.for_caller(result.get("reason", ""), caller)  # analyzers write the CLI's flags
     status = result["status"]
     if status == "failed" and reason.startswith("crashed"):  # the executor's wording for a dead worker
         status = Status.CRASHED
@@ -652,7 +656,7 @@ def run_in_memory(model, data: Data | None, *, out_dir: Path | None, seed: int, 
                        loss=_loss_of(model), metadata=metadata or {}, history=history,
                        kind_hint=(metadata or {}).get("model_kind"))
         entries = select(host, tuple(only), tuple(skip))
-        config = RunConfig(model_path="<in-memory>", out_dir=out, seed=seed, fail_on=fail_on, backend=backend,
+        config = RunConfig(model_path="<in-memory>", out_dir=out, seed=seed, fail_on=fail_on, backend=backend, caller="api",
                            options=check_options(options or {}, _classes(host)))
         summary = {"path": None, "name": model.name, "format": "in-memory", "sha256": None, "size": None,
                    "keras_version": keras.__version__, "loss": base_job.loss, "sidecar": None}
