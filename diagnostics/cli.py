@@ -314,8 +314,29 @@ def sweep_command(paths, out_dir, only, skip, fail_on, timeout_s, seed, options,
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    _say_what_changed(outcome, say)
     click.echo(f"sweep: {terminal(out / 'sweep.json')} ({outcome.ran} run, {outcome.reused} already done, {outcome.wall_s:.1f}s)", err=True)
     sys.exit(int(outcome.exit_code))
+
+
+def _say_what_changed(outcome, say) -> None:
+    """Why the verdict moved: the warnings and errors that appeared, went or changed severity at each
+    checkpoint since the previous one (the index's ``changes``), on stderr beside the progress."""
+    from .sweep import describe_changes
+
+    lines = []
+    previous = None
+    for e in outcome.entries:
+        if e.get("since") and e.get("changes"):
+            moved = f"{previous} -> {e['verdict']}" if previous != e["verdict"] else e["verdict"]
+            unit = outcome.axis if outcome.axis != "position" else "checkpoint"
+            lines.append(f"  {unit} {e['at']}: {moved}: {describe_changes(e)}")
+        if e.get("verdict") not in ("refused", "failed"):
+            previous = e["verdict"]
+    if lines:
+        say("what changed (warnings and errors, since the checkpoint before):")
+        for line in lines:
+            say(line)
 
 
 @cli.command("plugins")

@@ -1,11 +1,20 @@
 """Checkpoint sweeps: the data-cheap analyzers on every checkpoint of a training run, one report each,
 and an index (``sweep.json``) of how the model's health moved over the steps.
 
-``diagnose sweep PATH...`` takes files, directories and globs. The step of a checkpoint is read from
-its sidecar (``"step"`` or ``"epoch"``), else from its file name: Keras ``ModelCheckpoint`` names such
-as ``model.{epoch:02d}-{val_loss:.2f}.keras`` (``model.07-0.45.keras`` is epoch 7), or names with
-``epoch``/``step`` followed by a number. Every checkpoint goes through :func:`diagnostics.runner.run_file`:
-the same pre-scan, safe loading and report as ``diagnose MODEL``.
+``diagnose sweep PATH...`` takes files, directories and globs. Each checkpoint has an epoch and an
+optimizer step, each read from its sidecar (``"epoch"``, ``"step"``), else from its file name: Keras
+``ModelCheckpoint`` names such as ``model.{epoch:02d}-{val_loss:.2f}.keras`` give the epoch
+(``model.07-0.45.keras`` is epoch 7), names with ``epoch``/``ep`` or ``step``/``iter`` followed by a
+number give that. The sweep's axis (``"axis"`` in the index, the first column of every table) is the
+epoch when every checkpoint has one, else the step when every checkpoint has one, else the position in
+the sweep: the numbers the user sees are those of the file names, never a counter of our own.
+Every checkpoint goes through :func:`diagnostics.runner.run_file`: the same pre-scan, safe loading and
+report as ``diagnose MODEL``.
+
+The index says why the verdict moved: each checkpoint lists the findings (warning or error) that
+appeared, went away, or changed severity since the previous checkpoint with a report (``"changes"``), and
+``"first_seen"`` gives each finding's first appearance and every interval over which it was present
+(``"intervals"``: a finding that goes and comes back has two).
 
 A sweep entry must be a plain file in the folder it is listed from: a symbolic link out of that folder
 is not followed but refused (exit 4, in the index), with the same line whether its target exists or not.
@@ -33,13 +42,19 @@ from typing import Any, Callable, Iterable
 from .exitcodes import ExitCode
 
 SWEEP_JSON = "sweep.json"
-SWEEP_SCHEMA = 1
+#: 2: each checkpoint has its ``epoch`` and its ``step`` (each with its source), the index its ``axis``,
+#: each checkpoint its ``changes`` since the previous one, and ``first_seen`` its ``intervals``.
+SWEEP_SCHEMA = 2
 REPORTS = "checkpoints"
-_KEYWORD_STEP = re.compile(r"(?i)(?:^|[^a-z])(epoch|step|ep|iter|it)[_=\-]?(\d+)")
+_KEYWORD = re.compile(r"(?i)(?:^|[^a-z])(epoch|step|ep|iter|it)[_=\-]?(\d+)")
+_EPOCH_WORDS = ("epoch", "ep")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _ACCEPTED = (".keras", ".h5", ".hdf5")
 #: Fields of per-layer metric rows that the index keeps, per analyzer (the rest stays in the reports).
 LAYER_FIELDS = ("grad_norm", "grad_weight_ratio", "alpha", "dead_fraction", "saturated_fraction", "norm")
+#: What a sweep's axis can be: the checkpoints' epochs, their optimizer steps, or their position.
+AXES = ("epoch", "step", "position")
+_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
 class SweepError(Exception):
@@ -49,8 +64,10 @@ class SweepError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Checkpoint:
     path: Path
-    step: int | None
-    source: str  #: where the step came from: "sidecar", "name" or "order"
+    epoch: int | None
+    step: int | None  #: the optimizer step (``"step"`` of the sidecar, ``step1200`` in a name), not a counter
+    epoch_source: str | None = None  #: "sidecar", "name", or None when the epoch is not known
+    step_source: str | None = None
     refused: str = ""  #: why this entry is not run (a link out of its folder), or ""
 
     @property
@@ -59,36 +76,64 @@ class Checkpoint:
         stem = self.path.name[: -len(self.path.suffix)] if self.path.suffix else self.path.name
         return re.sub(r"[^A-Za-z0-9_.=-]+", "_", stem)
 
+    def order(self) -> tuple:
+        return (self.epoch is None, self.epoch or 0, self.step is None, self.step or 0, self.path.name)
 
-def step_from_name(name: str) -> int | None:
-    """``model.07-0.45.keras`` -> 7; ``ckpt_step1200.keras`` -> 1200; ``final.keras`` -> None."""
+
+def numbers_from_name(name: str) -> tuple[int | None, int | None]:
+    """``(epoch, step)`` that a file name states. ``model.07-0.45.keras`` -> (7, None) (ModelCheckpoint's
+    ``{epoch:02d}``); ``weights.epoch=12.keras`` -> (12, None); ``ckpt_step1200.keras`` -> (None, 1200);
+    ``final.keras`` -> (None, None)."""
     stem = name[: -len(Path(name).suffix)] if Path(name).suffix else name
-    m = _KEYWORD_STEP.search(stem)
+    m = _KEYWORD.search(stem)
     if m:
-        return int(m.group(2))
-    # ModelCheckpoint's formatted fields: the first integer that is not part of a decimal number.
+        n = int(m.group(2))
+        return (n, None) if m.group(1).lower() in _EPOCH_WORDS else (None, n)
+    # ModelCheckpoint's formatted fields: the first integer that is not part of a decimal number is the epoch.
     for token in _NUMBER.findall(stem):
         if "." not in token:
-            return int(token)
-    return None
+            return int(token), None
+    return None, None
 
 
-def _step_from_sidecar(path: Path) -> int | None:
-    """The sidecar's ``step`` or ``epoch``; None when there is none or the sidecar is refused (the
-    checkpoint's own run then refuses it, in one line, and the sweep goes on)."""
+def _numbers_from_sidecar(path: Path) -> tuple[int | None, int | None]:
+    """The sidecar's ``epoch`` and ``step``; None for each it lacks, and both None when there is no
+    sidecar or it is refused (the checkpoint's own run then refuses it, in one line, and the sweep goes on)."""
     from .data import DataRefused, find_sidecar, read_sidecar
 
     side = find_sidecar(path)
     if side is None:
-        return None
+        return None, None
     try:
         meta = read_sidecar(side)  # bounded in size and depth, a JSON object
     except DataRefused:
-        return None
-    for key in ("step", "epoch"):
-        if isinstance(meta.get(key), int) and not isinstance(meta[key], bool):
-            return int(meta[key])
-    return None
+        return None, None
+
+    def integer(key: str) -> int | None:
+        v = meta.get(key)
+        return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+    return integer("epoch"), integer("step")
+
+
+def _checkpoint(p: Path, refused: str = "") -> Checkpoint:
+    """The sidecar wins over the name, number by number (a refused entry's sidecar is not read)."""
+    epoch, step = (None, None) if refused else _numbers_from_sidecar(p)
+    from_name = numbers_from_name(p.name)
+    epoch_source = "sidecar" if epoch is not None else ("name" if from_name[0] is not None else None)
+    step_source = "sidecar" if step is not None else ("name" if from_name[1] is not None else None)
+    return Checkpoint(p, epoch if epoch is not None else from_name[0], step if step is not None else from_name[1],
+                      epoch_source, step_source, refused)
+
+
+def axis_of(checkpoints: Iterable[Checkpoint]) -> str:
+    """``epoch`` when every checkpoint has one, else ``step`` when every one has one, else ``position``."""
+    checkpoints = list(checkpoints)
+    if checkpoints and all(c.epoch is not None for c in checkpoints):
+        return "epoch"
+    if checkpoints and all(c.step is not None for c in checkpoints):
+        return "step"
+    return "position"
 
 
 _LINK_OUT = ("a symbolic link out of the sweep's folder, which is not followed: sweep entries must be plain "
@@ -137,16 +182,10 @@ def find_checkpoints(paths: Iterable[str]) -> list[Checkpoint]:
     out = []
     for p in files:
         if _link_out(p) or not p.is_file():
-            step = step_from_name(p.name)
-            why = _LINK_OUT if _link_out(p) else "not a regular file"
-            out.append(Checkpoint(p, step, "name" if step is not None else "order", refused=why))
-            continue
-        step = _step_from_sidecar(p)
-        source = "sidecar"
-        if step is None:
-            step, source = step_from_name(p.name), "name"
-        out.append(Checkpoint(p, step, source if step is not None else "order"))
-    out.sort(key=lambda c: (c.step is None, c.step if c.step is not None else 0, c.path.name))
+            out.append(_checkpoint(p, refused=_LINK_OUT if _link_out(p) else "not a regular file"))
+        else:
+            out.append(_checkpoint(p))
+    out.sort(key=Checkpoint.order)
     keys = [c.key for c in out]
     if len(set(keys)) != len(keys):
         raise SweepError("two checkpoints share a file name (in different folders); sweep them separately")
@@ -180,24 +219,26 @@ def key_metrics(record: dict[str, Any]) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def index_entry(ckpt: Checkpoint, report_dir: Path, root: Path, exit_code: int, message: str = "") -> dict[str, Any]:
-    entry: dict[str, Any] = {"checkpoint": ckpt.path.name, "path": str(ckpt.path), "step": ckpt.step,
-                             "step_source": ckpt.source, "report": os.path.relpath(report_dir, root),
-                             "exit_code": int(exit_code)}
+def index_entry(ckpt: Checkpoint, report_dir: Path, root: Path, exit_code: int | None, message: str = "") -> dict[str, Any]:
+    """One checkpoint's row of the index, read from its report (``exit_code`` None: the report's own)."""
+    entry: dict[str, Any] = {"checkpoint": ckpt.path.name, "path": str(ckpt.path), "epoch": ckpt.epoch,
+                             "epoch_source": ckpt.epoch_source, "step": ckpt.step, "step_source": ckpt.step_source,
+                             "report": os.path.relpath(report_dir, root), "exit_code": int(exit_code or 0)}
     report_json = report_dir / "report.json"
     if message or not report_json.is_file():
         entry.update(verdict="refused" if exit_code in (ExitCode.MODEL_REFUSED, ExitCode.DATA_REFUSED) else "failed",
                      message=message, sha256=None, analyzers={}, findings=[])
         return entry
     report = json.loads(report_json.read_text(encoding="utf-8"))
+    if exit_code is None:
+        entry["exit_code"] = int(report.get("exit_code") or 0)
     findings = []
     worst = None
-    rank = {"info": 0, "warning": 1, "error": 2}
     analyzers = {}
     for rec in report.get("analyzers", []):
         for f in rec.get("findings", []):
             findings.append({"analyzer": rec["name"], "code": f["code"], "severity": f["severity"], "where": f.get("where", "")})
-            if worst is None or rank[f["severity"]] > rank[worst]:
+            if worst is None or _RANK[f["severity"]] > _RANK[worst]:
                 worst = f["severity"]
         analyzers[rec["name"]] = {"status": rec["status"], "metrics": key_metrics(rec)}
     entry.update(verdict=worst or "clean", sha256=(report.get("model") or {}).get("sha256"), analyzers=analyzers,
@@ -205,9 +246,80 @@ def index_entry(ckpt: Checkpoint, report_dir: Path, root: Path, exit_code: int, 
     return entry
 
 
+def _entry_order(e: dict[str, Any]) -> tuple:
+    return (e.get("epoch") is None, e.get("epoch") or 0, e.get("step") is None, e.get("step") or 0, e["checkpoint"])
+
+
+def _has_report(e: dict[str, Any]) -> bool:
+    return e.get("verdict") not in ("refused", "failed")
+
+
+def arrange(entries: Iterable[dict[str, Any]], axis: str) -> list[dict[str, Any]]:
+    """The entries in sweep order, each with its ``position`` (1-based), ``at`` (its value on ``axis``),
+    and ``changes`` since ``since`` (the previous checkpoint with a report; see :func:`changes`)."""
+    ordered = sorted(entries, key=_entry_order)
+    previous: dict[str, Any] | None = None
+    out = []
+    for i, e in enumerate(ordered, 1):
+        e = {**e, "position": i}
+        e["at"] = i if axis == "position" else e.get(axis)
+        if _has_report(e):
+            e["since"] = previous["checkpoint"] if previous else None
+            e["changes"] = changes(previous, e)
+            previous = e
+        else:  # refused or failed: nothing is known of its findings, so it neither gains nor loses any
+            e["since"], e["changes"] = None, []
+        out.append(e)
+    return out
+
+
+def _worst_by_finding(entry: dict[str, Any] | None, floor: int = 0) -> dict[tuple[str, str, str], str]:
+    out: dict[tuple[str, str, str], str] = {}
+    for f in (entry or {}).get("findings", []):
+        if _RANK[f["severity"]] < floor:
+            continue
+        k = (f["analyzer"], f["code"], f["where"])
+        if k not in out or _RANK[f["severity"]] > _RANK[out[k]]:
+            out[k] = f["severity"]
+    return out
+
+
+_CHANGE_ORDER = {"appeared": 0, "worse": 1, "better": 2, "gone": 3}
+
+
+def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
+    """The warnings and errors that moved between two checkpoints: ``appeared``, ``gone``, or changed
+    severity (``worse``/``better``), each with ``severity`` (now; None when it is gone) and ``was``. These
+    are what the verdict is made of, so a verdict that moves always has at least one change to show.
+    ``before`` None: the first checkpoint with a report, whose findings all appeared."""
+    old, new = _worst_by_finding(before, _RANK["warning"]), _worst_by_finding(after, _RANK["warning"])
+    out = []
+    for k in sorted(set(old) | set(new)):
+        was, now = old.get(k), new.get(k)
+        if was == now:
+            continue
+        kind = "appeared" if was is None else "gone" if now is None else "worse" if _RANK[now] > _RANK[was] else "better"
+        out.append({"analyzer": k[0], "code": k[1], "where": k[2], "change": kind, "severity": now, "was": was})
+    return sorted(out, key=lambda c: (_CHANGE_ORDER[c["change"]], -_RANK[c["severity"] or c["was"]], c["code"], c["where"]))
+
+
+def describe_changes(entry: dict[str, Any]) -> str:
+    """``entry``'s changes in words: ``performance.chance_level (error, validation split) gone; ...``."""
+    parts = []
+    for c in entry.get("changes") or []:
+        where = f", {c['where']}" if c["where"] else ""
+        if c["change"] == "appeared":
+            parts.append(f"{c['code']} ({c['severity']}{where}) appeared")
+        elif c["change"] == "gone":
+            parts.append(f"{c['code']} ({c['was']}{where}) gone")
+        else:
+            parts.append(f"{c['code']}{' (' + c['where'] + ')' if c['where'] else ''} {c['was']} -> {c['severity']}")
+    return "; ".join(parts)
+
+
 def write_index(root: Path, entries: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
     """``sweep.json``, written to a temporary file and renamed over the old one (never half-written)."""
-    ordered = sorted(entries, key=lambda e: (e["step"] is None, e["step"] or 0, e["checkpoint"]))
+    ordered = arrange(entries, meta.get("axis", "position"))
     payload = {"schema": SWEEP_SCHEMA, **meta, "checkpoints": ordered, "first_seen": first_seen(ordered)}
     path = root / SWEEP_JSON
     tmp = root / f".{SWEEP_JSON}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -217,15 +329,47 @@ def write_index(root: Path, entries: list[dict[str, Any]], meta: dict[str, Any])
 
 
 def first_seen(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each finding (analyzer, code, where): the first step at which it appears, and its severity then."""
+    """For each finding (analyzer, code, where), from entries in sweep order (:func:`arrange`): where it
+    first appears (``at``, ``epoch``, ``step``, ``checkpoint``) and its ``severity`` then, its ``worst``
+    severity, and every interval of consecutive checkpoints over which it was present (``intervals``:
+    ``from``/``to`` on the sweep's axis, with their checkpoints and the interval's worst severity) out of
+    ``of`` checkpoints with a report. A refused or failed checkpoint does not split an interval: nothing is
+    known of its findings."""
     seen: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for e in entries:
-        for f in e.get("findings", []):
-            k = (f["analyzer"], f["code"], f["where"])
-            if k not in seen:
-                seen[k] = {"analyzer": k[0], "code": k[1], "where": k[2], "step": e["step"],
-                           "checkpoint": e["checkpoint"], "severity": f["severity"]}
-    return sorted(seen.values(), key=lambda s: (s["step"] is None, s["step"] or 0, s["analyzer"], s["code"], s["where"]))
+    open_: set[tuple[str, str, str]] = set()
+    reported = [e for e in entries if _has_report(e)]
+    for e in reported:
+        present = _worst_by_finding(e)
+        for k in list(open_):
+            if k not in present:
+                open_.discard(k)
+        for k, severity in present.items():
+            s = seen.get(k)
+            if s is None:
+                s = seen[k] = {"analyzer": k[0], "code": k[1], "where": k[2], "at": e.get("at"), "epoch": e.get("epoch"),
+                               "step": e.get("step"), "checkpoint": e["checkpoint"], "severity": severity,
+                               "worst": severity, "intervals": [], "present": 0, "of": len(reported)}
+            if _RANK[severity] > _RANK[s["worst"]]:
+                s["worst"] = severity
+            s["present"] += 1
+            if k in open_:
+                last = s["intervals"][-1]
+                last.update({"to": e.get("at"), "to_checkpoint": e["checkpoint"]})
+                if _RANK[severity] > _RANK[last["severity"]]:
+                    last["severity"] = severity
+            else:
+                s["intervals"].append({"from": e.get("at"), "to": e.get("at"), "from_checkpoint": e["checkpoint"],
+                                       "to_checkpoint": e["checkpoint"], "severity": severity})
+                open_.add(k)
+    order = {e["checkpoint"]: i for i, e in enumerate(entries)}
+    return sorted(seen.values(), key=lambda s: (order[s["checkpoint"]], s["analyzer"], s["code"], s["where"]))
+
+
+def describe_intervals(item: dict[str, Any], axis: str) -> str:
+    """``epochs 1–3, 6–40`` (one number for a one-checkpoint interval); ``axis`` ``position``: checkpoints."""
+    unit = {"epoch": "epoch", "step": "step"}.get(axis, "checkpoint")
+    spans = [str(i["from"]) if i["from"] == i["to"] else f"{i['from']}\u2013{i['to']}" for i in item.get("intervals", [])]
+    return f"{unit}{'s' if len(spans) > 1 or any(chr(0x2013) in x for x in spans) else ''} {', '.join(spans)}"
 
 
 def load_index(root: Path) -> dict[str, Any] | None:
@@ -245,6 +389,7 @@ class SweepOutcome:
     reused: int
     exit_code: ExitCode
     wall_s: float
+    axis: str = "position"  #: what ``entries[i]["at"]`` counts: "epoch", "step" or "position" (see :func:`axis_of`)
 
 
 def default_selection(host) -> tuple[str, ...]:
@@ -286,7 +431,12 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
     host = PluginHost(disabled=set(base.disabled), extra=base.extra_plugins).load()
     only = base.only or tuple(n for n in default_selection(host) if n not in base.skip)
     config = dataclasses.replace(base, only=only, skip=())
-    meta = {"analyzers": list(only), "seed": base.seed, "fail_on": base.fail_on, "executor": base.executor}
+    axis = axis_of(checkpoints)
+    meta = {"analyzers": list(only), "seed": base.seed, "fail_on": base.fail_on, "executor": base.executor, "axis": axis}
+
+    def label(c: Checkpoint) -> str:  # "epoch 6", "step 1200", "#3": the checkpoint as the tables show it
+        value = getattr(c, axis) if axis != "position" else None
+        return f"{axis} {value}" if value is not None else f"#{checkpoints.index(c) + 1}"
     entries: dict[str, dict[str, Any]] = {}
     previous = load_index(root) or {}
     for e in previous.get("checkpoints", []):
@@ -299,10 +449,10 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
         report_dir = root / REPORTS / c.key
         if c.refused:  # never run, never read: one line and an index entry, and the sweep goes on
             entries[c.path.name] = index_entry(c, report_dir, root, ExitCode.MODEL_REFUSED, f"model refused: {c.refused}")
-            say(f"step {'?' if c.step is None else c.step:<6} {c.path.name}: refused: {c.refused}")
+            say(f"{label(c):<10} {c.path.name}: refused: {c.refused}")
             refused += 1
         elif _finished(c, report_dir):
-            entries[c.path.name] = index_entry(c, report_dir, root, (entries.get(c.path.name) or {}).get("exit_code", 0))
+            entries[c.path.name] = index_entry(c, report_dir, root, None)  # the exit code its report holds
             reused += 1
         else:
             entries.pop(c.path.name, None)
@@ -325,9 +475,13 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
 
     policy = _worker_policy(base, checkpoints, root) if base.sandbox and base.executor != "ray" else None
 
+    executors: list = []  # the lanes' executors, which an interrupt closes from here (see below)
+
     def lane(index: int) -> None:
         executor = make_executor() if make_executor else _lane_executor(base, host, extra, root / ".logs" / f"lane-{index}",
                                                                          policy)
+        with lock:
+            executors.append(executor)
         try:
             while not errors and not stopping.is_set():
                 try:
@@ -346,9 +500,8 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
                     write_index(root, list(entries.values()), meta)
                     done[0] += 1
                     n = done[0]
-                step = "?" if c.step is None else c.step
                 extra_text = f": {outcome.message}" if outcome.message else ""
-                say(f"[{n}/{total}] step {step:<6} {c.path.name:<36} {entry['verdict']}{extra_text} ({time.perf_counter() - t:.1f}s)")
+                say(f"[{n}/{total}] {label(c):<10} {c.path.name:<36} {entry['verdict']}{extra_text} ({time.perf_counter() - t:.1f}s)")
                 if outcome.exit_code == ExitCode.INTERRUPTED:
                     raise KeyboardInterrupt
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
@@ -367,6 +520,16 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
     except BaseException:
         with lock:
             stopping.set()
+            lanes = list(executors)
+        if base.executor == "ray":
+            # The lanes are still in their runs; closing their actors now, while Ray is up, lets each
+            # remove its folder (Ctrl-C must not leave /tmp/diagnostics-ray-* behind). Local workers
+            # got the interrupt themselves and are closed by their lanes.
+            for executor in lanes:
+                try:
+                    executor.close()
+                except Exception:  # noqa: BLE001 - closing on the way out: the interrupt is what is reported
+                    pass
         raise
     finally:
         if owns_ray:
@@ -375,10 +538,10 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
             ray.shutdown()
     if errors:
         raise errors[0]
-    ordered = sorted(entries.values(), key=lambda e: (e["step"] is None, e["step"] or 0, e["checkpoint"]))
+    ordered = arrange(entries.values(), axis)
     codes = [ExitCode(e["exit_code"]) for e in ordered]
     code = max(codes, default=ExitCode.OK)
-    return SweepOutcome(root, ordered, total - reused - refused, reused, code, time.perf_counter() - t0)
+    return SweepOutcome(root, ordered, total - reused - refused, reused, code, time.perf_counter() - t0, axis)
 
 
 def _lane_executor(base, host, extra, log_dir: Path, policy: dict | None):
