@@ -204,9 +204,11 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
     own_executor = executor is None
     deadline = None if config.deadline_s is None else time.monotonic() + config.deadline_s
     reading: str | None = "the model"  # the file this process is reading, for a MemoryError under its ceiling
+    created: list[Path] = []  # the output folders this run made, removed again if it ends with nothing in them
     try:
         t_run = time.perf_counter()
         out_dir = Path(config.out_dir)
+        created = _missing_dirs(out_dir)
         report_mod.check_writable(out_dir)
         host = PluginHost(disabled=set(config.disabled), strict=config.strict_plugins, extra=config.extra_plugins)
         try:
@@ -277,6 +279,28 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         if own_executor and executor is not None:
             executor.close()
         report_mod.discard(staging)
+        _remove_if_empty(created)  # a refused run leaves no empty reports/<name>/ behind
+
+
+def _missing_dirs(out_dir: Path) -> list[Path]:
+    """The folders that writing to ``out_dir`` will create (``reports/`` and ``reports/cnn`` on a fresh
+    checkout), deepest first: the ones :func:`_remove_if_empty` may take away again."""
+    missing = []
+    p = Path(out_dir).absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _remove_if_empty(created: list[Path]) -> None:
+    """Remove the folders this run created, deepest first, as long as they are empty: a run that wrote its
+    report keeps them; a folder that was there before the run is never in the list, so never removed."""
+    for d in created:
+        try:
+            d.rmdir()
+        except OSError:  # not empty (a report, or someone else's file), or already gone
+            return
 
 
 def make_executor(config: RunConfig, host: PluginHost, log_dir: str | None, policy: dict):
