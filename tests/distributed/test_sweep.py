@@ -13,7 +13,7 @@ import time
 import pytest
 
 from diagnostics import ExitCode, Report
-from diagnostics.sweep import SweepError, find_checkpoints, key_metrics, step_from_name
+from diagnostics.sweep import SweepError, find_checkpoints, key_metrics, numbers_from_name
 
 from ..conftest import CHECKPOINTS, DIAGNOSE, run_diagnose
 
@@ -21,27 +21,71 @@ EPOCHS = [1, 3, 6, 10, 16, 25, 40]
 STEPS = [4 * e for e in EPOCHS]  # 50 training digits in batches of 16: 4 optimizer steps per epoch
 
 
-@pytest.mark.parametrize("name, step", [
-    ("model.07-0.45.keras", 7), ("cnn_overfit_small.25-0.90.keras", 25), ("weights.epoch=12.keras", 12),
-    ("run3_step1200.h5", 1200), ("ckpt-0.45-epoch07.keras", 7), ("final.keras", None), ("model.0.45.keras", None),
+@pytest.mark.parametrize("name, epoch_step", [
+    ("model.07-0.45.keras", (7, None)), ("cnn_overfit_small.25-0.90.keras", (25, None)),
+    ("weights.epoch=12.keras", (12, None)), ("run3_step1200.h5", (None, 1200)), ("ckpt-0.45-epoch07.keras", (7, None)),
+    ("final.keras", (None, None)), ("model.0.45.keras", (None, None)),
 ])
-def test_step_from_modelcheckpoint_style_names(name, step):
-    assert step_from_name(name) == step
+def test_epoch_and_step_from_modelcheckpoint_style_names(name, epoch_step):
+    assert numbers_from_name(name) == epoch_step
 
 
 def test_find_checkpoints_reads_sidecars_directories_and_globs(tmp_path):
     found = find_checkpoints([str(CHECKPOINTS)])
-    assert [c.step for c in found] == STEPS and {c.source for c in found} == {"sidecar"}
+    assert [c.epoch for c in found] == EPOCHS and [c.step for c in found] == STEPS
+    assert {c.epoch_source for c in found} == {c.step_source for c in found} == {"sidecar"}
     assert [c.path.name for c in find_checkpoints([str(CHECKPOINTS / "*.keras")])] == [c.path.name for c in found]
     # Without sidecars the epoch comes from the ModelCheckpoint name, and files sort by it, not by name.
     for c in found[::3]:
         shutil.copy(c.path, tmp_path / c.path.name)
     plain = find_checkpoints([str(p) for p in sorted(tmp_path.iterdir(), reverse=True)])
-    assert [(c.step, c.source) for c in plain] == [(1, "name"), (10, "name"), (40, "name")]
+    assert [(c.epoch, c.epoch_source, c.step) for c in plain] == [(1, "name", None), (10, "name", None), (40, "name", None)]
     with pytest.raises(SweepError, match="no file matches"):
         find_checkpoints([str(tmp_path / "*.h5")])
     with pytest.raises(SweepError, match="no such file or directory"):
         find_checkpoints([str(tmp_path / "missing.keras")])
+
+
+def _entry(name, epoch, *findings, verdict=None):
+    fs = [{"analyzer": "a", "code": c, "severity": sev, "where": ""} for c, sev in findings]
+    worst = max((f["severity"] for f in fs), key=["info", "warning", "error"].index, default="clean")
+    return {"checkpoint": name, "epoch": epoch, "step": None, "findings": fs, "verdict": verdict or worst}
+
+
+def test_changes_say_why_the_verdict_moved_and_intervals_keep_the_gaps():
+    from diagnostics.sweep import arrange, describe_changes, describe_intervals, first_seen
+
+    entries = arrange([  # given out of order, as lanes finish
+        _entry("m.06.keras", 6, ("chance", "error"), ("calib", "warning")),
+        _entry("m.01.keras", 1, ("chance", "error"), ("note", "info")),
+        _entry("m.03.keras", 3, ("note", "info")),
+        _entry("m.08.keras", 8, verdict="refused"),
+        _entry("m.09.keras", 9, ("chance", "warning"), ("calib", "warning")),
+        _entry("m.12.keras", 12, ("calib", "error")),
+    ], "epoch")
+    assert [(e["at"], e["position"], e["since"]) for e in entries] == [
+        (1, 1, None), (3, 2, "m.01.keras"), (6, 3, "m.03.keras"), (8, 4, None), (9, 5, "m.06.keras"), (12, 6, "m.09.keras")]
+    assert [describe_changes(e) for e in entries] == [
+        "chance (error) appeared", "chance (error) gone", "chance (error) appeared; calib (warning) appeared", "",
+        "chance error -> warning", "calib warning -> error; chance (warning) gone"]
+    by = {f["code"]: f for f in first_seen(entries)}
+    assert [(i["from"], i["to"], i["severity"]) for i in by["chance"]["intervals"]] == [(1, 1, "error"), (6, 9, "error")]
+    assert describe_intervals(by["chance"], "epoch") == "epochs 1, 6\u20139"  # the refused epoch 8 splits nothing
+    assert (by["chance"]["present"], by["chance"]["of"], by["chance"]["at"]) == (3, 5, 1)
+    assert describe_intervals(by["note"], "epoch") == "epochs 1\u20133"
+    assert describe_intervals(by["calib"], "epoch") == "epochs 6\u201312" and by["calib"]["worst"] == "error"
+    assert [f["code"] for f in first_seen(entries)] == ["chance", "note", "calib"]
+
+
+def test_the_axis_is_what_every_checkpoint_states(tmp_path):
+    from diagnostics.sweep import axis_of
+
+    for name in ("run_step200.keras", "run_step100.keras", "final.keras"):
+        (tmp_path / name).write_bytes(b"x")
+    found = find_checkpoints([str(tmp_path)])
+    assert [(c.path.name, c.step) for c in found] == [("run_step100.keras", 100), ("run_step200.keras", 200),
+                                                      ("final.keras", None)]
+    assert axis_of(found) == "position" and axis_of(found[:2]) == "step"
 
 
 def test_key_metrics_keep_scalars_and_per_layer_values():
@@ -56,7 +100,9 @@ def test_sweep_of_the_zoo_checkpoints_writes_an_index_and_a_report_per_checkpoin
     proc, out = zoo_sweep
     assert proc.returncode == ExitCode.FINDINGS, proc.stderr[-3000:]  # the gap opens: an error finding
     index = json.loads((out / "sweep.json").read_text())
-    assert [e["step"] for e in index["checkpoints"]] == STEPS
+    # the sweep's axis is the epoch the file names and sidecars state; the optimizer step is kept beside it
+    assert index["axis"] == "epoch" and [e["at"] for e in index["checkpoints"]] == EPOCHS
+    assert [e["epoch"] for e in index["checkpoints"]] == EPOCHS and [e["step"] for e in index["checkpoints"]] == STEPS
     assert "explain.gradients" not in index["analyzers"] and "health.overfitting" in index["analyzers"]
     for e in index["checkpoints"]:
         report = Report.load(out / e["report"])
@@ -69,7 +115,21 @@ def test_sweep_of_the_zoo_checkpoints_writes_an_index_and_a_report_per_checkpoin
     gap_codes = [e for e in index["checkpoints"] if any(f["code"] == "overfitting.gap" for f in e["findings"])]
     assert first["overfitting.gap"] == gap_codes[0]["step"] and first["overfitting.gap"] > STEPS[0]
     assert index["checkpoints"][-1]["verdict"] == "error"
-    assert proc.stdout.splitlines()[0].split() == ["step", "checkpoint", "verdict", "findings"]
+    assert proc.stdout.splitlines()[0].split() == ["epoch", "checkpoint", "verdict", "findings"]
+    assert [line.split()[0] for line in proc.stdout.splitlines()[1:]] == [str(e) for e in EPOCHS]
+    # every move of the verdict comes with the findings that made it, in the index and on stderr
+    entries = index["checkpoints"]
+    for before, after in zip(entries, entries[1:]):
+        assert after["since"] == before["checkpoint"]
+        if after["verdict"] != before["verdict"]:
+            assert after["changes"], after
+            assert f"epoch {after['epoch']}: {before['verdict']} -> {after['verdict']}: " in proc.stderr, proc.stderr
+    # each finding's intervals cover exactly the checkpoints that have it
+    for item in index["first_seen"]:
+        having = [e["epoch"] for e in entries if any((f["analyzer"], f["code"], f["where"]) ==
+                                                     (item["analyzer"], item["code"], item["where"]) for f in e["findings"])]
+        covered = [e["epoch"] for e in entries if any(i["from"] <= e["epoch"] <= i["to"] for i in item["intervals"])]
+        assert covered == having and item["present"] == len(having) and item["at"] == having[0], item
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
@@ -172,7 +232,8 @@ def test_every_checkpoint_goes_through_the_prescan(keras_tf, tmp_path):
     assert proc.returncode == ExitCode.MODEL_REFUSED, proc.stderr
     index = json.loads((out / "sweep.json").read_text())
     by = {e["checkpoint"]: e for e in index["checkpoints"]}
-    assert [e["step"] for e in index["checkpoints"]] == [1, 3, 5]  # names only: the copies left their sidecars behind
+    # names only (the copies left their sidecars behind): epochs, and no optimizer step
+    assert [(e["epoch"], e["step"]) for e in index["checkpoints"]] == [(1, None), (3, None), (5, None)]
     refused = by["model.05-1.00.keras"]
     assert (refused["verdict"], refused["exit_code"]) == ("refused", ExitCode.MODEL_REFUSED)
     assert refused["message"].startswith("model refused: the file holds code that would run on loading: Lambda layer")
