@@ -7,12 +7,20 @@ What is logged, into one run:
 - every numeric metric of every analyzer as ``<analyzer>.<metric>`` (nested mappings flattened
   with dots; strings, lists and booleans are left to report.json);
 - tags ``diagnostics.verdict`` (worst severity, or ``clean``), ``diagnostics.exit_code``,
-  ``diagnostics.fail_on``, ``diagnostics.model`` and ``diagnostics.version``.
+  ``diagnostics.fail_on``, ``diagnostics.model`` and ``diagnostics.version``, and
+  ``diagnostics.exit_reason`` when an analyzer or plugin, not a finding, set the exit code.
 
 The run is the one given, else the active one (``mlflow.start_run()`` in this process, or
 ``MLFLOW_RUN_ID``), else a new run, named after the model, in the experiment MLflow would choose
 (``MLFLOW_EXPERIMENT_NAME`` / ``MLFLOW_EXPERIMENT_ID``). The store is MLflow's own choice:
 ``MLFLOW_TRACKING_URI`` or ``mlflow.set_tracking_uri``.
+
+Artifacts: with a ``sqlite:///PATH`` store, MLflow keeps artifacts of the experiments it creates in
+``./mlruns`` of the *working folder* (its ``default_artifact_root``), wherever the database is. So when
+this function creates the database or the experiment, it gives them an artifact location beside the
+database instead, ``<folder of PATH>/mlartifacts/<experiment id>`` (the name ``mlflow server`` uses for
+its artifact store): a run leaves nothing in the folder it was started from. An experiment that already
+exists keeps the location it was created with.
 
 MLflow is an optional extra (``pip install 'diagnostics[mlflow]'``) and is imported only inside
 these functions, so ``diagnose --help`` never pays for it.
@@ -71,14 +79,21 @@ def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, float]]:
 
 
 def tags(report: Report) -> dict[str, str]:
-    """The run tags that say what the diagnosis concluded."""
-    return {
+    """The run tags that say what the diagnosis concluded; ``diagnostics.exit_reason`` only when the
+    findings alone do not explain the exit code ("1 analyzer crashed"), as the verdict line says."""
+    from .exitcodes import exit_reason
+
+    why = exit_reason(report)
+    out = {
         "diagnostics.verdict": report.worst.value if report.worst else "clean",
         "diagnostics.exit_code": str(int(report.exit_code)),
         "diagnostics.fail_on": report.fail_on,
         "diagnostics.model": str(report.model.get("name") or report.model.get("path") or ""),
         "diagnostics.version": str(report.environment.get("diagnostics") or ""),
     }
+    if why:
+        out["diagnostics.exit_reason"] = why
+    return out
 
 
 def log_report(report: Report | str | os.PathLike, run_id: str | None = None) -> str:
@@ -97,6 +112,8 @@ def log_report(report: Report | str | os.PathLike, run_id: str | None = None) ->
     report, directory = _resolve(report)
     active = mlflow.active_run()
     run_id = run_id or (active.info.run_id if active else None) or os.environ.get("MLFLOW_RUN_ID") or None
+    if not run_id:  # before the client opens the store: a fresh database would get MLflow's ./mlruns
+        _artifacts_beside_sqlite(mlflow)
     client = MlflowClient()
 
     def log_into(rid: str) -> None:
@@ -122,6 +139,45 @@ def log_report(report: Report | str | os.PathLike, run_id: str | None = None) ->
     with mlflow.start_run(run_name=f"diagnose {name}") as run:
         log_into(run.info.run_id)
         return run.info.run_id
+
+
+ARTIFACTS_BESIDE_DB = "mlartifacts"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` tracking URI (relative to the working folder, as MLflow
+    reads it), or None for any other store and for an in-memory database."""
+    from urllib.parse import unquote
+
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = unquote(uri[len("sqlite:///"):].split("?", 1)[0])
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _artifacts_beside_sqlite(mlflow) -> None:
+    """Before a new run: a sqlite database this creates, and the experiment named by
+    ``MLFLOW_EXPERIMENT_NAME`` if it does not exist yet, get their artifact location beside the database
+    (see the module docstring); any other store, or what exists already, is left as MLflow has it."""
+    db = sqlite_path(mlflow.get_tracking_uri())
+    if db is None:
+        return
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    fresh = not db.exists() or db.stat().st_size == 0
+    if not fresh and not name:
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.utils.file_utils import path_to_local_file_uri
+
+    root = path_to_local_file_uri(str((db.absolute().parent / ARTIFACTS_BESIDE_DB)))
+    # The store `mlflow server --default-artifact-root` builds: on a fresh file it creates the tables and the
+    # Default experiment (id 0) with their artifacts under ``root``, and experiments it creates get ``root/<id>``.
+    store = SqlAlchemyStore(mlflow.get_tracking_uri(), root)
+    try:
+        if name and store.get_experiment_by_name(name) is None:
+            store.create_experiment(name)
+    finally:
+        store.engine.dispose()
 
 
 def _resolve(report: Report | str | os.PathLike) -> tuple[Report, Path | None]:
