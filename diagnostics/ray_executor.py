@@ -44,9 +44,14 @@ LOAD_TIMEOUT_S = 600.0
 GRACE_S = 2.0
 PROGRESS_INTERVAL_S = 0.2  # at most this often a progress message crosses the wire
 #: Environment variables forwarded from the driver to every actor (plugins found through PYTHONPATH,
-#: plugins blocked by name, the thread budget).
+#: plugins blocked by name, the thread budget, and TMPDIR: an actor's folder goes where the driver puts its
+#: temporary files, so that on the driver's machine the driver can remove what a killed actor left; a
+#: TMPDIR that does not exist on an actor's machine is skipped by Python's tempfile, which falls back to /tmp).
 FORWARDED_ENV = ("PYTHONPATH", "DIAGNOSTICS_DISABLE_PLUGINS", "OMP_NUM_THREADS", "TF_NUM_INTEROP_THREADS",
-                 "TF_NUM_INTRAOP_THREADS")
+                 "TF_NUM_INTRAOP_THREADS", "TMPDIR")
+#: Seconds the driver waits, when it closes, for the actors to remove their own folders, then for a killed
+#: actor's process to end before it removes that actor's folder itself (on its own machine).
+CLOSE_WAIT_S = 10.0
 
 
 class RayUnavailable(Exception):
@@ -130,6 +135,13 @@ class ActorBody:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def where(self) -> dict[str, Any]:
+        """Where this actor keeps its files: its node, its process and its folder, so that the driver can
+        remove the folder when it had to kill the actor (``ray.kill`` runs no clean-up)."""
+        import ray
+
+        return {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "root": str(self.root)}
 
     def _materialize(self, blob: dict[str, Any], directory: Path | None = None) -> Path:
         """Write a shipped file to this actor's disk (once per sha256), checking its digest first."""
@@ -267,6 +279,7 @@ class _Replica:
     backend: str
     index: int
     actor: Any = None
+    where: Any = None  #: the ObjectRef of the actor's ``where()``: its node, pid and folder
 
 
 class RayExecutor:
@@ -301,6 +314,8 @@ class RayExecutor:
         self._blobs: dict[tuple[str, str], dict] = {}
         self._remote_cls = ray.remote(ActorBody)
         self.started: dict[str, float] = {}
+        self._killed: list[Any] = []  #: ``where()`` refs of actors killed without their own clean-up
+        self._closed = False  #: set by close(): a job that fails after it starts no fresh actor
 
     # The runner asks how many jobs it may have in flight per backend.
     def slots(self, backend: str) -> int:
@@ -321,6 +336,10 @@ class RayExecutor:
             runtime_env={"env_vars": env}, scheduling_strategy="SPREAD",
         ).remote(backend, self.disabled, self.extra, self.sandbox)
 
+    def _replica(self, backend: str, index: int) -> _Replica:
+        actor = self._new_actor(backend)
+        return _Replica(backend, index, actor, actor.where.remote())  # answered once the actor is up
+
     def start(self, backend: str, side_by_side: int = 1) -> None:
         """Create the backend's actors now, so their imports overlap with other work. ``side_by_side``: the
         backends the run keeps busy at once (each with ``replicas`` actors), for the actors' thread count
@@ -330,7 +349,7 @@ class RayExecutor:
                 return
             self._side_by_side = max(1, int(side_by_side)) * self.replicas
             pool: queue.Queue = queue.Queue()
-            replicas = [_Replica(backend, i, self._new_actor(backend)) for i in range(self.replicas)]
+            replicas = [self._replica(backend, i) for i in range(self.replicas)]
             for r in replicas:
                 pool.put(r)
             self._pools[backend] = pool
@@ -351,7 +370,12 @@ class RayExecutor:
             ray.kill(replica.actor, no_restart=True)
         except Exception:  # noqa: BLE001 - already dead
             pass
-        replica.actor = self._new_actor(replica.backend)
+        with self._lock:
+            self._killed.append(replica.where)  # its folder is removed when the executor closes
+            if self._closed:  # closed from another thread (an interrupted sweep): start nothing more
+                return
+        fresh = self._replica(replica.backend, replica.index)
+        replica.actor, replica.where = fresh.actor, fresh.where
 
     # -- shipping -----------------------------------------------------------------------------------
     def _blob(self, path: str, expected_sha: str | None, label: str) -> dict:
@@ -470,26 +494,80 @@ class RayExecutor:
                 return {"status": "failed", "reason": f"could not start: {payload}", "duration_s": time.perf_counter() - t0}
 
     def close(self) -> None:
+        """Stop every actor and leave none of their folders behind, also when the run failed or was
+        interrupted: each actor removes its own folder; then the actors are killed, and the folders of
+        those on this machine that did not answer (hung, or killed earlier by a timeout or a crash) are
+        removed here once their process has ended. A folder on another machine that a killed actor left
+        is removed by the next actor that starts there (:func:`_remove_stale_roots`)."""
         import ray
 
         with self._lock:
+            self._closed = True
             replicas = [r for rs in self._replicas.values() for r in rs]
             self._replicas, self._pools, self._blobs = {}, {}, {}
-        closing = []
+            killed, self._killed = self._killed, []
+        if not ray.is_initialized():  # Ray was shut down under us (an interrupted run): only our machine is left
+            _remove_stale_roots()
+            return
+        closing = {}
         for r in replicas:  # each removes its folder and stops its worker, side by side
             try:
-                closing.append(r.actor.close.remote())
+                closing[r.actor.close.remote()] = r
             except Exception:  # noqa: BLE001 - already dead
                 pass
+        done: list = []
         if closing:
-            ray.wait(closing, num_returns=len(closing), timeout=10)
+            done, _ = ray.wait(list(closing), num_returns=len(closing), timeout=CLOSE_WAIT_S)
+        cleaned = {id(closing[ref]) for ref in done if _succeeded(ray, ref)}
         for r in replicas:
             try:
                 ray.kill(r.actor, no_restart=True)
             except Exception:  # noqa: BLE001
                 pass
+        _reap(ray, killed + [r.where for r in replicas if id(r) not in cleaned])
         if self.owns_ray and ray.is_initialized():
             ray.shutdown()
+
+
+def _succeeded(ray, ref) -> bool:
+    try:
+        ray.get(ref, timeout=0)
+        return True
+    except Exception:  # noqa: BLE001 - the actor died while closing: its folder may be left
+        return False
+
+
+def _reap(ray, wheres: list) -> None:
+    """Remove the folders of killed actors that ran on this machine, once their processes have ended."""
+    here = ray.get_runtime_context().get_node_id()
+    places = []
+    for ref in wheres:
+        if ref is None:
+            continue
+        try:
+            places.append(ray.get(ref, timeout=1.0))
+        except Exception:  # noqa: BLE001 - killed before it answered: found by the stale-folder sweep below
+            continue
+    deadline = time.monotonic() + CLOSE_WAIT_S
+    for place in places:
+        if place.get("node") != here:
+            continue
+        while _alive(int(place["pid"])) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        root = Path(place["root"])
+        if root.name.startswith("diagnostics-ray-") and not _alive(int(place["pid"])):
+            shutil.rmtree(root, ignore_errors=True)
+    _remove_stale_roots()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive, and not ours to judge
+        return True
+    return True
 
 
 def _death(e: BaseException) -> str:
