@@ -20,12 +20,34 @@ from .textsafe import terminal
 FAIL_ON = ("info", "warning", "error", "never")
 
 
+_IMPLICIT_RUN = "diagnose.implicit_run"  #: in ctx.meta (shared by the nested contexts): `run` was not typed
+
+
+class _RunContext(click.Context):
+    """The run command's context: when the user typed ``diagnose MODEL``, its usage line and help hint
+    say ``diagnose``, not a ``diagnose run`` they never typed."""
+
+    @property
+    def command_path(self) -> str:
+        if self.meta.get(_IMPLICIT_RUN) and self.parent is not None:
+            return self.parent.command_path
+        return super().command_path
+
+
+class _RunCommand(click.Command):
+    context_class = _RunContext
+
+
 class _DefaultGroup(click.Group):
     """``diagnose MODEL ...`` means ``diagnose run MODEL ...``; ``--help`` shows both."""
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        # Anything but a command name or the group's own -h/--version starts a run, options first
+        # too (diagnose --out DIR MODEL); the run's usage errors then say `diagnose`, not `run`.
+        own = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+        if args and args[0] not in self.commands and args[0] not in own:
             args = ["run", *args]
+            ctx.meta[_IMPLICIT_RUN] = True
         return super().parse_args(ctx, args)
 
     def format_help(self, ctx, formatter):
@@ -97,7 +119,7 @@ def _memory_limit(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
-@cli.command("run")
+@cli.command("run", cls=_RunCommand)
 @click.argument("model", metavar="MODEL")
 @click.option("--data", "data_path", metavar="FILE", help="Data: .npz (x_train, y_train, x_val, y_val | x, y) or .csv for tabular models. Default: the dataset named by the model's sidecar metadata.")
 @click.option("-o", "--out", "out_dir", metavar="DIR", help="Report directory. Default: reports/<model name>.")
@@ -182,8 +204,13 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
     if outcome.message:
         click.echo(f"diagnose: {terminal(outcome.message)}", err=True)
     code = outcome.exit_code
-    if _write_outputs(outcome, model, out, junit_xml, summary_md, mlflow_run) and code in (ExitCode.OK, ExitCode.FINDINGS):
-        code = ExitCode.USAGE  # an output that was asked for and is missing must not pass CI silently
+    lost = _write_outputs(outcome, model, out, junit_xml, summary_md, mlflow_run)
+    if lost and code in (ExitCode.OK, ExitCode.FINDINGS):
+        # an output that was asked for and is missing must not pass CI silently; and the verdict line
+        # above said another code, so say which one wins and why
+        click.echo(f"diagnose: exit {int(ExitCode.USAGE)}, not {int(code)}: {terminal(' and '.join(lost))} "
+                   f"{'was' if len(lost) == 1 else 'were'} asked for and not written", err=True)
+        code = ExitCode.USAGE
     sys.exit(int(code))
 
 
@@ -429,9 +456,10 @@ def main(argv=None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
-        if not isinstance(e, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # that one's message is our help
-            e.message = terminal(e.message)  # it may quote an argument: a file name from a glob
-        e.show()
+        if isinstance(e, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # its message is our help: as is
+            e.show()
+        else:
+            _show_usage_error(e)
         sys.exit(int(ExitCode.USAGE))
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("diagnose: interrupted: the previous report, if any, is left as it was", err=True)
@@ -444,6 +472,29 @@ def main(argv=None) -> None:
         click.echo(f"diagnose: internal error: {type(e).__name__}: {terminal(e)} (set DIAGNOSTICS_DEBUG=1 for the traceback, and please report it)", err=True)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
     sys.exit(0)
+
+
+def _show_usage_error(e: click.ClickException) -> None:
+    """Click's usage line and help hint, then one line in the house form, ``diagnose: what is wrong``.
+
+    The message is escaped (it may quote an argument: a file name from a glob). A misspelt option gets
+    the one closest spelling, as git does: ``diagnose: no such option --ouy (did you mean --out?)``.
+    """
+    import difflib
+
+    ctx = getattr(e, "ctx", None)
+    if ctx is not None:
+        help_option = ctx.command.get_help_option(ctx)
+        hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n" if help_option is not None else ""
+        click.echo(f"{ctx.get_usage()}\n{hint}", err=True, color=ctx.color)
+    if isinstance(e, click.NoSuchOption):
+        best = difflib.get_close_matches(e.option_name, e.possibilities or (), n=1)
+        message = f"no such option {e.option_name}" + (f" (did you mean {best[0]}?)" if best else "")
+    else:
+        message = e.format_message()
+        if message[:1].isupper() and message[1:2].islower():  # Click's "Invalid value ...", after "diagnose: "
+            message = message[0].lower() + message[1:]
+    click.echo(f"diagnose: {terminal(message)}", err=True)
 
 
 def _raise_interrupt(signum, frame):

@@ -118,11 +118,19 @@ class Progress:
             self.stream.flush()
 
     def finished(self, record: AnalyzerRecord) -> None:
+        extra = f": {record.reason}" if record.reason else ""
+        self.say(f"{self._count()} {record.name:<24} {record.status}{extra} ({record.duration_s:.1f}s)")
+
+    def interrupted(self, name: str) -> None:
+        """``name`` was running when the run was interrupted (Ctrl-C): stopped by us, not crashed."""
+        self.say(f"{self._count()} {name:<24} interrupted")
+
+    def _count(self) -> str:
+        """``[3/13]``, padded to the width of ``[13/13]`` so the names line up in a column."""
         with self._lock:  # backend groups finish analyzers from several threads
             self.done += 1
             done = self.done
-        extra = f": {record.reason}" if record.reason else ""
-        self.say(f"[{done}/{self.total}] {record.name:<24} {record.status}{extra} ({record.duration_s:.1f}s)")
+        return f"[{done}/{self.total}]".ljust(2 * len(str(self.total)) + 3)
 
 
 # -- planning ---------------------------------------------------------------------------------------
@@ -163,9 +171,31 @@ def skip_reason(entry: AnalyzerEntry, info: ModelInfo, data: Data | None, caller
 def select(host: PluginHost, only: tuple[str, ...], skip: tuple[str, ...]) -> list[AnalyzerEntry]:
     for name in (*only, *skip):
         if name not in host.analyzers:
-            raise UsageError(f"unknown analyzer {name!r}; installed: {', '.join(sorted(host.analyzers)) or 'none'}")
+            raise UsageError(unknown_analyzer(name, host.analyzers))
     names = [n for n in sorted(host.analyzers) if (not only or n in only) and n not in skip]
     return [host.analyzers[n] for n in names]
+
+
+def unknown_analyzer(name: str, known) -> str:
+    """Why ``name`` selects nothing, and the names it was probably meant to be: the analyzers under it
+    (``explain`` -> ``explain.*``) or named so after the dot (``lime`` -> ``explain.lime``), else the
+    closest spellings (difflib, as Click and git suggest); the whole list only when nothing is close, so
+    a one-letter typo is answered with one name, not thirteen."""
+    import difflib
+
+    known = sorted(known)
+    stem = name.rstrip(".")
+    close = [k for k in known if stem and (k.startswith(stem + ".") or k.endswith("." + stem))]
+    if not close:
+        score = {k: max(difflib.SequenceMatcher(None, name, k).ratio(),
+                        difflib.SequenceMatcher(None, name, k.rpartition(".")[2]).ratio()) for k in known}
+        best = max(score.values(), default=0.0)
+        close = [k for k in known if score[k] >= max(0.75, best - 0.05)]  # the best, and any as good
+    if not close:
+        return f"unknown analyzer {name!r}; installed: {', '.join(known) or 'none'}"
+    if len(close) <= 2:
+        return f"unknown analyzer {name!r}; did you mean {' or '.join(close)}? ({len(known)} installed)"
+    return f"unknown analyzer {name!r}; did you mean one of {', '.join(close)}? ({len(known)} installed)"
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -441,6 +471,10 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
         progress.finished(r)
     stop = threading.Event()
     lock = threading.Lock()
+    # Ctrl-C: the executor's close() stops the workers, so what their jobs return after it (a "crash",
+    # killed by SIGTERM, with the framework's log lines) is not a result: it is neither recorded nor shown.
+    interrupted = threading.Event()
+    running: dict[str, None] = {}  # the analyzers in a worker now, in the order they started
 
     def run_group(backend: str, group: list[AnalyzerEntry]) -> None:
         slots = int(getattr(executor, "slots", lambda b: 1)(backend))
@@ -459,7 +493,11 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
                 rec = _record(entry, "skipped", "not run: the run was stopped by --strict-plugins")
             elif job is None:
                 rec = _record(entry, "timed_out", f"not run: the run's --deadline of {config.deadline_s:g} s had passed")
+            elif interrupted.is_set():
+                return
             else:
+                with lock:
+                    running[name] = None
                 try:
                     if config.shards > 1 and _is_sharded(entry):
                         result = _run_sharded(entry, executor, backend, job, data, config.shards, staging, progress)
@@ -469,6 +507,11 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
                     result = {"status": "failed", "reason": f"could not load the model on the {backend} backend: {e}", "duration_s": 0.0}
                 except ExecutorError as e:  # the executor itself broke on this job: the analyzer did not run
                     result = {"status": "failed", "reason": f"the {backend} executor failed: {e}", "duration_s": 0.0}
+                finally:
+                    with lock:
+                        running.pop(name, None)
+                if interrupted.is_set():
+                    return
                 rec = _record_from_result(entry, backend, result, name, config.caller)
                 if rec.status.problem and config.strict_plugins:
                     stop.set()
@@ -479,9 +522,17 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     threads = [threading.Thread(target=run_group, args=(b, g), name=f"group-{b}", daemon=True) for b, g in groups.items()]
     for t in threads:
         t.start()
-    for t in threads:
-        while t.is_alive():
-            t.join(0.2)  # short joins keep the main thread responsive to Ctrl-C
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)  # short joins keep the main thread responsive to Ctrl-C
+    except KeyboardInterrupt:
+        interrupted.set()
+        with lock:
+            cut = list(running)
+        for name in cut:
+            progress.interrupted(name)
+        raise
     ordered = tuple(records[e.cls.name] for e in entries)
     t_report = time.perf_counter()
     report = Report(

@@ -1,6 +1,7 @@
 """The report as Markdown for a CI job page (``--summary-md``, ``$GITHUB_STEP_SUMMARY``).
 
-The verdict, the verdict table, the worst findings and where the full report is: read from the
+The verdict (and what else the exit code says), the verdict table, one row per explanation method, the
+worst findings (warnings and errors; info findings are counted) and where the full report is: read from the
 :class:`~diagnostics.report.Report` alone. Every name and message (the model's file name, analyzer
 names, finding codes, where and messages) goes through :mod:`diagnostics.textsafe`: it cannot break
 the table, start a line of its own (a second heading) or inject markup.
@@ -8,7 +9,9 @@ the table, start a line of its own (a second heading) or inject markup.
 
 from __future__ import annotations
 
-from .report import Report
+from .analyzer import Severity
+from .exitcodes import verdict_and_why
+from .report import Report, Status
 from .textsafe import markdown as _md, markdown_code as _code
 
 #: How many findings the summary lists (worst first); the rest are counted, and are in the HTML report.
@@ -19,12 +22,12 @@ def to_markdown(report: Report, html_path: str | None = None, run_url: str | Non
     """The summary of ``report``; ``html_path`` is where report.html was written, ``run_url`` a page
     (a CI run) where it can be downloaded."""
     name = str(report.model.get("name") or "model")
-    verdict = report.worst.value if report.worst else "clean"
-    passed = report.exit_code == 0
+    verdict, why = verdict_and_why(report)
     lines = [
-        f"### diagnose {_code(name)}: {'passed' if passed else 'FAILED'}",
+        f"### diagnose {_code(name)}: {_outcome(report, verdict)}",
         "",
-        f"Verdict: **{verdict}** (fail on {_md(report.fail_on)}) → exit code {int(report.exit_code)}",
+        f"Verdict: **{verdict}** (fail on {_md(report.fail_on)}){', ' + _md(why) if why else ''}"
+        f" → exit code {int(report.exit_code)}",
         "",
         "| analyzer | status | worst finding | findings | time |",
         "|---|---|---|---:|---:|",
@@ -32,18 +35,28 @@ def to_markdown(report: Report, html_path: str | None = None, run_url: str | Non
     for r in report.analyzers:
         worst = r.worst.value if r.worst else "-"
         lines.append(f"| {_md(r.name)} | {r.status} | {worst} | {len(r.findings)} | {float(r.duration_s):.1f} s |")
-    problems = [r for r in report.analyzers if r.status in ("failed", "timed_out")]
+    problems = [r for r in report.analyzers if Status(r.status).problem]
     if problems or report.plugin_problems:
         lines += ["", "**Did not finish**", ""]
         lines += [f"- {_code(r.name)} {r.status}: {_md(r.reason)}" for r in problems]
         lines += [f"- {_md(p)}" for p in report.plugin_problems]
-    findings = sorted(report.findings(), key=lambda nf: -nf[1].severity.rank)
+    methods = [(r.name, e) for r in report.analyzers for e in r.explanations]
+    if methods:  # a passing method is one row here, not a finding of its own
+        lines += ["", "| explanation method | verdict | checks not passed |", "|---|---|---|"]
+        for analyzer, e in methods:
+            lines.append(f"| {_md(analyzer)}: {_md(e.method)} | {e.verdict.value if e.verdict else 'not run'} | "
+                         f"{_not_passed(e)} |")
+    # Worst findings are the ones that need someone: info findings (a doubtful method, a note) stay in the report.
+    findings = sorted(report.findings(Severity.WARNING), key=lambda nf: -nf[1].severity.rank)
+    infos = len(report.findings()) - len(findings)
     if findings:
         lines += ["", "**Worst findings**", "", "| severity | code | where | message |", "|---|---|---|---|"]
         for _, f in findings[:MAX_FINDINGS]:
             lines.append(f"| {f.severity.value} | {_code(f.code, in_table=True)} | {_md(f.where) or '-'} | {_md(f.message)} |")
-        if len(findings) > MAX_FINDINGS:
-            lines.append(f"\n{len(findings) - MAX_FINDINGS} more finding(s) in the full report.")
+    more = [f"{len(findings) - MAX_FINDINGS} more warning(s) or error(s)"] if len(findings) > MAX_FINDINGS else []
+    more += [f"{infos} info finding(s)"] if infos else []
+    if more:
+        lines += ["", f"{' and '.join(more)} in the full report."]
     where = []
     if html_path:
         where.append(_code(html_path))
@@ -52,6 +65,26 @@ def to_markdown(report: Report, html_path: str | None = None, run_url: str | Non
     if where:
         lines += ["", "Full report: " + " · ".join(where)]
     return "\n".join(lines) + "\n"
+
+
+def _outcome(report: Report, verdict: str) -> str:
+    """The heading's word, which the verdict line under it bears out: "passed" only when the run exits 0
+    with nothing found, "passed with warnings" when what it found is below ``--fail-on``, else FAILED."""
+    if int(report.exit_code) != 0:
+        return "FAILED"
+    if verdict == "clean":
+        return "passed"
+    return "passed with " + {"error": "errors", "warning": "warnings"}.get(verdict, f"{verdict} findings")
+
+
+def _not_passed(e) -> str:
+    bad = [f"{_md(k.name)} {_num(k.value)} ({'>' if k.higher_is_better else '<'} {_num(k.threshold)} wanted)"
+           for k in e.checks if k.outcome.value != "passed"]
+    return ", ".join(bad) or _md(e.skipped) or "-"
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.3g}"
 
 
 def failed_run_markdown(model_name: str, message: str, exit_code: int) -> str:

@@ -7,6 +7,7 @@ verdict, start a line of its own or pass for a CI workflow command.
 
 from __future__ import annotations
 
+from .exitcodes import verdict_and_why
 from .report import Report
 from .textsafe import terminal as t, workflow_safe
 
@@ -55,9 +56,9 @@ def verdict_table(report: Report, colour: bool = False) -> str:
             lines.append(f"{t(r.name)}: {r.status}: {t(r.reason)}")
     for p in report.plugin_problems:
         lines.append(c(t(p), "failed"))
-    worst = report.worst.value if report.worst else "clean"
+    worst, why = verdict_and_why(report)
     lines.append("")
-    lines.append(f"verdict: {worst} (fail on {t(report.fail_on)}) -> exit {int(report.exit_code)}")
+    lines.append(f"verdict: {worst} (fail on {t(report.fail_on)}){', ' + why if why else ''} -> exit {int(report.exit_code)}")
     return workflow_safe("\n".join(lines))
 
 

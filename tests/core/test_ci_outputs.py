@@ -8,14 +8,16 @@ analyzer is skipped for a tabular model, and `weights` passes.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import junitparser
+import numpy as np
 import pytest
 
-from diagnostics import AnalyzerRecord, ExitCode, Finding, Report
+from diagnostics import AnalyzerRecord, Context, Data, ExitCode, Explainer, ExplanationAnalyzer, Finding, Report
 from diagnostics.junit import to_junit_xml
 from diagnostics.summary import to_markdown
 
@@ -113,7 +115,7 @@ def test_summary_markdown_and_github_step_summary(ci_run):
     md = (ci_run["dir"] / "summary.md").read_text()
     lines = md.splitlines()
     assert lines[0] == "### diagnose `mlp_vanishing.keras`: FAILED"
-    assert "Verdict: **error** (fail on error) → exit code 3" in lines
+    assert "Verdict: **error** (fail on error), and 1 analyzer failed → exit code 3" in lines
     table = lines.index("| analyzer | status | worst finding | findings | time |")
     assert lines[table + 1] == "|---|---|---|---:|---:|"
     rows = [line for line in lines[table + 2:table + 6]]
@@ -138,7 +140,8 @@ def test_mlflow_run_read_back_with_mlflow_client(ci_run):
     assert run.info.run_name == "diagnose mlp_vanishing.keras" and run.info.status == "FINISHED"
     tags = {k: v for k, v in run.data.tags.items() if k.startswith("diagnostics.")}
     assert tags == {"diagnostics.verdict": "error", "diagnostics.exit_code": "3", "diagnostics.fail_on": "error",
-                    "diagnostics.model": "mlp_vanishing.keras", "diagnostics.version": "0.1.0"}
+                    "diagnostics.model": "mlp_vanishing.keras", "diagnostics.version": "0.1.0",
+                    "diagnostics.exit_reason": "1 analyzer failed"}
     report = ci_run["report"]
     expected = numeric_metrics(report)
     assert run.data.metrics == expected
@@ -209,6 +212,88 @@ def test_markdown_escapes_analyzer_text():
     row = next(line for line in md.splitlines() if "weights.odd" in line)
     assert row.count(" | ") == 3, "a pipe in a message must not open a new cell"
     assert r"\<message\> & \| pipe \[link\](x)" in row
+
+
+def test_the_summary_s_worst_findings_are_warnings_and_errors_and_the_infos_are_counted():
+    lines = to_markdown(_report("warning")).splitlines()
+    table = lines.index("| severity | code | where | message |")
+    assert [line.split(" | ")[1] for line in lines[table + 2:] if line.startswith("| ")] == ["`weights.odd`"]
+    assert "1 info finding(s) in the full report." in lines and "weights.note" not in "\n".join(lines)
+
+
+# -- explanation methods: a passing method is one row of a table, not a finding ---------------------------
+class _Noise(Explainer):
+    """A method that ignores the model (seeded noise): the pipeline must fail it."""
+
+    name = "noise"
+    sampling = True
+
+    def attribute(self, view, x, targets, seed):
+        return np.random.default_rng(seed).normal(size=np.shape(x))
+
+
+@pytest.fixture(scope="module")
+def explained(keras_tf, tmp_path_factory):
+    """The real trust pipeline on a linear model (3 outputs, 5 features): Integrated Gradients is exact
+    there (trusted), the noise is failed. Returns the report a run would write around it."""
+    import time
+
+    from diagnostics_plugins.explain_gradients import IntegratedGradients
+
+    from diagnostics.modelinfo import inspect_model
+
+    class Trust(ExplanationAnalyzer):
+        name = "explain.trust"
+        description = "a trusted and a failed method"
+        explainers = (IntegratedGradients, _Noise)
+        defaults = {"samples": 12}
+
+    keras_tf.utils.set_random_seed(3)
+    model = keras_tf.Sequential([keras_tf.Input((5,)), keras_tf.layers.Dense(3)])
+    x = np.random.default_rng(1).normal(size=(40, 5)).astype(np.float32)
+    ctx = Context(model=model, info=inspect_model(model), data=Data(x_val=x), history=None, metadata={}, seed=0,
+                  artifact_dir=tmp_path_factory.mktemp("explained"), budget_s=600, backend="tensorflow", options={},
+                  _deadline=time.monotonic() + 600)
+    result = Trust().run(ctx)
+    record = AnalyzerRecord(name="explain.trust", plugin="trust", category="explanation", status="ok", duration_s=1.0,
+                            findings=result.findings, explanations=result.explanations)
+    report = Report(model={"name": "linear.keras"}, data=None, environment={}, plugins=(), analyzers=(record,), seed=0,
+                    fail_on="error")
+    return dataclasses.replace(report, exit_code=int(report.compute_exit_code()))
+
+
+def test_a_trusted_method_has_no_finding_and_a_failed_one_is_a_warning(explained):
+    record = explained.record("explain.trust")
+    assert [(e.method, e.verdict.value) for e in record.explanations] == [("integrated_gradients", "trusted"),
+                                                                         ("noise", "failed")]
+    [finding] = record.findings
+    assert (finding.code, finding.severity.value, finding.where) == ("explain.trust.noise.failed", "warning", "noise")
+    assert finding.message.startswith("noise explanations cannot be trusted: maps barely change when the weights are "
+                                      "randomised (rank correlation 1.00); ")
+    assert explained.exit_code == ExitCode.OK
+
+
+def test_a_trusted_method_is_one_cell_in_the_terminal_table(explained):
+    from diagnostics.table import verdict_table
+
+    lines = verdict_table(explained).splitlines()
+    assert "explain.trust:integrated_gradients  trusted  -" in lines
+    assert [line.split(" [")[0] for line in lines if line.startswith(("INFO", "WARNING", "ERROR"))] == [
+        "WARNING explain.trust.noise.failed"]
+    assert lines[-1] == "verdict: warning (fail on error) -> exit 0"
+
+
+def test_a_trusted_method_is_one_row_in_the_summary_and_nothing_in_junit(explained):
+    lines = to_markdown(explained).splitlines()
+    assert lines[0] == "### diagnose `linear.keras`: passed with warnings"
+    assert "| explain.trust: integrated\\_gradients | trusted | - |" in lines
+    assert next(line for line in lines if line.startswith("| explain.trust: noise | failed | ")).count("wanted") == 3
+    assert [line.split(" | ")[1] for line in lines if line.startswith("| warning |") or line.startswith("| info |")] == [
+        "`explain.trust.noise.failed`"]
+    suite = next(iter(junitparser.JUnitXml.fromstring(to_junit_xml(explained))))
+    [case] = list(suite)
+    assert case.is_passed and case.system_out.splitlines() == [
+        "WARNING explain.trust.noise.failed [noise]: " + explained.record("explain.trust").findings[0].message]
 
 
 def test_refused_model_still_gives_ci_a_red_test(tmp_path):

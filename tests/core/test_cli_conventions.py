@@ -208,4 +208,61 @@ def test_mlflow_option_takes_an_optional_run_id_and_a_failed_output_is_exit_2(re
     assert code == ExitCode.USAGE, "a run that found problems (1) but lost an output it was asked for is 2"
     err = capsys.readouterr().err
     assert "diagnose: could not write the report to MLflow: ConnectionError: tracking server at http://127.0.0.1:9 refused" in err
+    assert err.splitlines()[-1] == "diagnose: exit 2, not 1: the report to MLflow was asked for and not written", \
+        "the verdict line said exit 1: the last line says which code wins and why"
     assert (tmp_path / "j.xml").is_file(), "the other outputs are still written"
+
+
+# -- usage errors: diagnose MODEL is not `diagnose run`, and a typo gets the closest name ------------------
+def _usage_error(capsys, *argv) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        cli.main(list(argv))
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    return e.value.code, captured.err
+
+
+@pytest.mark.parametrize("argv", [("m.keras", "--ouy", "r"), ("--ouy", "r", "m.keras")])
+def test_a_misspelt_option_names_the_closest_and_not_a_run_command_the_user_never_typed(capsys, argv):
+    assert _usage_error(capsys, *argv) == (ExitCode.USAGE, (
+        "Usage: diagnose [OPTIONS] MODEL\n"
+        "Try 'diagnose -h' for help.\n"
+        "\n"
+        "diagnose: no such option --ouy (did you mean --out?)\n"))
+
+
+def test_usage_errors_in_the_house_form_with_the_command_the_user_typed(capsys):
+    code, err = _usage_error(capsys, "m.keras", "--fail-on", "sometimes")
+    assert code == ExitCode.USAGE and err.splitlines()[0] == "Usage: diagnose [OPTIONS] MODEL"
+    assert err.splitlines()[-1] == ("diagnose: invalid value for '--fail-on': 'sometimes' is not one of 'info', "
+                                    "'warning', 'error', 'never'.")
+    code, err = _usage_error(capsys, "run", "m.keras", "--ony", "weights")  # typed `run`: its usage says so
+    assert code == ExitCode.USAGE and err == ("Usage: diagnose run [OPTIONS] MODEL\nTry 'diagnose run -h' for help.\n\n"
+                                              "diagnose: no such option --ony (did you mean --only?)\n")
+    code, err = _usage_error(capsys, "sweep", "--ouy", "x", "a.keras")
+    assert code == ExitCode.USAGE and err.splitlines()[::3] == ["Usage: diagnose sweep [OPTIONS] PATH...",
+                                                                "diagnose: no such option --ouy (did you mean --out?)"]
+    code, err = _usage_error(capsys, "m.keras", "--zzz")
+    assert code == ExitCode.USAGE and err.splitlines()[-1] == "diagnose: no such option --zzz"
+
+
+def test_options_may_come_before_the_model(recorded, tmp_path):
+    code, config = recorded("-o", str(tmp_path / "r"), "--only", "weights", "-q", "m.keras")
+    assert code == ExitCode.FINDINGS and config.out_dir == tmp_path / "r" and config.model_path == "m.keras"
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("health.gradient", "did you mean health.gradients?"),
+    ("weight", "did you mean weights?"),
+    ("lime", "did you mean explain.lime?"),
+    ("gradients", "did you mean explain.gradients or health.gradients?"),
+    ("explain", "did you mean one of explain.captum, explain.gradients, explain.lime, explain.shap, explain.shortcut?"),
+])
+def test_an_unknown_analyzer_gets_the_names_it_was_meant_to_be_not_the_whole_list(capsys, tmp_path, name, hint):
+    from diagnostics.plugin_manager import PluginHost
+
+    installed = len(PluginHost().load().analyzers)
+    for flag in ("--only", "--skip"):
+        code, err = _usage_error(capsys, str(tmp_path / "never-read.keras"), flag, name, "-o", str(tmp_path / "r"), "-q")
+        assert (code, err) == (ExitCode.USAGE, f"diagnose: unknown analyzer {name!r}; {hint} ({installed} installed)\n")
+    assert not (tmp_path / "r").exists(), "refused before any output folder is made"

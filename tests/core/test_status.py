@@ -62,3 +62,65 @@ def test_an_executor_error_while_loading_the_model_exits_model_refused(tiny, tmp
     assert outcome.exit_code == ExitCode.MODEL_REFUSED
     assert outcome.message == ("model refused: the worker could not load it: ImportError: libcudart.so.12: "
                                "cannot open shared object file")
+
+
+# -- the status lines agree with the exit code ---------------------------------------------------------
+def _run(statuses=(), findings=(), plugin_errors=0, fail_on="error", strict=False) -> Report:
+    import dataclasses
+
+    from diagnostics import Finding
+
+    recs = [AnalyzerRecord(name=f"a{i}", plugin="p", category="model", status=s, reason="plugin 'p': it broke")
+            for i, s in enumerate(statuses)]
+    recs.append(AnalyzerRecord(name="weights", plugin="weights", category="health", status="ok",
+                               findings=tuple(Finding(f"weights.{s}", s, "seen") for s in findings)))
+    plugins = tuple({"name": f"bad{i}", "error": "failed to import bad: ImportError: x"} for i in range(plugin_errors))
+    report = Report(model={"name": "m"}, data=None, environment={}, plugins=plugins, analyzers=tuple(recs), seed=0,
+                    fail_on=fail_on)
+    code = ExitCode.PLUGIN_ERROR if strict else report.compute_exit_code()
+    return dataclasses.replace(report, exit_code=int(code))
+
+
+@pytest.mark.parametrize("run, line", [
+    (dict(), "verdict: clean (fail on error) -> exit 0"),
+    (dict(findings=("warning",)), "verdict: warning (fail on error) -> exit 0"),
+    (dict(findings=("error",)), "verdict: error (fail on error) -> exit 1"),
+    (dict(statuses=("crashed",)), "verdict: clean (fail on error), but 1 analyzer crashed -> exit 3"),
+    (dict(statuses=("timed_out", "timed_out"), findings=("warning",)),
+     "verdict: warning (fail on error), but 2 analyzers timed out -> exit 3"),
+    (dict(statuses=("failed", "crashed", "ok", "timed_out"), findings=("error",)),
+     "verdict: error (fail on error), and 3 analyzers did not finish (1 failed, 1 timed out, 1 crashed) -> exit 3"),
+    (dict(plugin_errors=2), "verdict: clean (fail on error), but 2 plugins failed to load -> exit 3"),
+    (dict(statuses=("failed",), plugin_errors=1, fail_on="never", findings=("error",)),
+     "verdict: error (fail on never), but 1 analyzer failed and 1 plugin failed to load -> exit 3"),
+    (dict(statuses=("failed", "skipped"), strict=True),
+     "verdict: clean (fail on error), but --strict-plugins stopped the run: 1 analyzer failed -> exit 6"),
+])
+def test_the_verdict_line_says_why_the_exit_code_is_what_it_is(run, line):
+    from diagnostics.table import verdict_table
+
+    assert verdict_table(_run(**run)).splitlines()[-1] == line
+
+
+def test_the_summary_heading_agrees_with_its_verdict_and_mlflow_says_why_too():
+    from diagnostics.mlflow import tags
+    from diagnostics.summary import to_markdown
+
+    def top(report):
+        return to_markdown(report).splitlines()[:3:2]
+
+    assert top(_run()) == ["### diagnose `m`: passed", "Verdict: **clean** (fail on error) → exit code 0"]
+    assert top(_run(findings=("warning", "info"))) == [
+        "### diagnose `m`: passed with warnings", "Verdict: **warning** (fail on error) → exit code 0"]
+    assert top(_run(findings=("info",))) == [
+        "### diagnose `m`: passed with info findings", "Verdict: **info** (fail on error) → exit code 0"]
+    assert top(_run(findings=("error",), fail_on="never")) == [
+        "### diagnose `m`: passed with errors", "Verdict: **error** (fail on never) → exit code 0"]
+    assert top(_run(findings=("error",))) == ["### diagnose `m`: FAILED", "Verdict: **error** (fail on error) → exit code 1"]
+    crashed = _run(statuses=("crashed",))
+    assert top(crashed) == ["### diagnose `m`: FAILED",
+                            "Verdict: **clean** (fail on error), but 1 analyzer crashed → exit code 3"]
+    assert "- `a0` crashed: plugin 'p': it broke" in to_markdown(crashed).splitlines(), "a crash did not finish either"
+    assert tags(crashed)["diagnostics.verdict"] == "clean" and tags(crashed)["diagnostics.exit_code"] == "3"
+    assert tags(crashed)["diagnostics.exit_reason"] == "1 analyzer crashed"
+    assert "diagnostics.exit_reason" not in tags(_run(findings=("error",))), "the findings say why: no reason tag"
