@@ -118,6 +118,8 @@ CANCEL_GRACE_S = 30.0
 #: The fields of a RunConfig that travel to the run's process (as JSON); any other must keep its default.
 _WIRE_FIELDS = ("model_path", "out_dir", "data_path", "only", "skip", "fail_on", "timeout_s", "seed", "options",
                 "label_column", "deadline_s")
+#: The runs of this server, by id: every tab's page polls them (they outlive reruns, reconnections and tabs).
+REGISTRY: dict[str, "Job"] = {}
 _START_LOCK = threading.Lock()  # one run at a time per server: a run uses every core
 _CHILD = "from diagnostics_dashboard.jobs import child_main; child_main()"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from diagnostics.report import Report
 
 from tests.conftest import ZOO_DIR
+from diagnostics_dashboard import jobs
 from diagnostics_dashboard.reports import md_escape, md_line
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -18,6 +21,34 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 TIMEOUT = 60
+RUN_WAIT_S = 400  # a run spawns a worker that imports TensorFlow: seconds alone, minutes on a loaded machine
+
+
+def wait_for(at: AppTest, done, what: str, timeout_s: float = RUN_WAIT_S) -> None:
+    """Rerun the page (as its poll does) until ``done()``; the run itself goes on in its own process."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert not at.exception, [e.value for e in at.exception]
+        assert time.monotonic() < deadline, f"waited {timeout_s:.0f} s for {what}"
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def our_temp_dirs() -> set[str]:
+    """What the dashboard could leave in the temp folder (uploads, and the workspace it used to make)."""
+    return {p.name for p in Path(tempfile.gettempdir()).iterdir()
+            if p.name.startswith(("diagnostics-dashboard-", "diagnostics-upload-", "diagnostics-run-"))}
+
+
+@pytest.fixture(autouse=True)
+def no_run_outlives_its_test():
+    """Runs belong to the server (here: this process): one a test left going would lock the next test's page."""
+    yield
+    for job in list(jobs.REGISTRY.values()):
+        jobs.cancel(job, "the test ended")
+        if job.thread is not None:
+            job.thread.join(60)
 
 
 @pytest.fixture
@@ -166,30 +197,31 @@ def test_compare_highlights_what_changed(open_app, report_root):
     assert "weights.zero_units" in set(findings[findings["change"] == "new in B"]["code"])
 
 
-def test_run_page_refuses_a_hostile_upload_with_the_reason(open_app, report_root, hostile_model):
-    at = open_app(report_root, "run")
+def test_run_page_refuses_a_hostile_upload_with_the_reason(open_app, tmp_path, hostile_model):
+    at = open_app(tmp_path, "run")
     at.radio(key="run-source").set_value("Upload").run()
     at.file_uploader(key="run-upload").set_value(("innocent_looking.keras", hostile_model.read_bytes(), "application/octet-stream"))
     at.run()
     at.button(key="run-go").click().run()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not at.error:
-        time.sleep(0.5)
-        at.run()
-    assert not at.exception
+    wait_for(at, lambda: at.error, "the refusal")
     message = at.error[0].value
     assert message.startswith("**Model refused** (exit code 4 MODEL_REFUSED): the file holds code that would run on loading")
     assert "Lambda" in message and "doubler" in message
     assert message.lower().count("model refused") == 1
+    assert not (tmp_path / "runs").exists()  # a refused run leaves no folder behind
+    assert at.button(key="run-go").disabled is False
 
 
-def test_run_page_refuses_a_file_that_is_not_a_model_by_its_content(open_app, report_root):
-    at = open_app(report_root, "run")
+def test_run_page_refuses_a_file_that_is_not_a_model_by_its_content(open_app, tmp_path):
+    before = our_temp_dirs()
+    at = open_app(tmp_path, "run")
     at.radio(key="run-source").set_value("Upload").run()
     at.file_uploader(key="run-upload").set_value(("model.keras", b"#!/bin/sh\necho not a model\n", "application/octet-stream"))
     at.run()
     at.button(key="run-go").click().run()
     assert "not a Keras model file" in at.error[0].value
+    assert not jobs.REGISTRY or jobs.active(jobs.REGISTRY) is None  # nothing started
+    assert our_temp_dirs() == before  # the upload's folder is gone with it
 
 
 def test_untrusted_text_is_never_markup(open_app, report_root, tmp_path):
@@ -246,24 +278,68 @@ def test_gan_page_draws_samples_and_class_coverage(open_app, tmp_path, diagnose_
     assert len(at.image) >= 1  # the generated-sample grid
 
 
-def test_run_page_runs_a_zoo_model_and_opens_its_report(open_app, report_root):
-    at = open_app(report_root, "run")
-    assert "cnn" in at.selectbox(key="run-zoo").options
-    at.selectbox(key="run-zoo").select("cnn")
+def test_run_page_runs_a_zoo_model_and_opens_its_report(open_app, tmp_path):
+    before = our_temp_dirs()
+    at = open_app(tmp_path, "run")
+    assert "mlp" in at.selectbox(key="run-zoo").options
+    at.selectbox(key="run-zoo").select("mlp")
     at.multiselect(key="run-only").select("architecture")
     at.run()
     at.button(key="run-go").click().run()
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not at.success and not at.error:
-        assert at.get("progress") or at.success, "a progress bar while it runs"
-        time.sleep(1)
-        at.run()
+    assert at.get("progress"), "a progress bar while it runs"
+    assert at.button(key="run-go").disabled and not at.button(key="run-cancel").disabled
+    wait_for(at, lambda: at.success or at.error, "the end of the run")
     assert not at.error, at.error[0].value
     assert "exit code 0 OK" in at.success[0].value
-    new_dir = at.session_state["report_dir"]
-    assert Report.load(new_dir).model["name"] == "cnn.h5"
-    assert "run 1 · zoo: cnn" in at.selectbox(key="report_label").options
+    # Written under the folder the dashboard was opened on, and nowhere else.
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert re.fullmatch(r"mlp-\d{8}-\d{6}", run_dir.name), run_dir.name
+    assert Path(at.session_state["report_dir"]).resolve() == run_dir.resolve()
+    assert our_temp_dirs() == before
+    # The verdict table, and the sidebar's picker on the new report.
+    verdicts = next(e.value for e in at.dataframe if "analyzer" in e.value.columns and "status" in e.value.columns)
+    assert list(verdicts["analyzer"]) == ["architecture"] and list(verdicts["status"]) == ["ok"]
+    assert at.selectbox(key="report_label").value == f"runs/{run_dir.name}"
+    assert Report.load(run_dir).model["name"] == "mlp.h5"
     at.switch_page("views/overview.py").run()
-    assert at.title[0].value == md_line("cnn.h5")
+    assert at.title[0].value == md_line("mlp.h5")
     verdicts = next(e.value for e in at.dataframe if "analyzer" in e.value.columns and "status" in e.value.columns)
     assert list(verdicts["analyzer"]) == ["architecture"]
+
+
+def test_run_page_cancels_its_run_and_leaves_nothing(open_app, tmp_path):
+    at = open_app(tmp_path, "run")
+    at.selectbox(key="run-zoo").select("cnn")  # every analyzer: minutes, so the cancel comes first
+    at.run()
+    at.button(key="run-go").click().run()
+    (job,) = [j for j in jobs.REGISTRY.values() if j.running]
+    at.button(key="run-cancel").click().run()
+    wait_for(at, lambda: at.warning and "Cancelled" in at.warning[0].value, "the cancelled run")
+    assert at.warning[0].value.startswith("**Cancelled** after ") and at.warning[0].value.endswith(
+        "(in this tab). Nothing was written.")
+    assert job.outcome.exit_code == 130 and job.process.poll() is not None
+    assert not (tmp_path / "runs").exists()
+    assert at.button(key="run-go").disabled is False
+
+
+def test_run_page_shows_another_tabs_run_and_can_cancel_it(open_app, tmp_path):
+    """Tab B sees who holds the lock (model, start time), cancels it; tab A says so; B gets its button back."""
+    a = open_app(tmp_path, "run")
+    a.selectbox(key="run-zoo").select("cnn")
+    a.run()
+    a.button(key="run-go").click().run()
+    (job,) = [j for j in jobs.REGISTRY.values() if j.running]
+    b = open_app(tmp_path, "run")
+    lock = b.warning[0].value
+    assert re.fullmatch(r"A run started in another tab is in progress \(cnn, started \d\d:\d\d:\d\d; \d+ s so far\)\. "
+                        r"\*\*Diagnose\*\* comes back when it ends; cancel it to start yours now\.", lock), lock
+    assert f"started {job.started_at:%H:%M:%S}" in lock
+    assert b.button(key="run-go").disabled
+    b.button(key="run-cancel-other").click().run()
+    wait_for(b, lambda: b.info and "was cancelled" in b.info[0].value, "B seeing the end of A's run")
+    assert b.info[0].value.startswith("The run started in another tab (cnn, started ")
+    assert b.info[0].value.endswith("was cancelled: cancelled from another tab.")
+    assert b.button(key="run-go").disabled is False
+    wait_for(a, lambda: a.warning and "Cancelled" in a.warning[0].value, "A seeing its run cancelled")
+    assert a.warning[0].value.endswith("(from another tab). Nothing was written.")
+    assert not (tmp_path / "runs").exists()
