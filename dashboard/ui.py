@@ -96,9 +96,22 @@ def report_picker() -> None:
         labels = list(options)
         current = st.session_state.get("report_dir")
         index = next((i for i, l in enumerate(labels) if str(options[l]) == current), 0)
+        asked = st.session_state.pop("report_open", None)  # open_report(): set the widget before it is drawn
+        hit = next((l for l in labels if asked and Path(options[l]).resolve() == Path(asked).resolve()), None)
+        if hit is not None:
+            st.session_state["report_label"] = hit
+            index = 0  # the label set above decides; a default beside it would only log a warning
         label = st.selectbox("Report", labels, index=index, key="report_label",
                              help="Reports found under the directory given to `diagnose dashboard`, and runs made here.")
         st.session_state["report_dir"] = str(options[label])
+
+
+def open_report(directory: str | Path) -> None:
+    """Make ``directory`` the report of every page, the sidebar's picker included, from the next run of the
+    app on (call ``st.rerun()`` after it). Setting ``report_dir`` alone is not enough: the picker keeps the
+    label the browser sends back."""
+    st.session_state["report_dir"] = str(directory)
+    st.session_state["report_open"] = str(directory)
 
 
 def current() -> tuple[Report, Path] | None:
