@@ -290,6 +290,9 @@ def _safe_progress(progress_cls):
         def step(self, name: str, done: int, total: int, message: str = "") -> None:
             super().step(terminal(name), done, total, terminal(message))
 
+        def live(self, text: str) -> None:
+            super().live(terminal(text))
+
     return SafeProgress
 
 

@@ -162,11 +162,12 @@ class ProcessExecutor:
         if w is not None:
             w.kill()
 
-    def load(self, backend: str, job: Job) -> dict[str, Any]:
+    def load(self, backend: str, job: Job, phase: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """``phase``: told each loading phase the worker reports, as it begins (diagnostics.loading)."""
         w = self._worker(backend)
         w.conn.send(("load", dataclasses.asdict(job)))
         timeout = getattr(job, "load_timeout_s", LOAD_TIMEOUT_S)
-        reply = self._wait_loaded(w, timeout)
+        reply = self._wait_loaded(w, timeout, phase)
         if reply is None:
             death = w.describe_death() if not w.process.is_alive() else f"loading the model took longer than {timeout:g} s (--load-timeout)"
             self._drop(backend)
@@ -223,11 +224,16 @@ class ProcessExecutor:
             raise ModelRefused(payload)
         return {"status": "failed", "reason": f"could not start: {payload}", "duration_s": duration}
 
-    def _wait_loaded(self, w: _Worker, timeout: float):
-        """The first reply after a load; ``timeout`` counts from the worker's framework import, not before."""
+    def _wait_loaded(self, w: _Worker, timeout: float, phase: Callable[[str], None] | None = None):
+        """The first reply after a load; ``timeout`` counts from the worker's framework import, not before.
+        The worker's ``("phase", name)`` messages on the way go to ``phase``."""
         deadline = time.monotonic() + (timeout if w.ready else STARTUP_TIMEOUT_S)
         while True:
             reply = self._wait(w, max(0.0, deadline - time.monotonic()))
+            if reply is not None and reply[0] == "phase":
+                if phase is not None:
+                    phase(str(reply[1]))
+                continue
             if reply is not None and reply[0] == "ready":
                 w.ready = True
                 deadline = time.monotonic() + timeout
@@ -258,7 +264,9 @@ class ProcessExecutor:
         stopping = []
         for w in workers:  # all told first, so they exit side by side
             try:
-                if not (w.ready or w.conn.poll(0)):  # still importing its framework (a run refused early):
+                while not w.ready and w.conn.poll(0):  # phase messages queued, and "ready" perhaps among them
+                    w.ready = w.conn.recv()[0] == "ready"
+                if not w.ready:  # still importing its framework (a run refused early):
                     w.kill()                         # nothing to lose, and it would read "stop" only after
                     continue
                 w.conn.send(("stop", None))

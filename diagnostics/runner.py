@@ -24,6 +24,7 @@ from .exitcodes import ExitCode
 from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
 from .executors import ExecutorError
 from .limits import DEFAULT as DEFAULT_LIMITS
+from .loading import LoadingLine, phase_kwargs
 from .options import OptionError, check_options
 from .report import AnalyzerRecord, Report, Status
 from .modelinfo import declared_model
@@ -105,6 +106,14 @@ class Progress:
             if self.tty:
                 self.stream.write("\r\033[K")
             self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def live(self, text: str) -> None:
+        """Rewrite the current line in place, on a terminal only: something still going on (the model loading)."""
+        if self.quiet or not self.tty:
+            return
+        with self._lock:
+            self.stream.write(f"\r\033[K{text}"[:120])
             self.stream.flush()
 
     def step(self, name: str, done: int, total: int, message: str = "") -> None:
@@ -441,7 +450,6 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     base_job = dataclasses.replace(base_job, max_memory=memory.per_worker(
         base_job.max_memory or memory.default_limit(), len(backends_needed)))
     _start_workers(executor, backends_needed)
-    progress.say(f"loading {model_summary['name']} ({primary} backend)…")
     primary_job = base_job
     # Ray actors may run on other machines, where a copy in this staging folder does not exist.
     copy = _keras_copy_path(base_job, primary, backends_needed, staging) if config.executor == "local" else None
@@ -450,7 +458,8 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     primary_job = within_deadline(primary_job)
     if primary_job is None:
         raise ModelRefused(f"the run's --deadline of {config.deadline_s:g} s passed before the model was loaded")
-    loaded = executor.load(primary, primary_job)
+    with LoadingLine(progress, model_summary["name"], primary) as line:  # the worker's phases as they happen
+        loaded = executor.load(primary, primary_job, **phase_kwargs(executor, line.phase))
     primary_job = dataclasses.replace(primary_job, budget_s=base_job.budget_s, load_timeout_s=base_job.load_timeout_s)
     if copy and Path(copy).is_file():  # the other backends read the .keras copy, not the legacy .h5
         base_job = dataclasses.replace(base_job, load_path=copy)

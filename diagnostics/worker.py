@@ -86,6 +86,8 @@ class WorkerState:
         self.sandbox: dict | None = None
         #: seconds and peak memory of this worker's phases, sent to the parent with each reply
         self.stats: dict[str, float] = {}
+        #: told each loading phase as it begins (the worker process sends it to the parent); None: nobody asks
+        self.on_phase: Callable[[str], None] | None = None
 
     def ensure_model(self, job: Job):
         if self.model is None or self.model_path != job.model_path:
@@ -93,13 +95,15 @@ class WorkerState:
             from .modelinfo import inspect_model
 
             t0 = time.perf_counter()
+            if self.on_phase is not None:
+                self.on_phase("loading plugins")
             self.host.load()
             t1 = time.perf_counter()
             # A copy made by another worker of this run (job.load_path) is scanned again, but its digest is
             # not the one the parent saw: only the original file is held to model_sha256.
             self.model = load_checked(job.load_path or job.model_path, custom_objects=self.host.custom_objects,
                                       trust=job.trust, limits=job.limits(),
-                                      expect_sha256=None if job.load_path else job.model_sha256)
+                                      expect_sha256=None if job.load_path else job.model_sha256, phase=self.on_phase)
             self.model_path = job.model_path
             self.info = inspect_model(self.model, loss=job.loss, kind_hint=job.kind_hint)
             self.fingerprint = weights_fingerprint(self.model)
@@ -107,6 +111,8 @@ class WorkerState:
             self.stats["load_s"] = self.stats.get("load_s", 0.0) + time.perf_counter() - t1
             self.stats["loads"] = self.stats.get("loads", 0) + 1
             if job.keras_copy and not os.path.exists(job.keras_copy):
+                if self.on_phase is not None:
+                    self.on_phase("saving a .keras copy for the other backends")
                 _save_copy(self.model, job.keras_copy)
         if job.data_path != self.data_path:
             from .data import load_file
@@ -353,6 +359,7 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
             sys.stdout.flush()
             os._exit(1)
     t0 = time.perf_counter()
+    conn.send(("phase", f"importing {backend}"))  # the parent shows it while it waits (diagnostics.loading)
     try:  # import the framework now, so that --load-timeout measures loading, not TensorFlow's import
         import keras  # noqa: F401
     except Exception:  # noqa: BLE001 - reported when a job needs it
@@ -361,6 +368,7 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     conn.send(("ready", {"sandbox": applied}))
     state = WorkerState(backend, set(disabled), extra)
     state.sandbox = applied
+    state.on_phase = lambda name: conn.send(("phase", name))
     if threads:
         state.stats["threads"] = int(os.environ.get("OMP_NUM_THREADS", threads))
     if spawned_at is not None:
