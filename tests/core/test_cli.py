@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -83,7 +84,7 @@ def test_usage_errors(tiny, tmp_path):
     assert "diagnose: unknown analyzer 'no_such_analyzer'; installed: " in proc.stderr
     proc = run_diagnose(tiny["keras"], "--fail-on", "sometimes")
     assert proc.returncode == ExitCode.USAGE
-    assert "Invalid value for '--fail-on'" in proc.stderr
+    assert "diagnose: invalid value for '--fail-on'" in proc.stderr
 
 
 def test_data_refused_with_shape_message(tiny, tmp_path):
@@ -221,7 +222,11 @@ def test_interrupted_run_keeps_previous_report(tiny, tmp_path, plugin_dir):
             proc.kill()
             proc.communicate()
     assert proc.returncode == ExitCode.INTERRUPTED, stderr
-    assert "diagnose: interrupted: the previous report, if any, is left as it was" in stderr
+    lines = stderr.splitlines()
+    assert lines[-1] == "diagnose: interrupted: the previous report, if any, is left as it was", stderr
+    # the analyzer the CLI stopped is interrupted, not a crash "killed by SIGTERM" with the worker's log lines
+    assert len([line for line in lines if re.fullmatch(r"\[[123]/3\] slowpoke {17}interrupted", line)]) == 1, stderr
+    assert not any(word in stderr for word in ("crashed", "SIGTERM", "last output")), stderr
     assert (out / "report.json").read_bytes() == before
     assert (out / "report.html").read_bytes() == before_html
     assert sorted(p.name for p in out.iterdir()) == ["artifacts", "report.html", "report.json"]

@@ -231,6 +231,6 @@ def test_sweep_rows_show_checkpoint_names_escaped(evil_model, tmp_path):
 def test_usage_errors_quote_arguments_escaped_and_help_stays_readable():
     proc = run_diagnose("run", "a", "b", f"x\x1b[8m\n{FAKE_VERDICT}\n::error::y")  # e.g. file names from a glob
     assert proc.returncode == ExitCode.USAGE
-    assert proc.stderr.splitlines()[-1] == rf"Error: Got unexpected extra arguments (b x\x1b[8m\n{FAKE_VERDICT}\n::error::y)"
+    assert proc.stderr.splitlines()[-1] == rf"diagnose: got unexpected extra arguments (b x\x1b[8m\n{FAKE_VERDICT}\n::error::y)"
     help_text = run_diagnose("plugin").stdout + run_diagnose("plugin").stderr  # our own help: lines kept
     assert "Usage: diagnose plugin" in help_text and "\n  Write your own analyzer plugin" in help_text

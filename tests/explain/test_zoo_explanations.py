@@ -45,7 +45,8 @@ def test_gradient_family_on_the_zoo_cnn_gives_every_method_a_typed_verdict_and_m
     codes = {f["code"] for f in rec["findings"]}
     for method, s in sections.items():
         assert s["verdict"] in ("trusted", "doubtful", "failed")
-        assert f"explain.gradients.{method}.{s['verdict']}" in codes
+        # a method that passed is a cell of the method table, not a finding; one that did not says why
+        assert (f"explain.gradients.{method}.{s['verdict']}" in codes) == (s["verdict"] != "trusted")
         assert s["sample_indices"] == rec["metrics"]["sample_indices"] and len(s["targets"]) == 16
         failing = [c["reason"] for c in s["checks"] if c["outcome"] != "passed"]
         assert failing == s["reasons"] or sorted(failing) == sorted(s["reasons"])
