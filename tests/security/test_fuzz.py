@@ -35,7 +35,9 @@ def _run(plain, tmp_path, count: int, seed: int):
     assert result.tried == count
     assert result.errors == [], result.errors[:5]
     assert result.refused + len(result.clean) + len(result.hangs) + len(result.crashes) == count
-    assert all(t < DEADLINE_S + 15 for t in killed), killed
+    # each is killed at DEADLINE_S (its start included); a loaded machine's reaping fits in the margin,
+    # and a scan that ignored its deadline would never end at all
+    assert all(t < DEADLINE_S + 40 for t in killed), killed
     return result
 
 
@@ -50,7 +52,7 @@ def test_fuzzed_refusals_exit_4_through_the_cli(plain, tmp_path):
     result = fuzz.campaign(paths, DEADLINE_S)
     refused = [p for p in paths if p not in result.clean][:3]
     for p in refused:
-        run = run_measured(p, "--out", tmp_path / "out", timeout=120)
+        run = run_measured(p, "--out", tmp_path / "out", timeout=600)  # a ceiling for a hung run: it takes seconds
         lines = [l for l in run["stderr"].splitlines() if l.strip()]
         assert run["rc"] == int(ExitCode.MODEL_REFUSED) and len(lines) == 1, (p.name, run["stderr"])
 
