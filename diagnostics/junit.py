@@ -5,9 +5,12 @@ the analyzer), read from the :class:`~diagnostics.report.Report` alone:
 
 - findings at or above the report's ``fail_on`` -> one ``<failure>`` (``type`` = the worst finding's
   code, ``message`` = its code and message, text = every such finding, one per line);
-- ``failed`` / ``timed_out`` -> ``<error>`` with the reason as message and the traceback as text;
+- ``failed`` / ``timed_out`` / ``crashed`` -> ``<error>`` with the reason as message and the traceback as text;
 - ``skipped`` -> ``<skipped>`` with the reason;
-- every finding, failing or not, is listed in the test case's ``<system-out>``;
+- every finding, failing or not, is listed in the test case's ``<system-out>`` (a trusted explanation
+  method has none: its verdict is in the report's method table);
+- the suite's properties hold the model, the seed, ``fail_on``, ``exit_code``, ``verdict`` and, when an
+  analyzer or plugin rather than a finding set the exit code, ``exit_reason`` ("1 analyzer crashed");
 - a plugin that failed to load has no analyzer record, so it becomes a test case of its own
   (classname ``plugin``) with an ``<error>``: the XML is red whenever the exit code says 3.
 
@@ -24,7 +27,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from .analyzer import Finding, Severity
-from .report import AnalyzerRecord, Report
+from .exitcodes import exit_reason
+from .report import AnalyzerRecord, Report, Status
 from .textsafe import visible, xml_text
 
 
@@ -58,7 +62,7 @@ def _testcase(suite: ET.Element, record: AnalyzerRecord, fail_on: str) -> str:
     """Add one analyzer's test case; return its outcome: passed, failure, error or skipped."""
     case = _sub(suite, "testcase", classname=record.category or "analyzer", name=record.name, time=_time(record.duration_s))
     outcome = "passed"
-    if record.status in ("failed", "timed_out"):
+    if Status(record.status).problem:  # failed, timed out or crashed: the run exits 3, the XML is red
         _sub(case, "error", record.traceback or record.reason, type=record.status,
              message=record.reason or record.status)
         outcome = "error"
@@ -85,8 +89,10 @@ def to_junit_xml(report: Report) -> str:
     props = _sub(suite, "properties")
     for key, value in (("model", report.model.get("path") or name), ("sha256", report.model.get("sha256") or ""),
                        ("fail_on", report.fail_on), ("seed", str(report.seed)), ("exit_code", str(report.exit_code)),
-                       ("verdict", report.worst.value if report.worst else "clean")):
-        _sub(props, "property", name=key, value=str(value))
+                       ("verdict", report.worst.value if report.worst else "clean"),
+                       ("exit_reason", exit_reason(report))):
+        if key != "exit_reason" or value:  # what set the exit code when the findings did not: "1 analyzer crashed"
+            _sub(props, "property", name=key, value=str(value))
     counts = {"passed": 0, "failure": 0, "error": 0, "skipped": 0}
     for record in report.analyzers:
         counts[_testcase(suite, record, report.fail_on)] += 1

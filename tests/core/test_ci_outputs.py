@@ -109,6 +109,7 @@ def test_junit_xml_follows_the_common_schema(ci_run):
     _check_structure(root)
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["exit_code"] == "3" and props["verdict"] == "error" and props["fail_on"] == "error"
+    assert props["exit_reason"] == "1 analyzer failed", "the XML says why the code is 3 as the verdict line does"
 
 
 def test_summary_markdown_and_github_step_summary(ci_run):
@@ -207,6 +208,21 @@ def test_junit_writer_timeouts_plugin_errors_fail_on_and_unprintable_text(fail_o
     assert "INFO weights.note: fine" in cases["weights"].system_out
 
 
+def test_a_crashed_analyzer_is_a_junit_error_as_its_exit_code_3_says():
+    crashed = AnalyzerRecord(name="explain.gradients", plugin="explain_gradients", category="explanation",
+                             status="crashed", duration_s=4.0,
+                             reason="plugin 'explain_gradients': crashed: the worker process was killed by SIGKILL")
+    report = Report(model={"name": "m.keras"}, data=None, environment={}, plugins=(), analyzers=(crashed,), seed=0,
+                    fail_on="error", exit_code=3)
+    text = to_junit_xml(report)
+    suite = next(iter(junitparser.JUnitXml.fromstring(text)))
+    assert (suite.tests, suite.failures, suite.errors) == (1, 0, 1)
+    [error] = next(iter(suite)).result
+    assert isinstance(error, junitparser.Error) and error.type == "crashed" and error.message == crashed.reason
+    props = {p.get("name"): p.get("value") for p in ET.fromstring(text).iter("property")}
+    assert (props["verdict"], props["exit_code"], props["exit_reason"]) == ("clean", "3", "1 analyzer crashed")
+
+
 def test_markdown_escapes_analyzer_text():
     md = to_markdown(_report("warning"), html_path="r/report.html")
     row = next(line for line in md.splitlines() if "weights.odd" in line)
@@ -290,7 +306,9 @@ def test_a_trusted_method_is_one_row_in_the_summary_and_nothing_in_junit(explain
     assert next(line for line in lines if line.startswith("| explain.trust: noise | failed | ")).count("wanted") == 3
     assert [line.split(" | ")[1] for line in lines if line.startswith("| warning |") or line.startswith("| info |")] == [
         "`explain.trust.noise.failed`"]
-    suite = next(iter(junitparser.JUnitXml.fromstring(to_junit_xml(explained))))
+    text = to_junit_xml(explained)
+    assert 'name="exit_reason"' not in text, "the findings explain exit 0: no reason property"
+    suite = next(iter(junitparser.JUnitXml.fromstring(text)))
     [case] = list(suite)
     assert case.is_passed and case.system_out.splitlines() == [
         "WARNING explain.trust.noise.failed [noise]: " + explained.record("explain.trust").findings[0].message]
