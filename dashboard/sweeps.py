@@ -52,9 +52,55 @@ def load(directory: Path) -> dict[str, Any]:
     return data
 
 
-def steps(entries: list[dict[str, Any]]) -> list[int | float]:
-    """The x axis: each checkpoint's step, or its position when the sweep could not tell the step."""
-    return [e["step"] if isinstance(e.get("step"), (int, float)) else i for i, e in enumerate(entries)]
+def axis(index: dict[str, Any]) -> str:
+    """What the sweep's x axis counts: ``epoch``, ``step`` or ``position`` (an index written before the
+    sweep recorded its axis counted the sidecars' ``step``)."""
+    value = index.get("axis")
+    return value if value in ("epoch", "step", "position") else "step"
+
+
+def axis_label(index: dict[str, Any]) -> str:
+    return {"epoch": "epoch", "step": "step"}.get(axis(index), "checkpoint")
+
+
+def steps(entries: list[dict[str, Any]], along: str = "step") -> list[int | float]:
+    """The x axis: each checkpoint's value on the sweep's axis (``at``, as the sweep wrote it; else its
+    ``along`` field), or its position (from 1) when the sweep could not tell."""
+    out = []
+    for i, e in enumerate(entries, 1):
+        value = e.get("at", e.get(along))
+        out.append(value if isinstance(value, (int, float)) and not isinstance(value, bool) else i)
+    return out
+
+
+def changes_text(entry: dict[str, Any]) -> str:
+    """The warnings and errors that moved at this checkpoint, in words (the index's ``changes``)."""
+    parts = []
+    for c in entry.get("changes") or []:
+        if not isinstance(c, dict):
+            continue
+        where = f", {c.get('where')}" if c.get("where") else ""
+        kind = c.get("change")
+        if kind == "appeared":
+            parts.append(f"+ {c.get('code')} ({c.get('severity')}{where})")
+        elif kind == "gone":
+            parts.append(f"\u2212 {c.get('code')} ({c.get('was')}{where})")
+        else:
+            parts.append(f"{c.get('code')}{' (' + c['where'] + ')' if c.get('where') else ''}: {c.get('was')} \u2192 "
+                         f"{c.get('severity')}")
+    return "; ".join(parts)
+
+
+def intervals_text(item: dict[str, Any], unit: str) -> str:
+    """``epochs 1\u20133, 6\u201340``: where a finding was present (an index without intervals: its first step)."""
+    spans = []
+    for i in item.get("intervals") or []:
+        if isinstance(i, dict):
+            spans.append(str(i.get("from")) if i.get("from") == i.get("to") else f"{i.get('from')}\u2013{i.get('to')}")
+    if not spans:
+        return f"{unit} {item.get('at', item.get('step'))} on"
+    plural = len(spans) > 1 or "\u2013" in spans[0]
+    return f"{unit}{'s' if plural else ''} {', '.join(spans)}"
 
 
 def family_series(entries: list[dict[str, Any]], analyzer: str, keys: tuple[str, ...]) -> dict[str, list[float | None]]:

@@ -1,5 +1,7 @@
-"""Sweep: a model's health over the checkpoints of a training run (``diagnose sweep``), the step at
-which each finding first appears, and a click through to any checkpoint's report."""
+"""Sweep: a model's health over the checkpoints of a training run (``diagnose sweep``), what changed at
+each checkpoint (why the verdict moved), when each finding was present (first appearance and every
+interval, gaps included), and a click through to any checkpoint's report. The x axis is the sweep's: the
+epochs (or steps) the file names and sidecars state."""
 
 from pathlib import Path
 
@@ -26,15 +28,19 @@ except ValueError as e:
     st.error(md_escape(e))
     st.stop()
 entries = index["checkpoints"]
-xs = sweeps.steps(entries)
+unit = sweeps.axis_label(index)
+xs = sweeps.steps(entries, sweeps.axis(index))
 st.markdown(f"{len(entries)} checkpoints · analyzers {md_escape(', '.join(index.get('analyzers', [])))} · "
             f"seed {md_escape(index.get('seed'))} · executor {md_escape(index.get('executor', 'local'))}")
 
-rows = [{"step": x, "checkpoint": e["checkpoint"], "verdict": e.get("verdict", "?"), "findings": len(e.get("findings", [])),
+rows = [{unit: x, "checkpoint": e["checkpoint"], "verdict": e.get("verdict", "?"), "findings": len(e.get("findings", [])),
+         "what changed": sweeps.changes_text(e) if e.get("since") else (e.get("message") or ""),
          "exit code": e.get("exit_code")} for x, e in zip(xs, entries)]
-df = pd.DataFrame(rows, columns=["step", "checkpoint", "verdict", "findings", "exit code"])
+df = pd.DataFrame(rows, columns=[unit, "checkpoint", "verdict", "findings", "what changed", "exit code"])
 st.dataframe(ui._styled(df, {"verdict": {**charts.SEVERITY_COLOURS, "clean": charts.SEVERITY_COLOURS[None]}}),
              hide_index=True, key="sweep-table")
+st.caption("What changed: the warnings and errors that appeared (+), went (\u2212) or changed severity since the "
+           "checkpoint before it with a report; they are what moves the verdict.")
 
 st.subheader("Health over training", anchor=False)
 shown = 0
@@ -45,7 +51,7 @@ for title, analyzer, keys, ylabel, log in sweeps.FAMILIES:
         continue
     shown += 1
     positive = all(y is None or y > 0 for v in series.values() for y in v)
-    st.plotly_chart(charts.lines(series, title=title, xlabel="step", ylabel=ylabel, log=log and positive, x=xs),
+    st.plotly_chart(charts.lines(series, title=title, xlabel=unit, ylabel=ylabel, log=log and positive, x=xs),
                     key=f"sweep-{analyzer}")
 if not shown:
     ui.placeholder("No health metric in this sweep.", "The sweep ran none of health.gradients, health.spectra, "
@@ -54,8 +60,14 @@ if not shown:
 st.subheader("First appearance of each finding", anchor=False)
 first = index.get("first_seen") or []
 if first:
-    fdf = pd.DataFrame(first, columns=["step", "severity", "analyzer", "code", "where", "checkpoint"])
+    first_col = f"first {unit}"
+    frows = [{first_col: f.get("at", f.get("step")), "present": sweeps.intervals_text(f, unit),
+              "severity": f.get("worst", f.get("severity")), "analyzer": f.get("analyzer"), "code": f.get("code"),
+              "where": f.get("where"), "checkpoint": f.get("checkpoint")} for f in first]
+    fdf = pd.DataFrame(frows, columns=[first_col, "present", "severity", "analyzer", "code", "where", "checkpoint"])
     st.dataframe(ui._styled(fdf, {"severity": charts.SEVERITY_COLOURS}), hide_index=True, key="sweep-first-seen")
+    st.caption("Present: every run of consecutive checkpoints with the finding, so one that goes and comes back "
+               "shows its gap; severity: its worst. First checkpoint: where it first appeared.")
 else:
     st.caption("No checkpoint has a finding.")
 
