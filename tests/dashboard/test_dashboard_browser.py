@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,6 +30,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = REPO / "test-artifacts" / "dashboard"
 WAIT_MS = 60_000
+RUN_MS = 400_000  # a run's worker imports TensorFlow: seconds alone, minutes on a loaded machine
 
 pytestmark = pytest.mark.browser
 
@@ -39,15 +42,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(path, tmp_path):
+def serve(path, tmp_path, env=None):
     """``diagnose dashboard PATH``, the real command as a user starts it; yields (url, log path, port);
-    stopped with SIGTERM afterwards."""
+    stopped with SIGTERM afterwards. ``env``: variables added to its environment."""
     port = _free_port()
     log = tmp_path / f"dashboard-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([DIAGNOSE, "dashboard", str(path), "--port", str(port)], stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -80,7 +83,8 @@ def dashboard(report_root, tmp_path):
 
 
 @pytest.fixture
-def page():
+def context():
+    """A browser window of its own (its tabs share it, as a user's do)."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run .ci/browser-deps (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -88,11 +92,16 @@ def page():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            pg = browser.new_page(viewport={"width": 1440, "height": 900})  # a laptop screen
-            pg.set_default_timeout(WAIT_MS)
-            yield pg
+            ctx = browser.new_context(viewport={"width": 1440, "height": 900})  # a laptop screen
+            ctx.set_default_timeout(WAIT_MS)
+            yield ctx
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(context):
+    return context.new_page()
 
 
 def nav(page, title: str):
@@ -242,3 +251,85 @@ def test_browser_sweep_page_plots_the_checkpoints_and_opens_one(zoo_sweep, page,
         expect(page.get_by_role("heading", name=entries[-1]["checkpoint"], level=1)).to_be_visible()
         expect(page.get_by_role("heading", name="Verdicts")).to_be_visible()
         assert "Traceback" not in log.read_text(errors="replace")
+
+
+def _dashboard_temp_dirs() -> set[str]:
+    """What a dashboard could leave in the system's temp folder (its old workspace, uploads)."""
+    return {p.name for p in Path(tempfile.gettempdir()).iterdir()
+            if p.name.startswith(("diagnostics-dashboard-", "diagnostics-upload-", "diagnostics-run-"))}
+
+
+def test_browser_run_page_two_tabs(context, tmp_path):
+    """Tab A starts a run; tab B sees the locked button and why; A closes; the run is cancelled, B gets its
+    button back and runs; the report lands under the dashboard's folder and nothing is left in temp."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    private_tmp = tmp_path / "tmp"  # the server's TMPDIR: whatever it or its runs leave in temp shows here
+    private_tmp.mkdir()
+    system_tmp = _dashboard_temp_dirs()
+    t0 = time.monotonic()
+    steps = {}
+    with serve(folder, tmp_path, env={"TMPDIR": str(private_tmp)}) as (url, log, _):
+        a = context.new_page()
+        a.goto(url)
+        nav(a, "Run a diagnosis").click()
+        go_a = a.get_by_role("button", name="Diagnose")
+        expect(go_a).to_be_enabled()
+        # The first zoo model (cnn) with every analyzer: minutes, so it is still going when A is closed.
+        expect(a.get_by_role("combobox", name="Zoo model")).to_have_value("cnn")
+        go_a.click()
+        expect(a.get_by_role("button", name="Cancel", exact=True)).to_be_enabled()
+        steps["A running"] = time.monotonic() - t0
+
+        b = context.new_page()
+        b.goto(url + "/run")
+        lock = b.get_by_test_id("stAlert").filter(has_text="A run started in another tab")
+        expect(lock).to_contain_text(re.compile(r"A run started in another tab is in progress \(cnn, started "
+                                                r"\d\d:\d\d:\d\d; \d+ s so far\)\. Diagnose comes back when it ends"))
+        go_b = b.get_by_role("button", name="Diagnose")
+        expect(go_b).to_be_disabled()
+        expect(b.get_by_role("button", name="Cancel that run")).to_be_enabled()
+        shot(b, "run-locked.png")
+        steps["B locked"] = time.monotonic() - t0
+
+        a.close()  # its session goes; after the grace period the run is cancelled
+        ended = b.get_by_text(re.compile(r"^The run started in another tab \(cnn, started \d\d:\d\d:\d\d\) was cancelled: "
+                                         r"its browser tab was closed\.$"))
+        expect(ended).to_be_visible(timeout=RUN_MS)
+        # That line is drawn once the run's process has exited and its folder is removed.
+        expect(go_b).to_be_enabled()
+        assert not (folder / "runs").exists(), list((folder / "runs").rglob("*"))
+        steps["B unlocked"] = time.monotonic() - t0
+
+        # B runs the cheapest: the small MLP, one analyzer.
+        b.get_by_test_id("stSelectbox").filter(has_text="Zoo model").click()
+        b.get_by_role("option", name="mlp", exact=True).click()
+        expect(b.get_by_role("combobox", name="Zoo model")).to_have_value("mlp")
+        b.get_by_text("Options", exact=True).click()
+        b.get_by_test_id("stMultiSelect").click()
+        b.get_by_role("option", name="architecture", exact=True).click()
+        b.keyboard.press("Escape")
+        expect(b.get_by_test_id("stMultiSelect")).to_contain_text("architecture")
+        go_b.click()
+        done = b.get_by_test_id("stAlert").filter(has_text="Done in")
+        expect(done).to_contain_text("exit code 0 OK. The report is now open in every page.", timeout=RUN_MS)
+        (run_dir,) = (folder / "runs").iterdir()
+        assert re.fullmatch(r"mlp-\d{8}-\d{6}", run_dir.name), run_dir.name
+        expect(b.get_by_test_id("stDataFrame")).to_be_visible()  # the verdict table (its cells are a canvas)
+        expect(b.get_by_test_id("stSidebar").get_by_role("combobox", name="Report")).to_have_value(f"runs/{run_dir.name}")
+        expect(b.get_by_text(f"Written to {run_dir}")).to_be_visible()
+        shot(b, "run-done.png")
+        steps["B done"] = time.monotonic() - t0
+        b.close()
+    print("two-tab steps (s since the server was up):", {k: round(v, 1) for k, v in steps.items()})
+
+    assert [r.name for r in Report.load(run_dir).analyzers] == ["architecture"]
+    assert sorted(p.name for p in (folder / "runs").iterdir()) == [run_dir.name]  # A's run left nothing
+    assert list(private_tmp.iterdir()) == []
+    assert _dashboard_temp_dirs() <= system_tmp
+    text = log.read_text(errors="replace")
+    assert "ScriptRunContext" not in text and "Traceback" not in text, text[-3000:]
