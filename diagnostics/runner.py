@@ -571,6 +571,9 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     report = dataclasses.replace(report, timings={k: round(v, 3) for k, v in timings.items()})
     html = render_html(report, staging)
     report_mod.commit(out_dir, staging, {report_mod.REPORT_HTML: html, report_mod.REPORT_JSON: report.to_json()})
+    from .html import write_archive
+
+    write_archive(out_dir)  # report.zip beside the page when its arrays are too large to embed (the page says so)
     return Outcome(report, code)
 
 
