@@ -37,14 +37,42 @@ def _layout(fig, title: str, xlabel: str = "", ylabel: str = "", log: bool = Fal
 
 def bars(labels: Sequence[str], values: Sequence[float], *, title: str, ylabel: str = "", log: bool = False,
          colours: Sequence[str] | str | None = None, hlines: Mapping[str, float] | None = None,
-         band: tuple[float, float] | None = None, ymin: float | None = None):
-    """One bar per label (layers, classes). ``band`` shades the healthy range; ``hlines`` mark thresholds."""
+         band: tuple[float, float] | None = None, ymin: float | None = None, legend: Mapping[str, str] | None = None,
+         band_label: str | None = None):
+    """One bar per label (layers, classes). ``band`` shades the healthy range; ``hlines`` mark thresholds.
+
+    ``legend`` says what each of ``colours`` means (colour -> words), one legend entry each. With a ``band``,
+    bars are coloured inside/outside it unless ``colours`` says otherwise, and the legend names both and the
+    shading (``band_label``), so the chart explains itself without a caption.
+    """
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Bar(x=[label(l) for l in labels], y=list(values), marker_color=colours or BLUE,
-                           hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+    labels, values = list(labels), list(values)
+    per_bar = list(colours) if colours is not None and not isinstance(colours, str) else None
+    if band is not None:
+        lo, hi = band
+        inside = f"within {lo:g}–{hi:g}"
+        if per_bar is None and colours is None:
+            per_bar = [BLUE if v is None or lo <= v <= hi else SEVERITY_COLOURS["warning"] for v in values]
+        if legend is None:
+            legend = {BLUE: inside, SEVERITY_COLOURS["warning"]: f"outside {lo:g}–{hi:g}"}
+    fig = go.Figure()
+    if legend and per_bar is not None:
+        for colour in dict.fromkeys(per_bar):  # one trace per meaning, in order of first appearance
+            idx = [i for i, c in enumerate(per_bar) if c == colour]
+            fig.add_trace(go.Bar(x=[label(labels[i]) for i in idx], y=[values[i] for i in idx], marker_color=colour,
+                                 name=label(legend.get(colour, "other")), hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+        fig.update_layout(barmode="relative", showlegend=True)  # one bar per label: no gaps beside it
+        fig.update_xaxes(categoryorder="array", categoryarray=[label(l) for l in labels])
+    else:
+        fig.add_trace(go.Bar(x=[label(l) for l in labels], y=values, marker_color=per_bar or colours or BLUE,
+                             hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
     if band is not None:
         fig.add_hrect(y0=band[0], y1=band[1], fillcolor=SEVERITY_COLOURS[None], opacity=0.08, line_width=0)
+        # shapes have no legend entry: a marker of the shading's colour stands for it
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip",
+                                 marker={"symbol": "square", "size": 14, "color": SEVERITY_COLOURS[None], "opacity": 0.25},
+                                 name=label(band_label or f"shaded: {band[0]:g} to {band[1]:g}")))
     for name, y in (hlines or {}).items():
         fig.add_hline(y=y, line_dash="dash", line_color=SEVERITY_COLOURS["warning"], annotation_text=label(name))
     if ymin is not None and not log:

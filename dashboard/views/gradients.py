@@ -18,13 +18,43 @@ if not records:
 NORM_WORDS = ("grad_norm", "gradient_norm", "norm")
 FRACTION_WORDS = ("dead", "saturat")
 
+
+def headline(r) -> None:
+    """The analyzer's few headline numbers as tiles, in words and units. health.gradients' are read by their
+    exact keys (plugins/health_gradients.py); any other analyzer's numbers go in a plain table, since a raw
+    key is no title for a tile."""
+    m = r.metrics
+    tiles = []
+    if r.name == "health.gradients":
+        where = f" on {m['inputs']}" if m.get("inputs") else ""
+        if reports.is_number(m.get("global_grad_norm")):
+            tiles.append(("Gradient norm, whole model", f"{m['global_grad_norm']:.3g}",
+                          f"L2 norm of the loss gradient over every trainable weight{where}."))
+        if reports.is_number(m.get("first_last_ratio")):
+            tiles.append(("First ÷ last layer gradient", f"{m['first_last_ratio']:.2g}×",
+                          "The first layer's kernel-gradient norm divided by the last layer's: far below 1, the early "
+                          "layers barely learn (vanishing gradients)."))
+        if reports.is_number(m.get("loss_value")):
+            tiles.append(("Loss on the batch", f"{m['loss_value']:.4g}", f"{m.get('loss') or 'The loss'}{where}."))
+    if tiles:
+        for col, (name, value, help_) in zip(st.columns(len(tiles)), tiles):
+            col.metric(name, value, help=reports.md_escape(help_))
+        return
+    numbers = {k: v for k, v in reports.scalars(r.metrics).items() if reports.is_number(v)}
+    if numbers:
+        import pandas as pd
+
+        st.dataframe(pd.DataFrame(list(numbers.items()), columns=["quantity", "value"]), hide_index=True,
+                     key=f"g-{r.name}-numbers")
+
 for r in records:
     with st.container(border=True):
         ui.record_header(r)
         ui.show_findings([r], key=f"g-{r.name}-findings")
         if r.status != "ok":
             continue
-        ui.show_scalars(r)
+        headline(r)
+        drawn = 0
         for path, rows in reports.tables(r.metrics).items():
             label = reports.label_column(rows)
             cols = reports.numeric_columns(rows)
@@ -41,6 +71,7 @@ for r in records:
                 st.plotly_chart(charts.bars([p[0] for p in pts], [max(p[1], 1e-30) for p in pts],
                                             title=f"{picked} per {label} (log scale)", ylabel=picked, log=True),
                                 key=f"g-{r.name}-{path}-norms")
+                drawn += 1
             if frac_cols:
                 import plotly.graph_objects as go
 
@@ -49,6 +80,11 @@ for r in records:
                 fig.update_layout(barmode="group")
                 st.plotly_chart(charts._layout(fig, f"Dead and saturated units per {label}", ylabel="fraction of units"),
                                 key=f"g-{r.name}-{path}-fractions")
-        ui.show_images(r, directory, columns=2)
+                drawn += 1
+        if drawn and list(reports.images(r)):  # the analyzer drew the same numbers: one chart, not two
+            with st.expander("The analyzer's own figure (as in the HTML report)"):
+                ui.show_images(r, directory, columns=2)
+        else:
+            ui.show_images(r, directory, columns=2)
         ui.chart_series(r, key=f"g-{r.name}")
         ui.show_metrics_json(r)

@@ -15,6 +15,51 @@ MARKERS = {"best epoch": ("best_epoch",), "divergence": ("divergence_epoch", "tu
                                                            "val_loss_turns_up", "divergence")}
 
 
+def pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def headline(r) -> None:
+    """The analyzer's headline numbers as tiles, in words and units. health.overfitting's are read by their
+    exact keys (plugins/health_overfitting.py); any other analyzer's numbers go in a plain table, since a raw
+    key (``ece.bins``, ``gap.train``) is no title for a tile."""
+    m = r.metrics
+    tiles = []
+    if r.name == "health.overfitting":
+        gap, loss_gap, ece = (m.get(k) if isinstance(m.get(k), dict) else {} for k in ("gap", "loss_gap", "ece"))
+        if all(reports.is_number(gap.get(k)) for k in ("gap", "train", "val")):
+            metric = str(gap.get("metric") or "accuracy")
+            ci = gap.get("ci95")
+            interval = (f"; 95 % interval {100 * ci[0]:+.2f} to {100 * ci[1]:+.2f} points" if isinstance(ci, list)
+                        and len(ci) == 2 and all(reports.is_number(c) for c in ci) else "")
+            tiles.append((f"{metric.capitalize()} gap, train − validation", f"{100 * gap['gap']:+.2f} points",
+                          f"{metric} {pct(gap['train'])} on training data, {pct(gap['val'])} on validation data{interval}."))
+        if all(reports.is_number(loss_gap.get(k)) for k in ("gap", "train", "val")):
+            loss = f" ({m['loss']})" if isinstance(m.get("loss"), str) else ""
+            tiles.append(("Loss gap, validation − train", f"{loss_gap['gap']:+.3g}",
+                          f"mean loss per sample{loss}: {loss_gap['train']:.3g} on training data, "
+                          f"{loss_gap['val']:.3g} on validation data."))
+        if all(reports.is_number(ece.get(k)) for k in ("train", "val")):
+            bins = f" over {int(ece['bins'])} confidence bins" if reports.is_number(ece.get("bins")) else ""
+            tiles.append(("Calibration error, validation", pct(ece["val"]),
+                          f"expected calibration error{bins}: how far confidence is from accuracy; {pct(ece['train'])} "
+                          f"on training data."))
+        if reports.is_number(m.get("membership_auc")):
+            tiles.append(("Membership-inference AUC", f"{m['membership_auc']:.3f}",
+                          "how well a sample's loss tells training samples from unseen ones: 0.5, not at all; "
+                          "towards 1, the model memorised its training data."))
+    if tiles:
+        for col, (name, value, help_) in zip(st.columns(len(tiles)), tiles):
+            col.metric(name, value, help=reports.md_escape(help_))
+        return
+    numbers = {k: v for k, v in reports.scalars(r.metrics).items() if reports.is_number(v)}
+    if numbers:
+        import pandas as pd
+
+        st.dataframe(pd.DataFrame(list(numbers.items()), columns=["quantity", "value"]), hide_index=True,
+                     key=f"t-{r.name}-numbers")
+
+
 @st.cache_data(show_spinner=False)
 def sidecar_history(model_path: str, sidecar: str) -> dict:
     """The per-epoch history in the model's sidecar (what diagnose itself read), if it is still there."""
@@ -75,8 +120,14 @@ for r in records:
         ui.show_findings([r], key=f"t-{r.name}-findings")
         if r.status != "ok":
             continue
-        ui.show_scalars(r, limit=12)
-        ui.show_images(r, directory, columns=2)
+        headline(r)
+        if history and list(reports.images(r)):  # the learning curves are drawn above: one chart, not two
+            with st.expander("The analyzer's own figures (as in the HTML report)"):
+                ui.show_images(r, directory, columns=2)
+        else:
+            ui.show_images(r, directory, columns=2)
         ui.chart_tables(r, key=f"t-{r.name}")
-        ui.chart_series(r, key=f"t-{r.name}", exclude=[f"history.{k}" for k in history])
+        # the gaps' 95 % intervals are in their tiles' help, not a series over anything
+        intervals = ["gap.ci95", "loss_gap.ci95"] if r.name == "health.overfitting" else []
+        ui.chart_series(r, key=f"t-{r.name}", exclude=[f"history.{k}" for k in history] + intervals)
         ui.show_metrics_json(r)

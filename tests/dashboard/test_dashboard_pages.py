@@ -343,3 +343,61 @@ def test_run_page_shows_another_tabs_run_and_can_cancel_it(open_app, tmp_path):
     wait_for(a, lambda: a.warning and "Cancelled" in a.warning[0].value, "A seeing its run cancelled")
     assert a.warning[0].value.endswith("(from another tab). Nothing was written.")
     assert not (tmp_path / "runs").exists()
+
+
+def test_gradients_page_draws_each_chart_once_with_named_tiles(open_app, report_root):
+    rec = Report.load(report_root / "main").record("health.gradients")
+    assert rec.status == "ok"
+    at = open_app(report_root / "main", "gradients")
+    m = rec.metrics
+    tiles = {t.label: t.value for t in at.metric}
+    assert tiles["Gradient norm, whole model"] == f"{m['global_grad_norm']:.3g}"
+    assert tiles["Loss on the batch"] == f"{m['loss_value']:.4g}"
+    if m.get("first_last_ratio") is not None:
+        assert tiles["First ÷ last layer gradient"] == f"{m['first_last_ratio']:.2g}×"
+    assert not [label for label in tiles if "_" in label], tiles  # no raw metric key as a tile's title
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    norms = [s for s in specs if s["layout"]["title"]["text"] == "grad_norm per layer (log scale)"]
+    assert len(norms) == 1 and norms[0]["data"][0]["x"] == [layer["layer"] for layer in m["layers"]]
+    # The analyzer's PNG of the same numbers is only in a closed expander, not a second chart below the first.
+    figures = [e for e in at.expander if e.label.startswith("The analyzer's own figure")]
+    assert figures and all(not e.proto.expanded for e in figures)
+    assert sum(len(e.get("image")) for e in figures) == len(at.get("image")) >= 1
+
+
+def test_training_page_tiles_say_what_they_measure(open_app, report_root):
+    rec = Report.load(report_root / "main").record("health.overfitting")
+    assert rec.status == "ok"
+    m = rec.metrics
+    at = open_app(report_root / "main", "training")
+    tiles = {t.label: t.value for t in at.metric}
+    expected = {"Loss gap, validation − train": f"{m['loss_gap']['gap']:+.3g}",
+                "Membership-inference AUC": f"{m['membership_auc']:.3f}"}
+    if "gap" in m:  # a classifier: the accuracy gap and the calibration error
+        expected["Accuracy gap, train − validation"] = f"{100 * m['gap']['gap']:+.2f} points"
+        expected["Calibration error, validation"] = f"{100 * m['ece']['val']:.1f} %"
+    assert tiles == expected
+    help_ = {t.label: t.proto.help for t in at.metric}
+    if "gap" in m:
+        assert f"over {m['ece']['bins']} confidence bins" in help_["Calibration error, validation"]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "Loss per epoch" in titles and not any(t.endswith(": series") for t in titles), titles  # no 2-point "series"
+    figures = [e for e in at.expander if e.label.startswith("The analyzer's own figures")]
+    assert figures and sum(len(e.get("image")) for e in figures) == len(at.get("image"))
+
+
+def test_weights_alpha_chart_has_a_legend(open_app, report_root):
+    rec = Report.load(report_root / "main").record("health.spectra")
+    fitted = [(layer["layer"], layer["alpha"]) for layer in rec.metrics["layers"] if layer.get("alpha") is not None]
+    assert fitted, "the fixture's report fits alpha on some layers"
+    at = open_app(report_root / "main", "weights")
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"]["title"]["text"] == "Power-law exponent alpha per layer")
+    assert spec["layout"]["showlegend"] is True
+    bars = {t["name"]: list(zip(t["x"], t["y"])) for t in spec["data"] if t["type"] == "bar"}
+    assert set(bars) <= {"within 2–6", "outside 2–6"}
+    assert sorted(p for pts in bars.values() for p in pts) == sorted(fitted)
+    for name, pts in bars.items():
+        assert all((2 <= a <= 6) == (name == "within 2–6") for _, a in pts), (name, pts)
+    assert [t["name"] for t in spec["data"] if t["type"] == "scatter"] == ["shaded: 2 to 6"]  # the band's entry
+    assert spec["layout"]["xaxis"]["categoryarray"] == [layer for layer, _ in fitted]  # the layers' order kept
