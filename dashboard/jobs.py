@@ -231,7 +231,7 @@ def start(config: RunConfig, label: str, registry: dict[str, Any], *, owner: str
         d = d.parent
     request = {"config": {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
                           for k, v in ((k, getattr(config, k)) for k in _WIRE_FIELDS)},
-               "cleanup": [str(p) for p in cleanup]}
+               "cleanup": [str(p) for p in cleanup], "made": [str(p) for p in made]}
     request["config"]["out_dir"] = str(out)
     with _START_LOCK:
         busy = active(registry)
@@ -305,6 +305,20 @@ def _watch(job: Job, owner_alive: Callable[[], bool] | None) -> None:
         time.sleep(0.5)
 
 
+def _remove_unpublished(out: Path, made: list[Path]) -> None:
+    """Nothing published in ``out``: remove it and the folders made for it (``made``, deepest first)."""
+    if (out / REPORT_JSON).is_file():
+        return
+    for d in made:
+        if d == out:
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            try:
+                d.rmdir()
+            except OSError:  # not empty: another run's folder is in it
+                break
+
+
 def _follow(job: Job, tail, made: list[Path], cleanup: tuple[Path, ...]) -> None:
     result: dict[str, Any] = {}
     for raw in job.process.stdout:
@@ -343,15 +357,7 @@ def _follow(job: Job, tail, made: list[Path], cleanup: tuple[Path, ...]) -> None
                 (f"; its last output: {' | '.join(tail)}" if tail else "")
     for d in cleanup:
         shutil.rmtree(d, ignore_errors=True)
-    if not (out / REPORT_JSON).is_file():  # nothing published: leave nothing behind, not even the folders
-        for d in made:
-            if d == out:
-                shutil.rmtree(d, ignore_errors=True)
-            else:
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
+    _remove_unpublished(out, made)
     try:
         job.process.stdin.close()
     except OSError:
@@ -431,4 +437,6 @@ def child_main() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for d in request.get("cleanup", ()):
             shutil.rmtree(d, ignore_errors=True)
+        # here too, for a dashboard that is gone (its stdin closed): it cannot clean up after this run
+        _remove_unpublished(Path(cfg["out_dir"]), [Path(p) for p in request.get("made", ())])
     relay.send(msg)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -320,6 +322,32 @@ def test_run_page_cancels_its_run_and_leaves_nothing(open_app, tmp_path):
     assert job.outcome.exit_code == 130 and job.process.poll() is not None
     assert not (tmp_path / "runs").exists()
     assert at.button(key="run-go").disabled is False
+
+
+def test_a_run_whose_dashboard_is_gone_stops_and_leaves_nothing(tmp_path):
+    """The run's process reads its stdin: when the dashboard's end closes (the server was killed), the run
+    stops as Ctrl-C stops the CLI and removes the folders it made, with no dashboard left to do it."""
+    out = tmp_path / "reports" / "runs" / "cnn-x"
+    request = {"config": {"model_path": str(ZOO_DIR / "cnn.h5"), "out_dir": str(out), "data_path": None, "only": [],
+                          "skip": [], "fail_on": "error", "timeout_s": 300.0, "seed": 0, "options": {},
+                          "label_column": None, "deadline_s": None},
+               "cleanup": [], "made": [str(out), str(out.parent), str(out.parent.parent)]}
+    proc = subprocess.Popen([sys.executable, "-c", jobs._CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.flush()
+        first = json.loads(proc.stdout.readline())  # the run has begun: its output folder exists
+        assert "loading cnn.h5" in first["say"] and out.is_dir()
+        proc.stdin.close()
+        last = json.loads(proc.stdout.read().strip().splitlines()[-1])
+        assert proc.wait(120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert last["outcome"]["exit_code"] == 130 and last["outcome"]["report"] is False
+    assert last["outcome"]["message"].startswith("interrupted")
+    assert not (tmp_path / "reports").exists()
 
 
 def test_run_page_shows_another_tabs_run_and_can_cancel_it(open_app, tmp_path):
