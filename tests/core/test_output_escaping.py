@@ -106,7 +106,7 @@ def test_verdict_table_cannot_be_forged(colour):
     _assert_terminal_safe(text)
     plain = _OUR_SGR.sub("", text)
     lines = plain.splitlines()
-    assert lines[-1] == "verdict: error (fail on error) -> exit 3"
+    assert lines[-1] == "verdict: error (fail on error), and 1 analyzer failed and 1 plugin failed to load -> exit 3"
     assert f"ERROR w.zero\\n::error::x [{LAYER_SHOWN}]: msg \\u202eclean\\u202c\\n{FAKE_VERDICT}" in lines
     assert any(re.match(r"\\:\\:warning::forged +ok +error +2 +0.5s$", line) for line in lines), lines
     assert any(line.startswith(r"explain\nverdict: clean (fail on error) -> exit 0:ig\nverdict") for line in lines)
@@ -133,7 +133,9 @@ def test_summary_has_one_heading_and_no_line_from_a_name():
     assert "\x1b" not in md and "\u202e" not in md
     # Every table row has exactly its header's cells: no name or message can open a cell.
     cells = [len(re.findall(r"(?<!\\)\|", line)) for line in lines if line.startswith("|")]
-    assert cells == [6] * 5 + [5] * 4, cells
+    assert cells == [6] * 5 + [4] * 3 + [5] * 4, cells  # analyzers, explanation methods, worst findings
+    assert (r"| explain\\nverdict: clean (fail on error) -\> exit 0: ig\\nverdict: clean (fail on error) -\> exit 0 "
+            r"| doubtful | faith\\x1b\]0;t\\x07 0.1 (> 0.5 wanted) |") in lines
     row = next(line for line in lines if "w.md" in line)
     assert row == ("| warning | `` w.md\\|`x` `` | \\<b\\>layer\\</b\\> | !\\[t\\](http://evil.example/t.png) "
                    "\\[clean\\](http://phish.example) \\<b\\>x\\</b\\> \\| \\`code\\` :green-badge\\[clean\\] |")
