@@ -422,8 +422,8 @@ def child_main() -> None:
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
     try:
+        threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
         outcome = run_file(config, relay)
         msg = {"outcome": {"exit_code": int(outcome.exit_code), "message": outcome.message,
                            "report": outcome.report is not None}}
