@@ -14,6 +14,7 @@ import json
 from typing import Any, Mapping
 
 from .analyzer import Option
+from .plugin_manager import unknown_analyzer
 
 
 class OptionError(ValueError):
@@ -51,8 +52,7 @@ def check_options(options: Mapping[str, Mapping[str, Any]], analyzers: Mapping[s
                 out[analyzer][key] = value
                 continue
             if analyzer not in decl:
-                raise OptionError(f"{_shown(analyzer, key, value)}: there is no analyzer {analyzer!r}; "
-                                  f"installed: {', '.join(sorted(decl))}")
+                raise OptionError(f"{_shown(analyzer, key, value)}: {unknown_analyzer(analyzer, decl)}")
             if decl[analyzer] is None:
                 out[analyzer][key] = value
                 continue

@@ -217,7 +217,7 @@ class PluginHost:
         try:
             return self.analyzers[name]
         except KeyError:
-            raise PluginError(f"unknown analyzer {name!r}; installed: {', '.join(sorted(self.analyzers)) or 'none'}") from None
+            raise PluginError(unknown_analyzer(name, self.analyzers)) from None
 
 
 _HOOK_NAMES = {n for n in dir(hookspecs) if n.startswith("register_")}
@@ -255,3 +255,25 @@ def _dist_version(dist: str) -> str:
 
 def format_exception(e: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(e), e)).strip()
+
+
+def unknown_analyzer(name: str, known) -> str:
+    """Why ``name`` selects nothing, and the names it was probably meant to be: the analyzers under it
+    (``explain`` -> ``explain.*``) or named so after the dot (``lime`` -> ``explain.lime``), else the
+    closest spellings (difflib, as Click and git suggest); the whole list only when nothing is close, so
+    a one-letter typo is answered with one name, not thirteen."""
+    import difflib
+
+    known = sorted(known)
+    stem = name.rstrip(".")
+    close = [k for k in known if stem and (k.startswith(stem + ".") or k.endswith("." + stem))]
+    if not close:
+        score = {k: max(difflib.SequenceMatcher(None, name, k).ratio(),
+                        difflib.SequenceMatcher(None, name, k.rpartition(".")[2]).ratio()) for k in known}
+        best = max(score.values(), default=0.0)
+        close = [k for k in known if score[k] >= max(0.75, best - 0.05)]  # the best, and any as good
+    if not close:
+        return f"unknown analyzer {name!r}; installed: {', '.join(known) or 'none'}"
+    if len(close) <= 2:
+        return f"unknown analyzer {name!r}; did you mean {' or '.join(close)}? ({len(known)} installed)"
+    return f"unknown analyzer {name!r}; did you mean one of {', '.join(close)}? ({len(known)} installed)"

@@ -21,7 +21,7 @@ from .analyzer import Data, Finding, ModelInfo
 from .companions import companion_files, companion_names
 from .data import DataRefused, find_sidecar, load_dataset, load_file, precheck, read_sidecar, save_npz, validate
 from .exitcodes import ExitCode
-from .plugin_manager import AnalyzerEntry, PluginError, PluginHost
+from .plugin_manager import AnalyzerEntry, PluginError, PluginHost, unknown_analyzer
 from .executors import ExecutorError
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .loading import LoadingLine, phase_kwargs
@@ -183,28 +183,6 @@ def select(host: PluginHost, only: tuple[str, ...], skip: tuple[str, ...]) -> li
             raise UsageError(unknown_analyzer(name, host.analyzers))
     names = [n for n in sorted(host.analyzers) if (not only or n in only) and n not in skip]
     return [host.analyzers[n] for n in names]
-
-
-def unknown_analyzer(name: str, known) -> str:
-    """Why ``name`` selects nothing, and the names it was probably meant to be: the analyzers under it
-    (``explain`` -> ``explain.*``) or named so after the dot (``lime`` -> ``explain.lime``), else the
-    closest spellings (difflib, as Click and git suggest); the whole list only when nothing is close, so
-    a one-letter typo is answered with one name, not thirteen."""
-    import difflib
-
-    known = sorted(known)
-    stem = name.rstrip(".")
-    close = [k for k in known if stem and (k.startswith(stem + ".") or k.endswith("." + stem))]
-    if not close:
-        score = {k: max(difflib.SequenceMatcher(None, name, k).ratio(),
-                        difflib.SequenceMatcher(None, name, k.rpartition(".")[2]).ratio()) for k in known}
-        best = max(score.values(), default=0.0)
-        close = [k for k in known if score[k] >= max(0.75, best - 0.05)]  # the best, and any as good
-    if not close:
-        return f"unknown analyzer {name!r}; installed: {', '.join(known) or 'none'}"
-    if len(close) <= 2:
-        return f"unknown analyzer {name!r}; did you mean {' or '.join(close)}? ({len(known)} installed)"
-    return f"unknown analyzer {name!r}; did you mean one of {', '.join(close)}? ({len(known)} installed)"
 
 
 # -- the run ----------------------------------------------------------------------------------------
