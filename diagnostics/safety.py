@@ -1008,23 +1008,6 @@ def describe_loss(compile_config: dict[str, Any] | None) -> str | None:
     return json.dumps(loss, sort_keys=True)
 
 
-def static_input_shapes(config: dict[str, Any]) -> list[list[int | None]] | None:
-    """The model's input shapes as its config declares them (top-level ``InputLayer``s), or None if unclear."""
-    inner = config.get("config") if isinstance(config, dict) else None
-    layers = inner.get("layers") if isinstance(inner, dict) else None
-    if not isinstance(layers, list):
-        return None
-    shapes = []
-    for layer in layers:
-        if isinstance(layer, dict) and layer.get("class_name") == "InputLayer":
-            cfg = layer.get("config") or {}
-            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-            if not isinstance(shape, list):
-                return None
-            shapes.append([d if isinstance(d, int) else None for d in shape])
-    return shapes or None
-
-
 def custom_class_names(config: Any) -> Iterator[str]:
     """Every ``registered_name`` that is not a Keras built-in (used to name unknown classes)."""
     if isinstance(config, list):
