@@ -333,7 +333,6 @@ def _follow(job: Job, tail, made: list[Path], cleanup: tuple[Path, ...]) -> None
         else:
             job.progress.apply(msg)
     code = job.process.wait()
-    _signal(job, signal.SIGKILL)  # a worker it left behind (it was killed): nothing of the run may outlive it
     outcome, error = None, None
     out = Path(job.config.out_dir)
     o = result.get("outcome")
