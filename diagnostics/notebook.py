@@ -212,7 +212,7 @@ def show(report: Report) -> None:
 # -- save ------------------------------------------------------------------------------------------------
 def save(report: Report, path: Path) -> Path:
     """Copy the report to ``path`` (see :meth:`diagnostics.Report.save`)."""
-    from .html import render_html
+    from .html import render_html, write_archive
 
     missing = []  # folders this call creates, deepest first: removed again if it fails
     p = path.absolute()
@@ -238,6 +238,7 @@ def save(report: Report, path: Path) -> Path:
             except OSError:
                 break
         raise
+    write_archive(path)  # as a run does: a page that links its arrays gets report.zip beside it, to share whole
     return path
 
 

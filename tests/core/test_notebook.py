@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,26 @@ def test_save_writes_the_report_and_its_artifacts(tmp_path):
     assert (out / "artifacts" / "explain.gradients" / "overlays.png").read_bytes() == PNG
     assert Report.load(out) == report and Report.load(out).directory == str(out)
     assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_save_zips_a_report_whose_page_cannot_embed_its_arrays(tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    from diagnostics.html import EMBED_LIMIT
+
+    src = tmp_path / "src"
+    (src / "artifacts" / "explain.gradients").mkdir(parents=True)
+    np.save(src / "artifacts" / "explain.gradients" / "maps.npy", np.zeros(EMBED_LIMIT // 4 + 1024, np.float32))
+    report = _report(src)
+    record = dataclasses.replace(report.analyzers[0], artifacts={"maps": "artifacts/explain.gradients/maps.npy"})
+    report = dataclasses.replace(report, analyzers=(record, *report.analyzers[1:]))
+    object.__setattr__(report, "directory", str(src))
+    out = report.save(tmp_path / "shared")
+    assert sorted(p.name for p in out.iterdir()) == ["artifacts", "report.html", "report.json", "report.zip"]
+    with zipfile.ZipFile(out / "report.zip") as z:
+        assert "artifacts/explain.gradients/maps.npy" in z.namelist() and "report.html" in z.namelist()
 
 
 def test_save_is_all_or_nothing(tmp_path, monkeypatch):
