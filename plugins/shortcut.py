@@ -199,9 +199,10 @@ class ShortcutDetection(Analyzer):
                           "or collect training data without it, then retrain"))
         if image:
             artifacts["shortcut region"] = _draw_images(context.artifact_dir / "shortcut.png", xt, xv, mt, mv,
-                                                        region.get("box"))
+                                                        region.get("box"), flagged=concentrated or needed)
         else:
-            artifacts["shortcut region"] = _draw_profile(context.artifact_dir / "shortcut.png", mt, mv, region.get("steps"))
+            artifacts["shortcut region"] = _draw_profile(context.artifact_dir / "shortcut.png", mt, mv, region.get("steps"),
+                                                         flagged=concentrated or needed)
         context.progress(3, 3, "done")
 
     # -- tables -----------------------------------------------------------------------------------
@@ -267,10 +268,20 @@ def _pyplot():
     return plt
 
 
-def _draw_images(path, xt, xv, mt, mv, box, k: int = 4) -> str:
+# A region the tests flagged is drawn red and called a shortcut; one they rejected is only the candidate that
+# was tested, drawn grey and dashed, so the picture never reads as a finding the report does not make.
+def _region_style(flagged: bool) -> tuple[str, str, str]:
+    if flagged:
+        return "#c62828", "solid", "shortcut region"
+    return "#9e9e9e", "dashed", "rejected candidate"
+
+
+def _draw_images(path, xt, xv, mt, mv, box, k: int = 4, *, flagged: bool) -> str:
     """Training and validation samples with the region's box, and the two mean attribution maps."""
     import numpy as np
     from matplotlib.patches import Rectangle
+
+    colour, style, title = _region_style(flagged)
 
     plt = _pyplot()
     fig, axes = plt.subplots(2, k + 1, figsize=(1.5 * (k + 1), 3.3), dpi=90, squeeze=False)
@@ -281,7 +292,7 @@ def _draw_images(path, xt, xv, mt, mv, box, k: int = 4) -> str:
             ax.imshow(gray[j], cmap="gray", vmin=0, vmax=max(float(gray.max()), 1e-12))
             if box is not None:
                 ax.add_patch(Rectangle((box[1] - 0.5, box[0] - 0.5), box[3] - box[1] + 1, box[2] - box[0] + 1,
-                                       fill=False, edgecolor="#c62828", lw=1.5))
+                                       fill=False, edgecolor=colour, linestyle=style, lw=1.5))
         axes[row, 0].set_ylabel(name, fontsize=8)
         ax = axes[row, k]
         ax.imshow(m, cmap="magma", vmin=0, vmax=float(max(mt.max(), mv.max())) or 1.0)
@@ -292,24 +303,26 @@ def _draw_images(path, xt, xv, mt, mv, box, k: int = 4) -> str:
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("Shortcut region (red box) on training and validation samples", fontsize=9)
+    fig.suptitle("Shortcut region (red box) on training and validation samples" if flagged else
+                 "Candidate region (dashed box): tested, not a shortcut", fontsize=9)
     fig.subplots_adjust(left=0.06, right=0.99, top=0.86, bottom=0.02, wspace=0.05, hspace=0.12)
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
     return path.name
 
 
-def _draw_profile(path, mt, mv, steps) -> str:
+def _draw_profile(path, mt, mv, steps, *, flagged: bool) -> str:
+    colour, style, title = _region_style(flagged)
     plt = _pyplot()
     fig = plt.figure(figsize=(5.5, 3.0), dpi=90)
     ax = fig.add_axes((0.12, 0.16, 0.84, 0.72))
     ax.plot(range(len(mt)), mt, label="training", color="#c62828")
     ax.plot(range(len(mv)), mv, label="validation", color="#1565c0")
     if steps is not None:
-        ax.axvspan(steps[0] - 0.5, steps[1] + 0.5, color="#c62828", alpha=0.12, lw=0)
+        ax.axvspan(steps[0] - 0.5, steps[1] + 0.5, color=colour, alpha=0.12 if flagged else 0.2, lw=0)
     ax.set_xlabel("time step", fontsize=8)
     ax.set_ylabel("share of |IG| attribution", fontsize=8)
-    ax.set_title("Attribution per step, training vs validation (shaded: shortcut region)", fontsize=9)
+    ax.set_title(f"Attribution per step, training vs validation (shaded: {title})", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=7)
     fig.savefig(path, format="png", metadata={"Software": None})
