@@ -38,7 +38,7 @@ def ci_run(tmp_path_factory):
         "GITHUB_REPOSITORY": "acme/models", "GITHUB_RUN_ID": "42",
         "MLFLOW_TRACKING_URI": f"sqlite:///{d / 'mlflow.db'}", "MLFLOW_EXPERIMENT_NAME": "model-checks",
     })
-    # Relative paths, as a CI job writes them; the sqlite store keeps artifacts in ./mlruns of the cwd.
+    # Relative paths, as a CI job writes them; the sqlite store keeps its artifacts in mlartifacts/ beside the database.
     proc = run_diagnose(TWIN, "--only", "health.gradients,health.gan", "--only", "weights,raiser", "-o", "out",
                         "--junit-xml", "results/diagnose.xml", "--summary-md", "summary.md", "--mlflow", "-q",
                         env=env, cwd=d)
