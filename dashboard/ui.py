@@ -215,8 +215,10 @@ def show_images(r: AnalyzerRecord, directory: Path, columns: int = 2, exclude: I
 
 
 def chart_tables(r: AnalyzerRecord, key: str, log_words: tuple[str, ...] = ("norm",),
-                 fraction_words: tuple[str, ...] = ("fraction", "frac", "ratio_dead", "dead", "saturat")) -> int:
-    """Every per-layer (or per-item) table in the metrics as bar charts of its numeric columns."""
+                 fraction_words: tuple[str, ...] = ("fraction", "frac", "ratio_dead", "dead", "saturat"),
+                 expand_first: bool = True) -> int:
+    """Every per-layer (or per-item) table in the metrics as bar charts of its numeric columns (the first one
+    open unless ``expand_first`` is false: the page already charted what it holds)."""
     n = 0
     for path, rows in reports.tables(r.metrics).items():
         label = reports.label_column(rows)
@@ -224,7 +226,7 @@ def chart_tables(r: AnalyzerRecord, key: str, log_words: tuple[str, ...] = ("nor
         if not label or not cols:
             continue
         names = [str(row.get(label, i)) for i, row in enumerate(rows)]
-        with st.expander(md_line(f"{path}: {', '.join(cols)}"), expanded=n == 0):
+        with st.expander(md_line(f"{path}: {', '.join(cols)}"), expanded=expand_first and n == 0):
             picked = st.selectbox("Quantity", cols, key=f"{key}-{path}-col") if len(cols) > 1 else cols[0]
             vals = [row.get(picked) for row in rows]
             keep = [(nm, v) for nm, v in zip(names, vals) if reports.is_number(v)]

@@ -56,11 +56,13 @@ for r in spectral:
                 if pts:
                     st.plotly_chart(charts.bars([p[0] for p in pts], [p[1] for p in pts], title="Power-law exponent alpha per layer",
                                                 ylabel="alpha", band=(2.0, 6.0),
-                                                colours=[charts.BLUE if 2 <= a <= 6 else charts.SEVERITY_COLOURS["warning"]
-                                                         for _, a in pts]),
+                                                band_label="2 ≤ alpha ≤ 6: well-trained layers"),
                                     key=f"w-{r.name}-{path}-alpha")
-                    st.caption("Shaded: 2 ≤ alpha ≤ 6, the range of well-trained layers; outside it is flagged.")
                     shown_alpha = True
-        ui.show_images(r, directory, columns=3)
-        ui.chart_tables(r, key=f"w-{r.name}")
+        if shown_alpha and list(reports.images(r)):  # the analyzer drew alpha too: one chart open, not three
+            with st.expander("The analyzer's own figures (as in the HTML report)"):
+                ui.show_images(r, directory, columns=3)
+        else:
+            ui.show_images(r, directory, columns=3)
+        ui.chart_tables(r, key=f"w-{r.name}", expand_first=not shown_alpha)
         ui.show_metrics_json(r)

@@ -16,7 +16,7 @@ from diagnostics.report import Report
 
 from tests.conftest import ZOO_DIR
 from diagnostics_dashboard import jobs
-from diagnostics_dashboard.reports import md_escape, md_line
+from diagnostics_dashboard.reports import images, md_escape, md_line
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -427,5 +427,10 @@ def test_weights_alpha_chart_has_a_legend(open_app, report_root):
     assert sorted(p for pts in bars.values() for p in pts) == sorted(fitted)
     for name, pts in bars.items():
         assert all((2 <= a <= 6) == (name == "within 2–6") for _, a in pts), (name, pts)
-    assert [t["name"] for t in spec["data"] if t["type"] == "scatter"] == ["shaded: 2 to 6"]  # the band's entry
+    assert [t["name"] for t in spec["data"] if t["type"] == "scatter"] == ["2 ≤ alpha ≤ 6: well-trained layers"]
     assert spec["layout"]["xaxis"]["categoryarray"] == [layer for layer, _ in fitted]  # the layers' order kept
+    # alpha is drawn once in the open: the analyzer's own figure and the generic per-layer table stay closed
+    figures = [e for e in at.expander if e.label.startswith("The analyzer's own figures")]
+    assert figures and not figures[0].proto.expanded and len(figures[0].get("image")) == len(list(images(rec)))
+    tables = [e for e in at.expander if e.label.startswith("layers\\: alpha")]  # md-escaped label
+    assert tables and not any(e.proto.expanded for e in tables), [e.label for e in at.expander]
