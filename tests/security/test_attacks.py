@@ -1,5 +1,5 @@
 """The attacks of the issue-10 red-team report, rebuilt as files: each is refused by the CLI with exit
-4 and one line, within 60 s and 1.5 GB, and its canary never appears."""
+4 and one line, within 30 CPU seconds and 1.5 GB, and its canary never appears."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from . import hostile
 from .conftest import run_measured
 
 REFUSED = int(ExitCode.MODEL_REFUSED)
-MAX_WALL_S = 60
+#: CPU seconds of the CLI's whole process tree (a refusal costs 1-3 s; an admitted gadget spins a worker
+#: without end): CPU, not wall, since a loaded machine stretches the wall clock of the same work
+MAX_CPU_S = 30
 MAX_RSS_MIB = 1536
 
 #: name -> (gadget builder taking the canary path, the refusal's expected JSON path and reason)
@@ -41,7 +43,7 @@ def test_issue_attack_refused_in_one_line(attack, fmt, plain, tmp_path):
     part = "config.json" if fmt == "keras" else "the model_config attribute"
     assert lines[0].startswith(f"diagnose: model refused: {path.name}: {part} at {expected}"), lines[0]
     assert not canary.exists(), "the payload ran"
-    assert run["wall_s"] < MAX_WALL_S and run["peak_rss_mib"] < MAX_RSS_MIB, run
+    assert run["cpu_s"] < MAX_CPU_S and run["peak_rss_mib"] < MAX_RSS_MIB, run
 
 
 # The gadgets without the operation class around them: a function reference hidden in the call

@@ -21,6 +21,10 @@ from . import hostile
 from .conftest import run_measured
 
 REFUSED = int(ExitCode.MODEL_REFUSED)
+#: CPU seconds a refused file may cost the CLI's whole process tree (a refusal costs 1-3 s). Each bomb here
+#: costs minutes of CPU or gigabytes when unbounded (docs/security.md's attack catalogue); CPU, not wall,
+#: since a loaded machine stretches the wall clock of the same work several times over
+MAX_CPU_S = 30
 
 
 def _zip(path: Path, entries: list[tuple[str, bytes]], **kw) -> Path:
@@ -181,7 +185,7 @@ def test_fill_only_dataset_named_three_times(plain, tmp_path):
     run = run_measured(path, "--out", tmp_path / "out")
     assert run["rc"] == REFUSED, run["stderr"]
     assert "fill3.h5: group /model_weights/dense: weight_names lists 'big' more than once" in run["stderr"]
-    assert run["peak_rss_mib"] < 1536 and run["wall_s"] < 60
+    assert run["peak_rss_mib"] < 1536 and run["cpu_s"] < MAX_CPU_S
 
 
 def test_fill_only_dataset_is_an_allocation_bomb(plain, tmp_path):
@@ -218,7 +222,7 @@ def test_huge_model_config_attribute(plain, tmp_path):
     run = run_measured(path, "--out", tmp_path / "out")
     assert run["rc"] == REFUSED, run["stderr"]
     assert "bigattr.h5: the model_config attribute is 62,9" in run["stderr"] and "over the 16,777,216-byte limit" in run["stderr"]
-    assert run["peak_rss_mib"] < 1536 and run["wall_s"] < 60, run
+    assert run["peak_rss_mib"] < 1536 and run["cpu_s"] < MAX_CPU_S, run
 
 
 def test_config_declaring_huge_dense_kernels(plain, tmp_path):
@@ -234,7 +238,7 @@ def test_config_declaring_huge_dense_kernels(plain, tmp_path):
     run = run_measured(path, "--out", tmp_path / "out")
     assert run["rc"] == REFUSED, run["stderr"]
     assert "kernels.keras: config.json: its layers declare 537,001,994 weights, over the 200,000,000 limit" in run["stderr"]
-    assert run["peak_rss_mib"] < 1536 and run["wall_s"] < 60
+    assert run["peak_rss_mib"] < 1536 and run["cpu_s"] < MAX_CPU_S
 
 
 def test_embedding_declared_against_file_size(plain, tmp_path):
@@ -287,7 +291,7 @@ def test_two_million_directory_records(plain, tmp_path):
     path = _central_directory_bomb(plain, tmp_path / "cd2m.keras", 2_000_000)
     run = run_measured(path, "--out", tmp_path / "out")
     assert run["rc"] == REFUSED and "cd2m.keras has 2,000,003 archive entries" in run["stderr"]
-    assert run["peak_rss_mib"] < 1536 and run["wall_s"] < 60, run
+    assert run["peak_rss_mib"] < 1536 and run["cpu_s"] < MAX_CPU_S, run
 
 
 def _inflation_bomb(plain, path: Path, inflated: int) -> Path:
@@ -322,4 +326,4 @@ def test_inflation_bomb_full_size(plain, tmp_path):
     path = _inflation_bomb(plain, tmp_path / "inflate2g.keras", 2 << 30)
     run = run_measured(path, "--out", tmp_path / "out")
     assert run["rc"] == REFUSED and "inflate2g.keras: model.weights.h5 is 2.0 GiB, over the" in run["stderr"], run["stderr"]
-    assert run["peak_rss_mib"] < 1536 and run["wall_s"] < 60, run
+    assert run["peak_rss_mib"] < 1536 and run["cpu_s"] < MAX_CPU_S, run
