@@ -136,7 +136,8 @@ def test_a_good_analyzer_passes_and_the_report_says_what_ran(keras_tf):
 
 
 def test_the_budget_is_enforced(keras_tf):
-    with pytest.raises(ContractError, match=r"took 0\.\d s on a tiny model, over the 0\.1 s budget"):
+    # any figure over the budget: a 0.3 s sleep reads as 1.5 s on a loaded machine, never as under 0.1 s
+    with pytest.raises(ContractError, match=r"took \d+\.\d s on a tiny model, over the 0\.1 s budget"):
         assert_analyzer_contract(_variant("Slow", _slow), budget_s=0.1)
 
 
