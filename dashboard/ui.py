@@ -259,6 +259,21 @@ def show_scalars(r: AnalyzerRecord, limit: int = 8) -> None:
         cols[i % len(cols)].metric(md_line(k), f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
+def tiles_or_table(r: AnalyzerRecord, tiles: list[tuple[str, str, str]], key: str) -> None:
+    """``tiles`` (title, value, help) as metric tiles; without any, the record's numbers as a plain table,
+    since a raw metric key (``ece.bins``, ``gap.train``) is no title for a tile."""
+    if tiles:
+        for col, (name, value, help_) in zip(st.columns(len(tiles)), tiles):
+            col.metric(name, value, help=md_escape(help_))
+        return
+    numbers = {k: v for k, v in reports.scalars(r.metrics).items() if reports.is_number(v)}
+    if numbers:
+        import pandas as pd
+
+        st.dataframe(pd.DataFrame(list(numbers.items()), columns=["quantity", "value"]), hide_index=True,
+                     key=f"{key}-{r.name}-numbers")
+
+
 def show_metrics_json(r: AnalyzerRecord) -> None:
     if r.metrics:
         with st.expander("All metrics (JSON)"):

@@ -68,6 +68,27 @@ def tiny(tmp_path_factory, keras_tf):
     return {"dir": d, "keras": d / "tiny.keras", "h5": d / "tiny.h5", "data": d / "data.npz", "model": model}
 
 
+def interrupt_when(proc: subprocess.Popen, arrived, what: str) -> tuple[str, str]:
+    """Ctrl-C ``proc`` once ``arrived()`` is true (a file the run writes when it is where the test wants it),
+    then wait for it to exit; returns its (stdout, stderr). The waits are ceilings for a hung run only: on a
+    loaded machine a start can take minutes, and the loop ends on the signal, not on the clock."""
+    import signal
+    import time
+
+    try:
+        ceiling = time.monotonic() + 600
+        while not arrived():
+            assert proc.poll() is None, f"the run ended before {what}: {proc.communicate()[1][-3000:]}"
+            assert time.monotonic() < ceiling, f"{what} did not happen within 600 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=300)  # the exit takes seconds
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def read_report(out_dir: Path) -> dict:
     return json.loads((Path(out_dir) / "report.json").read_text())
 

@@ -36,16 +36,7 @@ def headline(r) -> None:
                           "layers barely learn (vanishing gradients)."))
         if reports.is_number(m.get("loss_value")):
             tiles.append(("Loss on the batch", f"{m['loss_value']:.4g}", f"{m.get('loss') or 'The loss'}{where}."))
-    if tiles:
-        for col, (name, value, help_) in zip(st.columns(len(tiles)), tiles):
-            col.metric(name, value, help=reports.md_escape(help_))
-        return
-    numbers = {k: v for k, v in reports.scalars(r.metrics).items() if reports.is_number(v)}
-    if numbers:
-        import pandas as pd
-
-        st.dataframe(pd.DataFrame(list(numbers.items()), columns=["quantity", "value"]), hide_index=True,
-                     key=f"g-{r.name}-numbers")
+    ui.tiles_or_table(r, tiles, key="g")
 
 for r in records:
     with st.container(border=True):

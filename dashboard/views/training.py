@@ -48,16 +48,7 @@ def headline(r) -> None:
             tiles.append(("Membership-inference AUC", f"{m['membership_auc']:.3f}",
                           "how well a sample's loss tells training samples from unseen ones: 0.5, not at all; "
                           "towards 1, the model memorised its training data."))
-    if tiles:
-        for col, (name, value, help_) in zip(st.columns(len(tiles)), tiles):
-            col.metric(name, value, help=reports.md_escape(help_))
-        return
-    numbers = {k: v for k, v in reports.scalars(r.metrics).items() if reports.is_number(v)}
-    if numbers:
-        import pandas as pd
-
-        st.dataframe(pd.DataFrame(list(numbers.items()), columns=["quantity", "value"]), hide_index=True,
-                     key=f"t-{r.name}-numbers")
+    ui.tiles_or_table(r, tiles, key="t")
 
 
 @st.cache_data(show_spinner=False)

@@ -8,7 +8,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import pytest
 from diagnostics import ExitCode, Report
 from diagnostics.report import strip_timings
 
-from ..conftest import DIAGNOSE, read_report, run_diagnose
+from ..conftest import DIAGNOSE, interrupt_when, read_report, run_diagnose
 from .conftest import analyzer_source, install_plugin
 
 CORE = ("--only", "architecture", "--only", "weights")  # the core's own analyzers: tests here test the core
@@ -222,18 +221,7 @@ def test_interrupted_run_keeps_previous_report(tiny, tmp_path, plugin_dir):
     env = install_plugin(plugin_dir, "slowpoke", analyzer_source("slowpoke", slow))
     proc = subprocess.Popen([DIAGNOSE, str(tiny["keras"]), "--out", str(out), "--only", "slowpoke", *CORE], env={**os.environ, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        ceiling = time.monotonic() + 600  # only for a run that hangs before the analyzer: the loop ends on the file
-        while not any(out.glob(".staging-*/**/inside")):
-            assert proc.poll() is None, f"the run ended before the analyzer started: {proc.communicate()[1][-3000:]}"
-            assert time.monotonic() < ceiling, "the analyzer did not start within 600 s"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=300)  # a ceiling for a hung exit: it takes seconds
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    stdout, stderr = interrupt_when(proc, lambda: any(out.glob(".staging-*/**/inside")), "the analyzer started")
     assert proc.returncode == ExitCode.INTERRUPTED, stderr
     lines = stderr.splitlines()
     assert lines[-1] == "diagnose: interrupted: the previous report, if any, is left as it was", stderr

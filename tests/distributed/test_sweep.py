@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 
 import pytest
 
 from diagnostics import ExitCode, Report
 from diagnostics.sweep import SweepError, find_checkpoints, key_metrics, numbers_from_name
 
-from ..conftest import CHECKPOINTS, DIAGNOSE, run_diagnose
+from ..conftest import CHECKPOINTS, DIAGNOSE, interrupt_when, run_diagnose
 
 EPOCHS = [1, 3, 6, 10, 16, 25, 40]
 STEPS = [4 * e for e in EPOCHS]  # 50 training digits in batches of 16: 4 optimizer steps per epoch
@@ -145,18 +143,7 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     env = install_plugin(tmp_path / "site", "hold", analyzer_source("hold", hold))
     proc = subprocess.Popen([*args, "--only", "hold"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
-    try:
-        ceiling = time.monotonic() + 600  # only for a sweep that hangs elsewhere: the loop ends on the file
-        while not any(out.rglob("held")):
-            assert proc.poll() is None, f"the sweep ended before the hold: {proc.communicate()[1][-3000:]}"
-            assert time.monotonic() < ceiling, "the third checkpoint's run did not start within 600 s"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=300)  # a ceiling for a hung exit: it takes seconds
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    _, stderr = interrupt_when(proc, lambda: any(out.rglob("held")), "the third checkpoint's run started")
     assert proc.returncode == ExitCode.INTERRUPTED, stderr
     finished = json.loads((out / "sweep.json").read_text())["checkpoints"]  # still a valid index
     assert len(finished) == 2, finished  # the two before the hold; the held one never entered it
