@@ -338,8 +338,9 @@ def sweep_command(paths, out_dir, only, skip, fail_on, timeout_s, seed, options,
     except SweepError as e:
         click.echo(f"diagnose: {terminal(e)}", err=True)
         sys.exit(int(ExitCode.USAGE))
-    rows = [("step", "checkpoint", "verdict", "findings")]
-    rows += [(terminal(e["step"]), terminal(e["checkpoint"]), terminal(e["verdict"]), str(len(e["findings"])))
+    # the first column is the sweep's axis: the epochs (or steps) the file names or sidecars state
+    rows = [(outcome.axis, "checkpoint", "verdict", "findings")]
+    rows += [(terminal(e["at"]), terminal(e["checkpoint"]), terminal(e["verdict"]), str(len(e["findings"])))
              for e in outcome.entries]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
