@@ -214,6 +214,9 @@ class Explainer:
         axiom: ``"completeness"`` (Σ attributions = F(x) − F(baseline)), ``"additivity"``
             (Σ = F(x) − E[F(background)]) or None; the pipeline measures it.
         input_kinds: the input kinds it supports (image, sequence, token, tabular).
+        backward: whether it differentiates the model (False for perturbation methods): on a model
+            where one sample's backward pass does not fit the worker's memory (a long recurrent
+            sequence, :class:`diagnostics.memory.TooLarge`), only the methods without it run.
         options: its :class:`~diagnostics.Option` s; the instance holds their values in ``self.opts``.
     """
 
@@ -223,6 +226,7 @@ class Explainer:
     sampling: ClassVar[bool] = False
     axiom: ClassVar[str | None] = None
     input_kinds: ClassVar[frozenset[str]] = INPUT_KINDS
+    backward: ClassVar[bool] = True
     options: ClassVar[tuple[Option, ...]] = ()
     #: Rough model evaluations (a forward + backward of one sample) explaining one sample takes, for
     #: the time budget (:meth:`cost`, :func:`diagnostics.budget.plan`); a forward-only pass counts a third.
@@ -462,7 +466,10 @@ class ExplanationAnalyzer(Analyzer):
             return Result.skip(f"{self.name}: {e}")
         x_all = np.asarray(context.data.x)
         opts["samples"] = min(int(opts["samples"]), len(x_all))
-        opts["batch_size"] = memory.batch_size(model, int(opts["batch_size"]))
+        try:
+            opts["batch_size"], too_large = memory.batch_size(model, int(opts["batch_size"])), None
+        except memory.TooLarge as e:  # the methods that differentiate are left out below; the others run
+            opts["batch_size"], too_large = memory.batch_size(model, int(opts["batch_size"]), backward=False), str(e)
         kind = input_kind(x_all[:1])
         pool = np.asarray(context.data.x_train) if context.data.x_train is not None else x_all
         rows = min(int(opts["background"]), len(pool))
@@ -480,6 +487,9 @@ class ExplanationAnalyzer(Analyzer):
         for name in self.choose(opts, view, x_all[:1]):
             ex = next(c for c in self.explainers if c.name == name)(**opts)
             why = ex.unavailable(view, x_all[:1])
+            if not why and too_large and ex.backward:
+                why = f"left out: {too_large}"
+                memory.note(f"{name} {why}")
             if why:
                 skipped[name] = why
             else:
@@ -513,8 +523,13 @@ class ExplanationAnalyzer(Analyzer):
                 skipped[ex.name] = f"left out: {why}"
                 continue
             ex.notes = {}
-            with context.timed(f"method:{ex.name}"):
-                a = np.asarray(ex.attribute(view, x, t, context.seed), np.float64)
+            try:
+                with context.timed(f"method:{ex.name}"):
+                    a = np.asarray(ex.attribute(view, x, t, context.seed), np.float64)
+            except memory.TooLarge as e:  # raised by a batch plan before the memory was taken
+                skipped[ex.name] = f"left out: {e}"
+                memory.note(f"{ex.name} left out: {e}")
+                continue
             if pace:
                 pace.done(cost[ex.name] * len(x))
             raw[ex.name] = a

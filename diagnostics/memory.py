@@ -12,7 +12,13 @@ The batched primitives (:mod:`diagnostics.backends`) and the batched predictions
   already held);
 - the **headroom**: a batch may take :data:`BATCH_FRACTION` of what is left between the worker's
   current resident memory and its limit, so that temporaries, the analyzer's own arrays and the
-  allocator's fragmentation fit beside it.
+  allocator's fragmentation fit beside it, and never more than :data:`MAX_BATCH_BYTES`;
+- for **recurrent layers**, a cost per time step: every step keeps its gates and states for the
+  backward pass (per sample), and the framework keeps a few tensors of bookkeeping per step whatever
+  the batch (:data:`STEP_OVERHEAD`, per call). A sequence of 200,000 steps costs gigabytes before the
+  first sample; when even one sample does not fit, :func:`batch_size` raises :class:`TooLarge`, which
+  the worker reports as a skipped analyzer (and the explanation pipeline as a method left out) with
+  the figures, instead of letting the process grow until it is killed.
 
 When a call still runs out of memory (TensorFlow's ``ResourceExhaustedError``, torch's
 ``OutOfMemoryError`` or its CPU allocator's "can't allocate memory"), :func:`run_batched` halves the
@@ -38,6 +44,21 @@ from typing import Any, Callable
 DEFAULT_FRACTION = 0.5
 #: Share of a worker's remaining headroom one batch may take.
 BATCH_FRACTION = 0.5
+#: The most one batch's activations may take, whatever the headroom: beyond about a gigabyte a CPU is
+#: compute-bound and a larger batch buys nothing, while the whole worker (framework, model, data, the
+#: analyzer's arrays) must stay within a few gigabytes on an ordinary machine (issue 22: no process
+#: over 2.5 GB on a hostile file). 1.5 GiB keeps every zoo model's batches, and MobileNetV2's, as they were.
+MAX_BATCH_BYTES = 3 * 2**29
+#: Bytes a recurrent layer's step costs per call, whatever the batch (forward, backward): the tensor
+#: objects the framework keeps per step. Measured on CPU for LSTM(2) over 8,000 steps, first call of a fresh
+#: process: TensorFlow 1.2 KiB forward, 6.4 KiB backward (while-loop accumulators); torch 0.4 KiB forward,
+#: 20 KiB backward (one autograd node per op per step); rounded up, the larger of the two.
+STEP_OVERHEAD = {False: 1536, True: 24 * 1024}
+#: Floats a recurrent step keeps per sample and unit of its per-step output (gates before and after
+#: their activation, states), forward and backward, and bytes of bookkeeping per sample and step.
+#: Measured as above: LSTM(32) backward, TensorFlow ~9 floats a unit, torch ~19.
+STEP_FLOATS_PER_UNIT = {False: 4, True: 20}
+STEP_BYTES_PER_SAMPLE = {False: 64, True: 160}
 #: Batch sizes of the measuring probe (two sizes: the difference cancels one-time costs).
 PROBE_BATCHES = (2, 6)
 #: Environment variable through which a worker process learns its limit (bytes).
@@ -150,9 +171,51 @@ def headroom() -> int | None:
 
 
 # -- per-sample cost -------------------------------------------------------------------------------
+class TooLarge(MemoryError):
+    """Even one sample does not fit the memory a batch may take: the work that needs it is left out,
+    and the message (what one sample needs, what is allowed, what to change) goes into the report."""
+
+
+def recurrent_steps(model) -> list[tuple[int, int, int]]:
+    """``(steps, input features, output units per step)`` of each recurrent layer (LSTM, GRU, SimpleRNN,
+    ConvLSTM, a Bidirectional wrapper, any Keras ``RNN``), nested models included; steps unknown (None)
+    count as one."""
+    out = []
+    for layer in _layers(model):
+        if getattr(layer, "cell", None) is None and getattr(layer, "forward_layer", None) is None:
+            continue
+        try:
+            outputs = layer.output
+            first = outputs[0] if isinstance(outputs, (list, tuple)) else outputs  # return_state: the output first
+            shape_in, shape_out = list(layer.input.shape), list(first.shape)
+        except Exception:  # noqa: BLE001 - a layer used twice or never built has no single input
+            continue
+        if len(shape_in) < 3:
+            continue
+        # return_sequences keeps the time axis in the output; the per-step output is what follows it
+        per_step = shape_out[2:] if len(shape_out) == len(shape_in) else shape_out[1:]
+        out.append((int(shape_in[1]) if shape_in[1] else 1, _prod(shape_in[2:]), _prod(per_step)))
+    return out
+
+
+def _prod(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= int(d) if d else 1
+    return n
+
+
+def estimate_call_overhead(model, backward: bool) -> int:
+    """Bytes one call costs whatever its batch: the recurrent layers' per-step bookkeeping
+    (:data:`STEP_OVERHEAD`); 0 for a model without recurrent layers."""
+    return sum(steps * STEP_OVERHEAD[backward] for steps, _, _ in recurrent_steps(model))
+
+
 def estimate_per_sample(model, backward: bool) -> int:
     """Bytes one sample costs, estimated from the model's layer output sizes (float32): every output is
-    kept for the backward pass and gets a gradient of its size, so backward counts them three times."""
+    kept for the backward pass and gets a gradient of its size, so backward counts them three times.
+    A recurrent layer also keeps, at every time step, its input and its gates and states
+    (:data:`STEP_FLOATS_PER_UNIT` floats per unit) and some bookkeeping (:data:`STEP_BYTES_PER_SAMPLE`)."""
     total = 0
     for layer in _layers(model):
         try:
@@ -172,7 +235,36 @@ def estimate_per_sample(model, backward: bool) -> int:
         for d in list(t.shape)[1:]:
             n *= int(d) if d else 1
         total += n
-    return max(1, total * 4 * (3 if backward else 1))
+    steps = sum(t * (4 * (f + STEP_FLOATS_PER_UNIT[backward] * u) + STEP_BYTES_PER_SAMPLE[backward])
+                for t, f, u in recurrent_steps(model))
+    return max(1, total * 4 * (3 if backward else 1) + steps)
+
+
+def describe_steps(model) -> str:
+    """``"one sample of 200,000 steps"`` for a recurrent model (its longest layer), else ``"one sample"``."""
+    longest = max((t for t, _, _ in recurrent_steps(model)), default=0)
+    return f"one sample of {longest:,} time steps" if longest > 1 else "one sample"
+
+
+def allowance(room: int | None) -> int:
+    """What one batch may take out of ``room`` bytes (the headroom, or the limit):
+    :data:`BATCH_FRACTION` of it, at most :data:`MAX_BATCH_BYTES`."""
+    return MAX_BATCH_BYTES if room is None else min(MAX_BATCH_BYTES, int(room * BATCH_FRACTION))
+
+
+def check_fits(model, backward: bool = True, per_sample: int | None = None) -> None:
+    """Raise :class:`TooLarge` when one sample, with the call's fixed cost, exceeds what a batch may ever take
+    in this worker: :data:`BATCH_FRACTION` of its limit, at most :data:`MAX_BATCH_BYTES`. Judged against the
+    limit, not the current headroom, so that an ordinary model in a worker already near its limit still runs
+    one sample at a time (:func:`batch_size` never answers 0)."""
+    kind = "backward" if backward else "forward"
+    cost = per_sample or _COSTS.get(model, {}).get(kind) or estimate_per_sample(model, backward)
+    limit = limit_bytes()
+    need, allowed = estimate_call_overhead(model, backward) + cost, allowance(limit)
+    if need > allowed:
+        raise TooLarge(f"{describe_steps(model)} needs about {describe(need)} for a {kind} pass, more than the "
+                       f"{describe(allowed)} one batch may take (half the worker's {describe(limit)} limit, "
+                       f"at most {describe(MAX_BATCH_BYTES)})")
 
 
 def _layers(model):
@@ -220,8 +312,9 @@ def batch_size(model, requested: int, per_sample: int | None = None, *, backward
     requested = max(1, int(requested))
     kind = "backward" if backward else "forward"
     cost = per_sample or _COSTS.get(model, {}).get(kind) or estimate_per_sample(model, backward)
+    check_fits(model, backward, cost)
     room = headroom()
-    size = requested if room is None else max(1, min(requested, int(room * BATCH_FRACTION) // max(1, cost)))
+    size = max(1, min(requested, (allowance(room) - estimate_call_overhead(model, backward)) // max(1, cost)))
     if size < requested:
         # A power of two: the headroom drifts by a few MiB between calls, and every new batch shape
         # costs a trace of the compiled function (seconds for a large network).
@@ -260,13 +353,16 @@ def is_oom(e: BaseException) -> bool:
 def plan(model, requested: int, probe: Callable[[int], Any], *, backward: bool = True) -> int:
     """The batch size for ``requested`` samples per call: ``requested`` itself when even a generous estimate
     of it fits the headroom (no probe run), else from the per-sample cost measured with ``probe(k)``
-    (which runs the model on ``k`` samples)."""
+    (which runs the model on ``k`` samples). :class:`TooLarge` before any probe when the estimate of one
+    sample does not fit (a probe of such a model would itself take the memory)."""
     requested = max(1, int(requested))
     kind = "backward" if backward else "forward"
+    check_fits(model, backward)
     room = headroom()
     cap = _CAPS.get(model, {}).get(kind)
     if room is not None and cap is None and kind not in _COSTS.get(model, {}):
-        if 3 * estimate_per_sample(model, backward) * requested <= room * BATCH_FRACTION:
+        estimate, overhead = estimate_per_sample(model, backward), estimate_call_overhead(model, backward)
+        if 3 * estimate * requested + overhead <= room * BATCH_FRACTION and estimate * requested + overhead <= MAX_BATCH_BYTES:
             return requested
     per = measure_per_sample(model, probe, backward) if room is not None else None
     return batch_size(model, requested, per, backward=backward)

@@ -175,6 +175,11 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
     t0 = time.perf_counter()
     try:
         result = _call(entry.cls(), context, job)
+    except memory.TooLarge as e:  # not a fault of the analyzer: the model's one sample is over the bound
+        if weights_fingerprint(model) != state.fingerprint:
+            state.model = None
+        return {"status": "skipped", "reason": f"not run: {e}", "duration_s": time.perf_counter() - t0,
+                **_memory_record(memory)}
     except Exception as e:  # noqa: BLE001 - isolate the analyzer
         tb = traceback.format_exc(limit=-8)
         reason = f"raised {type(e).__name__}: {e}"

@@ -28,6 +28,7 @@ class IntegratedGradients(CaptumMethod):
 
 class Occlusion(CaptumMethod):
     name, reference, captum_class, options = "occlusion", "Zeiler & Fergus 2014", "Occlusion", (PATCH,)
+    backward = False
 
     def kwargs(self, view, z):
         from diagnostics.explain import patch_side
@@ -44,11 +45,13 @@ class Occlusion(CaptumMethod):
 
 class FeatureAblation(CaptumMethod):
     name, reference, captum_class, options = "feature_ablation", "Kokhlikyan et al. 2020", "FeatureAblation", (PATCH,)
+    backward = False
 
 
 class ShapleySampling(CaptumMethod):
     name, reference, sampling, captum_class = "shapley_sampling", "Strumbelj & Kononenko 2010", True, "ShapleyValueSampling"
     options, scalable = (PATCH, Option("shapley_samples", int, 8, "feature permutations sampled")), {"shapley_samples": 1}
+    backward = False
 
     def kwargs(self, view, z):
         return {**super().kwargs(view, z), "n_samples": int(self.opts["shapley_samples"])}

@@ -112,7 +112,7 @@ def _writable(folder: str) -> bool:
 
 
 class ModelAgnosticShap(Explainer):
-    input_kinds, kind, axiom, sampling = frozenset({"tabular"}), "", "additivity", True
+    input_kinds, kind, axiom, sampling, backward = frozenset({"tabular"}), "", "additivity", True, False
     options = (NSAMPLES, Option("max_evals", object, "auto", "model evaluations per sample (permutation, partition)"))
 
     def attribute(self, view, x, targets, seed):
