@@ -10,6 +10,12 @@ from __future__ import annotations
 import diagnostics
 from diagnostics import ExplanationAnalyzer, Explainer, Option
 
+#: The most time segments LIME fits for one sequence: its ridge regression holds num_samples x features
+#: floats, and a 200,000-step series in segments of 2 made a 100,000-column fit (gigabytes, issue 22).
+MAX_SEQUENCE_FEATURES = 1024
+#: Bytes of perturbed copies built at once: the perturbations are predicted chunk by chunk.
+CHUNK_BYTES = 256 * 2**20
+
 
 def classifier(view):
     """``predict(x) -> (n, classes)`` as LIME expects: gray copies of the RGB images lime's image
@@ -39,10 +45,15 @@ def lime_features(predict, x, label: int, hide, feature_of, n_features: int, num
     rng = np.random.default_rng(seed)
     masks = rng.random((num_samples, n_features)) < rng.random((num_samples, 1))
     masks[0] = True
-    keep = masks[:, feature_of]
-    batch = np.where(keep.reshape(keep.shape + (1,) * (x.ndim - 1)), x[None], np.asarray(hide)[None])
+    rows = max(1, CHUNK_BYTES // max(1, x.nbytes))  # one chunk for every zoo model
+
+    def perturbed(chunk):
+        keep = chunk[:, feature_of]
+        return np.where(keep.reshape(keep.shape + (1,) * (x.ndim - 1)), x[None], np.asarray(hide)[None])
+
+    preds = np.concatenate([predict(perturbed(masks[s:s + rows])) for s in range(0, num_samples, rows)])
     base = LimeBase(lambda d: np.sqrt(np.exp(-(d ** 2) / kernel_width ** 2)), random_state=seed)
-    _, exp, score, _ = base.explain_instance_with_data(masks.astype(float), predict(batch), 1.0 - masks.sum(1) / n_features,
+    _, exp, score, _ = base.explain_instance_with_data(masks.astype(float), preds, 1.0 - masks.sum(1) / n_features,
                                                        label, n_features)
     w = np.zeros(n_features)
     for f, v in exp:
@@ -54,7 +65,7 @@ class Lime(Explainer):
     name = "lime"
     work, scalable = 350.0, {"num_samples": 100}  # ~1,000 perturbed forward passes per sample
     reference = "Ribeiro, Singh & Guestrin 2016, \"Why Should I Trust You?\""
-    sampling = True
+    sampling, backward = True, False
     options = (Option("num_samples", int, 1000, "perturbations per sample"),
                Option("patch", object, "auto", "superpixel side for images, or 'auto' (4 px; a 7 x 7 grid on large ones)"),
                Option("segment", int, 2, "time steps per feature for sequences"),
@@ -88,7 +99,15 @@ class Lime(Explainer):
             maps.append(m)
             fits.append(r2)
         if view.kind in ("token", "sequence"):
-            feature_of = np.arange(x.shape[1]) // (1 if view.tokens else max(1, int(o["segment"])))
+            segment = 1 if view.tokens else max(1, int(o["segment"]))
+            if not view.tokens and -(-x.shape[1] // segment) > MAX_SEQUENCE_FEATURES:
+                from diagnostics import memory
+
+                wider = -(-x.shape[1] // MAX_SEQUENCE_FEATURES)
+                memory.note(f"lime: time segments of {wider} steps instead of {segment}, so that {x.shape[1]:,} steps "
+                            f"make at most {MAX_SEQUENCE_FEATURES} features")
+                segment = wider
+            feature_of = np.arange(x.shape[1]) // segment
             for i in range(n):
                 w, r2 = lime_features(predict, x[i], int(labels[i]), view.baseline_like(x[:1])[0], feature_of,
                                       int(feature_of.max()) + 1, int(o["num_samples"]), seed + i, float(o["kernel_width"]))
