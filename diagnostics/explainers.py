@@ -497,6 +497,8 @@ class ExplanationAnalyzer(Analyzer):
         skipped.update(self._plan(context, opts, view, x_all, methods) if methods and large else {})
         methods = [ex for ex in methods if ex.name not in skipped]
         cost = {ex.name: ex.cost(view, x_all[:1]) for ex in methods}  # per sample, with the options as planned
+        if not methods and too_large:  # say so now, not after predicting (minutes for such a sequence)
+            return Result.skip("; ".join(f"{k}: {v}" for k, v in skipped.items()))
         idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
         x = x_all[idx]
         pred = view.predict(x)
