@@ -24,7 +24,7 @@ def assert_ok(report: "Report", fail_on: str | None = None, allow: Iterable[str]
     """Raise :class:`DiagnosisFailed` unless every analyzer finished and no finding is at or above ``fail_on``.
 
     ``fail_on`` is ``info``, ``warning`` or ``error`` (default: the report's own ``fail_on``; ``never``
-    checks only that every analyzer finished). ``allow`` holds glob patterns (``explain.saliency.*``)
+    checks only that every analyzer finished). ``allow`` holds glob patterns (``explain.gradients.saliency.*``)
     of finding codes that never fail. A failed or timed-out analyzer, or a plugin that did not load,
     always fails: its verdict is missing.
     """

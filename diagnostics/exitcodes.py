@@ -1,4 +1,4 @@
-"""Exit codes of the ``diagnose`` command, documented in the README."""
+"""Exit codes of the ``diagnose`` command, documented in docs/usage.md (Exit codes)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 
     def test_model_is_healthy(diagnose):
         report = diagnose("model.keras", data="val.npz", only=("health.gradients", "weights"))
-        report.assert_ok(fail_on="warning", allow=["explain.saliency.*"])
+        report.assert_ok(fail_on="warning", allow=["explain.gradients.saliency.*"])
 
 The fixture is opt-in: nothing runs, and nothing heavier than this module is imported, unless a test
 asks for it. ``diagnose(...)`` takes the arguments of :func:`diagnostics.diagnose` and writes the

@@ -20,11 +20,11 @@ MODELS = {models!r}
 
 def test_healthy_model(diagnose):
     report = diagnose(MODELS["healthy"], only=("health.gradients",))
-    report.assert_ok(fail_on="warning", allow=["explain.saliency.*"])
+    report.assert_ok(fail_on="warning", allow=["explain.gradients.saliency.*"])
 
 def test_faulty_twin(diagnose):
     report = diagnose(MODELS["faulty"], only=("health.gradients",))
-    report.assert_ok(fail_on="warning", allow=["explain.saliency.*"])
+    report.assert_ok(fail_on="warning", allow=["explain.gradients.saliency.*"])
 '''
 
 
@@ -37,7 +37,7 @@ def test_diagnose_fixture_passes_healthy_and_fails_faulty_with_codes(tmp_path):
     assert proc.returncode == 1, out[-3000:]
     assert "1 failed, 1 passed" in out, out[-3000:]
     assert "FAILED test_model.py::test_faulty_twin" in out
-    assert "diagnose: mlp_vanishing.keras has 1 finding(s) at or above warning (allowed: explain.saliency.*):" in out
+    assert "diagnose: mlp_vanishing.keras has 1 finding(s) at or above warning (allowed: explain.gradients.saliency.*):" in out
     assert "ERROR gradients.vanishing [dense1] (health.gradients): the first layer's kernel gradient" in out
     assert "/diagnose-1/report.html" in out, "the failure says where the report is"
     assert "raise DiagnosisFailed" not in out, "the failure shows the test's line, not the plugin's internals"
@@ -51,18 +51,18 @@ def _report(*findings, status="ok") -> Report:
 
 
 def test_assert_ok_thresholds_allow_globs_and_unfinished_analyzers():
-    saliency = Finding("explain.saliency.failed", "warning", "maps barely change", "saliency")
+    saliency = Finding("explain.gradients.saliency.failed", "warning", "maps barely change", "saliency")
     info = Finding("explain.ig.trusted", "info", "passed")
     report = _report(saliency, info)
     report.assert_ok()  # the report's own fail_on: error
-    report.assert_ok(fail_on="warning", allow=["explain.saliency.*"])
+    report.assert_ok(fail_on="warning", allow=["explain.gradients.saliency.*"])
     with pytest.raises(DiagnosisFailed) as e:
         report.assert_ok(fail_on="warning")
     assert str(e.value) == ("diagnose: m.keras has 1 finding(s) at or above warning:\n"
-                            "  WARNING explain.saliency.failed [saliency] (explain.gradients): maps barely change")
+                            "  WARNING explain.gradients.saliency.failed [saliency] (explain.gradients): maps barely change")
     assert isinstance(e.value, AssertionError) and e.value.findings == [("explain.gradients", saliency)]
     with pytest.raises(DiagnosisFailed, match=r"2 finding\(s\) at or above info"):
-        report.assert_ok(fail_on="info", allow=["explain.saliency"])  # a pattern matches whole codes
+        report.assert_ok(fail_on="info", allow=["explain.gradients.saliency"])  # a pattern matches whole codes
     with pytest.raises(DiagnosisFailed) as e:
         _report(status="failed").assert_ok(fail_on="never")
     assert str(e.value).splitlines() == [
