@@ -52,7 +52,7 @@ def hostile_app(tmp_path, monkeypatch):
     monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(d))
 
     def start(page: str | None = None) -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=60)
+        at = AppTest.from_file(str(APP), default_timeout=300)  # a ceiling: a loaded script run takes a minute
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         if page:

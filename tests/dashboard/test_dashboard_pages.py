@@ -22,7 +22,7 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-TIMEOUT = 60
+TIMEOUT = 300  # a ceiling for one script run: seconds alone, a minute or more on a loaded machine
 RUN_WAIT_S = 400  # a run spawns a worker that imports TensorFlow: seconds alone, minutes on a loaded machine
 
 

@@ -21,7 +21,7 @@ def test_overview_shows_the_phase_breakdown_and_peak_memory(tmp_path, monkeypatc
     d.mkdir()
     (d / "report.json").write_text(report.to_json())
     monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(d))
-    at = AppTest.from_file(str(APP), default_timeout=60)
+    at = AppTest.from_file(str(APP), default_timeout=300)  # a ceiling: a loaded script run takes a minute
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Timings" in [s.value for s in at.subheader]

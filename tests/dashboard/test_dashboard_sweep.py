@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 def _open(monkeypatch, path) -> AppTest:
     monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(path))
-    at = AppTest.from_file(str(APP), default_timeout=60)
+    at = AppTest.from_file(str(APP), default_timeout=300)  # a ceiling: a loaded script run takes a minute
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     at.switch_page("views/sweep.py")

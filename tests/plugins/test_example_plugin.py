@@ -199,7 +199,7 @@ def test_the_dashboard_overview_shows_it(robustness_run, monkeypatch):
 
     _, out = robustness_run
     monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(out))
-    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=300)  # a ceiling: a loaded script run takes a minute
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     verdicts = next(e.value for e in at.dataframe if {"analyzer", "status"} <= set(e.value.columns))
