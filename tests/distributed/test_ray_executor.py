@@ -49,7 +49,8 @@ def test_misbehaving_plugins_behave_the_same_on_both_executors(executor, misbeha
     by = {r.name: r for r in Report.load(out).analyzers}
     assert (by["raiser"].status, by["raiser"].reason) == ("failed", "plugin 'raiser': raised RuntimeError: boom")
     assert (by["sleeper"].status, by["sleeper"].reason) == ("timed_out", "plugin 'sleeper': exceeded its 3 s budget and was stopped")
-    assert by["sleeper"].duration_s < 10, "stopped at its budget, not after its 60 s sleep"
+    # stopped at its 3 s budget and 2 s grace (seconds more on a loaded machine), not after its 60 s sleep
+    assert by["sleeper"].duration_s < 45, by["sleeper"].duration_s
     assert (by["garbage"].status, by["garbage"].reason) == (
         "failed", "plugin 'garbage': returned a malformed result: run() returned dict, expected diagnostics.Result")
     assert by["crasher"].status == "crashed"
@@ -69,7 +70,7 @@ def test_executor_ray_without_ray_is_a_usage_error_naming_the_install(tiny, tmp_
     code = ("import sys\nsys.modules['ray'] = None  # as if Ray were not installed\n"
             "from diagnostics.cli import main\n"
             f"main([{str(tiny['keras'])!r}, '--out', {str(tmp_path / 'o')!r}, '--executor', 'ray'])\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)  # a ceiling: a loaded import takes a minute
     assert proc.returncode == ExitCode.USAGE
     assert proc.stderr.strip() == ("diagnose: --executor ray needs Ray, which is not installed: "
                                    "pip install 'diagnostics[ray]'")
@@ -81,7 +82,7 @@ def test_help_imports_no_ray(argv):
     code = ("import sys\nfrom diagnostics.cli import main\n"
             f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
             "print('\\nRAY', code, 'ray' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)  # a ceiling: a loaded import takes a minute
     assert out.stdout.strip().splitlines()[-1] == "RAY 0 False", out.stdout[-2000:] + out.stderr[-2000:]
 
 
