@@ -90,6 +90,10 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
+        # Ray starts its workers at nice 15 (its worker_niceness), under the driver. Here the actors are the
+        # run's work, as local workers are at nice 0: at nice 15, anything else on the machine starves them
+        # (a TensorFlow import took minutes beside a CPU load) and their time budgets and load timeout fire.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                  _node_ip_address="127.0.0.1", configure_logging=False)
     return True
