@@ -23,14 +23,7 @@ PEAK_CEILING = 2_500_000_000
 STEPS = 200_000
 
 
-@pytest.fixture(autouse=True)
-def _fresh_limit():
-    memory.set_limit(None)
-    memory.take_notes()
-    yield
-    memory.set_limit(None)
-    os.environ.pop(memory.LIMIT_ENV, None)
-    memory.take_notes()
+pytestmark = pytest.mark.usefixtures("fresh_memory_limit")
 
 
 def _lstm(keras, steps: int, units: int = 2):
@@ -118,7 +111,6 @@ def _tree_peaks(root: int, peaks: dict[int, int]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads process memory from /proc")
 def test_a_200000_step_lstm_stays_within_the_bounds(tmp_path):
     """Issue 22's attack, through the real CLI with --timeout 30 --deadline 120: no process over 2.5 GB
     (polled every 0.2 s: the CLI and every worker, respawned ones included), the run over in 200 s, and the

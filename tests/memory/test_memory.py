@@ -14,16 +14,7 @@ class _Model:  # anything weak-referenceable stands for a model in the planner's
     inputs = ()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_limit():
-    memory.set_limit(None)
-    memory.take_notes()
-    yield
-    memory.set_limit(None)
-    import os
-
-    os.environ.pop(memory.LIMIT_ENV, None)
-    memory.take_notes()
+pytestmark = pytest.mark.usefixtures("fresh_memory_limit")
 
 
 def test_parse_limit_sizes_and_percentages():
