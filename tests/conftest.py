@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DIAGNOSE = str(Path(sys.executable).parent / "diagnose")
 ZOO_DIR = REPO / "models" / "artifacts"
+
+
+# A test runner started in the background by a script (`cmd &`, nohup, some CI agents) inherits SIGINT
+# ignored, and so does every process it starts: the tests that Ctrl-C a run would then wait out their
+# ceilings on a run that never heard the signal. Python's own handler here is reset to the default in
+# every child at exec, so `diagnose` and its workers answer SIGINT as under a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_diagnose(*args: str, env: dict | None = None, cwd: str | Path | None = None, timeout: float = 600,
@@ -72,7 +81,6 @@ def interrupt_when(proc: subprocess.Popen, arrived, what: str) -> tuple[str, str
     """Ctrl-C ``proc`` once ``arrived()`` is true (a file the run writes when it is where the test wants it),
     then wait for it to exit; returns its (stdout, stderr). The waits are ceilings for a hung run only: on a
     loaded machine a start can take minutes, and the loop ends on the signal, not on the clock."""
-    import signal
     import time
 
     try:
