@@ -9,6 +9,7 @@ from .api import DiagnosisError, diagnose
 from .exitcodes import ExitCode
 from .hookspecs import HOOK_API_VERSION, hookimpl
 from .loading import load_checked
+from .measures import Direction, HealthAnalyzer, Measure, MeasureSection, Measurements, Scope, Value
 from .report import AnalyzerRecord, Report, Status
 from .verdicts import Check, MethodExplanation, Outcome, Verdict
 
@@ -26,9 +27,10 @@ _LAZY = {"Explainer": "explainers", "ExplanationAnalyzer": "explainers", "ModelV
          "predict_batched": "explain", "select_targets": "explain", "select_samples": "explain"}
 
 __all__ = [
-    "MODEL_KINDS", "Analyzer", "AnalyzerRecord", "Check", "Context", "Data", "DiagnosisError", "ExitCode",
-    "Explainer", "ExplanationAnalyzer", "Finding", "HOOK_API_VERSION", "MethodExplanation", "ModelInfo", "ModelView",
-    "Option", "Outcome", "Report", "Result", "Severity", "Status", "Verdict", "diagnose", "hookimpl", "predict_batched",
+    "MODEL_KINDS", "Analyzer", "AnalyzerRecord", "Check", "Context", "Data", "DiagnosisError", "Direction", "ExitCode",
+    "Explainer", "ExplanationAnalyzer", "Finding", "HOOK_API_VERSION", "HealthAnalyzer", "Measure", "MeasureSection",
+    "Measurements", "MethodExplanation", "ModelInfo", "ModelView", "Option", "Outcome", "Report", "Result", "Scope",
+    "Severity", "Status", "Value", "Verdict", "diagnose", "hookimpl", "predict_batched",
     "refine_unconverged", "seed_everything", "select_samples", "select_targets",
 ]
 

@@ -126,10 +126,14 @@ class Result:
     skipped: str | None = None
     #: one typed section per explanation method (:class:`~diagnostics.verdicts.MethodExplanation`)
     explanations: tuple[Any, ...] = ()
+    #: one typed section per health measure (:class:`~diagnostics.measures.MeasureSection`), written by
+    #: the host's judging of a :class:`~diagnostics.measures.HealthAnalyzer`
+    measures: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "findings", tuple(self.findings))
         object.__setattr__(self, "explanations", tuple(self.explanations))
+        object.__setattr__(self, "measures", tuple(self.measures))
         object.__setattr__(self, "metrics", dict(self.metrics))
         object.__setattr__(self, "artifacts", dict(self.artifacts))
 
@@ -155,8 +159,14 @@ def validate_result(result: Any, artifact_dir: Path | None = None) -> list[str]:
     for e in result.explanations:
         if not isinstance(e, MethodExplanation):
             problems.append(f"explanations contains {type(e).__name__}, expected diagnostics.MethodExplanation")
+    from .measures import MeasureSection
+
+    for s in result.measures:
+        if not isinstance(s, MeasureSection):
+            problems.append(f"measures contains {type(s).__name__}, expected diagnostics.MeasureSection")
     named = [(f"{e.method} {k}", v) for e in result.explanations if isinstance(e, MethodExplanation)
              for k, v in e.artifacts.items()]
+    named += [(f"{s.code} chart", s.chart) for s in result.measures if isinstance(s, MeasureSection) and s.chart]
     for name, rel in [*result.artifacts.items(), *named]:
         if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
             problems.append(f"artifact {name!r} must be a relative path inside the artifact directory, got {rel!r}")

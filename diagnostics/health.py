@@ -162,19 +162,24 @@ class ThresholdError(ValueError):
     """A thresholds file or option is unusable; the message says which and why."""
 
 
-def thresholds(options: Mapping[str, Any], section: str) -> dict[str, float]:
+def thresholds(options: Mapping[str, Any], section: str, defaults: Mapping[str, float] | None = None) -> dict[str, float]:
     """The thresholds of ``section``: defaults, then the file named by ``health_thresholds``, then
-    single-key options (``--option health.gradients.vanishing_warning=1e-4``)."""
-    out = copy.deepcopy(DEFAULT_THRESHOLDS[section])
+    single-key options (``--option health.gradients.vanishing_warning=1e-4``).
+
+    ``defaults``: the thresholds of a section that is not built in (a third-party health analyzer's
+    ``default_thresholds``, its section named after the analyzer)."""
+    if defaults is None and section not in DEFAULT_THRESHOLDS:
+        raise ThresholdError(f"unknown threshold section {section!r}; known: {sorted(DEFAULT_THRESHOLDS)}")
+    out = copy.deepcopy(dict(DEFAULT_THRESHOLDS[section] if defaults is None else defaults))
     path = options.get(THRESHOLDS_OPTION)
     if path:
-        loaded = load_thresholds_file(path)
+        loaded = load_thresholds_file(path, also=() if defaults is None else (section,))
         _merge(out, loaded.get(section, {}), f"{path} [{section}]")
     _merge(out, {k: v for k, v in options.items() if k in out}, "--option")
     return out
 
 
-def load_thresholds_file(path: str | Path) -> dict[str, dict[str, Any]]:
+def load_thresholds_file(path: str | Path, also: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise ThresholdError(f"thresholds file {str(p)!r} does not exist (--option {THRESHOLDS_OPTION}=FILE.toml|FILE.json)")
@@ -188,7 +193,7 @@ def load_thresholds_file(path: str | Path) -> dict[str, dict[str, Any]]:
             data = tomllib.loads(text)
     except Exception as e:  # noqa: BLE001 - json and tomllib raise different types
         raise ThresholdError(f"thresholds file {p.name} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {e}") from None
-    unknown = sorted(set(data) - set(DEFAULT_THRESHOLDS))
+    unknown = sorted(set(data) - set(DEFAULT_THRESHOLDS) - set(also))
     if unknown:
         raise ThresholdError(f"thresholds file {p.name}: unknown section(s) {unknown}; known: {sorted(DEFAULT_THRESHOLDS)}")
     return data

@@ -19,11 +19,16 @@ from typing import Any, Iterable, Mapping
 
 from .analyzer import Finding, Severity
 from .exitcodes import ExitCode
+from .measures import MeasureSection
 from .verdicts import MethodExplanation
 
 #: 2: typed per-method explanation sections (``analyzers[].explanations``) and the worker traceback
 #: of a failed analyzer (``analyzers[].traceback``).
-SCHEMA_VERSION = 2
+#: 3: typed per-measure health sections (``analyzers[].measures``). A version 2 report still reads:
+#: its analyzers have no measure sections (their free-form ``metrics`` are kept).
+SCHEMA_VERSION = 3
+#: The versions :meth:`Report.from_dict` reads.
+READABLE_SCHEMAS = (2, 3)
 class Status(enum.StrEnum):
     """How an analyzer's run ended. ``crashed``: its worker process died (a segfault, the OOM killer)."""
 
@@ -70,6 +75,8 @@ class AnalyzerRecord:
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     explanations: tuple[MethodExplanation, ...] = ()
+    #: one typed section per health measure (:class:`~diagnostics.measures.MeasureSection`)
+    measures: tuple[MeasureSection, ...] = ()
     traceback: str = ""
     phases: Mapping[str, float] = dataclasses.field(default_factory=dict)
     #: Peak resident memory of the worker process while this analyzer ran (MiB; None: not measured).
@@ -85,6 +92,7 @@ class AnalyzerRecord:
         object.__setattr__(self, "status", Status(self.status))
         object.__setattr__(self, "findings", tuple(self.findings))
         object.__setattr__(self, "explanations", tuple(self.explanations))
+        object.__setattr__(self, "measures", tuple(self.measures))
 
     @property
     def worst(self) -> Severity | None:
@@ -96,6 +104,13 @@ class AnalyzerRecord:
             if e.method == method:
                 return e
         raise KeyError(f"{self.name} has no section for {method!r}; it has {[e.method for e in self.explanations]}")
+
+    def measure(self, name: str) -> MeasureSection:
+        """The typed section of one health measure, by its name or its code (KeyError names those there are)."""
+        for s in self.measures:
+            if name in (s.measure, s.code):
+                return s
+        raise KeyError(f"{self.name} has no measure {name!r}; it has {[s.measure for s in self.measures]}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -109,6 +124,7 @@ class AnalyzerRecord:
         if not d["phases"]:
             del d["phases"]
         d["explanations"] = [e.to_dict() for e in self.explanations]
+        d["measures"] = [s.to_dict() for s in self.measures]
         d["resource_notes"] = list(self.resource_notes)
         return d
 
@@ -117,6 +133,7 @@ class AnalyzerRecord:
         d = dict(d)
         d["findings"] = tuple(Finding.from_dict(f) for f in d.get("findings", ()))
         d["explanations"] = tuple(MethodExplanation.from_dict(e) for e in d.get("explanations", ()))
+        d["measures"] = tuple(MeasureSection.from_dict(s) for s in d.get("measures", ()))
         return cls(**d)
 
 
@@ -243,11 +260,12 @@ class Report:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Report":
         version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
-            older = isinstance(version, int) and version < SCHEMA_VERSION
+        if version not in READABLE_SCHEMAS:
+            older = isinstance(version, int) and version < min(READABLE_SCHEMAS)
             raise ValueError(
-                f"report schema version {version!r} is not supported: this diagnostics reads version "
-                f"{SCHEMA_VERSION}; " + ("the report predates the typed explanation verdicts: " if older else "")
+                f"report schema version {version!r} is not supported: this diagnostics reads versions "
+                f"{', '.join(map(str, READABLE_SCHEMAS))}; "
+                + ("the report predates the typed explanation verdicts: " if older else "")
                 + "re-run diagnose to regenerate the report"
             )
         return cls(
@@ -262,6 +280,7 @@ class Report:
             timings=d.get("timings", {}),
             workers=d.get("workers", {}),
             warnings=tuple(d.get("warnings", ())),
+            schema_version=version,
         )
 
     @classmethod

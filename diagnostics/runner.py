@@ -30,6 +30,7 @@ from .report import AnalyzerRecord, Report, Status
 from .modelinfo import declared_model
 from .safety import DEFAULT_MAX_SIZE, ModelRefused, require_safe, scan
 from .verdicts import MethodExplanation
+from .measures import MeasureSection
 from .worker import Job
 
 _DATA_NEED_TEXT = {
@@ -662,6 +663,8 @@ def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, An
         metrics=result.get("metrics", {}), artifacts=artifacts, traceback=result.get("traceback", ""),
         explanations=tuple(MethodExplanation.from_dict(e).relocated(f"{report_mod.ARTIFACTS}/{name}")
                            for e in result.get("explanations", ())),
+        measures=tuple(MeasureSection.from_dict(s).relocated(f"{report_mod.ARTIFACTS}/{name}")
+                       for s in result.get("measures", ())),
         phases=result.get("phases") or {},
         peak_memory_mb=result.get("peak_memory_mb"), resource_notes=tuple(result.get("resource_notes") or ()),
     )

@@ -210,6 +210,7 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         "artifacts": dict(result.artifacts),
         "phases": phases,
         "explanations": [e.to_dict() for e in result.explanations],
+        "measures": [s.to_dict() for s in result.measures],
         **_memory_record(memory),
     }
 

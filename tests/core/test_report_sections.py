@@ -33,7 +33,7 @@ def _report(tmp_path, name="dense_1", message="ok") -> Report:
 def test_the_section_round_trips_through_json(tmp_path):
     report = _report(tmp_path)
     d = json.loads(report.to_json())
-    assert d["schema_version"] == SCHEMA_VERSION == 2
+    assert d["schema_version"] == SCHEMA_VERSION == 3
     (section,) = d["analyzers"][0]["explanations"]
     assert section["verdict"] == "failed" and section["targets"] == [1, 0] and section["sample_indices"] == [3, 9]
     assert section["checks"][1] == {"name": "randomisation", "value": 0.61, "threshold": 0.3, "outcome": "failed",
@@ -49,7 +49,7 @@ def test_a_schema_1_report_is_refused_with_the_reason():
     d["schema_version"] = 1
     with pytest.raises(ValueError) as e:
         Report.from_dict(d)
-    assert str(e.value) == ("report schema version 1 is not supported: this diagnostics reads version 2; the report "
+    assert str(e.value) == ("report schema version 1 is not supported: this diagnostics reads versions 2, 3; the report "
                             "predates the typed explanation verdicts: re-run diagnose to regenerate the report")
 
 
