@@ -9,6 +9,10 @@
 The fixture is opt-in: nothing runs, and nothing heavier than this module is imported, unless a test
 asks for it. ``diagnose(...)`` takes the arguments of :func:`diagnostics.diagnose` and writes the
 report under the test's temporary directory (its path is in the failure message).
+
+``assert_ok``'s ``allow`` globs match finding codes as :func:`diagnostics.codes.matches` does: a
+suite written before the codes were renamed (``allow=["gradients.vanishing"]``) keeps passing for one
+release, and pytest's warnings summary names the new code to write (a ``DeprecationWarning``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The pytest plugin as a model's test suite would use it: a separate pytest process finds the
 ``diagnose`` fixture through the ``pytest11`` entry point alone, passes on a healthy zoo model and
-fails on its faulty twin with the finding codes in the message."""
+fails on its faulty twin with the finding codes in the message; an ``allow`` written with the old code
+still allows it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def test_healthy_model(diagnose):
 def test_faulty_twin(diagnose):
     report = diagnose(MODELS["faulty"], only=("health.gradients",))
     report.assert_ok(fail_on="warning", allow=["explain.gradients.saliency.*"])
+
+def test_faulty_twin_allowed_by_its_old_code(diagnose):
+    report = diagnose(MODELS["faulty"], only=("health.gradients",))
+    report.assert_ok(fail_on="warning", allow=["gradients.vanishing"])
 '''
 
 
@@ -35,12 +40,15 @@ def test_diagnose_fixture_passes_healthy_and_fails_faulty_with_codes(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]
-    assert "1 failed, 1 passed" in out, out[-3000:]
+    assert "1 failed, 2 passed" in out, out[-3000:]
     assert "FAILED test_model.py::test_faulty_twin" in out
     assert "diagnose: mlp_vanishing.keras has 1 finding(s) at or above warning (allowed: explain.gradients.saliency.*):" in out
     assert "ERROR gradients.vanishing [dense1] (health.gradients): the first layer's kernel gradient" in out
     assert "/diagnose-1/report.html" in out, "the failure says where the report is"
     assert "raise DiagnosisFailed" not in out, "the failure shows the test's line, not the plugin's internals"
+    # the old code still allows its replacement, and pytest's summary says what to write instead
+    assert ("DeprecationWarning: allow pattern 'gradients.vanishing' is written with old finding codes (aliases "
+            "until the next release); it matches health.gradients.first_last_ratio: write those") in out
 
 
 def _report(*findings, status="ok") -> Report:
@@ -70,3 +78,25 @@ def test_assert_ok_thresholds_allow_globs_and_unfinished_analyzers():
         "  explain.gradients: failed: plugin 'p': raised ValueError: x"]
     with pytest.raises(ValueError, match="fail_on must be info, warning, error or never, got 'warnings'"):
         report.assert_ok(fail_on="warnings")
+
+
+def test_assert_ok_allow_written_with_old_codes_matches_their_replacements():
+    """A suite written before issue 24's rename keeps passing for one release, and is told what to write."""
+    first_last = Finding("health.gradients.first_last_ratio", "error", "first/last 1e-6", "dense1")
+    record = AnalyzerRecord(name="health.gradients", plugin="p", category="health", status="ok", findings=(first_last,))
+    report = Report(model={"name": "m.keras"}, data=None, environment={}, plugins=(), analyzers=(record,), seed=0,
+                    fail_on="error")
+    with pytest.warns(DeprecationWarning) as caught:
+        report.assert_ok(allow=["gradients.vanishing"])
+    assert [str(w.message) for w in caught] == [
+        "allow pattern 'gradients.vanishing' is written with old finding codes (aliases until the next release); "
+        "it matches health.gradients.first_last_ratio: write those"]
+    with pytest.warns(DeprecationWarning, match="'gradients.\\*' .* it matches health.gradients.grad_norm, "):
+        report.assert_ok(allow=["gradients.*"])
+    with pytest.warns(DeprecationWarning), pytest.raises(DiagnosisFailed, match="ERROR health.gradients.first_last_ratio"):
+        report.assert_ok(allow=["gradients.exploding"])  # another old code: its replacement is another measure
+    report.assert_ok(allow="health.gradients.*")  # one pattern as a string, in current codes: no warning
+    old = Finding("gradients.vanishing", "error", "first/last 1e-6", "dense1")  # a report of an earlier release
+    record = AnalyzerRecord(name="health.gradients", plugin="p", category="health", status="ok", findings=(old,))
+    Report(model={"name": "m.keras"}, data=None, environment={}, plugins=(), analyzers=(record,), seed=0,
+           fail_on="error").assert_ok(allow=["health.gradients.first_last_ratio"])
