@@ -567,7 +567,7 @@ class ExplanationAnalyzer(Analyzer):
         sections = self._sections(context, view, x, idx, targets, raw, maps, checks, skipped, mask)
         findings = [_verdict_finding(self.name, s) for s in sections if s.verdict not in (None, Verdict.TRUSTED)]
         if (~informative).any():
-            findings.insert(0, _baseline_finding(view, opts, fx, fb, informative))
+            findings.insert(0, _baseline_finding(self.name, view, opts, fx, fb, informative))
         metrics = {"samples": len(x), "sample_indices": idx.tolist(), "target": targets.description,
                    "targets": t.tolist(), "space": view.space, "embedding_layer": view.embedding_layer,
                    "methods": [ex.name for ex in methods], "not_run": skipped, "agreement": E.agreement_matrix(maps),
@@ -758,11 +758,12 @@ def _num(v):
     return None if v is None or not np.isfinite(v) else round(float(v), 6)
 
 
-def _baseline_finding(view: ModelView, opts: dict, fx, fb, informative) -> Finding:
+def _baseline_finding(analyzer: str, view: ModelView, opts: dict, fx, fb, informative) -> Finding:
+    """``<analyzer>.baseline_not_neutral`` (``explain.baseline_not_neutral`` before issue 24, now an alias)."""
     n, bad = len(fx), int((~informative).sum())
     what = f"token {opts['baseline_token']}" if view.tokens else str(opts["baseline"])
     return Finding(
-        "explain.baseline_not_neutral", Severity.INFO, where="baseline",
+        f"{analyzer}.baseline_not_neutral", Severity.INFO, where="baseline",
         message=f"for {bad} of {n} samples the baseline ({what}) already gets within {E.INFORMATIVE_DELTA:.0%} of the "
                 f"explained output (median {np.median(fb[~informative]):.3g} vs {np.median(fx[~informative]):.3g}): the "
                 f"model does not need the input to predict that — often a default class — so baseline attributions "

@@ -294,3 +294,21 @@ def test_the_checks_audit_at_most_check_samples_of_the_explained_samples(linear,
     Spy.calls = []
     run_analyzer(Audited, model, Data(x_val=x), tmp_path / "default", samples=12)  # under the default 16: all
     assert Spy.calls == [("main", 12), ("stability", 12), ("randomisation", 12)]
+
+
+def test_a_baseline_the_model_already_predicts_from_is_reported_under_the_analyzer_s_name(keras_tf, tmp_path):
+    """A bias of 10 and inputs within ±0.3: F(x) is within 10% of F(zeros) = 10 for every sample, so the
+    zero baseline is not neutral; the finding is ``<analyzer>.baseline_not_neutral`` (issue 24: every code
+    starts with its analyzer's name; ``explain.baseline_not_neutral`` is its alias)."""
+    from diagnostics import codes
+
+    keras = keras_tf
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    model.set_weights([np.full((5, 3), 0.1, np.float32), np.full(3, 10.0, np.float32)])
+    x = np.random.default_rng(1).uniform(-0.3, 0.3, size=(40, 5)).astype(np.float32)
+    result = run_analyzer(Controls, model, Data(x_val=x), tmp_path, methods="noise")
+    first = result.findings[0]
+    assert (first.code, first.severity.value, first.where) == ("explain.controls.baseline_not_neutral", "info", "baseline")
+    assert first.message.startswith("for 12 of 12 samples the baseline (zeros) already gets within 10% of the "
+                                    "explained output (median 10 vs 10")
+    assert codes.matches(first.code, "explain.baseline_not_neutral")
