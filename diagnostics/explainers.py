@@ -16,7 +16,7 @@
   :class:`~diagnostics.verdicts.Verdict`, findings and pictures. A new method gets all of it by
   declaring itself.
 
-Thresholds are the ``explanations`` section of :data:`diagnostics.health.DEFAULT_THRESHOLDS` and are
+Thresholds are the ``explanations`` section of :data:`diagnostics.thresholds.DEFAULT_THRESHOLDS` and are
 overridden as the health ones are: ``--option explain.gradients.stability_min=0.7`` or a thresholds
 file (``--option health_thresholds=FILE.toml``, section ``[explanations]``).
 """
@@ -34,7 +34,7 @@ import numpy as np
 from . import explain as E
 from . import inputs as I
 from .analyzer import Analyzer, Context, Finding, Option, Result, Severity
-from .health import thresholds as _thresholds
+from .thresholds import thresholds as _thresholds
 from .modelinfo import output_activation
 from .verdicts import Check, MethodExplanation, Outcome, Verdict, verdict_of
 
@@ -337,7 +337,7 @@ def explainer_options(explainers: Sequence[type[Explainer]]) -> tuple[Option, ..
 
 
 def threshold_options() -> tuple[Option, ...]:
-    from .health import DEFAULT_THRESHOLDS, THRESHOLDS_OPTION
+    from .thresholds import DEFAULT_THRESHOLDS, THRESHOLDS_OPTION
 
     return tuple(Option(k, float, v, "trust threshold (see docs/explanations.md)")
                  for k, v in DEFAULT_THRESHOLDS["explanations"].items()) + (
@@ -641,7 +641,7 @@ class ExplanationAnalyzer(Analyzer):
 
     def _limits(self, options: dict) -> dict[str, float]:
         """The thresholds: the defaults, this analyzer's own (``defaults``), the thresholds file, ``--option``."""
-        from .health import THRESHOLDS_OPTION, load_thresholds_file
+        from .thresholds import THRESHOLDS_OPTION, load_thresholds_file
 
         limits = _thresholds(options, "explanations")
         given = set(options)

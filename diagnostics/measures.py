@@ -271,7 +271,7 @@ class HealthAnalyzer(Analyzer):
 
     Metadata (class attributes, besides :class:`~diagnostics.Analyzer`'s):
         measures: the :class:`Measure` s it measures.
-        threshold_section: the section of :data:`diagnostics.health.DEFAULT_THRESHOLDS` its measures'
+        threshold_section: the section of :data:`diagnostics.thresholds.DEFAULT_THRESHOLDS` its measures'
             threshold keys are in ("" = ``default_thresholds`` below, under the analyzer's name).
         default_thresholds: a third-party analyzer's own thresholds ``{key: value}``; overridden like
             the built-in ones (``--option NAME.KEY=VALUE`` or a section ``[NAME]`` of the thresholds file).
@@ -324,7 +324,7 @@ class HealthAnalyzer(Analyzer):
 # -- the host's side -------------------------------------------------------------------------------
 def thresholds_of(cls: type[HealthAnalyzer], options: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """Every threshold section the analyzer's measures name, resolved for this run's options."""
-    from .health import DEFAULT_THRESHOLDS, thresholds
+    from .thresholds import DEFAULT_THRESHOLDS, thresholds
 
     sections = {section_of(cls, m) for m in cls.measures if m.warning or m.error}
     return {s: thresholds(options, s, defaults=None if s in DEFAULT_THRESHOLDS else dict(cls.default_thresholds))

@@ -75,7 +75,7 @@ def options_metadata(cls) -> list[dict[str, Any]] | None:
 
 def health_options(*sections: str, **extra: Option) -> tuple[Option, ...]:
     """The options of a health analyzer: the thresholds of ``sections`` and the thresholds file."""
-    from .health import DEFAULT_THRESHOLDS, THRESHOLDS_OPTION
+    from .thresholds import DEFAULT_THRESHOLDS, THRESHOLDS_OPTION
 
     opts = [Option(k, float, v, f"threshold ({s})") for s in sections for k, v in DEFAULT_THRESHOLDS[s].items()]
     opts.append(Option(THRESHOLDS_OPTION, str, "", "thresholds file (TOML or JSON), one section per analyzer family"))
