@@ -7,6 +7,11 @@
   page links them beside it and :func:`write_archive` puts the whole report folder in ``report.zip`` next
   to the page. The page says which of the two it did.
 - Explained samples are listed with the output explained and, where the data has them, the true label.
+- A health analyzer's measures (its :class:`~diagnostics.measures.MeasureSection` s) are one block each:
+  the title and unit, the chart the host drew, the thresholds and their reference, and the values with
+  their 95% intervals and outcomes (a long list shows the values that did not pass, the rest folded).
+  The blocks are read by scope, direction and outcome, never by analyzer name or metric key, so a new
+  health analyzer appears unedited; the notebook shows the same blocks (:func:`measure_blocks`).
 - An analyzer's summary line comes from its findings, and each of its figures is captioned with what the
   findings say about it: a figure of an analyzer without findings shows what was *measured* (a candidate
   region that failed its test, say), not a problem.
@@ -25,6 +30,8 @@ import zipfile
 from pathlib import Path
 from typing import Mapping
 
+from . import measure_text as words
+from .measures import MeasureSection
 from .report import ARTIFACTS, REPORT_HTML, REPORT_JSON, AnalyzerRecord, Report
 # html.escape, and control and bidi characters shown as escapes: one implementation for every sink.
 from .textsafe import html_text as escape
@@ -116,7 +123,9 @@ def render_html(report: Report, base_dir: Path) -> str:
             parts.append("</table>")
         images = [(k, v) for k, v in sorted(r.artifacts.items()) if _is_image(v)]
         if not r.findings and r.status == "ok":
-            parts.append(f"<p class=muted>{escape(_no_findings_line(images))}</p>")
+            charts = [s for s in r.measures if s.chart]
+            parts.append(f"<p class=muted>{escape(_no_findings_line(images + charts))}</p>")
+        parts.append(measure_blocks(r, base_dir))
         for name, rel in images:
             src = _data_uri(base_dir / rel) if _plain_relative(rel) else None  # never a file outside the report
             if src:
@@ -197,6 +206,103 @@ def _figure_caption(r: AnalyzerRecord, name: str) -> str:
         w = r.worst.value
         return f"{escape(name)} — {_pill(w, SEVERITY_COLOURS[w])} illustrates {escape(codes)}"
     return f"{escape(name)} — {_pill('measured, no finding', SEVERITY_COLOURS[None])}"
+
+
+# -- health measures: one block per section, read by scope, direction and outcome -------------------------
+#: A measure with more values than this (a layer each, a feature each) lists the ones that did not pass and
+#: folds the whole list into a <details>; the chart shows them all.
+MAX_ROWS = 12
+#: The folded list stops here (a per-feature measure of a wide table): the report.json has every value.
+MAX_FOLDED = 500
+# Inline styles: the blocks are also the notebook's (diagnostics.notebook), where no <style> applies.
+_M_BLOCK = "margin:.9rem 0 1.2rem 0"
+_M_HEAD = "font-size:1.05em;margin:.2rem 0"
+_M_MUTED = "color:#757575;margin:.15rem 0"
+_M_TABLE = "border-collapse:collapse;margin:.3rem 0;width:auto"
+_M_CELL = "text-align:left;padding:.15rem .6rem;border-bottom:1px solid #eee;vertical-align:top"
+_M_TH = _M_CELL + ";background:#fafafa;font-weight:600"
+_OUTCOME_COLOURS = {"passed": "#2e7d32", "warning": "#ef6c00", "error": "#c62828", "shown": "#757575"}
+
+
+def _inline_pill(text: str, colour: str) -> str:
+    return (f"<span style='display:inline-block;padding:0 .5rem;border-radius:.7rem;color:#fff;font-size:.85em;"
+            f"background:{colour}'>{escape(text)}</span>")
+
+
+def measure_blocks(r: AnalyzerRecord, base_dir: Path | None) -> str:
+    """The analyzer's health measures, one block each (title, chart, thresholds, values), as HTML with
+    inline styles: the HTML report shows them under the analyzer, the notebook in its own section. Charts
+    are embedded from ``base_dir`` (none when it is None or the chart is not beside it)."""
+    return "".join(_measure_block(s, base_dir) for s in r.measures)
+
+
+def _measure_block(s: MeasureSection, base_dir: Path | None) -> str:
+    unit = f" <span style='color:#757575;font-weight:normal'>({escape(s.unit)})</span>" if s.unit else ""
+    worst = words.OUTCOME_WORDS[s.worst] if words.judged(s) else "shown"
+    facts = [f"<code>{escape(s.code)}</code>", escape(words.scope_words(s)), escape(words.thresholds(s))]
+    if s.reference:
+        facts.append(f"reference: {escape(s.reference)}")
+    out = [f"<div class='measure' style='{_M_BLOCK}'><div style='{_M_HEAD}'><b>{escape(s.title)}</b>{unit} "
+           f"{_inline_pill(worst, _OUTCOME_COLOURS[worst])}</div>",
+           f"<div style='{_M_MUTED}'>{' · '.join(facts)}</div>"]
+    src = (_data_uri(base_dir / s.chart) if base_dir is not None and _plain_relative(s.chart) and _is_image(s.chart)
+           else None)  # never a file outside the report
+    if src:
+        out.append(f"<figure style='margin:.3rem 0;max-width:100%'><img alt='{escape(s.code)}' src='{src}' "
+                   f"style='max-width:100%;border:1px solid #eee'></figure>")
+    out.append(_values_table(s))
+    out.append("</div>")
+    return "".join(out)
+
+
+def _values_table(s: MeasureSection) -> str:
+    values = s.values
+    if len(values) <= MAX_ROWS:
+        return _values_rows(s, values)
+    bad = words.not_passed(s)
+    shown = bad[:MAX_ROWS]
+    if shown:
+        lead = (f"{len(bad)} of {len(values)} values did not pass" + (f"; the {len(shown)} worst:" if len(bad) > len(shown)
+                                                                       else ":"))
+    elif words.judged(s):
+        lead = f"All {len(values)} values passed."
+    else:
+        lead = f"{len(values)} values, shown in the chart."
+    folded = values[:MAX_FOLDED]
+    cut = f" (the first {MAX_FOLDED}; report.json has every one)" if len(values) > MAX_FOLDED else ""
+    return (f"<div style='{_M_MUTED}'>{escape(lead)}</div>" + (_values_rows(s, shown) if shown else "")
+            + f"<details><summary>All {len(values)} values{escape(cut)}</summary>{_values_rows(s, folded)}</details>")
+
+
+def _values_rows(s: MeasureSection, values) -> str:
+    """One row per value; a column only when some value fills it (no series, no interval: no column)."""
+    columns = []
+    if any(v.where for v in s.values):
+        columns.append((words.where_heading(s), lambda v: escape(v.where) or "model"))
+    if any(v.series for v in s.values):
+        columns.append(("series", lambda v: escape(v.series)))
+    columns.append(("value", lambda v: escape(words.number(v.value))))
+    if any(v.interval is not None for v in s.values):
+        columns.append(("95% interval", lambda v: escape(words.interval(v)) or "-"))
+    if any(v.n is not None for v in s.values):
+        columns.append(("n", lambda v: "-" if v.n is None else escape(str(v.n))))
+    if words.judged(s):
+        columns.append(("outcome", lambda v: _outcome_cell(s, v)))
+    if any(v.note for v in s.values):
+        columns.append(("note", lambda v: escape(v.note)))
+    head = "".join(f"<th style='{_M_TH}'>{escape(name)}</th>" for name, _ in columns)
+    rows = "".join("<tr>" + "".join(f"<td style='{_M_CELL}'>{cell(v)}</td>" for _, cell in columns) + "</tr>"
+                   for v in values)
+    return f"<table style='{_M_TABLE}'><tr>{head}</tr>{rows}</table>"
+
+
+def _outcome_cell(s: MeasureSection, v) -> str:
+    if v.value is None:
+        return "<span style='color:#757575'>not measured</span>"
+    word = words.OUTCOME_WORDS[v.outcome]
+    relation = words.crossed(s, v.threshold)
+    return _inline_pill(word, _OUTCOME_COLOURS[word]) + (f" <span style='color:#757575'>{escape(relation)}</span>"
+                                                         if relation else "")
 
 
 def _samples_table(r: AnalyzerRecord, base_dir: Path) -> str:

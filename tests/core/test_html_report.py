@@ -1,6 +1,7 @@
 """The HTML report as a demanding reader uses it: a table of contents, the true labels of the explained
-samples, a summary line that agrees with the figures, and a page that survives being shared alone (arrays
-embedded as downloads when small, a report.zip beside it when not, and the page says which)."""
+samples, a summary line that agrees with the figures, a page that survives being shared alone (arrays
+embedded as downloads when small, a report.zip beside it when not, and the page says which), and one
+block per health measure of an analyzer no view names (its chart, thresholds and values)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import numpy as np
 import pytest
 
 from diagnostics import AnalyzerRecord, ExitCode, Finding, Report
-from diagnostics.html import ARCHIVE, EMBED_LIMIT, render_html, write_archive
+from diagnostics.html import ARCHIVE, EMBED_LIMIT, MAX_ROWS, render_html, write_archive
 from diagnostics.verdicts import Check, MethodExplanation
 
 from ..conftest import run_diagnose
 from .conftest import analyzer_source, install_plugin
+from .health_probe import probe_record, report_of
 
 SCRIPT = "<script>alert(1)</script>"
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
@@ -150,17 +152,148 @@ def test_names_are_escaped_in_the_contents_anchors_downloads_and_samples(tmp_pat
     assert "passwd (../../etc/passwd)" in page and "<img" not in page and "download=" not in page
 
 
+# -- health measures: one block each, read from the sections ------------------------------------------------
+def _block(page: str, title: str) -> str:
+    """The HTML of the measure block titled ``title``."""
+    start = page.index(f"<b>{title}</b>")
+    return page[page.rindex("<div class='measure'", 0, start):page.index("<div class='measure'", start)
+                if "<div class='measure'" in page[start:] else page.index("<h2", start)]
+
+
+def _rows(html: str) -> list[list[str]]:
+    """Each table row's cells as text (tags dropped, entities read)."""
+    return [[html_lib.unescape(re.sub("<[^>]+>", "", c)).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", html)]
+
+
+def test_each_health_measure_is_a_block_with_its_chart_thresholds_and_values(tmp_path):
+    record = probe_record(tmp_path)
+    page = _publish(tmp_path, report_of(record))
+    section = page.split("<h2 id='a-probe.health'>", 1)[1].split("<h2", 1)[0]
+    assert re.findall(r"<div style='[^']*'><b>([^<]+)</b>", section) == ["Gradient norm", "Tail exponent", "Loss", "Accuracy gap"]
+    norm = _block(page, "Gradient norm")
+    assert re.search(r"<b>Gradient norm</b> <span[^>]*>\(L2 norm\)</span> <span[^>]*>error</span>", norm)
+    assert ("<code>probe.health.norm</code> · one per layer · warning at ≥ 1, error at ≥ 10 · reference: Pascanu et al. "
+            "2013") in html_lib.unescape(norm)
+    # the host's chart, embedded: the very file beside the report
+    chart = tmp_path / record.measure("norm").chart
+    assert chart.name == "measure_norm.png"
+    assert re.findall(r"src='data:image/png;base64,([^']+)'", norm) == [base64.b64encode(chart.read_bytes()).decode()]
+    # 21 layers: the 11 that did not pass are listed, errors first; all 21 are folded below
+    shown, folded = norm.split("<details>", 1)
+    assert "11 of 21 values did not pass:" in shown
+    assert _rows(shown) == [["layer", "value", "outcome"], ["big", "40", "error ≥ 10"]] + [
+        [f"dense_{i}", f"{i / 10:.3g}", "warning ≥ 1"] for i in range(10, 20)]
+    assert "<summary>All 21 values</summary>" in folded
+    assert [r[0] for r in _rows(folded)[1:]] == [f"dense_{i}" for i in range(20)] + ["big"]
+    assert _rows(folded)[1] == ["dense_0", "0", "passed"]
+    # a band, with intervals and sample counts; the 2 values are not folded
+    alpha = _block(page, "Tail exponent")
+    assert "one per layer · warning outside 2–6" in html_lib.unescape(alpha) and "<details>" not in alpha
+    assert _rows(alpha) == [["layer", "value", "95% interval", "n", "outcome"], ["attn", "7", "6.5–7.5", "100", "warning outside 2–6"],
+                            ["mlp", "4", "3–5", "100", "passed"]]
+    # a neutral measure is shown, never judged: no outcome column; a series column where values have one
+    loss = _block(page, "Loss")
+    assert "one per epoch · shown, not judged" in loss and re.search(r"<b>Loss</b> <span[^>]*>shown</span>", loss)
+    assert _rows(loss)[:3] == [["epoch", "series", "value"], ["1", "train", "1"], ["1", "validation", "1"]]
+    # one model-wide value: no chart, no where column, its note kept
+    gap = _block(page, "Accuracy gap")
+    assert "<img" not in gap and "model-wide · warning at ≥ 0.1" in html_lib.unescape(gap)
+    assert _rows(gap) == [["value", "95% interval", "n", "outcome", "note"],
+                          ["0.25", "0.15–0.35", "512", "warning ≥ 0.1", "on 512 validation samples"]]
+    assert "Metrics</summary>" not in section  # nothing was read from free-form metrics: there are none
+
+
+def test_a_long_list_that_passed_is_folded_and_says_so(tmp_path):
+    from diagnostics import Value
+
+    values = [Value("norm", 0.5, where=f"d{i}") for i in range(MAX_ROWS + 1)] + [Value("gap", 0.0)]
+    page = _publish(tmp_path, report_of(probe_record(tmp_path, values=values)))
+    norm = _block(page, "Gradient norm")
+    shown, folded = norm.split("<details>", 1)
+    assert "All 13 values passed." in shown and "<table" not in shown and len(_rows(folded)) == 1 + 13
+    section = page.split("<h2 id='a-probe.health'>", 1)[1].split("<h2", 1)[0]
+    assert ("No findings: nothing this analyzer measured crossed its thresholds. The figure below shows what it "
+            "measured, not a problem found.") in section
+
+
+def test_a_chart_path_that_leaves_the_report_folder_is_not_read(tmp_path):
+    import dataclasses
+
+    (tmp_path / "outside.png").write_bytes(PNG)
+    record = probe_record(tmp_path / "r")
+    norm = dataclasses.replace(record.measure("norm"), chart="../outside.png")
+    record = dataclasses.replace(record, measures=(norm,))
+    page = render_html(report_of(record), tmp_path / "r")
+    assert "<b>Gradient norm</b>" in page and "<img" not in page
+
+
+def test_a_schema_2_report_without_sections_renders_as_before(tmp_path):
+    import json
+
+    d = {"schema_version": 2, "model": {"name": "old"}, "environment": {}, "plugins": [], "seed": 0, "fail_on": "error",
+         "analyzers": [{"name": "health.gradients", "plugin": "builtin", "category": "health", "status": "ok",
+                        "findings": [{"code": "gradients.exploding", "severity": "error", "message": "m", "where": "d"}],
+                        "metrics": {"global_grad_norm": 4e3}, "explanations": []}]}
+    page = render_html(Report.from_dict(json.loads(json.dumps(d))), tmp_path)
+    assert "class='measure'" not in page and "<code>gradients.exploding</code>" in page
+    assert "&quot;global_grad_norm&quot;: 4000.0" in page  # its free-form metrics, still shown as they were
+
+
+#: A third-party health analyzer written as one class with its measures: no view names it.
+WIDTH_PLUGIN = '''
+import diagnostics
+from diagnostics import Direction, HealthAnalyzer, Measure, Measurements, Scope, Value
+
+
+class Width(HealthAnalyzer):
+    name = "probe.width"
+    description = "weights per layer, against a test's own limit"
+    default_thresholds = {"wide": 100}
+    measures = (Measure("weights", "Weights per layer", unit="weights", scope=Scope.LAYER,
+                        direction=Direction.HIGHER_IS_WORSE, warning="wide", reference="the test's own limit"),)
+
+    def measure(self, context):
+        return Measurements(values=[Value("weights", layer.count_params(), where=layer.name)
+                                    for layer in context.model.layers])
+
+
+@diagnostics.hookimpl
+def register_analyzers(register):
+    register(Width)
+'''
+
+
 @pytest.fixture(scope="module")
 def big_run(tmp_path_factory):
-    """A real run whose throwaway analyzer writes a 3 MB array and a figure: the CLI writes report.zip."""
+    """A real run whose throwaway analyzer writes a 3 MB array and a figure: the CLI writes report.zip. A
+    throwaway health analyzer runs beside it (one process start for both)."""
     d = tmp_path_factory.mktemp("big")
     body = ("import numpy as np\nnp.save(context.artifact_dir / 'big.npy', np.zeros(3 * 2**20 // 4, 'float32'))\n"
             "return Result(artifacts={'big array': 'big.npy'})")
     env = install_plugin(d / "site", "bigarray", analyzer_source("bigarray", body))
+    install_plugin(d / "site", "probewidth", WIDTH_PLUGIN)
     from ..conftest import ZOO_DIR
 
-    proc = run_diagnose(ZOO_DIR / "mlp.keras", "--only", "bigarray,architecture", "--out", d / "out", "-q", env=env)
+    proc = run_diagnose(ZOO_DIR / "mlp.keras", "--only", "bigarray,architecture,probe.width", "--out", d / "out", "-q",
+                        env=env)
     return proc, d / "out"
+
+
+def test_a_new_health_analyzer_appears_in_the_page_of_a_real_run(big_run):
+    proc, out = big_run
+    report = Report.load(out)
+    section = report.record("probe.width").measure("weights")
+    page = (out / "report.html").read_text()
+    block = _block(page, "Weights per layer")
+    assert section.chart == "artifacts/probe.width/measure_weights.png"
+    assert re.findall(r"src='data:image/png;base64,([^']+)'", block) == [
+        base64.b64encode((out / section.chart).read_bytes()).decode()]
+    # the zoo MLP's layers, with their weight counts (known from its definition)
+    assert _rows(block) == [["layer", "value", "outcome"], ["features", "0", "passed"], ["dense1", "992", "warning ≥ 100"],
+                            ["dense2", "528", "warning ≥ 100"], ["prob", "17", "passed"]]
+    assert "warning at ≥ 100 · reference: the test&#x27;s own limit" in block
+    assert {f.code for f in report.record("probe.width").findings} == {"probe.width.weights"}
 
 
 def test_a_run_with_large_arrays_writes_report_zip_beside_the_page(big_run):
@@ -172,4 +305,7 @@ def test_a_run_with_large_arrays_writes_report_zip_beside_the_page(big_run):
     with zipfile.ZipFile(out / "report.zip") as z:
         assert z.read("artifacts/bigarray/big.npy") == (out / "artifacts/bigarray/big.npy").read_bytes()
         assert z.read("report.json") == (out / "report.json").read_bytes()
-        assert "artifacts/architecture/parameters.png" in z.namelist()
+        # every file of the folder, the pictures (architecture's chart among them) too
+        files = sorted(p.relative_to(out).as_posix() for p in (out / "artifacts").rglob("*") if p.is_file())
+        assert sorted(n for n in z.namelist() if n.startswith("artifacts/")) == files
+        assert [n for n in files if n.startswith("artifacts/architecture/") and n.endswith(".png")]
