@@ -6,7 +6,10 @@ their severities. Run it before and after a change and compare, to show which ve
     python benchmarks/zoo_verdicts.py --compare before.json after.json
 
 Each model is diagnosed with default options (``diagnose FILE``, the sidecar gives the data), one at a
-time; ``--compare`` prints every difference and exits 1 when there is one.
+time; ``--compare`` prints every difference and exits 1 when there is one. Old finding codes in the
+BEFORE file (before issue 24's rename) are compared under the code(s) that replaced them
+(``diagnostics.codes.ALIASES``; the first line says how many keys were mapped), so a renamed finding
+at the same where with the same severity is no difference.
 
 ``zoo_verdicts_all.json`` beside this script is the whole zoo (20 artifacts, 700 keys) as of issue 27,
 where a trusted explanation method stopped making an INFO finding (the 108 ``finding:…trusted@…`` keys
@@ -51,6 +54,45 @@ def collect(names: list[str]) -> dict[str, dict]:
     return results
 
 
+def renamed(before: dict, after: dict) -> tuple[dict, int]:
+    """``before`` with its old finding codes written as the codes that replaced them (issue 24,
+    :data:`diagnostics.codes.ALIASES`), and how many keys were mapped.
+
+    ``finding:OLD@WHERE`` becomes every ``finding:NEW@WHERE`` of ``after`` that NEW replaced, at the
+    same WHERE and with the old severity, so a renamed finding with the same where and severity is not
+    a difference and a changed severity shows under the new code. An old code stands for every code
+    that replaced it (``explain.baseline_not_neutral`` for each explanation analyzer's own, which the
+    old key had collapsed into one). A key ``after`` still has (an analyzer not renamed yet), or whose
+    replacements ``after`` lacks at that WHERE, stays as it is: its disappearance is a difference.
+    """
+    import fnmatch
+
+    sys.path.insert(0, str(REPO))
+    from diagnostics.codes import ALIASES
+
+    mapped, out = 0, {}
+    for model, keys in before.items():
+        after_keys = after.get(model, {})
+        new_keys: dict = {}
+        for key, value in keys.items():
+            code, _, where = key.removeprefix("finding:").partition("@")
+            targets = []
+            if key.startswith("finding:") and code in ALIASES and key not in after_keys:
+                for k in after_keys:
+                    c, _, w = k.removeprefix("finding:").partition("@")
+                    if k.startswith("finding:") and w == where and any(fnmatch.fnmatchcase(c, n) for n in ALIASES[code]):
+                        targets.append(k)
+            if targets:
+                mapped += 1
+                for t in targets:
+                    new_keys.setdefault(t, value)
+            else:
+                new_keys[key] = value
+        # a key that already had its current name in ``before`` wins over one mapped from an alias
+        out[model] = {**new_keys, **{k: v for k, v in keys.items() if k in new_keys}}
+    return out, mapped
+
+
 def compare(before: dict, after: dict) -> list[str]:
     diffs = []
     for model in sorted(set(before) | set(after)):
@@ -64,6 +106,8 @@ def compare(before: dict, after: dict) -> list[str]:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--compare"]:
         before, after = (json.loads(Path(p).read_text()) for p in argv[1:3])
+        before, mapped = renamed(before, after)
+        print(f"{mapped} key(s) of {argv[1]} mapped from old finding codes to their replacements (diagnostics.codes)")
         diffs = compare(before, after)
         print("\n".join(diffs) if diffs else "no differences")
         return 1 if diffs else 0
