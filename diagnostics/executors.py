@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Callable, Protocol
 
-from .data import DataRefused
+from .jobresult import JobResult, loaded, not_started
 from .safety import ModelRefused
 from .sandbox import FLAG as SANDBOX_FLAG
 from .worker import Job, WorkerState, run_job, worker_main
@@ -30,8 +30,9 @@ class Executor(Protocol):
     def load(self, backend: str, job: Job) -> dict[str, Any]:
         """Load the job's model (and data) on ``backend``; return ``{"info": ..., "versions": ...}``."""
 
-    def submit(self, backend: str, job: Job, progress: ProgressFn) -> dict[str, Any]:
-        """Run one job on ``backend`` and return its result dict (status ok/skipped/failed/timed_out)."""
+    def submit(self, backend: str, job: Job, progress: ProgressFn) -> JobResult:
+        """Run one job on ``backend``; its result's status is set where it happened: by the worker (ok, skipped,
+        failed) or by the executor (crashed when the worker died, timed_out when it stopped it)."""
 
     def close(self) -> None: ...
 
@@ -175,15 +176,11 @@ class ProcessExecutor:
         kind, payload = reply
         if kind == "loaded":
             self._note(backend, payload.pop("worker", None))
-            return payload
-        self._drop(backend)
-        if kind == "refused":
-            raise ModelRefused(payload)
-        if kind == "data_refused":
-            raise DataRefused(payload)
-        raise ExecutorError(payload)
+        else:
+            self._drop(backend)
+        return loaded(kind, payload)
 
-    def submit(self, backend: str, job: Job, progress: ProgressFn, started: Callable[[], None] | None = None) -> dict[str, Any]:
+    def submit(self, backend: str, job: Job, progress: ProgressFn, started: Callable[[], None] | None = None) -> JobResult:
         """``started``: called once the worker has the model and begins the job (its budget counts from then)."""
         w = self._worker(backend)
         t0 = time.perf_counter()
@@ -204,25 +201,24 @@ class ProcessExecutor:
             if kind == "progress":
                 progress(*payload)
             elif kind == "result":
-                self._note(backend, payload.pop("worker", None))
-                return payload
+                self._note(backend, payload.get("worker"))
+                return JobResult.from_wire(payload["job"])
             else:
                 return self._abnormal(backend, w, reply, t0, job)
 
-    def _abnormal(self, backend, w, reply, t0, job, timed_out=False) -> dict[str, Any]:
+    def _abnormal(self, backend, w, reply, t0, job, timed_out=False) -> JobResult:
+        """The job's outcome when the worker stopped answering (``reply`` None: it died, or ran past the budget)
+        or answered something else than its progress and result; the worker is dropped either way."""
         duration = time.perf_counter() - t0
         if timed_out:
             self._drop(backend)
-            return {"status": "timed_out", "reason": f"exceeded its {round(job.budget_s, 1):g} s budget and was stopped", "duration_s": duration}
+            return JobResult.timed_out(job.budget_s, duration)
         if reply is None:
-            reason = w.describe_death()
+            how = w.describe_death()
             self._drop(backend)
-            return {"status": "failed", "reason": f"crashed: {reason}", "duration_s": duration}
-        kind, payload = reply
+            return JobResult.crashed(how, duration)
         self._drop(backend)
-        if kind == "refused":
-            raise ModelRefused(payload)
-        return {"status": "failed", "reason": f"could not start: {payload}", "duration_s": duration}
+        return not_started(*reply, duration)
 
     def _wait_loaded(self, w: _Worker, timeout: float, phase: Callable[[str], None] | None = None):
         """The first reply after a load; ``timeout`` counts from the worker's framework import, not before.
@@ -307,14 +303,15 @@ class InlineExecutor:
             self.state.data_path = job.data_path
         return {"info": self.state.info.to_dict(), "versions": self.state.versions()}
 
-    def submit(self, backend: str, job: Job, progress: ProgressFn) -> dict[str, Any]:
+    def submit(self, backend: str, job: Job, progress: ProgressFn) -> JobResult:
         model = self.state.model
         saved = model.get_weights()
         result = run_job(self.state, job, progress)
         if self.state.model is None:  # the analyzer changed the weights: give the caller theirs back
             model.set_weights(saved)
             self.state.model = model
-        return result
+        # through the wire form, as a worker's result arrives: what reaches the report is the same in-process
+        return JobResult.from_wire(result.to_wire())
 
     def close(self) -> None:
         pass

@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from .companions import companion_files
-from .data import DataRefused
+from .jobresult import JobResult, loaded, not_started, problem
 from .safety import ModelRefused
 from .worker import COMPUTE_THREAD_VARIABLES, Job, set_framework_environment
 
@@ -189,14 +189,15 @@ class ActorBody:
         try:
             return ("loaded", self.local.load(self.backend, self._local_job(job_dict, blobs)))
         except Exception as e:  # noqa: BLE001
-            return _problem(e)
+            return problem(e)
 
     def run(self, job_dict: dict, blobs: dict):
-        """A streaming generator: ("started", None), then ("progress", ...)*, then ("result", ...)."""
+        """A streaming generator: ("started", None), then ("progress", ...)*, then ("result", {"job": the
+        JobResult's wire form, "files": the artifacts it wrote}); or a problem reply (:func:`~diagnostics.jobresult.problem`)."""
         try:
             job = self._local_job(job_dict, blobs)
         except Exception as e:  # noqa: BLE001
-            yield _problem(e)
+            yield problem(e)
             return
         messages: queue.Queue = queue.Queue()
         last = [0.0]
@@ -212,7 +213,7 @@ class ActorBody:
                 messages.put(("result", self.local.submit(self.backend, job, progress,
                                                           started=lambda: messages.put(("started", None)))))
             except Exception as e:  # noqa: BLE001 - refused at a reload, or the sandbox could not be applied
-                messages.put(_problem(e))
+                messages.put(problem(e))
 
         thread = threading.Thread(target=work, name="diagnostics-job", daemon=True)
         thread.start()
@@ -223,21 +224,15 @@ class ActorBody:
                 if kind in ("started", "progress"):
                     continue
                 return
-            payload["files"] = _collect(Path(job.artifact_dir))
+            files = _collect(Path(job.artifact_dir))
             shutil.rmtree(job.artifact_dir, ignore_errors=True)
-            yield ("result", payload)
+            yield ("result", {"job": payload.to_wire(), "files": files})
             return
 
     def close(self) -> None:
         """Stop the local worker and remove this actor's folder (the driver calls it before ``ray.kill``)."""
         self.local.close()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _problem(e: BaseException) -> tuple[str, str]:
-    """A worker's refusal or error as the (kind, message) the driver reads."""
-    code = "refused" if isinstance(e, ModelRefused) else "data_refused" if isinstance(e, DataRefused) else "error"
-    return (code, f"{e}" if code != "error" else f"{type(e).__name__}: {e}")
 
 
 def _remove_stale_roots() -> None:
@@ -432,17 +427,9 @@ class RayExecutor:
                 raise ModelRefused(f"{_death(e)} while loading the model") from None
         finally:
             self._release(replica)
-        if kind == "loaded":
-            return payload
-        if kind == "refused":
-            raise ModelRefused(payload)
-        if kind == "data_refused":
-            raise DataRefused(payload)
-        from .executors import ExecutorError
+        return loaded(kind, payload)
 
-        raise ExecutorError(payload)
-
-    def submit(self, backend: str, job: Job, progress: Callable[[int, int, str], None]) -> dict[str, Any]:
+    def submit(self, backend: str, job: Job, progress: Callable[[int, int, str], None]) -> JobResult:
         import ray
 
         blobs = self._blobs_for(job)
@@ -452,7 +439,7 @@ class RayExecutor:
         finally:
             self._release(replica)
 
-    def _run(self, replica: _Replica, job: Job, blobs: dict, progress, ray) -> dict[str, Any]:
+    def _run(self, replica: _Replica, job: Job, blobs: dict, progress, ray) -> JobResult:
         t0 = time.perf_counter()
         gen = replica.actor.run.remote(dataclasses.asdict(job), blobs)
         deadline = time.monotonic() + LOAD_TIMEOUT_S  # until "started": the model (re)load
@@ -462,19 +449,16 @@ class RayExecutor:
             if not ready:
                 self._restart(replica)
                 if not started:
-                    return {"status": "failed", "reason": "could not start: loading the model timed out",
-                            "duration_s": time.perf_counter() - t0}
-                return {"status": "timed_out", "reason": f"exceeded its {round(job.budget_s, 1):g} s budget and was stopped",
-                        "duration_s": time.perf_counter() - t0}
+                    return JobResult.failed("could not start: loading the model timed out", time.perf_counter() - t0)
+                return JobResult.timed_out(job.budget_s, time.perf_counter() - t0)
             try:
                 kind, payload = ray.get(next(gen))
             except StopIteration:
                 self._restart(replica)
-                return {"status": "failed", "reason": "crashed: the worker ended without a result",
-                        "duration_s": time.perf_counter() - t0}
+                return JobResult.crashed("the worker ended without a result", time.perf_counter() - t0)
             except ray.exceptions.RayActorError as e:
                 self._restart(replica)
-                return {"status": "failed", "reason": f"crashed: {_death(e)}", "duration_s": time.perf_counter() - t0}
+                return JobResult.crashed(_death(e), time.perf_counter() - t0)
             if kind == "started":
                 started = True
                 deadline = time.monotonic() + job.budget_s + GRACE_S
@@ -482,20 +466,15 @@ class RayExecutor:
             elif kind == "progress":
                 progress(*payload)
             elif kind == "result":
-                files = payload.pop("files", {}) or {}
-                if files:
-                    try:
-                        write_files(files, Path(job.artifact_dir))
-                    except ValueError as e:
-                        return {"status": "failed", "reason": f"returned a malformed result: {e}",
-                                "duration_s": payload.get("duration_s", 0.0)}
-                return payload
-            elif kind == "refused":
-                self._restart(replica)
-                raise ModelRefused(payload)
+                result = JobResult.from_wire(payload["job"])
+                try:
+                    write_files(payload.get("files") or {}, Path(job.artifact_dir))
+                except ValueError as e:
+                    return JobResult.failed(f"returned a malformed result: {e}", result.duration_s)
+                return result
             else:
                 self._restart(replica)
-                return {"status": "failed", "reason": f"could not start: {payload}", "duration_s": time.perf_counter() - t0}
+                return not_started(kind, payload, time.perf_counter() - t0)
 
     def close(self) -> None:
         """Stop every actor and leave none of their folders behind, also when the run failed or was

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import phrasing, report as report_mod
-from .analyzer import Data, Finding, ModelInfo
+from .analyzer import Data, ModelInfo
 from .companions import companion_files, companion_names
 from .data import DataRefused, find_sidecar, load_dataset, load_file, precheck, read_sidecar, save_npz, validate
 from .exitcodes import ExitCode
@@ -29,8 +29,7 @@ from .options import OptionError, check_options
 from .report import AnalyzerRecord, Report, Status
 from .modelinfo import declared_model
 from .safety import DEFAULT_MAX_SIZE, ModelRefused, require_safe, scan
-from .verdicts import MethodExplanation
-from .measures import MeasureSection
+from .jobresult import JobResult
 from .worker import Job
 
 _DATA_NEED_TEXT = {
@@ -451,7 +450,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     for entry, backend, why in plans:
         reason = why or skip_reason(entry, info, data, config.caller)
         if reason:
-            records[entry.cls.name] = _record(entry, "skipped", reason)
+            records[entry.cls.name] = _record(entry, Status.SKIPPED, reason)
         else:
             groups.setdefault(backend, []).append(entry)
     progress.total = len(entries)
@@ -478,9 +477,9 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
                 base_job if backend != primary else primary_job, analyzer=name,
                 artifact_dir=str(staging / report_mod.ARTIFACTS / name), options=_options_for(config.options, name)))
             if stop.is_set():
-                rec = _record(entry, "skipped", "not run: the run was stopped by --strict-plugins")
+                rec = _record(entry, Status.SKIPPED, "not run: the run was stopped by --strict-plugins")
             elif job is None:
-                rec = _record(entry, "timed_out", f"not run: the run's --deadline of {config.deadline_s:g} s had passed")
+                rec = _record(entry, Status.TIMED_OUT, f"not run: the run's --deadline of {config.deadline_s:g} s had passed")
             elif interrupted.is_set():
                 return
             else:
@@ -492,9 +491,9 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
                     else:
                         result = executor.submit(backend, job, lambda d, t, m="", n=name: progress.step(n, d, t, m))
                 except ModelRefused as e:
-                    result = {"status": "failed", "reason": f"could not load the model on the {backend} backend: {e}", "duration_s": 0.0}
+                    result = JobResult.failed(f"could not load the model on the {backend} backend: {e}")
                 except ExecutorError as e:  # the executor itself broke on this job: the analyzer did not run
-                    result = {"status": "failed", "reason": f"the {backend} executor failed: {e}", "duration_s": 0.0}
+                    result = JobResult.failed(f"the {backend} executor failed: {e}")
                 finally:
                     with lock:
                         running.pop(name, None)
@@ -604,7 +603,7 @@ def _is_sharded(entry: AnalyzerEntry) -> bool:
 
 
 def _run_sharded(entry: AnalyzerEntry, executor, backend: str, job: Job, data, shards: int, staging: Path,
-                 progress: Progress) -> dict[str, Any]:
+                 progress: Progress) -> JobResult:
     """Split the analyzer's samples, run the shards as jobs (as many at once as the executor has
     slots), then one merge job that runs its checks on the merged arrays."""
     import concurrent.futures
@@ -619,7 +618,7 @@ def _run_sharded(entry: AnalyzerEntry, executor, backend: str, job: Job, data, s
             for i, (a, b) in enumerate(ranges)]
     done = [0]
 
-    def one(part: Job) -> dict[str, Any]:
+    def one(part: Job) -> JobResult:
         result = executor.submit(backend, part, lambda d, t, m="": None)
         done[0] += 1
         progress.step(name, done[0], len(jobs) + 1, f"shard {done[0]}/{len(jobs)}")
@@ -629,12 +628,12 @@ def _run_sharded(entry: AnalyzerEntry, executor, backend: str, job: Job, data, s
     with concurrent.futures.ThreadPoolExecutor(min(slots, len(jobs)), thread_name_prefix=f"shards-{name}") as pool:
         results = list(pool.map(one, jobs))
     for (a, b), r in zip(ranges, results):
-        if r["status"] != "ok":
-            return {**r, "reason": f"shard [{a}, {b}) of {len(ranges)}: {r.get('reason', '')}",
-                    "duration_s": time.perf_counter() - t0}
+        if r.status is not Status.OK:  # the shard's own status: a crashed shard is a crashed analyzer
+            return dataclasses.replace(r, reason=f"shard [{a}, {b}) of {len(ranges)}: {r.reason}",
+                                       duration_s=time.perf_counter() - t0)
     merged = executor.submit(backend, dataclasses.replace(job, shard_inputs=[str(Path(p.artifact_dir) / SHARD_FILE) for p in jobs]),
                              lambda d, t, m="": None)
-    return {**merged, "duration_s": time.perf_counter() - t0}
+    return dataclasses.replace(merged, duration_s=time.perf_counter() - t0)
 
 
 def _options_for(options: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
@@ -643,30 +642,25 @@ def _options_for(options: dict[str, dict[str, Any]], name: str) -> dict[str, Any
     return merged
 
 
-def _record(entry: AnalyzerEntry, status: str, reason: str) -> AnalyzerRecord:
+def _record(entry: AnalyzerEntry, status: Status, reason: str) -> AnalyzerRecord:
     return AnalyzerRecord(name=entry.cls.name, plugin=entry.plugin, category=entry.cls.category, status=status, reason=reason)
 
 
-def _record_from_result(entry: AnalyzerEntry, backend: str, result: dict[str, Any], name: str,
+def _record_from_result(entry: AnalyzerEntry, backend: str, result: JobResult, name: str,
                         caller: str = "cli") -> AnalyzerRecord:
-    artifacts = {k: f"{report_mod.ARTIFACTS}/{name}/{v}" for k, v in (result.get("artifacts") or {}).items()}
-    reason = phrasing.for_caller(result.get("reason", ""), caller)  # analyzers write the CLI's flags
-    status = result["status"]
-    if status == "failed" and reason.startswith("crashed"):  # the executor's wording for a dead worker
-        status = Status.CRASHED
-    if Status(status).problem:
+    """The report's record of one job: its status as the job result has it, its paths under the report's
+    ``artifacts/<name>/``, a problem's reason naming the plugin to blame."""
+    where = f"{report_mod.ARTIFACTS}/{name}"
+    reason = phrasing.for_caller(result.reason, caller)  # analyzers write the CLI's flags
+    if result.status.problem:
         reason = f"plugin {entry.plugin!r}: {reason}"
     return AnalyzerRecord(
-        name=name, plugin=entry.plugin, category=entry.cls.category, status=status,
-        reason=reason, backend=backend, duration_s=round(float(result.get("duration_s", 0.0)), 3),
-        findings=tuple(Finding.from_dict(f) for f in result.get("findings", ())),
-        metrics=result.get("metrics", {}), artifacts=artifacts, traceback=result.get("traceback", ""),
-        explanations=tuple(MethodExplanation.from_dict(e).relocated(f"{report_mod.ARTIFACTS}/{name}")
-                           for e in result.get("explanations", ())),
-        measures=tuple(MeasureSection.from_dict(s).relocated(f"{report_mod.ARTIFACTS}/{name}")
-                       for s in result.get("measures", ())),
-        phases=result.get("phases") or {},
-        peak_memory_mb=result.get("peak_memory_mb"), resource_notes=tuple(result.get("resource_notes") or ()),
+        name=name, plugin=entry.plugin, category=entry.cls.category, status=result.status,
+        reason=reason, backend=backend, duration_s=round(float(result.duration_s), 3),
+        findings=result.findings, metrics=result.metrics, artifacts={k: f"{where}/{v}" for k, v in result.artifacts.items()},
+        traceback=result.traceback, explanations=tuple(e.relocated(where) for e in result.explanations),
+        measures=tuple(s.relocated(where) for s in result.measures),
+        phases=result.phases, peak_memory_mb=result.peak_memory_mb, resource_notes=result.resource_notes,
     )
 
 

@@ -2,8 +2,9 @@
 
 A worker serves one Keras backend: it sets ``KERAS_BACKEND`` before keras is imported, loads the
 model once, and runs analyzer jobs one after another, sending progress and results back over a
-pipe. Any exception an analyzer raises becomes a ``failed`` result; a crash or a hang is handled by
-the parent, which kills the worker and starts another for the remaining jobs.
+pipe. Each job ends in a :class:`~diagnostics.jobresult.JobResult`: ``ok``, ``skipped``, or ``failed``
+for any exception an analyzer raises; a crash or a hang is handled by the parent, which kills the
+worker, records the job as ``crashed`` or ``timed_out`` and starts another for the remaining jobs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .analyzer import Context, Data, ModelInfo, Result, validate_result
+from .jobresult import JobResult, problem
 from .plugin_manager import PluginError, PluginHost
+from .report import Status
 from .tensorflow_hidden import seed_everything
 
 #: What caps a worker's compute threads, read by the frameworks when they start: OpenMP (torch's intra-op
@@ -27,7 +30,7 @@ COMPUTE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAO
 
 @dataclasses.dataclass
 class Job:
-    """One unit of work: model file, data file, analyzer name, options -> a result dict.
+    """One unit of work: model file, data file, analyzer name, options -> a :class:`~diagnostics.jobresult.JobResult`.
 
     Everything in it is plain data, so an executor may ship it to another machine.
     """
@@ -48,6 +51,7 @@ class Job:
     max_params: int = 200_000_000
     load_timeout_s: float = 300.0
     max_worker_memory: int | None = None
+    max_memory: int | None = None  #: bytes this worker may use (its share of --max-memory); None: the default
     model_sha256: str | None = None  #: the digest the parent's pre-scan saw; the worker re-scans and compares
     #: A file to load instead of ``model_path`` (the same model in another format, made by another worker);
     #: ``model_path`` still names the model in messages and locates its companions.
@@ -67,7 +71,6 @@ class Job:
 
         return dataclasses.replace(DEFAULT, max_size=self.max_model_size, max_params=self.max_params,
                                    load_timeout_s=self.load_timeout_s, max_worker_memory=self.max_worker_memory)
-    max_memory: int | None = None  #: bytes this worker may use (its share of --max-memory); None: the default
 
 
 class WorkerState:
@@ -148,15 +151,15 @@ class WorkerState:
         return out
 
 
-def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], None]) -> dict[str, Any]:
-    """Run one analyzer on the state's model; always returns a result dict, never raises (but KeyboardInterrupt)."""
+def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], None]) -> JobResult:
+    """Run one analyzer on the state's model; always returns its result, never raises (but KeyboardInterrupt)."""
     from .loading import weights_fingerprint
 
     try:
         entry = state.host.analyzer(job.analyzer)
     except PluginError:  # loaded in the parent but not here: say why instead of killing the worker
         why = "; ".join(f"{name}: {r.error}" for name, r in state.host.records.items() if r.error) or "it is not registered"
-        return _failed(f"could not be loaded in the {state.backend} worker process: {why}", 0.0)
+        return JobResult.failed(f"could not be loaded in the {state.backend} worker process: {why}")
     artifact_dir = Path(job.artifact_dir)
     artifact_dir.mkdir(parents=True, exist_ok=True)
     model = state.model
@@ -178,8 +181,7 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
     except memory.TooLarge as e:  # not a fault of the analyzer: the model's one sample is over the bound
         if weights_fingerprint(model) != state.fingerprint:
             state.model = None
-        return {"status": "skipped", "reason": f"not run: {e}", "duration_s": time.perf_counter() - t0,
-                **_memory_record(memory)}
+        return JobResult.skipped(f"not run: {e}", time.perf_counter() - t0, **_memory_record(memory))
     except Exception as e:  # noqa: BLE001 - isolate the analyzer
         tb = traceback.format_exc(limit=-8)
         reason = f"raised {type(e).__name__}: {e}"
@@ -189,30 +191,20 @@ def run_job(state: WorkerState, job: Job, progress: Callable[[int, int, str], No
         if weights_fingerprint(model) != state.fingerprint:  # it raised halfway through changing the model
             state.model = None  # reload a pristine copy for the next analyzer
             reason += "; it had also changed the model's weights (reloaded for the next analyzer)"
-        return {**_failed(reason, time.perf_counter() - t0, traceback=tb), **_memory_record(memory)}
+        return JobResult.failed(reason, time.perf_counter() - t0, traceback=tb, **_memory_record(memory))
     duration = time.perf_counter() - t0
     problems = validate_result(result, artifact_dir)
     if weights_fingerprint(model) != state.fingerprint:
         state.model = None  # reload a pristine copy for the next analyzer
         problems.insert(0, "changed the model's weights (analyzers must leave the model as they found it)")
     if problems:
-        return _failed("returned a malformed result: " + "; ".join(problems), duration)
+        return JobResult.failed("returned a malformed result: " + "; ".join(problems), duration)
     phases = {k: round(v, 3) for k, v in context.phases.items()}
     if result.skipped:
-        return {"status": "skipped", "reason": result.skipped, "duration_s": duration, "phases": phases,
-                **_memory_record(memory)}
-    return {
-        "status": "ok",
-        "reason": "",
-        "duration_s": duration,
-        "findings": [f.to_dict() for f in result.findings],
-        "metrics": dict(result.metrics),
-        "artifacts": dict(result.artifacts),
-        "phases": phases,
-        "explanations": [e.to_dict() for e in result.explanations],
-        "measures": [s.to_dict() for s in result.measures],
-        **_memory_record(memory),
-    }
+        return JobResult.skipped(result.skipped, duration, phases=phases, **_memory_record(memory))
+    return JobResult(Status.OK, "", duration, findings=tuple(result.findings), metrics=dict(result.metrics),
+                     artifacts=dict(result.artifacts), explanations=tuple(result.explanations),
+                     measures=tuple(result.measures), phases=phases, **_memory_record(memory))
 
 
 def peak_rss_mib() -> float:
@@ -274,13 +266,6 @@ def read_only(data: Data) -> Data:
             if hasattr(leaf, "setflags"):
                 leaf.setflags(write=False)
     return data
-
-
-def _failed(reason: str, duration: float, traceback: str = "") -> dict[str, Any]:
-    out = {"status": "failed", "reason": reason, "duration_s": duration}
-    if traceback:
-        out["traceback"] = traceback
-    return out
 
 
 def _companion_loader(job: Job, state: WorkerState):
@@ -406,15 +391,11 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
                                   f"(--max-worker-memory): refused"))
             continue
         except Exception as e:  # noqa: BLE001
-            from .data import DataRefused
-            from .safety import ModelRefused
-
-            code = "refused" if isinstance(e, ModelRefused) else "data_refused" if isinstance(e, DataRefused) else "error"
-            conn.send((code, f"{e}" if code != "error" else f"{type(e).__name__}: {e}"))
+            conn.send(problem(e))
             continue
         if kind == "load":
             conn.send(("loaded", {"info": state.info.to_dict(), "versions": state.versions(), "worker": state.snapshot()}))
             continue
         conn.send(("started", state.snapshot()))
         result = run_job(state, job, lambda done, total, msg="": conn.send(("progress", (done, total, msg))))
-        conn.send(("result", {**result, "worker": state.snapshot()}))
+        conn.send(("result", {"job": result.to_wire(), "worker": state.snapshot()}))

@@ -124,3 +124,84 @@ def test_the_summary_heading_agrees_with_its_verdict_and_mlflow_says_why_too():
     assert tags(crashed)["diagnostics.verdict"] == "clean" and tags(crashed)["diagnostics.exit_code"] == "3"
     assert tags(crashed)["diagnostics.exit_reason"] == "1 analyzer crashed"
     assert "diagnostics.exit_reason" not in tags(_run(findings=("error",))), "the findings say why: no reason tag"
+
+
+# -- the typed job result: a status set where it happens, one wire form, one reader of the replies ----
+def _full_result():
+    from diagnostics import Finding
+    from diagnostics.jobresult import JobResult
+    from diagnostics.measures import Judged, MeasureSection
+    from diagnostics.verdicts import Check, MethodExplanation, Outcome, Verdict
+
+    check = Check("stability", 0.4, 0.5, Outcome.DOUBTFUL, reason="maps move between halves")
+    return JobResult(
+        Status.OK, "", 1.25, findings=(Finding("a.b", "warning", "seen", "dense"),), metrics={"n": 3},
+        artifacts={"map": "map.npy"},
+        explanations=(MethodExplanation("saliency", Verdict.DOUBTFUL, ("x",), (check,), (0, 1), artifacts={"map": "s.npy"}),),
+        measures=(MeasureSection("norm", "a.norm", "Norm", values=(Judged(2.0, "dense", outcome=Outcome.FAILED, threshold=1.0),),
+                                 chart="norm.png"),),
+        phases={"predict": 0.5}, traceback="", peak_memory_mb=812.5, resource_notes=("batches of 8 instead of 64",))
+
+
+def test_a_job_result_crosses_the_wire_as_json_and_comes_back_equal():
+    import json
+
+    from diagnostics.jobresult import JobResult
+
+    result = _full_result()
+    wire = json.loads(json.dumps(result.to_wire()))  # what a pipe or Ray carries: plain JSON types
+    assert JobResult.from_wire(wire) == result
+    assert wire["status"] == "ok" and wire["measures"][0]["chart"] == "norm.png"
+    with pytest.raises(TypeError, match=r"JobResult.status must be a diagnostics.report.Status, got 'ok'"):
+        JobResult("ok")
+
+
+def test_the_record_takes_the_status_the_result_was_given_and_never_reads_it_from_the_reason():
+    from diagnostics.jobresult import JobResult
+    from diagnostics.plugin_manager import AnalyzerEntry
+    from diagnostics.runner import _record_from_result
+
+    entry = AnalyzerEntry(Raises, "raiser")
+    crashed = _record_from_result(entry, "tensorflow", JobResult.crashed("the worker process died (exit code 9)", 2.0), "raises")
+    assert (crashed.status, crashed.reason) == (Status.CRASHED, "plugin 'raiser': crashed: the worker process died (exit code 9)")
+    # a failure whose words happen to begin like a crash's is still a failure
+    failed = _record_from_result(entry, "tensorflow", JobResult.failed("crashed into a wall"), "raises")
+    assert (failed.status, failed.reason) == (Status.FAILED, "plugin 'raiser': crashed into a wall")
+    timed = _record_from_result(entry, "torch", JobResult.timed_out(2.96, 5.0), "raises")
+    assert (timed.status, timed.reason) == (Status.TIMED_OUT, "plugin 'raiser': exceeded its 3 s budget and was stopped")
+    ok = _record_from_result(entry, "tensorflow", _full_result(), "raises")
+    assert (ok.status, ok.reason, ok.duration_s, ok.peak_memory_mb) == (Status.OK, "", 1.25, 812.5)
+    assert ok.artifacts == {"map": "artifacts/raises/map.npy"}
+    assert ok.explanations[0].artifacts == {"map": "artifacts/raises/s.npy"}
+    assert ok.measures[0].chart == "artifacts/raises/norm.png" and ok.measure("a.norm").value("dense") == 2.0
+
+
+def test_a_workers_problem_replies_decode_into_what_they_stand_for():
+    from diagnostics.data import DataRefused
+    from diagnostics.executors import ExecutorError
+    from diagnostics.jobresult import loaded, not_started, problem
+    from diagnostics.safety import ModelRefused
+
+    assert problem(ModelRefused("too big")) == ("refused", "too big")
+    assert problem(DataRefused("x has 3 columns")) == ("data_refused", "x has 3 columns")
+    assert problem(OSError("disk full")) == ("error", "OSError: disk full")
+    assert loaded("loaded", {"info": {}}) == {"info": {}}
+    for error, kind in ((ModelRefused("too big"), ModelRefused), (DataRefused("bad"), DataRefused),
+                        (OSError("disk full"), ExecutorError)):
+        with pytest.raises(kind, match=str(error) if kind is not ExecutorError else "OSError: disk full"):
+            loaded(*problem(error))
+    with pytest.raises(ModelRefused, match="too big"):  # a refused model stops every job, not just this one
+        not_started("refused", "too big", 1.0)
+    started_not = not_started("data_refused", "x has 3 columns", 1.5)
+    assert (started_not.status, started_not.reason, started_not.duration_s) == (
+        Status.FAILED, "could not start: x has 3 columns", 1.5)
+
+
+def test_no_status_string_literal_outside_the_report_writer():
+    import pathlib
+    import re
+
+    root = pathlib.Path(diagnostics.__file__).parent
+    found = [f"{p.relative_to(root.parent)}:{i}" for p in sorted(root.rglob("*.py")) if p.name != "report.py"
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if re.search(r"""["']status["']: ["']""", line)]
+    assert found == [], "statuses are diagnostics.report.Status members (a JobResult's), not strings"
