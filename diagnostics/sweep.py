@@ -11,6 +11,12 @@ the sweep: the numbers the user sees are those of the file names, never a counte
 Every checkpoint goes through :func:`diagnostics.runner.run_file`: the same pre-scan, safe loading and
 report as ``diagnose MODEL``.
 
+Each checkpoint's entry carries the value of every health measure its report holds, by the measure's code
+(``"measures": {"health.gradients.grad_norm": {"conv1": 0.3, ...}}``, one label per value: the layer, class
+or feature, with its series; a model-wide value is ``value`` or its series), and the index a ``catalogue``
+of those measures as their analyzers declared them (title, unit, scale, scope, direction, thresholds):
+a new health analyzer is in the index, and on the dashboard's Sweep page, with no edit here.
+
 The index says why the verdict moved: each checkpoint lists the findings (warning or error) that
 appeared, went away, or changed severity since the previous checkpoint with a report (``"changes"``), and
 ``"first_seen"`` gives each finding's first appearance and every interval over which it was present
@@ -30,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
-import math
 import os
 import queue
 import re
@@ -44,14 +49,16 @@ from .exitcodes import ExitCode
 SWEEP_JSON = "sweep.json"
 #: 2: each checkpoint has its ``epoch`` and its ``step`` (each with its source), the index its ``axis``,
 #: each checkpoint its ``changes`` since the previous one, and ``first_seen`` its ``intervals``.
-SWEEP_SCHEMA = 2
+#: 3: each checkpoint has its health ``measures`` (``{code: {label: value}}``, from the reports' measure
+#: sections) instead of free-form ``metrics`` per analyzer, and the index a ``catalogue`` of the measures
+#: (code -> title, unit, scale, scope, direction, thresholds...), so that a chart is titled and scaled
+#: from what the analyzer declared.
+SWEEP_SCHEMA = 3
 REPORTS = "checkpoints"
 _KEYWORD = re.compile(r"(?i)(?:^|[^a-z])(epoch|step|ep|iter|it)[_=\-]?(\d+)")
 _EPOCH_WORDS = ("epoch", "ep")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _ACCEPTED = (".keras", ".h5", ".hdf5")
-#: Fields of per-layer metric rows that the index keeps, per analyzer (the rest stays in the reports).
-LAYER_FIELDS = ("grad_norm", "grad_weight_ratio", "alpha", "dead_fraction", "saturated_fraction", "norm")
 #: What a sweep's axis can be: the checkpoints' epochs, their optimizer steps, or their position.
 AXES = ("epoch", "step", "position")
 _RANK = {"info": 0, "warning": 1, "error": 2}
@@ -193,41 +200,71 @@ def find_checkpoints(paths: Iterable[str]) -> list[Checkpoint]:
 
 
 # -- the index ---------------------------------------------------------------------------------------
-def key_metrics(record: dict[str, Any]) -> dict[str, Any]:
-    """The scalars of one analyzer's metrics worth plotting over steps: top-level and one level down
-    (``gap.gap``), and per-layer values of :data:`LAYER_FIELDS` as ``field[layer]``."""
-    out: dict[str, Any] = {}
-    metrics = record.get("metrics") or {}
+def measure_labels(section: dict[str, Any]) -> list[str]:
+    """How the index names each value of a report's measure section (one line of its chart each).
 
-    def number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    A layer, class or feature value is named by its ``where`` (with its ``series`` before it when it has
+    one: ``train · conv1``); a model-wide or per-epoch value by its ``series`` alone, or ``value``: the
+    ``where`` of a model-wide value only says where it is worst, which may move from checkpoint to
+    checkpoint, and must not split its line. Names that would repeat fall back to series and where."""
+    scope = section.get("scope", "model")
+    values = section.get("values") or []
 
-    for k, v in metrics.items():
-        if number(v):
-            out[k] = v
-        elif isinstance(v, dict):
-            out.update({f"{k}.{k2}": v2 for k2, v2 in v.items() if number(v2)})
-        elif isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
-            for row in v:
-                layer = row.get("layer") or row.get("name")
-                if not isinstance(layer, str):
-                    continue
-                suffix = f".{row['variable']}" if isinstance(row.get("variable"), str) and row["variable"] != "kernel" else ""
-                for field in LAYER_FIELDS:
-                    if number(row.get(field)):
-                        out[f"{field}[{layer}{suffix}]"] = row[field]
-    return dict(sorted(out.items()))
+    def name(v, with_where: bool) -> str:
+        parts = (v.get("series") or "", v.get("where") or "" if with_where else "")
+        return " \u00b7 ".join(p for p in parts if p) or "value"
+
+    labels = [name(v, scope not in ("model", "epoch")) for v in values]
+    if len(set(labels)) != len(labels):
+        labels = [name(v, True) for v in values]
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:  # still repeated (the same place twice): numbered, never merged
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return out
 
 
-def index_entry(ckpt: Checkpoint, report_dir: Path, root: Path, exit_code: int | None, message: str = "") -> dict[str, Any]:
-    """One checkpoint's row of the index, read from its report (``exit_code`` None: the report's own)."""
+def _epoch_number(where: str) -> float:
+    try:
+        return float(where)
+    except (TypeError, ValueError):
+        return float("-inf")
+
+
+def measure_values(section: dict[str, Any]) -> dict[str, float | None]:
+    """``{label: value}`` of one measure section at one checkpoint (None: not measurable there).
+
+    A per-epoch measure (the loss per epoch in the checkpoint's history) gives its last epoch per
+    series: the value at this checkpoint, so that over the sweep the values trace the training curve."""
+    values = list(section.get("values") or [])
+    if section.get("scope") == "epoch":
+        last: dict[str, dict[str, Any]] = {}
+        for v in values:
+            series = v.get("series") or ""
+            if series not in last or _epoch_number(v.get("where")) >= _epoch_number(last[series].get("where")):
+                last[series] = v
+        values = [{**v, "where": ""} for v in last.values()]
+    return {label: v.get("value") for label, v in zip(measure_labels({**section, "values": values}), values)}
+
+
+#: What the index's catalogue keeps of each measure: enough to title, scale and judge a chart.
+CATALOGUE_FIELDS = ("title", "unit", "scale", "scope", "direction", "thresholds", "reference")
+
+
+def index_entry(ckpt: Checkpoint, report_dir: Path, root: Path, exit_code: int | None, message: str = "",
+                catalogue: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One checkpoint's row of the index, read from its report (``exit_code`` None: the report's own).
+
+    ``measures`` holds the value of every health measure by its code and label (:func:`measure_values`);
+    ``catalogue``, when given, receives each measure's declaration (:data:`CATALOGUE_FIELDS`) by code."""
     entry: dict[str, Any] = {"checkpoint": ckpt.path.name, "path": str(ckpt.path), "epoch": ckpt.epoch,
                              "epoch_source": ckpt.epoch_source, "step": ckpt.step, "step_source": ckpt.step_source,
                              "report": os.path.relpath(report_dir, root), "exit_code": int(exit_code or 0)}
     report_json = report_dir / "report.json"
     if message or not report_json.is_file():
         entry.update(verdict="refused" if exit_code in (ExitCode.MODEL_REFUSED, ExitCode.DATA_REFUSED) else "failed",
-                     message=message, sha256=None, analyzers={}, findings=[])
+                     message=message, sha256=None, analyzers={}, findings=[], measures={})
         return entry
     report = json.loads(report_json.read_text(encoding="utf-8"))
     if exit_code is None:
@@ -235,14 +272,20 @@ def index_entry(ckpt: Checkpoint, report_dir: Path, root: Path, exit_code: int |
     findings = []
     worst = None
     analyzers = {}
+    measures: dict[str, dict[str, float | None]] = {}
     for rec in report.get("analyzers", []):
         for f in rec.get("findings", []):
             findings.append({"analyzer": rec["name"], "code": f["code"], "severity": f["severity"], "where": f.get("where", "")})
             if worst is None or _RANK[f["severity"]] > _RANK[worst]:
                 worst = f["severity"]
-        analyzers[rec["name"]] = {"status": rec["status"], "metrics": key_metrics(rec)}
+        analyzers[rec["name"]] = {"status": rec["status"]}
+        for section in rec.get("measures") or []:
+            measures[section["code"]] = measure_values(section)
+            if catalogue is not None:
+                catalogue[section["code"]] = {"analyzer": rec["name"], "measure": section.get("measure", ""),
+                                              **{k: section.get(k) for k in CATALOGUE_FIELDS}}
     entry.update(verdict=worst or "clean", sha256=(report.get("model") or {}).get("sha256"), analyzers=analyzers,
-                 findings=findings)
+                 findings=findings, measures=measures)
     return entry
 
 
@@ -304,7 +347,7 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[s
 
 
 def describe_changes(entry: dict[str, Any]) -> str:
-    """``entry``'s changes in words: ``performance.chance_level (error, validation split) gone; ...``."""
+    """``entry``'s changes in words: ``health.overfitting.chance_level (error, validation split) gone; ...``."""
     parts = []
     for c in entry.get("changes") or []:
         where = f", {c['where']}" if c["where"] else ""
@@ -317,10 +360,15 @@ def describe_changes(entry: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def write_index(root: Path, entries: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
-    """``sweep.json``, written to a temporary file and renamed over the old one (never half-written)."""
+def write_index(root: Path, entries: list[dict[str, Any]], meta: dict[str, Any],
+                catalogue: dict[str, dict[str, Any]] | None = None) -> Path:
+    """``sweep.json``, written to a temporary file and renamed over the old one (never half-written).
+    ``catalogue``: the measures the entries hold, by code (see :func:`index_entry`); only those of the
+    entries given are written."""
     ordered = arrange(entries, meta.get("axis", "position"))
-    payload = {"schema": SWEEP_SCHEMA, **meta, "checkpoints": ordered, "first_seen": first_seen(ordered)}
+    present = {code for e in ordered for code in e.get("measures") or {}}
+    payload = {"schema": SWEEP_SCHEMA, **meta, "checkpoints": ordered, "first_seen": first_seen(ordered),
+               "catalogue": {code: m for code, m in (catalogue or {}).items() if code in present}}
     path = root / SWEEP_JSON
     tmp = root / f".{SWEEP_JSON}.{os.getpid()}.{threading.get_ident()}.tmp"
     tmp.write_text(json.dumps(payload, sort_keys=True, indent=1) + "\n", encoding="utf-8")
@@ -398,12 +446,16 @@ def default_selection(host) -> tuple[str, ...]:
 
 
 def _finished(ckpt: Checkpoint, report_dir: Path) -> bool:
-    """A report for this very file is already there (a sweep interrupted after it)."""
+    """A report for this very file is already there (a sweep interrupted after it), written in this
+    diagnostics' report schema: an older report has no measure sections for the index, so it is run again."""
+    from .report import SCHEMA_VERSION
+
     try:
         report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (report.get("model") or {}).get("sha256") == _file_sha256(ckpt.path)
+    return (report.get("schema_version") == SCHEMA_VERSION
+            and (report.get("model") or {}).get("sha256") == _file_sha256(ckpt.path))
 
 
 def _file_sha256(path: Path) -> str:
@@ -438,6 +490,7 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
         value = getattr(c, axis) if axis != "position" else None
         return f"{axis} {value}" if value is not None else f"#{checkpoints.index(c) + 1}"
     entries: dict[str, dict[str, Any]] = {}
+    catalogue: dict[str, dict[str, Any]] = {}  # every measure the reports hold, by code (write_index keeps those in use)
     previous = load_index(root) or {}
     for e in previous.get("checkpoints", []):
         entries[e["checkpoint"]] = e
@@ -452,14 +505,14 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
             say(f"{label(c):<10} {c.path.name}: refused: {c.refused}")
             refused += 1
         elif _finished(c, report_dir):
-            entries[c.path.name] = index_entry(c, report_dir, root, None)  # the exit code its report holds
+            entries[c.path.name] = index_entry(c, report_dir, root, None, catalogue=catalogue)  # its report's exit code
             reused += 1
         else:
             entries.pop(c.path.name, None)
             todo.put(c)
     names = {c.path.name for c in checkpoints}
     entries = {k: v for k, v in entries.items() if k in names}
-    write_index(root, list(entries.values()), meta)
+    write_index(root, list(entries.values()), meta, catalogue)
     if reused:
         say(f"resuming: {reused} of {len(checkpoints)} checkpoint(s) already have their report")
     total = len(checkpoints)
@@ -492,12 +545,15 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
                 t = time.perf_counter()
                 outcome = run_file(dataclasses.replace(config, model_path=str(c.path), out_dir=report_dir),
                                    Progress(quiet=True), executor=executor)
-                entry = index_entry(c, report_dir, root, int(outcome.exit_code), outcome.message if outcome.report is None else "")
+                found: dict[str, dict[str, Any]] = {}
+                entry = index_entry(c, report_dir, root, int(outcome.exit_code),
+                                    outcome.message if outcome.report is None else "", catalogue=found)
                 with lock:
                     if stopping.is_set():
                         return
                     entries[c.path.name] = entry
-                    write_index(root, list(entries.values()), meta)
+                    catalogue.update(found)
+                    write_index(root, list(entries.values()), meta, catalogue)
                     done[0] += 1
                     n = done[0]
                 extra_text = f": {outcome.message}" if outcome.message else ""

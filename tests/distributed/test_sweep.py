@@ -11,9 +11,10 @@ import subprocess
 import pytest
 
 from diagnostics import ExitCode, Report
-from diagnostics.sweep import SweepError, find_checkpoints, key_metrics, numbers_from_name
+from diagnostics.sweep import SweepError, find_checkpoints, numbers_from_name
 
 from ..conftest import CHECKPOINTS, DIAGNOSE, interrupt_when, run_diagnose
+from ..history_probe import SOURCE as PROBE
 
 EPOCHS = [1, 3, 6, 10, 16, 25, 40]
 STEPS = [4 * e for e in EPOCHS]  # 50 training digits in batches of 16: 4 optimizer steps per epoch
@@ -86,12 +87,110 @@ def test_the_axis_is_what_every_checkpoint_states(tmp_path):
     assert axis_of(found) == "position" and axis_of(found[:2]) == "step"
 
 
-def test_key_metrics_keep_scalars_and_per_layer_values():
-    record = {"metrics": {"global_grad_norm": 2.5, "flag": True, "gap": {"gap": 0.25, "measure": "text"},
-                          "layers": [{"layer": "conv1", "grad_norm": 1.0, "alpha": None}, {"layer": "dense", "grad_norm": 3.0}],
-                          "variables": [{"layer": "dense", "variable": "bias", "norm": 0.5}], "curve": [1.0, 2.0]}}
-    assert key_metrics(record) == {"gap.gap": 0.25, "global_grad_norm": 2.5, "grad_norm[conv1]": 1.0,
-                                   "grad_norm[dense]": 3.0, "norm[dense.bias]": 0.5}
+def _sections(*values, measures):
+    """Real measure sections: ``values`` judged by the host's pipeline for a throwaway health analyzer."""
+    from diagnostics import HealthAnalyzer, Measurements
+    from diagnostics.measures import judge
+
+    class Tiny(HealthAnalyzer):
+        name = "tiny"
+        description = "measures what the test gives it"
+        default_thresholds = {"high": 1.0}
+
+    Tiny.measures = measures
+    return [s.to_dict() for s in judge(Tiny, Measurements(values=values), {"tiny": {"high": 1.0}}).measures]
+
+
+def test_each_value_of_a_measure_is_one_label_in_the_index():
+    from diagnostics import Direction, Measure, Scope, Value
+    from diagnostics.sweep import measure_values
+
+    norm, gap, loss, moving = _sections(
+        Value("norm", 0.5, where="conv1"), Value("norm", 2.0, where="dense"), Value("norm", None, where="out"),
+        Value("gap", 0.25, where="dense"),  # model-wide: where only says where it is worst, not a line of its own
+        *[Value("loss", v, where=str(e), series=s) for s, curve in (("train", [3.0, 2.0, 1.0]), ("validation", [3.5, 3.0, 2.5]))
+          for e, v in zip((10, 9, 11), curve)],  # given out of epoch order: the last epoch is 11, not the last given
+        Value("moving", 1.0, where="dense"), Value("moving", 3.0, where="conv1"),  # two values of one model-wide measure
+        measures=(Measure("norm", "Norm", scope=Scope.LAYER, direction=Direction.HIGHER_IS_WORSE, warning="high"),
+                  Measure("gap", "Gap"), Measure("loss", "Loss", scope=Scope.EPOCH), Measure("moving", "Moving")))
+    assert measure_values(norm) == {"conv1": 0.5, "dense": 2.0, "out": None}
+    assert norm["values"][1]["outcome"] == "doubtful"  # judged by the host, and the index keeps the value as it is
+    assert measure_values(gap) == {"value": 0.25}
+    assert measure_values(loss) == {"train": 1.0, "validation": 2.5}
+    assert measure_values(moving) == {"dense": 1.0, "conv1": 3.0}  # "value" twice would merge them: named by where
+
+
+@pytest.fixture(scope="module")
+def probe_sweep(tmp_path_factory):
+    """`diagnose sweep` of three zoo checkpoints (epochs 6, 16, 25) with only the throwaway health analyzer
+    of tests/history_probe.py, which measures what the checkpoints' sidecars state."""
+    from ..core.conftest import install_plugin
+
+    d = tmp_path_factory.mktemp("probe-sweep")
+    env = install_plugin(d / "site", "history_probe", PROBE)
+    picked = [next(CHECKPOINTS.glob(f"*.{e:02d}-*.keras")) for e in (6, 16, 25)]
+    proc = run_diagnose("sweep", *picked, "--only", "probe.history", "--out", d / "sweep", env=env, timeout=600)
+    return proc, d / "sweep", env
+
+
+def test_the_index_carries_each_measure_by_code_and_a_catalogue_to_chart_it(probe_sweep):
+    proc, out, _ = probe_sweep
+    assert proc.returncode == ExitCode.FINDINGS, proc.stderr[-3000:]
+    index = json.loads((out / "sweep.json").read_text())
+    assert index["schema"] == 3 and [e["epoch"] for e in index["checkpoints"]] == [6, 16, 25]
+    assert index["catalogue"] == {
+        "probe.history.accuracy_gap": {
+            "analyzer": "probe.history", "measure": "accuracy_gap", "title": "Train \u2212 validation accuracy",
+            "unit": "fraction", "scale": "linear", "scope": "model", "direction": "higher_is_worse",
+            "thresholds": {"warning": 0.1, "error": 0.25}, "reference": "a test threshold"},
+        "probe.history.loss_gap": {
+            "analyzer": "probe.history", "measure": "loss_gap", "title": "Validation \u2212 train loss", "unit": "nats",
+            "scale": "linear", "scope": "model", "direction": "higher_is_worse",
+            "thresholds": {"warning": 0.5, "error": 1.0}, "reference": ""},
+        "probe.history.loss": {
+            "analyzer": "probe.history", "measure": "loss", "title": "Loss per epoch", "unit": "", "scale": "linear",
+            "scope": "epoch", "direction": "neutral", "thresholds": {}, "reference": ""},
+        "probe.history.kernel_norm": {
+            "analyzer": "probe.history", "measure": "kernel_norm", "title": "Kernel norm", "unit": "L2 norm",
+            "scale": "log", "scope": "layer", "direction": "neutral", "thresholds": {}, "reference": ""},
+    }
+    for e in index["checkpoints"]:
+        h = json.loads((CHECKPOINTS / e["checkpoint"].replace(".keras", ".meta.json")).read_text())["history"]
+        m = e["measures"]
+        assert m["probe.history.accuracy_gap"] == {"value": pytest.approx(h["accuracy"][-1] - h["val_accuracy"][-1])}
+        assert m["probe.history.loss_gap"] == {"value": pytest.approx(h["val_loss"][-1] - h["loss"][-1])}
+        assert m["probe.history.loss"] == {"train": h["loss"][-1], "validation": h["val_loss"][-1]}  # the last epoch's
+        section = Report.load(out / e["report"]).record("probe.history").measure("kernel_norm")
+        assert m["probe.history.kernel_norm"] == {v.where: v.value for v in section.values}
+        assert list(m["probe.history.kernel_norm"]) == ["conv1", "conv2", "dense", "probs"]
+        assert e["analyzers"] == {"probe.history": {"status": "ok"}}  # the free-form metrics stay in the reports
+    # the findings are the host's, coded <analyzer>.<measure>: the accuracy gap opens at epoch 16 (0.278 >= 0.25)
+    # and narrows to a warning at 25 (0.242), where the loss gap (0.564 >= 0.5) appears
+    assert [e["verdict"] for e in index["checkpoints"]] == ["clean", "error", "warning"]
+    assert [(c["code"], c["change"]) for c in index["checkpoints"][2]["changes"]] == [
+        ("probe.history.loss_gap", "appeared"), ("probe.history.accuracy_gap", "better")]
+    assert [(f["code"], f["at"], f["worst"]) for f in index["first_seen"]] == [
+        ("probe.history.accuracy_gap", 16, "error"), ("probe.history.loss_gap", 25, "warning")]
+
+
+def test_a_report_written_before_measures_is_run_again(probe_sweep, tmp_path):
+    _, out, env = probe_sweep
+    copy = tmp_path / "sweep"
+    shutil.copytree(out, copy)
+    index = json.loads((copy / "sweep.json").read_text())
+    old = copy / index["checkpoints"][1]["report"] / "report.json"
+    report = json.loads(old.read_text())
+    report["schema_version"] = 2  # as the diagnostics before measures wrote it: no measure sections
+    for rec in report["analyzers"]:
+        rec.pop("measures")
+    old.write_text(json.dumps(report))
+    picked = [CHECKPOINTS / e["checkpoint"] for e in index["checkpoints"]]
+    proc = run_diagnose("sweep", *picked, "--only", "probe.history", "--out", copy, env=env, timeout=600)
+    assert proc.returncode == ExitCode.FINDINGS, proc.stderr[-3000:]
+    assert "resuming: 2 of 3 checkpoint(s) already have their report" in proc.stderr, proc.stderr
+    again = json.loads((copy / "sweep.json").read_text())
+    assert json.loads(old.read_text())["schema_version"] == 3
+    assert [e["measures"] for e in again["checkpoints"]] == [e["measures"] for e in index["checkpoints"]]
 
 
 def test_sweep_of_the_zoo_checkpoints_writes_an_index_and_a_report_per_checkpoint(zoo_sweep):
@@ -106,12 +205,17 @@ def test_sweep_of_the_zoo_checkpoints_writes_an_index_and_a_report_per_checkpoin
         report = Report.load(out / e["report"])
         assert report.model["name"] == e["checkpoint"] and report.model["sha256"] == e["sha256"]
         assert {r.name for r in report.analyzers} == set(index["analyzers"])
-        assert e["analyzers"]["health.gradients"]["metrics"]["grad_norm[conv1]"] > 0
-    gaps = [e["analyzers"]["health.overfitting"]["metrics"]["gap.gap"] for e in index["checkpoints"]]
+        # every measure section of the report is in the index, by code and label, with its value
+        sections = {s.code: s for r in report.analyzers for s in r.measures}
+        assert set(e["measures"]) == set(sections) and set(sections) <= set(index["catalogue"])
+        grads = sections["health.gradients.layer_grad_norm"]
+        assert e["measures"][grads.code] == {v.where: v.value for v in grads.values} and grads.value("conv1") > 0
+    assert index["catalogue"]["health.gradients.layer_grad_norm"]["scale"] == "log"
+    gaps = [e["measures"]["health.overfitting.gap"]["value"] for e in index["checkpoints"]]
     assert gaps[-1] > 0.2 and gaps[-1] > gaps[0] + 0.15, gaps  # memorising 50 digits opens the gap
     first = {(f["code"]): f["step"] for f in index["first_seen"] if f["analyzer"] == "health.overfitting"}
-    gap_codes = [e for e in index["checkpoints"] if any(f["code"] == "overfitting.gap" for f in e["findings"])]
-    assert first["overfitting.gap"] == gap_codes[0]["step"] and first["overfitting.gap"] > STEPS[0]
+    gap_codes = [e for e in index["checkpoints"] if any(f["code"] == "health.overfitting.gap" for f in e["findings"])]
+    assert first["health.overfitting.gap"] == gap_codes[0]["step"] and first["health.overfitting.gap"] > STEPS[0]
     assert index["checkpoints"][-1]["verdict"] == "error"
     assert proc.stdout.splitlines()[0].split() == ["epoch", "checkpoint", "verdict", "findings"]
     assert [line.split()[0] for line in proc.stdout.splitlines()[1:]] == [str(e) for e in EPOCHS]
