@@ -9,11 +9,11 @@ the core ``weights`` analyzer's job and are not repeated here.
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import Analyzer, Context, Finding, Result, Severity
+from diagnostics import Context, Direction, Finding, HealthAnalyzer, Measure, Measurements, Scope, Severity, Value
 from diagnostics.options import health_options
 
 
-class WeightSpectra(Analyzer):
+class WeightSpectra(HealthAnalyzer):
     """Heavy-tailed self-regularisation metrics per layer (Martin & Mahoney, 2021).
 
     Well-trained layers show a power-law ESD tail with 2 <= alpha <= 6: alpha above 6 looks like a
@@ -24,12 +24,18 @@ class WeightSpectra(Analyzer):
 
     name = "health.spectra"
     options = health_options("spectra")
-    category = "health"
     description = "Per-layer weight spectra: power-law alpha (CSN fit), stable rank, norms; needs no data."
     data = "none"
     reference = "Martin & Mahoney 2021 (Nature Communications 12:4122); Clauset, Shalizi & Newman 2009"
+    threshold_section = "spectra"
+    measures = (
+        Measure("alpha", "Power-law exponent alpha of the weight spectrum", scope=Scope.LAYER, direction=Direction.BAND,
+                warning=("alpha_low", "alpha_high"),
+                reference="Martin & Mahoney 2021: well-trained layers have 2 <= alpha <= 6", format=".2f"),
+        Measure("stable_rank", "Stable rank (sum of eigenvalues / largest)", unit="directions", scope=Scope.LAYER),
+    )
 
-    def run(self, context: Context) -> Result:
+    def measure(self, context: Context) -> Measurements:
         import numpy as np
 
         from diagnostics.health import as_matrix, eigenvalues, finite_or_none, kernel_layers, powerlaw_alpha, stable_rank, thresholds
@@ -37,8 +43,8 @@ class WeightSpectra(Analyzer):
         t = thresholds(context.options, "spectra")
         layers = kernel_layers(context.model)
         if not layers:
-            return Result.skip("the model has no dense or convolution kernels")
-        rows, findings, insufficient = [], [], []
+            return Measurements.skip("the model has no dense or convolution kernels")
+        rows, values, insufficient = [], [], []
         for i, layer in enumerate(layers):
             context.progress(i, len(layers), layer.name)
             k = np.asarray(layer.kernel.numpy(), np.float64)
@@ -46,6 +52,7 @@ class WeightSpectra(Analyzer):
             if not np.isfinite(k).all():
                 row["skipped"] = "non-finite weights (see the weights analyzer)"
                 rows.append(row)
+                values.append(Value("alpha", None, where=layer.name, note=row["skipped"]))
                 continue
             m = as_matrix(k)
             ev = eigenvalues(m)
@@ -54,40 +61,35 @@ class WeightSpectra(Analyzer):
                         "frobenius_norm": float(np.sqrt(ev.sum())), "spectral_norm": float(np.sqrt(ev.max())) if ev.size else 0.0,
                         "stable_rank": stable_rank(ev), **{key: finite_or_none(v) if isinstance(v, float) else v for key, v in fit.items()}})
             rows.append(row)
+            values.append(Value("stable_rank", row["stable_rank"], where=layer.name))
             alpha = fit.get("alpha")
             if alpha is None:
                 insufficient.append(f"{layer.name} ({len(ev)})")
-            elif alpha < t["alpha_low"]:
-                findings.append(Finding(
-                    "spectra.alpha_low", Severity.WARNING, where=layer.name,
-                    message=f"layer {layer.name}: the weight spectrum's power-law exponent is {alpha:.2f} (< {t['alpha_low']:g}; "
-                            f"fitted on {fit['tail']} of {len(ev)} eigenvalues): a very heavy tail, typical of over-training or "
-                            f"a too-large learning rate — regularise (weight decay), lower the learning rate, or stop earlier"))
+                values.append(Value("alpha", None, where=layer.name,
+                                    note=f"{len(ev)} eigenvalues, fewer than {int(t['min_eigenvalues'])}: not fitted"))
+                continue
+            note = f"fitted on {fit['tail']} of {len(ev)} eigenvalues"
+            # What each side of the band means, said with the number (the host judges it against the same
+            # thresholds, read above for min_eigenvalues).
+            if alpha < t["alpha_low"]:
+                note += ("; a very heavy tail, typical of over-training or a too-large learning rate — regularise "
+                         "(weight decay), lower the learning rate, or stop earlier")
             elif alpha > t["alpha_high"]:
-                findings.append(Finding(
-                    "spectra.alpha_high", Severity.WARNING, where=layer.name,
-                    message=f"layer {layer.name}: the weight spectrum's power-law exponent is {alpha:.2f} (> {t['alpha_high']:g}; "
-                            f"fitted on {fit['tail']} of {len(ev)} eigenvalues): the layer looks close to its random "
-                            f"initialisation, so it has learnt little — train longer or with a larger learning rate, or shrink it"))
+                note += ("; the layer looks close to its random initialisation, so it has learnt little — train longer "
+                         "or with a larger learning rate, or shrink it")
+            values.append(Value("alpha", alpha, where=layer.name, note=note))
+        findings = []
         if insufficient:
+            # Not a threshold on a value: the layers where there is no value to judge, named together.
             findings.append(Finding(
-                "spectra.insufficient", Severity.INFO, where=", ".join(l.split(" ")[0] for l in insufficient),
+                "health.spectra.insufficient", Severity.INFO, where=", ".join(l.split(" ")[0] for l in insufficient),
                 message=f"{len(insufficient)} layer(s) have fewer than {int(t['min_eigenvalues'])} eigenvalues, too few for a "
                         f"power-law fit, so no alpha is reported for them: {', '.join(insufficient)}"))
         fitted = [r for r in rows if r.get("alpha") is not None]
         metrics = {"layers": rows, "fitted_layers": len(fitted),
                    "mean_alpha": float(np.mean([r["alpha"] for r in fitted])) if fitted else None}
-        artifacts = {}
-        if fitted:
-            from diagnostics.health import bar_plot
-
-            artifacts["alpha per layer"] = bar_plot(
-                context.artifact_dir / "alpha.png", [r["layer"] for r in fitted], [r["alpha"] for r in fitted],
-                title=f"Power-law alpha per layer (shaded: healthy {t['alpha_low']:g}–{t['alpha_high']:g})", ylabel="alpha",
-                band=(t["alpha_low"], t["alpha_high"]),
-                colours=["#ef6c00" if not t["alpha_low"] <= r["alpha"] <= t["alpha_high"] else "#2e7d32" for r in fitted])
         context.progress(len(layers), len(layers), "done")
-        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+        return Measurements(values=values, findings=findings, metrics=metrics)
 
 
 @diagnostics.hookimpl

@@ -56,6 +56,13 @@ def test_stable_rank_known_answers():
     assert stable_rank(eigenvalues(np.outer([1, 2, 3], [4, 5]))) == pytest.approx(1.0)
 
 
+HIGH = ("the layer looks close to its random initialisation, so it has learnt little — train longer or with a larger "
+        "learning rate, or shrink it")
+LOW = ("a very heavy tail, typical of over-training or a too-large learning rate — regularise (weight decay), lower the "
+       "learning rate, or stop earlier")
+BAND = "Martin & Mahoney 2021: well-trained layers have 2 <= alpha <= 6"
+
+
 def test_spectra_analyzer_reports_alpha_and_insufficient_layers(keras_tf, run_health, codes):
     keras = keras_tf
     keras.utils.set_random_seed(0)
@@ -66,12 +73,46 @@ def test_spectra_analyzer_reports_alpha_and_insufficient_layers(keras_tf, run_he
     layers = {l["layer"]: l for l in rec.metrics["layers"]}
     conv = layers["conv"]
     assert conv["matrix_shape"] == [288, 64] and conv["eigenvalues"] == 64
-    assert conv["alpha"] == pytest.approx(powerlaw_alpha(eigenvalues(as_matrix(model.get_layer("conv").kernel.numpy())))["alpha"])
+    fit = powerlaw_alpha(eigenvalues(as_matrix(model.get_layer("conv").kernel.numpy())))
+    assert conv["alpha"] == pytest.approx(fit["alpha"])
     assert layers["head"]["alpha"] is None and layers["head"]["insufficient"] == 5
-    [info] = [f for f in rec.findings if f.code == "spectra.insufficient"]
-    assert info.severity.value == "info" and "head (5)" in info.message
+    # The report's typed section carries the same numbers, judged against the 2-6 band.
+    alpha = rec.measure("alpha")
+    assert (alpha.code, alpha.scope, alpha.direction, alpha.thresholds) == ("health.spectra.alpha", "layer", "band",
+                                                                              {"warning": [2.0, 6.0]})
+    assert alpha.value("conv") == conv["alpha"] and alpha.value("head") is None
+    assert rec.measure("stable_rank").value("conv") == pytest.approx(conv["stable_rank"])
+    [info] = [f for f in rec.findings if f.code == "health.spectra.insufficient"]
+    assert (info.severity, info.where) == ("info", "head")
+    assert info.message == ("1 layer(s) have fewer than 20 eigenvalues, too few for a power-law fit, so no alpha is "
+                            "reported for them: head (5)")
     # A freshly initialised layer is a random matrix: alpha above 6 says it has learnt nothing.
-    assert ("spectra.alpha_high" in codes(rec)) == (conv["alpha"] > 6)
+    assert conv["alpha"] > 6
+    [high] = [f for f in rec.findings if f.code == "health.spectra.alpha"]
+    assert (high.severity, high.where) == ("warning", "conv")
+    assert high.message == (f"Power-law exponent alpha of the weight spectrum {conv['alpha']:.2f}, outside the healthy "
+                            f"band 2–6 ({BAND}): fitted on {fit['tail']} of 64 eigenvalues; {HIGH}")
+
+
+def test_a_heavy_tailed_layer_is_below_the_band_and_the_band_is_an_option(keras_tf, run_health):
+    """Cauchy-distributed weights give a very heavy-tailed spectrum (alpha 1.37 on this seed): below the
+    band, a warning; with --option alpha_low=1 the same value passes."""
+    keras = keras_tf
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, name="heavy"), keras.layers.Dense(2, name="out")])
+    kernel = np.random.default_rng(0).standard_cauchy(size=(64, 32)).astype(np.float32)
+    model.get_layer("heavy").set_weights([kernel, np.zeros(32, np.float32)])
+    fit = powerlaw_alpha(eigenvalues(as_matrix(kernel)))
+    assert fit["alpha"] == pytest.approx(1.368, abs=1e-3)
+    rec = run_health(model, None, only=("health.spectra",))["health.spectra"]
+    assert [(f.code, f.severity, f.where) for f in rec.findings] == [
+        ("health.spectra.insufficient", "info", "out"), ("health.spectra.alpha", "warning", "heavy")]
+    assert rec.findings[1].message == (f"Power-law exponent alpha of the weight spectrum {fit['alpha']:.2f}, outside the "
+                                       f"healthy band 2–6 ({BAND}): fitted on {fit['tail']} of 32 eigenvalues; {LOW}")
+    rec = run_health(model, None, only=("health.spectra",),
+                     options={"health.spectra": {"alpha_low": 1.0}})["health.spectra"]
+    assert [f.code for f in rec.findings] == ["health.spectra.insufficient"]
+    assert rec.measure("alpha").thresholds == {"warning": [1.0, 6.0]}
+    assert rec.measure("alpha").value("heavy") == pytest.approx(fit["alpha"])
 
 
 def test_alpha_agrees_with_weightwatcher_on_the_zoo_cnn(keras_tf):
