@@ -2,8 +2,10 @@
 
 The checks, in order (each failure names the analyzer, the model kind and what to fix):
 
-1. **metadata** — :meth:`Analyzer.metadata_problems` is empty (name, description, model_kinds,
-   data, backends, run()).
+1. **metadata** — :func:`declaration_problems` is empty: :meth:`Analyzer.metadata_problems` (name,
+   description, model_kinds, data, backends, run()), and for a :class:`~diagnostics.HealthAnalyzer`
+   its measures (each :meth:`Measure.problems`, no ``run()`` of its own, every threshold key it names
+   present in its threshold section's defaults).
 2. **runs on every declared kind, with only the declared data** — for each kind in
    ``model_kinds`` the analyzer gets the tiny model of that kind and exactly the data its ``data``
    attribute asks for (nothing for ``"none"``, inputs without labels for ``"x"``, the validation
@@ -11,7 +13,8 @@ The checks, in order (each failure names the analyzer, the model kind and what t
    ``Result.skip(reason)``; raising is a failure.
 3. **result shape** — :func:`diagnostics.analyzer.validate_result` finds no problem (findings are
    Findings, metrics are finite JSON values, artifacts are relative paths to files it wrote);
-   finding codes are stable dotted identifiers; PNG artifacts are PNGs and ``.npy`` artifacts load
+   finding codes are stable dotted identifiers that start with the analyzer's name
+   (``<analyzer>.<what>``); a health analyzer's values each name a declared measure; PNG artifacts are PNGs and ``.npy`` artifacts load
    without pickle; progress calls are ``(done, total, message)`` with ``0 <= done <= total``.
 4. **JSON round trip** — the result, as an :class:`AnalyzerRecord` in a :class:`Report`, survives
    ``to_json`` -> ``from_dict`` -> ``to_dict`` unchanged.
@@ -48,6 +51,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..analyzer import Analyzer, Context, Data, Result, validate_result
+from ..measures import HealthAnalyzer, Measurements, section_of
 from ..report import AnalyzerRecord, Report
 
 CODE_PATTERN = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
@@ -164,6 +168,45 @@ def _data_digest(data: Data | None) -> str:
     return h.hexdigest()
 
 
+def declaration_problems(cls: type[Analyzer]) -> list[str]:
+    """What the host cannot use in ``cls``'s declared metadata, found without running it ([] when none).
+
+    :meth:`Analyzer.metadata_problems`, and for a :class:`~diagnostics.HealthAnalyzer` (which it covers:
+    each :meth:`~diagnostics.Measure.problems`, no ``run()`` override) every threshold key a measure
+    names, looked up where the host will look for it: its section of
+    :data:`diagnostics.health.DEFAULT_THRESHOLDS`, or the analyzer's own ``default_thresholds``.
+    """
+    problems = list(cls.metadata_problems())
+    if isinstance(cls, type) and issubclass(cls, HealthAnalyzer) and not problems:
+        from ..health import DEFAULT_THRESHOLDS
+
+        for m in cls.measures:
+            section = section_of(cls, m)
+            known = DEFAULT_THRESHOLDS.get(section, cls.default_thresholds if section == cls.name else {})
+            where = (f"section {section!r} of diagnostics.health.DEFAULT_THRESHOLDS" if section in DEFAULT_THRESHOLDS
+                     else f"{cls.__name__}.default_thresholds")
+            for level in ("warning", "error"):
+                keys = getattr(m, level)
+                for key in (keys if isinstance(keys, tuple) else (keys,) if keys else ()):
+                    if key not in known:
+                        problems.append(f"measure {m.name!r}: its {level} threshold {key!r} is not in {where} "
+                                        f"(keys there: {sorted(known)}); declare its default there")
+    return problems
+
+
+def code_problems(cls: type[Analyzer], codes: Iterable[str]) -> list[str]:
+    """Finding codes that are not ``<analyzer>.<what>``: a dotted identifier starting with ``cls.name``."""
+    out = []
+    for code in dict.fromkeys(codes):
+        if not isinstance(code, str) or not CODE_PATTERN.fullmatch(code):
+            out.append(f"finding code {code!r} is not a stable dotted identifier like 'robustness.noise_sensitive'")
+        elif not code.startswith(f"{cls.name}."):
+            out.append(f"finding code {code!r} does not start with the analyzer's name: codes are "
+                       f"'<analyzer>.<what>' ({cls.name}.<what>), so an --allow glob or a CI rule can select one "
+                       f"analyzer's findings")
+    return out
+
+
 def run_analyzer(cls: type[Analyzer], kind: str, *, seed: int = 0, options: Mapping[str, Any] | None = None,
                  artifact_dir: Path | None = None, data: Data | None | str = "declared", model: Any = None,
                  history: dict | None = None, metadata: dict | None = None) -> tuple[Result, Context]:
@@ -188,7 +231,7 @@ def assert_analyzer_contract(cls: type[Analyzer], *, kinds: Iterable[str] | None
     Raises ``unittest.SkipTest`` (which pytest reports as a skip) when a library the analyzer
     ``requires`` is not installed.
     """
-    problems = [f"metadata: {p}" for p in cls.metadata_problems()]
+    problems = [f"metadata: {p}" for p in declaration_problems(cls)]
     if problems:
         raise ContractError(_format(cls, problems))
     missing = [m for m in cls.requires if not _installed(m)]
@@ -261,10 +304,23 @@ def _one_run(cls, kind, artifact_dir: Path, options, seed, budget_s) -> tuple[Ki
                           progress=progress)
     data_before = _data_digest(context.data)
     seed_everything(seed)
+    analyzer, measured = cls(), []
+    if isinstance(analyzer, HealthAnalyzer):
+        measure = analyzer.measure
+
+        def recorded(ctx):  # the host's own run() judges it; the kit sees what measure() returned
+            out = measure(ctx)
+            measured.append(out)
+            return out
+
+        analyzer.measure = recorded
     t0 = time.perf_counter()
     try:
-        result = cls().run(context)
+        result = analyzer.run(context)
     except Exception as e:  # noqa: BLE001
+        undeclared = _value_problems(cls, measured)
+        if undeclared:
+            return None, undeclared
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-4))
         given = "no data" if context.data is None else "only " + ", ".join(
             k for k in ("x_train", "y_train", "x_val", "y_val") if getattr(context.data, k) is not None)
@@ -285,12 +341,25 @@ def _one_run(cls, kind, artifact_dir: Path, options, seed, budget_s) -> tuple[Ki
         if result.findings or result.metrics or result.artifacts:
             problems.append("skipped but also returned findings/metrics/artifacts: a skip carries only its reason")
         return KindOutcome(kind, "skipped", str(result.skipped), duration, result), problems
-    for f in result.findings:
-        if isinstance(f.code, str) and not CODE_PATTERN.fullmatch(f.code):
-            problems.append(f"finding code {f.code!r} is not a stable dotted identifier like 'robustness.noise_sensitive'")
+    problems += code_problems(cls, [f.code for f in result.findings if isinstance(f.code, str)])
+    problems += _value_problems(cls, measured)
     problems += _artifact_problems(result, artifact_dir)
     problems += _round_trip_problems(cls, result)
     return KindOutcome(kind, "ok", "", duration, result), problems
+
+
+def _value_problems(cls, measured: list) -> list[str]:
+    """A health analyzer's values that name no declared measure (the host refuses to judge them)."""
+    declared = [m.name for m in getattr(cls, "measures", ())]
+    out = []
+    for m in measured:
+        if not isinstance(m, Measurements):
+            continue  # run() itself refuses it, naming the type
+        for name in dict.fromkeys(v.measure for v in m.values):
+            if name not in declared:
+                out.append(f"measure() returned a Value of measure {name!r}, which {cls.name} does not declare "
+                           f"(it declares {declared}): add a Measure for it to measures")
+    return out
 
 
 def _artifact_problems(result: Result, artifact_dir: Path) -> list[str]:

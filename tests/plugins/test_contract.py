@@ -10,10 +10,12 @@ import unittest
 import numpy as np
 import pytest
 
-from diagnostics import Analyzer, Finding, Result, Severity
+from diagnostics import (Analyzer, Direction, Finding, HealthAnalyzer, Measure, Measurements, Result, Scope, Severity,
+                         Value)
 from diagnostics.plugin_manager import PluginHost
 from diagnostics.testing import (KINDS, ContractError, assert_analyzer_contract, installed_plugin, tiny_case,
                                  tiny_data)
+from diagnostics.testing.contract import declaration_problems
 
 HOST = PluginHost().load()
 #: Small values for the cost options analyzers commonly expose; each analyzer gets those it declares
@@ -65,7 +67,7 @@ class Good(Analyzer):
         x = np.asarray(context.data.x)
         draw = float(np.random.default_rng(context.seed).normal())
         context.progress(1, 1, "done")
-        return Result(findings=(Finding("kit.mean", Severity.INFO, f"mean input {x.mean():.3f}"),),
+        return Result(findings=(Finding("kit.good.mean", Severity.INFO, f"mean input {x.mean():.3f}"),),
                       metrics={"mean": float(x.mean()), "draw": draw, "n": int(len(x)), "labels": int(context.data.y.sum())})
 
 
@@ -104,6 +106,11 @@ BREACHES = [
      "tabular model: not deterministic under seed 0: metrics['draw']:"),
     (_variant("BadCode", lambda self, c: Result(findings=(Finding("Bad Code!", Severity.INFO, "m"),))),
      "finding code 'Bad Code!' is not a stable dotted identifier"),
+    (_variant("ForeignCode", lambda self, c: Result(findings=(Finding("gradients.vanishing", Severity.INFO, "m"),))),
+     "tabular model: finding code 'gradients.vanishing' does not start with the analyzer's name: codes are "
+     "'<analyzer>.<what>' (kit.good.<what>), so an --allow glob or a CI rule can select one analyzer's findings"),
+    (_variant("NamePrefixOnly", lambda self, c: Result(findings=(Finding("kit.goodness", Severity.INFO, "m"),))),
+     "finding code 'kit.goodness' does not start with the analyzer's name"),
     (_variant("FakePng", _plot_that_is_not_a_png), "artifact 'plot' (plot.png) is named .png but is not a PNG file"),
     (_variant("MissingArtifact", lambda self, c: Result(artifacts={"plot": "plot.png"})),
      "artifact 'plot' points to 'plot.png', which the analyzer did not write"),
@@ -126,6 +133,61 @@ def test_each_check_catches_its_breach(cls, message, keras_tf):
     text = str(info.value)
     assert message in text, text
     assert text.startswith(f"analyzer 'kit.good' ({cls.__module__}.{cls.__qualname__}) breaks the analyzer contract:")
+
+
+# -- health analyzers: declared measures, judged by the host ---------------------------------------------
+class GoodHealth(HealthAnalyzer):
+    """The mean input as a value of a declared measure, judged against its own default threshold."""
+
+    name = "kit.health"
+    description = "a well-behaved health analyzer"
+    model_kinds = frozenset({"tabular"})
+    data = "x"
+    measures = (Measure("mean_abs", "Mean |input|", scope=Scope.MODEL, direction=Direction.HIGHER_IS_WORSE,
+                        warning="mean_abs_warning", reference="a test"),
+                Measure("column_mean", "Column mean", scope=Scope.FEATURE))
+    default_thresholds = {"mean_abs_warning": 0.0}  # always crossed: a finding the host names
+
+    def measure(self, context):
+        x = np.asarray(context.data.x, np.float64)
+        return Measurements(values=(Value("mean_abs", float(np.abs(x).mean())),
+                                    *(Value("column_mean", float(v), where=f"x{i}") for i, v in enumerate(x.mean(0)))))
+
+
+def _health_variant(name: str, **attrs):
+    return type(name, (GoodHealth,), attrs)
+
+
+HEALTH_BREACHES = [
+    (_health_variant("Undeclared", measure=lambda self, c: Measurements(values=(Value("mean_abs", 1.0),
+                                                                                Value("spread", 2.0)))),
+     "tabular model: measure() returned a Value of measure 'spread', which kit.health does not declare (it declares "
+     "['mean_abs', 'column_mean']): add a Measure for it to measures"),
+    (_health_variant("OwnRun", run=lambda self, c: Result()), "metadata: a HealthAnalyzer implements measure(), not run()"),
+    (_health_variant("NeutralWithThreshold", measures=(Measure("mean_abs", "Mean |input|", warning="mean_abs_warning"),)),
+     "metadata: measure 'mean_abs' is neutral but names a warning threshold"),
+    (_health_variant("NoDefault", default_thresholds={}),
+     "metadata: measure 'mean_abs': its warning threshold 'mean_abs_warning' is not in NoDefault.default_thresholds "
+     "(keys there: []); declare its default there"),
+    (_health_variant("ForeignExtraFinding", measure=lambda self, c: Measurements(
+        values=(Value("mean_abs", 0.5),), findings=(Finding("data.nonfinite", Severity.ERROR, "m"),))),
+     "finding code 'data.nonfinite' does not start with the analyzer's name"),
+]
+
+
+@pytest.mark.parametrize("cls, message", HEALTH_BREACHES, ids=[c.__name__ for c, _ in HEALTH_BREACHES])
+def test_each_health_check_catches_its_breach(cls, message, keras_tf):
+    with pytest.raises(ContractError) as info:
+        assert_analyzer_contract(cls)
+    assert message in str(info.value), str(info.value)
+
+
+def test_a_good_health_analyzer_passes_with_host_named_codes(keras_tf):
+    assert declaration_problems(GoodHealth) == []
+    report = assert_analyzer_contract(GoodHealth)
+    result = report.outcomes[0].result
+    assert [(f.code, f.severity.value) for f in result.findings] == [("kit.health.mean_abs", "warning")]
+    assert [s.code for s in result.measures] == ["kit.health.mean_abs", "kit.health.column_mean"]
 
 
 def test_a_good_analyzer_passes_and_the_report_says_what_ran(keras_tf):
@@ -200,3 +262,64 @@ def test_register_plugin_fixture_installs_a_module_written_from_source(register_
     host = PluginHost().load()
     assert host.records["kit_written"].analyzers == ["kit.written"]
     assert host.records["kit_written"].error is None
+
+
+# -- every built-in analyzer, from its declaration and its source (no model: seconds) -------------------------
+BUILTINS = sorted(n for n, e in HOST.analyzers.items() if HOST.records[e.plugin].builtin)
+
+
+def written_codes(cls) -> list[tuple[int, str, str | None]]:
+    """``(line, code, class name)`` of every finding code written as a literal in ``cls``'s module:
+    ``Finding("code", ...)``, ``Finding(code="...")`` or an f-string's literal head (``f"x.{y}"`` gives
+    ``x.``; one that starts with an expression, ``f"{self.name}.failed"``, is the host's own prefix)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(sys.modules[cls.__module__]))
+    out = []
+
+    def visit(node, owner):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                names = [s.value.value for s in child.body if isinstance(s, ast.Assign) and isinstance(s.value, ast.Constant)
+                         and any(isinstance(t, ast.Name) and t.id == "name" for t in s.targets)]
+                visit(child, names[0] if names else owner)
+                continue
+            if isinstance(child, ast.Call) and getattr(child.func, "id", getattr(child.func, "attr", None)) == "Finding":
+                arg = child.args[0] if child.args else next((k.value for k in child.keywords if k.arg == "code"), None)
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    out.append((child.lineno, arg.value, owner))
+                elif isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+                    out.append((child.lineno, arg.values[0].value, owner))
+            visit(child, owner)
+
+    visit(tree, None)
+    return out
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_every_builtin_analyzer_is_well_declared_and_names_its_codes_after_itself(name):
+    """Issue 24: every built-in finding code starts with its analyzer's name (the old ones are aliases in
+    diagnostics.codes); a health analyzer's measures are complete. A code written in a class is that
+    analyzer's; one written outside any class may be any analyzer's of the module."""
+    cls = HOST.analyzers[name].cls
+    assert declaration_problems(cls) == []
+    module_analyzers = {n for n, e in HOST.analyzers.items() if e.cls.__module__ == cls.__module__}
+    wrong = [f"{cls.__module__.rsplit('.', 1)[-1]}.py:{line}: {code!r}" for line, code, owner in written_codes(cls)
+             if (owner == name and not code.startswith(f"{name}."))
+             or (owner is None and not any(code.startswith(f"{n}.") for n in module_analyzers))]
+    assert not wrong, f"{name} writes finding codes that do not start with '{name}.': {wrong}"
+
+
+def test_written_codes_finds_literals_f_strings_and_their_class():
+    class Sample(Analyzer):
+        name = "kit.sample"
+
+        def run(self, context):
+            return Result(findings=(Finding("kit.sample.a", Severity.INFO, "m"),
+                                    Finding(code=f"other.{self.name}", severity=Severity.INFO, message="m"),
+                                    Finding(f"{self.name}.failed", Severity.INFO, "m")))
+
+    found = [(code, owner) for _, code, owner in written_codes(Sample)
+             if owner == "kit.sample"]
+    assert found == [("kit.sample.a", "kit.sample"), ("other.", "kit.sample")]
