@@ -144,3 +144,82 @@ def histogram(labels: Sequence[str], counts: Sequence[float], *, title: str, exp
     """Counts per class; ``expected`` draws the uniform-coverage line."""
     hl = {"uniform": expected} if expected is not None else None
     return bars(labels, counts, title=title, ylabel="count", hlines=hl)
+
+
+def measure(section):
+    """A health measure's interactive chart, generic by the section's declaration: a line per series over
+    epochs for an epoch-scoped measure, else a bar per value (layer, class, feature); each value coloured
+    by its outcome (the palette of :mod:`diagnostics.measure_charts`, the report's picture), its 95%
+    interval as an error bar, the warning and error thresholds as dashed lines or the healthy band shaded,
+    and a log axis for a log-scaled measure whose values are all positive. None when no value is a number."""
+    import plotly.graph_objects as go
+
+    from diagnostics.measure_charts import COLOURS
+    from diagnostics.measures import Direction, Scope
+    from diagnostics.verdicts import Outcome
+
+    values = [v for v in section.values if v.value is not None]
+    if not values:
+        return None
+    words = {Outcome.PASSED: "passed", Outcome.DOUBTFUL: "warning", Outcome.FAILED: "error"}
+    log = section.scale == "log" and all(v.value > 0 for v in values)
+
+    def error_y(vs):
+        if not any(v.interval for v in vs):
+            return None
+        return {"type": "data", "symmetric": False, "color": "#212121", "thickness": 1,
+                "array": [max(v.interval[1] - v.value, 0) if v.interval else 0 for v in vs],
+                "arrayminus": [max(v.value - v.interval[0], 0) if v.interval else 0 for v in vs]}
+
+    fig = go.Figure()
+    if section.scope is Scope.EPOCH:
+        series: dict[str, list] = {}
+        for v in values:
+            series.setdefault(v.series or section.title, []).append(v)
+        for i, (name, vs) in enumerate(series.items()):
+            xs = [_epoch(v.where, n) for n, v in enumerate(vs, start=1)]
+            fig.add_trace(go.Scatter(x=xs, y=[v.value for v in vs], name=label(name), error_y=error_y(vs),
+                                     mode="lines+markers" if len(vs) <= 60 else "lines",
+                                     line={"color": SERIES[i % len(SERIES)]},
+                                     hovertemplate="epoch %{x}: %{y:.4g}<extra></extra>"))
+            bad = [(x, v) for x, v in zip(xs, vs) if v.outcome is not Outcome.PASSED]
+            if bad:
+                fig.add_trace(go.Scatter(x=[x for x, _ in bad], y=[v.value for _, v in bad], mode="markers",
+                                         marker={"color": [COLOURS[v.outcome] for _, v in bad], "size": 10},
+                                         name=label(f"{name}: outside its threshold"), hoverinfo="skip"))
+        xlabel = "epoch"
+    else:
+        order = [label(v.label) for v in values]
+        for outcome in (Outcome.PASSED, Outcome.DOUBTFUL, Outcome.FAILED):  # one legend entry per outcome
+            vs = [v for v in values if v.outcome is outcome]
+            if vs:
+                fig.add_trace(go.Bar(x=[label(v.label) for v in vs], y=[v.value for v in vs], name=words[outcome],
+                                     marker_color=COLOURS[outcome], error_y=error_y(vs),
+                                     hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+        fig.update_layout(barmode="relative")  # one bar per label: no gaps beside it
+        fig.update_xaxes(categoryorder="array", categoryarray=order)
+        xlabel = section.scope.value
+    t = section.thresholds
+    if section.direction is Direction.BAND:
+        for level, opacity in (("warning", 0.08), ("error", 0.04)):
+            if t.get(level):
+                lo, hi = t[level]
+                fig.add_hrect(y0=lo, y1=hi, fillcolor=SEVERITY_COLOURS[None], opacity=opacity, line_width=0)
+                fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip",
+                                         marker={"symbol": "square", "size": 14, "color": SEVERITY_COLOURS[None],
+                                                 "opacity": 0.25}, name=f"{level} outside {lo:g}–{hi:g}"))
+    elif section.direction is not Direction.NEUTRAL:
+        for level in ("warning", "error"):
+            if t.get(level) is not None:
+                fig.add_hline(y=t[level], line_dash="dash", line_color=SEVERITY_COLOURS[level],
+                              annotation_text=f"{level} {t[level]:g}")
+    fig.update_layout(showlegend=True)
+    title = section.title + (f" ({section.unit})" if section.unit else "")
+    return _layout(fig, title, xlabel, section.unit or section.title, log)
+
+
+def _epoch(where: str, default: int) -> float:
+    try:
+        return float(where)
+    except ValueError:
+        return float(default)

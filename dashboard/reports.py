@@ -13,22 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from diagnostics import measure_text
+from diagnostics.measures import MeasureSection
 from diagnostics.report import REPORT_JSON, AnalyzerRecord, Report
 from diagnostics.textsafe import streamlit_markdown
-from diagnostics.verdicts import MethodExplanation
+from diagnostics.verdicts import MethodExplanation, Outcome
 
 #: Environment variable through which ``diagnose dashboard`` passes the report or directory to open.
 REPORT_ENV = "DIAGNOSTICS_DASHBOARD_REPORT"
 #: How deep below a directory the dashboard looks for ``report.json`` files.
 SEARCH_DEPTH = 3
-#: Words (in an analyzer's name, metric keys or artifact names) that route it to a dedicated page.
-TOPICS: dict[str, tuple[str, ...]] = {
-    "training": ("overfit", "train", "memoris", "memoriz", "calibrat", "history", "generaliz", "generalis"),
-    "gradients": ("grad", "dead", "saturat", "activation", "units"),
-    "weights": ("weight", "spectr", "alpha", "esd"),
-    "gan": ("gan", "generator", "discriminator", "coverage", "mode_collapse"),
-}
-
 
 def start_path(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """The report or directory to open: ``streamlit run app.py -- PATH``, then the environment, then ./reports."""
@@ -110,30 +104,11 @@ def by_category(report: Report, category: str) -> list[AnalyzerRecord]:
     return [r for r in report.analyzers if r.category == category]
 
 
-def _words(record: AnalyzerRecord) -> str:
-    return " ".join([record.name, *record.artifacts.keys(), *map(str, record.metrics.keys())]).lower()
-
-
-def about(report: Report, topic: str, categories: Iterable[str] = ("health",)) -> list[AnalyzerRecord]:
-    """Analyzers whose category is in ``categories`` and whose name mentions ``topic``'s words.
-
-    The name decides first (``health.gradients`` belongs to the Gradients page); metric keys and
-    artifact names are used only for analyzers whose name matches no topic at all.
-    """
-    cats = set(categories)
-    words = TOPICS[topic]
-    chosen = []
-    for r in report.analyzers:
-        if r.category not in cats:
-            continue
-        name = r.name.lower()
-        named_topics = [t for t, ws in TOPICS.items() if any(w in name for w in ws)]
-        if named_topics:
-            if topic in named_topics:
-                chosen.append(r)
-        elif any(w in _words(r) for w in words):
-            chosen.append(r)
-    return chosen
+def health_records(report: Report) -> list[AnalyzerRecord]:
+    """The analyzers the Health page shows, in report order: every one with measure sections (whatever
+    its category), and every ``health`` analyzer without any (skipped, failed, not yet a
+    :class:`~diagnostics.HealthAnalyzer`, or read from a schema 2 report), shown by its findings and metrics."""
+    return [r for r in report.analyzers if r.measures or r.category == "health"]
 
 
 # -- reading metrics --------------------------------------------------------------------------------
@@ -153,78 +128,72 @@ def scalars(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def series(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, list[float]]:
-    """Numeric lists (at least two values) anywhere in ``metrics``, by dotted path."""
-    out: dict[str, list[float]] = {}
-    for k, v in metrics.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(series(v, key + "."))
-        elif isinstance(v, (list, tuple)) and len(v) >= 2 and all(is_number(x) for x in v):
-            out[key] = [float(x) for x in v]
-    return out
+def metric_rows(record: AnalyzerRecord) -> list[dict[str, str]]:
+    """The record's scalar metrics as ``{"metric", "value"}`` rows: the generic table of an analyzer that
+    has no measure sections (its lists and tables stay in the JSON view)."""
+    return [{"metric": k, "value": f"{v:.4g}" if isinstance(v, float) else str(v)}
+            for k, v in scalars(record.metrics).items()]
 
 
-_LABEL_KEYS = ("layer", "name", "variable", "method", "class", "label")
+# -- health measures (the report's typed sections) ----------------------------------------------------
+# Worded as every view words them (diagnostics.measure_text: thresholds, outcomes, intervals), read by
+# scope, direction and outcome, never by an analyzer's name or a metric key.
+#: A value's outcome as the views call it (the severity of the finding it made), with that severity's colour.
+OUTCOME_COLOURS = {"passed": "#2e7d32", "warning": "#ef6c00", "error": "#c62828"}
+_RANK = {Outcome.PASSED: 0, Outcome.DOUBTFUL: 1, Outcome.FAILED: 2}
 
 
-def tables(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, list[dict[str, Any]]]:
-    """Lists of records (dicts sharing keys, e.g. one per layer) anywhere in ``metrics``, by dotted path.
-
-    Also turns a mapping of records keyed by name (``{"dense": {"alpha": 2.1}, ...}``) into a list
-    with the key under ``"name"``.
-    """
-    out: dict[str, list[dict[str, Any]]] = {}
-    for k, v in metrics.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, (list, tuple)) and v and all(isinstance(x, Mapping) for x in v):
-            out[key] = [dict(x) for x in v]
-        elif isinstance(v, Mapping) and v:
-            values = list(v.values())
-            if all(isinstance(x, Mapping) for x in values) and any(
-                    any(is_number(y) for y in x.values()) for x in values):
-                out[key] = [{"name": str(name), **dict(x)} for name, x in v.items()]
-            else:
-                out.update(tables(v, key + "."))
-    return out
+def outcome_word(outcome: Outcome) -> str:
+    return measure_text.OUTCOME_WORDS[outcome]
 
 
-def label_column(rows: list[Mapping[str, Any]]) -> str | None:
-    keys = set().union(*(r.keys() for r in rows)) if rows else set()
-    for k in _LABEL_KEYS:
-        if k in keys:
-            return k
-    return None
+def with_unit(value: float | None, unit: str) -> str:
+    """A value with its unit, as a tile shows it ("n/a": not measurable, e.g. non-finite)."""
+    return "n/a" if value is None else f"{value:.4g}" + (f" {unit}" if unit else "")
 
 
-def numeric_columns(rows: list[Mapping[str, Any]]) -> list[str]:
-    """Columns whose values are numbers in at least one row (and nothing but numbers or None)."""
-    keys: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in keys:
-                keys.append(k)
-    cols = []
-    for k in keys:
-        vals = [r.get(k) for r in rows]
-        if any(is_number(v) for v in vals) and all(v is None or is_number(v) for v in vals):
-            cols.append(k)
-    return cols
+def value_rows(section: MeasureSection) -> list[dict[str, Any]]:
+    """One row per judged value: its place (the column named by the scope: ``layer``, ``epoch``...), series,
+    value, 95% interval, n, outcome, the threshold it crossed and the plugin's note; columns no value
+    fills are left out."""
+    place = measure_text.where_heading(section)
+    rows = [{place: v.where or "model", "series": v.series, "value": v.value, "95% interval": measure_text.interval(v),
+             "n": v.n, "outcome": outcome_word(v.outcome), "crossed": measure_text.crossed(section, v.threshold),
+             "note": v.note} for v in section.values]
+    empty = [k for k in ("series", "95% interval", "n", "crossed", "note") if all(r[k] in ("", None) for r in rows)]
+    return [{k: x for k, x in r.items() if k not in empty} for r in rows]
 
 
-def find_key(metrics: Mapping[str, Any], *names: str) -> Any:
-    """The first value stored under any of ``names`` at any depth of ``metrics`` (None if absent)."""
-    wanted = [n.lower() for n in names]
-    stack: list[Any] = [metrics]
-    while stack:
-        node = stack.pop(0)
-        if isinstance(node, Mapping):
-            lowered = {str(k).lower(): v for k, v in node.items()}
-            for w in wanted:  # the earlier name wins among keys at the same depth
-                if w in lowered:
-                    return lowered[w]
-            stack.extend(v for v in node.values() if isinstance(v, (Mapping, list)))
-    return None
+def worst(records: Iterable[AnalyzerRecord]) -> Outcome:
+    return max((s.worst for r in records for s in r.measures), key=_RANK.__getitem__, default=Outcome.PASSED)
+
+
+def measure_summary(records: Iterable[AnalyzerRecord]) -> list[dict[str, Any]]:
+    """One row per measure section of ``records``: the table atop the Health page."""
+    return [{"analyzer": r.name, "measure": s.title, "unit": s.unit, "code": s.code, "scope": s.scope.value,
+             "worst": outcome_word(s.worst), "values": measure_text.tally(s), "judged": measure_text.thresholds(s)}
+            for r in records for s in r.measures]
+
+
+def measure_changes(a: AnalyzerRecord, b: AnalyzerRecord) -> list[dict[str, Any]]:
+    """Values of the same measure at the same place whose number or outcome differs between two runs
+    (a value only one run measured counts as changed)."""
+    def keyed(r):
+        return {(s.code, v.where, v.series): (s, v) for s in r.measures for v in s.values}
+
+    ka, kb = keyed(a), keyed(b)
+    rows = []
+    for k in dict.fromkeys([*ka, *kb]):
+        (sa, va), (sb, vb) = ka.get(k, (None, None)), kb.get(k, (None, None))
+        if va is not None and vb is not None and (va.value, va.outcome) == (vb.value, vb.outcome):
+            continue
+        s = sa or sb
+        delta = vb.value - va.value if va is not None and vb is not None and None not in (va.value, vb.value) else None
+        rows.append({"analyzer": a.name, "measure": s.title, "where": " · ".join(p for p in (k[2], k[1]) if p) or "model",
+                     "A": None if va is None else va.value, "B": None if vb is None else vb.value, "B − A": delta,
+                     "outcome A": "—" if va is None else outcome_word(va.outcome),
+                     "outcome B": "—" if vb is None else outcome_word(vb.outcome)})
+    return rows
 
 
 # -- artifacts --------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from typing import Any, Iterable
 
 import streamlit as st
 
+from diagnostics import measure_text
+from diagnostics.measures import MeasureSection
 from diagnostics.report import AnalyzerRecord, Report
 
 from . import charts, reports
@@ -22,15 +24,13 @@ from .reports import md_escape, md_line
 
 #: Streamlit badge colours matching diagnostics.html.SEVERITY_COLOURS (red, orange, blue, green).
 BADGE = {"error": "red", "warning": "orange", "info": "blue", None: "green", "ok": "green", "skipped": "gray",
-         "failed": "red", "timed_out": "violet", "trusted": "green", "doubtful": "orange"}
+         "failed": "red", "timed_out": "violet", "trusted": "green", "doubtful": "orange", "passed": "green",
+         "crashed": "red"}
 
 PAGES = {  # key -> (file, title, icon)
     "overview": ("views/overview.py", "Overview", ":material/dashboard:"),
     "explanations": ("views/explanations.py", "Explanations", ":material/visibility:"),
-    "training": ("views/training.py", "Training", ":material/show_chart:"),
-    "gradients": ("views/gradients.py", "Gradients", ":material/trending_down:"),
-    "weights": ("views/weights.py", "Weights", ":material/grid_on:"),
-    "gan": ("views/gan.py", "GAN", ":material/auto_awesome:"),
+    "health": ("views/health.py", "Health", ":material/monitor_heart:"),
     "compare": ("views/compare.py", "Compare", ":material/compare_arrows:"),
     "sweep": ("views/sweep.py", "Sweep", ":material/timeline:"),
     "run": ("views/run.py", "Run a diagnosis", ":material/play_arrow:"),
@@ -214,64 +214,42 @@ def show_images(r: AnalyzerRecord, directory: Path, columns: int = 2, exclude: I
     return shown
 
 
-def chart_tables(r: AnalyzerRecord, key: str, log_words: tuple[str, ...] = ("norm",),
-                 fraction_words: tuple[str, ...] = ("fraction", "frac", "ratio_dead", "dead", "saturat"),
-                 expand_first: bool = True) -> int:
-    """Every per-layer (or per-item) table in the metrics as bar charts of its numeric columns (the first one
-    open unless ``expand_first`` is false: the page already charted what it holds)."""
-    n = 0
-    for path, rows in reports.tables(r.metrics).items():
-        label = reports.label_column(rows)
-        cols = [c for c in reports.numeric_columns(rows) if c != label]
-        if not label or not cols:
-            continue
-        names = [str(row.get(label, i)) for i, row in enumerate(rows)]
-        with st.expander(md_line(f"{path}: {', '.join(cols)}"), expanded=expand_first and n == 0):
-            picked = st.selectbox("Quantity", cols, key=f"{key}-{path}-col") if len(cols) > 1 else cols[0]
-            vals = [row.get(picked) for row in rows]
-            keep = [(nm, v) for nm, v in zip(names, vals) if reports.is_number(v)]
-            if keep:
-                log = any(w in picked.lower() for w in log_words) and all(v > 0 for _, v in keep)
-                st.plotly_chart(charts.bars([k for k, _ in keep], [v for _, v in keep], title=f"{picked} per {label}",
-                                            ylabel=picked, log=log), key=f"{key}-{path}-chart")
-            import pandas as pd
-
-            st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{key}-{path}-table")
-        n += 1
-    return n
-
-
-def chart_series(r: AnalyzerRecord, key: str, exclude: Iterable[str] = ()) -> int:
-    s = {k: v for k, v in reports.series(r.metrics).items() if k not in set(exclude)}
-    if not s:
-        return 0
-    st.plotly_chart(charts.lines(s, title=f"{r.name}: series"), key=f"{key}-series")
-    return len(s)
-
-
-def show_scalars(r: AnalyzerRecord, limit: int = 8) -> None:
-    sc = {k: v for k, v in reports.scalars(r.metrics).items() if reports.is_number(v) and k.count(".") <= 1}
-    if not sc:
-        return
-    items = list(sc.items())[:limit]
-    cols = st.columns(min(4, len(items)))
-    for i, (k, v) in enumerate(items):
-        cols[i % len(cols)].metric(md_line(k), f"{v:.4g}" if isinstance(v, float) else str(v))
-
-
-def tiles_or_table(r: AnalyzerRecord, tiles: list[tuple[str, str, str]], key: str) -> None:
-    """``tiles`` (title, value, help) as metric tiles; without any, the record's numbers as a plain table,
-    since a raw metric key (``ece.bins``, ``gap.train``) is no title for a tile."""
-    if tiles:
-        for col, (name, value, help_) in zip(st.columns(len(tiles)), tiles):
-            col.metric(name, value, help=md_escape(help_))
-        return
-    numbers = {k: v for k, v in reports.scalars(r.metrics).items() if reports.is_number(v)}
-    if numbers:
+def metrics_table(r: AnalyzerRecord, key: str) -> None:
+    """The record's scalar metrics as a plain table (an analyzer without measure sections)."""
+    rows = reports.metric_rows(r)
+    if rows:
         import pandas as pd
 
-        st.dataframe(pd.DataFrame(list(numbers.items()), columns=["quantity", "value"]), hide_index=True,
-                     key=f"{key}-{r.name}-numbers")
+        st.dataframe(pd.DataFrame(rows, columns=["metric", "value"]), hide_index=True, key=f"{key}-metrics")
+
+
+def measure_section(s: MeasureSection, directory: Path, key: str) -> None:
+    """One health measure as the report's typed section holds it: its title and unit, how it was judged
+    and why, its chart (a tile for a single value), and every value with its outcome and interval."""
+    unit = f" ({s.unit})" if s.unit else ""
+    st.markdown(f"#### {md_line(s.title + unit)}")
+    bits = [badge(reports.outcome_word(s.worst)), md_escape(s.code), measure_text.scope_words(s),
+            md_escape(measure_text.thresholds(s))]
+    st.markdown(" · ".join(bits))
+    if s.reference:
+        st.caption(md_escape(s.reference))
+    picture = reports.artifact_path(directory, s.chart) if s.chart else None
+    fig = charts.measure(s) if len(s.values) > 1 else None
+    if fig is not None:
+        st.plotly_chart(fig, key=f"{key}-{s.code}-chart")
+        if picture is not None:  # the same numbers: one chart open, not two
+            with st.expander("The report's picture of it (as in the HTML report)"):
+                st.image(str(picture), caption=md_line(s.title), width="content")
+    elif picture is not None:
+        st.image(str(picture), caption=md_line(s.title), width="content")
+    elif len(s.values) == 1:
+        v = s.values[0]
+        st.metric(md_line(s.title), md_line(reports.with_unit(v.value, s.unit)), help=md_escape(v.note) or None)
+    import pandas as pd
+
+    st.dataframe(_styled(pd.DataFrame(reports.value_rows(s)), {"outcome": reports.OUTCOME_COLOURS}), hide_index=True,
+                 key=f"{key}-{s.code}-values", column_config={"value": st.column_config.NumberColumn(format="%.4g"),
+                                                              "note": st.column_config.TextColumn(width="large")})
 
 
 def show_metrics_json(r: AnalyzerRecord) -> None:
@@ -281,11 +259,16 @@ def show_metrics_json(r: AnalyzerRecord) -> None:
 
 
 def analyzer_section(r: AnalyzerRecord, directory: Path, key: str) -> None:
-    """Everything one analyzer put in the report, shown generically."""
+    """Everything one analyzer put in the report, generic for any analyzer: its findings; each of its
+    measure sections (a health analyzer), or its scalar metrics as a table (an analyzer without sections:
+    not a :class:`~diagnostics.HealthAnalyzer`, or a schema 2 report); the pictures it drew itself; and
+    every metric as JSON."""
     record_header(r)
     show_findings([r], key=f"{key}-findings")
-    show_scalars(r)
+    if r.measures:
+        for s in r.measures:
+            measure_section(s, directory, key=key)
+    else:
+        metrics_table(r, key=key)
     show_images(r, directory)
-    chart_tables(r, key=key)
-    chart_series(r, key=key)
     show_metrics_json(r)

@@ -103,6 +103,18 @@ if rows:
 else:
     st.caption("The same findings in both reports.")
 
+# -- measures ------------------------------------------------------------------------------------
+st.subheader("Measures that changed", anchor=False)
+rows = [row for n in names if n in ra and n in rb for row in reports.measure_changes(ra[n], rb[n])]
+if rows:
+    mdf = pd.DataFrame(rows, columns=["analyzer", "measure", "where", "A", "B", "B − A", "outcome A", "outcome B"])
+    st.dataframe(ui._styled(mdf, {"outcome A": reports.OUTCOME_COLOURS, "outcome B": reports.OUTCOME_COLOURS}),
+                 hide_index=True, key="cmp-measures")
+elif any(ra[n].measures or rb[n].measures for n in names if n in ra and n in rb):
+    st.caption("Every measured value is the same in both reports.")
+else:
+    st.caption("Neither report has measure sections for the same analyzer.")
+
 # -- metrics -------------------------------------------------------------------------------------
 st.subheader("Metrics that changed", anchor=False)
 rows = []

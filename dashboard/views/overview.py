@@ -103,9 +103,8 @@ if st.session_state.get("overview-analyzer") not in names:
 chosen = st.selectbox("Analyzer (or click a row above)", names, key="overview-analyzer")
 record = report.record(chosen)
 ui.analyzer_section(record, directory, key=f"ov-{chosen}")
-for topic, label in (("explanations", "Explanations"), ("training", "Training"), ("gradients", "Gradients"),
-                     ("weights", "Weights"), ("gan", "GAN")):
-    on_page = (record.category == "explanation") if topic == "explanations" else \
-        record in reports.about(report, topic, categories=("health", "model", record.category))
-    if on_page:
-        st.page_link(ui.PAGES[topic][0], label=f"Open the {label} page", icon=ui.PAGES[topic][2])
+if record.category == "explanation":
+    st.page_link(ui.PAGES["explanations"][0], label="Open the Explanations page", icon=ui.PAGES["explanations"][2])
+if record.name in {r.name for r in reports.health_records(report)}:
+    st.page_link(ui.PAGES["health"][0], label="Open it on the Health page", icon=ui.PAGES["health"][2],
+                 query_params={"analyzer": record.name})

@@ -16,7 +16,9 @@ from diagnostics.report import Report
 
 from tests.conftest import ZOO_DIR
 from diagnostics_dashboard import jobs
-from diagnostics_dashboard.reports import images, md_escape, md_line
+from diagnostics.measures import Scope
+from diagnostics_dashboard import charts
+from diagnostics_dashboard.reports import health_records, md_escape, md_line, metric_rows
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -57,11 +59,12 @@ def no_run_outlives_its_test():
 def open_app(monkeypatch):
     """AppTest of the router, started on ``path`` (as `diagnose dashboard PATH` would), on ``page``."""
 
-    def start(path, page: str | None = None) -> AppTest:
+    def start(path, page: str | None = None, query: dict | None = None) -> AppTest:
         monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(path))
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
         at.run()
         assert not at.exception, [e.value for e in at.exception]
+        at.query_params.update(query or {})  # as a link to the page with ?KEY=VALUE sets them
         if page:
             at.switch_page(f"views/{page}.py")
             at.run()
@@ -105,29 +108,6 @@ def test_report_picker_switches_every_page_to_the_other_report(open_app, report_
     assert list(verdicts["analyzer"]) == [r.name for r in twin.analyzers] == ["architecture", "weights"]
 
 
-def test_weights_page_plots_the_core_norms(open_app, report_root):
-    at = open_app(report_root / "main", "weights")
-    assert at.title[0].value == "Weights"
-    charts = at.get("plotly_chart")
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts]
-    assert "Kernel norm per layer" in titles
-    norms = json.loads(charts[titles.index("Kernel norm per layer")].proto.spec)
-    report = Report.load(report_root / "main")
-    kernels = [v for v in report.record("weights").metrics["variables"] if "kernel" in v["variable"]]
-    assert norms["data"][0]["x"] == [v["layer"] for v in kernels]
-    assert norms["data"][0]["y"] == pytest.approx([v["norm"] for v in kernels])
-    assert norms["layout"]["yaxis"]["type"] == "log"
-
-
-def test_weights_page_marks_dead_units_of_the_twin(open_app, report_root):
-    at = open_app(report_root / "twin", "weights")
-    charts = {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-    dead = charts["All-zero (dead) units per layer"]["data"][0]
-    twin = Report.load(report_root / "twin")
-    expected = [v.get("dead_units", 0) for v in twin.record("weights").metrics["variables"] if v.get("units")]
-    assert dead["y"] == expected and max(expected) > 0
-
-
 def test_plugins_page_lists_report_and_installed_plugins(open_app, report_root):
     at = open_app(report_root / "main", "plugins")
     values = [e.value for e in at.dataframe]  # in page order: the report's plugins first
@@ -163,25 +143,42 @@ def test_explanations_page_shows_every_method_with_its_verdict(open_app, report_
     assert any(t.startswith("Faithfulness") for t in titles), titles  # deletion/insertion against random order
 
 
-def test_training_gradients_gan_pages_render_what_the_report_has(open_app, report_root):
+def _heading(section) -> str:
+    return section.title + (f" ({section.unit})" if section.unit else "")
+
+
+def test_health_page_draws_every_section_the_cli_wrote(open_app, report_root):
+    """Each health analyzer of the real CLI report, chosen on the page: its measures from their sections alone
+    (heading, a chart per measure of several values, a table row per value), else its metrics as a table."""
     report = Report.load(report_root / "main")
-    names = {r.name for r in report.analyzers}
-    at = open_app(report_root / "main", "training")
-    text = _text(at)
-    assert ("health.overfitting" in names) == (md_line("health.overfitting") in [s.value for s in at.subheader])
-    assert "Learning curves" in text
-    at.switch_page("views/gradients.py").run()
-    assert not at.exception
-    assert "health.gradients" in names
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert any(s["layout"]["yaxis"].get("type") == "log" for s in specs), "gradient norms on a log scale"
-    at.switch_page("views/gan.py").run()
-    assert not at.exception
-    gan = [r for r in report.analyzers if "gan" in r.name]
-    assert [r.status for r in gan] == ["skipped"]  # on a classifier it is skipped, and the page says why
-    for r in gan:
-        assert md_line(r.name) in [s.value for s in at.subheader]
-        assert md_escape(r.reason) in _text(at)
+    records = health_records(report)
+    assert {"health.gradients", "health.units", "health.overfitting", "health.spectra", "health.gan",
+            "weights"} <= {r.name for r in records}
+    at = open_app(report_root / "main", "health")
+    assert sorted(at.radio(key="analyzer").options) == sorted(md_line(r.name) for r in records)
+    for r in records:
+        at.radio(key="analyzer").set_value(r.name).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [s.value for s in at.subheader] == [md_line(r.name)]
+        headings = [m.value for m in at.markdown if m.value.startswith("#### ")]
+        assert headings == [f"#### {md_line(_heading(s))}" for s in r.measures], r.name
+        drawn = [s for s in r.measures if len(s.values) > 1 and any(v.value is not None for v in s.values)]
+        titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+        assert titles == [charts.label(_heading(s)) for s in drawn], r.name
+        tables = [e.value for e in at.dataframe if {"value", "outcome"} <= set(e.value.columns)]
+        assert [len(t) for t in tables] == [len(s.values) for s in r.measures], r.name
+        if not r.measures:
+            metrics = [e.value for e in at.dataframe if list(e.value.columns) == ["metric", "value"]]
+            assert [m.to_dict("records") for m in metrics] == ([metric_rows(r)] if metric_rows(r) else []), r.name
+    # health.spectra's alpha: a band measure, drawn with its band from the section's thresholds
+    alpha = report.record("health.spectra").measure("alpha")
+    at.radio(key="analyzer").set_value("health.spectra").run()
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"]["title"]["text"] == charts.label(_heading(alpha)))
+    assert [(s["y0"], s["y1"]) for s in spec["layout"]["shapes"]] == [tuple(alpha.thresholds["warning"])]
+    bars = {x: t["name"] for t in spec["data"] if t["type"] == "bar" for x in t["x"]}
+    assert bars == {charts.label(v.label): {"passed": "passed", "doubtful": "warning", "failed": "error"}[v.outcome.value]
+                    for v in alpha.values if v.value is not None}
 
 
 def test_compare_highlights_what_changed(open_app, report_root):
@@ -265,19 +262,22 @@ def test_explanations_sample_picker_shows_true_and_predicted_labels(open_app, re
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][1]["opacity"] == 0.25
 
 
-def test_gan_page_draws_samples_and_class_coverage(open_app, tmp_path, diagnose_cli):
-    """A real CLI report on the collapsed zoo GAN: the coverage chart shows the report's histogram."""
+def test_health_page_draws_the_gan_class_coverage_from_its_section(open_app, tmp_path, diagnose_cli):
+    """A real CLI report on the collapsed zoo GAN: the per-class measure is drawn from its section, the sample
+    grid (a picture of no single measure) beside it."""
     out = tmp_path / "gan_collapsed"
     proc = diagnose_cli(ZOO_DIR / "gan_collapsed.h5", "--only", "health.gan", "--out", out, "--fail-on", "never", timeout=400)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = Report.load(out).record("health.gan")
-    assert rec.status == "ok" and "gan.mode_collapse" in {f.code for f in rec.findings}
-    hist = rec.metrics["modes"]["class_histogram"]
-    at = open_app(out, "gan")
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert spec["data"][0]["y"] == hist and spec["data"][0]["x"] == [str(i) for i in range(10)]
-    assert spec["layout"]["shapes"][0]["y0"] == pytest.approx(sum(hist) / 10)  # the uniform-coverage line
-    assert len(at.image) >= 1  # the generated-sample grid
+    assert rec.status == "ok" and rec.worst is not None
+    (per_class,) = [s for s in rec.measures if s.scope is Scope.CLASS]
+    at = open_app(out, "health", query={"analyzer": "health.gan"})
+    assert at.radio(key="analyzer").value == "health.gan"
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"]["title"]["text"] == charts.label(_heading(per_class)))
+    drawn = sorted((x, y) for t in spec["data"] if t["type"] == "bar" for x, y in zip(t["x"], t["y"]))
+    assert drawn == sorted((v.where, v.value) for v in per_class.values)
+    assert len(at.get("image")) >= 1  # the generated-sample grid
 
 
 def test_run_page_runs_a_zoo_model_and_opens_its_report(open_app, tmp_path):
@@ -371,66 +371,3 @@ def test_run_page_shows_another_tabs_run_and_can_cancel_it(open_app, tmp_path):
     wait_for(a, lambda: a.warning and "Cancelled" in a.warning[0].value, "A seeing its run cancelled")
     assert a.warning[0].value.endswith("(from another tab). Nothing was written.")
     assert not (tmp_path / "runs").exists()
-
-
-def test_gradients_page_draws_each_chart_once_with_named_tiles(open_app, report_root):
-    rec = Report.load(report_root / "main").record("health.gradients")
-    assert rec.status == "ok"
-    at = open_app(report_root / "main", "gradients")
-    m = rec.metrics
-    tiles = {t.label: t.value for t in at.metric}
-    assert tiles["Gradient norm, whole model"] == f"{m['global_grad_norm']:.3g}"
-    assert tiles["Loss on the batch"] == f"{m['loss_value']:.4g}"
-    if m.get("first_last_ratio") is not None:
-        assert tiles["First ÷ last layer gradient"] == f"{m['first_last_ratio']:.2g}×"
-    assert not [label for label in tiles if "_" in label], tiles  # no raw metric key as a tile's title
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    norms = [s for s in specs if s["layout"]["title"]["text"] == "grad_norm per layer (log scale)"]
-    assert len(norms) == 1 and norms[0]["data"][0]["x"] == [layer["layer"] for layer in m["layers"]]
-    # The analyzer's PNG of the same numbers is only in a closed expander, not a second chart below the first.
-    figures = [e for e in at.expander if e.label.startswith("The analyzer's own figure")]
-    assert figures and all(not e.proto.expanded for e in figures)
-    assert sum(len(e.get("image")) for e in figures) == len(at.get("image")) >= 1
-
-
-def test_training_page_tiles_say_what_they_measure(open_app, report_root):
-    rec = Report.load(report_root / "main").record("health.overfitting")
-    assert rec.status == "ok"
-    m = rec.metrics
-    at = open_app(report_root / "main", "training")
-    tiles = {t.label: t.value for t in at.metric}
-    expected = {"Loss gap, validation − train": f"{m['loss_gap']['gap']:+.3g}",
-                "Membership-inference AUC": f"{m['membership_auc']:.3f}"}
-    if "gap" in m:  # a classifier: the accuracy gap and the calibration error
-        expected["Accuracy gap, train − validation"] = f"{100 * m['gap']['gap']:+.2f} points"
-        expected["Calibration error, validation"] = f"{100 * m['ece']['val']:.1f} %"
-    assert tiles == expected
-    help_ = {t.label: t.proto.help for t in at.metric}
-    if "gap" in m:
-        assert f"over {m['ece']['bins']} confidence bins" in help_["Calibration error, validation"]
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
-    assert "Loss per epoch" in titles and not any(t.endswith(": series") for t in titles), titles  # no 2-point "series"
-    figures = [e for e in at.expander if e.label.startswith("The analyzer's own figures")]
-    assert figures and sum(len(e.get("image")) for e in figures) == len(at.get("image"))
-
-
-def test_weights_alpha_chart_has_a_legend(open_app, report_root):
-    rec = Report.load(report_root / "main").record("health.spectra")
-    fitted = [(layer["layer"], layer["alpha"]) for layer in rec.metrics["layers"] if layer.get("alpha") is not None]
-    assert fitted, "the fixture's report fits alpha on some layers"
-    at = open_app(report_root / "main", "weights")
-    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                if json.loads(c.proto.spec)["layout"]["title"]["text"] == "Power-law exponent alpha per layer")
-    assert spec["layout"]["showlegend"] is True
-    bars = {t["name"]: list(zip(t["x"], t["y"])) for t in spec["data"] if t["type"] == "bar"}
-    assert set(bars) <= {"within 2–6", "outside 2–6"}
-    assert sorted(p for pts in bars.values() for p in pts) == sorted(fitted)
-    for name, pts in bars.items():
-        assert all((2 <= a <= 6) == (name == "within 2–6") for _, a in pts), (name, pts)
-    assert [t["name"] for t in spec["data"] if t["type"] == "scatter"] == ["2 ≤ alpha ≤ 6: well-trained layers"]
-    assert spec["layout"]["xaxis"]["categoryarray"] == [layer for layer, _ in fitted]  # the layers' order kept
-    # alpha is drawn once in the open: the analyzer's own figure and the generic per-layer table stay closed
-    figures = [e for e in at.expander if e.label.startswith("The analyzer's own figures")]
-    assert figures and not figures[0].proto.expanded and len(figures[0].get("image")) == len(list(images(rec)))
-    tables = [e for e in at.expander if e.label.startswith("layers\\: alpha")]  # md-escaped label
-    assert tables and not any(e.proto.expanded for e in tables), [e.label for e in at.expander]

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from diagnostics.analyzer import Finding, Severity
+from diagnostics.measures import Direction, Judged, MeasureSection, Scope
 from diagnostics.report import AnalyzerRecord, Report
 from diagnostics.safety import HDF5_SIGNATURE
+from diagnostics.verdicts import Outcome
 from diagnostics_dashboard import jobs, reports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,19 +91,96 @@ def test_start_path_prefers_script_arguments_then_the_environment():
     assert reports.start_path(["pytest"], {}) == Path("reports")
 
 
-def test_tables_series_scalars_pick_values_out_of_metrics():
-    metrics = {"layers": [{"layer": "d1", "grad_norm": 1e-3, "dead_fraction": 0.5, "note": "x"},
-                          {"layer": "d2", "grad_norm": 2.0, "dead_fraction": None, "note": "y"}],
-               "per_class": {"0": {"count": 3}, "1": {"count": 5}},
-               "gap": {"train": 1.0, "val": 0.9, "ci95": [0.01, 0.2]}, "curve": [1, 2, 3], "flag": True}
-    t = reports.tables(metrics)
-    assert set(t) == {"layers", "per_class"}
-    assert reports.label_column(t["layers"]) == "layer"
-    assert reports.numeric_columns(t["layers"]) == ["grad_norm", "dead_fraction"]
-    assert t["per_class"] == [{"name": "0", "count": 3}, {"name": "1", "count": 5}]
-    assert reports.series(metrics) == {"gap.ci95": [0.01, 0.2], "curve": [1.0, 2.0, 3.0]}
-    assert reports.scalars(metrics) == {"per_class.0.count": 3, "per_class.1.count": 5, "gap.train": 1.0, "gap.val": 0.9,
-                                        "flag": True}
+def test_scalars_and_metric_rows_flatten_the_free_form_metrics():
+    metrics = {"layers": [{"layer": "d1", "grad_norm": 1e-3}], "gap": {"train": 1.0, "val": 0.9, "ci95": [0.01, 0.2]},
+               "ratio": 1.23456e-7, "flag": True, "loss": "mse"}
+    assert reports.scalars(metrics) == {"gap.train": 1.0, "gap.val": 0.9, "ratio": 1.23456e-7, "flag": True, "loss": "mse"}
+    rec = AnalyzerRecord(name="x", plugin="p", category="health", status="ok", metrics=metrics)
+    assert reports.metric_rows(rec) == [{"metric": "gap.train", "value": "1"}, {"metric": "gap.val", "value": "0.9"},
+                                        {"metric": "ratio", "value": "1.235e-07"}, {"metric": "flag", "value": "True"},
+                                        {"metric": "loss", "value": "mse"}]
+
+
+def _section(direction, thresholds, *values, scope=Scope.LAYER, **kw):
+    return MeasureSection(measure="m", code="a.m", title="M", scope=scope, direction=direction, thresholds=thresholds,
+                          values=values, **kw)
+
+
+def test_value_rows_leave_out_the_columns_no_value_fills():
+    s = _section(Direction.HIGHER_IS_WORSE, {"warning": 0.1},
+                 Judged(0.05, where="d1"), Judged(0.3, where="d2", outcome=Outcome.DOUBTFUL, threshold=0.1),
+                 Judged(None, where="d3"))
+    assert reports.value_rows(s) == [
+        {"layer": "d1", "value": 0.05, "outcome": "passed", "crossed": ""},
+        {"layer": "d2", "value": 0.3, "outcome": "warning", "crossed": "≥ 0.1"},
+        {"layer": "d3", "value": None, "outcome": "passed", "crossed": ""}]
+    s = _section(Direction.NEUTRAL, {}, Judged(0.6, interval=(0.5, 0.7), n=200, note="on val", series="train"),
+                 scope=Scope.MODEL)
+    assert reports.value_rows(s) == [{"where": "model", "series": "train", "value": 0.6, "95% interval": "0.5–0.7",
+                                      "n": 200, "outcome": "passed", "note": "on val"}]
+    assert reports.with_unit(0.25, "fraction") == "0.25 fraction" and reports.with_unit(None, "std") == "n/a"
+
+
+def test_health_records_are_chosen_by_sections_then_by_category():
+    section = _section(Direction.NEUTRAL, {}, Judged(1.0, where="x"))
+    recs = [AnalyzerRecord(name=n, plugin="p", category=c, status="ok", measures=m) for n, c, m in (
+        ("architecture", "model", (section,)), ("health.gradients", "health", ()), ("explain.gradients", "explanation", ()),
+        ("weights", "model", ()), ("acme.whatever", "explanation", (section,)))]
+    assert [r.name for r in reports.health_records(_report(*recs))] == ["architecture", "health.gradients", "acme.whatever"]
+    summary = reports.measure_summary(reports.health_records(_report(*recs)))
+    assert [(r["analyzer"], r["code"], r["values"], r["worst"]) for r in summary] == [
+        ("architecture", "a.m", "passed", "passed"), ("acme.whatever", "a.m", "passed", "passed")]
+
+
+def test_measure_changes_pair_values_by_code_place_and_series():
+    a = AnalyzerRecord(name="h", plugin="p", category="health", status="ok", measures=(
+        _section(Direction.HIGHER_IS_WORSE, {"warning": 1.0}, Judged(0.5, where="d1"), Judged(2.0, where="d2",
+                 outcome=Outcome.DOUBTFUL, threshold=1.0), Judged(3.0, where="gone")),))
+    b = AnalyzerRecord(name="h", plugin="p", category="health", status="ok", measures=(
+        _section(Direction.HIGHER_IS_WORSE, {"warning": 1.0}, Judged(0.5, where="d1"), Judged(0.25, where="d2"),
+                 Judged(1.5, where="new", outcome=Outcome.DOUBTFUL, threshold=1.0)),))
+    assert reports.measure_changes(a, b) == [
+        {"analyzer": "h", "measure": "M", "where": "d2", "A": 2.0, "B": 0.25, "B − A": -1.75, "outcome A": "warning",
+         "outcome B": "passed"},
+        {"analyzer": "h", "measure": "M", "where": "gone", "A": 3.0, "B": None, "B − A": None, "outcome A": "passed",
+         "outcome B": "—"},
+        {"analyzer": "h", "measure": "M", "where": "new", "A": None, "B": 1.5, "B − A": None, "outcome A": "—",
+         "outcome B": "warning"}]
+
+
+def test_the_measure_chart_is_generic_by_scope_direction_and_scale():
+    from diagnostics_dashboard import charts
+
+    bars = charts.measure(_section(Direction.HIGHER_IS_WORSE, {"warning": 10.0, "error": 100.0},
+                                   Judged(1.0, where="a", interval=(0.5, 2.0)),
+                                   Judged(50.0, where="<b>b</b>", outcome=Outcome.DOUBTFUL, threshold=10.0),
+                                   Judged(None, where="c"), scale="log", unit="L2 norm"))
+    d = bars.to_plotly_json()
+    assert [(t["type"], t["name"], list(t["x"]), list(t["y"])) for t in d["data"]] == [
+        ("bar", "passed", ["a"], [1.0]), ("bar", "warning", ["&lt;b&gt;b&lt;/b&gt;"], [50.0])]  # None is not drawn
+    assert list(d["data"][0]["error_y"]["array"]) == [1.0] and list(d["data"][0]["error_y"]["arrayminus"]) == [0.5]
+    assert d["layout"]["yaxis"]["type"] == "log" and d["layout"]["title"]["text"] == "M (L2 norm)"
+    assert [s["y0"] for s in d["layout"]["shapes"]] == [10.0, 100.0]
+    linear = charts.measure(_section(Direction.HIGHER_IS_WORSE, {}, Judged(0.0, where="a"), Judged(1.0, where="b"),
+                                     scale="log")).to_plotly_json()
+    assert linear["layout"]["yaxis"].get("type") != "log"  # a zero cannot sit on a log axis
+    lines = charts.measure(_section(Direction.NEUTRAL, {}, *[Judged(float(e), where=str(e), series=s)
+                                                             for s in ("train", "validation") for e in (1, 2, 3)],
+                                    scope=Scope.EPOCH)).to_plotly_json()
+    assert [(t["type"], t["name"], list(t["x"])) for t in lines["data"]] == [("scatter", "train", [1.0, 2.0, 3.0]),
+                                                                             ("scatter", "validation", [1.0, 2.0, 3.0])]
+    assert charts.measure(_section(Direction.NEUTRAL, {}, Judged(None, where="a"))) is None
+
+
+def test_no_keyword_routing_is_left():
+    """Pages are chosen by the report's sections: no list of guessed key names or topic words remains."""
+    import re
+
+    hits = [f"{p.relative_to(REPO)}:{i}" for p in DASHBOARD.rglob("*.py")
+            for i, line in enumerate(p.read_text().splitlines(), 1)
+            if re.search(r"find_key|TOPICS|MARKERS|COVERAGE_KEYS|LAYER_FIELDS|FAMILIES", line)]
+    assert hits == []
+    assert not hasattr(reports, "about") and not hasattr(reports, "tables")
 
 
 def test_artifact_path_never_leaves_the_report_directory(tmp_path):
@@ -142,18 +221,6 @@ def test_explanation_methods_read_the_typed_sections():
     assert [f.code for f in sal.findings().findings] == ["explain.gradients.saliency.failed"]
     assert ig.findings().findings == ()
     assert not hasattr(reports, "verdict_of") and not hasattr(reports, "VERDICT_KEYS")  # no key guessing left
-
-
-def test_about_routes_analyzers_by_name_first():
-    recs = [AnalyzerRecord(name=n, plugin="p", category=c, status="ok", metrics=m) for n, c, m in (
-        ("health.gradients", "health", {"layers": [{"layer": "d", "weight_norm": 1.0}]}),
-        ("health.spectra", "health", {}), ("weights", "health", {}), ("health.units", "health", {}),
-        ("health.overfitting", "health", {}), ("health.gan", "health", {}), ("architecture", "model", {}))]
-    rep = _report(*recs)
-    assert [r.name for r in reports.about(rep, "gradients")] == ["health.gradients", "health.units"]
-    assert [r.name for r in reports.about(rep, "weights")] == ["health.spectra", "weights"]
-    assert [r.name for r in reports.about(rep, "training")] == ["health.overfitting"]
-    assert [r.name for r in reports.about(rep, "gan")] == ["health.gan"]
 
 
 # -- uploads -------------------------------------------------------------------------------------------
