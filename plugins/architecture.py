@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import Analyzer, Context, Finding, Result, Severity
+from diagnostics import Context, Finding, HealthAnalyzer, Measure, Measurements, Scope, Severity, Value
 
 PROBABILITY_OUTPUTS = ("softmax", "sigmoid")
 
 
-class Architecture(Analyzer):
+class Architecture(HealthAnalyzer):
     """Describes the model and flags wiring mistakes that no amount of training fixes.
 
     Detects a probability output (softmax/sigmoid) trained with a loss that expects logits
@@ -22,8 +22,11 @@ class Architecture(Analyzer):
     description = "Layers, parameters, input/output specs, model kind, and output/loss mismatches."
     data = "none"
     reference = "Keras losses documentation: from_logits"
+    # Its findings are wiring mistakes (an output activation beside a loss that contradicts it), not
+    # thresholds on a number: they are extra findings. The one number per layer is shown, never judged.
+    measures = (Measure("parameters", "Parameters per layer", unit="weights", scale="log", scope=Scope.LAYER, format=",.0f"),)
 
-    def run(self, context: Context) -> Result:
+    def measure(self, context: Context) -> Measurements:
         model = context.model
         info = context.info
         layers = []
@@ -56,15 +59,8 @@ class Architecture(Analyzer):
                        zip(info.input_names, info.input_shapes, info.input_dtypes)],
             "outputs": [{"name": n, "shape": sh} for n, sh in zip(info.output_names, info.output_shapes)],
         }
-        artifacts = {}
-        with_params = [l for l in layers if l["params"] > 0]
-        if with_params:
-            from diagnostics.plotting import bar_chart
-
-            bar_chart(context.artifact_dir / "parameters.png", [l["name"] for l in with_params],
-                      [l["params"] for l in with_params], title="Parameters per layer", log=True)
-            artifacts["parameters per layer"] = "parameters.png"
-        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+        values = [Value("parameters", l["params"], where=l["name"]) for l in layers if l["params"] > 0]
+        return Measurements(values=values, findings=findings, metrics=metrics)
 
 
 def _size(w) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import Analyzer, Context, Finding, Result, Severity
+from diagnostics import Context, Direction, Finding, HealthAnalyzer, Measure, Measurements, Scope, Severity, Value
 
 #: A unit is dead when every incoming weight is exactly zero: it outputs its bias whatever the input.
 DEAD_UNIT_WARNING_FRACTION = 0.10
 
 
-class Weights(Analyzer):
+class Weights(HealthAnalyzer):
     """Checks every weight tensor without data: NaN/Inf values, all-zero units and filters, norms.
 
     A NaN or Inf weight makes every prediction that touches it NaN (error). Units or conv filters
@@ -18,14 +18,25 @@ class Weights(Analyzer):
 
     name = "weights"
     options = ()
-    category = "health"
     description = "NaN/Inf weights, all-zero (dead) units and filters, and per-layer weight norms."
     data = "none"
+    # The dead-unit share is declared as this analyzer's threshold (section "weights") so the report shows
+    # what it was judged against; no option sets it: `options` stays empty, as `diagnose plugins --json`
+    # has always said, and an option here would be a new contract, not a port.
+    default_thresholds = {"zero_units_warning": DEAD_UNIT_WARNING_FRACTION}
+    measures = (
+        Measure("zero_units", "All-zero (dead) units", unit="fraction", scope=Scope.LAYER,
+                direction=Direction.HIGHER_IS_WORSE, warning="zero_units_warning",
+                reference="a unit whose incoming weights are all zero outputs its bias whatever the input",
+                advice="check pruning, initialisation, or an over-strong L1 penalty", format=".0%"),
+        Measure("norm", "Kernel norm", unit="Frobenius norm", scale="log", scope=Scope.LAYER),
+    )
 
-    def run(self, context: Context) -> Result:
+    def measure(self, context: Context) -> Measurements:
         import numpy as np
 
         findings: list[Finding] = []
+        values: list[Value] = []
         per_layer = []
         for layer in context.model.layers:
             for var in layer.weights:
@@ -38,32 +49,36 @@ class Weights(Analyzer):
                          # the thread count: the same weights give the same norm in every worker or Ray actor
                          "norm": float(np.sqrt(np.sum(np.square(finite)))), "nonfinite": bad}
                 if bad:
+                    # Not a threshold on a count: one NaN already makes every output that touches it NaN.
                     findings.append(Finding(
                         "weights.nonfinite", Severity.ERROR, where=label,
                         message=f"{bad} of {a.size} weights are NaN or Inf: every output that depends on them is NaN — "
                                 f"retrain with a lower learning rate or gradient clipping, or restore a checkpoint"))
+                series = _series(layer, var)
                 if "kernel" in var.name and a.ndim >= 2 and a.size:
                     units = a.reshape(-1, a.shape[-1])
                     dead = int(np.sum(np.all(units == 0, axis=0)))
                     entry["dead_units"] = dead
                     entry["units"] = int(a.shape[-1])
-                    if dead and dead / a.shape[-1] >= DEAD_UNIT_WARNING_FRACTION:
-                        findings.append(Finding(
-                            "weights.zero_units", Severity.WARNING, where=layer.name,
-                            message=f"{dead} of {a.shape[-1]} units/filters have all-zero incoming weights and compute "
-                                    f"nothing — check pruning, initialisation, or an over-strong L1 penalty"))
+                    values.append(Value("zero_units", dead / a.shape[-1], where=layer.name, series=series,
+                                        note=f"{dead} of {a.shape[-1]} units/filters have all-zero incoming weights "
+                                             f"and compute nothing"))
+                if "kernel" in var.name or "embeddings" in var.name:
+                    values.append(Value("norm", entry["norm"], where=layer.name, series=series,
+                                        note=f"{bad} non-finite weights left out" if bad else ""))
                 per_layer.append(entry)
-        artifacts = {}
-        kernels = [e for e in per_layer if "kernel" in e["variable"] or "embeddings" in e["variable"]]
-        if kernels:
-            from diagnostics.plotting import bar_chart
-
-            bar_chart(context.artifact_dir / "norms.png", [e["layer"] for e in kernels],
-                      [max(e["norm"], 1e-12) for e in kernels], title="Kernel norm per layer", ylabel="Frobenius norm",
-                      log=True, colours=["#c62828" if e["nonfinite"] else "#1565c0" for e in kernels])
-            artifacts["kernel norms"] = "norms.png"
         metrics = {"variables": per_layer, "nonfinite_total": int(sum(e["nonfinite"] for e in per_layer))}
-        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+        return Measurements(values=values, findings=findings, metrics=metrics)
+
+
+def _series(layer, var) -> str:
+    """"" for a layer's own ``kernel``/``embeddings``; else the variable's path inside the layer
+    (``lstm_cell/recurrent_kernel``, ``query/kernel``), so that the values of one layer stay apart."""
+    # Keras 3 paths start with the layer's name, or with the model's when it was built in memory
+    # ("model/dense/kernel"); Keras 2 compatible variables may have no path at all.
+    parts = str(getattr(var, "path", "") or var.name).split("/")
+    inside = "/".join(parts[parts.index(layer.name) + 1:]) if layer.name in parts[:-1] else str(var.name)
+    return "" if inside in ("kernel", "embeddings") else inside
 
 
 @diagnostics.hookimpl
