@@ -16,7 +16,7 @@ varying in validation are reported.
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import Analyzer, Context, Finding, Option, Result, Severity
+from diagnostics import Context, Finding, HealthAnalyzer, Measure, Measurements, Option, Scope, Severity, Value
 
 #: Defaults of the analyzer's options (``--option explain.shortcut.KEY=VALUE``).
 DEFAULTS = {
@@ -57,9 +57,13 @@ _HELP = {
 }
 
 
-class ShortcutDetection(Analyzer):
+class ShortcutDetection(HealthAnalyzer):
     """Clever-Hans detection: attribution concentrated in a training-only region (Lapuschkin et al. 2019),
-    confirmed by shuffling that region (permutation importance, Breiman 2001) on each split."""
+    confirmed by shuffling that region (permutation importance, Breiman 2001) on each split.
+
+    Its measures are shown, not judged one by one: a shortcut is a diagnosis from several of them (see
+    :meth:`_region`), made as an extra finding ``explain.shortcut.region`` or ``explain.shortcut.feature``.
+    """
 
     name = "explain.shortcut"
     category = "explanation"
@@ -68,8 +72,17 @@ class ShortcutDetection(Analyzer):
     data = "train_val"
     reference = "Lapuschkin et al. 2019 (Unmasking Clever Hans predictors); Geirhos et al. 2020; Breiman 2001"
     options = tuple(Option(k, type(v), v, _HELP[k]) for k, v in DEFAULTS.items())
+    measures = (
+        Measure("accuracy_drop", "Accuracy drop when shuffled", unit="accuracy", scope=Scope.FEATURE,
+                reference="permutation importance (Breiman 2001), on each split", format=".3f"),
+        Measure("drop_gap", "Training minus validation accuracy drop", unit="accuracy", scope=Scope.FEATURE,
+                reference="95% interval: bootstrap, each split resampled", format=".3f"),
+        Measure("attribution_share", "Share in the region", unit="fraction",
+                scope=Scope.FEATURE, reference="integrated gradients, |attribution| summed over channels, unit mass per "
+                                               "sample, averaged per split", format=".1%"),
+    )
 
-    def run(self, context: Context) -> Result:
+    def measure(self, context: Context) -> Measurements:
         import numpy as np
 
         from diagnostics import explain as E
@@ -77,8 +90,8 @@ class ShortcutDetection(Analyzer):
         from diagnostics.health import probabilities
 
         if len(context.model.inputs) != 1 or len(context.model.outputs) != 1:
-            return Result.skip(f"{self.name} supports single-input, single-output models (this one has "
-                               f"{len(context.model.inputs)} inputs, {len(context.model.outputs)} outputs)")
+            return Measurements.skip(f"{self.name} supports single-input, single-output models (this one has "
+                                     f"{len(context.model.inputs)} inputs, {len(context.model.outputs)} outputs)")
         opts = dict(DEFAULTS)
         opts.update({k: v for k, v in context.options.items() if k in DEFAULTS})
         data, model, info = context.data, context.model, context.info
@@ -99,32 +112,33 @@ class ShortcutDetection(Analyzer):
         try:
             predict(xv[:2])
         except _NotAClassifier:
-            return Result.skip("needs a classifier (softmax or sigmoid output): accuracy is what a shortcut inflates")
+            return Measurements.skip("needs a classifier (softmax or sigmoid output): accuracy is what a shortcut inflates")
         y_flat = lambda y: np.asarray(y).reshape(len(y), -1)[:, 0].astype(int)
         yt, yv = y_flat(yt), y_flat(yv)
         findings: list[Finding] = []
+        values: list[Value] = []
         metrics: dict = {"train_samples": len(it), "val_samples": len(iv)}
         artifacts: dict = {}
         names = _feature_names(data, xt.shape[1:])
         if info.kind == "tabular" or xt.ndim == 2:
-            self._table(context, opts, predict, xt, yt, xv, yv, names, findings, metrics, artifacts)
+            self._table(context, opts, predict, xt, yt, xv, yv, names, findings, values, metrics)
         else:
-            self._region(context, opts, predict, xt, yt, xv, yv, findings, metrics, artifacts)
+            self._region(context, opts, predict, xt, yt, xv, yv, findings, values, metrics, artifacts)
         if xt.ndim == 2:
             const = S.constant_in_train(data.x_train, data.x_val)
             metrics["constant_in_train"] = [names[i] for i in const]
             if const:
                 shown = ", ".join(names[i] for i in const[:8])
                 findings.append(Finding(
-                    "data.constant_in_train", Severity.WARNING, where=shown,
+                    "explain.shortcut.constant_in_train", Severity.WARNING, where=shown,
                     message=f"{len(const)} input feature(s) never vary in the training split but do in the validation split "
                             f"({shown}): the model learnt nothing about them and meets unseen values at prediction time — "
                             f"often a column filled in differently after the split (a leak) or a broken join; drop the "
                             f"column or rebuild both splits from the same source"))
-        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+        return Measurements(values=values, findings=findings, metrics=metrics, artifacts=artifacts)
 
     # -- images and sequences --------------------------------------------------------------------
-    def _region(self, context, opts, predict, xt, yt, xv, yv, findings, metrics, artifacts) -> None:
+    def _region(self, context, opts, predict, xt, yt, xv, yv, findings, values, metrics, artifacts) -> None:
         import numpy as np
 
         from diagnostics import explain as E
@@ -165,7 +179,7 @@ class ShortcutDetection(Analyzer):
         acc_t, acc_t_shuf, per_t = S.permutation_drop(predict, xt, yt, mask, context.seed)
         acc_v, acc_v_shuf, per_v = S.permutation_drop(predict, xv, yv, mask, context.seed)
         drop_t = acc_t - acc_t_shuf
-        gap, gap_lo = S.drop_gap(per_t, per_v, context.seed)
+        gap, gap_lo, gap_hi = _drop_gap(per_t, per_v, context.seed)
         image = mt.ndim == 2
         if image and "box" in region:
             top, left, bottom, right = region["box"]
@@ -183,6 +197,15 @@ class ShortcutDetection(Analyzer):
                                                      "val_shuffled": acc_v_shuf},
                         "drop_gap": {"value": gap, "ci95_low": gap_lo, "samples": [len(xt), len(xv)]},
                         "concentrated": bool(concentrated), "needed": bool(needed)})
+        values.extend(_drops(where, acc_t - acc_t_shuf, acc_v - acc_v_shuf, gap, gap_lo, gap_hi, len(xt), len(xv)))
+        values.extend([Value("attribution_share", region["train_mass"], where=where, series="train", n=len(maps["train"])),
+                       Value("attribution_share", region["val_mass"], where=where, series="validation", n=len(maps["val"])),
+                       Value("attribution_share", region["area"], where=where, series="input area")])
+        # A diagnosis, not a threshold on one value: two independent lines of evidence, five numbers against
+        # four options. Attribution concentrated in the region (three ratios) alone is a warning: the model
+        # looks there in training only. Shuffling the region hurting training accuracy, and surely more than
+        # validation accuracy (a drop and the lower end of an interval), is an error: the model needs it.
+        # One finding per region, its severity saying which evidence holds, as the zoo's sidecars expect.
         if concentrated or needed:
             evidence = []
             if concentrated:
@@ -192,7 +215,7 @@ class ShortcutDetection(Analyzer):
                             f"and validation accuracy from {acc_v:.3f} to {acc_v_shuf:.3f} (difference {gap:.3f}, 95% CI "
                             f"lower end {gap_lo:.3f}, on {len(xt)}+{len(xv)} samples)")
             findings.append(Finding(
-                "explain.shortcut", Severity.ERROR if needed else Severity.WARNING, where=where,
+                "explain.shortcut.region", Severity.ERROR if needed else Severity.WARNING, where=where,
                 message=f"the model relies on a region that only its training data use ({where}): " + "; ".join(evidence)
                         + " — a spurious feature (a watermark, border, tag or time stamp) that encodes the training labels; "
                           "it will not hold on new data. Remove or randomise it in the training data (crop, mask, augment), "
@@ -206,7 +229,7 @@ class ShortcutDetection(Analyzer):
         context.progress(3, 3, "done")
 
     # -- tables -----------------------------------------------------------------------------------
-    def _table(self, context, opts, predict, xt, yt, xv, yv, names, findings, metrics, artifacts) -> None:
+    def _table(self, context, opts, predict, xt, yt, xv, yv, names, findings, values, metrics) -> None:
         import numpy as np
 
         from diagnostics import shortcut as S
@@ -221,7 +244,9 @@ class ShortcutDetection(Analyzer):
             a_v, s_v, per_v = S.permutation_drop(predict, xv, yv, mask, context.seed + j)
             base_t, base_v = a_t, a_v
             drops.append((a_t - s_t, a_v - s_v))
-            lows.append(S.drop_gap(per_t, per_v, context.seed + j)[1])
+            gap, lo, hi = _drop_gap(per_t, per_v, context.seed + j)
+            lows.append(lo)
+            values.extend(_drops(names[j], a_t - s_t, a_v - s_v, gap, lo, hi, len(xt), len(xv)))
         drops_arr = np.array(drops)
         metrics["permutation_importance"] = {names[j]: {"train": float(d[0]), "val": float(d[1]),
                                                         "gap_ci95_low": float(lows[j])} for j, d in enumerate(drops)}
@@ -230,22 +255,40 @@ class ShortcutDetection(Analyzer):
         leaky = [j for j in np.argsort(-(drops_arr[:, 0] - drops_arr[:, 1]))
                  if drops_arr[j, 0] >= margin and lows[j] >= margin]
         metrics["features"] = [names[j] for j in leaky]
+        # A diagnosis from two numbers per feature (the training drop, and the lower end of the interval of
+        # its difference from the validation drop), both against drop_margin; the features that pass are
+        # named together in one finding, the worst first.
         if leaky:
             shown = ", ".join(f"{names[j]} (training accuracy -{drops_arr[j, 0]:.3f}, validation "
                               f"{-drops_arr[j, 1]:+.3f})" for j in leaky[:5])
             findings.append(Finding(
-                "explain.shortcut", Severity.ERROR, where=", ".join(names[j] for j in leaky[:5]),
+                "explain.shortcut.feature", Severity.ERROR, where=", ".join(names[j] for j in leaky[:5]),
                 message=f"shuffling {len(leaky)} feature(s) across rows hurts the model on its training split but not on "
                         f"its validation split: {shown}. The model relies on them, yet they predict only the training "
                         f"labels — a target leak (a column filled in after the outcome) or a training-only artefact; drop "
                         f"the column or rebuild it the same way in every split, then retrain"))
-        order = np.argsort(-drops_arr[:, 0])[:20]
-        artifacts["shortcut features"] = _draw_bars(context.artifact_dir / "shortcut.png", [names[j] for j in order],
-                                                    drops_arr[order])
 
 
 class _NotAClassifier(Exception):
     pass
+
+
+def _drop_gap(per_train, per_val, seed: int) -> tuple[float, float, float]:
+    """:func:`diagnostics.shortcut.drop_gap` (same bootstrap, same seed, same numbers) with the
+    interval's upper end too, for the report's ``drop_gap`` values."""
+    from diagnostics.health import bootstrap_diff_ci
+
+    gap, lo, hi = bootstrap_diff_ci(per_train, per_val, 1000, seed)
+    return float(gap), float(lo), float(hi)
+
+
+def _drops(where: str, drop_t: float, drop_v: float, gap: float, lo: float, hi: float, n_t: int, n_v: int) -> list:
+    """The values measured by shuffling one feature or region: its accuracy drop on each split, and
+    their difference with its 95% interval."""
+    return [Value("accuracy_drop", drop_t, where=where, series="train", n=n_t),
+            Value("accuracy_drop", drop_v, where=where, series="validation", n=n_v),
+            Value("drop_gap", gap, where=where, interval=(lo, hi), n=n_t + n_v,
+                  note=f"on {n_t} training and {n_v} validation samples")]
 
 
 def _feature_names(data, feature_shape) -> list[str]:
@@ -324,26 +367,6 @@ def _draw_profile(path, mt, mv, steps, *, flagged: bool) -> str:
     ax.set_ylabel("share of |IG| attribution", fontsize=8)
     ax.set_title(f"Attribution per step, training vs validation (shaded: {title})", fontsize=9)
     ax.tick_params(labelsize=8)
-    ax.legend(fontsize=7)
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path.name
-
-
-def _draw_bars(path, names, drops) -> str:
-    import numpy as np
-
-    plt = _pyplot()
-    width = max(4.0, 0.42 * len(names) + 1.6)
-    fig = plt.figure(figsize=(width, 3.4), dpi=90)
-    ax = fig.add_axes((0.9 / width, 0.34, 1 - 1.2 / width, 0.56))
-    xs = np.arange(len(names))
-    ax.bar(xs - 0.2, drops[:, 0], width=0.4, color="#c62828", label="training")
-    ax.bar(xs + 0.2, drops[:, 1], width=0.4, color="#1565c0", label="validation")
-    ax.set_xticks(xs, names, rotation=50, ha="right", fontsize=7)
-    ax.set_ylabel("accuracy drop when shuffled", fontsize=8)
-    ax.set_title("Permutation importance per feature, training vs validation", fontsize=9)
-    ax.tick_params(axis="y", labelsize=8)
     ax.legend(fontsize=7)
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)

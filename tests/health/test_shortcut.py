@@ -60,7 +60,7 @@ def test_cnn_shortcut_region_overlaps_the_planted_mark(tmp_path):
     assert proc.returncode == 1, proc.stderr
     (rec,) = read_report(tmp_path)["analyzers"]
     (f,) = rec["findings"]
-    assert (f["code"], f["severity"]) == ("explain.shortcut", "error")
+    assert (f["code"], f["severity"]) == ("explain.shortcut.region", "error")
     mark = json.loads((ZOO_DIR / "cnn_shortcut.meta.json").read_text())["fault"]["mark_box"]
     found = rec["metrics"]["region"]["box"]
     overlap = iou(found, [mark["top"], mark["left"], mark["bottom"], mark["right"]])
@@ -69,6 +69,19 @@ def test_cnn_shortcut_region_overlaps_the_planted_mark(tmp_path):
     acc = rec["metrics"]["accuracy"]
     assert acc["train"] - acc["train_shuffled"] >= 0.1 and acc["val"] == acc["val_shuffled"]
     assert rec["metrics"]["drop_gap"]["ci95_low"] >= 0.05 and rec["metrics"]["concentrated"]
+    # The numbers behind the diagnosis are the report's typed sections, at the region's place; shown, not judged.
+    sections = {s["measure"]: s for s in rec["measures"]}
+    assert sorted(sections) == ["accuracy_drop", "attribution_share", "drop_gap"]
+    assert all(s["direction"] == "neutral" and s["scope"] == "feature" for s in sections.values())
+    drops = {v["series"]: v for v in sections["accuracy_drop"]["values"]}
+    assert {v["where"] for v in drops.values()} == {f["where"]}
+    assert drops["train"]["value"] == acc["train"] - acc["train_shuffled"] and drops["validation"]["value"] == 0.0
+    (gap,) = sections["drop_gap"]["values"]
+    assert gap["value"] == rec["metrics"]["drop_gap"]["value"] and gap["interval"][0] == rec["metrics"]["drop_gap"]["ci95_low"]
+    assert gap["interval"][0] <= gap["value"] <= gap["interval"][1]
+    shares = {v["series"]: v["value"] for v in sections["attribution_share"]["values"]}
+    region = rec["metrics"]["region"]
+    assert shares == {"train": region["train_mass"], "validation": region["val_mass"], "input area": region["area"]}
     assert (tmp_path / rec["artifacts"]["shortcut region"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
 
@@ -78,10 +91,18 @@ def test_mlp_leak_names_the_leaked_column(tmp_path):
     proc = run_diagnose(ZOO_DIR / "mlp_leak.keras", "--only", "explain.shortcut", "--out", tmp_path, "-q")
     assert proc.returncode == 1, proc.stderr
     (rec,) = read_report(tmp_path)["analyzers"]
-    assert [(f["code"], f["severity"], f["where"]) for f in rec["findings"]] == [("explain.shortcut", "error", "billing_code")]
+    assert [(f["code"], f["severity"], f["where"]) for f in rec["findings"]] == [
+        ("explain.shortcut.feature", "error", "billing_code")]
     assert rec["metrics"]["features"] == ["billing_code"]
     imp = rec["metrics"]["permutation_importance"]["billing_code"]
     assert imp["train"] >= 0.15 and abs(imp["val"]) < 0.1
+    # every feature's importance on each split is a value of the accuracy_drop section (the host's chart)
+    sections = {s["measure"]: s for s in rec["measures"]}
+    drops = {(v["where"], v["series"]): v["value"] for v in sections["accuracy_drop"]["values"]}
+    assert len(drops) == 2 * len(rec["metrics"]["permutation_importance"])
+    assert (drops[("billing_code", "train")], drops[("billing_code", "validation")]) == (imp["train"], imp["val"])
+    gaps = {v["where"]: v for v in sections["drop_gap"]["values"]}
+    assert gaps["billing_code"]["interval"][0] == imp["gap_ci95_low"] and sections["accuracy_drop"]["chart"]
 
 
 @pytest.mark.slow
@@ -109,7 +130,7 @@ def test_sequence_shortcut_is_reported_as_time_steps(keras_tf, run_health):
     rec = run_health(model, {"x_train": xt, "y_train": yt, "x_val": xv, "y_val": yv},
                      only=("explain.shortcut",))["explain.shortcut"]
     (f,) = rec.findings
-    assert f.code == "explain.shortcut" and f.severity == "error"
+    assert f.code == "explain.shortcut.region" and f.severity == "error"
     first, last = rec.metrics["region"]["steps"]
     assert 19 <= first <= 20 and 23 <= last <= 24, rec.metrics["region"]
     assert f.where == f"steps {first}-{last}"
@@ -128,6 +149,32 @@ def test_a_model_whose_attributions_vanish_everywhere_says_so_instead_of_failing
     y = rng.integers(0, 2, 200).astype(np.int32)
     rec = run_health(model, {"x_train": x[:120], "y_train": y[:120], "x_val": x[120:], "y_val": y[120:]},
                      only=("explain.shortcut",))["explain.shortcut"]
-    assert rec.status == "ok" and not rec.findings, (rec.status, rec.reason)
+    assert rec.status == "ok" and not rec.findings and not rec.measures, (rec.status, rec.reason)
     assert rec.metrics["region"] is None and "no attribution region to test" in rec.metrics["region_not_located"]
     assert rec.metrics["unusable_attributions"]["train"] > 0
+
+
+def test_a_column_constant_in_training_only_is_named(keras_tf, run_health):
+    """A table whose third column is 0 in every training row and varies in validation: a warning naming it,
+    beside one accuracy drop per feature and split."""
+    keras = keras_tf
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    x[:200, 2] = 0.0
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(x[:200], y[:200], epochs=20, verbose=0)
+    rec = run_health(model, {"x_train": x[:200], "y_train": y[:200], "x_val": x[200:], "y_val": y[200:]},
+                     only=("explain.shortcut",))["explain.shortcut"]
+    assert rec.status == "ok", rec.reason
+    assert [(f.code, f.severity, f.where, f.message) for f in rec.findings] == [(
+        "explain.shortcut.constant_in_train", "warning", "feature 2",
+        "1 input feature(s) never vary in the training split but do in the validation split (feature 2): the model "
+        "learnt nothing about them and meets unseen values at prediction time — often a column filled in differently "
+        "after the split (a leak) or a broken join; drop the column or rebuild both splits from the same source")]
+    drops = rec.measure("accuracy_drop")
+    assert [(v.where, v.series, v.n) for v in drops.values] == [
+        (f"feature {j}", split, n) for j in range(3) for split, n in (("train", 200), ("validation", 100))]
+    assert drops.value("feature 0", "train") == rec.metrics["permutation_importance"]["feature 0"]["train"] > 0.2
