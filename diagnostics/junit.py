@@ -1,10 +1,18 @@
 """The report as a JUnit XML test report, for CI systems' test-result pages (``--junit-xml``).
 
-One ``testsuite`` per run and one ``testcase`` per analyzer (``classname`` = its category, ``name`` =
-the analyzer), read from the :class:`~diagnostics.report.Report` alone:
+One ``testsuite`` per run, one ``testcase`` per analyzer (``classname`` = its category, ``name`` = the
+analyzer) and, after it, one per health measure the analyzer judged (``classname`` = the analyzer,
+``name`` = the measure's code, ``health.gradients.grad_norm``), read from the
+:class:`~diagnostics.report.Report` alone, so a new health analyzer's measures are test cases with no
+edit here:
 
-- findings at or above the report's ``fail_on`` -> one ``<failure>`` (``type`` = the worst finding's
-  code, ``message`` = its code and message, text = every such finding, one per line);
+- a measure's findings (its values that did not pass) at or above the report's ``fail_on`` -> one
+  ``<failure>`` in the measure's test case (``type`` = the code, ``message`` = the worst one's code and
+  message, text = every such finding, one per line); its ``<system-out>`` holds every value that did not
+  pass and the thresholds. A neutral measure (shown, never judged) is no test case: it cannot fail;
+- the analyzer's other findings at or above ``fail_on`` (those no measure holds: non-finite outputs, a
+  diagnosis from several values, any finding of an analyzer without measures) -> one ``<failure>`` in the
+  analyzer's test case, in the same form; each failing finding is thus counted once;
 - ``failed`` / ``timed_out`` / ``crashed`` -> ``<error>`` with the reason as message and the traceback as text;
 - ``skipped`` -> ``<skipped>`` with the reason;
 - every finding, failing or not, is listed in the test case's ``<system-out>`` (a trusted explanation
@@ -28,6 +36,7 @@ import xml.etree.ElementTree as ET
 
 from .analyzer import Finding, Severity
 from .exitcodes import exit_reason
+from .measures import Direction, MeasureSection, formatted
 from .report import AnalyzerRecord, Report, Status
 from .textsafe import visible, xml_text
 
@@ -43,11 +52,21 @@ def _line(f: Finding) -> str:
     return f"{f.severity.value.upper()} {visible(f.code)}{where}: {visible(f.message)}"
 
 
-def _failing(record: AnalyzerRecord, fail_on: str) -> list[Finding]:
+def _failing(findings, fail_on: str) -> list[Finding]:
     if fail_on == "never":
         return []
     floor = Severity(fail_on).rank
-    return sorted((f for f in record.findings if f.severity.rank >= floor), key=lambda f: -f.severity.rank)
+    return sorted((f for f in findings if f.severity.rank >= floor), key=lambda f: -f.severity.rank)
+
+
+def _judged(record: AnalyzerRecord) -> list[MeasureSection]:
+    """The measures the host judged (a neutral one is shown, never judged: no test case)."""
+    return [s for s in record.measures if s.direction is not Direction.NEUTRAL]
+
+
+def _failure(case: ET.Element, failing: list[Finding]) -> None:
+    worst = failing[0]
+    _sub(case, "failure", "\n".join(_line(f) for f in failing), type=worst.code, message=f"{worst.code}: {worst.message}")
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -70,15 +89,38 @@ def _testcase(suite: ET.Element, record: AnalyzerRecord, fail_on: str) -> str:
         _sub(case, "skipped", message=record.reason or "skipped")
         outcome = "skipped"
     else:
-        failing = _failing(record, fail_on)
+        measured = {s.code for s in _judged(record)}
+        failing = _failing([f for f in record.findings if f.code not in measured], fail_on)
         if failing:
-            worst = failing[0]
-            _sub(case, "failure", "\n".join(_line(f) for f in failing), type=worst.code,
-                 message=f"{worst.code}: {worst.message}")
+            _failure(case, failing)
             outcome = "failure"
     if record.findings:
         _sub(case, "system-out", "\n".join(_line(f) for f in record.findings))
     return outcome
+
+
+def _measure_testcase(suite: ET.Element, record: AnalyzerRecord, section: MeasureSection, fail_on: str) -> str:
+    """Add one judged measure's test case; return its outcome: passed or failure."""
+    case = _sub(suite, "testcase", classname=record.name, name=section.code)
+    findings = [f for f in record.findings if f.code == section.code]
+    failing = _failing(findings, fail_on)
+    if failing:
+        _failure(case, failing)
+    limits = ", ".join(f"{level} {_limit(v)}" for level, v in section.thresholds.items()) or "none"
+    not_passed = [v for v in section.values if v.outcome.value != "passed"]
+    lines = [f"{section.title}: {len(section.values)} value(s), {len(section.values) - len(not_passed)} passed; "
+             f"thresholds: {limits}"]
+    for v in not_passed:  # a model-wide value has no place to name
+        place = " \u00b7 ".join(p for p in (v.series, v.where) if p)
+        lines.append(f"{v.outcome.value.upper()}{' ' + place if place else ''}: {formatted(v.value, '.4g')}")
+    _sub(case, "system-out", "\n".join(visible(line) for line in lines))
+    return "failure" if failing else "passed"
+
+
+def _limit(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "\u2013".join(formatted(v, "g") for v in value)
+    return formatted(value, "g")
 
 
 def to_junit_xml(report: Report) -> str:
@@ -96,6 +138,8 @@ def to_junit_xml(report: Report) -> str:
     counts = {"passed": 0, "failure": 0, "error": 0, "skipped": 0}
     for record in report.analyzers:
         counts[_testcase(suite, record, report.fail_on)] += 1
+        for section in _judged(record):
+            counts[_measure_testcase(suite, record, section, report.fail_on)] += 1
     for plugin in report.plugins:
         if plugin.get("error"):
             case = _sub(suite, "testcase", classname="plugin", name=str(plugin.get("name")), time=_time(0))

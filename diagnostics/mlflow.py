@@ -4,8 +4,16 @@
 What is logged, into one run:
 
 - artifacts ``diagnostics/report.json`` and ``diagnostics/report.html``;
-- every numeric metric of every analyzer as ``<analyzer>.<metric>`` (nested mappings flattened
-  with dots; strings, lists and booleans are left to report.json);
+- every value of every health measure (the report's measure sections), keyed by the measure's code:
+  ``<code>`` for a model-wide value (``health.overfitting.gap``), ``<code>/<series>`` for one of several
+  series, ``<code>/<where>`` for a layer's, class's or feature's (``health.gradients.grad_norm/conv1``), and
+  ``<code>/<series>/<where>``; a per-epoch measure is one metric per series whose MLflow ``step`` is the
+  epoch, so MLflow draws its curve. Each part of a key keeps the characters MLflow accepts on every
+  platform (letters, digits, ``_ - . space``); any other, and a part that is only dots (``..`` would be
+  read as a path), becomes ``_``; a key that would repeat gets ``_2``, ``_3``...;
+- every numeric free-form metric of every analyzer as ``<analyzer>.<metric>`` (nested mappings flattened
+  with dots; strings, lists and booleans are left to report.json), except one whose key is a measure's:
+  the measure's value is logged (a ported analyzer may keep the same number in both);
 - tags ``diagnostics.verdict`` (worst severity, or ``clean``), ``diagnostics.exit_code``,
   ``diagnostics.fail_on``, ``diagnostics.model`` and ``diagnostics.version``, and
   ``diagnostics.exit_reason`` when an analyzer or plugin, not a finding, set the exit code.
@@ -35,6 +43,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .measures import Scope
 from .report import REPORT_HTML, REPORT_JSON, Report
 
 INSTALL_HINT = "pip install 'diagnostics[mlflow]'"
@@ -68,6 +77,51 @@ def numeric_metrics(report: Report) -> dict[str, float]:
             key = _BAD_KEY.sub("_", key)[:_MAX_KEY]
             out[key] = value
     return out
+
+
+_BAD_PART = re.compile(r"[^\w.\- ]")  # no '/' inside a part: it separates the parts; no ':' (Windows)
+
+
+def _key_part(text: str) -> str:
+    part = _BAD_PART.sub("_", text)
+    return part.replace(".", "_") if not part.strip(".") else part  # "", "." and ".." are not names
+
+
+def measure_metrics(report: Report) -> list[tuple[str, float, int]]:
+    """``(key, value, step)`` for every finite value of every health measure (see the module docstring):
+    step 0, or the epoch for a per-epoch measure."""
+    out: list[tuple[str, float, int]] = []
+    taken: set[tuple[str, int]] = set()
+    for record in report.analyzers:
+        for section in record.measures:
+            per_epoch = section.scope is Scope.EPOCH
+            for i, v in enumerate(section.values):
+                if v.value is None or not math.isfinite(v.value):
+                    continue
+                places = [v.series] if per_epoch else [v.series, "" if section.scope is Scope.MODEL else v.where]
+                key = "/".join([section.code, *(_key_part(p) for p in places if p)])
+                step = int(v.where) if per_epoch and v.where.isdigit() else (i if per_epoch else 0)
+                key = _unique(key[:_MAX_KEY].rstrip("/"), step, taken)
+                out.append((key, float(v.value), step))
+    return out
+
+
+def _unique(key: str, step: int, taken: set[tuple[str, int]]) -> str:
+    n, candidate = 1, key
+    while (candidate, step) in taken:
+        n += 1
+        suffix = f"_{n}"
+        candidate = key[:_MAX_KEY - len(suffix)] + suffix
+    taken.add((candidate, step))
+    return candidate
+
+
+def logged_metrics(report: Report) -> list[tuple[str, float, int]]:
+    """Every ``(key, value, step)`` :func:`log_report` logs: the measures' values, then the free-form
+    metrics whose keys no measure uses."""
+    measured = measure_metrics(report)
+    keys = {k for k, _, _ in measured}
+    return measured + [(k, v, 0) for k, v in sorted(numeric_metrics(report).items()) if k not in keys]
 
 
 def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, float]]:
@@ -120,7 +174,7 @@ def log_report(report: Report | str | os.PathLike, run_id: str | None = None) ->
         import time
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k, v, now, 0) for k, v in sorted(numeric_metrics(report).items())]
+        metrics = [Metric(k, v, now, step) for k, v, step in logged_metrics(report)]
         for i in range(0, len(metrics), _BATCH):
             client.log_batch(rid, metrics=metrics[i:i + _BATCH])
         client.log_batch(rid, tags=[RunTag(k, v) for k, v in tags(report).items()])

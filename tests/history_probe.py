@@ -10,6 +10,18 @@ from pathlib import Path
 
 SOURCE = Path(__file__).read_text(encoding="utf-8").split("# -- the plugin --\n", 1)[1]
 
+
+def probe_sweep(d: Path, epochs=(6, 16, 25)):
+    """`diagnose sweep` of the zoo checkpoints of ``epochs`` into ``d/sweep`` with only this analyzer,
+    installed under ``d/site``: (the completed process, the sweep folder, the environment that installs it)."""
+    from tests.conftest import CHECKPOINTS, run_diagnose
+    from tests.core.conftest import install_plugin
+
+    env = install_plugin(d / "site", "history_probe", SOURCE)
+    picked = [next(CHECKPOINTS.glob(f"*.{e:02d}-*.keras")) for e in epochs]
+    proc = run_diagnose("sweep", *picked, "--only", "probe.history", "--out", d / "sweep", env=env, timeout=600)
+    return proc, d / "sweep", env
+
 # -- the plugin --
 import diagnostics  # noqa: E402
 from diagnostics import Direction, HealthAnalyzer, Measure, Measurements, Scope, Value  # noqa: E402

@@ -3,7 +3,9 @@ $GITHUB_STEP_SUMMARY, and --mlflow into a real on-disk tracking store read back 
 
 One real `diagnose` run on a zoo twin feeds every test here (module-scoped): the planted vanishing
 gradients are a failure, a throwaway plugin that raises is an error with its traceback, the GAN
-analyzer is skipped for a tabular model, and `weights` passes.
+analyzer is skipped for a tabular model, `weights` passes, and a throwaway health analyzer that no writer
+names (tests/history_probe.py, its accuracy-gap thresholds tightened by --option so that the twin's gap
+of 0.0009 is an error) is in JUnit and MLflow through its measure sections alone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from diagnostics.junit import to_junit_xml
 from diagnostics.summary import to_markdown
 
 from ..conftest import ZOO_DIR, run_diagnose
+from ..history_probe import SOURCE as PROBE
 from .conftest import analyzer_source, install_plugin
 
 TWIN = ZOO_DIR / "mlp_vanishing.keras"
@@ -32,6 +35,7 @@ RUN_URL = "https://ci.example/acme/models/actions/runs/42"
 def ci_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("ci")
     env = install_plugin(d / "site", "raiser", analyzer_source("raiser", 'raise RuntimeError("boom")'))
+    install_plugin(d / "site", "history_probe", PROBE)
     (d / "step-summary.md").write_text("earlier step\n")
     env.update({
         "GITHUB_STEP_SUMMARY": str(d / "step-summary.md"), "GITHUB_SERVER_URL": "https://ci.example",
@@ -39,7 +43,9 @@ def ci_run(tmp_path_factory):
         "MLFLOW_TRACKING_URI": f"sqlite:///{d / 'mlflow.db'}", "MLFLOW_EXPERIMENT_NAME": "model-checks",
     })
     # Relative paths, as a CI job writes them; the sqlite store keeps its artifacts in mlartifacts/ beside the database.
-    proc = run_diagnose(TWIN, "--only", "health.gradients,health.gan", "--only", "weights,raiser", "-o", "out",
+    proc = run_diagnose(TWIN, "--only", "health.gradients,health.gan", "--only", "weights,raiser,probe.history",
+                        "--option", "probe.history.accuracy_gap_warning=0.0002",
+                        "--option", "probe.history.accuracy_gap_error=0.0005", "-o", "out",
                         "--junit-xml", "results/diagnose.xml", "--summary-md", "summary.md", "--mlflow", "-q",
                         env=env, cwd=d)
     return {"dir": d, "proc": proc, "uri": env["MLFLOW_TRACKING_URI"], "report": Report.load(d / "out")}
@@ -57,19 +63,40 @@ def test_junit_xml_read_by_a_junit_consumer(ci_run):
     assert len(suites) == 1
     suite = suites[0]
     assert suite.name == "diagnose mlp_vanishing.keras"
-    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (4, 1, 1, 1)
-    cases = {c.name: c for c in suite}
-    assert sorted(cases) == ["health.gan", "health.gradients", "raiser", "weights"]
     report = ci_run["report"]
-    for name, case in cases.items():
-        assert case.classname == report.record(name).category
-        assert case.time == pytest.approx(report.record(name).duration_s, abs=1e-3)
+    # one case per analyzer, then one per measure it judged (a neutral measure is shown, never judged: no case)
+    judged = [(r.name, m) for r in report.analyzers for m in r.measures if m.direction.value != "neutral"]
+    assert ("probe.history", "probe.history.accuracy_gap") in [(n, m.code) for n, m in judged]
+    assert [c.name for c in suite] == [n for r in report.analyzers
+                                       for n in (r.name, *(m.code for a, m in judged if a == r.name))]
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (5 + len(judged), 2, 1, 1)
+    cases = {c.name: c for c in suite}
+    assert "probe.history.loss" not in cases and "probe.history.kernel_norm" not in cases
+    for name in ("health.gan", "health.gradients", "raiser", "weights", "probe.history"):
+        assert cases[name].classname == report.record(name).category
+        assert cases[name].time == pytest.approx(report.record(name).duration_s, abs=1e-3)
+    for name, m in judged:
+        assert cases[m.code].classname == name
 
-    [failure] = cases["health.gradients"].result
-    assert isinstance(failure, junitparser.Failure)
-    assert failure.type == "gradients.vanishing"
-    assert failure.message.startswith("gradients.vanishing: the first layer's kernel gradient (dense1: ")
-    assert failure.text.startswith("ERROR gradients.vanishing [dense1]: ")
+    # a measure's failing values are a failure of the measure's case, not of its analyzer's (counted once)
+    assert cases["health.gradients"].is_passed and cases["probe.history"].is_passed
+    [failure] = cases["probe.history.accuracy_gap"].result
+    [finding] = report.record("probe.history").findings
+    assert isinstance(failure, junitparser.Failure) and failure.type == "probe.history.accuracy_gap"
+    assert failure.message == f"probe.history.accuracy_gap: {finding.message}"
+    assert finding.message == ("Train \u2212 validation accuracy 0.001 fraction, at or above the error threshold 0.0005 "
+                               "(a test threshold) \u2014 stop earlier")
+    assert failure.text == f"ERROR probe.history.accuracy_gap: {finding.message}"
+    gap = report.record("probe.history").measure("accuracy_gap").values[0].value
+    assert cases["probe.history.accuracy_gap"].system_out.splitlines() == [
+        "Train \u2212 validation accuracy: 1 value(s), 0 passed; thresholds: warning 0.0002, error 0.0005",
+        f"FAILED: {gap:.4g}"]
+    assert cases["probe.history.loss_gap"].is_passed
+    assert cases["probe.history.loss_gap"].system_out == "Validation \u2212 train loss: 1 value(s), 1 passed; thresholds: warning 0.5, error 1"
+    [failure] = cases["health.gradients.first_last_ratio"].result
+    [finding] = report.record("health.gradients").findings
+    assert (failure.type, failure.message) == (finding.code, f"{finding.code}: {finding.message}")
+    assert failure.text.startswith("ERROR health.gradients.first_last_ratio [dense1]: ")
 
     [error] = cases["raiser"].result
     assert isinstance(error, junitparser.Error)
@@ -109,6 +136,7 @@ def test_junit_xml_follows_the_common_schema(ci_run):
     _check_structure(root)
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["exit_code"] == "3" and props["verdict"] == "error" and props["fail_on"] == "error"
+    assert len(root.findall("testsuite/testcase")) > 5, "the measure cases are in the schema's shape too"
     assert props["exit_reason"] == "1 analyzer failed", "the XML says why the code is 3 as the verdict line does"
 
 
@@ -119,12 +147,12 @@ def test_summary_markdown_and_github_step_summary(ci_run):
     assert "Verdict: **error** (fail on error), and 1 analyzer failed → exit code 3" in lines
     table = lines.index("| analyzer | status | worst finding | findings | time |")
     assert lines[table + 1] == "|---|---|---|---:|---:|"
-    rows = [line for line in lines[table + 2:table + 6]]
+    rows = [line for line in lines[table + 2:table + 7]]
     assert [r.split(" | ")[:4] for r in rows] == [
         ["| health.gan", "skipped", "-", "0"], ["| health.gradients", "ok", "error", "1"],
-        ["| raiser", "failed", "-", "0"], ["| weights", "ok", "-", "0"]]
+        ["| probe.history", "ok", "error", "1"], ["| raiser", "failed", "-", "0"], ["| weights", "ok", "-", "0"]]
     assert "- `raiser` failed: plugin 'raiser': raised RuntimeError: boom" in lines
-    assert any(line.startswith("| error | `gradients.vanishing` | dense1 | the first layer") for line in lines)
+    assert any(line.startswith("| error | `health.gradients.first_last_ratio` | dense1 | ") for line in lines)
     assert lines[-1] == f"Full report: `out/report.html` · [the run's artifacts]({RUN_URL})"
     step = (ci_run["dir"] / "step-summary.md").read_text()
     assert step == "earlier step\n" + md + "\n", "appended to $GITHUB_STEP_SUMMARY, not overwritten"
@@ -133,7 +161,7 @@ def test_summary_markdown_and_github_step_summary(ci_run):
 def test_mlflow_run_read_back_with_mlflow_client(ci_run):
     from mlflow.tracking import MlflowClient
 
-    from diagnostics.mlflow import numeric_metrics
+    from diagnostics.mlflow import logged_metrics
 
     client = MlflowClient(tracking_uri=ci_run["uri"])
     experiment = client.get_experiment_by_name("model-checks")  # MLFLOW_EXPERIMENT_NAME was honoured
@@ -144,10 +172,22 @@ def test_mlflow_run_read_back_with_mlflow_client(ci_run):
                     "diagnostics.model": "mlp_vanishing.keras", "diagnostics.version": "0.1.0",
                     "diagnostics.exit_reason": "1 analyzer failed"}
     report = ci_run["report"]
-    expected = numeric_metrics(report)
-    assert run.data.metrics == expected
-    assert expected["health.gradients.first_last_ratio"] == report.record("health.gradients").metrics["first_last_ratio"]
-    assert "weights.nonfinite_total" in expected
+    logged = logged_metrics(report)
+    latest = {k: v for k, v, _ in sorted(logged, key=lambda m: m[2])}  # a metric's value is its last step's
+    assert run.data.metrics == latest
+    # every measured value by its code: <code> model-wide, <code>/<where> per layer, <code>/<series> per epoch
+    probe = report.record("probe.history")
+    assert latest["probe.history.accuracy_gap"] == probe.measure("accuracy_gap").values[0].value
+    assert {k.split("/")[1]: v for k, v in latest.items() if k.startswith("probe.history.kernel_norm/")} == {
+        v.where: v.value for v in probe.measure("kernel_norm").values}
+    history = TWIN.with_suffix(".meta.json")
+    import json
+
+    train = json.loads(history.read_text())["history"]["loss"]
+    steps = client.get_metric_history(run.info.run_id, "probe.history.loss/train")
+    assert sorted((m.step, m.value) for m in steps) == list(enumerate(train, 1))  # the epoch is MLflow's step
+    assert latest["health.gradients.first_last_ratio"] == report.record("health.gradients").measure("first_last_ratio").values[0].value
+    assert "weights.nonfinite_total" in latest  # the free-form metrics beside them, as before
     artifacts = sorted(a.path for a in client.list_artifacts(run.info.run_id, "diagnostics"))
     assert artifacts == ["diagnostics/report.html", "diagnostics/report.json"]
     local = client.download_artifacts(run.info.run_id, "diagnostics/report.json", str(ci_run["dir"] / "dl"))
@@ -206,6 +246,38 @@ def test_junit_writer_timeouts_plugin_errors_fail_on_and_unprintable_text(fail_o
     else:
         assert cases["weights"].is_passed
     assert "INFO weights.note: fine" in cases["weights"].system_out
+
+
+def test_mlflow_keys_of_measured_values_are_valid_distinct_and_say_where():
+    from mlflow.utils.validation import _validate_metric_name
+
+    from diagnostics import HealthAnalyzer, Measure, Measurements, Scope, Value
+    from diagnostics.measures import judge
+    from diagnostics.mlflow import measure_metrics
+
+    class Odd(HealthAnalyzer):
+        name = "odd"
+        description = "places with names MLflow cannot take as they are"
+        measures = (Measure("norm", "Norm", scope=Scope.LAYER), Measure("gap", "Gap"),
+                    Measure("loss", "Loss", scope=Scope.EPOCH), Measure("long", "Long", scope=Scope.CLASS))
+
+    values = [Value("norm", 1.0, where="conv/1:0"), Value("norm", 2.0, where="conv_1_0"), Value("norm", 3.0, where=".."),
+              Value("norm", 4.0, where="dense[0]"), Value("norm", None, where="nan"),
+              Value("gap", 0.5, where="dense"), Value("gap", 0.25, series="validation"),
+              Value("loss", 2.0, where="1", series="train"), Value("loss", 1.0, where="2", series="train"),
+              Value("long", 1.0, where="x" * 300)]
+    record = AnalyzerRecord(name="odd", plugin="odd", category="health", status="ok",
+                            measures=judge(Odd, Measurements(values=values), {}).measures)
+    report = Report(model={"name": "m.keras"}, data=None, environment={}, plugins=(), analyzers=(record,), seed=0,
+                    fail_on="error")
+    got = measure_metrics(report)
+    assert got == [("odd.norm/conv_1_0", 1.0, 0), ("odd.norm/conv_1_0_2", 2.0, 0), ("odd.norm/__", 3.0, 0),
+                   ("odd.norm/dense_0_", 4.0, 0),  # None (not measurable) is not a metric
+                   ("odd.gap", 0.5, 0), ("odd.gap/validation", 0.25, 0),  # model-wide: where it is worst is no key
+                   ("odd.loss/train", 2.0, 1), ("odd.loss/train", 1.0, 2),  # per epoch: the epoch is the step
+                   ("odd.long/" + "x" * (250 - len("odd.long/")), 1.0, 0)]  # MLflow takes 250 characters
+    for key, _, _ in got:
+        _validate_metric_name(key)  # MLflow's own check (raises on a key it refuses)
 
 
 def test_a_crashed_analyzer_is_a_junit_error_as_its_exit_code_3_says():
