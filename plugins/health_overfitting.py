@@ -3,20 +3,25 @@
 Compares the model on its training and validation splits (loss and accuracy gaps with bootstrap
 intervals, membership-inference AUC of per-sample loss, calibration on both), compares it with the
 trivial predictor that ignores its input (majority class and label prior, or the mean:
-``performance.chance_level``, telling underfitting from overfitting), and reads the training
+``health.overfitting.chance_level``, telling underfitting from overfitting), and reads the training
 history (sidecar ``history``, a Keras ``History`` passed to :func:`diagnostics.diagnose`,
-or ``--option health.overfitting.history=log.csv`` from a ``CSVLogger``): best epoch, the epoch
-where validation loss turned up and how many epochs ran past it.
+or ``--option health.overfitting.history=log.csv`` from a ``CSVLogger``): the loss and the compiled
+metrics per epoch, the best epoch, the epoch where validation loss turned up and how many epochs ran
+past it.
+
+Every number is a value of a declared measure, judged by the host (:class:`diagnostics.HealthAnalyzer`);
+the chance-level diagnosis (several numbers on two splits) and non-finite outputs are findings of their own.
 """
 
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import Analyzer, Context, Finding, Option, Result, Severity
+from diagnostics import (Context, Direction, Finding, HealthAnalyzer, Measure, Measurements, Option, Scope, Severity,
+                         Value)
 from diagnostics.options import health_options
 
 
-class Overfitting(Analyzer):
+class Overfitting(HealthAnalyzer):
     """Train/validation gaps with bootstrap CIs, memorisation (membership-inference AUC), calibration
     (expected calibration error) and early-stopping evidence from the training history.
 
@@ -26,14 +31,37 @@ class Overfitting(Analyzer):
 
     name = "health.overfitting"
     options = health_options("overfitting", "units", "baseline", history=Option("history", str, "", "training history file (JSON or CSV) when the sidecar has none"))
-    category = "health"
     description = ("Train/validation gaps (bootstrap CI), chance-level baselines, early-stopping point from history, "
                    "membership-inference AUC, ECE.")
     model_kinds = frozenset({"image", "sequence", "token", "tabular"})
     data = "none"  # uses both splits when the run has them, the history when it has one; skips when neither
     reference = "Yeom et al. 2018 (membership inference via loss); Guo et al. 2017 (ECE); Prechelt 1998 (early stopping)"
+    threshold_section = "overfitting"
+    measures = (
+        Measure("gap", "Train − validation accuracy", direction=Direction.HIGHER_IS_WORSE, warning="gap_warning",
+                error="gap_error", format=".3f",
+                reference="the lower end of its 95% bootstrap interval is judged, so a small validation set cannot "
+                          "raise it",
+                advice="get more data or augment it, add dropout or weight decay, use a smaller model, or stop "
+                       "training earlier"),
+        Measure("loss_gap", "Validation − train mean per-sample loss", format=".3g"),
+        Measure("calibration", "Expected calibration error", direction=Direction.HIGHER_IS_WORSE, warning="ece_warning",
+                format=".3f", reference="Guo et al. 2017, top-label, 15 confidence bins; validation data judged",
+                advice="calibrate it (temperature scaling on a held-out split) or regularise (label smoothing)"),
+        Measure("memorisation", "Membership-inference AUC of per-sample loss", direction=Direction.HIGHER_IS_WORSE,
+                warning="mia_warning", format=".3f",
+                reference="Yeom et al. 2018; 0.5: training samples look like unseen ones",
+                advice="regularise, augment, or train with differential privacy if the data is sensitive"),
+        Measure("epochs_past_best", "Epochs trained past the lowest validation loss", unit="epochs",
+                direction=Direction.HIGHER_IS_WORSE, warning="epochs_past_warning", format=".0f",
+                reference="Prechelt 1998; judged once validation loss has turned up, staying turn_tolerance above "
+                          "its minimum",
+                advice="use EarlyStopping(monitor='val_loss', restore_best_weights=True)"),
+        Measure("loss", "Loss per epoch", scope=Scope.EPOCH, format=".4g"),
+        Measure("metrics", "Compiled metrics per epoch", scope=Scope.EPOCH, format=".4g"),
+    )
 
-    def run(self, context: Context) -> Result:
+    def measure(self, context: Context) -> Measurements:
         from diagnostics.health import load_history, thresholds
 
         t = thresholds(context.options, "overfitting")
@@ -46,22 +74,23 @@ class Overfitting(Analyzer):
         has_splits = data is not None and data.has("train_val")
         has_labels = data is not None and data.has("xy")
         if not has_splits and not history and not has_labels:
-            return Result.skip("needs training and validation splits with labels (--data FILE.npz with x_train, y_train, "
-                               "x_val, y_val) or a training history (--option health.overfitting.history=log.csv)")
+            return Measurements.skip("needs training and validation splits with labels (--data FILE.npz with x_train, "
+                                     "y_train, x_val, y_val) or a training history "
+                                     "(--option health.overfitting.history=log.csv)")
+        values: list[Value] = []
         findings: list[Finding] = []
         metrics: dict = {}
-        artifacts: dict = {}
         outputs: dict = {}
         if has_splits:
-            self._splits(context, t, findings, metrics, outputs)
+            self._splits(context, t, values, findings, metrics, outputs)
         if has_labels:
             self._baseline(context, findings, metrics, outputs)
         if history:
-            self._history(context, history, history_source, t, findings, metrics, artifacts, gap_known="gap" in metrics)
-        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+            self._history(history, history_source, t, values, metrics, gap_known="gap" in metrics)
+        return Measurements(values=values, findings=findings, metrics=metrics)
 
     # -- both splits -----------------------------------------------------------------------------
-    def _splits(self, context: Context, t, findings, metrics, outputs) -> None:
+    def _splits(self, context: Context, t, values, findings, metrics, outputs) -> None:
         import numpy as np
 
         from diagnostics.health import (auc, bootstrap_diff_ci, expected_calibration_error, finite_or_none, forward,
@@ -90,7 +119,7 @@ class Overfitting(Analyzer):
         bad = int((~np.isfinite(out_t.reshape(len(out_t), -1))).any(axis=1).sum() + (~np.isfinite(out_v.reshape(len(out_v), -1))).any(axis=1).sum())
         if bad:
             findings.append(Finding(
-                "overfitting.nonfinite_outputs", Severity.ERROR,
+                "health.overfitting.nonfinite_outputs", Severity.ERROR,
                 message=f"the model outputs NaN or Inf for {bad} of {len(it) + len(iv)} samples, so no gap can be "
                         f"measured: restore a checkpoint from before training diverged, and train with a lower "
                         f"learning rate and gradient clipping"))
@@ -106,6 +135,8 @@ class Overfitting(Analyzer):
         d, lo, hi = bootstrap_diff_ci(lv, lt, n_boot, context.seed)
         metrics["loss_gap"] = {"train": float(lt.mean()), "val": float(lv.mean()), "gap": d, "ci95": [lo, hi],
                                "measure": "validation minus training mean per-sample loss"}
+        values.append(Value("loss_gap", d, interval=(lo, hi) if np.isfinite([lo, hi]).all() else None, n=len(it) + len(iv),
+                            note=f"{loss_desc}: {lv.mean():.3g} on validation vs {lt.mean():.3g} on training data"))
         mia = auc(-lt, -lv)  # lower loss = "member": positives are the training samples
         metrics["membership_auc"] = mia
         pt, pv = probabilities(out_t, info.output_activation), probabilities(out_v, info.output_activation)
@@ -115,37 +146,29 @@ class Overfitting(Analyzer):
             g, glo, ghi = bootstrap_diff_ci(at, av, n_boot, context.seed + 2)
             metrics["gap"] = {"metric": "accuracy", "train": float(at.mean()), "val": float(av.mean()), "gap": g,
                               "ci95": [glo, ghi], "measure": "training minus validation accuracy"}
+            values.append(Value(
+                "gap", g, interval=(glo, ghi),
+                note=f"training accuracy {at.mean():.3f} vs validation {av.mean():.3f} on {len(it)}+{len(iv)} samples; "
+                     f"validation loss {lv.mean():.3g} vs training {lt.mean():.3g}: the model has fitted its training "
+                     f"set's noise"))
             ece_t, ece_v = expected_calibration_error(pt, yt), expected_calibration_error(pv, yv)
             metrics["ece"] = {"train": ece_t, "val": ece_v, "bins": 15}
-            if glo >= t["gap_warning"]:
-                sev = Severity.ERROR if glo >= t["gap_error"] else Severity.WARNING
-                findings.append(Finding(
-                    "overfitting.gap", sev,
-                    message=f"training accuracy {at.mean():.3f} vs validation {av.mean():.3f}: gap {g:.3f} (95% CI "
-                            f"{glo:.3f}–{ghi:.3f}) on {len(it)}+{len(iv)} samples; validation loss {lv.mean():.3g} vs "
-                            f"training {lt.mean():.3g}: the model has fitted its training set's noise — get more data "
-                            f"or augment it, add dropout or weight decay, use a smaller model, or stop training earlier"))
-            if ece_v >= t["ece_warning"]:
-                why = ("it is over-confident on unseen data only, a sign of overfitting" if ece_v - ece_t >= t["ece_warning"] / 2
-                       else "it is mis-calibrated on training data too, so the cause is not overfitting")
-                findings.append(Finding(
-                    "overfitting.calibration", Severity.WARNING,
-                    message=f"expected calibration error {ece_v:.3f} on validation data vs {ece_t:.3f} on training "
-                            f"data: its confidence is not a probability ({why}) — calibrate it (temperature scaling on "
-                            f"a held-out split) or regularise (label smoothing)"))
+            why = ("it is over-confident on unseen data only, a sign of overfitting" if ece_v - ece_t >= t["ece_warning"] / 2
+                   else "it is mis-calibrated on training data too, so the cause is not overfitting")
+            values.append(Value("calibration", ece_v, series="validation", n=len(iv),
+                                note=f"on validation data, against {ece_t:.3f} on training data: its confidence is not "
+                                     f"a probability ({why})"))
+            # shown beside it, never judged: a model mis-calibrated on its training data is not overfitting
+            values.append(Value("calibration", ece_t, series="train", n=len(it), ceiling=Severity.INFO))
         from diagnostics.health import development, training_series
 
         mia_series = training_series(context.history, "health/membership_auc")
         if mia_series:
             metrics["membership_auc_during_training"] = mia_series
-        if mia >= t["mia_warning"]:
-            how = development(mia_series, t["mia_warning"], True, ".2f", what="the AUC")
-            findings.append(Finding(
-                "overfitting.memorisation", Severity.WARNING,
-                message=f"per-sample loss tells training samples from validation ones with AUC {mia:.3f} (0.5 = no "
-                        f"memorisation): the model memorised its training samples, which also leaks membership "
-                        f"(privacy) — regularise, augment, or train with differential privacy if the data is sensitive"
-                        + (f"; {how}" if how else "")))
+        how = development(mia_series, t["mia_warning"], True, ".2f", what="the AUC")
+        values.append(Value("memorisation", mia, n=len(it) + len(iv),
+                            note="per-sample loss tells training samples from validation ones: the model memorised its "
+                                 "training samples, which also leaks membership (privacy)" + (f"; {how}" if how else "")))
         metrics["loss_gap"] = {k: finite_or_none(v) if isinstance(v, float) else v for k, v in metrics["loss_gap"].items()}
 
     # -- trivial baselines -----------------------------------------------------------------------
@@ -153,7 +176,8 @@ class Overfitting(Analyzer):
         """The model against the predictor that ignores its input (majority class / label prior / mean),
         on the validation batch the other health analyzers use (its outputs come from their shared pass)
         and, with both splits, on the training sample too: both at chance is underfitting, only
-        validation at chance is overfitting (or a shortcut only the training split carries)."""
+        validation at chance is overfitting (or a shortcut only the training split carries). A diagnosis
+        from several numbers on two splits, so a finding of its own rather than a threshold on one value."""
         import numpy as np
 
         from diagnostics.health import (baseline_comparison, finite_or_none, health_pass, select_batch, thresholds)
@@ -170,7 +194,7 @@ class Overfitting(Analyzer):
         split = "validation" if data.x_val is not None else "training"
         out_v, yv = outputs["val"]
         if not np.isfinite(np.asarray(out_v, np.float64)).all():
-            return  # nothing to compare: overfitting.nonfinite_outputs (or the weights analyzer) says why
+            return  # nothing to compare: health.overfitting.nonfinite_outputs (or the weights analyzer) says why
         val = baseline_comparison(out_v, yv, act, reference)
         if val is None:
             return
@@ -200,8 +224,8 @@ class Overfitting(Analyzer):
                 diagnosis = "overfitting"
                 why = (f"; yet on {train['samples']} training samples it beats the baseline ({numbers(train, 'training')}): "
                        f"it learnt something that holds only on its training split — memorisation or a shortcut that only "
-                       f"the training data carry (see overfitting.gap and explain.shortcut); get more or cleaner data, "
-                       f"regularise, and check the training split for leaked or spurious features")
+                       f"the training data carry (see health.overfitting.gap and explain.shortcut); get more or cleaner "
+                       f"data, regularise, and check the training split for leaked or spurious features")
             else:
                 diagnosis = "underfitting"
                 also = f" and on {train['samples']} training samples ({numbers(train, 'training')})" if train else ""
@@ -210,7 +234,7 @@ class Overfitting(Analyzer):
                        f"the inputs are scaled, the learning rate, and whether the gradient reaches the inputs (see "
                        f"health.gradients and health.temporal)")
             findings.append(Finding(
-                "performance.chance_level", Severity.ERROR, where=f"{split} split",
+                "health.overfitting.chance_level", Severity.ERROR, where=f"{split} split",
                 message=f"no better than a trivial predictor that ignores the input on {val['samples']} {split} samples: "
                         f"{numbers(val, split)}" + why))
         elif train is not None:
@@ -220,26 +244,32 @@ class Overfitting(Analyzer):
                                "reference_labels": "training split" if reference is not None else f"{split} split"}
 
     # -- history ---------------------------------------------------------------------------------
-    def _history(self, context: Context, history, source, t, findings, metrics, artifacts, gap_known: bool) -> None:
+    def _history(self, history, source, t, values, metrics, gap_known: bool) -> None:
         from diagnostics.health import finite_or_none, history_turn
 
         h = {k: [finite_or_none(v) for v in vals] for k, vals in history.items() if isinstance(vals, (list, tuple))}
-        # The per-epoch curves travel with the summary, so a report of an in-memory run or a CSV log can
-        # still be plotted (the dashboard draws the numeric lists it finds here).
-        out: dict = {k: v for k, v in sorted(h.items()) if k not in _SUMMARY_KEYS}
-        out["source"] = source
+        # The per-epoch curves are values of the epoch-scoped measures (the host draws them); the summary
+        # (best epoch, turn, final gaps) stays in the metrics.
+        for key, vals in sorted(h.items()):
+            name = _series_name(key, h)
+            if name is None:
+                continue
+            measure, series = name
+            values.extend(Value(measure, v, where=str(epoch), series=series) for epoch, v in enumerate(vals, start=1))
+        out: dict = {"source": source}
         if h.get("val_loss"):
             turn = history_turn(h["val_loss"], t["turn_tolerance"])
             out.update(turn)
             past = turn.get("epochs_past_best")
             final, best = turn.get("final_val_loss"), turn.get("best_val_loss")
-            if (turn.get("turn_epoch") is not None and past is not None and past >= t["epochs_past_warning"]
-                    and final is not None and best is not None):
-                findings.append(Finding(
-                    "overfitting.early_stopping", Severity.WARNING,
-                    message=f"validation loss was lowest at epoch {turn['best_epoch']} ({best:.4g}), turned up at epoch "
-                            f"{turn['turn_epoch']} and training ran {past} epochs past the best, ending at {final:.4g} "
-                            f"(history from {source}): use EarlyStopping(monitor='val_loss', restore_best_weights=True)"))
+            if past is not None:
+                turned = turn.get("turn_epoch") is not None and final is not None and best is not None
+                note = (f"validation loss was lowest at epoch {turn['best_epoch']} ({best:.4g}), turned up at epoch "
+                        f"{turn['turn_epoch']} and ended at {final:.4g} (history from {source})" if turned else
+                        f"validation loss was lowest at epoch {turn['best_epoch']} and did not turn up (history from "
+                        f"{source}): not judged")
+                # without a turn, the epochs after the best cost nothing: shown, never judged
+                values.append(Value("epochs_past_best", past, note=note, ceiling=None if turned else Severity.INFO))
         final_gaps = {}
         for k, vals in h.items():
             if k.startswith("val_") and k[4:] in h and vals and h[k[4:]] and vals[-1] is not None and h[k[4:]][-1] is not None:
@@ -247,23 +277,28 @@ class Overfitting(Analyzer):
         out["final_epoch_gaps"] = final_gaps
         metrics["history"] = out
         acc = final_gaps.get("accuracy")
-        if not gap_known and acc and acc["gap"] >= t["gap_warning"]:
-            findings.append(Finding(
-                "overfitting.gap", Severity.WARNING,
-                message=f"at the last epoch of the training history ({source}) accuracy was {acc['train']:.3f} on "
-                        f"training batches vs {acc['val']:.3f} on validation (gap {acc['gap']:.3f}; no data given, so no "
-                        f"confidence interval): get more data or augment, regularise, or stop earlier"))
-        if h.get("loss") and h.get("val_loss"):
-            from diagnostics.health import line_plot
-
-            best = out.get("best_epoch")
-            artifacts["learning curves"] = line_plot(
-                context.artifact_dir / "learning_curves.png", {"loss": h["loss"], "val_loss": h["val_loss"]},
-                title="Learning curves", xlabel="epoch", ylabel="loss", marker=(best, f"best epoch {best}") if best else None)
+        if not gap_known and acc:
+            values.append(Value(
+                "gap", acc["gap"], ceiling=Severity.WARNING,
+                note=f"at the last epoch of the training history ({source}) accuracy was {acc['train']:.3f} on "
+                     f"training batches vs {acc['val']:.3f} on validation; no data given, so no confidence interval "
+                     f"and at most a warning"))
 
 
-_SUMMARY_KEYS = frozenset({"source", "epochs", "best_epoch", "best_val_loss", "turn_epoch", "epochs_past_best",
-                           "final_val_loss", "final_epoch_gaps"})
+def _series_name(key: str, h: dict) -> tuple[str, str] | None:
+    """(measure, series) of a history key: the loss as ``train``/``validation``, a compiled metric as
+    ``train accuracy``/``validation accuracy`` (a key with no validation twin under its own name); None
+    for the ``health/`` records of :class:`diagnostics.callbacks.HealthCallback`, which the analyzer of
+    each quantity reports."""
+    if key.startswith("health/"):
+        return None
+    if key == "loss":
+        return "loss", "train"
+    if key == "val_loss":
+        return "loss", "validation"
+    if key.startswith("val_"):
+        return "metrics", f"validation {key[4:]}"
+    return "metrics", f"train {key}" if f"val_{key}" in h else key
 
 
 @diagnostics.hookimpl

@@ -66,24 +66,69 @@ def test_overfit_model_gap_memorisation_and_history(models, run_health, codes, t
     over, data, hist = models["overfit"], models["overfit_data"], models["overfit_history"]
     rec = run_health(over, data, only=("health.overfitting",), history=hist)["health.overfitting"]
     assert rec.status == "ok", rec.reason
-    assert {"overfitting.gap", "overfitting.memorisation", "overfitting.early_stopping"} <= codes(rec)
+    assert {"health.overfitting.gap", "health.overfitting.memorisation", "health.overfitting.epochs_past_best"} <= codes(rec)
     gap = rec.metrics["gap"]
     assert gap["train"] == 1.0 and gap["ci95"][0] >= 0.05 and gap["ci95"][0] <= gap["gap"] <= gap["ci95"][1]
     probs = over(data["x_val"]).numpy()
     assert gap["val"] == pytest.approx(float(np.mean(probs.argmax(1) == data["y_val"])))
-    assert rec.metrics["membership_auc"] > 0.7
+    # the section carries the same number and interval, judged on the interval's lower end
+    (judged,) = rec.measure("gap").values
+    assert (judged.value, judged.interval) == (gap["gap"], tuple(gap["ci95"]))
+    assert judged.outcome == ("failed" if gap["ci95"][0] >= 0.20 else "doubtful")
+    assert rec.metrics["membership_auc"] > 0.7 and rec.measure("memorisation").value() == rec.metrics["membership_auc"]
     h = rec.metrics["history"]
-    assert h["best_epoch"] == int(np.argmin(hist["val_loss"])) + 1
-    assert h["epochs_past_best"] == len(hist["val_loss"]) - h["best_epoch"]
-    assert h["val_loss"] == pytest.approx(hist["val_loss"]) and h["source"] == "the run"
-    assert "learning curves" in rec.artifacts
+    best = int(np.argmin(hist["val_loss"])) + 1
+    assert h["best_epoch"] == best and h["source"] == "the run"
+    assert h["epochs_past_best"] == len(hist["val_loss"]) - best == rec.measure("epochs_past_best").value()
+    (f,) = [f for f in rec.findings if f.code == "health.overfitting.epochs_past_best"]
+    assert f.severity == "warning" and f.where == "" and f.message == (
+        f"Epochs trained past the lowest validation loss {h['epochs_past_best']} epochs, at or above the warning "
+        f"threshold 5 (Prechelt 1998; judged once validation loss has turned up, staying turn_tolerance above its "
+        f"minimum): validation loss was lowest at epoch {best} ({h['best_val_loss']:.4g}), turned up at epoch "
+        f"{h['turn_epoch']} and ended at {hist['val_loss'][-1]:.4g} (history from the run) — use "
+        f"EarlyStopping(monitor='val_loss', restore_best_weights=True)")
+    # the history is epoch-scoped values (1-based epochs, as the report's chart draws them), not metrics
+    loss = rec.measure("loss")
+    assert loss.scope == "epoch" and loss.direction == "neutral" and loss.chart
+    assert [v.value for v in loss.values if v.series == "validation"] == pytest.approx(hist["val_loss"])
+    assert [v.where for v in loss.values if v.series == "train"] == [str(e) for e in range(1, len(hist["loss"]) + 1)]
+    assert {v.series for v in rec.measure("metrics").values} == {"train accuracy", "validation accuracy"}
+    assert "val_loss" not in h and not rec.artifacts  # the host draws the curves; no learning_curves.png
+    calibration = rec.measure("calibration")
+    assert calibration.value(series="validation") == rec.metrics["ece"]["val"]
+    assert calibration.value(series="train") == rec.metrics["ece"]["train"]
+    assert [v.outcome for v in calibration.values if v.series == "train"] == ["passed"]  # shown, never judged
+
+
+def test_history_alone_gives_a_gap_without_interval_at_most_a_warning(models, run_health):
+    """No data: the last epoch's accuracy gap (0.30, above the 0.20 error threshold) is only a warning,
+    and validation loss that never turned up is shown but not judged, however long training went on."""
+    history = {"loss": [0.9, 0.5, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1], "val_loss": [1.0, 0.8, 0.6, 0.6, 0.61, 0.6, 0.62, 0.61],
+               "accuracy": [0.5, 0.7, 0.8, 0.9, 0.95, 0.95, 0.95, 0.95], "val_accuracy": [0.5, 0.6, 0.6, 0.65] + [0.65] * 4,
+               "health/membership_auc": [0.5] * 8}
+    rec = run_health(models["healthy"], None, only=("health.overfitting",), history=history)["health.overfitting"]
+    assert rec.status == "ok", rec.reason
+    assert [(f.code, f.severity.value, f.where) for f in rec.findings] == [("health.overfitting.gap", "warning", "")]
+    assert rec.findings[0].message == (
+        "Train − validation accuracy 0.300, at or above the warning threshold 0.05 (the lower end of its 95% bootstrap "
+        "interval is judged, so a small validation set cannot raise it): at the last epoch of the training history "
+        "(the run) accuracy was 0.950 on training batches vs 0.650 on validation; no data given, so no confidence "
+        "interval and at most a warning — get more data or augment it, add dropout or weight decay, use a smaller "
+        "model, or stop training earlier")
+    past = rec.measure("epochs_past_best")
+    assert past.value() == 5 and past.worst == "passed"  # lowest at epoch 3, never 5% above it after
+    assert rec.metrics["history"]["turn_epoch"] is None
+    # the callback's health/ records belong to the analyzers of those quantities
+    assert {v.series for v in rec.measure("metrics").values} == {"train accuracy", "validation accuracy"}
+    assert [s.measure for s in rec.measures] == ["gap", "epochs_past_best", "loss", "metrics"]
 
 
 def test_healthy_model_has_no_overfitting_error(models, tabular, run_health, codes):
     rec = run_health(models["healthy"], tabular, only=("health.overfitting",))["health.overfitting"]
     assert rec.status == "ok"
-    assert "overfitting.gap" not in codes(rec)
+    assert "health.overfitting.gap" not in codes(rec)
     assert 0.4 < rec.metrics["membership_auc"] < 0.7
+    assert rec.measure("memorisation").worst == "passed"
 
 
 def test_skips_with_a_reason_without_labels_or_history(models, tabular, run_health):
@@ -94,13 +139,13 @@ def test_skips_with_a_reason_without_labels_or_history(models, tabular, run_heal
 def test_validation_labels_alone_give_the_baseline_but_no_gap(models, tabular, run_health, codes):
     rec = run_health(models["healthy"], {"x_val": tabular["x_val"], "y_val": tabular["y_val"]},
                      only=("health.overfitting",))["health.overfitting"]
-    assert rec.status == "ok" and "gap" not in rec.metrics
+    assert rec.status == "ok" and "gap" not in rec.metrics and rec.measures == ()
     b = rec.metrics["baseline"]
     assert b["train"] is None and b["diagnosis"] is None and b["reference_labels"] == "validation split"
-    assert b["val"]["accuracy_lift"] > 0.05 and b["val"]["skill"] > 0.05 and "performance.chance_level" not in codes(rec)
+    assert b["val"]["accuracy_lift"] > 0.05 and b["val"]["skill"] > 0.05 and "health.overfitting.chance_level" not in codes(rec)
 
 
-# -- trivial baselines (performance.chance_level) -----------------------------------------------------
+# -- trivial baselines (health.overfitting.chance_level) -----------------------------------------------------
 def test_baseline_comparison_known_answers():
     from diagnostics.health import baseline_comparison
 
@@ -142,12 +187,12 @@ def test_chance_level_underfitting_vs_overfitting(keras_tf, tabular, run_health)
     data = {"x_train": x_tr, "x_val": x_va, "y_val": rng.integers(0, 2, len(x_va)).astype(np.int32)}
     memoriser = fit(y_noise, 300, 256)  # fits its random training labels, knows nothing of the validation ones
     rec = run_health(memoriser, {**data, "y_train": y_noise}, only=("health.overfitting",))["health.overfitting"]
-    (f,) = [f for f in rec.findings if f.code == "performance.chance_level"]
-    assert f.severity == "error" and rec.metrics["baseline"]["diagnosis"] == "overfitting"
-    assert "memorisation or a shortcut" in f.message and rec.metrics["baseline"]["train"]["accuracy"] > 0.9
+    (f,) = [f for f in rec.findings if f.code == "health.overfitting.chance_level"]
+    assert f.severity == "error" and f.where == "validation split" and rec.metrics["baseline"]["diagnosis"] == "overfitting"
+    assert "memorisation or a shortcut" in f.message and "(see health.overfitting.gap and explain.shortcut)" in f.message and rec.metrics["baseline"]["train"]["accuracy"] > 0.9
 
     blind = fit(y_noise, 1, 2)  # one epoch on noise labels: nothing learnt anywhere
     rec = run_health(blind, {**data, "y_train": y_noise}, only=("health.overfitting",))["health.overfitting"]
-    (f,) = [f for f in rec.findings if f.code == "performance.chance_level"]
+    (f,) = [f for f in rec.findings if f.code == "health.overfitting.chance_level"]
     assert rec.metrics["baseline"]["diagnosis"] == "underfitting" and "underfitting" in f.message
     assert "no better than a trivial predictor" in f.message and "for always predicting class" in f.message
