@@ -1,7 +1,8 @@
 """The report in a notebook: inline HTML, progress while it runs, ``show()`` and ``save()``.
 
 :meth:`Report._repr_html_ <diagnostics.Report._repr_html_>` renders :func:`render`: the verdict, one row
-per analyzer, the explanation methods' verdicts, the warnings and errors, and the PNG artifacts embedded
+per analyzer, the explanation methods' verdicts, the warnings and errors, the health measures (the HTML
+report's own blocks, :func:`diagnostics.html.measure_blocks`: chart, thresholds, values), and the PNG artifacts embedded
 as ``data:`` URIs, so that a saved notebook (or its HTML export) shows the pictures after the report's
 folder is gone. Styles are inline: a notebook page has its own CSS, and JupyterLab drops ``<style>``
 from outputs it does not trust. Every string from the model, the data or a plugin goes through
@@ -23,10 +24,11 @@ from pathlib import Path
 from typing import Iterable
 
 from . import report as report_mod
-from .html import SEVERITY_COLOURS, STATUS_COLOURS, VERDICT_COLOURS
+from .html import SEVERITY_COLOURS, STATUS_COLOURS, VERDICT_COLOURS, measure_blocks
 from .report import AnalyzerRecord, Report
 from .runner import Progress
 from .textsafe import html_text as escape
+from .verdicts import Outcome
 
 #: Findings listed inline (the worst first); the rest are counted.
 MAX_FINDINGS = 10
@@ -97,6 +99,7 @@ def render(report: Report) -> str:
     parts.append(_verdict_table(report.analyzers))
     parts.append(_methods(report.analyzers))
     parts.append(_findings(report))
+    parts.append(_measures(report))
     parts.append(_images(report))
     parts.append(_warnings(report.warnings))
     parts.append(_footer(report))
@@ -139,6 +142,23 @@ def _findings(report: Report) -> str:
     tail = f"<p style='color:{_MUTED}'>… and {more} more (report.findings('warning'))</p>" if more > 0 else ""
     return (f"<div style=\"{_H}\"><b>Warnings and errors</b> <span style='color:{_MUTED}'>({len(found)})</span></div>"
             + _table(("severity", "code", "where", "message"), rows) + tail)
+
+
+def _measures(report: Report) -> str:
+    """Each health analyzer's measures, folded per analyzer: open when one of its values did not pass."""
+    base = getattr(report, "directory", None)
+    out = []
+    for r in report.analyzers:
+        if not r.measures:
+            continue
+        bad = [s for s in r.measures if s.worst is not Outcome.PASSED]
+        count = f"{len(r.measures)} measure(s)" + (f", {len(bad)} not passed" if bad else ", all passed")
+        out.append(f"<details style='margin:.3rem 0'{' open' if bad else ''}><summary><b>{escape(r.name)}</b> "
+                   f"<span style='color:{_MUTED}'>{escape(count)}</span></summary>"
+                   f"{measure_blocks(r, Path(base) if base else None)}</details>")
+    if not out:
+        return ""
+    return f"<div style=\"{_H}\"><b>Health measures</b></div>" + "".join(out)
 
 
 def _images(report: Report) -> str:

@@ -1,14 +1,17 @@
 """The report as Markdown for a CI job page (``--summary-md``, ``$GITHUB_STEP_SUMMARY``).
 
-The verdict (and what else the exit code says), the verdict table, one row per explanation method, the
-worst findings (warnings and errors; info findings are counted) and where the full report is: read from the
-:class:`~diagnostics.report.Report` alone. Every name and message (the model's file name, analyzer
-names, finding codes, where and messages) goes through :mod:`diagnostics.textsafe`: it cannot break
-the table, start a line of its own (a second heading) or inject markup.
+The verdict (and what else the exit code says), the verdict table, one row per explanation method, one
+row per health measure that did not pass (read from the report's measure sections by outcome, never by
+metric key; the passing ones are counted), the worst findings (warnings and errors; info findings are
+counted) and where the full report is: read from the :class:`~diagnostics.report.Report` alone. Every
+name and message (the model's file name, analyzer names, finding codes, where and messages, a measure's
+title, unit and where) goes through :mod:`diagnostics.textsafe`: it cannot break the table, start a line
+of its own (a second heading) or inject markup.
 """
 
 from __future__ import annotations
 
+from . import measure_text as words
 from .analyzer import Severity
 from .exitcodes import verdict_and_why
 from .report import Report, Status
@@ -46,6 +49,7 @@ def to_markdown(report: Report, html_path: str | None = None, run_url: str | Non
         for analyzer, e in methods:
             lines.append(f"| {_md(analyzer)}: {_md(e.method)} | {e.verdict.value if e.verdict else 'not run'} | "
                          f"{_not_passed(e)} |")
+    lines += _measures(report)
     # Worst findings are the ones that need someone: info findings (a doubtful method, a note) stay in the report.
     findings = sorted(report.findings(Severity.WARNING), key=lambda nf: -nf[1].severity.rank)
     infos = len(report.findings()) - len(findings)
@@ -65,6 +69,32 @@ def to_markdown(report: Report, html_path: str | None = None, run_url: str | Non
     if where:
         lines += ["", "Full report: " + " · ".join(where)]
     return "\n".join(lines) + "\n"
+
+
+def _measures(report: Report) -> list[str]:
+    """One row per health measure with a value that did not pass (how many, the worst, its threshold);
+    the judged measures that passed are counted in one line. Nothing for a report without sections."""
+    sections = [(r.name, s) for r in report.analyzers for s in r.measures if words.judged(s)]
+    bad = [(name, s) for name, s in sections if words.not_passed(s)]
+    if not sections:
+        return []
+    lines = [""]
+    if bad:
+        lines += ["| health measure | not passed | worst | threshold |", "|---|---|---|---|"]
+        for name, s in bad[:MAX_FINDINGS]:
+            worst = words.worst_value(s)
+            where = " · ".join(p for p in (worst.series, worst.where) if p)
+            title = s.title + (f" ({s.unit})" if s.unit else "")
+            lines.append(f"| {_md(name)}: {_md(title)} | {words.tally(s)} | "
+                         f"{words.number(worst.value)}{' at ' + _md(where) if where else ''} | "
+                         f"{_md(words.crossed(s, worst.threshold)) or '-'} |")
+        if len(bad) > MAX_FINDINGS:
+            lines += ["", f"{len(bad) - MAX_FINDINGS} more health measure(s) did not pass."]
+    passed = len(sections) - len(bad)
+    if passed:
+        lines += (["", f"{passed} other health measure(s) passed."] if bad else
+                  [f"All {passed} health measure(s) passed."])
+    return lines
 
 
 def _outcome(report: Report, verdict: str) -> str:

@@ -1,4 +1,5 @@
-"""The report in a notebook: examples/quickstart.ipynb in a real Jupyter kernel, and the inline HTML itself."""
+"""The report in a notebook: examples/quickstart.ipynb in a real Jupyter kernel, and the inline HTML itself
+(the health measures as the HTML report's own blocks)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 
 from diagnostics import AnalyzerRecord, Finding, Report, Severity
 from diagnostics.verdicts import Check, MethodExplanation, Outcome, Verdict
+
+from .health_probe import Probe, probe_record, report_of
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "examples" / "quickstart.ipynb"
@@ -172,3 +175,33 @@ def test_a_report_is_one_line_of_plain_text_in_ipython():
 
     assert pretty(_report()) == ("<diagnostics.Report cnn: warning, 2 analyzers (1 ok, 1 skipped), exit 0; "
                                  "report.show() for the table>")
+
+
+def test_the_inline_report_shows_each_health_measure_as_the_html_report_does(tmp_path):
+    """The same blocks as the HTML report (one renderer): the chart embedded, the thresholds, the values; an
+    analyzer with a value that did not pass is unfolded, one whose values all passed is folded."""
+    import dataclasses
+
+    from diagnostics import Value
+    from diagnostics.html import measure_blocks, render_html
+
+    class Calm(Probe):
+        name = "calm.health"
+
+    flagged = probe_record(tmp_path)
+    calm = probe_record(tmp_path, Calm, values=[Value("norm", 0.5, where="d1"), Value("norm", 0.2, where="d2")])
+    report = report_of(flagged, calm)
+    object.__setattr__(report, "directory", str(tmp_path))
+    html = report._repr_html_()
+    blocks = measure_blocks(flagged, tmp_path)
+    assert blocks and blocks in html and blocks in render_html(report, tmp_path)  # the very same HTML
+    assert "Health measures" in html
+    assert re.search(r"<details style='[^']*' open><summary><b>probe.health</b> <span[^>]*>4 measure\(s\), 3 not "
+                     r"passed</span></summary>", html)
+    assert re.search(r"<details style='[^']*'><summary><b>calm.health</b> <span[^>]*>1 measure\(s\), all passed"
+                     r"</span></summary>", html)
+    chart = (tmp_path / flagged.measure("norm").chart).read_bytes()
+    assert html.count(base64.b64encode(chart).decode()) == 1
+    # without its folder (a report built in memory) the blocks are still there, without pictures
+    bare = dataclasses.replace(report)
+    assert "<b>Gradient norm</b>" in bare._repr_html_() and "data:image/png" not in bare._repr_html_()

@@ -1,5 +1,7 @@
 """Output no file can forge: a name from a model file, a checkpoint's file name or a plugin's message
-is escaped for every place it is written (terminal, job summary, JUnit XML, HTML report).
+is escaped for every place it is written (terminal, job summary, JUnit XML, HTML report, notebook), and so
+is a health measure's section (its title, unit, reference, where, series and note, from a plugin or a
+report someone sent).
 
 The hostile strings are the red team's: a layer name with newlines, a fake ``verdict: clean -> exit 0``
 line, ``ESC[8m`` (hides what follows on a terminal), a ``::notice`` workflow command and the older
@@ -167,6 +169,69 @@ def test_junit_xml_parses_and_holds_the_escaped_text():
     assert "\x1b" not in failed_run_xml(MODEL, f"model refused: {MODEL}", 4)
 
 
+def hostile_measures(tmp_path: Path) -> AnalyzerRecord:
+    """A health analyzer whose name, measure title, unit, reference, layer names, series and note are the
+    attack, judged and drawn by the host's own pipeline as a run would."""
+    from diagnostics import Direction, HealthAnalyzer, Measure, Measurements, Scope, Value
+    from diagnostics.measures import judge, thresholds_of
+
+    class Hostile(HealthAnalyzer):
+        name = "::warning::forged<b>"
+        description = "d"
+        default_thresholds = {"w": 1.0}
+        measures = (Measure("norm", f"Norm <script>alert(1)</script>\n{FAKE_VERDICT}", unit="<b>u</b>|`x`",
+                            scope=Scope.LAYER, direction=Direction.HIGHER_IS_WORSE, warning="w",
+                            reference="<img src=x onerror=alert(1)>\u202e"),)
+
+        def measure(self, context):  # judged directly
+            raise NotImplementedError
+
+    values = [Value("norm", 5.0, where=LAYER, series="::error::s\u202e", note=MARKUP),
+              Value("norm", 0.5, where="<b>layer</b>", series="::error::s\u202e")]
+    art = tmp_path / "artifacts" / "hostile"
+    art.mkdir(parents=True)
+    result = judge(Hostile, Measurements(values=values), thresholds_of(Hostile, {}), art)
+    return AnalyzerRecord(name=Hostile.name, plugin="evil", category="health", status="ok", findings=result.findings,
+                          measures=tuple(s.relocated("artifacts/hostile") for s in result.measures))
+
+
+def _no_markup_from_names(page: str) -> None:
+    assert "<script>" not in page and "<img src=x" not in page and "<b>u</b>" not in page and "<b>layer</b>" not in page
+    assert "\x1b" not in page and "\u202e" not in page
+    assert not [v for v in re.findall(r"='([^']*)'", page) if "<" in v or ">" in v]  # no attribute broken out of
+    assert f"Norm &lt;script&gt;alert(1)&lt;/script&gt;\n{FAKE_VERDICT.replace('>', '&gt;')}" in page  # white space in HTML
+    assert "&lt;b&gt;u&lt;/b&gt;|`x`" in page and "&lt;img src=x onerror=alert(1)&gt;\\u202e" in page
+    assert "<code>::warning::forged&lt;b&gt;.norm</code>" in page
+    assert "dense\n\\x1b[8m" + FAKE_VERDICT.replace(">", "&gt;") in page and "::error::s\\u202e" in page
+    assert "![t](http://evil.example/t.png) [clean](http://phish.example) &lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_html_report_and_notebook_escape_a_health_section(tmp_path):
+    record = hostile_measures(tmp_path)
+    report = Report(model={"name": "m"}, data=None, environment={}, plugins=(), analyzers=(record,), seed=0,
+                    fail_on="error")
+    page = render_html(report, tmp_path)
+    assert page.count("data:image/png;base64,") == 1  # the chart the host drew, embedded
+    _no_markup_from_names(page)
+    object.__setattr__(report, "directory", str(tmp_path))
+    _no_markup_from_names(report._repr_html_())
+
+
+def test_summary_escapes_a_health_section(tmp_path):
+    record = hostile_measures(tmp_path)
+    report = Report(model={"name": "m"}, data=None, environment={}, plugins=(), analyzers=(record,), seed=0,
+                    fail_on="error", exit_code=0)
+    lines = to_markdown(report).splitlines()
+    assert [line for line in lines if line.startswith("#")] == [lines[0]]
+    start = lines.index("| health measure | not passed | worst | threshold |")
+    row = lines[start + 2]
+    assert len(re.findall(r"(?<!\\)\|", row)) == 5, row  # no name opens a cell
+    assert row == ("| ::warning::forged\\<b\\>: Norm \\<script\\>alert(1)\\</script\\>\\\\nverdict: clean (fail on "
+                   "error) -\\> exit 0 (\\<b\\>u\\</b\\>\\|\\`x\\`) | 1 warning of 2 layers | 5 at ::error::s\\\\u202e · "
+                   + textsafe.markdown(LAYER) + " | ≥ 1 |")
+    assert "\x1b" not in "\n".join(lines) and "\u202e" not in "\n".join(lines)
+
+
 def test_html_report_escapes_and_shows_control_characters(tmp_path):
     arts = AnalyzerRecord(name="arts", plugin="evil", category="health", status="ok",
                           artifacts={"evil": "javascript:alert(1)", "up": "../../etc/passwd", "ok": "arts/table.csv"})
@@ -209,8 +274,10 @@ def test_cli_prints_no_forged_line_and_ci_files_hold_the_escaped_name(evil_model
     md = (tmp_path / "s.md").read_text()
     assert [line for line in md.splitlines() if line.startswith("#")] == \
         [r"### diagnose `m\x1b]0;pwned\x07\n## ✅ PASSED.keras`: FAILED"]
-    [case] = list(next(iter(junitparser.JUnitXml.fromfile(str(tmp_path / "j.xml")))))
-    assert case.result[0].text.startswith(f"WARNING weights.zero_units [{textsafe.visible(LAYER)}]: ")
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(tmp_path / "j.xml"))))
+    # one failure, in whichever test case holds it (the analyzer's, or its measure's)
+    [failure] = [r for case in suite for r in case.result]
+    assert failure.text.startswith(f"WARNING weights.zero_units [{textsafe.visible(LAYER)}]: ")
 
 
 def test_sweep_rows_show_checkpoint_names_escaped(evil_model, tmp_path):
