@@ -145,6 +145,8 @@ def test_gan_collapse_is_judged_by_the_classifier_and_the_healthy_gan_is_not(tmp
     metrics = {name: {} for name in ("gan", "gan_collapsed")}
     found = {name: _generator_findings(name, sidecar(name), tmp_path / name, metrics[name]) for name in metrics}
     assert as_expected(found["gan_collapsed"], "gan.mode_collapse") == "error"
+    # both halves of the old code, each judged by the host: 2 of 10 classes covered, the top two hold 100%
+    assert found["gan_collapsed"]["health.gan.coverage"] == found["gan_collapsed"]["health.gan.top2_share"] == "error"
     for name in metrics:  # the zoo measured the same 1,000 draws (seed 0) with the same judge and confidence
         modes = metrics[name]["health.gan"]["modes"]
         assert modes["class_histogram"] == sidecar(name)["final_metrics"]["class_histogram"]
