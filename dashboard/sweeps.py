@@ -1,24 +1,24 @@
 """Reading checkpoint sweeps (``sweep.json``, written by ``diagnose sweep``) for the Sweep page.
 
-No Streamlit here, so it is testable alone. Nothing is computed from a model: values are picked out
-of the index the sweep wrote and arranged as one series per layer over the steps.
+No Streamlit here, so it is testable alone. Nothing is computed from a model: the values are the
+index's (``measures``: by measure code, one value per label), arranged as one series per label over the
+sweep, and each chart is titled, scaled and given its thresholds by the index's ``catalogue`` (what the
+analyzer declared): a new health analyzer gets its charts with no edit here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 SWEEP_JSON = "sweep.json"  # diagnostics.sweep.SWEEP_JSON (the dashboard imports no more of the core than it shows)
-#: The health families the page plots: title, analyzer, metric keys (a prefix ending in "[" means one
-#: series per layer, ``field[layer]``), y-axis label, log scale.
-FAMILIES: tuple[tuple[str, str, tuple[str, ...], str, bool], ...] = (
-    ("Gradient norm per layer", "health.gradients", ("grad_norm[",), "‖∇W‖", True),
-    ("Spectral alpha per layer (heavy-tailed self-regularisation)", "health.spectra", ("alpha[",), "alpha", False),
-    ("Train/validation gap", "health.overfitting", ("gap.gap", "loss_gap.gap"), "gap", False),
-    ("Dead units per layer", "health.units", ("dead_fraction[",), "fraction of units", False),
-)
+#: The index schema whose checkpoints carry measure values and whose index a catalogue
+#: (diagnostics.sweep.SWEEP_SCHEMA); an older index (2) has free-form metrics, shown as they are.
+MEASURES_SCHEMA = 3
+#: Lines per chart at most: a measure per feature can have hundreds; the worst are drawn.
+MAX_LINES = 12
 
 
 def discover(path: Path, depth: int = 2) -> list[Path]:
@@ -103,19 +103,97 @@ def intervals_text(item: dict[str, Any], unit: str) -> str:
     return f"{unit}{'s' if plural else ''} {', '.join(spans)}"
 
 
-def family_series(entries: list[dict[str, Any]], analyzer: str, keys: tuple[str, ...]) -> dict[str, list[float | None]]:
-    """Series name -> one value per checkpoint (None where that checkpoint lacks it)."""
-    names: list[str] = []
-    for e in entries:
-        metrics = ((e.get("analyzers") or {}).get(analyzer) or {}).get("metrics") or {}
-        for k in metrics:
-            if any(k == key or (key.endswith("[") and k.startswith(key)) for key in keys) and k not in names:
-                names.append(k)
+def has_measures(index: dict[str, Any]) -> bool:
+    """Whether the index carries typed measure values (schema 3 on); an older one holds free-form metrics."""
+    schema = index.get("schema")
+    return isinstance(schema, int) and schema >= MEASURES_SCHEMA
+
+
+def number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def catalogue(index: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Code -> the measure's declaration, for every measure some checkpoint has a number for; a code
+    missing from the index's catalogue is titled by its code, never by a guess."""
+    declared = index.get("catalogue") if isinstance(index.get("catalogue"), dict) else {}
+    codes: list[str] = []
+    for e in index.get("checkpoints") or []:
+        for code, values in ((e.get("measures") or {}) if isinstance(e, dict) else {}).items():
+            if code not in codes and isinstance(values, dict) and any(number(v) for v in values.values()):
+                codes.append(code)
     out = {}
-    for k in names:
-        label = k[k.index("[") + 1: -1] if "[" in k and k.endswith("]") else k
-        out[label] = [(((e.get("analyzers") or {}).get(analyzer) or {}).get("metrics") or {}).get(k) for e in entries]
+    for code in sorted(codes):
+        meta = declared.get(code) if isinstance(declared.get(code), dict) else {}
+        out[code] = {"title": code, "unit": "", "scale": "linear", "direction": "neutral", "thresholds": {}, **meta}
     return out
+
+
+def measure_series(entries: list[dict[str, Any]], code: str) -> dict[str, list[float | None]]:
+    """Label -> one value per checkpoint (None where that checkpoint lacks it) of measure ``code``."""
+    labels: list[str] = []
+    for e in entries:
+        for label in (e.get("measures") or {}).get(code) or {}:
+            if label not in labels:
+                labels.append(label)
+    out = {}
+    for label in labels:
+        ys = [((e.get("measures") or {}).get(code) or {}).get(label) for e in entries]
+        out[label] = [y if number(y) else None for y in ys]
+    return {k: v for k, v in out.items() if any(y is not None for y in v)}
+
+
+def worst_lines(series: dict[str, list[float | None]], direction: str, limit: int = MAX_LINES) -> dict[str, list[float | None]]:
+    """At most ``limit`` lines: those whose worst value is worst (largest when higher is worse, smallest
+    when lower is, farthest from the median in a band or for a neutral measure), in their given order."""
+    if len(series) <= limit:
+        return series
+    values = [y for ys in series.values() for y in ys if y is not None]
+    middle = sorted(values)[len(values) // 2]
+
+    def badness(ys):
+        ys = [y for y in ys if y is not None]
+        if direction == "higher_is_worse":
+            return max(ys)
+        if direction == "lower_is_worse":
+            return -min(ys)
+        return max(abs(y - middle) for y in ys)
+
+    keep = set(sorted(series, key=lambda k: -badness(series[k]))[:limit])
+    return {k: v for k, v in series.items() if k in keep}
+
+
+def chart_title(meta: dict[str, Any]) -> str:
+    """The measure's title with its unit: ``Gradient norm (L2 norm)``."""
+    unit = meta.get("unit") or ""
+    return f"{meta.get('title')}{f' ({unit})' if unit else ''}"
+
+
+def threshold_lines(meta: dict[str, Any]) -> list[tuple[str, float, str]]:
+    """``(name, y, level)`` of every threshold the measure was judged against: one line each for a
+    one-sided threshold (``warning ≥ 0.1``, ``error < 0.5``), two for a band (``warning band low 0.25``)."""
+    direction = meta.get("direction")
+    side = {"higher_is_worse": "\u2265", "lower_is_worse": "<"}.get(direction, "")
+    out = []
+    for level in ("warning", "error"):
+        limit = (meta.get("thresholds") or {}).get(level)
+        if isinstance(limit, (list, tuple)) and len(limit) == 2 and all(number(v) for v in limit):
+            out += [(f"{level}: below {limit[0]:g}", float(limit[0]), level),
+                    (f"{level}: above {limit[1]:g}", float(limit[1]), level)]
+        elif number(limit):
+            out.append((f"{level} {side} {limit:g}".replace("  ", " "), float(limit), level))
+    return out
+
+
+def legacy_metrics(entries: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """An index written before measures (schema 2): its ``analyzers[name].metrics`` as columns
+    ``analyzer: key`` (one value per checkpoint), as the sweep wrote them; nothing is read into them."""
+    columns: dict[str, list[Any]] = {}
+    for i, e in enumerate(entries):
+        for analyzer, rec in sorted(((e.get("analyzers") or {}) if isinstance(e, dict) else {}).items()):
+            for key, value in sorted(((rec or {}).get("metrics") or {}).items() if isinstance(rec, dict) else ()):
+                columns.setdefault(f"{analyzer}: {key}", [None] * len(entries))[i] = value if number(value) else None
+    return columns
 
 
 def report_dir(root: Path, entry: dict[str, Any]) -> Path | None:

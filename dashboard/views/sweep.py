@@ -1,7 +1,9 @@
 """Sweep: a model's health over the checkpoints of a training run (``diagnose sweep``), what changed at
 each checkpoint (why the verdict moved), when each finding was present (first appearance and every
 interval, gaps included), and a click through to any checkpoint's report. The x axis is the sweep's: the
-epochs (or steps) the file names and sidecars state."""
+epochs (or steps) the file names and sidecars state. One chart per health measure in the index, titled,
+scaled and thresholded as its analyzer declared it (the index's catalogue), one line per layer, class,
+feature or series."""
 
 from pathlib import Path
 
@@ -43,19 +45,37 @@ st.caption("What changed: the warnings and errors that appeared (+), went (\u221
            "checkpoint before it with a report; they are what moves the verdict.")
 
 st.subheader("Health over training", anchor=False)
-shown = 0
-for title, analyzer, keys, ylabel, log in sweeps.FAMILIES:
-    series = sweeps.family_series(entries, analyzer, keys)
-    series = {k: v for k, v in series.items() if any(reports.is_number(y) for y in v)}
-    if not series:
-        continue
-    shown += 1
-    positive = all(y is None or y > 0 for v in series.values() for y in v)
-    st.plotly_chart(charts.lines(series, title=title, xlabel=unit, ylabel=ylabel, log=log and positive, x=xs),
-                    key=f"sweep-{analyzer}")
-if not shown:
-    ui.placeholder("No health metric in this sweep.", "The sweep ran none of health.gradients, health.spectra, "
-                   "health.overfitting and health.units (see --only).")
+THRESHOLD_COLOURS = {"warning": charts.SEVERITY_COLOURS["warning"], "error": charts.SEVERITY_COLOURS["error"]}
+if sweeps.has_measures(index):
+    measures = sweeps.catalogue(index)
+    for code, meta in measures.items():  # one chart per measure, titled and scaled as its analyzer declared it
+        series = sweeps.measure_series(entries, code)
+        shown = sweeps.worst_lines(series, meta.get("direction", "neutral"))
+        positive = all(y is None or y > 0 for v in shown.values() for y in v)
+        fig = charts.lines(shown, title=sweeps.chart_title(meta), xlabel=unit, ylabel=meta.get("unit") or meta.get("title"),
+                           log=meta.get("scale") == "log" and positive, x=xs)
+        for name, y, level in sweeps.threshold_lines(meta):  # a trace, not a shape: a log axis places it right
+            fig.add_scatter(x=[xs[0], xs[-1]], y=[y, y], mode="lines", name=charts.label(name), hoverinfo="skip",
+                            line={"color": THRESHOLD_COLOURS[level], "dash": "dash", "width": 1})
+        st.plotly_chart(fig, key=f"sweep-{code}")
+        notes = [md_escape(code)]
+        if len(shown) < len(series):
+            notes.append(f"the {len(shown)} worst of {len(series)} lines")
+        if meta.get("scale") == "log" and not positive:
+            notes.append("linear scale: a value is not positive")
+        if meta.get("reference"):
+            notes.append(md_escape(meta["reference"]))
+        st.caption(" · ".join(notes))
+    if not measures:
+        ui.placeholder("No health measure in this sweep.", "The analyzers it ran measure nothing over the checkpoints "
+                       "(see --only; the explanations are not part of a sweep).")
+else:  # an index written before measures: its free-form metrics, as they are, with nothing read into them
+    legacy = sweeps.legacy_metrics(entries)
+    st.caption(f"This index was written by an earlier `diagnose sweep` (index schema {md_escape(index.get('schema'))}): "
+               "its health values are free-form metrics without titles, units or thresholds, so they are listed, "
+               "not charted. Run `diagnose sweep` on the same checkpoints again to chart them.")
+    if legacy:
+        st.dataframe(pd.DataFrame({unit: xs, **legacy}), hide_index=True, key="sweep-legacy-metrics")
 
 st.subheader("First appearance of each finding", anchor=False)
 first = index.get("first_seen") or []

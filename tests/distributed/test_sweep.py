@@ -14,7 +14,7 @@ from diagnostics import ExitCode, Report
 from diagnostics.sweep import SweepError, find_checkpoints, numbers_from_name
 
 from ..conftest import CHECKPOINTS, DIAGNOSE, interrupt_when, run_diagnose
-from ..history_probe import SOURCE as PROBE
+from ..history_probe import probe_sweep as run_probe_sweep
 
 EPOCHS = [1, 3, 6, 10, 16, 25, 40]
 STEPS = [4 * e for e in EPOCHS]  # 50 training digits in batches of 16: 4 optimizer steps per epoch
@@ -124,13 +124,7 @@ def test_each_value_of_a_measure_is_one_label_in_the_index():
 def probe_sweep(tmp_path_factory):
     """`diagnose sweep` of three zoo checkpoints (epochs 6, 16, 25) with only the throwaway health analyzer
     of tests/history_probe.py, which measures what the checkpoints' sidecars state."""
-    from ..core.conftest import install_plugin
-
-    d = tmp_path_factory.mktemp("probe-sweep")
-    env = install_plugin(d / "site", "history_probe", PROBE)
-    picked = [next(CHECKPOINTS.glob(f"*.{e:02d}-*.keras")) for e in (6, 16, 25)]
-    proc = run_diagnose("sweep", *picked, "--only", "probe.history", "--out", d / "sweep", env=env, timeout=600)
-    return proc, d / "sweep", env
+    return run_probe_sweep(tmp_path_factory.mktemp("probe-sweep"))
 
 
 def test_the_index_carries_each_measure_by_code_and_a_catalogue_to_chart_it(probe_sweep):
