@@ -153,14 +153,15 @@ def _memory_limit(ctx, param, value):
 @click.option("--ray-address", default=None, metavar="ADDRESS", help="With --executor ray: join this cluster (host:port from `ray start --head`). Default: a local Ray instance on 127.0.0.1.")
 @click.option("--workers", metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help="With --executor ray: actors (jobs in flight) per backend.")
 @click.option("--shards", metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help="Split analyzers that shard over samples into this many jobs (same result, see docs/ray.md).")
-def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed, target, options, backend, trust,
-                max_model_size, max_params, load_timeout_s, max_worker_memory, strict_plugins, disable, label_column,
-                junit_xml, summary_md, mlflow_run, quiet, verbose=False, executor="local",
-                ray_address=None, workers=1, shards=1, max_memory=None, no_sandbox=False, deadline_s=1800.0):
+def run_command(model, out_dir, target, options, disable, no_sandbox, junit_xml, summary_md, mlflow_run, quiet,
+                verbose, **settings):
     """Diagnose MODEL (.keras or .h5)."""
+    # ``settings``: the options whose destination is named after a RunConfig field (--data data_path,
+    # --timeout timeout_s, --workers workers...), which go into it as they are; the ones named here are
+    # translated (--disable, --no-sandbox, --target into the options) or are about this command's output.
     from .runner import Progress, RunConfig, run_file
 
-    _check_executor(executor)
+    _check_executor(settings["executor"])
 
     if mlflow_run is not None:
         from . import mlflow as mlflow_mod
@@ -177,18 +178,11 @@ def run_command(model, data_path, out_dir, only, skip, fail_on, timeout_s, seed,
         opts.setdefault("*", {})["target"] = target_value
     out = Path(out_dir) if out_dir else Path("reports") / Path(model).name.split(".")[0]
     progress = _safe_progress(Progress)(quiet=quiet)
-    config = RunConfig(
-        model_path=model, out_dir=out, data_path=data_path, only=tuple(only), skip=tuple(skip), fail_on=fail_on,
-        timeout_s=timeout_s, seed=seed, trust=trust, max_model_size=max_model_size, backend=backend,
-        strict_plugins=strict_plugins, disabled=frozenset(disable), options=opts, label_column=label_column,
-        confirm_trust=_confirm_trust, max_params=max_params, load_timeout_s=load_timeout_s,
-        max_worker_memory=max_worker_memory,
-        executor=executor, ray_address=ray_address, workers=workers, shards=shards,
-        max_memory=max_memory, sandbox=not no_sandbox, deadline_s=deadline_s,
-    )
+    config = RunConfig(model_path=model, out_dir=out, options=opts, disabled=frozenset(disable), sandbox=not no_sandbox,
+                       confirm_trust=_confirm_trust, **settings)
     from .limits import apply_worker_memory_ceiling
 
-    apply_worker_memory_ceiling(max_worker_memory)  # this process too: a file it reads cannot take the machine
+    apply_worker_memory_ceiling(config.max_worker_memory)  # this process too: a file it reads cannot take the machine
     outcome = run_file(config, progress)
     if outcome.report is not None:
         from .table import verdict_table

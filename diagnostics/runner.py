@@ -280,10 +280,10 @@ def run_file(config: RunConfig, progress: Progress | None = None, executor=None)
         )
         model_summary = {**scan_result.summary(), "path": config.model_path, "name": Path(config.model_path).name,
                          "sidecar": sidecar_path.name if sidecar_path else None}
-        timings = {"prescan_s": prescan_s, "data_s": data_s}
         reading = None
-        return _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress,
-                        timings=timings, deadline=deadline)
+        prepared = Prepared(host, entries, base_job, data, model_summary, staging, out_dir,
+                            timings={"prescan_s": prescan_s, "data_s": data_s}, deadline=deadline)
+        return _execute(config, prepared, executor, progress)
     except EXPECTED_FAILURES as e:
         return failure_outcome(e)
     except MemoryError:  # this process's ceiling (the CLI applies one) while it reads a file: a bound, not a crash
@@ -405,11 +405,35 @@ def _resolve_data(config: RunConfig, metadata: dict, host: PluginHost) -> Data |
     return None
 
 
-def _execute(config, host, entries, executor, base_job, data, model_summary, staging, out_dir, progress,
-             timings: dict[str, float] | None = None, deadline: float | None = None) -> Outcome:
-    """``deadline``: the ``time.monotonic()`` by which the run ends (--deadline); every job's budget and load
-    timeout is cut to what is left, and a job whose turn comes after it is recorded as timed out, not run."""
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What a run has ready when its analyzers are to run (made by :func:`run_file` or :func:`run_in_memory`).
+
+    ``entries``: the analyzers selected from ``host``'s; ``base_job``: the job every analyzer's job is made
+    from (the model, the data file, the limits); ``model_summary``: the report's ``model`` section so far;
+    ``staging``: the folder the report is written in before it replaces ``out_dir``'s; ``timings``: the
+    seconds the run spent before (prescan, data); ``deadline``: the ``time.monotonic()`` by which the run
+    ends (--deadline; None: no bound): every job's budget and load timeout is cut to what is left, and a
+    job whose turn comes after it is recorded as timed out, not run.
+    """
+
+    host: PluginHost
+    entries: list[AnalyzerEntry]
+    base_job: Job
+    data: Data | None
+    model_summary: dict[str, Any]
+    staging: Path
+    out_dir: Path
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    deadline: float | None = None
+
+
+def _execute(config: RunConfig, prepared: Prepared, executor, progress: Progress) -> Outcome:
+    """Load the model in the primary backend's worker, run the analyzers in each backend's, and write the report."""
     t_start = time.perf_counter()
+    host, entries, base_job, data, staging = (prepared.host, prepared.entries, prepared.base_job, prepared.data,
+                                              prepared.staging)
+    deadline = prepared.deadline
 
     def within_deadline(job: Job) -> Job | None:
         if deadline is None:
@@ -419,7 +443,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
             return None
         return dataclasses.replace(job, budget_s=min(job.budget_s, left), load_timeout_s=min(job.load_timeout_s, left))
 
-    timings = dict(timings or {})
+    timings = dict(prepared.timings)
     plans, backends_needed = _plan_backends(config, entries, base_job.model_path)
     primary = backends_needed[0]
     from . import memory
@@ -436,7 +460,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     primary_job = within_deadline(primary_job)
     if primary_job is None:
         raise ModelRefused(f"the run's --deadline of {config.deadline_s:g} s passed before the model was loaded")
-    with LoadingLine(progress, model_summary["name"], primary) as line:  # the worker's phases as they happen
+    with LoadingLine(progress, prepared.model_summary["name"], primary) as line:  # the worker's phases as they happen
         loaded = executor.load(primary, primary_job, **phase_kwargs(executor, line.phase))
     primary_job = dataclasses.replace(primary_job, budget_s=base_job.budget_s, load_timeout_s=base_job.load_timeout_s)
     if copy and Path(copy).is_file():  # the other backends read the .keras copy, not the legacy .h5
@@ -486,10 +510,14 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
                 with lock:
                     running[name] = None
                 try:
+                    step = lambda d, t, m="", n=name: progress.step(n, d, t, m)  # noqa: E731
                     if config.shards > 1 and _is_sharded(entry):
-                        result = _run_sharded(entry, executor, backend, job, data, config.shards, staging, progress)
+                        from .sharding import run_sharded
+
+                        result = run_sharded(entry.cls, executor, backend, job, data, config.shards,
+                                             staging / ".shards" / name, step)
                     else:
-                        result = executor.submit(backend, job, lambda d, t, m="", n=name: progress.step(n, d, t, m))
+                        result = executor.submit(backend, job, step)
                 except ModelRefused as e:
                     result = JobResult.failed(f"could not load the model on the {backend} backend: {e}")
                 except ExecutorError as e:  # the executor itself broke on this job: the analyzer did not run
@@ -523,7 +551,7 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     ordered = tuple(records[e.cls.name] for e in entries)
     t_report = time.perf_counter()
     report = Report(
-        model={**model_summary, "info": info.to_dict()},
+        model={**prepared.model_summary, "info": info.to_dict()},
         data=_data_summary(data),
         environment={**_environment(versions, backends_needed),
                      "devices": {b: v.get("device") for b, v in versions.items() if v.get("device")},
@@ -548,10 +576,10 @@ def _execute(config, host, entries, executor, base_job, data, model_summary, sta
     timings["total_s"] = time.perf_counter() - t_start + timings.get("prescan_s", 0.0) + timings.get("data_s", 0.0)
     report = dataclasses.replace(report, timings={k: round(v, 3) for k, v in timings.items()})
     html = render_html(report, staging)
-    report_mod.commit(out_dir, staging, {report_mod.REPORT_HTML: html, report_mod.REPORT_JSON: report.to_json()})
+    report_mod.commit(prepared.out_dir, staging, {report_mod.REPORT_HTML: html, report_mod.REPORT_JSON: report.to_json()})
     from .html import write_archive
 
-    write_archive(out_dir)  # report.zip beside the page when its arrays are too large to embed (the page says so)
+    write_archive(prepared.out_dir)  # report.zip beside the page when its arrays are too large to embed (the page says so)
     return Outcome(report, code)
 
 
@@ -600,40 +628,6 @@ def _is_sharded(entry: AnalyzerEntry) -> bool:
     from .sharding import is_sharded
 
     return is_sharded(entry.cls)
-
-
-def _run_sharded(entry: AnalyzerEntry, executor, backend: str, job: Job, data, shards: int, staging: Path,
-                 progress: Progress) -> JobResult:
-    """Split the analyzer's samples, run the shards as jobs (as many at once as the executor has
-    slots), then one merge job that runs its checks on the merged arrays."""
-    import concurrent.futures
-
-    from .sharding import SHARD_FILE, split
-
-    t0 = time.perf_counter()
-    name = entry.cls.name
-    n = entry.cls().sample_count(job.options, data)
-    ranges = split(n, shards, entry.cls.shard_unit)
-    jobs = [dataclasses.replace(job, shard=[a, b], artifact_dir=str(staging / ".shards" / name / f"{i:04d}"))
-            for i, (a, b) in enumerate(ranges)]
-    done = [0]
-
-    def one(part: Job) -> JobResult:
-        result = executor.submit(backend, part, lambda d, t, m="": None)
-        done[0] += 1
-        progress.step(name, done[0], len(jobs) + 1, f"shard {done[0]}/{len(jobs)}")
-        return result
-
-    slots = max(1, int(getattr(executor, "slots", lambda b: 1)(backend)))
-    with concurrent.futures.ThreadPoolExecutor(min(slots, len(jobs)), thread_name_prefix=f"shards-{name}") as pool:
-        results = list(pool.map(one, jobs))
-    for (a, b), r in zip(ranges, results):
-        if r.status is not Status.OK:  # the shard's own status: a crashed shard is a crashed analyzer
-            return dataclasses.replace(r, reason=f"shard [{a}, {b}) of {len(ranges)}: {r.reason}",
-                                       duration_s=time.perf_counter() - t0)
-    merged = executor.submit(backend, dataclasses.replace(job, shard_inputs=[str(Path(p.artifact_dir) / SHARD_FILE) for p in jobs]),
-                             lambda d, t, m="": None)
-    return dataclasses.replace(merged, duration_s=time.perf_counter() - t0)
 
 
 def _options_for(options: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
@@ -722,7 +716,7 @@ def run_in_memory(model, data: Data | None, *, out_dir: Path | None, seed: int, 
                            options=check_options(options or {}, _classes(host)))
         summary = {"path": None, "name": model.name, "format": "in-memory", "sha256": None, "size": None,
                    "keras_version": keras.__version__, "loss": base_job.loss, "sidecar": None}
-        outcome = _execute(config, host, entries, executor, base_job, data, summary, staging, out, progress)
+        outcome = _execute(config, Prepared(host, entries, base_job, data, summary, staging, out), executor, progress)
         if outcome.report is not None:
             object.__setattr__(outcome.report, "directory", str(out))
         return outcome

@@ -18,9 +18,11 @@ that batches ``shard_unit`` samples at a time (aligned on global indices) sees i
 
 from __future__ import annotations
 
+import dataclasses
+import time
 import zlib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -78,6 +80,41 @@ def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         if list(p) != keys:
             raise ValueError(f"shards returned different arrays: {keys} and {list(p)}")
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+# -- on the driver (called by diagnostics.runner for --shards N) -------------------------------------
+def run_sharded(cls, executor, backend: str, job, data, shards: int, folder: Path,
+                step: Callable[[int, int, str], None]):
+    """Run the sharded analyzer ``cls``'s ``job`` as ``shards`` jobs on ``executor`` (as many at once as it has
+    slots), each writing its arrays under ``folder``, then one merge job that runs its checks on the merged
+    arrays; returns the merge job's :class:`~diagnostics.jobresult.JobResult`, or the first shard's that did not
+    end ok (its reason naming the shard). ``step(done, total, message)`` is told as each shard ends."""
+    import concurrent.futures
+
+    from .report import Status
+
+    t0 = time.perf_counter()
+    ranges = split(cls().sample_count(job.options, data), shards, cls.shard_unit)
+    jobs = [dataclasses.replace(job, shard=[a, b], artifact_dir=str(Path(folder) / f"{i:04d}"))
+            for i, (a, b) in enumerate(ranges)]
+    done = [0]
+
+    def one(part):
+        result = executor.submit(backend, part, lambda d, t, m="": None)
+        done[0] += 1
+        step(done[0], len(jobs) + 1, f"shard {done[0]}/{len(jobs)}")
+        return result
+
+    slots = max(1, int(getattr(executor, "slots", lambda b: 1)(backend)))
+    with concurrent.futures.ThreadPoolExecutor(min(slots, len(jobs)), thread_name_prefix=f"shards-{cls.name}") as pool:
+        results = list(pool.map(one, jobs))
+    for (a, b), r in zip(ranges, results):
+        if r.status is not Status.OK:  # the shard's own status: a crashed shard is a crashed analyzer
+            return dataclasses.replace(r, reason=f"shard [{a}, {b}) of {len(ranges)}: {r.reason}",
+                                       duration_s=time.perf_counter() - t0)
+    merged = executor.submit(backend, dataclasses.replace(job, shard_inputs=[str(Path(p.artifact_dir) / SHARD_FILE) for p in jobs]),
+                             lambda d, t, m="": None)
+    return dataclasses.replace(merged, duration_s=time.perf_counter() - t0)
 
 
 # -- inside a worker (called by diagnostics.worker.run_job) -----------------------------------------
