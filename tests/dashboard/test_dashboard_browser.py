@@ -198,6 +198,60 @@ def test_browser_report_explanations_and_hostile_upload(dashboard, page, report_
     assert "Traceback" not in log.read_text(errors="replace")
 
 
+def test_browser_health_page_from_sections_and_a_schema_2_report(page, tmp_path):
+    """The Health page in a real browser: a report whose health analyzer has measure sections (judged by the
+    host's pipeline), reached from the Overview's link, every measure drawn; then a report of schema 2, which
+    opens and shows its findings."""
+    from playwright.sync_api import expect
+
+    from tests.dashboard import health_reports as hr
+
+    expect.set_options(timeout=WAIT_MS)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    folder = tmp_path / "reports"
+    report = hr.write_report(folder / "probe")
+    old = hr.write_schema2_report(folder / "old")
+    rec = report.record("probe.health")
+    with serve(folder, tmp_path) as (url, log, _):
+        page.goto(url)
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar.get_by_role("combobox", name="Report")).to_have_value("old")  # the first found
+        sidebar.get_by_test_id("stSelectbox").filter(has_text="Report").click()
+        page.get_by_role("option", name="probe", exact=True).click()
+        expect(page.get_by_role("heading", name="probe_model.keras", level=1)).to_be_visible()
+        # The Overview's details show the worst analyzer first; choose probe.health and follow its link.
+        settle(page)
+        page.get_by_test_id("stSelectbox").filter(has_text="Analyzer").click()
+        page.get_by_role("option", name="probe.health", exact=True).click()
+        expect(page.locator("h3").last).to_have_text("probe.health")
+        page.get_by_role("link", name="Open it on the Health page").click()
+        expect(page.get_by_role("heading", name="Health", level=1)).to_be_visible()
+        expect(page).to_have_url(re.compile(r"/health\?analyzer=probe\.health$"))
+        for s in rec.measures:
+            expect(page.get_by_role("heading", name=s.title + (f" ({s.unit})" if s.unit else ""), level=4)).to_be_visible()
+        settle(page)
+        charted = [s for s in rec.measures if len(s.values) > 1]
+        assert page.get_by_test_id("stPlotlyChart").count() == len(charted) == 4
+        expect(page.get_by_test_id("stMetric").filter(has_text="Classes covered")).to_contain_text("0.6 fraction")
+        shot(page, "health.png")
+        # The other analyzer (no sections): its findings and its metrics; the URL follows the choice.
+        page.get_by_role("radiogroup").get_by_text("health.legacy", exact=True).click()
+        expect(page.locator("h3").last).to_have_text("health.legacy")
+        expect(page).to_have_url(re.compile(r"\?analyzer=health\.legacy$"))
+        assert page.get_by_test_id("stPlotlyChart").count() == 0
+
+        # A report of schema 2: it opens, and the Health page shows its findings without sections.
+        sidebar.get_by_test_id("stSelectbox").filter(has_text="Report").click()
+        page.get_by_role("option", name="old", exact=True).click()
+        expect(page.locator("h3").last).to_have_text("health.gradients")
+        expect(page.get_by_text("No analyzer in this report has measure sections")).to_be_visible()
+        expect(page.get_by_test_id("stDataFrame").first).to_be_visible()  # the findings (its cells are a canvas)
+        nav(page, "Overview").click()
+        expect(page.get_by_role("heading", name=old["model"]["name"], level=1)).to_be_visible()
+        shot(page, "schema2-overview.png")
+        assert "Traceback" not in log.read_text(errors="replace")
+
+
 def test_streamlit_run_uses_the_shipped_config(tmp_path):
     """`streamlit run dashboard/app.py -- DIR` (no flags) still binds to 127.0.0.1 only, from the shipped config."""
     port = _free_port()
@@ -233,9 +287,12 @@ def test_browser_sweep_page_plots_the_checkpoints_and_opens_one(zoo_sweep, page,
 
     from playwright.sync_api import expect
 
+    from diagnostics_dashboard import sweeps
+
     expect.set_options(timeout=WAIT_MS)
     proc, out = zoo_sweep
-    entries = json.loads((out / "sweep.json").read_text())["checkpoints"]
+    index = json.loads((out / "sweep.json").read_text())
+    entries = index["checkpoints"]
     SHOTS.mkdir(parents=True, exist_ok=True)
     with serve(out, tmp_path) as (url, log, _):
         page.goto(url)
@@ -244,7 +301,8 @@ def test_browser_sweep_page_plots_the_checkpoints_and_opens_one(zoo_sweep, page,
         expect(page.get_by_role("heading", name="Health over training")).to_be_visible()
         expect(page.get_by_role("heading", name="First appearance of each finding")).to_be_visible()
         settle(page)
-        assert page.get_by_test_id("stPlotlyChart").count() == 4  # gradients, alpha, gap, dead units
+        # one chart per measure the index holds a number for (gradients, alpha, gap, dead units...)
+        assert page.get_by_test_id("stPlotlyChart").count() == len(sweeps.catalogue(index)) > 4
         shot(page, "sweep.png")
         # The last checkpoint is preselected: open its report.
         page.get_by_role("button", name="Open its report").click()
