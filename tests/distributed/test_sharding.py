@@ -73,3 +73,48 @@ def test_a_4_way_split_on_ray_actors_gives_the_1_way_report(one_way, ray_address
     four, four_maps = _run(tmp_path / "ray", 4, executor="ray", workers=2)
     assert comparable(four) == comparable(report)
     assert four_maps == maps
+
+
+CRASHY = '''
+import os
+
+import diagnostics
+from diagnostics.sharding import SampleSharded
+
+
+class Crashy(SampleSharded, diagnostics.Analyzer):
+    name = "crashy"
+    description = "its second shard kills its worker"
+
+    def sample_count(self, options, data):
+        return 8
+
+    def run_shard(self, context, indices):
+        if indices[0] >= 4:
+            os._exit(9)
+        return {"i": indices}
+
+    def finish(self, context, merged):
+        return diagnostics.Result(metrics={"n": len(merged["i"])})
+
+
+@diagnostics.hookimpl
+def register_analyzers(register):
+    register(Crashy)
+'''
+
+
+def test_a_shard_whose_worker_dies_makes_the_analyzer_crashed_naming_the_shard(tiny, tmp_path, monkeypatch):
+    """The shard's own status is the analyzer's: crashed (read from the job result, not from the words of
+    the reason, which begin with the shard's range)."""
+    from diagnostics import Report, Status
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "crashy_sharded.py").write_text(CRASHY, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))  # the spawned workers get this process's path
+    outcome = run_file(RunConfig(model_path=str(tiny["keras"]), out_dir=tmp_path / "o", only=("crashy",), shards=2,
+                                 extra_plugins=(("crashy", "crashy_sharded"),)), Progress(quiet=True))
+    assert outcome.exit_code == ExitCode.ANALYZER_FAILED, outcome.message
+    rec = Report.load(tmp_path / "o").record("crashy")
+    assert rec.status is Status.CRASHED
+    assert rec.reason.startswith("plugin 'crashy': shard [4, 8) of 2: crashed: the worker process died (exit code 9)"), rec.reason
