@@ -1,8 +1,14 @@
 """Built-in plugin: captum's attribution methods on the Keras model (torch backend, where a Keras model
 is a ``torch.nn.Module``): Integrated Gradients, occlusion, feature ablation, Shapley value sampling,
-Grad-CAM on the last convolution (:func:`diagnostics.backends.torch.gradcam_channels_last`: captum's
-``LayerGradCam`` averages over the wrong axes of an NHWC map) and NoiseTunnel (SmoothGrad over IG). Checks and
-verdicts come from :class:`diagnostics.explainers.ExplanationAnalyzer`.
+Grad-CAM on the last convolution (:func:`gradcam_channels_last`: captum's ``LayerGradCam`` averages over
+the wrong axes of an NHWC map) and NoiseTunnel (SmoothGrad over IG). Checks and verdicts come from
+:class:`diagnostics.ExplanationAnalyzer`.
+
+Everything captum-specific lives here, not in the core (issue 24: ``diagnostics`` imports no captum):
+:class:`CaptumMethod`, any captum ``Attribution`` as an :class:`~diagnostics.Explainer`, was
+``diagnostics.captum_methods.CaptumMethod``; :func:`gradcam_channels_last` was in
+``diagnostics.backends.torch`` and read captum's private ``_utils``; it now takes the layer's
+activation with a public torch forward hook.
 
 Not offered, on purpose: ``DeepLift``/``DeepLiftShap`` and ``GuidedBackprop``/``Deconvolution`` (they
 need ``nn.ReLU`` modules; Keras activations are functions). See docs/explanations.md.
@@ -12,7 +18,83 @@ from __future__ import annotations
 
 import diagnostics
 from diagnostics import ExplanationAnalyzer, Explainer, Option
-from diagnostics.captum_methods import PATCH, CaptumMethod
+
+PATCH = Option("patch", object, "auto", "side of the pixel blocks that occlusion, feature ablation and Shapley "
+               "sampling move, or 'auto' (4 px; about a 7 x 7 grid on large images)")
+
+
+class CaptumMethod(Explainer):
+    """A captum ``Attribution`` class (``captum_class``, wrapped in ``NoiseTunnel`` when ``tunnel``) called
+    on the view's float space with the view's baseline and the explained targets; subclasses give the
+    other keyword arguments in :meth:`kwargs` and their cost in :meth:`~diagnostics.Explainer.cost`. The
+    defaults suit perturbation methods: feature groups of ``patch`` x ``patch`` pixel blocks (option
+    :data:`PATCH`), time steps or columns, one forward pass per group. Another captum method is one more
+    subclass listed in :attr:`CaptumExplanations.explainers`::
+
+        class CaptumGradientShap(CaptumMethod):
+            name, reference, sampling = "captum_gradient_shap", "Lundberg & Lee 2017", True
+            captum_class = "GradientShap"
+
+            def kwargs(self, view, z):
+                return {"n_samples": 20}
+
+            def cost(self, view, x):  # evaluations per sample, for the time budget
+                return 20
+    """
+
+    captum_class, tunnel = "", False
+
+    def attribute(self, view, x, targets, seed):
+        import captum.attr
+        import numpy as np
+        import torch
+
+        torch.manual_seed(seed)
+        z = torch.tensor(view.float_space(x))
+        method = getattr(captum.attr, self.captum_class)(lambda t: view.head(t, training=False).reshape(t.shape[0], -1))
+        method = captum.attr.NoiseTunnel(method) if self.tunnel else method
+        return method.attribute(z, target=torch.as_tensor(np.asarray(targets, np.int64)),
+                                baselines=torch.tensor(view.float_space(view.baseline_like(x))),
+                                **self.kwargs(view, z)).detach().numpy()
+
+    def groups(self, shape):
+        """Feature groups (:func:`diagnostics.explain.feature_groups`): pixel blocks, time steps, columns."""
+        from diagnostics.explain import feature_groups, patch_side
+
+        return feature_groups(shape, patch_side(self.opts["patch"], shape))
+
+    def kwargs(self, view, z):
+        import torch
+
+        return {"feature_mask": torch.as_tensor(self.groups(z.shape[1:]))[None],
+                "perturbations_per_eval": max(1, view.batch_size // len(z))}
+
+    def cost(self, view, x):  # one forward pass per group: a third of an evaluation each
+        return (int(self.groups(view.float_space(x[:1]).shape[1:]).max()) + 1) / 3
+
+
+def gradcam_channels_last(forward_t, layer, x_t, targets_t):
+    """Grad-CAM (Selvaraju et al., 2017) for an NHWC feature map: ReLU(Σ_c mean(∂y/∂A_c) · A_c), upsampled
+    bilinearly to the input size. captum's ``LayerGradCam`` averages over the wrong axes of a channels-last
+    map, so this computes the map itself: the layer's activation ``A`` taken by a forward hook (a Keras
+    layer is a ``torch.nn.Module`` under this backend), ``∂y/∂A`` by autograd. ``forward_t`` maps a tensor
+    batch to (n, units); returns (upsampled maps, maps at the layer's size) as numpy arrays."""
+    import torch
+
+    taken = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: taken.append(output))
+    try:
+        with torch.enable_grad():
+            out = forward_t(x_t.detach().clone().requires_grad_(True))  # a path to A even with frozen weights
+            (acts,) = taken
+            picked = out.reshape(out.shape[0], -1).gather(1, torch.as_tensor(targets_t, device=out.device)[:, None])
+            (grads,) = torch.autograd.grad(picked.sum(), acts)  # samples are independent: one backward for all
+    finally:
+        handle.remove()
+    cam = torch.relu((grads.mean(dim=(1, 2), keepdim=True) * acts).sum(dim=-1))  # (n, H, W)
+    up = torch.nn.functional.interpolate(cam[:, None], size=tuple(x_t.shape[1:3]), mode="bilinear", align_corners=False)
+    return up[:, 0].detach().cpu().numpy(), cam.detach().cpu().numpy()
+
 
 class IntegratedGradients(CaptumMethod):
     name, reference, axiom = "integrated_gradients", "Sundararajan et al. 2017 (captum IntegratedGradients)", "completeness"
@@ -88,7 +170,6 @@ class GradCam(Explainer):
         import numpy as np
         import torch
 
-        from diagnostics.backends.torch import gradcam_channels_last
         from diagnostics.modelinfo import last_conv_layer
 
         up, _ = gradcam_channels_last(lambda t: view.model(t, training=False).reshape(t.shape[0], -1),

@@ -123,20 +123,6 @@ def input_loss_gradients(model, x, y, loss_fn, batch_size: int = 256):
     return np.concatenate(losses), np.concatenate(grads)
 
 
-def gradcam_channels_last(forward_t, layer, x_t, targets_t):
-    """Grad-CAM (Selvaraju et al., 2017) for an NHWC feature map: ReLU(Σ_c mean(∂y/∂A_c) · A_c), upsampled
-    bilinearly to the input size. captum's ``LayerGradCam`` averages over the wrong axes of a channels-last
-    map, so this computes the map from captum's layer gradients itself. ``forward_t`` maps a tensor batch
-    to (n, units); returns (upsampled maps, maps at the layer's size) as numpy arrays."""
-    import torch
-    from captum._utils.gradient import compute_layer_gradients_and_eval
-
-    grads, acts = compute_layer_gradients_and_eval(forward_t, layer, x_t, target_ind=targets_t)
-    cam = torch.relu((grads[0].mean(dim=(1, 2), keepdim=True) * acts[0]).sum(dim=-1))  # (n, H, W)
-    up = torch.nn.functional.interpolate(cam[:, None], size=tuple(x_t.shape[1:3]), mode="bilinear", align_corners=False)
-    return up[:, 0].detach().cpu().numpy(), cam.detach().cpu().numpy()
-
-
 def output_unit(head, unit: int):
     """One output unit of ``head`` (a callable on a tensor batch, e.g. ``ModelView.head``) as a
     ``torch.nn.Module`` returning shape (n, 1): libraries that differentiate every output of a module

@@ -117,7 +117,7 @@ TORCH_CHECKS = textwrap.dedent("""
     import json, os, sys
     import numpy as np, torch, keras
     from captum.attr import DeepLift, InputXGradient, LayerGradCam
-    from diagnostics.backends.torch import gradcam_channels_last
+    from diagnostics_plugins.explain_captum import gradcam_channels_last
     import diagnostics_zoo as zoo
 
     out = {}
