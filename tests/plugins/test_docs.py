@@ -23,7 +23,10 @@ CLASSES = {"Analyzer": analyzer.Analyzer, "Context": analyzer.Context, "Result":
            "ModelInfo": analyzer.ModelInfo, "Option": analyzer.Option, "Explainer": diagnostics.Explainer,
            "ModelView": diagnostics.ModelView, "ExplanationAnalyzer": diagnostics.ExplanationAnalyzer,
            "MethodExplanation": diagnostics.MethodExplanation, "Check": diagnostics.Check,
-           "Verdict": diagnostics.Verdict, "Outcome": diagnostics.Outcome, "Status": diagnostics.Status}
+           "Verdict": diagnostics.Verdict, "Outcome": diagnostics.Outcome, "Status": diagnostics.Status,
+           "HealthAnalyzer": diagnostics.HealthAnalyzer, "Measure": diagnostics.Measure, "Value": diagnostics.Value,
+           "Measurements": diagnostics.Measurements, "MeasureSection": diagnostics.MeasureSection,
+           "Scope": diagnostics.Scope, "Direction": diagnostics.Direction}
 #: Members an ExplanationAnalyzer inherits from Analyzer are documented there, not again.
 INHERITED = {"ExplanationAnalyzer": set(vars(analyzer.Analyzer)) | {"run", "category", "data", "model_kinds",
                                                                      "declared_options"}}
