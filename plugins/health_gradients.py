@@ -1,4 +1,6 @@
-"""Built-in plugin: gradient health (``health.gradients``) and unit activity (``health.units``).
+"""Built-in plugin: gradient health (``health.gradients``), unit activity (``health.units``) and
+gradients through time (``health.temporal``), each a :class:`diagnostics.HealthAnalyzer` whose
+measures the host judges, charts and reports.
 
 ``health.gradients`` differentiates the model's loss on a batch with the shared compiled primitive
 (:func:`diagnostics.backends.get().loss_gradients`) and reads per-layer gradient norms: vanishing
@@ -13,13 +15,15 @@ from the input spec (said in the report).
 from __future__ import annotations
 
 import diagnostics
-from diagnostics import Analyzer, Context, Finding, Result, Severity
+from diagnostics import Context, Direction, Finding, HealthAnalyzer, Measure, Measurements, Scope, Severity, Value
 from diagnostics.options import health_options
 
 NON_GENERATOR = frozenset({"image", "sequence", "token", "tabular"})
 
+_HIGHER, _LOWER, _BAND = Direction.HIGHER_IS_WORSE, Direction.LOWER_IS_WORSE, Direction.BAND
 
-class GradientHealth(Analyzer):
+
+class GradientHealth(HealthAnalyzer):
     """Per-layer gradient norms of the loss on a batch: vanishing, exploding, gradient/weight ratios.
 
     Vanishing is the ratio of the first to the last layer's kernel-gradient norm (Glorot & Bengio,
@@ -29,13 +33,37 @@ class GradientHealth(Analyzer):
 
     name = "health.gradients"
     options = health_options("gradients", "units")
-    category = "health"
     description = "Per-layer loss-gradient norms: vanishing and exploding gradients, gradient/weight ratios."
     model_kinds = NON_GENERATOR
     data = "none"
     reference = "Glorot & Bengio 2010; Pascanu, Mikolov & Bengio 2013 (On the difficulty of training RNNs)"
+    threshold_section = "gradients"
+    measures = (
+        # where: the layer with the largest gradient, which the finding names
+        Measure("grad_norm", "Global gradient norm", unit="L2 norm", scale="log", direction=_HIGHER,
+                warning="exploding_warning", error="exploding_error",
+                reference="Pascanu, Mikolov & Bengio 2013; trained nets give < 10, clipping defaults are 1-5",
+                advice="updates this large overshoot and training diverges: clip gradients (clipnorm=1.0), lower the "
+                       "learning rate, and for RNNs use tanh cells and orthogonal recurrent initialisation"),
+        # where: the first layer, whose kernel gradient is the numerator
+        Measure("first_last_ratio", "First ÷ last layer kernel-gradient norm", scale="log", direction=_LOWER,
+                warning="vanishing_warning", error="vanishing_error", format=".1e",
+                reference="Glorot & Bengio 2010; healthy nets stay within two orders of magnitude",
+                advice="the early layers barely learn: use ReLU-family activations with He initialisation, add batch "
+                       "normalisation or residual connections, or make the network shallower"),
+        Measure("update_ratio", "Gradient norm ÷ weight norm", scale="log", scope=Scope.LAYER, direction=_HIGHER,
+                warning="update_ratio_warning",
+                reference="a step at learning rate 0.1 would change the layer by more than its own size",
+                advice="lower the learning rate or clip gradients"),
+        Measure("layer_grad_norm", "Loss-gradient norm per layer", unit="L2 norm", scale="log", scope=Scope.LAYER),
+        Measure("loss", "Loss on the batch"),
+        Measure("grad_norm_during_training", "Global gradient norm during training (HealthCallback)", unit="L2 norm",
+                scale="log", scope=Scope.EPOCH),
+        Measure("first_last_ratio_during_training", "First ÷ last layer gradient during training (HealthCallback)",
+                scale="log", scope=Scope.EPOCH, format=".1e"),
+    )
 
-    def run(self, context: Context) -> Result:
+    def measure(self, context: Context) -> Measurements:
         import numpy as np
 
         from diagnostics.health import (development, finite_or_none, flatten_layers, health_pass, select_batch,
@@ -65,6 +93,7 @@ class GradientHealth(Analyzer):
                                "kernel_grad_norm": k_norm, "weight_norm": w_norm,
                                "grad_weight_ratio": g_norm / w_norm if w_norm > 0 else None, "nonfinite": nonfinite})
             global_norm = float(np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads.values())))
+        values: list[Value] = [Value("loss", loss_value, note=loss_desc)]
         findings: list[Finding] = []
         grad_series = training_series(context.history, "health/grad_norm")
         ratio_series = training_series(context.history, "health/first_last_ratio")
@@ -73,45 +102,37 @@ class GradientHealth(Analyzer):
         n_nonfinite = sum(l["nonfinite"] for l in layers)
         where_n = f"on {source}"
         if n_nonfinite or not np.isfinite(global_norm):
+            # not a threshold on a number: one NaN is enough, and the norm itself is not a number
             bad = [l["layer"] for l in layers if l["nonfinite"]]
+            values.append(Value("grad_norm", None, where=", ".join(bad[:5]), note=f"{n_nonfinite} values NaN or Inf"))
             findings.append(Finding(
-                "gradients.exploding", Severity.ERROR, where=", ".join(bad[:5]),
+                "health.gradients.grad_norm", Severity.ERROR, where=", ".join(bad[:5]),
                 message=f"{n_nonfinite} gradient values are NaN or Inf ({', '.join(bad[:5])}) {where_n} "
                         f"(loss {loss_value:.4g}): one update makes the weights NaN — check for NaN "
                         f"weights or inputs, lower the learning rate, and clip gradients (clipnorm=1.0)"))
-        elif global_norm >= t["exploding_warning"]:
-            sev = Severity.ERROR if global_norm >= t["exploding_error"] else Severity.WARNING
-            top = max(layers, key=lambda l: l["grad_norm"])
-            findings.append(Finding(
-                "gradients.exploding", sev, where=top["layer"],
-                message=f"global gradient norm {global_norm:.3g} {where_n} (threshold {t['exploding_warning']:g}; largest in "
-                        f"{top['layer']}: {top['grad_norm']:.3g}): updates this large overshoot and training diverges — "
-                        f"clip gradients (clipnorm=1.0), lower the learning rate, and for RNNs use tanh cells and "
-                        f"orthogonal recurrent initialisation" + (f"; {grew}" if grew else "")))
+        else:
+            top = max(layers, key=lambda l: l["grad_norm"]) if layers else None
+            values.append(Value("grad_norm", global_norm, where=top["layer"] if top else "",
+                                note=where_n + (f"; largest in {top['layer']}: {top['grad_norm']:.3g}" if top else "")
+                                + (f"; {grew}" if grew else "")))
         with_kernel = [l for l in layers if l["kernel_grad_norm"] is not None]
         ratio = None
-        if len(with_kernel) >= 2 and not n_nonfinite:
+        if len(with_kernel) >= 2:
             first, last = with_kernel[0], with_kernel[-1]
-            if last["kernel_grad_norm"] > 0:
+            if not n_nonfinite and last["kernel_grad_norm"] > 0:
                 ratio = first["kernel_grad_norm"] / last["kernel_grad_norm"]
-                if ratio < t["vanishing_warning"]:
-                    sev = Severity.ERROR if ratio < t["vanishing_error"] else Severity.WARNING
-                    findings.append(Finding(
-                        "gradients.vanishing", sev, where=first["layer"],
-                        message=f"the first layer's kernel gradient ({first['layer']}: {first['kernel_grad_norm']:.3g}) is "
-                                f"{ratio:.1e} times the last layer's ({last['layer']}: {last['kernel_grad_norm']:.3g}) "
-                                f"{where_n}: the early layers barely learn — use ReLU-family activations with He "
-                                f"initialisation, add batch normalisation or residual connections, or make the network shallower"
-                                + (f"; {shrank}" if shrank else "")))
-        if not n_nonfinite:
-            for l in layers:
-                r = l["grad_weight_ratio"]
-                if r is not None and r >= t["update_ratio_warning"]:
-                    findings.append(Finding(
-                        "gradients.update_ratio", Severity.WARNING, where=l["layer"],
-                        message=f"layer {l['layer']}: gradient norm is {r:.3g} times its weight norm {where_n}: a step at "
-                                f"learning rate 0.1 would change it by more than its own size — lower the learning "
-                                f"rate or clip gradients"))
+            values.append(Value(
+                "first_last_ratio", ratio, where=first["layer"],
+                note=(f"the first layer's kernel gradient ({first['layer']}: {first['kernel_grad_norm']:.3g}) over the "
+                      f"last layer's ({last['layer']}: {last['kernel_grad_norm']:.3g}) {where_n}"
+                      + (f"; {shrank}" if shrank else ""))))
+        for l in layers:
+            values.append(Value("layer_grad_norm", l["grad_norm"], where=l["layer"]))
+            # with a NaN anywhere the ratios say nothing the NaN finding does not: not judged, as n/a
+            values.append(Value("update_ratio", None if n_nonfinite else l["grad_weight_ratio"], where=l["layer"],
+                                note=f"gradient norm {l['grad_norm']:.3g}, weight norm {l['weight_norm']:.3g} {where_n}"))
+        for measure, series in (("grad_norm_during_training", grad_series), ("first_last_ratio_during_training", ratio_series)):
+            values += [Value(measure, v, where=str(epoch)) for epoch, v in enumerate(series or (), start=1)]
         metrics = {
             "inputs": source, "targets": target_source, "loss": loss_desc, "loss_value": finite_or_none(loss_value),
             "global_grad_norm": finite_or_none(global_norm), "first_last_ratio": finite_or_none(ratio),
@@ -120,19 +141,11 @@ class GradientHealth(Analyzer):
         }
         if grad_series or ratio_series:
             metrics["during_training"] = {"grad_norm": grad_series, "first_last_ratio": ratio_series}
-        artifacts = {}
-        plotted = [l for l in layers if finite_or_none(l["grad_norm"])]
-        if plotted:
-            from diagnostics.health import bar_plot
-
-            artifacts["gradient norms"] = bar_plot(
-                context.artifact_dir / "grad_norms.png", [l["layer"] for l in plotted], [max(l["grad_norm"], 1e-30) for l in plotted],
-                title=f"Loss-gradient norm per layer ({source.split(' (')[0]})", ylabel="L2 norm", log=True)
         context.progress(3, 3, "done")
-        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+        return Measurements(values=values, findings=findings, metrics=metrics)
 
 
-class UnitHealth(Analyzer):
+class UnitHealth(HealthAnalyzer):
     """Dead ReLU units, saturated sigmoid/tanh units and saturated LSTM gates, per layer, on a batch.
 
     A ReLU unit (a channel, for convolutions) that is <= 0 for every sample gets no gradient and
@@ -143,13 +156,31 @@ class UnitHealth(Analyzer):
 
     name = "health.units"
     options = health_options("units")
-    category = "health"
     description = "Dead ReLU units, saturated sigmoid/tanh units and LSTM gate saturation per layer."
     model_kinds = NON_GENERATOR
     data = "none"
     reference = "Lu et al. 2019, Dying ReLU and initialization; Glorot & Bengio 2010"
+    threshold_section = "units"
+    measures = (
+        Measure("dead_fraction", "Dead ReLU units", unit="fraction", scope=Scope.LAYER, direction=_HIGHER,
+                warning="dead_warning", error="dead_error", format=".0%",
+                reference="Lu et al. 2019, Dying ReLU; a quarter is capacity lost, over half a broken layer",
+                advice="they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation"),
+        Measure("saturated_fraction", "Saturated sigmoid/tanh outputs", unit="fraction", scope=Scope.LAYER,
+                direction=_HIGHER, warning="saturated_warning", error="saturated_error", format=".0%",
+                reference="Glorot & Bengio 2010: within 1% of the asymptote the derivative is below 0.02",
+                advice="scale the inputs, use Glorot initialisation, or add batch normalisation"),
+        Measure("gate_saturation", "Saturated LSTM gate values (the worst gate)", unit="fraction", scope=Scope.LAYER,
+                direction=_HIGHER, warning="gate_saturated_warning", format=".0%",
+                reference="a gate value below 0.01 or above 0.99 passes almost no gradient; forget gates near 1 are "
+                          "often intended, 90% of all values stuck is not",
+                advice="the gate is stuck open or shut: scale the inputs, clip gradients, and keep the default "
+                       "orthogonal recurrent initialisation"),
+        Measure("dead_fraction_during_training", "Dead ReLU units during training (HealthCallback)", unit="fraction",
+                scope=Scope.EPOCH, format=".0%"),
+    )
 
-    def run(self, context: Context) -> Result:
+    def measure(self, context: Context) -> Measurements:
         import numpy as np
 
         from diagnostics.health import (development, finite_or_none, health_pass, select_batch, thresholds, to_numpy,
@@ -159,7 +190,7 @@ class UnitHealth(Analyzer):
         model = context.model
         relu, sat, lstm = unit_layers(model)
         if not (relu or sat or lstm):
-            return Result.skip("the model has no ReLU, sigmoid/tanh hidden layers or LSTMs to inspect")
+            return Measurements.skip("the model has no ReLU, sigmoid/tanh hidden layers or LSTMs to inspect")
         x, y, source = select_batch(context, int(t["max_samples"]))
         context.progress(0, 2, "forward pass")
         level = t["saturation_level"]
@@ -167,10 +198,11 @@ class UnitHealth(Analyzer):
         if relu or sat:
             p = health_pass(context, x, y, level)
             if not p["probed"]:
-                return Result.skip("the model's layer outputs cannot be probed: a functional or Sequential model is needed")
+                return Measurements.skip("the model's layer outputs cannot be probed: a functional or Sequential model "
+                                         "is needed")
             units = p["units"]
         context.progress(1, 2, "counting units")
-        findings: list[Finding] = []
+        values: list[Value] = []
         per_layer = []
         with np.errstate(all="ignore"):
             for layer in relu:
@@ -182,25 +214,21 @@ class UnitHealth(Analyzer):
                 series = training_series(context.history, f"health/dead/{layer.name}")
                 if series:
                     per_layer[-1]["dead_during_training"] = series
-                if finite and dead >= t["dead_warning"]:
-                    sev = Severity.ERROR if dead >= t["dead_error"] else Severity.WARNING
-                    how = development(series, t["dead_warning"], True, ".0%", what="the dead share")
-                    findings.append(Finding(
-                        "units.dead", sev, where=layer.name,
-                        message=f"layer {layer.name}: {dead:.0%} of {u['units']} ReLU units never activate on {source} — "
-                                f"they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation"
-                                + (f"; {how}" if how else "")))
+                    values += [Value("dead_fraction_during_training", v, where=str(epoch), series=layer.name)
+                               for epoch, v in enumerate(series, start=1)]
+                how = development(series, t["dead_warning"], True, ".0%", what="the dead share")
+                # with NaN or Inf outputs the count says nothing about the units (the NaN is the fault): n/a
+                values.append(Value(
+                    "dead_fraction", dead if finite else None, where=layer.name,
+                    note=(f"of {u['units']} units, those <= 0 on all {source}" if finite
+                          else f"the layer's outputs on {source} are NaN or Inf") + (f"; {how}" if how else "")))
             for layer, act in sat:
                 u = units[layer.name]
                 frac = float(np.sum(u["saturated"]) / (u["positions"] * u["units"]))
                 per_layer.append({"layer": layer.name, "activation": act, "units": u["units"], "saturated_fraction": frac})
-                if frac >= t["saturated_warning"]:
-                    sev = Severity.ERROR if frac >= t["saturated_error"] else Severity.WARNING
-                    findings.append(Finding(
-                        "units.saturated", sev, where=layer.name,
-                        message=f"layer {layer.name}: {frac:.0%} of {act} outputs on {source} are within "
-                                f"{1 - level:.0%} of ±1{' (0/1)' if act == 'sigmoid' else ''}, where the derivative is "
-                                f"below 0.02 — scale the inputs, use Glorot initialisation, or add batch normalisation"))
+                values.append(Value(
+                    "saturated_fraction", frac, where=layer.name,
+                    note=f"{act} outputs on {source} within {1 - level:.0%} of ±1{' (0/1)' if act == 'sigmoid' else ''}"))
             if lstm:
                 import keras
 
@@ -218,32 +246,19 @@ class UnitHealth(Analyzer):
                         continue
                     per_layer.append({"layer": layer.name, "activation": "lstm", "units": int(layer.units), "gates": gates})
                     worst = max(gates, key=lambda g: gates[g] or 0)
-                    if (gates[worst] or 0) >= t["gate_saturated_warning"]:
-                        findings.append(Finding(
-                            "units.lstm_gates_saturated", Severity.WARNING, where=layer.name,
-                            message=f"LSTM {layer.name}: {gates[worst]:.0%} of its {worst} gate values on {source} are "
-                                    f"below 0.01 or above 0.99: the gate is stuck open or shut and passes almost no "
-                                    f"gradient — scale the inputs, clip gradients, and keep the default orthogonal "
-                                    f"recurrent initialisation"))
+                    values.append(Value(
+                        "gate_saturation", gates[worst] or 0, where=layer.name,
+                        note=f"its {worst} gate on {source}, values below 0.01 or above 0.99 (input "
+                             f"{gates['input']:.0%}, forget {gates['forget']:.0%}, output {gates['output']:.0%})"))
         from diagnostics import inputs as I
 
         metrics = {"inputs": source, "samples": I.n_samples(x),
                    "layers": [{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in l.items()} for l in per_layer]}
-        artifacts = {}
-        rows = [l for l in per_layer if "dead_fraction" in l or "saturated_fraction" in l]
-        if rows:
-            from diagnostics.health import bar_plot
-
-            vals = [l.get("dead_fraction", l.get("saturated_fraction")) for l in rows]
-            artifacts["dead and saturated units"] = bar_plot(
-                context.artifact_dir / "units.png", [f"{l['layer']} ({l['activation']})" for l in rows],
-                [100 * v for v in vals], title="Dead (ReLU) or saturated (sigmoid/tanh) units, %", ylabel="%",
-                colours=["#c62828" if v >= 0.5 else "#ef6c00" if v >= 0.25 else "#1565c0" for v in vals])
         context.progress(2, 2, "done")
-        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+        return Measurements(values=values, metrics=metrics)
 
 
-class TemporalGradientHealth(Analyzer):
+class TemporalGradientHealth(HealthAnalyzer):
     """The loss gradient reaching each input time step: vanishing and exploding *through time*.
 
     Per-layer norms (``health.gradients``) miss it: a stack of tanh RNNs has healthy first/last layer
@@ -254,14 +269,32 @@ class TemporalGradientHealth(Analyzer):
     """
 
     name = "health.temporal"
-    category = "health"
     description = "Loss-gradient norm per input time step: vanishing/exploding through time, effective memory length."
     model_kinds = frozenset({"sequence", "token"})
     data = "none"
     reference = "Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013 (On the difficulty of training RNNs)"
     options = health_options("temporal")
+    threshold_section = "temporal"
+    measures = (
+        # A band: below it the gradient vanishes on its way back through time, above it it explodes
+        # (the comparisons are strict on both sides, as ratio < vanishing_* and ratio > exploding_*).
+        Measure("early_late_ratio", "Early ÷ late input-gradient norm", scale="log", direction=_BAND,
+                warning=("vanishing_warning", "exploding_warning"), error=("vanishing_error", "exploding_error"),
+                format=".1e",
+                reference="Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013: the product of step "
+                          "Jacobians shrinks or grows geometrically with the distance back in time",
+                advice="below the band almost no gradient reaches the early steps through the recurrence, so whatever "
+                       "they carry cannot be learnt: use LSTM/GRU cells instead of SimpleRNN, fewer stacked recurrent "
+                       "layers, attention or a Conv1D front end, or shorter sequences (truncate, pool, or reverse them "
+                       "if the signal is early); above it the backward signal grows at every step back (recurrent "
+                       "Jacobian with spectral radius above 1) and training diverges: clip gradients (clipnorm=1.0), "
+                       "use tanh/sigmoid-gated cells with orthogonal recurrent initialisation, and lower the learning rate"),
+        Measure("memory_length", "Effective memory length", unit="steps", format=".0f"),
+        # where: the step index, 0 = the first
+        Measure("step_grad_norm", "Loss-gradient norm per time step", unit="L2 norm", scale="log", scope=Scope.FEATURE),
+    )
 
-    def run(self, context: Context) -> Result:
+    def measure(self, context: Context) -> Measurements:
         import numpy as np
 
         from diagnostics.health import (finite_or_none, line_plot, select_batch, temporal_gradients, temporal_summary,
@@ -276,37 +309,31 @@ class TemporalGradientHealth(Analyzer):
         context.progress(2, 3, "profile")
         layer = _sequence_layer(context.model)
         steps, k, ratio = s["steps"], s["edge_steps"], s["early_late_ratio"]
+        first = s["first_step_above_floor"]
         space = f"the output of {tg['embedding']}" if tg["embedding"] else "the input"
-        what = (f"the loss gradient w.r.t. {space} at the first {k} of {steps} steps is {{:.1e}} times that at the "
-                f"last {k} on {source}")
         findings: list[Finding] = []
         if not s["finite"]:
             bad = int(np.sum(~np.isfinite(tg["norms"]).all(axis=0)))
             findings.append(Finding(
-                "gradients.exploding_through_time", Severity.ERROR, where=f"{layer}, {bad} of {steps} steps",
+                "health.temporal.early_late_ratio", Severity.ERROR, where=f"{layer}, {bad} of {steps} steps",
                 message=f"the loss gradient w.r.t. {space} is NaN or Inf at {bad} of {steps} time steps on {source}: the "
                         f"backward signal overflows on its way back through time — clip gradients (clipnorm=1.0), use "
                         f"tanh cells with orthogonal recurrent initialisation, and lower the learning rate"))
-        elif ratio is not None and ratio < t["vanishing_warning"]:
-            sev = Severity.ERROR if ratio < t["vanishing_error"] else Severity.WARNING
-            first = s["first_step_above_floor"]
-            dead = f"steps 0-{first - 1}" if first else f"steps 0-{k - 1}"
-            findings.append(Finding(
-                "gradients.vanishing_through_time", sev, where=f"{layer}, {dead}",
-                message=what.format(ratio) + f"; its effective memory is the last {s['memory_length']} steps (the "
-                        f"gradient at {dead} is under {t['memory_floor']:.0%} of its peak): whatever the early steps "
-                        f"carry cannot be learnt, because almost no gradient reaches them through the recurrence — use "
-                        f"LSTM/GRU cells instead of SimpleRNN, fewer stacked recurrent layers, attention or a "
-                        f"Conv1D front end, or shorter sequences (truncate, pool, or reverse them if the signal is early)"))
-        elif ratio is not None and ratio > t["exploding_warning"]:
-            sev = Severity.ERROR if ratio > t["exploding_error"] else Severity.WARNING
-            findings.append(Finding(
-                "gradients.exploding_through_time", sev, where=f"{layer}, steps 0-{k - 1}",
-                message=what.format(ratio) + ": the backward signal grows at every step back in time (recurrent "
-                        "Jacobian with spectral radius above 1), so updates are dominated by the oldest steps and "
-                        "training diverges — clip gradients (clipnorm=1.0), use tanh/sigmoid-gated cells with "
-                        "orthogonal recurrent initialisation, and lower the learning rate"))
+        # The early steps the value is about: when the gradient shrinks back in time, those under the memory
+        # floor (the steps it does not reach); else the first k.
+        early = f"steps 0-{first - 1}" if ratio is not None and ratio < 1 and first else f"steps 0-{k - 1}"
+        note = ""
+        if ratio is not None:
+            note = (f"the loss gradient w.r.t. {space} at the first {k} of {steps} steps is {ratio:.1e} times that at "
+                    f"the last {k} on {source}")
+            if first:
+                note += (f"; its effective memory is the last {s['memory_length']} steps (the gradient at steps "
+                         f"0-{first - 1} is under {t['memory_floor']:.0%} of its peak)")
+        values = [Value("early_late_ratio", ratio, where=f"{layer}, {early}", note=note),
+                  Value("memory_length", s["memory_length"],
+                        note=f"steps back from the last whose gradient is at least {t['memory_floor']:.0%} of the peak")]
         profile = [finite_or_none(v) for v in s["profile"]]
+        values += [Value("step_grad_norm", v, where=str(i)) for i, v in enumerate(profile)]
         metrics = {"inputs": source, "targets": tg["targets_from"], "loss": tg["loss_desc"], "layer": layer,
                    "differentiated": "embedding output (" + tg["embedding"] + ")" if tg["embedding"] else "input",
                    "steps": steps, "edge_steps": k, "early_grad_norm": finite_or_none(s["early"]),
@@ -314,13 +341,15 @@ class TemporalGradientHealth(Analyzer):
                    "memory_length": s["memory_length"], "memory_floor": t["memory_floor"],
                    "profile": profile, "backend": context.backend}
         artifacts = {}
+        # The host draws one bar per step (at most 60 bars, the rest dropped); the profile's shape over all
+        # the steps, on a line, is what shows how far back the gradient reaches, so it stays.
         if any(v is not None and v > 0 for v in profile):
             artifacts["gradient through time"] = line_plot(
                 context.artifact_dir / "temporal_grad.png", {"mean ||dL/dx_t||": [v if v and v > 0 else None for v in profile]},
                 title=f"Loss-gradient norm per time step ({source.split(' (')[0]})", xlabel="time step (1 = first)",
                 ylabel="L2 norm", log=True)
         context.progress(3, 3, "done")
-        return Result(findings=findings, metrics=metrics, artifacts=artifacts)
+        return Measurements(values=values, findings=findings, metrics=metrics, artifacts=artifacts)
 
 
 _SEQUENCE_LAYERS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "RNN", "Conv1D", "MultiHeadAttention", "Attention")

@@ -35,9 +35,18 @@ def test_callback_records_into_history_and_diagnose_reports_the_development(kera
     assert h["health/grad_norm"][-1] == pytest.approx(math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())), rel=1e-4)
     assert 0 <= h["health/membership_auc"][-1] <= 1
     rec = run_health(model, tabular, history=hist)
-    dead = [f for f in rec["health.units"].findings if f.code == "units.dead"]
-    assert dead and "during training the dead share went from 50% (epoch 1) to 50% (epoch 3), first above 25% at epoch 1" in dead[0].message
+    dead = [f for f in rec["health.units"].findings if f.code == "health.units.dead_fraction"]
+    assert dead and dead[0].message.endswith(
+        "; during training the dead share went from 50% (epoch 1) to 50% (epoch 3), first above 25% at epoch 1 — they get "
+        "no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation")
     assert rec["health.gradients"].metrics["during_training"]["grad_norm"] == pytest.approx(h["health/grad_norm"])
+    # the recorded curves are epoch-scoped measures: one value per epoch (a line per layer for the dead share)
+    grad = rec["health.gradients"].measure("grad_norm_during_training")
+    assert [v.where for v in grad.values] == ["1", "2", "3"]
+    assert [v.value for v in grad.values] == pytest.approx(h["health/grad_norm"])
+    dead_curve = rec["health.units"].measure("dead_fraction_during_training")
+    assert [(v.series, v.where, v.value) for v in dead_curve.values if v.series == "dense1"] == [
+        ("dense1", "1", 0.5), ("dense1", "2", 0.5), ("dense1", "3", 0.5)]
 
 
 def test_callback_every_and_argument_errors(keras_tf, models, tabular):

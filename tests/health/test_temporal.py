@@ -64,6 +64,11 @@ def test_token_models_are_differentiated_at_the_embedding(keras_tf, run_health):
     m = rec.metrics
     assert m["differentiated"] == "embedding output (embed)" and m["steps"] == 16 and m["layer"] == "gru"
     assert len(m["profile"]) == 16 and all(v > 0 for v in m["profile"])
+    # the profile is a measure with one value per step (where = the step, 0 = the first)
+    steps = rec.measure("step_grad_norm")
+    assert steps.scope.value == "feature" and [v.where for v in steps.values] == [str(i) for i in range(16)]
+    assert [v.value for v in steps.values] == m["profile"]
+    assert rec.measure("memory_length").value() == m["memory_length"]
 
 
 @pytest.mark.slow
@@ -77,28 +82,82 @@ def test_rnn_vanishing_found_under_both_backends_with_the_same_profile(tmp_path)
         (rec,) = read_report(out)["analyzers"]
         assert rec["backend"] == backend
         (f,) = rec["findings"]
-        assert (f["code"], f["severity"]) == ("gradients.vanishing_through_time", "error")
+        assert (f["code"], f["severity"]) == ("health.temporal.early_late_ratio", "error")
         assert f["where"].startswith("rnn1, steps 0-") and "LSTM/GRU" in f["message"]
         assert rec["metrics"]["early_late_ratio"] < 1e-5 and rec["metrics"]["steps"] == 120
+        (section,) = [s for s in rec["measures"] if s["measure"] == "early_late_ratio"]
+        assert section["values"][0]["value"] == rec["metrics"]["early_late_ratio"]
+        assert section["values"][0]["outcome"] == "failed" and section["values"][0]["where"] == f["where"]
         assert (out / rec["artifacts"]["gradient through time"]).is_file()
         profiles[backend] = np.array(rec["metrics"]["profile"])
     # the last steps carry most of the gradient; there the backends agree to float32 round-off
     np.testing.assert_allclose(profiles["torch"][-30:], profiles["tensorflow"][-30:], rtol=1e-3)
 
 
-def test_threshold_override_turns_the_finding_off(keras_tf, run_health):
-    keras = keras_tf
+TEMPORAL_REF = ("Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013: the product of step Jacobians shrinks "
+                "or grows geometrically with the distance back in time")
+TEMPORAL_ADVICE = (
+    "below the band almost no gradient reaches the early steps through the recurrence, so whatever they carry cannot be "
+    "learnt: use LSTM/GRU cells instead of SimpleRNN, fewer stacked recurrent layers, attention or a Conv1D front end, or "
+    "shorter sequences (truncate, pool, or reverse them if the signal is early); above it the backward signal grows at "
+    "every step back (recurrent Jacobian with spectral radius above 1) and training diverges: clip gradients "
+    "(clipnorm=1.0), use tanh/sigmoid-gated cells with orthogonal recurrent initialisation, and lower the learning rate")
+
+
+def _stacked_rnn(keras, steps=60):
     keras.utils.set_random_seed(1)
-    inp = keras.Input((60, 1))
+    inp = keras.Input((steps, 1))
     h = inp
     for i in range(3):
-        h = keras.layers.SimpleRNN(8, return_sequences=i < 2)(h)
-    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+        h = keras.layers.SimpleRNN(8, return_sequences=i < 2, name=f"rnn{i + 1}")(h)
+    return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+
+
+def test_vanishing_through_time_is_one_band_value_and_a_threshold_override_turns_it_off(keras_tf, run_health):
+    keras = keras_tf
+    model = _stacked_rnn(keras)
     x = np.random.default_rng(0).normal(size=(64, 60, 1)).astype(np.float32) * 3
     y = (x[:, 0, 0] > 0).astype(np.int32)
     rec = run_health(model, (x, y), only=("health.temporal",))["health.temporal"]
-    ratio = rec.metrics["early_late_ratio"]
-    assert ratio < 1e-3 and {f.code for f in rec.findings} == {"gradients.vanishing_through_time"}
+    m = rec.metrics
+    ratio = m["early_late_ratio"]
+    section = rec.measure("early_late_ratio")
+    assert section.direction.value == "band" and section.thresholds == {"warning": [1e-3, 1e3], "error": [1e-5, 1e5]}
+    (value,) = section.values
+    assert value.value == ratio < 1e-3
+    (f,) = rec.findings
+    level, band = ("error", "1e-05–100000") if ratio < 1e-5 else ("warning", "0.001–1000")
+    first = m["steps"] - m["memory_length"]
+    dead = f"steps 0-{first - 1}" if first else "steps 0-5"
+    assert (f.code, f.severity.value, f.where) == ("health.temporal.early_late_ratio", level, f"rnn1, {dead}")
+    memory = (f"; its effective memory is the last {m['memory_length']} steps (the gradient at steps 0-{first - 1} is "
+              f"under 1% of its peak)") if first else ""
+    assert f.message == (
+        f"Early ÷ late input-gradient norm {ratio:.1e}, outside the healthy band {band} ({TEMPORAL_REF}): the loss "
+        f"gradient w.r.t. the input at the first 6 of 60 steps is {ratio:.1e} times that at the last 6 on 64 validation "
+        f"samples{memory} — {TEMPORAL_ADVICE}")
     quiet = run_health(model, (x, y), only=("health.temporal",),
                        options={"health.temporal": {"vanishing_warning": ratio / 10, "vanishing_error": ratio / 100}})
     assert quiet["health.temporal"].findings == ()
+    assert quiet["health.temporal"].measure("early_late_ratio").values[0].outcome.value == "passed"
+
+
+def test_the_band_judges_exactly_as_the_two_one_sided_checks_did():
+    """vanishing: ratio < vanishing_*; exploding: ratio > exploding_* (strict on both sides); the edges pass."""
+    from diagnostics.health import DEFAULT_THRESHOLDS
+    from diagnostics.measures import Measurements, judge, thresholds_of
+    from diagnostics_plugins.health_gradients import TemporalGradientHealth as T
+    from diagnostics import Value
+
+    t = DEFAULT_THRESHOLDS["temporal"]
+
+    def old(r):
+        if r < t["vanishing_warning"]:
+            return "error" if r < t["vanishing_error"] else "warning"
+        if r > t["exploding_warning"]:
+            return "error" if r > t["exploding_error"] else "warning"
+        return None
+
+    for r in (1e-9, 1e-5 * 0.999, 1e-5, 5e-4, 1e-3 * 0.999, 1e-3, 1.0, 1e3, 1e3 * 1.001, 1e5, 1e5 * 1.001, 1e9):
+        result = judge(T, Measurements(values=[Value("early_late_ratio", r, where="rnn, steps 0-1")]), thresholds_of(T, {}))
+        assert [f.severity.value for f in result.findings] == ([old(r)] if old(r) else []), r
