@@ -2,7 +2,8 @@
 
 Everything the dashboard shows comes from :class:`diagnostics.report.Report` (the model the CLI
 writes) and the artifact files beside it. Nothing here analyses a model: functions only pick values
-out of a report and reshape them for display.
+out of a report and reshape them for display. What a page shows is chosen by the report's typed
+sections (explanation methods, health measures) and categories, never by words in names or keys.
 """
 
 from __future__ import annotations
@@ -140,7 +141,6 @@ def metric_rows(record: AnalyzerRecord) -> list[dict[str, str]]:
 # scope, direction and outcome, never by an analyzer's name or a metric key.
 #: A value's outcome as the views call it (the severity of the finding it made), with that severity's colour.
 OUTCOME_COLOURS = {"passed": "#2e7d32", "warning": "#ef6c00", "error": "#c62828"}
-_RANK = {Outcome.PASSED: 0, Outcome.DOUBTFUL: 1, Outcome.FAILED: 2}
 
 
 def outcome_word(outcome: Outcome) -> str:
@@ -162,10 +162,6 @@ def value_rows(section: MeasureSection) -> list[dict[str, Any]]:
              "note": v.note} for v in section.values]
     empty = [k for k in ("series", "95% interval", "n", "crossed", "note") if all(r[k] in ("", None) for r in rows)]
     return [{k: x for k, x in r.items() if k not in empty} for r in rows]
-
-
-def worst(records: Iterable[AnalyzerRecord]) -> Outcome:
-    return max((s.worst for r in records for s in r.measures), key=_RANK.__getitem__, default=Outcome.PASSED)
 
 
 def measure_summary(records: Iterable[AnalyzerRecord]) -> list[dict[str, Any]]:
