@@ -235,7 +235,7 @@ class ShortcutDetection(HealthAnalyzer):
         from diagnostics import shortcut as S
 
         n_features = xt.shape[1]
-        drops, lows = [], []
+        drops, lows, measured = [], [], []
         base_t = base_v = None
         for j in range(n_features):
             mask = np.zeros(n_features, bool)
@@ -246,8 +246,12 @@ class ShortcutDetection(HealthAnalyzer):
             drops.append((a_t - s_t, a_v - s_v))
             gap, lo, hi = _drop_gap(per_t, per_v, context.seed + j)
             lows.append(lo)
-            values.extend(_drops(names[j], a_t - s_t, a_v - s_v, gap, lo, hi, len(xt), len(xv)))
+            measured.append(_drops(names[j], a_t - s_t, a_v - s_v, gap, lo, hi, len(xt), len(xv)))
         drops_arr = np.array(drops)
+        # The most important features first (training drop, then input order), as a permutation-importance
+        # table is read; a chart that cannot show every feature of a wide table keeps the first ones.
+        for j in np.argsort(-drops_arr[:, 0], kind="stable"):
+            values.extend(measured[j])
         metrics["permutation_importance"] = {names[j]: {"train": float(d[0]), "val": float(d[1]),
                                                         "gap_ci95_low": float(lows[j])} for j, d in enumerate(drops)}
         metrics["accuracy"] = {"train": base_t, "val": base_v}

@@ -100,6 +100,7 @@ def test_mlp_leak_names_the_leaked_column(tmp_path):
     sections = {s["measure"]: s for s in rec["measures"]}
     drops = {(v["where"], v["series"]): v["value"] for v in sections["accuracy_drop"]["values"]}
     assert len(drops) == 2 * len(rec["metrics"]["permutation_importance"])
+    assert sections["accuracy_drop"]["values"][0]["where"] == "billing_code"  # the most important first
     assert (drops[("billing_code", "train")], drops[("billing_code", "validation")]) == (imp["train"], imp["val"])
     gaps = {v["where"]: v for v in sections["drop_gap"]["values"]}
     assert gaps["billing_code"]["interval"][0] == imp["gap_ci95_low"] and sections["accuracy_drop"]["chart"]
@@ -174,7 +175,11 @@ def test_a_column_constant_in_training_only_is_named(keras_tf, run_health):
         "1 input feature(s) never vary in the training split but do in the validation split (feature 2): the model "
         "learnt nothing about them and meets unseen values at prediction time — often a column filled in differently "
         "after the split (a leak) or a broken join; drop the column or rebuild both splits from the same source")]
+    # one value per feature and split, the most important first (training drop, ties in input order)
+    importance = rec.metrics["permutation_importance"]
+    order = sorted(importance, key=lambda name: (-importance[name]["train"], name))
+    assert order[0] == "feature 0" and importance["feature 0"]["train"] > 0.2
     drops = rec.measure("accuracy_drop")
-    assert [(v.where, v.series, v.n) for v in drops.values] == [
-        (f"feature {j}", split, n) for j in range(3) for split, n in (("train", 200), ("validation", 100))]
-    assert drops.value("feature 0", "train") == rec.metrics["permutation_importance"]["feature 0"]["train"] > 0.2
+    assert [(v.where, v.series, v.n, v.value) for v in drops.values] == [
+        (name, split, n, importance[name][key]) for name in order
+        for split, n, key in (("train", 200, "train"), ("validation", 100, "val"))]
