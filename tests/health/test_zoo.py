@@ -1,6 +1,6 @@
 """The health suite on the reference zoo: every planted-fault twin is flagged with its expected finding
 (at warning or error) and no healthy model has an error-level finding. The temporal-gradient, baseline
-and shortcut checks (health.temporal, performance.chance_level in health.overfitting, explain.shortcut)
+and shortcut checks (health.temporal, health.overfitting.chance_level, explain.shortcut)
 run on every model too.
 
 Every zoo model runs through the real ``diagnose`` CLI, data and history coming from its sidecar (a
