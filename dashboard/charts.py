@@ -188,6 +188,8 @@ def measure(section):
                                          marker={"color": [COLOURS[v.outcome] for _, v in bad], "size": 10},
                                          name=label(f"{name}: outside its threshold"), hoverinfo="skip"))
         xlabel = "epoch"
+        last = max((x for tr in fig.data for x in tr.x if x is not None), default=1)
+        fig.update_xaxes(dtick=max(1, round(last / 10)))  # whole epochs
     else:
         order = [label(v.label) for v in values]
         for outcome in (Outcome.PASSED, Outcome.DOUBTFUL, Outcome.FAILED):  # one legend entry per outcome
@@ -209,10 +211,14 @@ def measure(section):
                                          marker={"symbol": "square", "size": 14, "color": SEVERITY_COLOURS[None],
                                                  "opacity": 0.25}, name=f"{level} outside {lo:g}–{hi:g}"))
     elif section.direction is not Direction.NEUTRAL:
+        relation = "≥" if section.direction is Direction.HIGHER_IS_WORSE else "<"
         for level in ("warning", "error"):
             if t.get(level) is not None:
-                fig.add_hline(y=t[level], line_dash="dash", line_color=SEVERITY_COLOURS[level],
-                              annotation_text=f"{level} {t[level]:g}")
+                # named in the legend, not by an annotation: Plotly places those wrongly on a log axis
+                fig.add_hline(y=t[level], line_dash="dash", line_color=SEVERITY_COLOURS[level])
+                fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", hoverinfo="skip",
+                                         line={"dash": "dash", "color": SEVERITY_COLOURS[level]},
+                                         name=f"{level} at {relation} {t[level]:g}"))
     fig.update_layout(showlegend=True)
     title = section.title + (f" ({section.unit})" if section.unit else "")
     return _layout(fig, title, xlabel, section.unit or section.title, log)

@@ -38,6 +38,9 @@ PAGES = {  # key -> (file, title, icon)
 }
 
 
+#: A measure's table of values is open below its chart up to this many values, else folded.
+VALUES_OPEN = 6
+
 _FROM_TEXT = object()
 
 
@@ -247,9 +250,12 @@ def measure_section(s: MeasureSection, directory: Path, key: str) -> None:
         st.metric(md_line(s.title), md_line(reports.with_unit(v.value, s.unit)), help=md_escape(v.note) or None)
     import pandas as pd
 
-    st.dataframe(_styled(pd.DataFrame(reports.value_rows(s)), {"outcome": reports.OUTCOME_COLOURS}), hide_index=True,
-                 key=f"{key}-{s.code}-values", column_config={"value": st.column_config.NumberColumn(format="%.4g"),
-                                                              "note": st.column_config.TextColumn(width="large")})
+    # a few values open below the chart; a long list (every epoch, every layer) one click away
+    with st.expander(f"All {len(s.values)} values", expanded=len(s.values) <= VALUES_OPEN):
+        st.dataframe(_styled(pd.DataFrame(reports.value_rows(s)), {"outcome": reports.OUTCOME_COLOURS}),
+                     hide_index=True, key=f"{key}-{s.code}-values",
+                     column_config={"value": st.column_config.NumberColumn(format="%.4g"),
+                                    "note": st.column_config.TextColumn(width="large")})
 
 
 def show_metrics_json(r: AnalyzerRecord) -> None:

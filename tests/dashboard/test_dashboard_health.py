@@ -84,9 +84,11 @@ def test_each_measure_shows_title_unit_thresholds_chart_and_values(open_app, tmp
     assert [(t["name"], t["x"], t["y"]) for t in loss["data"]] == [
         (series, [1, 2, 3, 4, 5], ys) for series, ys in hr.LOSS.items()]
     assert loss["layout"]["xaxis"]["title"]["text"] == "epoch" and not loss["layout"].get("shapes")  # neutral
+    assert loss["layout"]["xaxis"]["dtick"] == 1  # whole epochs
     norms = charts["Gradient norm (L2 norm)"]
-    assert {t["name"]: (t["x"], t["y"]) for t in norms["data"]} == {
+    assert {t["name"]: (t["x"], t["y"]) for t in norms["data"] if t["type"] == "bar"} == {
         "passed": (["dense_1"], [0.5]), "warning": (["dense_2"], [50.0]), "error": (["out"], [5000.0])}
+    assert [t["name"] for t in norms["data"] if t["type"] == "scatter"] == ["warning at ≥ 10", "error at ≥ 1000"]
     assert norms["layout"]["yaxis"]["type"] == "log"
     assert norms["layout"]["xaxis"]["categoryarray"] == list(hr.NORMS)  # the layers' order kept
     assert [(s["y0"], s["line"]["color"]) for s in norms["layout"]["shapes"]] == [(10.0, "#ef6c00"), (1000.0, "#c62828")]
@@ -203,7 +205,7 @@ def test_a_new_health_analyzer_appears_with_no_view_edited(open_app, tmp_path):
     assert ("acme.drift", "Feature drift", "warning") in set(zip(summary["analyzer"], summary["measure"], summary["worst"]))
     assert [m.value for m in at.markdown if m.value.startswith("####")] == [f"#### {md_line('Feature drift (std)')}"]
     chart = specs(at)["Feature drift (std)"]
-    assert {t["name"]: t["x"] for t in chart["data"]} == {"passed": ["age"], "warning": ["income"]}
+    assert {t["name"]: t["x"] for t in chart["data"] if t["type"] == "bar"} == {"passed": ["age"], "warning": ["income"]}
     assert chart["layout"]["xaxis"]["title"]["text"] == "feature"
 
 

@@ -156,8 +156,9 @@ def test_the_measure_chart_is_generic_by_scope_direction_and_scale():
                                    Judged(50.0, where="<b>b</b>", outcome=Outcome.DOUBTFUL, threshold=10.0),
                                    Judged(None, where="c"), scale="log", unit="L2 norm"))
     d = bars.to_plotly_json()
-    assert [(t["type"], t["name"], list(t["x"]), list(t["y"])) for t in d["data"]] == [
+    assert [(t["type"], t["name"], list(t["x"]), list(t["y"])) for t in d["data"] if t["type"] == "bar"] == [
         ("bar", "passed", ["a"], [1.0]), ("bar", "warning", ["&lt;b&gt;b&lt;/b&gt;"], [50.0])]  # None is not drawn
+    assert [t["name"] for t in d["data"] if t["type"] == "scatter"] == ["warning at ≥ 10", "error at ≥ 100"]
     assert list(d["data"][0]["error_y"]["array"]) == [1.0] and list(d["data"][0]["error_y"]["arrayminus"]) == [0.5]
     assert d["layout"]["yaxis"]["type"] == "log" and d["layout"]["title"]["text"] == "M (L2 norm)"
     assert [s["y0"] for s in d["layout"]["shapes"]] == [10.0, 100.0]
