@@ -50,8 +50,16 @@ def test_the_quickstart_notebook_renders_its_report_inline(tmp_path, monkeypatch
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "torchinductor"))
     nb = nbformat.read(QUICKSTART, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
-    # the timeout is a ceiling for a stuck kernel; the client returns as soon as the last cell has run
-    NotebookClient(nb, timeout=900, kernel_name=kernel, resources={"metadata": {"path": str(work)}}).execute()
+    # The timeout is a ceiling for a stuck kernel; the client returns as soon as the last cell has run. After
+    # it, the kernel is asked to shut down and waited for until it exits by itself (a ceiling of 600 s): by
+    # default it is sent SIGTERM after 2.5 s, before its exit handlers remove the report's temporary folder,
+    # and a loaded machine stretches an exit past that (torch's teardown alone took 11-14 s at load 14-24).
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.shutdown_wait_time = 1200.0  # SIGTERM after half of it
+    NotebookClient(nb, timeout=900, kernel_name=kernel, resources={"metadata": {"path": str(work)}},
+                   config=config).execute()
 
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     leaked = [o.get("text", "") for o in outputs if o.output_type == "stream" and o.name == "stderr"]
@@ -73,6 +81,14 @@ def test_the_quickstart_notebook_renders_its_report_inline(tmp_path, monkeypatch
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
     assert len(images) >= 2 and all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
     assert "Explanation maps" in html and "explain.captum: overlays" in html
+    # every health analyzer's measures, as the HTML report's blocks, read from the sections
+    health = html.split("<b>Health measures</b>", 1)[1].split("<b>Explanation maps</b>", 1)[0]
+    assert sorted(re.findall(r"<summary><b>([^<]+)</b>", health)) == ["architecture", "health.gradients",
+                                                                     "health.overfitting", "health.units", "weights"]
+    for title in ("Parameters per layer", "Kernel norm", "All-zero (dead) units"):
+        assert f"<b>{title}</b>" in health, title
+    charts = re.findall(r"<figure style='margin:.3rem 0;max-width:100%'><img alt='([^']+)' src='data:image/png", health)
+    assert {"architecture.parameters", "weights.norm"} <= set(charts)
     assert list(work.iterdir()) == []  # the notebook writes nothing where it runs
     # the kernel has exited: the report it held went, and its folder with it
     assert sorted(p.name for p in tmp.iterdir()) == []
