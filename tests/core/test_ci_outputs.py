@@ -153,6 +153,15 @@ def test_summary_markdown_and_github_step_summary(ci_run):
         ["| probe.history", "ok", "error", "1"], ["| raiser", "failed", "-", "0"], ["| weights", "ok", "-", "0"]]
     assert "- `raiser` failed: plugin 'raiser': raised RuntimeError: boom" in lines
     assert any(line.startswith("| error | `health.gradients.first_last_ratio` | dense1 | ") for line in lines)
+    # the health measures that did not pass, one row each, read from the sections (no writer names probe.history)
+    health = lines.index("| health measure | not passed | worst | threshold |")
+    report = ci_run["report"]
+    ratio = report.record("health.gradients").measure("first_last_ratio").value("dense1")
+    gap = report.record("probe.history").measure("accuracy_gap").value()
+    assert ratio < 1e-5 and 0.0005 <= gap < 0.1  # the planted fault, and the gap the tightened thresholds catch
+    assert lines[health + 2:health + 4] == [
+        f"| health.gradients: First ÷ last layer kernel-gradient norm | error | {ratio:.3g} at dense1 | \\< 1e-05 |",
+        f"| probe.history: Train − validation accuracy (fraction) | error | {gap:.3g} | ≥ 0.0005 |"]
     assert lines[-1] == f"Full report: `out/report.html` · [the run's artifacts]({RUN_URL})"
     step = (ci_run["dir"] / "step-summary.md").read_text()
     assert step == "earlier step\n" + md + "\n", "appended to $GITHUB_STEP_SUMMARY, not overwritten"
