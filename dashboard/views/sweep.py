@@ -59,6 +59,8 @@ if sweeps.has_measures(index):
                             line={"color": THRESHOLD_COLOURS[level], "dash": "dash", "width": 1})
         st.plotly_chart(fig, key=f"sweep-{code}")
         notes = [md_escape(code)]
+        if meta.get("scope") == "epoch":
+            notes.append("each checkpoint's last epoch")
         if len(shown) < len(series):
             notes.append(f"the {len(shown)} worst of {len(series)} lines")
         if meta.get("scale") == "log" and not positive:
