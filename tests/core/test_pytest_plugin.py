@@ -43,12 +43,14 @@ def test_diagnose_fixture_passes_healthy_and_fails_faulty_with_codes(tmp_path):
     assert "1 failed, 2 passed" in out, out[-3000:]
     assert "FAILED test_model.py::test_faulty_twin" in out
     assert "diagnose: mlp_vanishing.keras has 1 finding(s) at or above warning (allowed: explain.gradients.saliency.*):" in out
-    assert "ERROR gradients.vanishing [dense1] (health.gradients): the first layer's kernel gradient" in out
+    assert ("ERROR health.gradients.first_last_ratio [dense1] (health.gradients): First ÷ last layer kernel-gradient "
+            "norm 1.3e-06, below the error threshold 1e-05 (Glorot & Bengio 2010;") in out
     assert "/diagnose-1/report.html" in out, "the failure says where the report is"
     assert "raise DiagnosisFailed" not in out, "the failure shows the test's line, not the plugin's internals"
     # the old code still allows its replacement, and pytest's summary says what to write instead
-    assert ("DeprecationWarning: allow pattern 'gradients.vanishing' is written with old finding codes (aliases "
-            "until the next release); it matches health.gradients.first_last_ratio: write those") in out
+    line = SUITE.splitlines().index('    report.assert_ok(fail_on="warning", allow=["gradients.vanishing"])') + 1
+    assert (f"test_model.py:{line}: DeprecationWarning: allow pattern 'gradients.vanishing' is written with old finding "
+            "codes (aliases until the next release); it matches health.gradients.first_last_ratio: write those") in out
 
 
 def _report(*findings, status="ok") -> Report:
