@@ -1,8 +1,13 @@
 """Built-in plugin: ``explain.shortcut``, spurious features that only the training split carries.
 
-Kept in its own module, on the public explanation functions (:func:`diagnostics.explain.integrated_gradients`
-on the backend's compiled ``input_gradients``) and the numpy steps of :mod:`diagnostics.shortcut`, so
-that it can move onto the explanation pipeline's Explainer type once that lands.
+Integrated Gradients through the public :func:`diagnostics.explain.integrated_gradients` on the
+backend's compiled ``input_gradients``; the method's numpy steps live here with it (issue 24: a
+method's math lives with its method), which is why the module is longer than most.
+
+Two kinds of evidence: (a) *where the model looks*, (b) *what the model needs*, the region's content
+shuffled across the samples of a split (Breiman 2001's permutation importance restricted to a region).
+References: Lapuschkin et al. (2019), *Unmasking Clever Hans predictors*; Geirhos et al. (2020),
+*Shortcut learning in deep neural networks*; Breiman (2001), *Random forests*.
 
 Images and sequences: Integrated Gradients maps of training and validation samples (their predicted
 class), each normalised to unit mass and averaged per split; the region where training attribution
@@ -14,6 +19,8 @@ varying in validation are reported.
 """
 
 from __future__ import annotations
+
+from typing import Any, Callable, Sequence
 
 import diagnostics
 from diagnostics import Context, Finding, HealthAnalyzer, Measure, Measurements, Option, Scope, Severity, Value
@@ -85,8 +92,6 @@ class ShortcutDetection(HealthAnalyzer):
     def measure(self, context: Context) -> Measurements:
         import numpy as np
 
-        from diagnostics import explain as E
-        from diagnostics import shortcut as S
         from diagnostics.health import probabilities
 
         if len(context.model.inputs) != 1 or len(context.model.outputs) != 1:
@@ -97,14 +102,14 @@ class ShortcutDetection(HealthAnalyzer):
         data, model, info = context.data, context.model, context.info
         n = int(opts["accuracy_samples"])
         bs = int(opts["batch_size"])
-        it = E.select_samples(len(data.x_train), n, context.seed + 11)
-        iv = E.select_samples(len(data.x_val), n, context.seed + 12)
+        it = diagnostics.select_samples(len(data.x_train), n, context.seed + 11)
+        iv = diagnostics.select_samples(len(data.x_val), n, context.seed + 12)
         xt, yt = np.asarray(data.x_train)[it].astype(np.float32), np.asarray(data.y_train)[it]
         xv, yv = np.asarray(data.x_val)[iv].astype(np.float32), np.asarray(data.y_val)[iv]
         act = info.output_activation
 
         def predict(x):
-            p = probabilities(E.predict_batched(model, x, bs), act)
+            p = probabilities(diagnostics.predict_batched(model, x, bs), act)
             if p is None:
                 raise _NotAClassifier
             return p.argmax(axis=1)
@@ -125,7 +130,7 @@ class ShortcutDetection(HealthAnalyzer):
         else:
             self._region(context, opts, predict, xt, yt, xv, yv, findings, values, metrics, artifacts)
         if xt.ndim == 2:
-            const = S.constant_in_train(data.x_train, data.x_val)
+            const = constant_in_train(data.x_train, data.x_val)
             metrics["constant_in_train"] = [names[i] for i in const]
             if const:
                 shown = ", ".join(names[i] for i in const[:8])
@@ -142,7 +147,6 @@ class ShortcutDetection(HealthAnalyzer):
         import numpy as np
 
         from diagnostics import explain as E
-        from diagnostics import shortcut as S
         from diagnostics.backends import get
 
         model, bs = context.model, int(opts["batch_size"])
@@ -154,15 +158,15 @@ class ShortcutDetection(HealthAnalyzer):
         context.progress(0, 3, "attributions (integrated gradients)")
         maps = {}
         k = int(opts["samples"])  # the first k of the (randomly drawn, sorted) accuracy samples
-        for split, x in (("train", xt[E.select_samples(len(xt), k, context.seed)]),
-                         ("val", xv[E.select_samples(len(xv), k, context.seed)])):
-            p = E.predict_batched(model, x, bs)
-            targets = E.select_targets(p, None, context.info.output_activation)
+        for split, x in (("train", xt[diagnostics.select_samples(len(xt), k, context.seed)]),
+                         ("val", xv[diagnostics.select_samples(len(xv), k, context.seed)])):
+            p = diagnostics.predict_batched(model, x, bs)
+            targets = diagnostics.select_targets(p, None, context.info.output_activation)
             steps = int(opts["steps"])
             r = E.integrated_gradients(grad_fn, x, np.zeros_like(x), targets.index, steps=steps, max_steps=steps,
                                        batch_size=bs)
             feature = np.abs(r.attributions).sum(axis=-1)  # channels summed: one value per pixel / step
-            maps[split] = S.unit_mass(feature)  # drops the samples whose map is all zero or not finite
+            maps[split] = unit_mass(feature)  # drops the samples whose map is all zero or not finite
             metrics.setdefault("unusable_attributions", {})[split] = len(x) - len(maps[split])
         if not all(len(m) for m in maps.values()):
             metrics["region"] = None
@@ -173,13 +177,13 @@ class ShortcutDetection(HealthAnalyzer):
             return
         mt, mv = maps["train"].mean(axis=0), maps["val"].mean(axis=0)
         context.progress(1, 3, "region")
-        region = S.attribution_region(mt, mv, float(opts["region_level"]))
+        region = attribution_region(mt, mv, float(opts["region_level"]))
         mask = region.pop("mask")
         context.progress(2, 3, "shuffling the region")
-        acc_t, acc_t_shuf, per_t = S.permutation_drop(predict, xt, yt, mask, context.seed)
-        acc_v, acc_v_shuf, per_v = S.permutation_drop(predict, xv, yv, mask, context.seed)
+        acc_t, acc_t_shuf, per_t = permutation_drop(predict, xt, yt, mask, context.seed)
+        acc_v, acc_v_shuf, per_v = permutation_drop(predict, xv, yv, mask, context.seed)
         drop_t = acc_t - acc_t_shuf
-        gap, gap_lo, gap_hi = _drop_gap(per_t, per_v, context.seed)
+        gap, gap_lo, gap_hi = drop_gap(per_t, per_v, context.seed)
         image = mt.ndim == 2
         if image and "box" in region:
             top, left, bottom, right = region["box"]
@@ -232,19 +236,17 @@ class ShortcutDetection(HealthAnalyzer):
     def _table(self, context, opts, predict, xt, yt, xv, yv, names, findings, values, metrics) -> None:
         import numpy as np
 
-        from diagnostics import shortcut as S
-
         n_features = xt.shape[1]
         drops, lows, measured = [], [], []
         base_t = base_v = None
         for j in range(n_features):
             mask = np.zeros(n_features, bool)
             mask[j] = True
-            a_t, s_t, per_t = S.permutation_drop(predict, xt, yt, mask, context.seed + j)
-            a_v, s_v, per_v = S.permutation_drop(predict, xv, yv, mask, context.seed + j)
+            a_t, s_t, per_t = permutation_drop(predict, xt, yt, mask, context.seed + j)
+            a_v, s_v, per_v = permutation_drop(predict, xv, yv, mask, context.seed + j)
             base_t, base_v = a_t, a_v
             drops.append((a_t - s_t, a_v - s_v))
-            gap, lo, hi = _drop_gap(per_t, per_v, context.seed + j)
+            gap, lo, hi = drop_gap(per_t, per_v, context.seed + j)
             lows.append(lo)
             measured.append(_drops(names[j], a_t - s_t, a_v - s_v, gap, lo, hi, len(xt), len(xv)))
         drops_arr = np.array(drops)
@@ -277,12 +279,120 @@ class _NotAClassifier(Exception):
     pass
 
 
-def _drop_gap(per_train, per_val, seed: int) -> tuple[float, float, float]:
-    """:func:`diagnostics.shortcut.drop_gap` (same bootstrap, same seed, same numbers) with the
-    interval's upper end too, for the report's ``drop_gap`` values."""
+# -- the numpy steps: where the model looks (a), what it needs (b), columns it never saw vary -------------
+def unit_mass(maps: Any) -> Any:
+    """|maps| per sample scaled to sum 1 (samples whose map is all zero or not finite are dropped)."""
+    import numpy as np
+
+    a = np.abs(np.asarray(maps, np.float64)).reshape(len(maps), -1)
+    total = a.sum(axis=1)
+    keep = np.isfinite(total) & (total > 0)
+    return (a[keep] / total[keep, None]).reshape((int(keep.sum()),) + np.asarray(maps).shape[1:])
+
+
+def attribution_region(train_map: Any, val_map: Any, level: float = 0.5) -> dict[str, Any]:
+    """The region where the training split's mean attribution exceeds the validation split's.
+
+    ``train_map``/``val_map`` are the per-split means of :func:`unit_mass` maps, shape (H, W) for
+    images, (T,) for sequences. The region is the connected set (4-neighbourhood; a run of steps for
+    sequences) around the largest difference, of cells whose difference is at least ``level`` of it. Returns ``{"mask", "box" | "steps" | "features",
+    "train_mass", "val_mass", "area"}`` (box = [top, left, bottom, right], inclusive)."""
+    import numpy as np
+
+    t = np.asarray(train_map, np.float64)
+    v = np.asarray(val_map, np.float64)
+    d = t - v
+    peak = float(d.max()) if d.size else 0.0
+    out: dict[str, Any] = {"peak_difference": peak}
+    if peak <= 0:
+        mask = np.zeros(d.shape, bool)
+    else:
+        above = d >= level * peak
+        seed = np.unravel_index(int(np.argmax(d)), d.shape)
+        mask = _component(above, seed) if d.ndim in (1, 2) else above
+    out["mask"] = mask
+    out["train_mass"] = float(t[mask].sum())
+    out["val_mass"] = float(v[mask].sum())
+    out["area"] = float(mask.mean()) if mask.size else 0.0
+    if mask.any():
+        idx = np.argwhere(mask)
+        if d.ndim == 2:
+            (r0, c0), (r1, c1) = idx.min(0), idx.max(0)
+            out["box"] = [int(r0), int(c0), int(r1), int(c1)]
+        else:
+            out["steps"] = [int(idx.min()), int(idx.max())]
+    return out
+
+
+def _component(above: Any, seed: tuple) -> Any:
+    """The 4-connected component of ``above`` containing ``seed`` (a run, for 1-D)."""
+    import numpy as np
+
+    mask = np.zeros(above.shape, bool)
+    stack = [tuple(int(i) for i in seed)]
+    while stack:
+        p = stack.pop()
+        if mask[p] or not above[p]:
+            continue
+        mask[p] = True
+        for axis in range(above.ndim):
+            for step in (-1, 1):
+                q = list(p)
+                q[axis] += step
+                if 0 <= q[axis] < above.shape[axis] and not mask[tuple(q)]:
+                    stack.append(tuple(q))
+    return mask
+
+
+def iou(box_a: Sequence[int], box_b: Sequence[int]) -> float:
+    """Intersection over union of two inclusive pixel boxes [top, left, bottom, right]."""
+    t, l = max(box_a[0], box_b[0]), max(box_a[1], box_b[1])
+    b, r = min(box_a[2], box_b[2]), min(box_a[3], box_b[3])
+    inter = max(0, b - t + 1) * max(0, r - l + 1)
+    area = lambda x: (x[2] - x[0] + 1) * (x[3] - x[1] + 1)
+    return inter / float(area(box_a) + area(box_b) - inter)
+
+
+def permutation_drop(predict: Callable[[Any], Any], x: Any, y: Any, mask: Any,
+                     seed: int = 0) -> tuple[float, float, Any]:
+    """(accuracy, accuracy with the region ``mask`` shuffled across samples, per-sample drop: correct
+    before minus correct after, in {-1, 0, 1}) of ``predict`` (inputs -> predicted class) on ``x``.
+    ``mask`` covers the input's non-batch axes, or all but the last (channels), broadcast over them."""
+    import numpy as np
+
+    x = np.asarray(x)
+    y = np.asarray(y).reshape(-1)
+    m = np.asarray(mask, bool)
+    if m.shape != x.shape[1:]:
+        if m.shape != x.shape[1:-1]:
+            raise ValueError(f"mask of shape {m.shape} fits neither the inputs {x.shape[1:]} nor their cells {x.shape[1:-1]}")
+        m = np.broadcast_to(m[..., None], x.shape[1:])
+    perm = np.random.default_rng(seed).permutation(len(x))
+    shuffled = np.where(m[None], x[perm], x)
+    before = (predict(x) == y).astype(np.float64)
+    after = (predict(shuffled) == y).astype(np.float64)
+    return float(before.mean()), float(after.mean()), before - after
+
+
+def constant_in_train(x_train: Any, x_val: Any, tolerance: float = 1e-12) -> list[int]:
+    """Indices of features (last axis of 2-D tables) constant in the training split and varying in the
+    validation split: the model saw one value and will meet others."""
+    import numpy as np
+
+    xt = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
+    xv = np.asarray(x_val, np.float64).reshape(len(x_val), -1)
+    spread_t = xt.max(0) - xt.min(0)
+    spread_v = xv.max(0) - xv.min(0)
+    return [int(i) for i in np.flatnonzero((spread_t <= tolerance) & (spread_v > tolerance))]
+
+
+def drop_gap(drop_train, drop_val, seed: int = 0, n_boot: int = 1000) -> tuple[float, float, float]:
+    """Training minus validation accuracy drop and its 95% bootstrap interval (each split resampled
+    independently): a region is *needed* only when the interval's lower end clears the margin, so
+    sampling noise on a few hundred samples cannot make a healthy model's region a shortcut."""
     from diagnostics.health import bootstrap_diff_ci
 
-    gap, lo, hi = bootstrap_diff_ci(per_train, per_val, 1000, seed)
+    gap, lo, hi = bootstrap_diff_ci(drop_train, drop_val, n_boot, seed)
     return float(gap), float(lo), float(hi)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diagnostics.health import as_matrix, eigenvalues, powerlaw_alpha, stable_rank
+from diagnostics_plugins.health_spectra import as_matrix, eigenvalues, powerlaw_alpha, stable_rank
 
 
 def weightwatcher_alphas(matrices):
@@ -118,7 +118,7 @@ def test_a_heavy_tailed_layer_is_below_the_band_and_the_band_is_an_option(keras_
 def test_alpha_agrees_with_weightwatcher_on_the_zoo_cnn(keras_tf):
     from tests.conftest import ZOO_DIR
 
-    from diagnostics.health import kernel_layers
+    from diagnostics_plugins.health_spectra import kernel_layers
 
     model = keras_tf.saving.load_model(ZOO_DIR / "cnn.keras", compile=False)
     matrices = {l.name: as_matrix(l.kernel.numpy()).astype(np.float32) for l in kernel_layers(model)}
