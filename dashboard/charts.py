@@ -192,10 +192,12 @@ def measure(section):
         fig.update_xaxes(dtick=max(1, round(last / 10)))  # whole epochs
     else:
         order = [label(v.label) for v in values]
+        judged = section.direction is not Direction.NEUTRAL
         for outcome in (Outcome.PASSED, Outcome.DOUBTFUL, Outcome.FAILED):  # one legend entry per outcome
             vs = [v for v in values if v.outcome is outcome]
             if vs:
-                fig.add_trace(go.Bar(x=[label(v.label) for v in vs], y=[v.value for v in vs], name=words[outcome],
+                fig.add_trace(go.Bar(x=[label(v.label) for v in vs], y=[v.value for v in vs],
+                                     name=words[outcome] if judged else "measured", showlegend=judged,
                                      marker_color=COLOURS[outcome], error_y=error_y(vs),
                                      hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
         fig.update_layout(barmode="relative")  # one bar per label: no gaps beside it
@@ -221,7 +223,16 @@ def measure(section):
                                          name=f"{level} at {relation} {t[level]:g}"))
     fig.update_layout(showlegend=True)
     title = section.title + (f" ({section.unit})" if section.unit else "")
-    return _layout(fig, title, xlabel, section.unit or section.title, log)
+    fig = _layout(fig, title, xlabel, section.unit or section.title, log)
+    ys = [v.value for v in values] + [x for level in ("warning", "error") for x in _flat(t.get(level))]
+    if log and max(ys) >= 100 * min(y for y in ys if y > 0):
+        fig.update_yaxes(dtick=1)  # a tick per decade: over several decades Plotly labels 2 and 5 of each, unreadably
+    return fig
+
+
+def _flat(limit) -> list[float]:
+    """A threshold as numbers: none, one, or a band's two."""
+    return [] if limit is None else [float(x) for x in limit] if isinstance(limit, (list, tuple)) else [float(limit)]
 
 
 def _epoch(where: str, default: int) -> float:

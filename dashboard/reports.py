@@ -155,19 +155,22 @@ def with_unit(value: float | None, unit: str) -> str:
 def value_rows(section: MeasureSection) -> list[dict[str, Any]]:
     """One row per judged value: its place (the column named by the scope: ``layer``, ``epoch``...), series,
     value, 95% interval, n, outcome, the threshold it crossed and the plugin's note; columns no value
-    fills are left out."""
+    fills are left out, and the outcome of a neutral measure."""
     place = measure_text.where_heading(section)
     rows = [{place: v.where or "model", "series": v.series, "value": v.value, "95% interval": measure_text.interval(v),
              "n": v.n, "outcome": outcome_word(v.outcome), "crossed": measure_text.crossed(section, v.threshold),
              "note": v.note} for v in section.values]
     empty = [k for k in ("series", "95% interval", "n", "crossed", "note") if all(r[k] in ("", None) for r in rows)]
+    if not measure_text.judged(section):
+        empty.append("outcome")  # a neutral measure is shown, never judged
     return [{k: x for k, x in r.items() if k not in empty} for r in rows]
 
 
 def measure_summary(records: Iterable[AnalyzerRecord]) -> list[dict[str, Any]]:
     """One row per measure section of ``records``: the table atop the Health page."""
     return [{"analyzer": r.name, "measure": s.title, "unit": s.unit, "code": s.code, "scope": s.scope.value,
-             "worst": outcome_word(s.worst), "values": measure_text.tally(s), "judged": measure_text.thresholds(s)}
+             "worst": outcome_word(s.worst) if measure_text.judged(s) else "not judged", "values": measure_text.tally(s),
+             "judged": measure_text.thresholds(s)}
             for r in records for s in r.measures]
 
 

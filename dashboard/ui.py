@@ -229,15 +229,26 @@ def metrics_table(r: AnalyzerRecord, key: str) -> None:
 def measure_section(s: MeasureSection, directory: Path, key: str) -> None:
     """One health measure as the report's typed section holds it: its title and unit, how it was judged
     and why, its chart (a tile for a single value), and every value with its outcome and interval."""
+    import pandas as pd
+
     unit = f" ({s.unit})" if s.unit else ""
     st.markdown(f"#### {md_line(s.title + unit)}")
-    bits = [badge(reports.outcome_word(s.worst)), md_escape(s.code), measure_text.scope_words(s),
-            md_escape(measure_text.thresholds(s))]
+    judged = measure_text.judged(s)  # a neutral measure is shown, never judged: no outcome to colour
+    bits = [badge(reports.outcome_word(s.worst))] if judged else []
+    bits += [md_escape(s.code), measure_text.scope_words(s), md_escape(measure_text.thresholds(s))]
     st.markdown(" · ".join(bits))
     if s.reference:
         st.caption(md_escape(s.reference))
+    table = _styled(pd.DataFrame(reports.value_rows(s)), {"outcome": reports.OUTCOME_COLOURS})
+    config = {"value": st.column_config.NumberColumn(format="%.4g"), "note": st.column_config.TextColumn(width="large")}
     picture = reports.artifact_path(directory, s.chart) if s.chart else None
     fig = charts.measure(s) if len(s.values) > 1 else None
+    if len(s.values) == 1 and picture is None:  # one number: a tile, and its row (interval, n, note) beside it
+        v = s.values[0]
+        tile, row = st.columns([2, 5])
+        tile.metric(md_line(s.title), md_line(reports.with_unit(v.value, s.unit)), label_visibility="collapsed")
+        row.dataframe(table, hide_index=True, key=f"{key}-{s.code}-values", column_config=config)
+        return
     if fig is not None:
         st.plotly_chart(fig, key=f"{key}-{s.code}-chart")
         if picture is not None:  # the same numbers: one chart open, not two
@@ -245,17 +256,9 @@ def measure_section(s: MeasureSection, directory: Path, key: str) -> None:
                 st.image(str(picture), caption=md_line(s.title), width="content")
     elif picture is not None:
         st.image(str(picture), caption=md_line(s.title), width="content")
-    elif len(s.values) == 1:
-        v = s.values[0]
-        st.metric(md_line(s.title), md_line(reports.with_unit(v.value, s.unit)), help=md_escape(v.note) or None)
-    import pandas as pd
-
     # a few values open below the chart; a long list (every epoch, every layer) one click away
-    with st.expander(f"All {len(s.values)} values", expanded=len(s.values) <= VALUES_OPEN):
-        st.dataframe(_styled(pd.DataFrame(reports.value_rows(s)), {"outcome": reports.OUTCOME_COLOURS}),
-                     hide_index=True, key=f"{key}-{s.code}-values",
-                     column_config={"value": st.column_config.NumberColumn(format="%.4g"),
-                                    "note": st.column_config.TextColumn(width="large")})
+    with st.expander(f"The {len(s.values)} values", expanded=len(s.values) <= VALUES_OPEN):
+        st.dataframe(table, hide_index=True, key=f"{key}-{s.code}-values", column_config=config)
 
 
 def show_metrics_json(r: AnalyzerRecord) -> None:

@@ -48,6 +48,11 @@ def frame_with(at: AppTest, *columns: str):
     return [e.value for e in at.dataframe if set(columns) <= set(e.value.columns)]
 
 
+def value_tables(at: AppTest):
+    """The measures' tables of values (a metrics table has a value column too, beside its metric)."""
+    return [e.value for e in at.dataframe if "value" in e.value.columns and "metric" not in e.value.columns]
+
+
 def test_the_analyzers_are_chosen_by_their_sections(open_app, tmp_path):
     report = hr.write_report(tmp_path / "probe")
     at = open_app(tmp_path / "probe", "health")
@@ -59,7 +64,7 @@ def test_the_analyzers_are_chosen_by_their_sections(open_app, tmp_path):
     sections = report.record("probe.health").measures
     assert list(summary["code"]) == [s.code for s in sections] == [
         "probe.health.loss", "probe.health.grad_norm", "probe.health.alpha", "probe.health.coverage", "probe.health.per_class"]
-    assert list(summary["worst"]) == ["passed", "error", "warning", "warning", "passed"]
+    assert list(summary["worst"]) == ["not judged", "error", "warning", "warning", "not judged"]
     assert list(summary["values"]) == ["none of 10 epochs", "1 error, 1 warning of 3 layers", "1 warning of 2 layers",
                                        "warning", "none of 4 classes"]
     assert list(summary["judged"]) == ["shown, not judged", "warning at ≥ 10, error at ≥ 1e+03", "warning outside 2–6",
@@ -100,11 +105,13 @@ def test_each_measure_shows_title_unit_thresholds_chart_and_values(open_app, tmp
     # a single value is a tile, not a chart of one bar
     assert [(m.label, m.value) for m in at.metric] == [(md_line("Classes covered"), md_line("0.6 fraction"))]
 
-    tables = frame_with(at, "value", "outcome")
+    tables = value_tables(at)
     assert len(tables) == len(rec.measures)
     loss, grad, alpha, coverage, per_class = tables
     assert [list(t.columns)[0] for t in tables] == ["epoch", "layer", "layer", "where", "class"]  # named by scope
     assert list(loss["series"]) == ["train"] * 5 + ["validation"] * 5
+    assert list(loss.columns) == ["epoch", "series", "value"]  # neutral: no outcome
+    assert list(per_class.columns) == ["class", "value"]
     assert grad.to_dict("list") == {"layer": list(hr.NORMS), "value": list(hr.NORMS.values()), "n": [32, 32, 32],
                                     "outcome": ["passed", "warning", "error"], "crossed": ["", "≥ 10", "≥ 1e+03"]}
     assert list(alpha["crossed"]) == ["", "outside 2–6"]

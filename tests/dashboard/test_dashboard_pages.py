@@ -165,7 +165,7 @@ def test_health_page_draws_every_section_the_cli_wrote(open_app, report_root):
         drawn = [s for s in r.measures if len(s.values) > 1 and any(v.value is not None for v in s.values)]
         titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
         assert titles == [charts.label(_heading(s)) for s in drawn], r.name
-        tables = [e.value for e in at.dataframe if {"value", "outcome"} <= set(e.value.columns)]
+        tables = [e.value for e in at.dataframe if "value" in e.value.columns and "metric" not in e.value.columns]
         assert [len(t) for t in tables] == [len(s.values) for s in r.measures], r.name
         if not r.measures:
             metrics = [e.value for e in at.dataframe if list(e.value.columns) == ["metric", "value"]]
@@ -194,6 +194,16 @@ def test_compare_highlights_what_changed(open_app, report_root):
         assert verdicts.set_index("analyzer").loc[name]["change"] == "only in A"
     findings = next(e.value for e in at.dataframe if "change" in e.value.columns and "code" in e.value.columns)
     assert "weights.zero_units" in set(findings[findings["change"] == "new in B"]["code"])
+    # the measured values behind it: the zeroed layer's share of all-zero units, from the weights sections
+    zero = twin.record("weights").measure("zero_units")
+    dead = {v.where: (v.value, v.outcome) for v in zero.values if v.outcome.value != "passed"}
+    assert dead, "the twin's zeroed filters make dead units"
+    measures = next(e.value for e in at.dataframe if "outcome A" in e.value.columns)
+    rows = measures[(measures["analyzer"] == "weights") & (measures["measure"] == zero.title)]
+    words = {"doubtful": "warning", "failed": "error"}
+    assert {w: (b, o) for w, b, o in zip(rows["where"], rows["B"], rows["outcome B"]) if w in dead} == {
+        w: (value, words[outcome.value]) for w, (value, outcome) in dead.items()}
+    assert set(rows[rows["where"].isin(list(dead))]["outcome A"]) == {"passed"}
 
 
 def test_run_page_refuses_a_hostile_upload_with_the_reason(open_app, tmp_path, hostile_model):

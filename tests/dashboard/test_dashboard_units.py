@@ -117,7 +117,7 @@ def test_value_rows_leave_out_the_columns_no_value_fills():
     s = _section(Direction.NEUTRAL, {}, Judged(0.6, interval=(0.5, 0.7), n=200, note="on val", series="train"),
                  scope=Scope.MODEL)
     assert reports.value_rows(s) == [{"where": "model", "series": "train", "value": 0.6, "95% interval": "0.5–0.7",
-                                      "n": 200, "outcome": "passed", "note": "on val"}]
+                                      "n": 200, "note": "on val"}]  # neutral: shown, never judged, no outcome
     assert reports.with_unit(0.25, "fraction") == "0.25 fraction" and reports.with_unit(None, "std") == "n/a"
 
 
@@ -129,7 +129,7 @@ def test_health_records_are_chosen_by_sections_then_by_category():
     assert [r.name for r in reports.health_records(_report(*recs))] == ["architecture", "health.gradients", "acme.whatever"]
     summary = reports.measure_summary(reports.health_records(_report(*recs)))
     assert [(r["analyzer"], r["code"], r["values"], r["worst"]) for r in summary] == [
-        ("architecture", "a.m", "passed", "passed"), ("acme.whatever", "a.m", "passed", "passed")]
+        ("architecture", "a.m", "passed", "not judged"), ("acme.whatever", "a.m", "passed", "not judged")]
 
 
 def test_measure_changes_pair_values_by_code_place_and_series():
@@ -161,6 +161,7 @@ def test_the_measure_chart_is_generic_by_scope_direction_and_scale():
     assert [t["name"] for t in d["data"] if t["type"] == "scatter"] == ["warning at ≥ 10", "error at ≥ 100"]
     assert list(d["data"][0]["error_y"]["array"]) == [1.0] and list(d["data"][0]["error_y"]["arrayminus"]) == [0.5]
     assert d["layout"]["yaxis"]["type"] == "log" and d["layout"]["title"]["text"] == "M (L2 norm)"
+    assert d["layout"]["yaxis"]["dtick"] == 1  # 1 to 100: a tick per decade
     assert [s["y0"] for s in d["layout"]["shapes"]] == [10.0, 100.0]
     linear = charts.measure(_section(Direction.HIGHER_IS_WORSE, {}, Judged(0.0, where="a"), Judged(1.0, where="b"),
                                      scale="log")).to_plotly_json()
