@@ -15,6 +15,8 @@ the chance-level diagnosis (several numbers on two splits) and non-finite output
 
 from __future__ import annotations
 
+from typing import Any
+
 import diagnostics
 from diagnostics import (Context, Direction, Finding, HealthAnalyzer, Measure, Measurements, Option, Scope, Severity,
                          Value)
@@ -62,7 +64,7 @@ class Overfitting(HealthAnalyzer):
     )
 
     def measure(self, context: Context) -> Measurements:
-        from diagnostics.health import load_history, thresholds
+        from diagnostics.health import thresholds
 
         t = thresholds(context.options, "overfitting")
         history = context.history
@@ -93,14 +95,12 @@ class Overfitting(HealthAnalyzer):
     def _splits(self, context: Context, t, values, findings, metrics, outputs) -> None:
         import numpy as np
 
-        from diagnostics.health import (auc, bootstrap_diff_ci, expected_calibration_error, finite_or_none, forward,
-                                        health_pass, per_sample_loss_fn, prepare_targets, probabilities, select_batch,
-                                        subsample, thresholds, to_numpy)
+        from diagnostics import inputs as I
+        from diagnostics.health import (bootstrap_diff_ci, finite_or_none, forward, health_pass, probabilities,
+                                        select_batch, thresholds, to_numpy)
 
         data, info = context.data, context.info
         k = int(t["max_samples"])
-        from diagnostics import inputs as I
-        from diagnostics.health import first_output_labels
 
         it = subsample(I.n_samples(data.x_train), k, context.seed + 1)
         xt, yt = I.take(data.x_train, it), np.asarray(first_output_labels(data.y_train, info))[it]
@@ -180,7 +180,7 @@ class Overfitting(HealthAnalyzer):
         from several numbers on two splits, so a finding of its own rather than a threshold on one value."""
         import numpy as np
 
-        from diagnostics.health import (baseline_comparison, finite_or_none, health_pass, select_batch, thresholds)
+        from diagnostics.health import finite_or_none, health_pass, select_batch, thresholds
 
         t = thresholds(context.options, "baseline")
         if len(context.model.outputs) != 1:
@@ -245,7 +245,7 @@ class Overfitting(HealthAnalyzer):
 
     # -- history ---------------------------------------------------------------------------------
     def _history(self, history, source, t, values, metrics, gap_known: bool) -> None:
-        from diagnostics.health import finite_or_none, history_turn
+        from diagnostics.health import finite_or_none
 
         h = {k: [finite_or_none(v) for v in vals] for k, vals in history.items() if isinstance(vals, (list, tuple))}
         # The per-epoch curves are values of the epoch-scoped measures (the host draws them); the summary
@@ -299,6 +299,211 @@ def _series_name(key: str, h: dict) -> tuple[str, str] | None:
     if key.startswith("val_"):
         return "metrics", f"validation {key[4:]}"
     return "metrics", f"train {key}" if f"val_{key}" in h else key
+
+
+# -- the statistics only this analyzer uses (its method's math lives with it) --------------------------
+def auc(positive, negative) -> float:
+    """Area under the ROC curve for scores where ``positive`` should score higher (ties count half).
+    The same computation as :class:`diagnostics.callbacks.HealthCallback`'s ``health/membership_auc``
+    (the tests hold the two to the same known answers)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    pos = np.asarray(positive, np.float64)
+    neg = np.asarray(negative, np.float64)
+    ranks = rankdata(np.concatenate([pos, neg]))
+    n_pos, n_neg = len(pos), len(neg)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def expected_calibration_error(probs, y, n_bins: int = 15) -> float:
+    """Top-label ECE (Guo et al., 2017) with equal-width confidence bins. ``probs`` is (n, classes)."""
+    import numpy as np
+
+    probs = np.asarray(probs, np.float64)
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == np.asarray(y).reshape(-1)).astype(np.float64)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def per_sample_loss_fn(info, y_example=None):
+    """A Keras loss object with ``reduction=None`` for the model: the compiled loss when the file had one,
+    else the loss its output implies (softmax: sparse categorical cross-entropy; one sigmoid unit:
+    binary cross-entropy; linear with integer labels: cross-entropy from logits; otherwise MSE).
+    Returns ``(loss, description)``."""
+    import keras
+
+    desc = (getattr(info, "loss", None) or "").strip()
+    low = desc.lower().replace("_", "")
+    from_logits = "fromlogits=true" in low
+    act = getattr(info, "output_activation", None)
+    out_units = (info.output_shapes[0][-1] if info.output_shapes and info.output_shapes[0] else None) or 1
+    if "sparsecategorical" in low or ("categoricalcrossentropy" in low and y_example is not None and _is_index_labels(y_example, out_units)):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=None), desc
+    if "categoricalcrossentropy" in low:
+        return keras.losses.CategoricalCrossentropy(from_logits=from_logits, reduction=None), desc
+    if "binarycrossentropy" in low or "binaryfocal" in low:
+        return keras.losses.BinaryCrossentropy(from_logits=from_logits, reduction=None), desc
+    if "meansquared" in low or low == "mse":
+        return keras.losses.MeanSquaredError(reduction=None), desc
+    if "meanabsolute" in low or low == "mae":
+        return keras.losses.MeanAbsoluteError(reduction=None), desc
+    if "huber" in low:
+        return keras.losses.Huber(reduction=None), desc
+    # No (known) compiled loss: what the output implies.
+    if act == "softmax" and out_units > 1:
+        return keras.losses.SparseCategoricalCrossentropy(reduction=None), "sparse categorical cross-entropy (implied by the softmax output)"
+    if act == "sigmoid":
+        return keras.losses.BinaryCrossentropy(reduction=None), "binary cross-entropy (implied by the sigmoid output)"
+    if y_example is not None and out_units > 1 and _is_index_labels(y_example, out_units):
+        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None),
+                "sparse categorical cross-entropy from logits (implied by the linear output and integer labels)")
+    return keras.losses.MeanSquaredError(reduction=None), "mean squared error (no compiled loss; assumed)"
+
+
+def _is_index_labels(y, units: int) -> bool:
+    import numpy as np
+
+    y = np.asarray(y)
+    return (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and units > 1)) and np.issubdtype(y.dtype, np.integer)
+
+
+def prepare_targets(loss, y, out_units: int):
+    """Labels shaped and typed as ``loss`` expects them."""
+    import numpy as np
+
+    y = np.asarray(y)
+    name = type(loss).__name__
+    if name == "SparseCategoricalCrossentropy":
+        return y.reshape(len(y)).astype(np.int32)
+    if name == "CategoricalCrossentropy" and (y.ndim == 1 or y.shape[-1] == 1):
+        return np.eye(out_units, dtype=np.float32)[y.reshape(-1).astype(int)]
+    y = y.astype(np.float32)
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    return y
+
+
+def baseline_comparison(outputs, y, activation: str | None, y_reference=None) -> dict[str, Any] | None:
+    """The model against the trivial predictor that ignores its input, on ``(outputs, y)``.
+
+    Classifier (see :func:`diagnostics.health.probabilities`): accuracy against always predicting the
+    majority class and cross-entropy against predicting the label prior for every sample, both taken
+    from ``y_reference`` (the training labels; ``y`` when None), the prior smoothed by one count per
+    class; ``skill`` is 1 - CE / prior CE (0: no better than the prior). Regression (a linear output,
+    float targets of its shape): MSE against predicting the reference mean and R^2 = 1 - MSE / baseline
+    MSE. Returns None when neither applies (e.g. multi-label outputs)."""
+    import numpy as np
+
+    from diagnostics.health import probabilities
+
+    out = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    y = np.asarray(y)
+    ref = np.asarray(y if y_reference is None else y_reference)
+    probs = probabilities(out, activation)
+    flat = y.reshape(len(y), -1)
+    if probs is not None and flat.shape[1] == 1 and np.all(flat == np.round(flat)):
+        labels = flat[:, 0].astype(int)
+        k = probs.shape[1]
+        if labels.min() < 0 or labels.max() >= k:
+            return None
+        counts = np.bincount(np.asarray(ref).reshape(-1).astype(int), minlength=k)[:k]
+        prior = (counts + 1.0) / (counts.sum() + k)
+        majority = int(counts.argmax())
+        with np.errstate(all="ignore"):
+            p_true = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+            ce = float(-np.mean(np.log(p_true)))
+            prior_ce = float(-np.mean(np.log(prior[labels])))
+        acc = float(np.mean(probs.argmax(axis=1) == labels))
+        majority_acc = float(np.mean(labels == majority))
+        return {"task": "classification", "samples": int(len(labels)), "accuracy": acc,
+                "majority_class": majority, "majority_accuracy": majority_acc, "accuracy_lift": acc - majority_acc,
+                "cross_entropy": ce, "prior_cross_entropy": prior_ce,
+                "skill": 1.0 - ce / prior_ce if prior_ce > 0 else None}
+    if activation in (None, "linear") and np.issubdtype(flat.dtype, np.number) and flat.shape == out.shape:
+        mean = np.asarray(ref, np.float64).reshape(len(ref), -1).mean(axis=0)
+        with np.errstate(all="ignore"):
+            mse = float(np.mean((out - flat) ** 2))
+            base = float(np.mean((flat - mean) ** 2))
+        return {"task": "regression", "samples": int(len(flat)), "mse": mse, "mean_predictor_mse": base,
+                "r2": 1.0 - mse / base if base > 0 else None}
+    return None
+
+
+def subsample(n: int, k: int, seed: int):
+    """Indices of at most ``k`` of ``n`` samples, drawn with ``seed``, in ascending order."""
+    import numpy as np
+
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, int(k), replace=False))
+
+
+def first_output_labels(y, info):
+    """Labels of the model's first output: ``y`` itself, or its entry for the first output when labels are
+    given per output (``y_val.<output name>``); None when the first output has none."""
+    if not isinstance(y, dict):
+        return y
+    names = list(getattr(info, "output_names", None) or [])
+    return y.get(names[0]) if names else None
+
+
+def load_history(path) -> dict[str, list[float]]:
+    """A per-epoch history from a Keras ``CSVLogger`` file (.csv) or a JSON object of lists (.json)."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"history file {str(p)!r} does not exist (expected a CSVLogger .csv or a .json of per-epoch lists)")
+    if p.suffix.lower() == ".json":
+        raw = json.loads(p.read_text())
+        raw = raw.get("history", raw) if isinstance(raw, dict) else raw
+        if not isinstance(raw, dict):
+            raise ValueError(f"history file {p.name}: expected a JSON object of per-epoch lists, got {type(raw).__name__}")
+        return {str(k): [_num(v) for v in vals] for k, vals in raw.items() if isinstance(vals, list)}
+    import csv
+
+    with p.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ValueError(f"history file {p.name} has no rows")
+    return {k: [_num(r[k]) for r in rows] for k in rows[0] if k and k != "epoch"}
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def history_turn(val_loss: list, tolerance: float) -> dict[str, Any]:
+    """Best epoch (minimum validation loss), the first later epoch where it is ``tolerance`` above that
+    minimum and stays above it, and how many epochs training ran past the best. Epochs are 1-based."""
+    import numpy as np
+
+    from diagnostics.health import finite_or_none
+
+    v = np.array([np.nan if x is None else x for x in val_loss], np.float64)
+    if not np.isfinite(v).any():
+        return {"epochs": len(v), "best_epoch": None, "turn_epoch": None, "epochs_past_best": None}
+    best = int(np.nanargmin(v))
+    limit = v[best] * (1 + tolerance) if v[best] >= 0 else v[best] * (1 - tolerance)
+    turn = None
+    for e in range(best + 1, len(v)):
+        if np.all(~np.isfinite(v[e:]) | (v[e:] > limit)):
+            turn = e
+            break
+    return {"epochs": len(v), "best_epoch": best + 1, "best_val_loss": float(v[best]),
+            "turn_epoch": None if turn is None else turn + 1, "epochs_past_best": len(v) - 1 - best,
+            "final_val_loss": finite_or_none(v[-1])}
 
 
 @diagnostics.hookimpl

@@ -7,15 +7,19 @@ import json
 import numpy as np
 import pytest
 
-from diagnostics.health import (auc, bootstrap_diff_ci, expected_calibration_error, history_turn, load_history,
-                                thresholds, ThresholdError)
+from diagnostics.health import auc as callback_auc
+from diagnostics.health import bootstrap_diff_ci, thresholds, ThresholdError
+from diagnostics_plugins.health_overfitting import (auc, baseline_comparison, expected_calibration_error, history_turn,
+                                                    load_history)
 
 
-def test_auc_known_answers():
-    assert auc([3, 4, 5], [0, 1, 2]) == 1.0
-    assert auc([0, 1], [2, 3]) == 0.0
-    assert auc([1, 1], [1, 1]) == 0.5  # ties count half
-    assert auc([1, 3], [2, 0]) == 0.75  # 3 of 4 (pos, neg) pairs ordered
+@pytest.mark.parametrize("auc_", [auc, callback_auc], ids=["analyzer", "callback"])
+def test_auc_known_answers(auc_):
+    """The analyzer's membership AUC and HealthCallback's (the core's copy) give the same answers."""
+    assert auc_([3, 4, 5], [0, 1, 2]) == 1.0
+    assert auc_([0, 1], [2, 3]) == 0.0
+    assert auc_([1, 1], [1, 1]) == 0.5  # ties count half
+    assert auc_([1, 3], [2, 0]) == 0.75  # 3 of 4 (pos, neg) pairs ordered
 
 
 def test_ece_known_answers():
@@ -147,8 +151,6 @@ def test_validation_labels_alone_give_the_baseline_but_no_gap(models, tabular, r
 
 # -- trivial baselines (health.overfitting.chance_level) -----------------------------------------------------
 def test_baseline_comparison_known_answers():
-    from diagnostics.health import baseline_comparison
-
     y_train = np.array([0] * 30 + [1] * 10)
     y = np.array([0, 0, 0, 1])
     # a model that outputs the smoothed prior for every sample scores exactly the prior's cross-entropy
