@@ -281,7 +281,7 @@ def _values_rows(s: MeasureSection, values) -> str:
         columns.append((words.where_heading(s), lambda v: escape(v.where) or "model"))
     if any(v.series for v in s.values):
         columns.append(("series", lambda v: escape(v.series)))
-    columns.append(("value", lambda v: escape(words.number(v.value))))
+    columns.append(("value", lambda v: escape(words.value(s, v.value))))
     if any(v.interval is not None for v in s.values):
         columns.append(("95% interval", lambda v: escape(words.interval(v)) or "-"))
     if any(v.n is not None for v in s.values):

@@ -20,6 +20,14 @@ _PLURAL = {Scope.MODEL: "values", Scope.LAYER: "layers", Scope.EPOCH: "epochs", 
            Scope.FEATURE: "features"}
 
 
+def value(section: MeasureSection, v: Any) -> str:
+    """A measured value as its measure prints it (its declared format; "n/a" when not measurable)."""
+    try:
+        return "n/a" if v is None else format(float(v), section.format)
+    except ValueError:  # a format from a hostile file that is no format spec
+        return number(v)
+
+
 def number(v: Any) -> str:
     """A value or a threshold as the views print it ("n/a" when it was not measurable)."""
     return "n/a" if v is None else f"{float(v):.3g}"

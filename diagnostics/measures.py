@@ -229,6 +229,8 @@ class MeasureSection:
     thresholds: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     values: tuple[Judged, ...] = ()
     chart: str = ""
+    #: how the measure prints a value (its declared format spec), so every view writes it as the findings do
+    format: str = ".3g"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scope", Scope(self.scope))
@@ -251,7 +253,8 @@ class MeasureSection:
     def to_dict(self) -> dict[str, Any]:
         return {"measure": self.measure, "code": self.code, "title": self.title, "unit": self.unit, "scale": self.scale,
                 "scope": self.scope.value, "direction": self.direction.value, "reference": self.reference,
-                "thresholds": dict(self.thresholds), "values": [v.to_dict() for v in self.values], "chart": self.chart}
+                "thresholds": dict(self.thresholds), "values": [v.to_dict() for v in self.values], "chart": self.chart,
+                "format": self.format}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "MeasureSection":
@@ -259,7 +262,7 @@ class MeasureSection:
                    scale=d.get("scale", "linear"), scope=Scope(d.get("scope", "model")),
                    direction=Direction(d.get("direction", "neutral")), reference=d.get("reference", ""),
                    thresholds=d.get("thresholds", {}), values=tuple(Judged.from_dict(v) for v in d.get("values", ())),
-                   chart=d.get("chart", ""))
+                   chart=d.get("chart", ""), format=d.get("format", ".3g"))
 
     def relocated(self, prefix: str) -> "MeasureSection":
         """The same section with its chart path under ``prefix`` (the host's report layout)."""
@@ -364,7 +367,8 @@ def judge(cls: type[HealthAnalyzer], measured: Measurements, thresholds: Mapping
                                         message=_message(m, v, outcome, crossed)))
         section = MeasureSection(measure=m.name, code=f"{cls.name}.{m.name}", title=m.title, unit=m.unit, scale=m.scale,
                                  scope=m.scope, direction=m.direction, reference=m.reference,
-                                 thresholds={k: v for k, v in limits.items() if v is not None}, values=tuple(judged))
+                                 thresholds={k: v for k, v in limits.items() if v is not None}, values=tuple(judged),
+                                 format=m.format)
         if artifact_dir is not None and len(judged) > 1:
             from .measure_charts import draw
 

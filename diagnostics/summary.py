@@ -86,7 +86,7 @@ def _measures(report: Report) -> list[str]:
             where = " · ".join(p for p in (worst.series, worst.where) if p)
             title = s.title + (f" ({s.unit})" if s.unit else "")
             lines.append(f"| {_md(name)}: {_md(title)} | {words.tally(s)} | "
-                         f"{words.number(worst.value)}{' at ' + _md(where) if where else ''} | "
+                         f"{words.value(s, worst.value)}{' at ' + _md(where) if where else ''} | "
                          f"{_md(words.crossed(s, worst.threshold)) or '-'} |")
         if len(bad) > MAX_FINDINGS:
             lines += ["", f"{len(bad) - MAX_FINDINGS} more health measure(s) did not pass."]

@@ -97,7 +97,7 @@ def test_a_temporary_report_folder_goes_with_the_report(tiny, private_tmp):
     report = diagnostics.diagnose(tiny["model"], data=_tiny_data(tiny), only=("architecture", "weights"))
     folder = Path(report.directory)
     assert folder.parent == private_tmp and folder.name.startswith("diagnostics-")
-    assert (folder / "report.json").is_file() and (folder / "artifacts" / "weights" / "norms.png").is_file()
+    assert (folder / "report.json").is_file() and (folder / "artifacts" / "weights" / "measure_norm.png").is_file()
     assert "temporary: removed when this report is garbage-collected" in report._repr_html_()
     del report
     gc.collect()

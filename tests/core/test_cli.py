@@ -45,7 +45,7 @@ def test_clean_model_exits_ok_and_writes_json_and_html(tiny, tmp_path):
     html = (out / "report.html").read_text()
     assert "<h2 id='a-architecture'>architecture" in html and "data:image/png;base64," in html
     assert "verdict: clean (fail on error) -> exit 0" in proc.stdout
-    assert (out / arch.artifacts["parameters per layer"]).is_file()
+    assert (out / arch.measure("parameters").chart).is_file()  # the host draws the per-layer measure
     # Nothing but the report, its artifacts and nothing half-written is left behind.
     assert sorted(p.name for p in out.iterdir()) == ["artifacts", "report.html", "report.json"]
 

@@ -115,7 +115,7 @@ def test_the_section_round_trips_through_the_report_json(tmp_path):
     gap = d["analyzers"][0]["measures"][0]
     assert gap == {"measure": "gap", "code": "toy.check.gap", "title": "Train − validation accuracy", "unit": "fraction",
                    "scale": "linear", "scope": "model", "direction": "higher_is_worse", "reference": "Toy et al. 2024",
-                   "thresholds": {"warning": 0.1, "error": 0.5}, "chart": "",
+                   "thresholds": {"warning": 0.1, "error": 0.5}, "chart": "", "format": ".3g",
                    "values": [{"value": 0.3, "where": "", "interval": [0.2, 0.4], "n": 512, "note": "on 512 samples",
                                "outcome": "doubtful", "threshold": 0.1}]}
     again = Report.from_dict(d)
