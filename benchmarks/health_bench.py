@@ -163,7 +163,7 @@ def new_checks(repeats: int) -> int:
 
     import diagnostics_zoo as zoo
     from diagnostics import Context, Data
-    from diagnostics.health import baseline_comparison
+    from diagnostics_plugins.health_overfitting import baseline_comparison
     from diagnostics.modelinfo import inspect_model
     from diagnostics.plugin_manager import PluginHost
 

@@ -9,7 +9,6 @@ Thresholds live in :mod:`diagnostics.thresholds` (re-exported here).
 from __future__ import annotations
 
 import functools
-import json
 import math
 import weakref
 from pathlib import Path
@@ -54,77 +53,6 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     ranks = rankdata(scores)
     n_pos, n_neg = len(pos), len(neg)
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
-    """Top-label ECE (Guo et al., 2017) with equal-width confidence bins. ``probs`` is (n, classes)."""
-    probs = np.asarray(probs, np.float64)
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == np.asarray(y).reshape(-1)).astype(np.float64)
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        m = bins == b
-        if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(ece)
-
-
-# -- spectra ---------------------------------------------------------------------------------------
-def as_matrix(kernel: np.ndarray) -> np.ndarray:
-    """A dense or conv kernel as a 2-D matrix: (fan_in, units), conv taps folded into fan_in."""
-    k = np.asarray(kernel, np.float64)
-    return k.reshape(-1, k.shape[-1]) if k.ndim >= 2 else k.reshape(1, -1)
-
-
-def eigenvalues(matrix: np.ndarray) -> np.ndarray:
-    """The empirical spectral density's support: eigenvalues of W^T W (squared singular values), ascending.
-
-    Computed as the eigenvalues of the smaller Gram matrix in float64 (as exact as the SVD for the
-    tail that alpha is fitted on, and several times cheaper for tall conv kernels)."""
-    m = np.asarray(matrix, np.float64)
-    # einsum, not @: for kernels this small, a multi-threaded BLAS call costs more in thread wake-ups
-    # than the arithmetic (10-30x on a busy 2-core machine).
-    gram = np.einsum("ij,ik->jk", m, m) if m.shape[0] >= m.shape[1] else np.einsum("ji,ki->jk", m, m)
-    return np.sort(np.clip(np.linalg.eigvalsh(gram), 0.0, None))
-
-
-def powerlaw_alpha(evals: np.ndarray, min_eigenvalues: int = 20, threshold: float = 1e-5) -> dict[str, Any]:
-    """Clauset–Shalizi–Newman (2009) continuous power-law fit of the ESD tail.
-
-    For each candidate ``xmin`` among the eigenvalues, alpha is the MLE ``1 + n / sum(log(x / xmin))``
-    over the tail ``x >= xmin``; the chosen ``xmin`` minimises the Kolmogorov–Smirnov distance between
-    the tail and the fitted CDF. Eigenvalues below ``threshold`` (numerical zeros) are dropped first,
-    as weightwatcher does. Returns ``{"alpha", "xmin", "D", "tail"}``, or ``{"alpha": None,
-    "insufficient": n}`` when fewer than ``min_eigenvalues`` remain: too few to fit, not guessed.
-    """
-    x = np.sort(np.asarray(evals, np.float64))
-    x = x[np.isfinite(x) & (x > threshold)]
-    n_all = len(x)
-    if n_all < max(min_eigenvalues, 3):
-        return {"alpha": None, "insufficient": int(n_all)}
-    logx = np.log(x)
-    best = (np.inf, None, None, None)
-    suffix = np.cumsum(logx[::-1])[::-1]  # sum of log x[i:]
-    for i in range(n_all - 1):
-        n = n_all - i
-        denom = suffix[i] - n * logx[i]
-        if denom <= 0:
-            continue
-        alpha = 1.0 + n / denom
-        tail = x[i:]
-        d = float(np.max(np.abs(1.0 - (tail / x[i]) ** (1.0 - alpha) - np.arange(n) / n)))
-        if d < best[0]:
-            best = (d, alpha, x[i], n)
-    if best[1] is None:
-        return {"alpha": None, "insufficient": int(n_all)}
-    return {"alpha": float(best[1]), "xmin": float(best[2]), "D": float(best[0]), "tail": int(best[3])}
-
-
-def stable_rank(evals: np.ndarray) -> float:
-    """sum(eigenvalues) / max(eigenvalue) = ||W||_F^2 / ||W||_2^2: how many directions carry the norm."""
-    e = np.asarray(evals, np.float64)
-    return float(e.sum() / e.max()) if e.size and e.max() > 0 else 0.0
 
 
 # -- losses, targets and inputs ----------------------------------------------------------------------
@@ -193,49 +121,6 @@ def probabilities(out: np.ndarray, activation: str | None) -> np.ndarray | None:
         z = out - out.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
-    return None
-
-
-def baseline_comparison(outputs: np.ndarray, y: np.ndarray, activation: str | None,
-                        y_reference: np.ndarray | None = None) -> dict[str, Any] | None:
-    """The model against the trivial predictor that ignores its input, on ``(outputs, y)``.
-
-    Classifier (see :func:`probabilities`): accuracy against always predicting the majority class and
-    cross-entropy against predicting the label prior for every sample, both taken from ``y_reference``
-    (the training labels; ``y`` when None), the prior smoothed by one count per class; ``skill`` is
-    1 - CE / prior CE (0: no better than the prior). Regression (a linear output, float targets of its
-    shape): MSE against predicting the reference mean and R^2 = 1 - MSE / baseline MSE.
-    Returns None when neither applies (e.g. multi-label outputs)."""
-    out = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
-    y = np.asarray(y)
-    ref = np.asarray(y if y_reference is None else y_reference)
-    probs = probabilities(out, activation)
-    flat = y.reshape(len(y), -1)
-    if probs is not None and flat.shape[1] == 1 and np.all(flat == np.round(flat)):
-        labels = flat[:, 0].astype(int)
-        k = probs.shape[1]
-        if labels.min() < 0 or labels.max() >= k:
-            return None
-        counts = np.bincount(np.asarray(ref).reshape(-1).astype(int), minlength=k)[:k]
-        prior = (counts + 1.0) / (counts.sum() + k)
-        majority = int(counts.argmax())
-        with np.errstate(all="ignore"):
-            p_true = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
-            ce = float(-np.mean(np.log(p_true)))
-            prior_ce = float(-np.mean(np.log(prior[labels])))
-        acc = float(np.mean(probs.argmax(axis=1) == labels))
-        majority_acc = float(np.mean(labels == majority))
-        return {"task": "classification", "samples": int(len(labels)), "accuracy": acc,
-                "majority_class": majority, "majority_accuracy": majority_acc, "accuracy_lift": acc - majority_acc,
-                "cross_entropy": ce, "prior_cross_entropy": prior_ce,
-                "skill": 1.0 - ce / prior_ce if prior_ce > 0 else None}
-    if activation in (None, "linear") and np.issubdtype(flat.dtype, np.number) and flat.shape == out.shape:
-        mean = np.asarray(ref, np.float64).reshape(len(ref), -1).mean(axis=0)
-        with np.errstate(all="ignore"):
-            mse = float(np.mean((out - flat) ** 2))
-            base = float(np.mean((flat - mean) ** 2))
-        return {"task": "regression", "samples": int(len(flat)), "mse": mse, "mean_predictor_mse": base,
-                "r2": 1.0 - mse / base if base > 0 else None}
     return None
 
 
@@ -321,16 +206,6 @@ def activation_name(layer) -> str | None:
     return getattr(act, "__name__", None) or type(act).__name__.lower()
 
 
-def kernel_layers(model) -> list:
-    """Layers with a 2-D-or-more ``kernel`` (dense, conv), in model order, nested models flattened."""
-    out = []
-    for layer in flatten_layers(model):
-        k = getattr(layer, "kernel", None)
-        if k is not None and len(k.shape) >= 2:
-            out.append(layer)
-    return out
-
-
 def flatten_layers(model) -> list:
     out = []
     for layer in getattr(model, "layers", []):
@@ -342,51 +217,6 @@ def flatten_layers(model) -> list:
 
 
 # -- training history ------------------------------------------------------------------------------
-def load_history(path: str | Path) -> dict[str, list[float]]:
-    """A per-epoch history from a Keras ``CSVLogger`` file (.csv) or a JSON object of lists (.json)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"history file {str(p)!r} does not exist (expected a CSVLogger .csv or a .json of per-epoch lists)")
-    if p.suffix.lower() == ".json":
-        raw = json.loads(p.read_text())
-        raw = raw.get("history", raw) if isinstance(raw, dict) else raw
-        if not isinstance(raw, dict):
-            raise ValueError(f"history file {p.name}: expected a JSON object of per-epoch lists, got {type(raw).__name__}")
-        return {str(k): [_num(v) for v in vals] for k, vals in raw.items() if isinstance(vals, list)}
-    import csv
-
-    with p.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise ValueError(f"history file {p.name} has no rows")
-    return {k: [_num(r[k]) for r in rows] for k in rows[0] if k and k != "epoch"}
-
-
-def _num(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def history_turn(val_loss: list[float], tolerance: float) -> dict[str, Any]:
-    """Best epoch (minimum validation loss), the first later epoch where it is ``tolerance`` above that
-    minimum and stays above it, and how many epochs training ran past the best. Epochs are 1-based."""
-    v = np.array([np.nan if x is None else x for x in val_loss], np.float64)
-    if not np.isfinite(v).any():
-        return {"epochs": len(v), "best_epoch": None, "turn_epoch": None, "epochs_past_best": None}
-    best = int(np.nanargmin(v))
-    limit = v[best] * (1 + tolerance) if v[best] >= 0 else v[best] * (1 - tolerance)
-    turn = None
-    for e in range(best + 1, len(v)):
-        if np.all(~np.isfinite(v[e:]) | (v[e:] > limit)):
-            turn = e
-            break
-    return {"epochs": len(v), "best_epoch": best + 1, "best_val_loss": float(v[best]),
-            "turn_epoch": None if turn is None else turn + 1, "epochs_past_best": len(v) - 1 - best,
-            "final_val_loss": finite_or_none(v[-1])}
-
-
 def training_series(history: Mapping[str, Any] | None, key: str) -> list[float | None] | None:
     """The per-epoch values of ``key`` (e.g. ``"health/grad_norm"``, recorded by
     :class:`diagnostics.callbacks.HealthCallback`) from a history, or None when it was not recorded."""
@@ -755,32 +585,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def bar_plot(path: Path, labels, values, *, title: str, ylabel: str = "", log: bool = False, colours=None,
-             band: tuple[float, float] | None = None) -> str:
-    """A bar per label as a PNG, in the colours of :mod:`diagnostics.plotting`, with a fixed layout.
-
-    Drawn without ``tight_layout`` (which renders every figure twice to measure it): the health suite
-    draws several per run and its cost budget is a few forward passes. Returns the file name.
-    """
-    plt = _pyplot()
-    width = max(4.0, 0.42 * len(labels) + 1.6)
-    fig = plt.figure(figsize=(width, 3.2), dpi=90)
-    ax = fig.add_axes((0.9 / width, 0.25, 1 - 1.2 / width, 0.66))
-    xs = list(range(len(labels)))
-    if band is not None:
-        ax.axhspan(band[0], band[1], color="#2e7d32", alpha=0.08, lw=0)
-    ax.bar(xs, values, color=colours or "#1565c0")
-    ax.set_xticks(xs, [str(l) for l in labels], rotation=40, ha="right", fontsize=8)
-    ax.tick_params(axis="y", labelsize=8)
-    ax.set_title(title, fontsize=9)
-    ax.set_ylabel(ylabel, fontsize=8)
-    if log:
-        ax.set_yscale("log")
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return Path(path).name
 
 
 def line_plot(path: Path, series: Mapping[str, list], *, title: str, xlabel: str, ylabel: str,
