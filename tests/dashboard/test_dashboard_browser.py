@@ -230,7 +230,7 @@ def test_browser_health_page_from_sections_and_a_schema_2_report(page, tmp_path)
         settle(page)
         charted = [s for s in rec.measures if len(s.values) > 1]
         assert page.get_by_test_id("stPlotlyChart").count() == len(charted) == 4
-        expect(page.get_by_test_id("stMetric")).to_have_text("0.6 fraction")  # the heading names it
+        expect(page.get_by_test_id("stMetricValue")).to_have_text("0.6 fraction")  # the heading names it
         shot(page, "health.png")
         # The other analyzer (no sections): its findings and its metrics; the URL follows the choice.
         page.get_by_role("radiogroup").get_by_text("health.legacy", exact=True).click()
