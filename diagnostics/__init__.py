@@ -30,7 +30,7 @@ __all__ = [
     "MODEL_KINDS", "Analyzer", "AnalyzerRecord", "Check", "Context", "Data", "DiagnosisError", "Direction", "ExitCode",
     "Explainer", "ExplanationAnalyzer", "Finding", "HOOK_API_VERSION", "HealthAnalyzer", "Measure", "MeasureSection",
     "Measurements", "MethodExplanation", "ModelInfo", "ModelView", "Option", "Outcome", "Report", "Result", "Scope",
-    "Severity", "Status", "Value", "Verdict", "diagnose", "hookimpl", "predict_batched",
+    "Severity", "Status", "Value", "Verdict", "diagnose", "hookimpl", "load_checked", "predict_batched",
     "refine_unconverged", "seed_everything", "select_samples", "select_targets",
 ]
 
