@@ -131,7 +131,7 @@ def test_the_checker_catches_each_way_past_the_edge():
         "p.py:6: diagnostics_plugins.weights (a plugin imports no other plugin)",
         "p.py:7: . (a plugin imports no other plugin)",
         "p.py:8: diagnostics.worker (not in docs/plugins.md's public edge)",
-        "p.py:11: diagnostics.explain.saliency (not in docs/plugins.md's public edge)",
+        "p.py:11: diagnostics.explain.edge_map (not in docs/plugins.md's public edge)",
         "p.py:14: diagnostics.health.load_history (not in docs/plugins.md's public edge)",
         "p.py:15: diagnostics.report (not in docs/plugins.md's public edge)",
     ]
