@@ -119,7 +119,7 @@ def test_the_checker_catches_each_way_past_the_edge():
         "from diagnostics import worker\n"
         "def run():\n"
         "    E.feature_groups(1, 2)\n"
-        "    E.saliency(1)\n"
+        "    E.edge_map(1)\n"
         "    diagnostics.hookimpl\n"
         "    diagnostics.health.forward(1)\n"
         "    diagnostics.health.load_history('x')\n"
