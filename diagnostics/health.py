@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import math
 import weakref
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -438,6 +437,19 @@ def _activate(z: np.ndarray, activation: str | None) -> np.ndarray:
     return z
 
 
+def loss_and_targets(context, x, y):
+    """The model's per-sample loss and the targets to differentiate it against, on a batch:
+    ``(loss, description, targets, targets_from)``, as :func:`health_pass` takes them.
+
+    The loss is the compiled one, else the one the output implies (see :func:`per_sample_loss_fn`);
+    the targets are the labels ``y`` shaped for it, else the model's own predictions, and
+    ``targets_from`` says which, for the report. Pass ``(model, loss)`` through :func:`logits_view`
+    before differentiating, so a saturated output does not report a zero gradient."""
+    loss, desc = per_sample_loss_fn(context.info, y)
+    targets, targets_from = _targets(context.model, context.info, x, y, loss)
+    return loss, desc, targets, targets_from
+
+
 def _targets(model, info, x, y, loss):
     """Targets for the loss: the data's labels, else the model's own predictions (said in the report)."""
     units = (info.output_shapes[0][-1] if info.output_shapes else None) or 1
@@ -505,105 +517,3 @@ def _probe_class():
             return result
 
     return HealthProbe
-
-
-# -- temporal gradients ------------------------------------------------------------------------------
-def float_input_view(model, x):
-    """``(net, x_float, embedding_layer_name or None)``: the model as a function of float inputs.
-
-    Integer (token) inputs have no gradient, so for them the model is split after its first layer
-    (the embedding): ``net`` maps the embedding's output to the model's output and ``x_float`` is that
-    output for ``x``; otherwise ``(model, x as float32, None)``."""
-    import keras
-
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.integer):
-        return model, x.astype(np.float32), None
-    first = next((l for l in model.layers if type(l).__name__ != "InputLayer"), None)
-    if first is None:
-        raise TypeError("the model has integer inputs but no layer after them to differentiate through")
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    embed = keras.Model(inputs, first.output)
-    net = keras.Model(first.output, model.outputs[0])
-    out = np.concatenate([np.asarray(embed.predict_on_batch(x[s:s + 256])) for s in range(0, len(x), 256)])
-    return net, out.astype(np.float32), first.name
-
-
-def temporal_gradients(context, x, y, batch_size: int = 256) -> dict[str, Any]:
-    """The norm of the loss gradient with respect to each input time step, per sample.
-
-    The loss is the model's (:func:`per_sample_loss_fn`, from the logits when :func:`logits_view`
-    applies, so saturated outputs do not report a zero gradient); the targets are the labels, else the
-    model's own predictions. Token models are differentiated at their embedding's output. Returns
-    ``{"norms": (n, steps) array, "losses", "loss_desc", "targets_from", "embedding"}``; the norm at a
-    step is the L2 norm over every non-time axis (channels, embedding dimensions)."""
-    from . import backends
-
-    model, info = context.model, context.info
-    loss, loss_desc = per_sample_loss_fn(info, y)
-    targets, targets_from = _targets(model, info, x, y, loss)
-    net, xf, embedding = float_input_view(model, x)
-    if xf.ndim < 3:
-        raise ValueError(f"a sequence input (samples, steps, features) is needed; got shape {xf.shape}")
-    net, pass_loss = logits_view(net, loss)
-    with np.errstate(all="ignore"):
-        losses, grads = backends.get(context.backend).input_loss_gradients(net, xf, targets, pass_loss, batch_size)
-        g = grads.astype(np.float64).reshape(len(xf), xf.shape[1], -1)
-        norms = np.sqrt(np.sum(g * g, axis=2))
-    return {"norms": norms, "losses": losses, "loss_desc": loss_desc, "targets_from": targets_from,
-            "embedding": embedding}
-
-
-def temporal_summary(norms: np.ndarray, edge_fraction: float = 0.1, memory_floor: float = 0.01) -> dict[str, Any]:
-    """Summary of per-sample, per-step gradient norms ``(n, steps)``: the mean profile over samples, the
-    early/late ratio (mean of the first ``edge_fraction`` of the steps over the last), and the effective
-    memory length: the number of steps, counted back from the last one, from the earliest step whose
-    norm is at least ``memory_floor`` of the profile's peak (all steps when the first one is)."""
-    norms = np.asarray(norms, np.float64)
-    with np.errstate(all="ignore"):
-        profile = norms.mean(axis=0)
-    steps = len(profile)
-    k = max(1, int(round(edge_fraction * steps)))
-    finite = bool(np.isfinite(profile).all())
-    early, late = float(profile[:k].mean()), float(profile[-k:].mean())
-    ratio = early / late if finite and late > 0 else None
-    memory = None
-    first = None
-    if finite and profile.max() > 0:
-        above = np.flatnonzero(profile >= memory_floor * profile.max())
-        first = int(above[0])
-        memory = steps - first
-    return {"profile": profile, "steps": steps, "edge_steps": k, "early": early, "late": late,
-            "early_late_ratio": ratio, "memory_length": memory, "first_step_above_floor": first, "finite": finite}
-
-
-# -- plots -------------------------------------------------------------------------------------------
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def line_plot(path: Path, series: Mapping[str, list], *, title: str, xlabel: str, ylabel: str,
-              marker: tuple[float, str] | None = None, log: bool = False) -> str:
-    """One line per series (``None`` gaps allowed) as a PNG with a fixed layout; returns the file name."""
-    plt = _pyplot()
-    fig = plt.figure(figsize=(5.5, 3.2), dpi=90)
-    ax = fig.add_axes((0.12, 0.16, 0.84, 0.74))
-    for (name, vals), colour in zip(series.items(), ("#1565c0", "#ef6c00", "#6a1b9a", "#00838f")):
-        ax.plot(range(1, len(vals) + 1), [float("nan") if v is None else v for v in vals], label=name, color=colour)
-    if marker is not None:
-        ax.axvline(marker[0], color="#2e7d32", ls="--", lw=1, label=marker[1])
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
-    ax.tick_params(labelsize=8)
-    ax.set_title(title, fontsize=9)
-    if log:
-        ax.set_yscale("log")
-    ax.legend(fontsize=7)
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return Path(path).name

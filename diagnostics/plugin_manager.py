@@ -29,6 +29,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("architecture", "diagnostics_plugins.architecture"),
     ("weights", "diagnostics_plugins.weights"),
     ("health_gradients", "diagnostics_plugins.health_gradients"),
+    ("health_temporal", "diagnostics_plugins.health_temporal"),
     ("health_overfitting", "diagnostics_plugins.health_overfitting"),
     ("health_spectra", "diagnostics_plugins.health_spectra"),
     ("health_gan", "diagnostics_plugins.health_gan"),

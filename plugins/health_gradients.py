@@ -1,15 +1,13 @@
-"""Built-in plugin: gradient health (``health.gradients``), unit activity (``health.units``) and
-gradients through time (``health.temporal``), each a :class:`diagnostics.HealthAnalyzer` whose
-measures the host judges, charts and reports.
+"""Built-in plugin: gradient health (``health.gradients``) and unit activity (``health.units``), each a
+:class:`diagnostics.HealthAnalyzer` whose measures the host judges, charts and reports.
 
 ``health.gradients`` differentiates the model's loss on a batch with the shared compiled primitive
 (:func:`diagnostics.backends.get().loss_gradients`) and reads per-layer gradient norms: vanishing
 (first/last layer ratio), exploding (large or non-finite), and gradient-to-weight ratios.
 ``health.units`` runs the batch forward and counts dead ReLU units, saturated sigmoid/tanh units and
-saturated LSTM gates. ``health.temporal`` differentiates each sample's loss with respect to each input
-time step (:func:`diagnostics.backends.get().input_loss_gradients`) and reads vanishing and exploding
-gradients *through time*. All use validation data when the run has some, else synthetic inputs drawn
-from the input spec (said in the report).
+saturated LSTM gates. Both use validation data when the run has some, else synthetic inputs drawn
+from the input spec (said in the report). Gradients through time (``health.temporal``) are
+``diagnostics_plugins.health_temporal``.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from diagnostics.options import health_options
 
 NON_GENERATOR = frozenset({"image", "sequence", "token", "tabular"})
 
-_HIGHER, _LOWER, _BAND = Direction.HIGHER_IS_WORSE, Direction.LOWER_IS_WORSE, Direction.BAND
+_HIGHER, _LOWER = Direction.HIGHER_IS_WORSE, Direction.LOWER_IS_WORSE
 
 
 class GradientHealth(HealthAnalyzer):
@@ -258,113 +256,6 @@ class UnitHealth(HealthAnalyzer):
         return Measurements(values=values, metrics=metrics)
 
 
-class TemporalGradientHealth(HealthAnalyzer):
-    """The loss gradient reaching each input time step: vanishing and exploding *through time*.
-
-    Per-layer norms (``health.gradients``) miss it: a stack of tanh RNNs has healthy first/last layer
-    ratios while the gradient reaching the early steps is orders of magnitude below the late ones
-    (Bengio, Simard & Frasconi, 1994; Pascanu, Mikolov & Bengio, 2013). Measured as the norm of the
-    per-sample loss gradient w.r.t. each step of the input (token models: of the embedding's output),
-    averaged over samples, summarised by the early/late ratio and the effective memory length.
-    """
-
-    name = "health.temporal"
-    description = "Loss-gradient norm per input time step: vanishing/exploding through time, effective memory length."
-    model_kinds = frozenset({"sequence", "token"})
-    data = "none"
-    reference = "Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013 (On the difficulty of training RNNs)"
-    options = health_options("temporal")
-    threshold_section = "temporal"
-    measures = (
-        # A band: below it the gradient vanishes on its way back through time, above it it explodes
-        # (the comparisons are strict on both sides, as ratio < vanishing_* and ratio > exploding_*).
-        Measure("early_late_ratio", "Early ÷ late input-gradient norm", scale="log", direction=_BAND,
-                warning=("vanishing_warning", "exploding_warning"), error=("vanishing_error", "exploding_error"),
-                format=".1e",
-                reference="Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013: the product of step "
-                          "Jacobians shrinks or grows geometrically with the distance back in time",
-                advice="below the band almost no gradient reaches the early steps through the recurrence, so whatever "
-                       "they carry cannot be learnt: use LSTM/GRU cells instead of SimpleRNN, fewer stacked recurrent "
-                       "layers, attention or a Conv1D front end, or shorter sequences (truncate, pool, or reverse them "
-                       "if the signal is early); above it the backward signal grows at every step back (recurrent "
-                       "Jacobian with spectral radius above 1) and training diverges: clip gradients (clipnorm=1.0), "
-                       "use tanh/sigmoid-gated cells with orthogonal recurrent initialisation, and lower the learning rate"),
-        Measure("memory_length", "Effective memory length", unit="steps", format=".0f"),
-        # where: the step index, 0 = the first
-        Measure("step_grad_norm", "Loss-gradient norm per time step", unit="L2 norm", scale="log", scope=Scope.FEATURE),
-    )
-
-    def measure(self, context: Context) -> Measurements:
-        import numpy as np
-
-        from diagnostics.health import (finite_or_none, line_plot, select_batch, temporal_gradients, temporal_summary,
-                                        thresholds)
-
-        t = thresholds(context.options, "temporal")
-        context.progress(0, 3, "preparing the batch")
-        x, y, source = select_batch(context, int(t["max_samples"]))
-        context.progress(1, 3, "input gradients per time step")
-        tg = temporal_gradients(context, x, y)
-        s = temporal_summary(tg["norms"], t["edge_fraction"], t["memory_floor"])
-        context.progress(2, 3, "profile")
-        layer = _sequence_layer(context.model)
-        steps, k, ratio = s["steps"], s["edge_steps"], s["early_late_ratio"]
-        first = s["first_step_above_floor"]
-        space = f"the output of {tg['embedding']}" if tg["embedding"] else "the input"
-        findings: list[Finding] = []
-        if not s["finite"]:
-            bad = int(np.sum(~np.isfinite(tg["norms"]).all(axis=0)))
-            findings.append(Finding(
-                "health.temporal.early_late_ratio", Severity.ERROR, where=f"{layer}, {bad} of {steps} steps",
-                message=f"the loss gradient w.r.t. {space} is NaN or Inf at {bad} of {steps} time steps on {source}: the "
-                        f"backward signal overflows on its way back through time — clip gradients (clipnorm=1.0), use "
-                        f"tanh cells with orthogonal recurrent initialisation, and lower the learning rate"))
-        # The early steps the value is about: when the gradient shrinks back in time, those under the memory
-        # floor (the steps it does not reach); else the first k.
-        early = f"steps 0-{first - 1}" if ratio is not None and ratio < 1 and first else f"steps 0-{k - 1}"
-        note = ""
-        if ratio is not None:
-            note = (f"the loss gradient w.r.t. {space} at the first {k} of {steps} steps is {ratio:.1e} times that at "
-                    f"the last {k} on {source}")
-            if first:
-                note += (f"; its effective memory is the last {s['memory_length']} steps (the gradient at steps "
-                         f"0-{first - 1} is under {t['memory_floor']:.0%} of its peak)")
-        values = [Value("early_late_ratio", ratio, where=f"{layer}, {early}", note=note),
-                  Value("memory_length", s["memory_length"],
-                        note=f"steps back from the last whose gradient is at least {t['memory_floor']:.0%} of the peak")]
-        profile = [finite_or_none(v) for v in s["profile"]]
-        values += [Value("step_grad_norm", v, where=str(i)) for i, v in enumerate(profile)]
-        metrics = {"inputs": source, "targets": tg["targets_from"], "loss": tg["loss_desc"], "layer": layer,
-                   "differentiated": "embedding output (" + tg["embedding"] + ")" if tg["embedding"] else "input",
-                   "steps": steps, "edge_steps": k, "early_grad_norm": finite_or_none(s["early"]),
-                   "late_grad_norm": finite_or_none(s["late"]), "early_late_ratio": finite_or_none(ratio),
-                   "memory_length": s["memory_length"], "memory_floor": t["memory_floor"],
-                   "profile": profile, "backend": context.backend}
-        artifacts = {}
-        # The host draws one bar per step (at most 60 bars, the rest dropped); the profile's shape over all
-        # the steps, on a line, is what shows how far back the gradient reaches, so it stays.
-        if any(v is not None and v > 0 for v in profile):
-            artifacts["gradient through time"] = line_plot(
-                context.artifact_dir / "temporal_grad.png", {"mean ||dL/dx_t||": [v if v and v > 0 else None for v in profile]},
-                title=f"Loss-gradient norm per time step ({source.split(' (')[0]})", xlabel="time step (1 = first)",
-                ylabel="L2 norm", log=True)
-        context.progress(3, 3, "done")
-        return Measurements(values=values, findings=findings, metrics=metrics, artifacts=artifacts)
-
-
-_SEQUENCE_LAYERS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "RNN", "Conv1D", "MultiHeadAttention", "Attention")
-
-
-def _sequence_layer(model) -> str:
-    """The first layer that mixes time steps (recurrent, convolutional or attention), named in findings."""
-    layers = [l for l in getattr(model, "layers", []) if type(l).__name__ != "InputLayer"]
-    for l in layers:
-        kind = type(l).__name__
-        if kind in _SEQUENCE_LAYERS or any(w in kind.lower() for w in ("rnn", "attention", "encoder", "transformer")):
-            return l.name
-    return layers[0].name if layers else "input"
-
-
 def _lstm_gate_saturation(layer, inputs, return_states: bool = False):
     """Share of input/forget/output gate values < 0.01 or > 0.99, recomputing the LSTM in numpy from
     its weights (Keras' gate order i, f, c, o). With ``return_states`` also the hidden-state sequence,
@@ -414,4 +305,3 @@ def _lstm_gate_saturation(layer, inputs, return_states: bool = False):
 def register_analyzers(register):
     register(GradientHealth)
     register(UnitHealth)
-    register(TemporalGradientHealth)

@@ -13,7 +13,7 @@ from tests.conftest import ZOO_DIR, read_report, run_diagnose
 
 
 def test_summary_of_a_geometric_profile():
-    from diagnostics.health import temporal_summary
+    from diagnostics_plugins.health_temporal import temporal_summary
 
     steps = 100
     profile = 0.5 ** np.arange(steps)[::-1]  # the last step gets 1, each step back half as much
@@ -146,7 +146,7 @@ def test_the_band_judges_exactly_as_the_two_one_sided_checks_did():
     """vanishing: ratio < vanishing_*; exploding: ratio > exploding_* (strict on both sides); the edges pass."""
     from diagnostics.health import DEFAULT_THRESHOLDS
     from diagnostics.measures import Measurements, judge, thresholds_of
-    from diagnostics_plugins.health_gradients import TemporalGradientHealth as T
+    from diagnostics_plugins.health_temporal import TemporalGradientHealth as T
     from diagnostics import Value
 
     t = DEFAULT_THRESHOLDS["temporal"]
