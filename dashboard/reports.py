@@ -147,9 +147,11 @@ def outcome_word(outcome: Outcome) -> str:
     return measure_text.OUTCOME_WORDS[outcome]
 
 
-def with_unit(value: float | None, unit: str) -> str:
-    """A value with its unit, as a tile shows it ("n/a": not measurable, e.g. non-finite)."""
-    return "n/a" if value is None else f"{value:.4g}" + (f" {unit}" if unit else "")
+def with_unit(section: MeasureSection, value: float | None) -> str:
+    """A value in its measure's format with its unit, as a tile shows it ("n/a": not measurable, e.g.
+    non-finite); a percentage carries its own unit."""
+    text = measure_text.value(section, value)
+    return text + (f" {section.unit}" if section.unit and value is not None and "%" not in section.format else "")
 
 
 def value_rows(section: MeasureSection) -> list[dict[str, Any]]:

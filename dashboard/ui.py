@@ -246,7 +246,7 @@ def measure_section(s: MeasureSection, directory: Path, key: str) -> None:
     if len(s.values) == 1 and picture is None:  # one number: a tile, and its row (interval, n, note) beside it
         v = s.values[0]
         tile, row = st.columns([2, 5])
-        tile.metric(md_line(s.title), md_line(reports.with_unit(v.value, s.unit)), label_visibility="collapsed")
+        tile.metric(md_line(s.title), md_line(reports.with_unit(s, v.value)), label_visibility="collapsed")
         row.dataframe(table, hide_index=True, key=f"{key}-{s.code}-values", column_config=config)
         return
     if fig is not None:

@@ -118,7 +118,10 @@ def test_value_rows_leave_out_the_columns_no_value_fills():
                  scope=Scope.MODEL)
     assert reports.value_rows(s) == [{"where": "model", "series": "train", "value": 0.6, "95% interval": "0.5–0.7",
                                       "n": 200, "note": "on val"}]  # neutral: shown, never judged, no outcome
-    assert reports.with_unit(0.25, "fraction") == "0.25 fraction" and reports.with_unit(None, "std") == "n/a"
+    fraction = MeasureSection(measure="f", code="a.f", title="F", unit="fraction")
+    share = MeasureSection(measure="s", code="a.s", title="S", unit="fraction", format=".0%")
+    assert reports.with_unit(fraction, 0.25) == "0.25 fraction" and reports.with_unit(fraction, None) == "n/a"
+    assert reports.with_unit(share, 0.6) == "60%"  # the measure's declared format, as its findings print it
 
 
 def test_health_records_are_chosen_by_sections_then_by_category():
