@@ -75,7 +75,8 @@ class HealthCallback(keras.callbacks.Callback):
         if isinstance(loss, str) and loss in _LOSS_CLASSES:
             loss = getattr(keras.losses, _LOSS_CLASSES[loss])()
         self._loss_fn = keras.losses.get(loss) if isinstance(loss, (str, dict)) else loss
-        from .health import activation_name, logits_view
+        from .health import logits_view
+        from .health.layers import activation_name
 
         # Differentiate cross-entropy from the logits (see diagnostics.health.logits_view): through
         # clipped probabilities a saturated output reports a zero gradient under torch.
@@ -116,7 +117,8 @@ class HealthCallback(keras.callbacks.Callback):
         if self._loss_fn is None:
             self._setup()
         from . import backends
-        from .health import auc, to_numpy
+        from .health import to_numpy
+        from .health.stats import auc
 
         out: dict[str, float] = {}
         model = self.model

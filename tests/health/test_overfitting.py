@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from diagnostics.health import auc as callback_auc
-from diagnostics.health import bootstrap_diff_ci, thresholds, ThresholdError
+from diagnostics.health import bootstrap_diff_ci, thresholds
+from diagnostics.health.stats import auc as callback_auc
+from diagnostics.thresholds import ThresholdError
 from diagnostics_plugins.health_overfitting import (auc, baseline_comparison, expected_calibration_error, history_turn,
                                                     load_history)
 

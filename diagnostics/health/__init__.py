@@ -1,0 +1,39 @@
+"""What the health analyzers share, public so that a third-party health check measures with the same
+thresholds, batch, pass and statistics as the built-in ones (docs/plugins.md, "What a plugin may import").
+
+The public names, exactly those of ``__all__``:
+
+- thresholds (:mod:`diagnostics.thresholds`): ``DEFAULT_THRESHOLDS``, ``thresholds(options, section)``;
+- the batch (``batches``): ``select_batch(context, max_samples)`` (validation data, else synthetic
+  inputs), ``forward(model, x)`` (batched inference-mode output), ``to_numpy(tensor)``;
+- the shared pass (``probe``, ``losses``): ``health_pass(context, x, y)`` (one cached compiled
+  forward+backward pass with per-unit statistics), ``loss_and_targets(context, x, y)`` (the loss it
+  differentiates and its targets), ``logits_view(model, loss)`` (cross-entropy from the logits);
+- the layers (``layers``): ``flatten_layers(model)``, ``unit_layers(model)`` (the ReLU, sigmoid/tanh
+  and LSTM layers whose units ``health_pass`` probes);
+- the history (``history``): ``training_series(history, key)``, ``development(values, ...)``;
+- statistics (``stats``): ``finite_or_none(x)``, ``bootstrap_diff_ci(a, b)``,
+  ``probabilities(outputs, activation)``.
+
+The modules themselves are the implementation (their other names may change in any release).
+numpy at module level; keras only inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+from ..thresholds import DEFAULT_THRESHOLDS, thresholds
+from .batches import forward, select_batch, to_numpy
+from .history import development, training_series
+from .layers import flatten_layers, unit_layers
+from .losses import logits_view, loss_and_targets
+from .probe import health_pass
+from .stats import bootstrap_diff_ci, finite_or_none, probabilities
+
+__all__ = [
+    "DEFAULT_THRESHOLDS", "thresholds",
+    "select_batch", "forward", "to_numpy",
+    "health_pass", "loss_and_targets", "logits_view",
+    "flatten_layers", "unit_layers",
+    "training_series", "development",
+    "finite_or_none", "bootstrap_diff_ci", "probabilities",
+]
