@@ -161,7 +161,7 @@ def test_summary_markdown_and_github_step_summary(ci_run):
     assert ratio < 1e-5 and 0.0005 <= gap < 0.1  # the planted fault, and the gap the tightened thresholds catch
     assert lines[health + 2:health + 4] == [
         f"| health.gradients: First ÷ last layer kernel-gradient norm | error | {ratio:.1e} at dense1 | \\< 1e-05 |",
-        f"| probe.history: Train − validation accuracy (fraction) | error | {gap:.3g} | ≥ 0.0005 |"]
+        f"| probe.history: Train − validation accuracy (fraction) | error | {gap:.3f} | ≥ 0.0005 |"]  # its format
     assert lines[-1] == f"Full report: `out/report.html` · [the run's artifacts]({RUN_URL})"
     step = (ci_run["dir"] / "step-summary.md").read_text()
     assert step == "earlier step\n" + md + "\n", "appended to $GITHUB_STEP_SUMMARY, not overwritten"
