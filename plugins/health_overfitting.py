@@ -96,8 +96,9 @@ class Overfitting(HealthAnalyzer):
         import numpy as np
 
         from diagnostics import inputs as I
-        from diagnostics.health import (bootstrap_diff_ci, finite_or_none, forward, health_pass, probabilities,
-                                        select_batch, thresholds, to_numpy)
+        from diagnostics.health import (auc, bootstrap_diff_ci, finite_or_none, first_output_labels, forward, health_pass,
+                                        per_sample_loss_fn, prepare_targets, probabilities, select_batch, subsample,
+                                        thresholds, to_numpy)
 
         data, info = context.data, context.info
         k = int(t["max_samples"])
@@ -301,21 +302,8 @@ def _series_name(key: str, h: dict) -> tuple[str, str] | None:
     return "metrics", f"train {key}" if f"val_{key}" in h else key
 
 
-# -- the statistics only this analyzer uses (its method's math lives with it) --------------------------
-def auc(positive, negative) -> float:
-    """Area under the ROC curve for scores where ``positive`` should score higher (ties count half).
-    The same computation as :class:`diagnostics.callbacks.HealthCallback`'s ``health/membership_auc``
-    (the tests hold the two to the same known answers)."""
-    import numpy as np
-    from scipy.stats import rankdata
-
-    pos = np.asarray(positive, np.float64)
-    neg = np.asarray(negative, np.float64)
-    ranks = rankdata(np.concatenate([pos, neg]))
-    n_pos, n_neg = len(pos), len(neg)
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
+# -- the statistics only this analyzer uses (its method's math lives with it; what the health checks
+# share -- the loss, the rows, the AUC -- comes from diagnostics.health) -------------------------------
 def expected_calibration_error(probs, y, n_bins: int = 15) -> float:
     """Top-label ECE (Guo et al., 2017) with equal-width confidence bins. ``probs`` is (n, classes)."""
     import numpy as np
@@ -330,64 +318,6 @@ def expected_calibration_error(probs, y, n_bins: int = 15) -> float:
         if m.any():
             ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
     return float(ece)
-
-
-def per_sample_loss_fn(info, y_example=None):
-    """A Keras loss object with ``reduction=None`` for the model: the compiled loss when the file had one,
-    else the loss its output implies (softmax: sparse categorical cross-entropy; one sigmoid unit:
-    binary cross-entropy; linear with integer labels: cross-entropy from logits; otherwise MSE).
-    Returns ``(loss, description)``."""
-    import keras
-
-    desc = (getattr(info, "loss", None) or "").strip()
-    low = desc.lower().replace("_", "")
-    from_logits = "fromlogits=true" in low
-    act = getattr(info, "output_activation", None)
-    out_units = (info.output_shapes[0][-1] if info.output_shapes and info.output_shapes[0] else None) or 1
-    if "sparsecategorical" in low or ("categoricalcrossentropy" in low and y_example is not None and _is_index_labels(y_example, out_units)):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=None), desc
-    if "categoricalcrossentropy" in low:
-        return keras.losses.CategoricalCrossentropy(from_logits=from_logits, reduction=None), desc
-    if "binarycrossentropy" in low or "binaryfocal" in low:
-        return keras.losses.BinaryCrossentropy(from_logits=from_logits, reduction=None), desc
-    if "meansquared" in low or low == "mse":
-        return keras.losses.MeanSquaredError(reduction=None), desc
-    if "meanabsolute" in low or low == "mae":
-        return keras.losses.MeanAbsoluteError(reduction=None), desc
-    if "huber" in low:
-        return keras.losses.Huber(reduction=None), desc
-    # No (known) compiled loss: what the output implies.
-    if act == "softmax" and out_units > 1:
-        return keras.losses.SparseCategoricalCrossentropy(reduction=None), "sparse categorical cross-entropy (implied by the softmax output)"
-    if act == "sigmoid":
-        return keras.losses.BinaryCrossentropy(reduction=None), "binary cross-entropy (implied by the sigmoid output)"
-    if y_example is not None and out_units > 1 and _is_index_labels(y_example, out_units):
-        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None),
-                "sparse categorical cross-entropy from logits (implied by the linear output and integer labels)")
-    return keras.losses.MeanSquaredError(reduction=None), "mean squared error (no compiled loss; assumed)"
-
-
-def _is_index_labels(y, units: int) -> bool:
-    import numpy as np
-
-    y = np.asarray(y)
-    return (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and units > 1)) and np.issubdtype(y.dtype, np.integer)
-
-
-def prepare_targets(loss, y, out_units: int):
-    """Labels shaped and typed as ``loss`` expects them."""
-    import numpy as np
-
-    y = np.asarray(y)
-    name = type(loss).__name__
-    if name == "SparseCategoricalCrossentropy":
-        return y.reshape(len(y)).astype(np.int32)
-    if name == "CategoricalCrossentropy" and (y.ndim == 1 or y.shape[-1] == 1):
-        return np.eye(out_units, dtype=np.float32)[y.reshape(-1).astype(int)]
-    y = y.astype(np.float32)
-    if y.ndim == 1:
-        y = y.reshape(-1, 1)
-    return y
 
 
 def baseline_comparison(outputs, y, activation: str | None, y_reference=None) -> dict[str, Any] | None:
@@ -434,24 +364,6 @@ def baseline_comparison(outputs, y, activation: str | None, y_reference=None) ->
         return {"task": "regression", "samples": int(len(flat)), "mse": mse, "mean_predictor_mse": base,
                 "r2": 1.0 - mse / base if base > 0 else None}
     return None
-
-
-def subsample(n: int, k: int, seed: int):
-    """Indices of at most ``k`` of ``n`` samples, drawn with ``seed``, in ascending order."""
-    import numpy as np
-
-    if n <= k:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, int(k), replace=False))
-
-
-def first_output_labels(y, info):
-    """Labels of the model's first output: ``y`` itself, or its entry for the first output when labels are
-    given per output (``y_val.<output name>``); None when the first output has none."""
-    if not isinstance(y, dict):
-        return y
-    names = list(getattr(info, "output_names", None) or [])
-    return y.get(names[0]) if names else None
 
 
 def load_history(path) -> dict[str, list[float]]:

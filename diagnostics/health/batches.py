@@ -16,8 +16,8 @@ def select_batch(context, max_samples: int):
     data = context.data
     if data is not None and data.x is not None:
         split = "validation" if data.x_val is not None else "training"
-        idx = _subsample(I.n_samples(data.x), max_samples, context.seed)
-        y = _first_output_labels(data.y, context.info)
+        idx = subsample(I.n_samples(data.x), max_samples, context.seed)
+        y = first_output_labels(data.y, context.info)
         y = None if y is None else np.asarray(y)[idx]
         return I.take(data.x, idx), y, f"{len(idx)} {split} samples"
     n = int(max_samples)
@@ -25,14 +25,14 @@ def select_batch(context, max_samples: int):
     return x, None, f"{n} synthetic inputs drawn from the input spec (no data given: pass --data for real numbers)"
 
 
-def _subsample(n: int, k: int, seed: int) -> np.ndarray:
+def subsample(n: int, k: int, seed: int) -> np.ndarray:
     """Indices of at most ``k`` of ``n`` samples, drawn with ``seed``, in ascending order."""
     if n <= k:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, int(k), replace=False))
 
 
-def _first_output_labels(y, info):
+def first_output_labels(y, info):
     """Labels of the model's first output: ``y`` itself, or its entry for the first output when labels are
     given per output (``y_val.<output name>``); None when the first output has none."""
     if not isinstance(y, dict):

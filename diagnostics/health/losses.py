@@ -15,16 +15,16 @@ def loss_and_targets(context, x, y):
     """The model's per-sample loss and the targets to differentiate it against, on a batch:
     ``(loss, description, targets, targets_from)``, as :func:`health_pass` takes them.
 
-    The loss is the compiled one, else the one the output implies (see :func:`_per_sample_loss_fn`);
+    The loss is the compiled one, else the one the output implies (see :func:`per_sample_loss_fn`);
     the targets are the labels ``y`` shaped for it, else the model's own predictions, and
     ``targets_from`` says which, for the report. Pass ``(model, loss)`` through :func:`logits_view`
     before differentiating, so a saturated output does not report a zero gradient."""
-    loss, desc = _per_sample_loss_fn(context.info, y)
+    loss, desc = per_sample_loss_fn(context.info, y)
     targets, targets_from = _targets(context.model, context.info, x, y, loss)
     return loss, desc, targets, targets_from
 
 
-def _per_sample_loss_fn(info, y_example=None):
+def per_sample_loss_fn(info, y_example=None):
     """A Keras loss object with ``reduction=None`` for the model: the compiled loss when the file had one,
     else the loss its output implies (softmax: sparse categorical cross-entropy; one sigmoid unit:
     binary cross-entropy; linear with integer labels: cross-entropy from logits; otherwise MSE).
@@ -64,7 +64,7 @@ def _is_index_labels(y, units: int) -> bool:
     return (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and units > 1)) and np.issubdtype(y.dtype, np.integer)
 
 
-def _prepare_targets(loss, y: np.ndarray, out_units: int) -> np.ndarray:
+def prepare_targets(loss, y: np.ndarray, out_units: int) -> np.ndarray:
     """Labels shaped and typed as ``loss`` expects them."""
     y = np.asarray(y)
     name = type(loss).__name__
@@ -82,12 +82,12 @@ def _targets(model, info, x, y, loss):
     """Targets for the loss: the data's labels, else the model's own predictions (said in the report)."""
     units = (info.output_shapes[0][-1] if info.output_shapes else None) or 1
     if y is not None:
-        return _prepare_targets(loss, y, units), "labels"
+        return prepare_targets(loss, y, units), "labels"
     out = forward(model, x)
     name = type(loss).__name__
     if name in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy"):
         pred = np.nan_to_num(out.reshape(len(out), -1)).argmax(axis=1)
-        return _prepare_targets(loss, pred, units), "the model's own predicted classes"
+        return prepare_targets(loss, pred, units), "the model's own predicted classes"
     if name == "BinaryCrossentropy":
         cut = 0.0 if loss.get_config().get("from_logits") else 0.5
         return (np.nan_to_num(out) >= cut).astype(np.float32).reshape(len(out), -1), "the model's own predicted classes"

@@ -7,20 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from diagnostics.health import bootstrap_diff_ci, thresholds
-from diagnostics.health.stats import auc as callback_auc
+from diagnostics.health import auc, bootstrap_diff_ci, thresholds
 from diagnostics.thresholds import ThresholdError
-from diagnostics_plugins.health_overfitting import (auc, baseline_comparison, expected_calibration_error, history_turn,
-                                                    load_history)
+from diagnostics_plugins.health_overfitting import baseline_comparison, expected_calibration_error, history_turn, load_history
 
 
-@pytest.mark.parametrize("auc_", [auc, callback_auc], ids=["analyzer", "callback"])
-def test_auc_known_answers(auc_):
-    """The analyzer's membership AUC and HealthCallback's (the core's copy) give the same answers."""
-    assert auc_([3, 4, 5], [0, 1, 2]) == 1.0
-    assert auc_([0, 1], [2, 3]) == 0.0
-    assert auc_([1, 1], [1, 1]) == 0.5  # ties count half
-    assert auc_([1, 3], [2, 0]) == 0.75  # 3 of 4 (pos, neg) pairs ordered
+def test_auc_known_answers():
+    """The membership AUC the analyzer and HealthCallback share."""
+    assert auc([3, 4, 5], [0, 1, 2]) == 1.0
+    assert auc([0, 1], [2, 3]) == 0.0
+    assert auc([1, 1], [1, 1]) == 0.5  # ties count half
+    assert auc([1, 3], [2, 0]) == 0.75  # 3 of 4 (pos, neg) pairs ordered
 
 
 def test_ece_known_answers():

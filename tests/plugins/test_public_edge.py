@@ -112,7 +112,7 @@ def test_the_checker_catches_each_way_past_the_edge():
         "import diagnostics\n"
         "from diagnostics import Analyzer, Finding\n"
         "from diagnostics import explain as E\n"
-        "from diagnostics.health import thresholds, auc\n"
+        "from diagnostics.health import thresholds, eigenvalues\n"
         "import diagnostics.runner\n"
         "from diagnostics_plugins.weights import Weights\n"
         "from . import zoo\n"
@@ -126,7 +126,7 @@ def test_the_checker_catches_each_way_past_the_edge():
         "    diagnostics.report.Report\n"
     )
     assert violations(source, "p.py", EDGE) == [
-        "p.py:4: diagnostics.health.auc (not in docs/plugins.md's public edge)",
+        "p.py:4: diagnostics.health.eigenvalues (not in docs/plugins.md's public edge)",
         "p.py:5: diagnostics.runner (not in docs/plugins.md's public edge)",
         "p.py:6: diagnostics_plugins.weights (a plugin imports no other plugin)",
         "p.py:7: . (a plugin imports no other plugin)",
