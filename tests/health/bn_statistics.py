@@ -20,7 +20,7 @@ from diagnostics import Direction, HealthAnalyzer, Measure, Measurements, Scope,
 class BatchNormStatistics(HealthAnalyzer):
     name = "bn.statistics"
     description = "BatchNorm running statistics against the batch statistics of the validation data."
-    data = "x"
+    data = "none"  # the validation inputs when the run has data, else inputs drawn from the input spec
     reference = "Ioffe & Szegedy 2015 (Batch Normalization); Li et al. 2016 (AdaBN: revising statistics on a new domain)"
     default_thresholds = {"shift_warning": 0.5, "shift_error": 2.0, "variance_low": 0.25, "variance_high": 4.0}
     measures = (
@@ -40,10 +40,13 @@ class BatchNormStatistics(HealthAnalyzer):
         import keras
         import numpy as np
 
+        from diagnostics.health import select_batch
+
         layers = [ly for ly in context.model.layers if isinstance(ly, keras.layers.BatchNormalization)]
         if not layers:
             return Measurements.skip("the model has no BatchNormalization layer")
-        x = np.asarray(context.data.x)[:256]
+        x, _, source = select_batch(context, 256)
+        x = np.asarray(x)
         probe = keras.Model(context.model.inputs, [ly.input for ly in layers])
         outs = probe.predict(x, verbose=0)
         outs = outs if isinstance(outs, list) else [outs]
@@ -54,7 +57,7 @@ class BatchNormStatistics(HealthAnalyzer):
             running_var = np.asarray(layer.moving_variance.numpy(), np.float64) + layer.epsilon
             shift = float(np.mean(np.abs(a.mean(axis=0) - running_mean) / np.sqrt(running_var)))
             ratio = float(np.median(a.var(axis=0) / running_var))
-            note = f"mean over {a.shape[1]} channels, {len(x)} validation samples"
+            note = f"mean over {a.shape[1]} channels, on {source}"
             values.append(Value("mean_shift", shift, where=layer.name, n=len(x), note=note))
             values.append(Value("variance_ratio", ratio, where=layer.name, n=len(x)))
         return Measurements(values=values)

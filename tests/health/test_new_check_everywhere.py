@@ -48,6 +48,12 @@ def bn_model(tmp_path_factory, keras_tf):
     stale.moving_variance.assign(a_stale.var(axis=0) * 9)
     model.save(d / "bn_net.keras")
     np.savez(d / "data.npz", x_train=x[:200], y_train=y[:200], x_val=x[200:], y_val=y[200:])
+    # two checkpoints of a run for the sweep: the stale running statistics, then re-estimated ones
+    (d / "ckpt").mkdir()
+    model.save(d / "ckpt" / "bn_net.epoch01.keras")
+    stale.moving_mean.assign(a_stale.mean(axis=0))
+    stale.moving_variance.assign(a_stale.var(axis=0))
+    model.save(d / "ckpt" / "bn_net.epoch02.keras")
     return d
 
 
@@ -57,11 +63,14 @@ def bn_run(bn_model, tmp_path_factory):
     from diagnostics.testing import installed_plugin
 
     out = tmp_path_factory.mktemp("bn-report")
+    mlflow_env = {"MLFLOW_TRACKING_URI": f"sqlite:///{out / 'mlflow.db'}", "MLFLOW_EXPERIMENT_NAME": "bn"}
     # installed from its own source file through a real entry point, as a third party's plugin would be
     with installed_plugin("bn_statistics", source=PLUGIN.read_text(), version="0.1.0"):
         proc = run_diagnose(bn_model / "bn_net.keras", "--data", bn_model / "data.npz", "--only", "bn.statistics",
-                            "--out", out / "report", "--junit-xml", out / "junit.xml")
-    return {"proc": proc, "out": out, "report": out / "report"}
+                            "--out", out / "report", "--junit-xml", out / "junit.xml", "--mlflow", env=mlflow_env)
+        sweep = run_diagnose("sweep", *sorted((bn_model / "ckpt").glob("*.keras")), "--only", "bn.statistics",
+                             "--out", out / "sweeps" / "bn")
+    return {"proc": proc, "out": out, "report": out / "report", "uri": mlflow_env["MLFLOW_TRACKING_URI"], "sweep": sweep}
 
 
 def test_the_host_judges_it_and_names_its_findings(bn_run):
@@ -74,8 +83,8 @@ def test_the_host_judges_it_and_names_its_findings(bn_run):
         "bn.statistics.mean_shift", "layer", "running std", {"warning": 0.5, "error": 2.0})
     values = {v["where"]: (round(v["value"], 1), v["outcome"]) for v in shift["values"]}
     assert values == {"bn_ok": (0.0, "passed"), "bn_stale": (3.0, "failed")}
-    ratios = {v["where"]: (round(v["value"], 2), v["outcome"]) for v in ratio["values"]}
-    assert ratios == {"bn_ok": (1.0, "passed"), "bn_stale": (0.11, "doubtful")}
+    ratios = {v["where"]: (round(v["value"], 1), v["outcome"]) for v in ratio["values"]}
+    assert ratios == {"bn_ok": (1.0, "passed"), "bn_stale": (0.1, "doubtful")}  # 1/9 (with BatchNorm's epsilon)
     assert sorted((f["code"], f["severity"], f["where"]) for f in rec["findings"]) == [
         ("bn.statistics.mean_shift", "error", "bn_stale"), ("bn.statistics.variance_ratio", "warning", "bn_stale")]
     assert (bn_run["report"] / shift["chart"]).read_bytes()[:4] == b"\x89PNG"
@@ -89,6 +98,62 @@ def test_it_is_in_the_html_report(bn_run):
 
 def test_it_is_in_junit(bn_run):
     root = ET.parse(bn_run["out"] / "junit.xml").getroot()
-    cases = {c.get("name"): c for c in root.iter("testcase")}
-    assert "bn.statistics.mean_shift" in cases, sorted(cases)
-    assert cases["bn.statistics.mean_shift"].find("failure") is not None or cases["bn.statistics.mean_shift"].find("error") is not None
+    cases = {c.get("name"): c for c in root.iter("testcase") if c.get("classname") == "bn.statistics"}
+    assert sorted(cases) == ["bn.statistics.mean_shift", "bn.statistics.variance_ratio"], sorted(cases)
+    failed = cases["bn.statistics.mean_shift"].find("failure")
+    assert failed is not None and "bn_stale" in failed.get("message", "") + (failed.text or "")
+    # the variance ratio is a warning, under --fail-on error: a case that passes
+    assert cases["bn.statistics.variance_ratio"].find("failure") is None
+
+
+def test_it_is_in_mlflow(bn_run):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=bn_run["uri"])
+    [run] = client.search_runs([client.get_experiment_by_name("bn").experiment_id])
+    report = json.loads((bn_run["report"] / "report.json").read_text())
+    rec = next(a for a in report["analyzers"] if a["name"] == "bn.statistics")
+    expected = {f"{m['code']}/{v['where']}": v["value"] for m in rec["measures"] for v in m["values"]}
+    assert {k: v for k, v in run.data.metrics.items() if k.startswith("bn.statistics.")} == expected
+
+
+def test_it_is_in_the_sweep_index_and_on_the_sweep_page(bn_run, monkeypatch):
+    proc = bn_run["sweep"]
+    assert proc.returncode == 1, proc.stderr[-3000:]  # the first checkpoint's stale statistics are an error
+    index = json.loads((bn_run["out"] / "sweeps" / "bn" / "sweep.json").read_text())
+    meta = index["catalogue"]["bn.statistics.mean_shift"]
+    assert (meta["title"], meta["unit"], meta["scope"]) == ("Validation mean − running mean", "running std", "layer")
+    shifts = [e["measures"]["bn.statistics.mean_shift"] for e in index["checkpoints"]]
+    assert sorted(shifts[0]) == ["bn_ok", "bn_stale"] and shifts[0]["bn_stale"] > 2.0 > shifts[1]["bn_stale"]
+    at = _app(monkeypatch, bn_run["out"] / "sweeps", "views/sweep.py")
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "Validation mean − running mean (running std)" in titles, titles
+    assert "Validation variance / running variance" in titles, titles
+
+
+def test_it_is_on_the_dashboards_health_page(bn_run, monkeypatch):
+    at = _app(monkeypatch, bn_run["report"], "views/health.py", {"analyzer": "bn.statistics"})
+    from diagnostics_dashboard.reports import md_line
+
+    assert md_line("bn.statistics") in at.radio(key="analyzer").options
+    headings = [m.value for m in at.markdown if m.value.startswith("####")]
+    assert headings == [f"#### {md_line('Validation mean − running mean (running std)')}",
+                        f"#### {md_line('Validation variance / running variance')}"]
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                 if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Validation mean"))
+    bars = {t["name"]: t["x"] for t in chart["data"] if t["type"] == "bar"}
+    assert bars == {"passed": ["bn_ok"], "error": ["bn_stale"]}
+
+
+def _app(monkeypatch, path, page, query=None):
+    """The real dashboard script under Streamlit's AppTest, opened on ``path`` and switched to ``page``."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py"), default_timeout=300)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.query_params.update(query or {})
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
