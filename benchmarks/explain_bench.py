@@ -92,6 +92,7 @@ def phase_tensorflow(args):
 
     from diagnostics import explain as E
     from diagnostics.backends import get
+    from diagnostics_plugins import explain_gradients as G
 
     backend = get("tensorflow")
     res = {}
@@ -119,9 +120,9 @@ def phase_tensorflow(args):
         if name == "cnn":
             rng = np.random.default_rng(0)
             bg = x[rng.choice(len(x), 64)]
-            row["smoothgrad_over_floor"] = _paired(floor_fn, lambda: E.smoothgrad(
+            row["smoothgrad_over_floor"] = _paired(floor_fn, lambda: G.smoothgrad(
                 grad_fn, x, t, samples=args.steps, batch_size=bs), args.repeats)[0]
-            row["expected_gradients_over_floor"] = _paired(floor_fn, lambda: E.expected_gradients(
+            row["expected_gradients_over_floor"] = _paired(floor_fn, lambda: G.expected_gradients(
                 grad_fn, x, bg, t, samples=args.steps, batch_size=bs), args.repeats)[0]
 
             def floor1():
@@ -129,9 +130,9 @@ def phase_tensorflow(args):
 
             # one pass over 100 samples takes milliseconds: more pairs
             row["saliency_over_floor1"], row["floor1_s"], _ = _paired(
-                floor1, lambda: E.saliency(grad_fn, x, t, batch_size=bs), 5 * args.repeats)
+                floor1, lambda: G.saliency(grad_fn, x, t, batch_size=bs), 5 * args.repeats)
             row["input_x_gradient_over_floor1"] = _paired(
-                floor1, lambda: E.input_x_gradient(grad_fn, x, base, t, batch_size=bs), 5 * args.repeats)[0]
+                floor1, lambda: G.input_x_gradient(grad_fn, x, base, t, batch_size=bs), 5 * args.repeats)[0]
             row.update(_lime_bench(args, model))
         res[name] = row
     return res
@@ -150,7 +151,7 @@ def _lime_bench(args, model):
 
     def ours():
         for img in x[: args.lime_images]:
-            E.lime_image(predict, img, target=None, num_samples=args.lime_samples, seed=0)
+            L.lime_image(predict, img, target=None, num_samples=args.lime_samples, seed=0)
 
     ours_s, _ = _time(ours, args.repeats)
     from lime import lime_image

@@ -19,7 +19,9 @@ explanation plugins), one concern per module:
 
 These names, exactly those of ``__all__``, are what the core, the plugins and the tests import from
 ``diagnostics.explain``; a plugin takes only those listed in docs/plugins.md ("What a plugin may
-import"). The modules themselves are the implementation. Nothing here imports a deep-learning
+import"). The modules themselves are the implementation. The gradient methods' math (saliency, input x
+gradient, SmoothGrad, expected gradients) lives in diagnostics_plugins.explain_gradients, on
+``gradient_stream``; LIME's in diagnostics_plugins.explain_lime. Nothing here imports a deep-learning
 framework; matplotlib only inside the functions that draw.
 """
 
@@ -27,10 +29,9 @@ from __future__ import annotations
 
 from .figures import VERDICT_COLOURS, json_round, save_global_importance, save_heat_strips, save_image_overlays
 from .gradient_paths import (COMPLETENESS_ABS_FLOOR, COMPLETENESS_TOLERANCE, GradFn, IGResult, completeness_ok,
-                             expected_gradients, expected_gradients_converging, gauss_legendre, gradient_stream,
-                             gradients, input_x_gradient, integrated_gradients, path_gradients, room_for_another,
-                             saliency, smoothgrad)
-from .groups import feature_groups, grid_segments, lime_image, patch_side, weighted_ridge
+                             gauss_legendre, gradient_stream, gradients, integrated_gradients, path_gradients,
+                             room_for_another)
+from .groups import feature_groups, grid_segments, patch_side
 from .metrics import (INFORMATIVE_DELTA, PERTURBATION_FRACTIONS, ForwardFn, agreement_matrix, edge_map, feature_map,
                       ground_truth_scores, informative_samples, pearson, perturbation_curves, randomisation_correlation,
                       rank_correlation, stability)
@@ -40,8 +41,7 @@ __all__ = [
     "Targets", "select_targets", "select_samples", "predict_batched", "nonfinite_predictions",
     "GradFn", "gradient_stream", "gradients", "gauss_legendre", "path_gradients", "IGResult", "completeness_ok",
     "integrated_gradients", "room_for_another", "COMPLETENESS_TOLERANCE", "COMPLETENESS_ABS_FLOOR",
-    "saliency", "input_x_gradient", "smoothgrad", "expected_gradients", "expected_gradients_converging",
-    "grid_segments", "patch_side", "feature_groups", "weighted_ridge", "lime_image",
+    "grid_segments", "patch_side", "feature_groups",
     "ForwardFn", "feature_map", "rank_correlation", "pearson", "randomisation_correlation", "perturbation_curves",
     "PERTURBATION_FRACTIONS", "informative_samples", "INFORMATIVE_DELTA", "ground_truth_scores", "agreement_matrix",
     "stability", "edge_map",

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+
 def _pyplot():
     import matplotlib
 

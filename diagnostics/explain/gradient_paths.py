@@ -8,17 +8,12 @@ the compiled function traces once and memory is bounded by ``batch_size`` whatev
 samples. Nothing here imports a deep-learning framework. (The module is not called ``gradients`` so that
 the name ``diagnostics.explain.gradients`` stays the function.)
 
-Saliency, input x gradient, SmoothGrad and expected gradients are built on it here until they move
-into their plugin (diagnostics_plugins.explain_gradients).
+Saliency, input x gradient, SmoothGrad and expected gradients are built on it in their plugin
+(diagnostics_plugins.explain_gradients); Integrated Gradients stays here because two plugins run it
+(explain.gradients, and shortcut on its own models).
 
 References:
     Sundararajan, Taly & Yan (2017), *Axiomatic Attribution for Deep Networks* (Integrated Gradients).
-    Simonyan, Vedaldi & Zisserman (2014), *Deep Inside Convolutional Networks* (saliency).
-    Smilkov et al. (2017), *SmoothGrad: removing noise by adding noise*.
-    Shrikumar et al. (2016), *Not Just a Black Box* (gradient x input).
-    Erion et al. (2021), *Improving performance of deep learning models with axiomatic attribution
-    priors and expected gradients*; Lundberg & Lee (2017), *A Unified Approach to Interpreting Model
-    Predictions* (expected gradients = SHAP's GradientExplainer).
 """
 
 from __future__ import annotations
@@ -30,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 GradFn = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
 
 #: IG completeness: the gap must be under this fraction of |F(x) - F(baseline)| ...
 COMPLETENESS_TOLERANCE = 0.01
@@ -173,90 +169,3 @@ def room_for_another(time_left: Callable[[], float] | None, last_s: float) -> bo
     """Whether a refinement round that doubles the work of the last one (``last_s`` seconds) fits the
     time left, with room for the sanity runs after it (6 x the last round). True without a clock."""
     return time_left is None or time_left() > 6 * last_s
-
-
-def saliency(grad_fn: GradFn, x, targets, batch_size: int = 1024) -> np.ndarray:
-    """|∇F(x)| (Simonyan et al., 2014)."""
-    return np.abs(gradients(grad_fn, x, targets, batch_size)[1])
-
-
-def input_x_gradient(grad_fn: GradFn, x, baseline, targets, batch_size: int = 1024) -> np.ndarray:
-    """(x − baseline) ⊙ ∇F(x); with a zero baseline, the classic gradient × input."""
-    x = np.asarray(x, np.float32)
-    return (x - np.broadcast_to(np.asarray(baseline, np.float32), x.shape)) * gradients(grad_fn, x, targets, batch_size)[1]
-
-
-def smoothgrad(grad_fn: GradFn, x, targets, samples: int = 16, noise: float = 0.15, seed: int = 0,
-               batch_size: int = 1024) -> np.ndarray:
-    """Mean gradient over ``samples`` copies of x with Gaussian noise of std ``noise`` × (max − min) of x."""
-    x = np.asarray(x, np.float32)
-    n = len(x)
-    rng = np.random.default_rng(seed)
-    span = (x.reshape(n, -1).max(1) - x.reshape(n, -1).min(1)).reshape((n,) + (1,) * (x.ndim - 1))
-    sigma = (noise * np.where(span > 0, span, 1.0)).astype(np.float32)
-    owner = np.repeat(np.arange(n), samples)
-    acc = np.zeros(x.shape, np.float64)
-    seeds = rng.integers(0, 2**31, n * samples)
-
-    def points(full):
-        eps = np.stack([np.random.default_rng(s).standard_normal(x.shape[1:], dtype=np.float32) for s in seeds[full]])
-        return x[owner[full]] + sigma[owner[full]] * eps
-
-    for idx, _, g in gradient_stream(grad_fn, points, owner, np.asarray(targets), n * samples, batch_size):
-        np.add.at(acc, owner[idx], g.astype(np.float64))
-    return acc / samples
-
-
-def expected_gradients(grad_fn: GradFn, x, background: np.ndarray, targets, samples: int = 32, seed: int = 0,
-                       batch_size: int = 1024) -> np.ndarray:
-    """Expected gradients (SHAP's GradientExplainer): E_{b~background, α~U(0,1)}[(x − b) ⊙ ∇F(b + α(x − b))].
-
-    Additivity holds in expectation: Σ attributions ≈ F(x) − E_b[F(b)], with a Monte-Carlo error
-    shrinking as 1/√samples; the α are stratified over [0, 1] per sample to reduce that error.
-    """
-    x = np.asarray(x, np.float32)
-    background = np.asarray(background, np.float32)
-    n = len(x)
-    rng = np.random.default_rng(seed)
-    owner = np.repeat(np.arange(n), samples)
-    bg_idx = rng.integers(0, len(background), n * samples)
-    strata = np.concatenate([rng.permutation(samples) for _ in range(n)])
-    alpha = ((strata + rng.random(n * samples)) / samples).astype(np.float32)
-    shape1 = (-1,) + (1,) * (x.ndim - 1)
-
-    def points(full):
-        b = background[bg_idx[full]]
-        return b + alpha[full].reshape(shape1) * (x[owner[full]] - b)
-
-    acc = np.zeros(x.shape, np.float64)
-    for idx, _, g in gradient_stream(grad_fn, points, owner, np.asarray(targets), n * samples, batch_size):
-        contrib = g.astype(np.float64) * (x[owner[idx]] - background[bg_idx[idx]])
-        np.add.at(acc, owner[idx], contrib)
-    return acc / samples
-
-
-def expected_gradients_converging(grad_fn: GradFn, x, background, targets, reference: np.ndarray,
-                                  samples: int = 64, max_samples: int = 512, seed: int = 0,
-                                  tolerance: float = 0.1, batch_size: int = 1024,
-                                  time_left: Callable[[], float] | None = None):
-    """Expected gradients with the sample count doubled, for the rows whose additivity error
-    |Σ attributions − (F(x) − reference)| exceeds ``tolerance`` × |F(x) − reference|, up to
-    ``max_samples`` and while ``time_left()`` leaves room for another round. ``reference`` is (n,)
-    F(x) − E_b[F(b)] per row. Returns (attributions, error, samples used per row)."""
-    x = np.asarray(x, np.float32)
-    n = len(x)
-    attr = np.zeros(x.shape, np.float64)
-    err = np.full(n, np.inf)
-    used = np.zeros(n, int)
-    todo = np.arange(n)
-    s = int(samples)
-    while len(todo):
-        t0 = time.monotonic()
-        a = expected_gradients(grad_fn, x[todo], background, np.asarray(targets)[todo], s, seed, batch_size)
-        attr[todo], used[todo] = a, s
-        err[todo] = np.abs(a.reshape(len(todo), -1).sum(1) - reference[todo])
-        todo = todo[err[todo] > tolerance * np.maximum(np.abs(reference[todo]), COMPLETENESS_ABS_FLOOR)]
-        if s * 2 > max_samples or not room_for_another(time_left, time.monotonic() - t0):
-            break
-        s *= 2
-    return attr, err, used

@@ -15,6 +15,7 @@ import numpy as np
 
 ForwardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
+
 def feature_map(attr: np.ndarray, reduce_axes: Sequence[int] = ()) -> np.ndarray:
     """Per-feature importance (n, features): attributions summed over ``reduce_axes`` (channels,
     embedding dims) and flattened."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+
 @dataclasses.dataclass(frozen=True)
 class Targets:
     """What to explain per sample: output unit ``index`` and a ``sign`` (+1, or -1 to explain

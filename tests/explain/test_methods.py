@@ -1,4 +1,5 @@
-"""The gradient-family methods and trust metrics of diagnostics.explain against known answers."""
+"""The gradient-family methods (the core's Integrated Gradients, and the math of the explain.gradients plugin)
+and the trust metrics of diagnostics.explain against known answers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from diagnostics import explain as E
 from diagnostics.explain.metrics import _rank
+from diagnostics_plugins.explain_gradients import expected_gradients, input_x_gradient, saliency, smoothgrad
 
 
 def grad_fn_of(model):
@@ -24,12 +26,12 @@ def test_linear_model_ig_and_gradient_x_input_equal_weight_times_input_minus_bas
     targets = np.array([0, 1, 2, 0, 1, 2, 1])
     expected = w[:, targets].T * (x - baseline).astype(np.float64)
     ig = E.integrated_gradients(grad_fn_of(model), x, baseline, targets, steps=4, batch_size=8)
-    ixg = E.input_x_gradient(grad_fn_of(model), x, baseline, targets, batch_size=3)
+    ixg = input_x_gradient(grad_fn_of(model), x, baseline, targets, batch_size=3)
     np.testing.assert_allclose(ig.attributions, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ixg, expected, rtol=1e-5, atol=1e-6)
     assert ig.converged.all() and (ig.steps == 4).all()  # exact at the first step count: no raising
     # a zero baseline gives the textbook gradient x input = w * x
-    ixg0 = E.input_x_gradient(grad_fn_of(model), x, np.zeros((1, 5), np.float32), targets)
+    ixg0 = input_x_gradient(grad_fn_of(model), x, np.zeros((1, 5), np.float32), targets)
     np.testing.assert_allclose(ixg0, w[:, targets].T * x, rtol=1e-5, atol=1e-6)
 
 
@@ -76,11 +78,11 @@ def test_expected_gradients_additivity_on_a_linear_model_is_exact_for_any_backgr
     t = np.array([2, 1, 0, 2])
     fx = x @ w + b
     # per row, the expectation over the drawn baselines: Σ attr = F(x) − mean of the drawn F(b)
-    a = E.expected_gradients(grad_fn_of(model), x, bg, t, samples=400, seed=0)
+    a = expected_gradients(grad_fn_of(model), x, bg, t, samples=400, seed=0)
     ref = fx[np.arange(4), t] - (bg @ w + b).mean(0)[t]
     np.testing.assert_allclose(a.sum(1), ref, atol=0.15)  # Monte-Carlo over the background only
     # with one background row, EG is IG from that row, exactly
-    a1 = E.expected_gradients(grad_fn_of(model), x, bg[:1], t, samples=3, seed=0)
+    a1 = expected_gradients(grad_fn_of(model), x, bg[:1], t, samples=3, seed=0)
     np.testing.assert_allclose(a1, w[:, t].T * (x - bg[:1]), rtol=1e-5, atol=1e-6)
 
 
@@ -88,9 +90,9 @@ def test_smoothgrad_of_a_linear_model_is_its_weights_and_seeded(linear):
     model, w, _ = linear
     x = np.random.default_rng(5).normal(size=(3, 5)).astype(np.float32)
     t = np.array([0, 1, 2])
-    s = E.smoothgrad(grad_fn_of(model), x, t, samples=5, seed=7)
+    s = smoothgrad(grad_fn_of(model), x, t, samples=5, seed=7)
     np.testing.assert_allclose(s, w[:, t].T, rtol=1e-5)
-    np.testing.assert_array_equal(E.saliency(grad_fn_of(model), x, t), np.abs(w[:, t].T).astype(np.float32))
+    np.testing.assert_array_equal(saliency(grad_fn_of(model), x, t), np.abs(w[:, t].T).astype(np.float32))
 
 
 def test_select_targets_for_softmax_sigmoid_and_regression():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from diagnostics import explain as E
+from diagnostics_plugins.explain_lime import lime_image
 from tests.conftest import run_diagnose
 
 
@@ -61,7 +62,7 @@ def test_lime_image_makes_one_compiled_call_per_image_and_finds_the_digit(zoo_mo
     predict, calls = _lime_predict(model, 1000)
     for img in x:
         before = len(calls)
-        weights, label, r2 = E.lime_image(predict, img, None, num_samples=1000, seed=0)
+        weights, label, r2 = lime_image(predict, img, None, num_samples=1000, seed=0)
         assert len(calls) - before == 1  # all 1,000 perturbations in one batched call
         assert label == int(model.predict(img[None], verbose=0).argmax())
         assert weights.shape == (28, 28) and np.isfinite(weights).all() and 0 < r2 <= 1
@@ -78,7 +79,7 @@ def test_our_vectorised_lime_image_equals_the_lime_package_for_the_same_seed(zoo
     model = zoo_model("cnn")
     img = zoo.DATASETS["digits28"](0)["x_val"][5]
     predict, _ = _lime_predict(model, 500)
-    ours, label, r2 = E.lime_image(predict, img, None, num_samples=500, seed=3)
+    ours, label, r2 = lime_image(predict, img, None, num_samples=500, seed=3)
     exp = li.LimeImageExplainer(random_state=3).explain_instance(
         img[..., 0].astype(np.float64), predict, top_labels=1, hide_color=0, num_samples=500, batch_size=500,
         segmentation_fn=E.grid_segments, random_seed=3)
