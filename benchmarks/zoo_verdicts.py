@@ -11,9 +11,10 @@ BEFORE file (before issue 24's rename) are compared under the code(s) that repla
 (``diagnostics.codes.ALIASES``; the first line says how many keys were mapped), so a renamed finding
 at the same where with the same severity is no difference.
 
-``zoo_verdicts_all.json`` beside this script is the whole zoo (20 artifacts, 700 keys) as of issue 27,
-where a trusted explanation method stopped making an INFO finding (the 108 ``finding:…trusted@…`` keys
-of the issue-14 baseline went; every other key was unchanged): compare a change with it
+``zoo_verdicts_all.json`` beside this script is the whole zoo (20 artifacts, 734 keys) as of issue 24,
+written with the new finding codes: against the issue-27 baseline (700 keys, old codes) it maps 78 keys
+through the aliases and shows no differences (one old key can stand for several new ones, such as
+``gan.mode_collapse`` for ``health.gan.coverage`` and ``health.gan.top2_share``). Compare a change with it
 (``--out after.json`` then ``--compare benchmarks/zoo_verdicts_all.json after.json``).
 """
 
