@@ -97,6 +97,28 @@ def interrupt_when(proc: subprocess.Popen, arrived, what: str) -> tuple[str, str
             proc.communicate()
 
 
+@pytest.fixture
+def open_app(monkeypatch):
+    """``open_app(path, page=None, query=None)``: the real dashboard script under Streamlit's AppTest, started
+    on ``path`` (as `diagnose dashboard PATH` would), with the URL's ``query`` and switched to
+    ``views/<page>.py``; each script run checked for exceptions. 300 s is a ceiling per script run (seconds
+    alone, a minute or more on a loaded machine)."""
+    from streamlit.testing.v1 import AppTest
+
+    def start(path, page: str | None = None, query: dict | None = None):
+        monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(path))
+        at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=300)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        at.query_params.update(query or {})  # as a link to the page with ?KEY=VALUE sets them
+        if page:
+            at.switch_page(f"views/{page}.py").run()
+            assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return start
+
+
 def read_report(out_dir: Path) -> dict:
     return json.loads((Path(out_dir) / "report.json").read_text())
 

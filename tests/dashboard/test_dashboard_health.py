@@ -20,24 +20,6 @@ from diagnostics_dashboard.reports import md_escape, md_line
 
 from tests.dashboard import health_reports as hr
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-TIMEOUT = 300  # a ceiling for one script run: seconds alone, a minute or more on a loaded machine
-
-
-@pytest.fixture
-def open_app(monkeypatch):
-    def start(path, page: str | None = None, query: dict | None = None) -> AppTest:
-        monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(path))
-        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        at.query_params.update(query or {})
-        if page:
-            at.switch_page(f"views/{page}.py").run()
-            assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return start
 
 
 def specs(at: AppTest) -> dict[str, dict]:

@@ -20,11 +20,9 @@ from diagnostics.measures import Scope
 from diagnostics_dashboard import charts
 from diagnostics_dashboard.reports import health_records, md_escape, md_line, metric_rows
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-TIMEOUT = 300  # a ceiling for one script run: seconds alone, a minute or more on a loaded machine
 RUN_WAIT_S = 400  # a run spawns a worker that imports TensorFlow: seconds alone, minutes on a loaded machine
 
 
@@ -53,25 +51,6 @@ def no_run_outlives_its_test():
         jobs.cancel(job, "the test ended")
         if job.thread is not None:
             job.thread.join(60)
-
-
-@pytest.fixture
-def open_app(monkeypatch):
-    """AppTest of the router, started on ``path`` (as `diagnose dashboard PATH` would), on ``page``."""
-
-    def start(path, page: str | None = None, query: dict | None = None) -> AppTest:
-        monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(path))
-        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        at.query_params.update(query or {})  # as a link to the page with ?KEY=VALUE sets them
-        if page:
-            at.switch_page(f"views/{page}.py")
-            at.run()
-            assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return start
 
 
 def _text(at: AppTest) -> str:

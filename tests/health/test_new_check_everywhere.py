@@ -117,7 +117,7 @@ def test_it_is_in_mlflow(bn_run):
     assert {k: v for k, v in run.data.metrics.items() if k.startswith("bn.statistics.")} == expected
 
 
-def test_it_is_in_the_sweep_index_and_on_the_sweep_page(bn_run, monkeypatch):
+def test_it_is_in_the_sweep_index_and_on_the_sweep_page(bn_run, open_app):
     proc = bn_run["sweep"]
     assert proc.returncode == 1, proc.stderr[-3000:]  # the first checkpoint's stale statistics are an error
     index = json.loads((bn_run["out"] / "sweeps" / "bn" / "sweep.json").read_text())
@@ -125,14 +125,14 @@ def test_it_is_in_the_sweep_index_and_on_the_sweep_page(bn_run, monkeypatch):
     assert (meta["title"], meta["unit"], meta["scope"]) == ("Validation mean − running mean", "running std", "layer")
     shifts = [e["measures"]["bn.statistics.mean_shift"] for e in index["checkpoints"]]
     assert sorted(shifts[0]) == ["bn_ok", "bn_stale"] and shifts[0]["bn_stale"] > 2.0 > shifts[1]["bn_stale"]
-    at = _app(monkeypatch, bn_run["out"] / "sweeps", "views/sweep.py")
+    at = open_app(bn_run["out"] / "sweeps", "sweep")
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert "Validation mean − running mean (running std)" in titles, titles
     assert "Validation variance / running variance" in titles, titles
 
 
-def test_it_is_on_the_dashboards_health_page(bn_run, monkeypatch):
-    at = _app(monkeypatch, bn_run["report"], "views/health.py", {"analyzer": "bn.statistics"})
+def test_it_is_on_the_dashboards_health_page(bn_run, open_app):
+    at = open_app(bn_run["report"], "health", {"analyzer": "bn.statistics"})
     from diagnostics_dashboard.reports import md_line
 
     assert md_line("bn.statistics") in at.radio(key="analyzer").options
@@ -143,17 +143,3 @@ def test_it_is_on_the_dashboards_health_page(bn_run, monkeypatch):
                  if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Validation mean"))
     bars = {t["name"]: t["x"] for t in chart["data"] if t["type"] == "bar"}
     assert bars == {"passed": ["bn_ok"], "error": ["bn_stale"]}
-
-
-def _app(monkeypatch, path, page, query=None):
-    """The real dashboard script under Streamlit's AppTest, opened on ``path`` and switched to ``page``."""
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("DIAGNOSTICS_DASHBOARD_REPORT", str(path))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py"), default_timeout=300)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    at.query_params.update(query or {})
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
