@@ -8,7 +8,6 @@ analyzer without sections and, separately, a report of schema 2.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
