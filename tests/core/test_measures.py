@@ -104,6 +104,17 @@ def test_a_chart_is_drawn_per_measure_with_several_values(tmp_path):
     assert (tmp_path / "measure_alpha.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_hostile_name_draws_literally_instead_of_failing_the_analyzer(tmp_path):
+    """A ``$`` in a layer, series or title would start matplotlib's mathtext; an unparsable one raised."""
+    hostile = type("Hostile", (Toy,), {"measures": (Measure("loss", "Loss $\\bad{", scope=Scope.EPOCH, unit="$x"),
+                                                    Measure("alpha", "Alpha", scope=Scope.LAYER))})
+    values = [Value("loss", 1.0, where="1", series="a$\\frac{$"), Value("loss", 0.5, where="2", series="a$\\frac{$"),
+              Value("alpha", 1.0, where="d$\\frac{$1"), Value("alpha", 2.0, where="d2")]
+    result = judge(hostile, Measurements(values=values), thresholds_of(hostile, {}), tmp_path)
+    assert [s.chart for s in result.measures] == ["measure_loss.png", "measure_alpha.png"]
+    assert (tmp_path / "measure_loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_the_section_round_trips_through_the_report_json(tmp_path):
     result = run(Value("gap", 0.3, interval=(0.2, 0.4), n=512, note="on 512 samples"),
                  Value("loss", 0.5, where="1", series="train"), Value("loss", 0.4, where="2", series="train"))
