@@ -11,7 +11,7 @@ explanation plugins), one concern per module:
   ``COMPLETENESS_TOLERANCE``, ``COMPLETENESS_ABS_FLOOR``;
 - ``groups``: ``patch_side(patch, shape)``, ``feature_groups(shape, patch)``, ``grid_segments(image,
   patch)`` (the features perturbation methods move together);
-- ``metrics``: ``feature_map``, ``rank_correlation``, ``pearson``, ``randomisation_correlation``,
+- ``metrics``: ``rank_correlation``, ``pearson``, ``randomisation_correlation``,
   ``perturbation_curves`` (``PERTURBATION_FRACTIONS``), ``informative_samples`` (``INFORMATIVE_DELTA``),
   ``ground_truth_scores``, ``agreement_matrix``, ``stability``, ``edge_map``;
 - ``figures``: ``save_image_overlays``, ``save_heat_strips``, ``save_global_importance``,
@@ -32,7 +32,7 @@ from .gradient_paths import (COMPLETENESS_ABS_FLOOR, COMPLETENESS_TOLERANCE, Gra
                              gauss_legendre, gradient_stream, gradients, integrated_gradients, path_gradients,
                              room_for_another)
 from .groups import feature_groups, grid_segments, patch_side
-from .metrics import (INFORMATIVE_DELTA, PERTURBATION_FRACTIONS, ForwardFn, agreement_matrix, edge_map, feature_map,
+from .metrics import (INFORMATIVE_DELTA, PERTURBATION_FRACTIONS, ForwardFn, agreement_matrix, edge_map,
                       ground_truth_scores, informative_samples, pearson, perturbation_curves, randomisation_correlation,
                       rank_correlation, stability)
 from .sampling import Targets, nonfinite_predictions, predict_batched, select_samples, select_targets
@@ -42,7 +42,7 @@ __all__ = [
     "GradFn", "gradient_stream", "gradients", "gauss_legendre", "path_gradients", "IGResult", "completeness_ok",
     "integrated_gradients", "room_for_another", "COMPLETENESS_TOLERANCE", "COMPLETENESS_ABS_FLOOR",
     "grid_segments", "patch_side", "feature_groups",
-    "ForwardFn", "feature_map", "rank_correlation", "pearson", "randomisation_correlation", "perturbation_curves",
+    "ForwardFn", "rank_correlation", "pearson", "randomisation_correlation", "perturbation_curves",
     "PERTURBATION_FRACTIONS", "informative_samples", "INFORMATIVE_DELTA", "ground_truth_scores", "agreement_matrix",
     "stability", "edge_map",
     "save_image_overlays", "save_heat_strips", "save_global_importance", "VERDICT_COLOURS", "json_round",

@@ -9,20 +9,11 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 ForwardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def feature_map(attr: np.ndarray, reduce_axes: Sequence[int] = ()) -> np.ndarray:
-    """Per-feature importance (n, features): attributions summed over ``reduce_axes`` (channels,
-    embedding dims) and flattened."""
-    a = np.asarray(attr, np.float64)
-    if reduce_axes:
-        a = a.sum(axis=tuple(reduce_axes))
-    return a.reshape(len(a), -1)
 
 
 def _rank(a: np.ndarray) -> np.ndarray:
