@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .measures import Direction, MeasureSection, Scope
+from .plotting import pyplot
 from .verdicts import Outcome
 
 #: Bar colour per outcome (diagnostics.plotting's palette: blue passed, orange warning, red error).
@@ -19,15 +20,6 @@ COLOURS = {Outcome.PASSED: "#1565c0", Outcome.DOUBTFUL: "#ef6c00", Outcome.FAILE
 SERIES_COLOURS = ("#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#2e7d32", "#ad1457")
 #: Bars beyond this many are not drawn one by one: the chart keeps the worst ones and says so.
 MAX_BARS = 60
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _plain(text: str) -> str:
@@ -45,7 +37,7 @@ def draw(section: MeasureSection, path: Path) -> str:
         values = [v for v in values if v.value > 0]
         if not values:
             return ""
-    plt = _pyplot()
+    plt = pyplot()
     title = section.title + (f" ({section.unit})" if section.unit else "")
     if section.scope is Scope.EPOCH:
         fig, ax = _lines(plt, section, values)

@@ -12,7 +12,9 @@ from typing import Sequence
 SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", "ok": "#2e7d32"}
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display is opened in a worker), imported on
+    first use: every figure the suite and its plugins draw starts here."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -24,7 +26,7 @@ def _pyplot():
 def bar_chart(path: Path, labels: Sequence[str], values: Sequence[float], *, title: str, ylabel: str = "",
               log: bool = False, colours: Sequence[str] | None = None) -> Path:
     """A bar per label; returns ``path``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(labels) + 1.5), 3.2), dpi=100)
     xs = range(len(labels))
     ax.bar(xs, values, color=colours or "#1565c0")

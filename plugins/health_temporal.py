@@ -203,10 +203,9 @@ def temporal_summary(norms, edge_fraction: float = 0.1, memory_floor: float = 0.
 def _profile_plot(path, profile: list, *, title: str) -> str:
     """The mean per-step norm on a log line (``None`` gaps allowed) as a PNG with a fixed layout (no
     ``tight_layout``, which renders the figure twice); returns the file name."""
-    import matplotlib
+    from diagnostics.plotting import pyplot
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig = plt.figure(figsize=(5.5, 3.2), dpi=90)
     ax = fig.add_axes((0.12, 0.16, 0.84, 0.74))

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 import diagnostics
 from diagnostics import Context, Finding, HealthAnalyzer, Measure, Measurements, Option, Scope, Severity, Value
+from diagnostics.plotting import pyplot
 
 #: Defaults of the analyzer's options (``--option explain.shortcut.KEY=VALUE``).
 DEFAULTS = {
@@ -416,15 +417,6 @@ def _feature_names(data, feature_shape) -> list[str]:
     return []
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 # A region the tests flagged is drawn red and called a shortcut; one they rejected is only the candidate that
 # was tested, drawn grey and dashed, so the picture never reads as a finding the report does not make.
 def _region_style(flagged: bool) -> tuple[str, str, str]:
@@ -440,7 +432,7 @@ def _draw_images(path, xt, xv, mt, mv, box, k: int = 4, *, flagged: bool) -> str
 
     colour, style, title = _region_style(flagged)
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, k + 1, figsize=(1.5 * (k + 1), 3.3), dpi=90, squeeze=False)
     for row, (name, x, m) in enumerate((("training", xt, mt), ("validation", xv, mv))):
         gray = x[..., 0] if x.shape[-1] == 1 else x.mean(axis=-1)
@@ -470,7 +462,7 @@ def _draw_images(path, xt, xv, mt, mv, box, k: int = 4, *, flagged: bool) -> str
 
 def _draw_profile(path, mt, mv, steps, *, flagged: bool) -> str:
     colour, style, title = _region_style(flagged)
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(5.5, 3.0), dpi=90)
     ax = fig.add_axes((0.12, 0.16, 0.84, 0.72))
     ax.plot(range(len(mt)), mt, label="training", color="#c62828")

@@ -9,14 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..plotting import pyplot
 
 
 VERDICT_COLOURS = {"trusted": "#2e7d32", "doubtful": "#ef6c00", "failed": "#c62828"}
@@ -51,7 +44,7 @@ def save_image_overlays(path: Path, images: np.ndarray, maps: dict[str, np.ndarr
     """A grid: the inputs on the first row, one row per method with its map over the image (each map
     scaled to its own largest |value|, blue negative, red positive), the method's verdict in its row
     label. ``maps`` are (n, H, W) signed importances."""
-    plt = _pyplot()
+    plt = pyplot()
     images = np.asarray(images)
     k = min(max_samples, len(images))
     gray = images[..., 0] if images.ndim == 4 and images.shape[-1] == 1 else images
@@ -78,7 +71,7 @@ def save_heat_strips(path: Path, maps: dict[str, np.ndarray], verdicts: dict[str
                      max_samples: int = 8, xlabel: str = "position", tokens: np.ndarray | None = None) -> Path:
     """One strip per sample and method over the positions (time steps or tokens); planted
     ground-truth positions are outlined; token ids are written in the cells when given."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(maps)
     k = min(max_samples, len(next(iter(maps.values()))))
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 0.32 * k * len(names) + 0.9), dpi=100, squeeze=False)
@@ -107,7 +100,7 @@ def save_heat_strips(path: Path, maps: dict[str, np.ndarray], verdicts: dict[str
 
 def save_global_importance(path: Path, names: Sequence[str], importance: np.ndarray, title: str, top: int = 20) -> Path:
     """Horizontal bars of mean |attribution| per feature, the largest on top."""
-    plt = _pyplot()
+    plt = pyplot()
     imp = np.asarray(importance, np.float64)
     order = np.argsort(-imp)[:top]
     fig, ax = plt.subplots(figsize=(6, 0.25 * len(order) + 1.0), dpi=100)
