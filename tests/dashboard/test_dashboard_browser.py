@@ -104,6 +104,14 @@ def page(context):
     return context.new_page()
 
 
+def choose(page, box, option: str) -> None:
+    """Open a select box and pick ``option``, once the page is idle: a click that lands while the script
+    reruns opens a list the rerun closes again, and the option never shows."""
+    settle(page)
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def nav(page, title: str):
     """The sidebar's link to a page (the Overview also links to pages from its details)."""
     return page.get_by_test_id("stSidebarNavItems").get_by_role("link", name=title, exact=True)
@@ -216,8 +224,7 @@ def test_browser_health_page_from_sections_and_a_schema_2_report(page, tmp_path)
         page.goto(url)
         sidebar = page.get_by_test_id("stSidebar")
         expect(sidebar.get_by_role("combobox", name="Report")).to_have_value("old")  # the first found
-        sidebar.get_by_test_id("stSelectbox").filter(has_text="Report").click()
-        page.get_by_role("option", name="probe", exact=True).click()
+        choose(page, sidebar.get_by_test_id("stSelectbox").filter(has_text="Report"), "probe")
         expect(page.get_by_role("heading", name="probe_model.keras", level=1)).to_be_visible()
         # The Overview's details show the worst analyzer first (probe.health): follow its link.
         expect(page.locator("h3").last).to_have_text("probe.health")
@@ -239,8 +246,7 @@ def test_browser_health_page_from_sections_and_a_schema_2_report(page, tmp_path)
         assert page.get_by_test_id("stPlotlyChart").count() == 0
 
         # A report of schema 2: it opens, and the Health page shows its findings without sections.
-        sidebar.get_by_test_id("stSelectbox").filter(has_text="Report").click()
-        page.get_by_role("option", name="old", exact=True).click()
+        choose(page, sidebar.get_by_test_id("stSelectbox").filter(has_text="Report"), "old")
         expect(page.locator("h3").last).to_have_text("health.gradients")
         expect(page.get_by_text("No analyzer in this report has measure sections")).to_be_visible()
         # its findings and metrics tables (their cells are a canvas: the AppTest reads them, test_dashboard_health)
@@ -363,12 +369,11 @@ def test_browser_run_page_two_tabs(context, tmp_path):
         steps["B unlocked"] = time.monotonic() - t0
 
         # B runs the cheapest: the small MLP, one analyzer.
-        b.get_by_test_id("stSelectbox").filter(has_text="Zoo model").click()
-        b.get_by_role("option", name="mlp", exact=True).click()
+        choose(b, b.get_by_test_id("stSelectbox").filter(has_text="Zoo model"), "mlp")
         expect(b.get_by_role("combobox", name="Zoo model")).to_have_value("mlp")
+        settle(b)
         b.get_by_text("Options", exact=True).click()
-        b.get_by_test_id("stMultiSelect").click()
-        b.get_by_role("option", name="architecture", exact=True).click()
+        choose(b, b.get_by_test_id("stMultiSelect"), "architecture")
         b.keyboard.press("Escape")
         expect(b.get_by_test_id("stMultiSelect")).to_contain_text("architecture")
         go_b.click()
