@@ -108,8 +108,8 @@ def _validation_set(model_path: Path, out: Path) -> Path:
     """The validation split of the model's sidecar dataset, saved once as .npz for the floor."""
     import numpy as np
 
-    from diagnostics.data import find_sidecar, load_dataset, read_sidecar
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._data import find_sidecar, load_dataset, read_sidecar
+    from diagnostics._plugin_manager import PluginHost
 
     meta = read_sidecar(find_sidecar(str(model_path)))
     data = load_dataset(meta["dataset"], int(meta.get("split_seed", 0)), PluginHost().load().datasets)

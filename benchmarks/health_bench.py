@@ -91,7 +91,7 @@ def main(argv=None) -> int:
 
     from diagnostics import Context, Data
     from diagnostics.modelinfo import inspect_model
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
 
     host = PluginHost().load()
     history = zoo_history()
@@ -165,7 +165,7 @@ def new_checks(repeats: int) -> int:
     from diagnostics import Context, Data
     from diagnostics_plugins.health_overfitting import baseline_comparison
     from diagnostics.modelinfo import inspect_model
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
 
     host = PluginHost().load()
 

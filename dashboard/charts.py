@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from diagnostics.html import SEVERITY_COLOURS, STATUS_COLOURS
-from diagnostics.textsafe import html_text
+from diagnostics._html import SEVERITY_COLOURS, STATUS_COLOURS
+from diagnostics._textsafe import html_text
 
 __all__ = ["SEVERITY_COLOURS", "STATUS_COLOURS", "bars", "lines", "heatmap", "histogram", "label"]
 
@@ -149,14 +149,14 @@ def histogram(labels: Sequence[str], counts: Sequence[float], *, title: str, exp
 def measure(section):
     """A health measure's interactive chart, generic by the section's declaration: a line per series over
     epochs for an epoch-scoped measure, else a bar per value (layer, class, feature); each value coloured
-    by its outcome (the palette of :mod:`diagnostics.measure_charts`, the report's picture), its 95%
+    by its outcome (the palette of :mod:`diagnostics._measure_charts`, the report's picture), its 95%
     interval as an error bar, the warning and error thresholds as dashed lines or the healthy band shaded,
     and a log axis for a log-scaled measure whose values are all positive. None when no value is a number."""
     import plotly.graph_objects as go
 
-    from diagnostics.measure_charts import COLOURS
-    from diagnostics.measures import Direction, Scope
-    from diagnostics.verdicts import Outcome
+    from diagnostics._measure_charts import COLOURS
+    from diagnostics._measures import Direction, Scope
+    from diagnostics._verdicts import Outcome
 
     values = [v for v in section.values if v.value is not None]
     if not values:

@@ -1,6 +1,6 @@
 """Running a diagnosis from the browser: uploads checked by content, each run in a process of its own.
 
-The run itself is :func:`diagnostics.runner.run_file` — the same safe loading, worker processes and
+The run itself is :func:`diagnostics._runner.run_file` — the same safe loading, worker processes and
 report as the CLI — with ``trust=False`` always: the browser has no way to allow code in a model.
 
 Why a process and not a thread of the server: a run can then be cancelled (the process is interrupted
@@ -35,9 +35,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from diagnostics.exitcodes import ExitCode
+from diagnostics._exitcodes import ExitCode
 from diagnostics.report import REPORT_JSON, Report
-from diagnostics.runner import Outcome, Progress, RunConfig
+from diagnostics._runner import Outcome, Progress, RunConfig
 from diagnostics.safety import HDF5_SIGNATURE, ZIP_SIGNATURE
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -402,7 +402,7 @@ def _interrupt(signum, frame):
 def child_main() -> None:
     """Run the request on stdin; report on stdout (JSON lines); stop as if interrupted on ``cancel`` or
     when stdin closes (the dashboard went away)."""
-    from diagnostics.runner import run_file
+    from diagnostics._runner import run_file
 
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # anything else that prints (a framework, a plugin) cannot corrupt the messages

@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from diagnostics import measure_text
-from diagnostics.measures import MeasureSection
+from diagnostics import _measure_text as measure_text
+from diagnostics._measures import MeasureSection
 from diagnostics.report import REPORT_JSON, AnalyzerRecord, Report
-from diagnostics.textsafe import streamlit_markdown
-from diagnostics.verdicts import MethodExplanation, Outcome
+from diagnostics._textsafe import streamlit_markdown
+from diagnostics._verdicts import MethodExplanation, Outcome
 
 #: Environment variable through which ``diagnose dashboard`` passes the report or directory to open.
 REPORT_ENV = "DIAGNOSTICS_DASHBOARD_REPORT"
@@ -84,7 +84,7 @@ def load(directory: str | os.PathLike) -> Report:
 
 
 # -- text -------------------------------------------------------------------------------------------
-# Both are diagnostics.textsafe.streamlit_markdown: every ASCII punctuation mark backslash-escaped
+# Both are diagnostics._textsafe.streamlit_markdown: every ASCII punctuation mark backslash-escaped
 # (CommonMark allows it for any of them, so the text reads the same), so nothing in a report can become
 # a link, an image, HTML, a colour directive (``:red[...]``), an icon or LaTeX; control and bidi
 # characters are shown as ``\x1b``-style escapes.
@@ -137,7 +137,7 @@ def metric_rows(record: AnalyzerRecord) -> list[dict[str, str]]:
 
 
 # -- health measures (the report's typed sections) ----------------------------------------------------
-# Worded as every view words them (diagnostics.measure_text: thresholds, outcomes, intervals), read by
+# Worded as every view words them (diagnostics._measure_text: thresholds, outcomes, intervals), read by
 # scope, direction and outcome, never by an analyzer's name or a metric key.
 #: A value's outcome as the views call it (the severity of the finding it made), with that severity's colour.
 OUTCOME_COLOURS = {"passed": "#2e7d32", "warning": "#ef6c00", "error": "#c62828"}
@@ -240,7 +240,7 @@ def iter_findings(report: Report) -> Iterator[tuple[AnalyzerRecord, Any]]:
 
 class Method:
     """One explanation method as the report holds it: the analyzer's record and the method's typed
-    section (:class:`diagnostics.verdicts.MethodExplanation`), or no section when the analyzer itself
+    section (:class:`diagnostics._verdicts.MethodExplanation`), or no section when the analyzer itself
     did not run (skipped, failed, timed out)."""
 
     def __init__(self, name: str, record: AnalyzerRecord, section: MethodExplanation | None):

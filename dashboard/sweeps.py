@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-SWEEP_JSON = "sweep.json"  # diagnostics.sweep.SWEEP_JSON (the dashboard imports no more of the core than it shows)
+SWEEP_JSON = "sweep.json"  # diagnostics._sweep.SWEEP_JSON (the dashboard imports no more of the core than it shows)
 #: The index schema whose checkpoints carry measure values and whose index a catalogue
-#: (diagnostics.sweep.SWEEP_SCHEMA); an older index (2) has free-form metrics, shown as they are.
+#: (diagnostics._sweep.SWEEP_SCHEMA); an older index (2) has free-form metrics, shown as they are.
 MEASURES_SCHEMA = 3
 #: Lines per chart at most: a measure per feature can have hundreds; the worst are drawn.
 MAX_LINES = 12

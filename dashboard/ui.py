@@ -15,14 +15,14 @@ from typing import Any, Iterable
 
 import streamlit as st
 
-from diagnostics import measure_text
-from diagnostics.measures import MeasureSection
+from diagnostics import _measure_text as measure_text
+from diagnostics._measures import MeasureSection
 from diagnostics.report import AnalyzerRecord, Report
 
 from . import charts, reports
 from .reports import md_escape, md_line
 
-#: Streamlit badge colours matching diagnostics.html.SEVERITY_COLOURS (red, orange, blue, green).
+#: Streamlit badge colours matching diagnostics._html.SEVERITY_COLOURS (red, orange, blue, green).
 BADGE = {"error": "red", "warning": "orange", "info": "blue", None: "green", "ok": "green", "skipped": "gray",
          "failed": "red", "timed_out": "violet", "trusted": "green", "doubtful": "orange", "passed": "green",
          "crashed": "red"}
@@ -147,7 +147,7 @@ def placeholder(what: str, how: str) -> None:
 @st.cache_resource(show_spinner="Loading plugins…")
 def plugin_host():
     """The installed plugins, loaded once per server (loading imports each plugin module, not keras)."""
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
 
     return PluginHost().load()
 

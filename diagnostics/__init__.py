@@ -6,12 +6,12 @@ explanation pipeline, :mod:`diagnostics.explainers`, loads on first use of its n
 
 from .analyzer import MODEL_KINDS, Analyzer, Context, Data, Finding, ModelInfo, Option, Result, Severity
 from .api import DiagnosisError, diagnose
-from .exitcodes import ExitCode
-from .hookspecs import HOOK_API_VERSION, hookimpl
+from ._exitcodes import ExitCode
+from ._hookspecs import HOOK_API_VERSION, hookimpl
 from .loading import load_checked
-from .measures import Direction, HealthAnalyzer, Measure, MeasureSection, Measurements, Scope, Value
+from ._measures import Direction, HealthAnalyzer, Measure, MeasureSection, Measurements, Scope, Value
 from .report import AnalyzerRecord, Report, Status
-from .verdicts import Check, MethodExplanation, Outcome, Verdict
+from ._verdicts import Check, MethodExplanation, Outcome, Verdict
 
 try:
     from importlib.metadata import version as _version
@@ -21,9 +21,9 @@ except Exception:  # pragma: no cover - running from a source tree without metad
     __version__ = "0+unknown"
 
 #: Names served lazily from :mod:`diagnostics.explainers`, :mod:`diagnostics.explain` (numpy) and
-#: :mod:`diagnostics.tensorflow_hidden` (imports keras when called).
+#: :mod:`diagnostics._tensorflow_hidden` (imports keras when called).
 _LAZY = {"Explainer": "explainers", "ExplanationAnalyzer": "explainers", "ModelView": "explainers",
-         "refine_unconverged": "explainers", "seed_everything": "tensorflow_hidden",
+         "refine_unconverged": "explainers", "seed_everything": "_tensorflow_hidden",
          "predict_batched": "explain", "select_targets": "explain", "select_samples": "explain"}
 
 __all__ = [

@@ -124,10 +124,10 @@ class Result:
     metrics: Mapping[str, MetricValue] = dataclasses.field(default_factory=dict)
     artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     skipped: str | None = None
-    #: one typed section per explanation method (:class:`~diagnostics.verdicts.MethodExplanation`)
+    #: one typed section per explanation method (:class:`~diagnostics._verdicts.MethodExplanation`)
     explanations: tuple[Any, ...] = ()
-    #: one typed section per health measure (:class:`~diagnostics.measures.MeasureSection`), written by
-    #: the host's judging of a :class:`~diagnostics.measures.HealthAnalyzer`
+    #: one typed section per health measure (:class:`~diagnostics._measures.MeasureSection`), written by
+    #: the host's judging of a :class:`~diagnostics._measures.HealthAnalyzer`
     measures: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
@@ -154,12 +154,12 @@ def validate_result(result: Any, artifact_dir: Path | None = None) -> list[str]:
         problems.append(f"{path} is not a finite number")
     for path in _non_json_paths(result.metrics, "metrics"):
         problems.append(f"{path} is not a JSON value")
-    from .verdicts import MethodExplanation
+    from ._verdicts import MethodExplanation
 
     for e in result.explanations:
         if not isinstance(e, MethodExplanation):
             problems.append(f"explanations contains {type(e).__name__}, expected diagnostics.MethodExplanation")
-    from .measures import MeasureSection
+    from ._measures import MeasureSection
 
     for s in result.measures:
         if not isinstance(s, MeasureSection):

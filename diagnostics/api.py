@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .analyzer import Data
-from .data import DataRefused, from_arrays
-from .exitcodes import ExitCode
+from ._data import DataRefused, from_arrays
+from ._exitcodes import ExitCode
 from .report import REPORT_JSON, Report
 
 
@@ -60,8 +60,8 @@ def diagnose(model: Any, data: Any = None, *, out_dir: str | os.PathLike | None 
     ``report.show()`` displays it anywhere.
     """
     from .notebook import NotebookProgress, in_notebook
-    from .plugin_manager import PluginHost
-    from .runner import Progress, RunConfig, run_file, run_in_memory
+    from ._plugin_manager import PluginHost
+    from ._runner import Progress, RunConfig, run_file, run_in_memory
 
     notebook = in_notebook()
     quiet = not notebook if quiet is None else quiet
@@ -84,7 +84,7 @@ def diagnose(model: Any, data: Any = None, *, out_dir: str | os.PathLike | None 
             if isinstance(model, (str, os.PathLike)):
                 data_path = None
                 if data is not None and not isinstance(data, (str, os.PathLike)):
-                    from .data import save_npz
+                    from ._data import save_npz
 
                     inputs = Path(tempfile.mkdtemp(prefix="diagnostics-input-"))
                     data_path = str(inputs / "input-data.npz")
@@ -98,7 +98,7 @@ def diagnose(model: Any, data: Any = None, *, out_dir: str | os.PathLike | None 
             else:
                 host = PluginHost().load()
                 if isinstance(data, (str, os.PathLike)):
-                    from .data import load_file
+                    from ._data import load_file
 
                     data = load_file(data)
                 hist = getattr(history, "history", history)

@@ -2,7 +2,7 @@
 codes of earlier releases stay readable as aliases for one release.
 
 A health analyzer's findings are ``<analyzer>.<measure>`` (the host names them, see
-:mod:`diagnostics.measures`); an explanation analyzer's are ``<analyzer>.<method>.<verdict>``.
+:mod:`diagnostics._measures`); an explanation analyzer's are ``<analyzer>.<method>.<verdict>``.
 Sidecars (``expected_findings``), ``--allow``/``assert_ok`` globs and CI rules written with an old code
 keep working: :func:`canonical` maps an old code to the code(s) that replaced it.
 """

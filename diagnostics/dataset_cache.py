@@ -45,7 +45,7 @@ def cache_dir() -> Path | None:
 def load(name: str, seed: int, loader: Callable[[int], Any]) -> Data:
     """The dataset ``name`` for ``seed``: from the cache when a current copy is there, else from
     ``loader(seed)`` (and then kept, when its arrays are plain numbers or strings)."""
-    from .data import DataRefused, from_arrays, load_file, save_npz
+    from ._data import DataRefused, from_arrays, load_file, save_npz
 
     source = f"dataset {name} (seed {seed})"
     path = _path(name, seed, loader)

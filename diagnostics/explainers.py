@@ -13,10 +13,10 @@
   model-parameter randomisation (Adebayo et al., 2018) on a re-initialised clone, stability across
   seeds for sampling methods, deletion/insertion faithfulness (Petsiuk et al., 2018), ground truth
   when the data carry a mask (``mask_val``), agreement between methods — then gives each method a
-  :class:`~diagnostics.verdicts.Verdict`, findings and pictures. A new method gets all of it by
+  :class:`~diagnostics._verdicts.Verdict`, findings and pictures. A new method gets all of it by
   declaring itself.
 
-Thresholds are the ``explanations`` section of :data:`diagnostics.thresholds.DEFAULT_THRESHOLDS` and are
+Thresholds are the ``explanations`` section of :data:`diagnostics._thresholds.DEFAULT_THRESHOLDS` and are
 overridden as the health ones are: ``--option explain.gradients.stability_min=0.7`` or a thresholds
 file (``--option health_thresholds=FILE.toml``, section ``[explanations]``).
 """
@@ -34,9 +34,9 @@ import numpy as np
 from . import explain as E
 from . import inputs as I
 from .analyzer import Analyzer, Context, Finding, Option, Result, Severity
-from .thresholds import thresholds as _thresholds
+from ._thresholds import thresholds as _thresholds
 from .modelinfo import output_activation
-from .verdicts import Check, MethodExplanation, Outcome, Verdict, verdict_of
+from ._verdicts import Check, MethodExplanation, Outcome, Verdict, verdict_of
 
 INPUT_KINDS = frozenset({"image", "sequence", "token", "tabular"})
 #: Models with fewer parameters explain without the time plan (see ExplanationAnalyzer._plan and Pace).
@@ -163,7 +163,7 @@ class ModelView:
         None when the model cannot be cloned (subclassed models)."""
         import keras
 
-        from .tensorflow_hidden import seed_everything, tensorflow_hidden
+        from ._tensorflow_hidden import seed_everything, tensorflow_hidden
 
         try:
             seed_everything(seed + 12345)
@@ -337,7 +337,7 @@ def explainer_options(explainers: Sequence[type[Explainer]]) -> tuple[Option, ..
 
 
 def threshold_options() -> tuple[Option, ...]:
-    from .thresholds import DEFAULT_THRESHOLDS, THRESHOLDS_OPTION
+    from ._thresholds import DEFAULT_THRESHOLDS, THRESHOLDS_OPTION
 
     return tuple(Option(k, float, v, "trust threshold (see docs/explanations.md)")
                  for k, v in DEFAULT_THRESHOLDS["explanations"].items()) + (
@@ -641,7 +641,7 @@ class ExplanationAnalyzer(Analyzer):
 
     def _limits(self, options: dict) -> dict[str, float]:
         """The thresholds: the defaults, this analyzer's own (``defaults``), the thresholds file, ``--option``."""
-        from .thresholds import THRESHOLDS_OPTION, load_thresholds_file
+        from ._thresholds import THRESHOLDS_OPTION, load_thresholds_file
 
         limits = _thresholds(options, "explanations")
         given = set(options)

@@ -2,7 +2,7 @@
 list in the model's input order) for a multi-input model. Every helper here works on either, so code
 that slices, subsamples or pads a batch need not care how many inputs the model has.
 
-Data files give several inputs as ``x_val.<input name>`` keys (see :mod:`diagnostics.data`), which
+Data files give several inputs as ``x_val.<input name>`` keys (see :mod:`diagnostics._data`), which
 become a dict; :func:`for_model` turns a dict into the list, in ``model.inputs`` order, that any
 Keras model accepts.
 """

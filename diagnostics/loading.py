@@ -1,7 +1,7 @@
 """Loading a pre-scanned model file with Keras (in worker processes: keras is imported inside the
 functions), and the parent's view of it: the phases a worker reports while it loads, shown as they happen.
 
-A worker names each phase as it begins (``("phase", name)`` messages, see :mod:`diagnostics.worker`):
+A worker names each phase as it begins (``("phase", name)`` messages, see :mod:`diagnostics._worker`):
 ``importing <backend>``, then for each load ``loading plugins``, ``reading the file`` (the pre-scan again,
 inside the sandbox), ``building layers``, ``loading weights``. :class:`LoadingLine` shows them with the
 seconds elapsed: one line rewritten in place on a terminal, a plain line per phase elsewhere.
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .plugin_manager import resolve_object
+from ._plugin_manager import resolve_object
 from .safety import ModelRefused, _first_line
 
 
@@ -27,7 +27,7 @@ def load_checked(path: str | Path, *, custom_objects: Mapping[str, Any] = {}, tr
     """The one safe way to load a model file: :func:`diagnostics.safety.scan`, then Keras.
 
     Every path that loads a file calls this (worker processes, companion models; a distributed or
-    Keras 2 loader should too): the pre-scan with ``limits`` (a :class:`~diagnostics.limits.LoadLimits`),
+    Keras 2 loader should too): the pre-scan with ``limits`` (a :class:`~diagnostics._limits.LoadLimits`),
     refusal of unknown classes and, without ``trust``, of code stored in the file; ``expect_sha256``
     refuses a file that changed since the parent process scanned it. ``phase`` is told each phase as it begins.
     """
@@ -113,7 +113,7 @@ class LoadingLine:
     On a terminal it is one line rewritten in place, once a second, so that a long phase (TensorFlow's
     import) visibly advances; elsewhere (a pipe, CI logs, the dashboard) one plain line per phase, each
     starting ``loading ``; nothing with ``--quiet``. ``progress`` is the run's
-    :class:`diagnostics.runner.Progress`. Use as a context manager around the load.
+    :class:`diagnostics._runner.Progress`. Use as a context manager around the load.
     """
 
     def __init__(self, progress, name: str, backend: str, *, tick_s: float = 1.0):
@@ -186,7 +186,7 @@ def weights_fingerprint(model) -> str:
 
 def phase_kwargs(executor, phase: PhaseFn) -> dict[str, Any]:
     """``{"phase": phase}`` for an executor whose ``load`` reports the worker's phases
-    (:class:`diagnostics.executors.ProcessExecutor`); ``{}`` for one that does not (Ray, in-process)."""
+    (:class:`diagnostics._executors.ProcessExecutor`); ``{}`` for one that does not (Ray, in-process)."""
     import inspect
 
     try:

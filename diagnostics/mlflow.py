@@ -43,7 +43,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .measures import Scope
+from ._measures import Scope
 from .report import REPORT_HTML, REPORT_JSON, Report
 
 INSTALL_HINT = "pip install 'diagnostics[mlflow]'"
@@ -135,7 +135,7 @@ def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, float]]:
 def tags(report: Report) -> dict[str, str]:
     """The run tags that say what the diagnosis concluded; ``diagnostics.exit_reason`` only when the
     findings alone do not explain the exit code ("1 analyzer crashed"), as the verdict line says."""
-    from .exitcodes import exit_reason
+    from ._exitcodes import exit_reason
 
     why = exit_reason(report)
     out = {
@@ -246,6 +246,6 @@ def _resolve(report: Report | str | os.PathLike) -> tuple[Report, Path | None]:
 def _render(report: Report, name: str, directory: Path | None) -> str:
     if name == REPORT_JSON:
         return report.to_json()
-    from .html import render_html
+    from ._html import render_html
 
     return render_html(report, directory or Path("."))

@@ -133,7 +133,7 @@ class DeclaredModel:
     kind: str | None
 
     def as_info(self, name: str = "") -> ModelInfo:
-        """A :class:`ModelInfo` for :func:`diagnostics.data.validate` (unknown outputs as ``[None]``,
+        """A :class:`ModelInfo` for :func:`diagnostics._data.validate` (unknown outputs as ``[None]``,
         which its label checks read as "nothing to check")."""
         return ModelInfo(name=name, kind=self.kind or "tabular", input_shapes=[list(s) for s in self.input_shapes],
                          input_dtypes=list(self.input_dtypes),

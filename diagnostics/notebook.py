@@ -2,11 +2,11 @@
 
 :meth:`Report._repr_html_ <diagnostics.Report._repr_html_>` renders :func:`render`: the verdict, one row
 per analyzer, the explanation methods' verdicts, the warnings and errors, the health measures (the HTML
-report's own blocks, :func:`diagnostics.html.measure_blocks`: chart, thresholds, values), and the PNG artifacts embedded
+report's own blocks, :func:`diagnostics._html.measure_blocks`: chart, thresholds, values), and the PNG artifacts embedded
 as ``data:`` URIs, so that a saved notebook (or its HTML export) shows the pictures after the report's
 folder is gone. Styles are inline: a notebook page has its own CSS, and JupyterLab drops ``<style>``
 from outputs it does not trust. Every string from the model, the data or a plugin goes through
-:func:`diagnostics.textsafe.html_text`.
+:func:`diagnostics._textsafe.html_text`.
 
 :class:`NotebookProgress` is the run's progress as one display updated in place (an IPython display
 handle): no ipywidgets, whose bars need a live widget manager and show as raw text in a saved notebook,
@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Iterable
 
 from . import report as report_mod
-from .html import SEVERITY_COLOURS, STATUS_COLOURS, VERDICT_COLOURS, measure_blocks
+from ._html import SEVERITY_COLOURS, STATUS_COLOURS, VERDICT_COLOURS, measure_blocks
 from .report import AnalyzerRecord, Report
-from .runner import Progress
-from .textsafe import html_text as escape
-from .verdicts import Outcome
+from ._runner import Progress
+from ._textsafe import html_text as escape
+from ._verdicts import Outcome
 
 #: Findings listed inline (the worst first); the rest are counted.
 MAX_FINDINGS = 10
@@ -206,7 +206,7 @@ def _footer(report: Report) -> str:
 
 def one_line(report: Report) -> str:
     """The report in one line of plain text (IPython's text view)."""
-    from .textsafe import terminal
+    from ._textsafe import terminal
 
     counts: dict[str, int] = {}
     for r in report.analyzers:
@@ -224,7 +224,7 @@ def show(report: Report) -> None:
 
         display(report)
         return
-    from .table import verdict_table
+    from ._table import verdict_table
 
     print(verdict_table(report, colour=hasattr(sys.stdout, "isatty") and sys.stdout.isatty()))
 
@@ -232,7 +232,7 @@ def show(report: Report) -> None:
 # -- save ------------------------------------------------------------------------------------------------
 def save(report: Report, path: Path) -> Path:
     """Copy the report to ``path`` (see :meth:`diagnostics.Report.save`)."""
-    from .html import render_html, write_archive
+    from ._html import render_html, write_archive
 
     missing = []  # folders this call creates, deepest first: removed again if it fails
     p = path.absolute()

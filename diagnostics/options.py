@@ -14,7 +14,7 @@ import json
 from typing import Any, Mapping
 
 from .analyzer import Option
-from .plugin_manager import unknown_analyzer
+from ._plugin_manager import unknown_analyzer
 
 
 class OptionError(ValueError):
@@ -75,7 +75,7 @@ def options_metadata(cls) -> list[dict[str, Any]] | None:
 
 def health_options(*sections: str, **extra: Option) -> tuple[Option, ...]:
     """The options of a health analyzer: the thresholds of ``sections`` and the thresholds file."""
-    from .thresholds import DEFAULT_THRESHOLDS, THRESHOLDS_OPTION
+    from ._thresholds import DEFAULT_THRESHOLDS, THRESHOLDS_OPTION
 
     opts = [Option(k, float, v, f"threshold ({s})") for s in sections for k, v in DEFAULT_THRESHOLDS[s].items()]
     opts.append(Option(THRESHOLDS_OPTION, str, "", "thresholds file (TOML or JSON), one section per analyzer family"))

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .analyzer import Finding, Severity
-from .exitcodes import ExitCode
-from .measures import MeasureSection
-from .verdicts import MethodExplanation
+from ._exitcodes import ExitCode
+from ._measures import MeasureSection
+from ._verdicts import MethodExplanation
 
 #: 2: typed per-method explanation sections (``analyzers[].explanations``) and the worker traceback
 #: of a failed analyzer (``analyzers[].traceback``).
@@ -60,7 +60,7 @@ class AnalyzerRecord:
     holds the error, ``traceback`` the worker's traceback when it raised; omitted from the JSON when empty),
     ``timed_out`` or ``crashed``. ``artifacts`` map a name to a path relative to the report directory.
     ``explanations`` holds one typed section per explanation method
-    (:class:`~diagnostics.verdicts.MethodExplanation`). ``phases`` maps a phase the analyzer timed with
+    (:class:`~diagnostics._verdicts.MethodExplanation`). ``phases`` maps a phase the analyzer timed with
     :meth:`diagnostics.Context.timed` to its seconds (omitted from the JSON when empty).
     """
 
@@ -75,7 +75,7 @@ class AnalyzerRecord:
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     explanations: tuple[MethodExplanation, ...] = ()
-    #: one typed section per health measure (:class:`~diagnostics.measures.MeasureSection`)
+    #: one typed section per health measure (:class:`~diagnostics._measures.MeasureSection`)
     measures: tuple[MeasureSection, ...] = ()
     traceback: str = ""
     phases: Mapping[str, float] = dataclasses.field(default_factory=dict)

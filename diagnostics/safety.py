@@ -27,10 +27,10 @@ import zlib
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from .allowlist import BACKEND_OPTIMIZER_MODULE, CODE_LAYERS
-from .limits import DEFAULT as DEFAULT_LIMITS
-from .limits import LoadLimits
-from .zipdir import ZipDirectoryError, read_end_record
+from ._allowlist import BACKEND_OPTIMIZER_MODULE, CODE_LAYERS
+from ._limits import DEFAULT as DEFAULT_LIMITS
+from ._limits import LoadLimits
+from ._zipdir import ZipDirectoryError, read_end_record
 
 DEFAULT_MAX_SIZE = DEFAULT_LIMITS.max_size
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -113,7 +113,7 @@ def scan(path: str | Path, *, max_size: int | None = None, registered: Mapping[s
     p = Path(text)
     if not p.exists():
         raise ModelRefused(f"no such file: {text}")
-    from . import compat  # Keras 2 forms Keras 3 cannot load, refused with how to convert them
+    from . import _compat as compat  # Keras 2 forms Keras 3 cannot load, refused with how to convert them
 
     if p.is_dir():
         compat.refuse_saved_model(p)
@@ -221,7 +221,7 @@ _ZIP_OPEN_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueErro
                     NotImplementedError, RuntimeError, zlib.error)
 def _zip_directory(p: Path, limits: LoadLimits) -> None:
     """Bound the entry count and the central directory's size from the end record, read by hand
-    (:mod:`diagnostics.zipdir`), *before* zipfile reads the directory into memory."""
+    (:mod:`diagnostics._zipdir`), *before* zipfile reads the directory into memory."""
     try:
         end = read_end_record(p)
     except ZipDirectoryError as e:
@@ -363,7 +363,7 @@ def _scan_h5_file(p: Path, limits: LoadLimits, size: int):
 
 
 def probe_h5(path: Path, label: str, limits: LoadLimits, *, weights_only: bool) -> dict[str, Any]:
-    """Run the HDF5 checks of :mod:`diagnostics.h5probe` in a child process with a deadline and a
+    """Run the HDF5 checks of :mod:`diagnostics._h5probe` in a child process with a deadline and a
     memory ceiling: a file that hangs or exhausts libhdf5 is killed there, and this process stays
     responsive to Ctrl-C (the child is killed on the way out)."""
     import subprocess
@@ -371,7 +371,7 @@ def probe_h5(path: Path, label: str, limits: LoadLimits, *, weights_only: bool) 
 
     request = {"path": str(path), "label": label, "weights_only": weights_only, "file_size": path.stat().st_size,
                "limits": {**dataclasses.asdict(limits), "allowed_weight_bytes": limits.allowed_weight_bytes(path.stat().st_size)}}
-    script = Path(__file__).with_name("h5probe.py")
+    script = Path(__file__).with_name("_h5probe.py")
     try:
         proc = subprocess.run([sys.executable, "-I", str(script), json.dumps(request)], capture_output=True,
                               stdin=subprocess.DEVNULL, timeout=limits.h5_scan_timeout_s)
@@ -436,7 +436,7 @@ class _ConfigWalk:
 
     def __init__(self, label: str, registered: dict[str, Registration], risks: list[Risk], customs: list[CustomClass],
                  limits: LoadLimits = DEFAULT_LIMITS):
-        from .allowlist import generate
+        from ._allowlist import generate
 
         self.allow = generate()
         self.limits = limits

@@ -82,12 +82,12 @@ def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
-# -- on the driver (called by diagnostics.runner for --shards N) -------------------------------------
+# -- on the driver (called by diagnostics._runner for --shards N) -------------------------------------
 def run_sharded(cls, executor, backend: str, job, data, shards: int, folder: Path,
                 step: Callable[[int, int, str], None]):
     """Run the sharded analyzer ``cls``'s ``job`` as ``shards`` jobs on ``executor`` (as many at once as it has
     slots), each writing its arrays under ``folder``, then one merge job that runs its checks on the merged
-    arrays; returns the merge job's :class:`~diagnostics.jobresult.JobResult`, or the first shard's that did not
+    arrays; returns the merge job's :class:`~diagnostics._jobresult.JobResult`, or the first shard's that did not
     end ok (its reason naming the shard). ``step(done, total, message)`` is told as each shard ends."""
     import concurrent.futures
 
@@ -117,7 +117,7 @@ def run_sharded(cls, executor, backend: str, job, data, shards: int, folder: Pat
     return dataclasses.replace(merged, duration_s=time.perf_counter() - t0)
 
 
-# -- inside a worker (called by diagnostics.worker.run_job) -----------------------------------------
+# -- inside a worker (called by diagnostics._worker.run_job) -----------------------------------------
 def run_shard_part(analyzer, context, bounds) -> Any:
     """Run one shard; its arrays go to ``shard.npz`` in the job's artifact directory."""
     from .analyzer import Result

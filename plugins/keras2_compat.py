@@ -11,7 +11,7 @@ This plugin registers, through ``register_custom_objects``, Keras 3 subclasses u
 names that drop exactly these keys in ``from_config`` (see ``diagnostics_plugins.keras2_layers``).
 They are installed code, so such files load without ``--trust``; nothing is read from the file but
 the config. What cannot be converted this way (``TFOpLambda`` layers, SavedModel directories) is
-refused by the host with a message that says how to convert it (``diagnostics.compat``).
+refused by the host with a message that says how to convert it (``diagnostics._compat``).
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def zoo_sweep(tmp_path_factory):
 # test asks for it: in-process (RayExecutor finds Ray already initialised) and from the CLI through --ray-address.
 @pytest.fixture(scope="session")
 def ray_address():
-    from diagnostics.ray_executor import connect
+    from diagnostics._ray_executor import connect
 
     started = connect(num_cpus=2)  # before this process imports ray: it decides the addresses at import
     import ray

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from diagnostics.textsafe import visible
+from diagnostics._textsafe import visible
 
 from diagnostics_dashboard import charts, reports, ui
 from diagnostics_dashboard.reports import md_escape, md_line

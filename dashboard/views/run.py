@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from diagnostics.exitcodes import ExitCode
-from diagnostics.runner import RunConfig
-from diagnostics.textsafe import visible
+from diagnostics._exitcodes import ExitCode
+from diagnostics._runner import RunConfig
+from diagnostics._textsafe import visible
 from diagnostics_dashboard import charts, jobs, reports, ui
 from diagnostics_dashboard.reports import md_escape, md_line
 

@@ -3,7 +3,7 @@ thresholds, batch, pass and statistics as the built-in ones (docs/plugins.md, "W
 
 The public names, exactly those of ``__all__``:
 
-- thresholds (:mod:`diagnostics.thresholds`): ``DEFAULT_THRESHOLDS``, ``thresholds(options, section)``;
+- thresholds (:mod:`diagnostics._thresholds`): ``DEFAULT_THRESHOLDS``, ``thresholds(options, section)``;
 - the batch (``batches``): ``select_batch(context, max_samples)`` (validation data, else synthetic
   inputs), ``forward(model, x)`` (batched inference-mode output), ``to_numpy(tensor)``,
   ``subsample(n, k, seed)`` (the rows a split is measured on), ``first_output_labels(y, info)``;
@@ -23,7 +23,7 @@ numpy at module level; keras only inside the functions that need it.
 
 from __future__ import annotations
 
-from ..thresholds import DEFAULT_THRESHOLDS, thresholds
+from .._thresholds import DEFAULT_THRESHOLDS, thresholds
 from .batches import first_output_labels, forward, select_batch, subsample, to_numpy
 from .history import development, training_series
 from .layers import flatten_layers, unit_layers

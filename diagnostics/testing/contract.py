@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..analyzer import Analyzer, Context, Data, Result, validate_result
-from ..measures import HealthAnalyzer, Measurements, section_of
+from .._measures import HealthAnalyzer, Measurements, section_of
 from ..report import AnalyzerRecord, Report
 
 CODE_PATTERN = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
@@ -103,7 +103,7 @@ def context_for(cls: type[Analyzer], kind: str, *, seed: int = 0, options: Mappi
     :class:`Data` or None to choose yourself (required with your own ``model``).
     """
     from ..modelinfo import inspect_model
-    from ..runner import _loss_of
+    from .._runner import _loss_of
     from .models import tiny_case
 
     if model is None:
@@ -211,7 +211,7 @@ def run_analyzer(cls: type[Analyzer], kind: str, *, seed: int = 0, options: Mapp
                  artifact_dir: Path | None = None, data: Data | None | str = "declared", model: Any = None,
                  history: dict | None = None, metadata: dict | None = None) -> tuple[Result, Context]:
     """Run ``cls`` once as a worker would (seeded first), on the tiny ``kind`` model or on ``model``; no checks."""
-    from ..tensorflow_hidden import seed_everything
+    from .._tensorflow_hidden import seed_everything
 
     artifact_dir = Path(artifact_dir or tempfile.mkdtemp(prefix=f"contract-{cls.name}-"))
     context = context_for(cls, kind, seed=seed, options=options, artifact_dir=artifact_dir, data=data, model=model,
@@ -288,7 +288,7 @@ def _check(cls, *, kinds, options, seed, budget_s) -> ContractReport:
 
 
 def _one_run(cls, kind, artifact_dir: Path, options, seed, budget_s) -> tuple[KindOutcome | None, list[str]]:
-    from ..tensorflow_hidden import seed_everything
+    from .._tensorflow_hidden import seed_everything
 
     problems: list[str] = []
 
@@ -462,7 +462,7 @@ def _in_subprocess(cls, backend, *, kinds, options, seed, budget_s) -> ContractR
 
 def _main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
-    from ..plugin_manager import _import_target
+    from .._plugin_manager import _import_target
 
     cls = _import_target(spec["target"])
     try:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..analyzer import Analyzer
-from ..plugin_manager import ENTRY_POINT_GROUP
+from .._plugin_manager import ENTRY_POINT_GROUP
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..analyzer import Analyzer, Finding, Result, Severity
-from ..hookspecs import hookimpl
+from .._hookspecs import hookimpl
 from ..sharding import SampleSharded, sample_rng
 
 DEFAULTS = {"samples": 64, "noise_samples": 8, "noise": 0.15}

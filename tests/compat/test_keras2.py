@@ -26,7 +26,7 @@ SCRIPT = REPO / "tests" / "fixtures" / "make_keras2_fixtures.py"
 @pytest.mark.parametrize("name", ["cnn", "lstm", "mobilenet_style"])
 def test_keras2_file_loads_and_predicts_what_tf_keras_predicted(name, keras_tf):
     from diagnostics.loading import load_model
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
 
     host = PluginHost().load()
     model = load_model(FIXTURES / f"{name}.h5", custom_objects=host.custom_objects, trust=False)
@@ -38,7 +38,7 @@ def test_keras2_file_loads_and_predicts_what_tf_keras_predicted(name, keras_tf):
 @pytest.mark.parametrize("name, layer, key", [("lstm", "LSTM", "time_major"), ("mobilenet_style", "DepthwiseConv2D", "groups")])
 def test_without_the_compat_plugin_keras2_file_is_refused(name, layer, key, keras_tf):
     from diagnostics.loading import load_model
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
     from diagnostics.safety import ModelRefused
 
     host = PluginHost(disabled={"keras2_compat"}).load()
@@ -95,7 +95,7 @@ def test_keras2_fixture_script_regenerates_loadable_files(tmp_path, keras_tf):
     proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     from diagnostics.loading import load_model
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
 
     host = PluginHost().load()
     expected = np.load(tmp_path / "expected.npz")

@@ -1,5 +1,5 @@
 """A health analyzer declared by the tests (no built-in is named): its sections are judged and drawn by the
-host's own pipeline (:func:`diagnostics.measures.judge`), as a run would, and placed in a report folder."""
+host's own pipeline (:func:`diagnostics._measures.judge`), as a run would, and placed in a report folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from diagnostics import AnalyzerRecord, Direction, HealthAnalyzer, Measure, Measurements, Report, Scope, Value
-from diagnostics.measures import judge, thresholds_of
+from diagnostics._measures import judge, thresholds_of
 
 
 class Probe(HealthAnalyzer):

@@ -197,7 +197,7 @@ def test_reasons_use_the_api_words(tiny):
 
 
 def test_cli_words_are_left_as_written():
-    from diagnostics.phrasing import backend_refusal, data_hint, for_caller
+    from diagnostics._phrasing import backend_refusal, data_hint, for_caller
 
     reason = "no judge: missing (name one with --option health.gan.judge=FILE.keras); raise --timeout"
     assert for_caller(reason, "cli") == reason

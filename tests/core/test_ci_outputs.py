@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from diagnostics import AnalyzerRecord, Context, Data, ExitCode, Explainer, ExplanationAnalyzer, Finding, Report
-from diagnostics.junit import to_junit_xml
-from diagnostics.summary import to_markdown
+from diagnostics._junit import to_junit_xml
+from diagnostics._summary import to_markdown
 
 from ..conftest import ZOO_DIR, run_diagnose
 from ..history_probe import SOURCE as PROBE
@@ -261,7 +261,7 @@ def test_mlflow_keys_of_measured_values_are_valid_distinct_and_say_where():
     from mlflow.utils.validation import _validate_metric_name
 
     from diagnostics import HealthAnalyzer, Measure, Measurements, Scope, Value
-    from diagnostics.measures import judge
+    from diagnostics._measures import judge
     from diagnostics.mlflow import measure_metrics
 
     class Odd(HealthAnalyzer):
@@ -371,7 +371,7 @@ def test_a_trusted_method_has_no_finding_and_a_failed_one_is_a_warning(explained
 
 
 def test_a_trusted_method_is_one_cell_in_the_terminal_table(explained):
-    from diagnostics.table import verdict_table
+    from diagnostics._table import verdict_table
 
     lines = verdict_table(explained).splitlines()
     assert "explain.trust:integrated_gradients  trusted  -" in lines

@@ -245,7 +245,7 @@ def test_same_seed_same_json_apart_from_timings(tiny, tmp_path):
 
 
 def test_internal_error_exit_code(monkeypatch, capsys):
-    from diagnostics import cli, runner
+    from diagnostics import _cli as cli, _runner as runner
 
     def broken(*a, **k):
         raise RuntimeError("a bug")
@@ -266,7 +266,7 @@ def test_exit_codes_are_documented_in_usage_docs():
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["plugins"], ["plugins", "--json"]])
 def test_help_and_plugins_import_no_framework(argv):
     code = (
-        "import sys\nfrom diagnostics.cli import main\n"
+        "import sys\nfrom diagnostics._cli import main\n"
         f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
         "print('\\nMODULES', code, sorted(m for m in ('tensorflow', 'torch', 'keras', 'shap', 'captum', 'lime', 'streamlit', 'mlflow', 'junitparser') if m in sys.modules))\n"
     )
@@ -307,7 +307,7 @@ def test_generator_data_are_real_samples_shaped_like_its_output(keras_tf, tmp_pa
 def test_every_run_flag_reaches_the_run_config(monkeypatch, tmp_path, capsys):
     """run_command passes the flags named after a RunConfig field straight into it: each one given here must
     arrive with its parsed value (and a new flag named after no field fails here, not in a user's run)."""
-    from diagnostics import cli, runner
+    from diagnostics import _cli as cli, _runner as runner
 
     seen = {}
 
@@ -316,7 +316,7 @@ def test_every_run_flag_reaches_the_run_config(monkeypatch, tmp_path, capsys):
         return runner.Outcome(None, ExitCode.USAGE, "stopped before the run")
 
     monkeypatch.setattr(runner, "run_file", stop)
-    monkeypatch.setattr("diagnostics.limits.apply_worker_memory_ceiling", lambda limit: seen.setdefault("ceiling", limit))
+    monkeypatch.setattr("diagnostics._limits.apply_worker_memory_ceiling", lambda limit: seen.setdefault("ceiling", limit))
     args = ["m.keras", "--data", "d.csv", "-o", str(tmp_path / "o"), "--only", "a,b", "--skip", "c", "--fail-on", "warning",
             "--timeout", "7", "--seed", "3", "--deadline", "99", "--target", "2", "--option", "x.k=1", "--backend", "torch",
             "--trust", "--no-sandbox", "--max-model-size", "2MiB", "--max-params", "5", "--load-timeout", "8",

@@ -15,7 +15,7 @@ import click
 import pytest
 
 from diagnostics import AnalyzerRecord, ExitCode, Finding, Report
-from diagnostics import cli, runner
+from diagnostics import _cli as cli, _runner as runner
 
 USAGE = Path(__file__).resolve().parents[2] / "docs" / "usage.md"
 
@@ -259,7 +259,7 @@ def test_options_may_come_before_the_model(recorded, tmp_path):
     ("explain", "did you mean one of explain.captum, explain.gradients, explain.lime, explain.shap, explain.shortcut?"),
 ])
 def test_an_unknown_analyzer_gets_the_names_it_was_meant_to_be_not_the_whole_list(capsys, tmp_path, name, hint):
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
 
     installed = len(PluginHost().load().analyzers)
     for flag in ("--only", "--skip"):

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from diagnostics.analyzer import Data
-from diagnostics.data import DataRefused, precheck
-from diagnostics.exitcodes import ExitCode
+from diagnostics._data import DataRefused, precheck
+from diagnostics._exitcodes import ExitCode
 from diagnostics.loading import LoadingLine
 from diagnostics.modelinfo import declared_model
-from diagnostics.runner import Progress
+from diagnostics._runner import Progress
 from diagnostics.safety import scan
 from tests.conftest import ZOO_DIR, run_diagnose
 
@@ -108,8 +108,8 @@ def test_labels_that_do_not_fit_the_output_are_refused(model, y, message, tmp_pa
 #: the backend and stops the run (so that a run that would start one says so at once, and cheaply).
 SPY = r"""
 import json, sys
-import diagnostics.executors as executors
-from diagnostics.cli import main
+import diagnostics._executors as executors
+from diagnostics._cli import main
 
 spawned = []
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from diagnostics import dataset_cache
-from diagnostics.data import load_dataset
+from diagnostics._data import load_dataset
 
 CALLS: list[int] = []
 

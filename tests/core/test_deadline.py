@@ -35,8 +35,8 @@ def test_the_deadline_cuts_the_run_short_and_says_so(tiny, tmp_path):
 
 MEMORY_BOUND = """
 import resource, sys
-import diagnostics.runner as runner
-from diagnostics.runner import RunConfig, run_file
+import diagnostics._runner as runner
+from diagnostics._runner import RunConfig, run_file
 
 def greedy(config, metadata, host):  # what an inflating data file would do
     return bytearray(3 << 30)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from diagnostics import AnalyzerRecord, ExitCode, Finding, Report
-from diagnostics.html import ARCHIVE, EMBED_LIMIT, MAX_ROWS, render_html, write_archive
-from diagnostics.verdicts import Check, MethodExplanation
+from diagnostics._html import ARCHIVE, EMBED_LIMIT, MAX_ROWS, render_html, write_archive
+from diagnostics._verdicts import Check, MethodExplanation
 
 from ..conftest import run_diagnose
 from .conftest import analyzer_source, install_plugin

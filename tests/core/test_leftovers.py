@@ -3,7 +3,7 @@ temporary folder and the working folder listed before and after. Only the output
 (and, for MLflow, the folder of the database the user named) may gain files.
 
 Every test gets a private TMPDIR (other people's runs write to /tmp at the same time), which the CLI and
-everything it starts inherits; Ray actors get it forwarded by the driver (diagnostics.ray_executor).
+everything it starts inherits; Ray actors get it forwarded by the driver (diagnostics._ray_executor).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The health pipeline's judging (diagnostics.measures): known answers for each direction, the interval's
+"""The health pipeline's judging (diagnostics._measures): known answers for each direction, the interval's
 conservative end, ceilings, bands, the composed message, the section's JSON round trip, and the
 declarations the host refuses."""
 
@@ -10,9 +10,9 @@ import pytest
 
 from diagnostics import (Direction, Finding, HealthAnalyzer, Measure, MeasureSection, Measurements, Report, Scope,
                          Severity, Value)
-from diagnostics.measures import judge, thresholds_of
+from diagnostics._measures import judge, thresholds_of
 from diagnostics.report import AnalyzerRecord
-from diagnostics.verdicts import Outcome
+from diagnostics._verdicts import Outcome
 
 
 class Toy(HealthAnalyzer):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from diagnostics import ExitCode, Report
-from diagnostics.data import DataRefused, from_arrays, load_file, save_npz
+from diagnostics._data import DataRefused, from_arrays, load_file, save_npz
 
 from ..conftest import run_diagnose
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from diagnostics import AnalyzerRecord, Finding, Report, Severity
-from diagnostics.verdicts import Check, MethodExplanation, Outcome, Verdict
+from diagnostics._verdicts import Check, MethodExplanation, Outcome, Verdict
 
 from .health_probe import Probe, probe_record, report_of
 
@@ -154,7 +154,7 @@ def test_save_zips_a_report_whose_page_cannot_embed_its_arrays(tmp_path):
 
     import numpy as np
 
-    from diagnostics.html import EMBED_LIMIT
+    from diagnostics._html import EMBED_LIMIT
 
     src = tmp_path / "src"
     (src / "artifacts" / "explain.gradients").mkdir(parents=True)
@@ -170,14 +170,14 @@ def test_save_zips_a_report_whose_page_cannot_embed_its_arrays(tmp_path):
 
 
 def test_save_is_all_or_nothing(tmp_path, monkeypatch):
-    import diagnostics.html
+    import diagnostics._html
 
     def broken(report, base_dir):
         raise OSError("disk full")
 
     previous = _report(tmp_path / "nowhere").save(tmp_path / "kept")
     before = {p.relative_to(previous): p.read_bytes() for p in previous.rglob("*") if p.is_file()}
-    monkeypatch.setattr(diagnostics.html, "render_html", broken)
+    monkeypatch.setattr(diagnostics._html, "render_html", broken)
     with pytest.raises(OSError, match="disk full"):
         _report(name="other").save(previous)
     assert {p.relative_to(previous): p.read_bytes() for p in previous.rglob("*") if p.is_file()} == before
@@ -199,7 +199,7 @@ def test_the_inline_report_shows_each_health_measure_as_the_html_report_does(tmp
     import dataclasses
 
     from diagnostics import Value
-    from diagnostics.html import measure_blocks, render_html
+    from diagnostics._html import measure_blocks, render_html
 
     class Calm(Probe):
         name = "calm.health"

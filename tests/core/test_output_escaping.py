@@ -21,12 +21,12 @@ import junitparser
 import pytest
 
 from diagnostics import AnalyzerRecord, ExitCode, Finding, Report
-from diagnostics import textsafe
-from diagnostics.html import render_html
-from diagnostics.junit import failed_run_xml, to_junit_xml
-from diagnostics.summary import failed_run_markdown, to_markdown
-from diagnostics.table import slowest_phases, verdict_table
-from diagnostics.verdicts import Check, MethodExplanation
+from diagnostics import _textsafe as textsafe
+from diagnostics._html import render_html
+from diagnostics._junit import failed_run_xml, to_junit_xml
+from diagnostics._summary import failed_run_markdown, to_markdown
+from diagnostics._table import slowest_phases, verdict_table
+from diagnostics._verdicts import Check, MethodExplanation
 
 from ..conftest import run_diagnose
 
@@ -173,7 +173,7 @@ def hostile_measures(tmp_path: Path) -> AnalyzerRecord:
     """A health analyzer whose name, measure title, unit, reference, layer names, series and note are the
     attack, judged and drawn by the host's own pipeline as a run would."""
     from diagnostics import Direction, HealthAnalyzer, Measure, Measurements, Scope, Value
-    from diagnostics.measures import judge, thresholds_of
+    from diagnostics._measures import judge, thresholds_of
 
     class Hostile(HealthAnalyzer):
         name = "::warning::forged<b>"

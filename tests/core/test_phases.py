@@ -11,9 +11,9 @@ import pytest
 
 from diagnostics import Context, ExitCode, Report
 from diagnostics.analyzer import ModelInfo
-from diagnostics.executors import threads_per_worker
+from diagnostics._executors import threads_per_worker
 from diagnostics.report import AnalyzerRecord, strip_timings
-from diagnostics.table import slowest_phases
+from diagnostics._table import slowest_phases
 
 from ..conftest import run_diagnose
 from .conftest import install_plugin
@@ -121,7 +121,7 @@ def test_slowest_phases_text():
 
 
 def test_html_report_has_the_timings_table():
-    from diagnostics.html import render_html
+    from diagnostics._html import render_html
 
     html = render_html(_report(), Path("."))
     assert "<h2>Timings</h2>" in html

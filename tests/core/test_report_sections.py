@@ -8,9 +8,9 @@ import json
 import pytest
 
 from diagnostics import AnalyzerRecord, Check, Finding, MethodExplanation, Report, Severity, Verdict
-from diagnostics.html import render_html
+from diagnostics._html import render_html
 from diagnostics.report import SCHEMA_VERSION
-from diagnostics.table import verdict_table
+from diagnostics._table import verdict_table
 
 SCRIPT = "<script>alert(1)</script>"
 

@@ -137,7 +137,7 @@ def test_refusals_happen_before_any_framework_import(hostile, tmp_path):
     import sys
 
     code = (
-        "import sys\nfrom diagnostics.cli import main\n"
+        "import sys\nfrom diagnostics._cli import main\n"
         f"try:\n    main([{str(hostile['files']['lambda.keras'])!r}, '--out', {str(tmp_path / 'o')!r}])\n"
         "except SystemExit as e:\n    code = e.code\n"
         "print(code, sorted(m for m in ('tensorflow', 'torch', 'keras') if m in sys.modules))\n"

@@ -36,8 +36,8 @@ class Raises(diagnostics.Analyzer):
 
 
 def test_the_worker_traceback_of_a_failed_analyzer_is_kept_in_the_report(tiny, tmp_path):
-    from diagnostics.plugin_manager import PluginHost
-    from diagnostics.runner import Progress, run_in_memory
+    from diagnostics._plugin_manager import PluginHost
+    from diagnostics._runner import Progress, run_in_memory
 
     plugin = types.SimpleNamespace(register_analyzers=diagnostics.hookimpl(lambda register: register(Raises)))
     host = PluginHost(extra=(("raiser", plugin),)).load()
@@ -50,8 +50,8 @@ def test_the_worker_traceback_of_a_failed_analyzer_is_kept_in_the_report(tiny, t
 
 
 def test_an_executor_error_while_loading_the_model_exits_model_refused(tiny, tmp_path):
-    from diagnostics.executors import ExecutorError
-    from diagnostics.runner import Progress, RunConfig, run_file
+    from diagnostics._executors import ExecutorError
+    from diagnostics._runner import Progress, RunConfig, run_file
 
     class Broken:
         def load(self, backend, job):
@@ -97,14 +97,14 @@ def _run(statuses=(), findings=(), plugin_errors=0, fail_on="error", strict=Fals
      "verdict: clean (fail on error), but --strict-plugins stopped the run: 1 analyzer failed -> exit 6"),
 ])
 def test_the_verdict_line_says_why_the_exit_code_is_what_it_is(run, line):
-    from diagnostics.table import verdict_table
+    from diagnostics._table import verdict_table
 
     assert verdict_table(_run(**run)).splitlines()[-1] == line
 
 
 def test_the_summary_heading_agrees_with_its_verdict_and_mlflow_says_why_too():
     from diagnostics.mlflow import tags
-    from diagnostics.summary import to_markdown
+    from diagnostics._summary import to_markdown
 
     def top(report):
         return to_markdown(report).splitlines()[:3:2]
@@ -129,9 +129,9 @@ def test_the_summary_heading_agrees_with_its_verdict_and_mlflow_says_why_too():
 # -- the typed job result: a status set where it happens, one wire form, one reader of the replies ----
 def _full_result():
     from diagnostics import Finding
-    from diagnostics.jobresult import JobResult
-    from diagnostics.measures import Judged, MeasureSection
-    from diagnostics.verdicts import Check, MethodExplanation, Outcome, Verdict
+    from diagnostics._jobresult import JobResult
+    from diagnostics._measures import Judged, MeasureSection
+    from diagnostics._verdicts import Check, MethodExplanation, Outcome, Verdict
 
     check = Check("stability", 0.4, 0.5, Outcome.DOUBTFUL, reason="maps move between halves")
     return JobResult(
@@ -146,7 +146,7 @@ def _full_result():
 def test_a_job_result_crosses_the_wire_as_json_and_comes_back_equal():
     import json
 
-    from diagnostics.jobresult import JobResult
+    from diagnostics._jobresult import JobResult
 
     result = _full_result()
     wire = json.loads(json.dumps(result.to_wire()))  # what a pipe or Ray carries: plain JSON types
@@ -157,9 +157,9 @@ def test_a_job_result_crosses_the_wire_as_json_and_comes_back_equal():
 
 
 def test_the_record_takes_the_status_the_result_was_given_and_never_reads_it_from_the_reason():
-    from diagnostics.jobresult import JobResult
-    from diagnostics.plugin_manager import AnalyzerEntry
-    from diagnostics.runner import _record_from_result
+    from diagnostics._jobresult import JobResult
+    from diagnostics._plugin_manager import AnalyzerEntry
+    from diagnostics._runner import _record_from_result
 
     entry = AnalyzerEntry(Raises, "raiser")
     crashed = _record_from_result(entry, "tensorflow", JobResult.crashed("the worker process died (exit code 9)", 2.0), "raises")
@@ -177,9 +177,9 @@ def test_the_record_takes_the_status_the_result_was_given_and_never_reads_it_fro
 
 
 def test_a_workers_problem_replies_decode_into_what_they_stand_for():
-    from diagnostics.data import DataRefused
-    from diagnostics.executors import ExecutorError
-    from diagnostics.jobresult import loaded, not_started, problem
+    from diagnostics._data import DataRefused
+    from diagnostics._executors import ExecutorError
+    from diagnostics._jobresult import loaded, not_started, problem
     from diagnostics.safety import ModelRefused
 
     assert problem(ModelRefused("too big")) == ("refused", "too big")

@@ -4,7 +4,7 @@ measure that did not pass, the passing ones counted; nothing for a report withou
 from __future__ import annotations
 
 from diagnostics import Value
-from diagnostics.summary import MAX_FINDINGS, to_markdown
+from diagnostics._summary import MAX_FINDINGS, to_markdown
 
 from .health_probe import Probe, probe_record, report_of
 

@@ -1,7 +1,7 @@
 """Reports with real health measure sections, for the dashboard's tests, written without running a model.
 
 ``Probe`` is a :class:`~diagnostics.HealthAnalyzer` declared here; :func:`write_report` judges the values
-it measured through the host's own pipeline (:func:`diagnostics.measures.judge`, which also draws each
+it measured through the host's own pipeline (:func:`diagnostics._measures.judge`, which also draws each
 measure's PNG) and writes the report as the runner does: the sections' charts relocated under
 ``artifacts/<analyzer>/``, the JSON with sorted keys. So each section has exactly what ``diagnose``
 writes, and the right answer of every outcome is known from the thresholds below.
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from diagnostics import Direction, Finding, HealthAnalyzer, Measure, Measurements, Report, Scope, Severity, Value
-from diagnostics.measures import judge, thresholds_of
+from diagnostics._measures import judge, thresholds_of
 from diagnostics.report import ARTIFACTS, AnalyzerRecord
 
 LOSS = {"train": [2.0, 1.2, 0.8, 0.5, 0.3], "validation": [2.1, 1.4, 1.1, 1.2, 1.5]}

@@ -16,9 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from diagnostics import Direction, HealthAnalyzer, Measure, Measurements, Scope, Value
 from diagnostics.analyzer import Finding
-from diagnostics.measures import judge, thresholds_of
+from diagnostics._measures import judge, thresholds_of
 from diagnostics.report import AnalyzerRecord, Report
-from diagnostics.verdicts import Check, MethodExplanation
+from diagnostics._verdicts import Check, MethodExplanation
 from diagnostics_dashboard.reports import md_escape, md_line
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"

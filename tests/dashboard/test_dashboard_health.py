@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from diagnostics import Direction, HealthAnalyzer, Measure, Measurements, Scope, Value
-from diagnostics.measures import judge, thresholds_of
+from diagnostics._measures import judge, thresholds_of
 from diagnostics.report import AnalyzerRecord, Report
 from diagnostics_dashboard.reports import md_escape, md_line
 

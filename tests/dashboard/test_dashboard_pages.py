@@ -16,7 +16,7 @@ from diagnostics.report import Report
 
 from tests.conftest import ZOO_DIR
 from diagnostics_dashboard import jobs
-from diagnostics.measures import Scope
+from diagnostics._measures import Scope
 from diagnostics_dashboard import charts
 from diagnostics_dashboard.reports import health_records, md_escape, md_line, metric_rows
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from diagnostics.analyzer import Finding, Severity
-from diagnostics.measures import Direction, Judged, MeasureSection, Scope
+from diagnostics._measures import Direction, Judged, MeasureSection, Scope
 from diagnostics.report import AnalyzerRecord, Report
 from diagnostics.safety import HDF5_SIGNATURE
-from diagnostics.verdicts import Outcome
+from diagnostics._verdicts import Outcome
 from diagnostics_dashboard import jobs, reports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,7 +205,7 @@ def test_load_array_refuses_pickled_objects(tmp_path):
 
 
 def test_explanation_methods_read_the_typed_sections():
-    from diagnostics.verdicts import Check, MethodExplanation
+    from diagnostics._verdicts import Check, MethodExplanation
 
     fails = Check("randomisation", 0.9, 0.3, "failed", higher_is_better=False, reason="maps barely change")
     sections = (MethodExplanation("integrated_gradients", "trusted", artifacts={"map": "artifacts/e/ig.map.npy"}),
@@ -252,7 +252,7 @@ def test_uploads_are_typed_by_content_not_by_name(tmp_path):
 
 
 def test_the_browser_cannot_run_a_model_with_trust(tmp_path):
-    from diagnostics.runner import RunConfig
+    from diagnostics._runner import RunConfig
 
     with pytest.raises(ValueError, match="never runs a model with trust=True"):
         jobs.start(RunConfig(model_path="m.keras", out_dir=tmp_path, trust=True), "x", {})
@@ -269,7 +269,7 @@ def test_shipped_config_is_locked_down():
 
 
 def test_dashboard_command_is_listed_without_importing_streamlit():
-    code = ("import sys\nfrom diagnostics.cli import main\n"
+    code = ("import sys\nfrom diagnostics._cli import main\n"
             "try:\n    main(['dashboard', '--help'])\nexcept SystemExit as e:\n    code = e.code\n"
             "print('\\nMODULES', code, sorted(m for m in ('streamlit', 'plotly', 'pandas', 'keras', 'diagnostics_dashboard') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

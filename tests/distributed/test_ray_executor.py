@@ -82,7 +82,7 @@ def test_the_local_ray_runs_its_workers_at_normal_priority(ray_address):
 
 def test_executor_ray_without_ray_is_a_usage_error_naming_the_install(tiny, tmp_path):
     code = ("import sys\nsys.modules['ray'] = None  # as if Ray were not installed\n"
-            "from diagnostics.cli import main\n"
+            "from diagnostics._cli import main\n"
             f"main([{str(tiny['keras'])!r}, '--out', {str(tmp_path / 'o')!r}, '--executor', 'ray'])\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)  # a ceiling: a loaded import takes a minute
     assert proc.returncode == ExitCode.USAGE
@@ -93,7 +93,7 @@ def test_executor_ray_without_ray_is_a_usage_error_naming_the_install(tiny, tmp_
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["plugins"]])
 def test_help_imports_no_ray(argv):
-    code = ("import sys\nfrom diagnostics.cli import main\n"
+    code = ("import sys\nfrom diagnostics._cli import main\n"
             f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
             "print('\\nRAY', code, 'ray' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)  # a ceiling: a loaded import takes a minute
@@ -141,7 +141,7 @@ def test_ray_report_equals_local_report_on_the_zoo_cnn(ray_address, tmp_path):
 
 
 def test_progress_messages_stream_back_from_the_actor(ray_address, tiny, tmp_path, monkeypatch):
-    from diagnostics.runner import Progress, RunConfig, run_file
+    from diagnostics._runner import Progress, RunConfig, run_file
 
     body = "import time\nfor i in range(4):\n    context.progress(i + 1, 4, f'part {i + 1}')\n    time.sleep(0.4)\nreturn Result()"
     env = install_plugin(tmp_path / "site", "chatty", analyzer_source("chatty", body))
@@ -168,7 +168,7 @@ def test_progress_messages_stream_back_from_the_actor(ray_address, tiny, tmp_pat
 def test_model_bytes_are_checked_against_the_prescan_on_both_ends(ray_address, tiny, tmp_path):
     import ray
 
-    from diagnostics.ray_executor import ActorBody, RayExecutor
+    from diagnostics._ray_executor import ActorBody, RayExecutor
     from diagnostics.safety import ModelRefused, scan
 
     data = tiny["keras"].read_bytes()

@@ -10,7 +10,7 @@ import pytest
 
 from diagnostics import ExitCode
 from diagnostics.report import strip_timings
-from diagnostics.runner import Progress, RunConfig, run_file
+from diagnostics._runner import Progress, RunConfig, run_file
 from diagnostics.sharding import merge, sample_rng, split
 
 from ..conftest import ZOO_DIR

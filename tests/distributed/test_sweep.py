@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from diagnostics import ExitCode, Report
-from diagnostics.sweep import SweepError, find_checkpoints, numbers_from_name
+from diagnostics._sweep import SweepError, find_checkpoints, numbers_from_name
 
 from ..conftest import CHECKPOINTS, DIAGNOSE, interrupt_when, run_diagnose
 from ..history_probe import probe_sweep as run_probe_sweep
@@ -52,7 +52,7 @@ def _entry(name, epoch, *findings, verdict=None):
 
 
 def test_changes_say_why_the_verdict_moved_and_intervals_keep_the_gaps():
-    from diagnostics.sweep import arrange, describe_changes, describe_intervals, first_seen
+    from diagnostics._sweep import arrange, describe_changes, describe_intervals, first_seen
 
     entries = arrange([  # given out of order, as lanes finish
         _entry("m.06.keras", 6, ("chance", "error"), ("calib", "warning")),
@@ -77,7 +77,7 @@ def test_changes_say_why_the_verdict_moved_and_intervals_keep_the_gaps():
 
 
 def test_the_axis_is_what_every_checkpoint_states(tmp_path):
-    from diagnostics.sweep import axis_of
+    from diagnostics._sweep import axis_of
 
     for name in ("run_step200.keras", "run_step100.keras", "final.keras"):
         (tmp_path / name).write_bytes(b"x")
@@ -90,7 +90,7 @@ def test_the_axis_is_what_every_checkpoint_states(tmp_path):
 def _sections(*values, measures):
     """Real measure sections: ``values`` judged by the host's pipeline for a throwaway health analyzer."""
     from diagnostics import HealthAnalyzer, Measurements
-    from diagnostics.measures import judge
+    from diagnostics._measures import judge
 
     class Tiny(HealthAnalyzer):
         name = "tiny"
@@ -103,7 +103,7 @@ def _sections(*values, measures):
 
 def test_each_value_of_a_measure_is_one_label_in_the_index():
     from diagnostics import Direction, Measure, Scope, Value
-    from diagnostics.sweep import measure_values
+    from diagnostics._sweep import measure_values
 
     norm, gap, loss, moving = _sections(
         Value("norm", 0.5, where="conv1"), Value("norm", 2.0, where="dense"), Value("norm", None, where="out"),

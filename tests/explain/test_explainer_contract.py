@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     from diagnostics import ExplanationAnalyzer, ModelView
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
     from diagnostics.testing import tiny_case
 
     backend = sys.argv[1]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from diagnostics.health import auc, bootstrap_diff_ci, thresholds
-from diagnostics.thresholds import ThresholdError
+from diagnostics._thresholds import ThresholdError
 from diagnostics_plugins.health_overfitting import baseline_comparison, expected_calibration_error, history_turn, load_history
 
 

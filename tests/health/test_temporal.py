@@ -145,7 +145,7 @@ def test_vanishing_through_time_is_one_band_value_and_a_threshold_override_turns
 def test_the_band_judges_exactly_as_the_two_one_sided_checks_did():
     """vanishing: ratio < vanishing_*; exploding: ratio > exploding_* (strict on both sides); the edges pass."""
     from diagnostics.health import DEFAULT_THRESHOLDS
-    from diagnostics.measures import Measurements, judge, thresholds_of
+    from diagnostics._measures import Measurements, judge, thresholds_of
     from diagnostics_plugins.health_temporal import TemporalGradientHealth as T
     from diagnostics import Value
 

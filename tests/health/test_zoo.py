@@ -62,7 +62,7 @@ def _generator_findings(name: str, meta: dict, out: Path, metrics: dict | None =
     import diagnostics_zoo as zoo
     from diagnostics import Context, Data
     from diagnostics.modelinfo import inspect_model
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
 
     host = PluginHost().load()
     model = keras.saving.load_model(ZOO_DIR / f"{name}.keras", compile=False)

@@ -177,7 +177,7 @@ def test_the_host_refuses_an_incompatible_api_version_in_process():
     import types
 
     import diagnostics
-    from diagnostics.plugin_manager import PluginError, PluginHost
+    from diagnostics._plugin_manager import PluginError, PluginHost
 
     for declared in (2, 0):
         plugin = types.SimpleNamespace(DIAGNOSTICS_API_VERSION=declared, __name__="other_era")
@@ -197,7 +197,7 @@ def test_a_plugin_object_that_cannot_reach_the_workers_is_refused_by_name(tiny, 
     import types
 
     import diagnostics
-    from diagnostics.runner import Progress, RunConfig, importable_plugins, run_file
+    from diagnostics._runner import Progress, RunConfig, importable_plugins, run_file
 
     plugin = types.SimpleNamespace(__name__="in_memory_only", register_analyzers=diagnostics.hookimpl(lambda register: None))
     outcome = run_file(RunConfig(model_path=str(tiny["keras"]), out_dir=tmp_path / "o",

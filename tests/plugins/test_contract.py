@@ -12,7 +12,7 @@ import pytest
 
 from diagnostics import (Analyzer, Direction, Finding, HealthAnalyzer, Measure, Measurements, Result, Scope, Severity,
                          Value)
-from diagnostics.plugin_manager import PluginHost
+from diagnostics._plugin_manager import PluginHost
 from diagnostics.testing import (KINDS, ContractError, assert_analyzer_contract, installed_plugin, tiny_case,
                                  tiny_data)
 from diagnostics.testing.contract import declaration_problems

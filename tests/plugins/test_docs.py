@@ -15,7 +15,7 @@ import pytest
 
 import diagnostics
 import diagnostics.testing
-from diagnostics import analyzer, hookspecs
+from diagnostics import analyzer, _hookspecs as hookspecs
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 CLASSES = {"Analyzer": analyzer.Analyzer, "Context": analyzer.Context, "Result": analyzer.Result,
@@ -70,7 +70,7 @@ def test_every_hook_spec_is_documented_with_its_arguments():
     specs = hook_specs()
     assert {"register_analyzers", "register_custom_objects", "register_datasets"} <= set(specs)
     documented = {m.group(1): m.group(2).split(", ") for m in re.finditer(r"^#### `(\w+)\(([^)]*)\)`$", TEXT, re.M)}
-    assert documented == specs, "docs/plugins.md's '#### `hook(args)`' headings must match diagnostics/hookspecs.py"
+    assert documented == specs, "docs/plugins.md's '#### `hook(args)`' headings must match diagnostics/_hookspecs.py"
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))
@@ -133,7 +133,7 @@ def test_the_tutorial_module_is_what_plugin_new_writes():
 
 
 def test_the_tutorial_analyzer_keeps_the_contract(register_plugin, keras_tf):
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
     from diagnostics.testing import assert_analyzer_contract, run_analyzer
 
     register_plugin("tutorial_confidence", source=tutorial_module(), version="0.1.0")

@@ -113,10 +113,10 @@ def test_the_checker_catches_each_way_past_the_edge():
         "from diagnostics import Analyzer, Finding\n"
         "from diagnostics import explain as E\n"
         "from diagnostics.health import thresholds, eigenvalues\n"
-        "import diagnostics.runner\n"
+        "import diagnostics._runner\n"
         "from diagnostics_plugins.weights import Weights\n"
         "from . import zoo\n"
-        "from diagnostics import worker\n"
+        "from diagnostics import _worker\n"
         "def run():\n"
         "    E.feature_groups(1, 2)\n"
         "    E.edge_map(1)\n"
@@ -127,10 +127,10 @@ def test_the_checker_catches_each_way_past_the_edge():
     )
     assert violations(source, "p.py", EDGE) == [
         "p.py:4: diagnostics.health.eigenvalues (not in docs/plugins.md's public edge)",
-        "p.py:5: diagnostics.runner (not in docs/plugins.md's public edge)",
+        "p.py:5: diagnostics._runner (not in docs/plugins.md's public edge)",
         "p.py:6: diagnostics_plugins.weights (a plugin imports no other plugin)",
         "p.py:7: . (a plugin imports no other plugin)",
-        "p.py:8: diagnostics.worker (not in docs/plugins.md's public edge)",
+        "p.py:8: diagnostics._worker (not in docs/plugins.md's public edge)",
         "p.py:11: diagnostics.explain.edge_map (not in docs/plugins.md's public edge)",
         "p.py:14: diagnostics.health.load_history (not in docs/plugins.md's public edge)",
         "p.py:15: diagnostics.report (not in docs/plugins.md's public edge)",

@@ -89,7 +89,7 @@ def _child(conn, paths: list[str]) -> None:
 
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # an allocation bomb is a MemoryError here
 
-    import diagnostics.h5probe as probe_mod
+    import diagnostics._h5probe as probe_mod
     import diagnostics.safety as safety
 
     def probe_in_process(path, label, limits, *, weights_only):

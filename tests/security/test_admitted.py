@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from diagnostics.plugin_manager import PluginHost
+from diagnostics._plugin_manager import PluginHost
 from diagnostics.safety import scan
 from tests.conftest import ZOO_DIR
 

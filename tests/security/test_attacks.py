@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from diagnostics import ExitCode
-from diagnostics.allowlist import generate
+from diagnostics._allowlist import generate
 from diagnostics.safety import ModelRefused, scan
 
 from . import hostile

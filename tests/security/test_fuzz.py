@@ -9,7 +9,7 @@ import time
 import pytest
 
 from diagnostics import ExitCode
-from diagnostics.limits import LoadLimits
+from diagnostics._limits import LoadLimits
 from diagnostics.safety import ModelRefused, scan
 
 from . import fuzz
@@ -90,8 +90,8 @@ def test_a_libhdf5_hang_is_killed_at_the_deadline_and_refused(plain, tmp_path):
 #: on a loaded machine the 20 s came first. The attribute is checked first, so a rename fails here, loudly.
 CLI_WITHOUT_PROBE_DEADLINE = """
 import dataclasses, sys
-from diagnostics import runner
-from diagnostics.cli import main
+from diagnostics import _runner as runner
+from diagnostics._cli import main
 assert runner.DEFAULT_LIMITS.h5_scan_timeout_s == 20.0, runner.DEFAULT_LIMITS
 runner.DEFAULT_LIMITS = dataclasses.replace(runner.DEFAULT_LIMITS, h5_scan_timeout_s=3600.0)
 main()

@@ -1,6 +1,6 @@
 """Hostile sidecars, data files and sweep folders through the real ``diagnose``: each is refused in one
 line that names the file and the problem, with the data/model exit code — never an internal error
-(exit 70), a traceback, or a parse that costs gigabytes. Bounds: :class:`diagnostics.limits.DataLimits`."""
+(exit 70), a traceback, or a parse that costs gigabytes. Bounds: :class:`diagnostics._limits.DataLimits`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from diagnostics import ExitCode
-from diagnostics.limits import DATA_DEFAULT, MiB
+from diagnostics._limits import DATA_DEFAULT, MiB
 from tests.conftest import CHECKPOINTS, ZOO_DIR, run_diagnose
 
 DATA = int(ExitCode.DATA_REFUSED)

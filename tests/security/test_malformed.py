@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from diagnostics import ExitCode
-from diagnostics.limits import DEFAULT, LoadLimits
+from diagnostics._limits import DEFAULT, LoadLimits
 from diagnostics.safety import ModelRefused, scan
 
 from . import hostile

@@ -29,7 +29,7 @@ def test_notebook_api_with_a_path(gadget, tmp_path):
 
 def test_dashboard_upload(gadget, tmp_path):
     from diagnostics_dashboard import jobs
-    from diagnostics.runner import RunConfig
+    from diagnostics._runner import RunConfig
 
     path, canary = gadget
     saved = jobs.save_upload(path.read_bytes(), "upload.keras", tmp_path, "model")
@@ -41,9 +41,9 @@ def test_dashboard_upload(gadget, tmp_path):
 
 
 def test_companion_loaded_by_a_worker_is_scanned(gadget, tmp_path):
-    from diagnostics.plugin_manager import PluginHost
+    from diagnostics._plugin_manager import PluginHost
     from diagnostics.safety import ModelRefused
-    from diagnostics.worker import Job, WorkerState, _companion_loader
+    from diagnostics._worker import Job, WorkerState, _companion_loader
 
     path, canary = gadget
     state = WorkerState("tensorflow", set())
@@ -78,7 +78,7 @@ def test_a_file_changed_after_the_scan_is_refused(plain):
 
 
 def test_hdf5_probe_past_its_deadline_is_killed_and_refused(plain):
-    from diagnostics.limits import LoadLimits
+    from diagnostics._limits import LoadLimits
     from diagnostics.safety import ModelRefused, scan
 
     with pytest.raises(ModelRefused, match=r"plain.h5: reading it as HDF5 did not finish within 0.01 s"):

@@ -222,11 +222,11 @@ def test_the_report_records_the_sandbox(tiny, tmp_path):
 
 
 def test_a_kernel_without_confinement_is_refused_in_one_line(tiny, tmp_path, monkeypatch):
-    import diagnostics.sandbox
-    from diagnostics.exitcodes import ExitCode
-    from diagnostics.runner import RunConfig, run_file
+    import diagnostics._sandbox
+    from diagnostics._exitcodes import ExitCode
+    from diagnostics._runner import RunConfig, run_file
 
-    monkeypatch.setattr(diagnostics.sandbox, "unavailable_reason", lambda: "the kernel offers no Landlock")
+    monkeypatch.setattr(diagnostics._sandbox, "unavailable_reason", lambda: "the kernel offers no Landlock")
     outcome = run_file(RunConfig(model_path=str(tiny["keras"]), out_dir=tmp_path / "o", only=("architecture",)))
     assert outcome.exit_code == ExitCode.USAGE
     assert outcome.message == ("the kernel offers no Landlock, so the worker processes cannot be confined: diagnose "
@@ -237,7 +237,7 @@ def test_a_kernel_without_confinement_is_refused_in_one_line(tiny, tmp_path, mon
 # -- the mechanism, without Keras -------------------------------------------------------------------
 CONFINED = textwrap.dedent("""
     import json, os, socket, sys
-    from diagnostics.sandbox import Policy, confine
+    from diagnostics._sandbox import Policy, confine
     allowed, scratch, outside, secret = sys.argv[1:5]
     applied = confine(Policy(write=(allowed,), scratch=scratch))
     seen = {}

@@ -11,8 +11,8 @@ import resource
 import pytest
 
 from diagnostics import ExitCode
-from diagnostics.limits import DEFAULT
-from diagnostics.plugin_manager import PluginHost
+from diagnostics._limits import DEFAULT
+from diagnostics._plugin_manager import PluginHost
 from diagnostics.safety import ModelRefused, registrations, scan
 
 from . import hostile

@@ -22,7 +22,7 @@ STEMS = zoo.artifact_stems()
 
 
 def test_every_sidecar_dataset_fits_its_model(load_model, dataset):
-    from diagnostics.data import from_arrays, validate
+    from diagnostics._data import from_arrays, validate
     from diagnostics.modelinfo import inspect_model
 
     problems = {}

@@ -2,7 +2,7 @@
 
 A worker serves one Keras backend: it sets ``KERAS_BACKEND`` before keras is imported, loads the
 model once, and runs analyzer jobs one after another, sending progress and results back over a
-pipe. Each job ends in a :class:`~diagnostics.jobresult.JobResult`: ``ok``, ``skipped``, or ``failed``
+pipe. Each job ends in a :class:`~diagnostics._jobresult.JobResult`: ``ok``, ``skipped``, or ``failed``
 for any exception an analyzer raises; a crash or a hang is handled by the parent, which kills the
 worker, records the job as ``crashed`` or ``timed_out`` and starts another for the remaining jobs.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .analyzer import Context, Data, ModelInfo, Result, validate_result
-from .jobresult import JobResult, problem
-from .plugin_manager import PluginError, PluginHost
+from ._jobresult import JobResult, problem
+from ._plugin_manager import PluginError, PluginHost
 from .report import Status
-from .tensorflow_hidden import seed_everything
+from ._tensorflow_hidden import seed_everything
 
 #: What caps a worker's compute threads, read by the frameworks when they start: OpenMP (torch's intra-op
 #: pool, oneDNN, MKL) and TensorFlow's own pools.
@@ -30,7 +30,7 @@ COMPUTE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAO
 
 @dataclasses.dataclass
 class Job:
-    """One unit of work: model file, data file, analyzer name, options -> a :class:`~diagnostics.jobresult.JobResult`.
+    """One unit of work: model file, data file, analyzer name, options -> a :class:`~diagnostics._jobresult.JobResult`.
 
     Everything in it is plain data, so an executor may ship it to another machine.
     """
@@ -66,8 +66,8 @@ class Job:
     shard_inputs: list[str] | None = None
 
     def limits(self):
-        """The :class:`~diagnostics.limits.LoadLimits` this job's model is scanned and loaded under."""
-        from .limits import DEFAULT
+        """The :class:`~diagnostics._limits.LoadLimits` this job's model is scanned and loaded under."""
+        from ._limits import DEFAULT
 
         return dataclasses.replace(DEFAULT, max_size=self.max_model_size, max_params=self.max_params,
                                    load_timeout_s=self.load_timeout_s, max_worker_memory=self.max_worker_memory)
@@ -85,7 +85,7 @@ class WorkerState:
         self.data: Data | None = None
         self.data_path: str | None = None
         self.fingerprint: str | None = None
-        #: what diagnostics.sandbox.confine applied to this process (None: unconfined)
+        #: what diagnostics._sandbox.confine applied to this process (None: unconfined)
         self.sandbox: dict | None = None
         #: seconds and peak memory of this worker's phases, sent to the parent with each reply
         self.stats: dict[str, float] = {}
@@ -118,7 +118,7 @@ class WorkerState:
                     self.on_phase("saving a .keras copy for the other backends")
                 _save_copy(self.model, job.keras_copy)
         if job.data_path != self.data_path:
-            from .data import load_file
+            from ._data import load_file
 
             self.data = read_only(load_file(job.data_path)) if job.data_path else None
             self.data_path = job.data_path
@@ -131,7 +131,7 @@ class WorkerState:
     def versions(self) -> dict[str, str]:
         import keras
 
-        from .sandbox import describe
+        from ._sandbox import describe
 
         out = {"keras": keras.__version__, "backend": keras.backend.backend(), "sandbox": describe(self.sandbox)}
         try:
@@ -269,7 +269,7 @@ def read_only(data: Data) -> Data:
 
 
 def _companion_loader(job: Job, state: WorkerState):
-    from .companions import companion_names, companion_path
+    from ._companions import companion_names, companion_path
 
     companions = companion_names(job.metadata or {})
     cache: dict[str, Any] = {}
@@ -302,10 +302,10 @@ def set_framework_environment(backend: str, threads: int | None) -> None:
 
 
 def confine_worker(policy: dict, extra: tuple) -> dict:
-    """Confine this worker process (:mod:`diagnostics.sandbox`) to ``policy`` before any model byte is
+    """Confine this worker process (:mod:`diagnostics._sandbox`) to ``policy`` before any model byte is
     read: the folders of the plugins it may load stay readable."""
-    from .plugin_manager import DEFAULT_PLUGINS, _entry_points
-    from .sandbox import Policy, confine
+    from ._plugin_manager import DEFAULT_PLUGINS, _entry_points
+    from ._sandbox import Policy, confine
 
     modules = {"diagnostics", *(t.split(":")[0] for _, t in DEFAULT_PLUGINS), *(str(t).split(":")[0] for _, t in extra)}
     try:
@@ -326,7 +326,7 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     it started the process) gives the start-up time. ``threads`` caps the framework's compute threads
     (intra- and inter-op) when workers share the cores; variables the user set win. Every ``loaded``, ``started`` and ``result`` reply
     carries the worker's phase timings and peak memory (:meth:`WorkerState.snapshot`). ``sandbox``: the
-    :class:`diagnostics.sandbox.Policy` (as a dict) it confines itself to before importing Keras; None
+    :class:`diagnostics._sandbox.Policy` (as a dict) it confines itself to before importing Keras; None
     runs it unconfined (``--no-sandbox``). The ``ready`` message says what was applied, or why not.
     """
     entered = time.time()
@@ -341,7 +341,7 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     applied = None
     if sandbox is not None:
-        from .sandbox import SandboxUnavailable
+        from ._sandbox import SandboxUnavailable
 
         try:
             applied = confine_worker(sandbox, extra)
@@ -380,7 +380,7 @@ def worker_main(conn, backend: str, disabled: list[str], extra: tuple, log_path:
             os._exit(0)
         job = Job(**payload)
         if not ceiling_applied:  # before the model is loaded: a file that asks for too much gets a MemoryError
-            from .limits import apply_worker_memory_ceiling
+            from ._limits import apply_worker_memory_ceiling
 
             apply_worker_memory_ceiling(job.max_worker_memory)
             ceiling_applied = True

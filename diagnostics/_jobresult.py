@@ -18,11 +18,11 @@ import dataclasses
 from typing import Any, Mapping, NoReturn
 
 from .analyzer import Finding
-from .data import DataRefused
-from .measures import MeasureSection
+from ._data import DataRefused
+from ._measures import MeasureSection
 from .report import Status
 from .safety import ModelRefused
-from .verdicts import MethodExplanation
+from ._verdicts import MethodExplanation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +119,7 @@ def raise_problem(kind: str, message: str) -> NoReturn:
         raise ModelRefused(message)
     if kind == "data_refused":
         raise DataRefused(message)
-    from .executors import ExecutorError
+    from ._executors import ExecutorError
 
     raise ExecutorError(message)
 

@@ -4,7 +4,7 @@
 (any subset with at least one x), or ``x`` and ``y`` (taken as the evaluation split). Other
 keys are kept as extras (e.g. ``mask_val``, a ground-truth mask). Pickled objects, object, structured and
 sub-array dtypes are refused, and the zip directory and every array's header are read, and bounded
-(:class:`diagnostics.limits.DataLimits`), before any array is.
+(:class:`diagnostics._limits.DataLimits`), before any array is.
 
 A model with several inputs gets one array per input, named ``<split>.<input name>``
 (``x_val.image``, ``x_val.stats``, ``x_train.image``...); a model with several outputs may get one
@@ -32,8 +32,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from .analyzer import Data, ModelInfo
-from .limits import DATA_DEFAULT, DataLimits
-from .zipdir import ZipDirectoryError, read_end_record
+from ._limits import DATA_DEFAULT, DataLimits
+from ._zipdir import ZipDirectoryError, read_end_record
 
 SPLITS = ("x_train", "y_train", "x_val", "y_val")
 LABEL_COLUMNS = ("label", "target", "y", "class")
@@ -66,7 +66,7 @@ def _human(n: int) -> str:
 
 def _npz_directory(p: Path, limits: DataLimits) -> None:
     """Bound the member count and the directory's size from the end record, read by hand
-    (:mod:`diagnostics.zipdir`), *before* :mod:`zipfile` reads the directory into memory (a zip64 record
+    (:mod:`diagnostics._zipdir`), *before* :mod:`zipfile` reads the directory into memory (a zip64 record
     can declare millions)."""
     try:
         end = read_end_record(p)
@@ -251,7 +251,7 @@ def find_sidecar(model_path: str | Path) -> Path | None:
 
 #: Sidecar fields the run itself reads, with the JSON types each may have (None: absent or null).
 #: (``step``/``epoch`` are only hints for a sweep, which falls back to the file name; ``companions`` has
-#: its own check in :mod:`diagnostics.companions`.)
+#: its own check in :mod:`diagnostics._companions`.)
 _SIDECAR_TYPES: dict[str, tuple[type, ...]] = {"dataset": (str,), "split_seed": (int,), "model_kind": (str,),
                                                "history": (dict,)}
 _JSON_NAMES = {str: "a string", int: "an integer", dict: "an object"}

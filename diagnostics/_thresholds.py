@@ -7,7 +7,7 @@ Override them for a run with a TOML or JSON file holding the same sections::
 
 or one key at a time, per analyzer: ``--option health.gradients.vanishing_warning=1e-4``.
 (docs/health.md explains each threshold.) A third-party health analyzer's thresholds are its
-``default_thresholds``, in a section named after the analyzer (:mod:`diagnostics.measures`).
+``default_thresholds``, in a section named after the analyzer (:mod:`diagnostics._measures`).
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ import threading
 import time
 from typing import Any, Callable, Protocol
 
-from .jobresult import JobResult, loaded, not_started
+from ._jobresult import JobResult, loaded, not_started
 from .safety import ModelRefused
-from .sandbox import FLAG as SANDBOX_FLAG
-from .worker import Job, WorkerState, run_job, worker_main
+from ._sandbox import FLAG as SANDBOX_FLAG
+from ._worker import Job, WorkerState, run_job, worker_main
 
 ProgressFn = Callable[[int, int, str], None]
 LOAD_TIMEOUT_S = 600.0
@@ -104,7 +104,7 @@ class ProcessExecutor:
 
     def __init__(self, disabled: set[str] = frozenset(), extra: tuple = (), log_dir: str | None = None, *,
                  sandbox: dict | None):
-        """``sandbox``: the :class:`diagnostics.sandbox.Policy` (as a dict) every worker confines itself to
+        """``sandbox``: the :class:`diagnostics._sandbox.Policy` (as a dict) every worker confines itself to
         before it reads the model; None only when the user lifted it (``--no-sandbox``). Required, so that no
         caller gets unconfined workers by leaving it out."""
         self.sandbox = sandbox
@@ -295,9 +295,9 @@ class InlineExecutor:
         self.state.fingerprint = weights_fingerprint(self.state.model)
         self.state.data_path = None
         if job.data_path:
-            from .data import load_file
+            from ._data import load_file
 
-            from .worker import read_only
+            from ._worker import read_only
 
             self.state.data = read_only(load_file(job.data_path))
             self.state.data_path = job.data_path

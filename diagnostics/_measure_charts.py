@@ -1,6 +1,6 @@
 """One chart per health measure, drawn in one place for every health analyzer.
 
-The host (:func:`diagnostics.measures.judge`) calls :func:`draw` for each :class:`MeasureSection`
+The host (:func:`diagnostics._measures.judge`) calls :func:`draw` for each :class:`MeasureSection`
 with more than one value: a line per series over epochs for an epoch-scoped measure, else a bar per
 value (layer, class, feature), coloured by its outcome, with the thresholds drawn as lines (a band
 shaded) and the 95% intervals as error bars. The HTML report, the notebook and the dashboard show
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .measures import Direction, MeasureSection, Scope
+from ._measures import Direction, MeasureSection, Scope
 from .plotting import pyplot
-from .verdicts import Outcome
+from ._verdicts import Outcome
 
 #: Bar colour per outcome (diagnostics.plotting's palette: blue passed, orange warning, red error).
 COLOURS = {Outcome.PASSED: "#1565c0", Outcome.DOUBTFUL: "#ef6c00", Outcome.FAILED: "#c62828"}

@@ -1,4 +1,4 @@
-"""Run analyzer jobs on Ray actors: the same :class:`~diagnostics.executors.Executor` interface as the
+"""Run analyzer jobs on Ray actors: the same :class:`~diagnostics._executors.Executor` interface as the
 local worker processes, so no analyzer changes (``diagnose MODEL --executor ray``).
 
 Ray is an optional extra (``pip install 'diagnostics[ray]'``) and is imported inside functions only,
@@ -6,7 +6,7 @@ so ``diagnose --help`` never imports it. What the design keeps from the local ex
 
 - one long-lived actor per (backend, replica), ``KERAS_BACKEND`` set through the actor's runtime
   environment before keras is imported, the model loaded once per actor;
-- the pre-scan runs on the driver (:func:`diagnostics.runner.run_file` calls
+- the pre-scan runs on the driver (:func:`diagnostics._runner.run_file` calls
   :func:`diagnostics.safety.scan` before any executor sees the file); the model, its companions and
   the data go to the object store once, as bytes; each actor re-checks their sha256 against what the
   pre-scan saw before it writes them to its own disk;
@@ -14,7 +14,7 @@ so ``diagnose --help`` never imports it. What the design keeps from the local ex
   sandbox to the actor's folder (:class:`ActorBody`), under the run's memory ceiling and load timeout;
 - a job past its budget gets its actor killed (``ray.kill``) and a fresh one started; a crash, a
   malformed result and an import failure in the actor are reported with the same statuses as with
-  local workers (the same :func:`diagnostics.worker.run_job` runs inside the actor);
+  local workers (the same :func:`diagnostics._worker.run_job` runs inside the actor);
 - progress messages stream back (the actor's ``run`` is a Ray streaming generator);
 - artifacts the analyzer wrote on the actor's machine come back as bytes with the result and are
   written into the report's staging directory by the driver.
@@ -34,10 +34,10 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from .companions import companion_files
-from .jobresult import JobResult, loaded, not_started, problem
+from ._companions import companion_files
+from ._jobresult import JobResult, loaded, not_started, problem
 from .safety import ModelRefused
-from .worker import COMPUTE_THREAD_VARIABLES, Job, set_framework_environment
+from ._worker import COMPUTE_THREAD_VARIABLES, Job, set_framework_environment
 
 INSTALL_HINT = "pip install 'diagnostics[ray]'"
 LOAD_TIMEOUT_S = 600.0
@@ -108,8 +108,8 @@ class ActorBody:
     """What one Ray actor runs: the files it was sent, and a local worker process that loads and runs them.
 
     The actor itself never deserializes the model: it keeps Ray's connections, which a sandbox would
-    cut, so the model is loaded by a :class:`diagnostics.executors.ProcessExecutor` worker that the
-    actor starts and that confines itself (:mod:`diagnostics.sandbox`) to the actor's own folders:
+    cut, so the model is loaded by a :class:`diagnostics._executors.ProcessExecutor` worker that the
+    actor starts and that confines itself (:mod:`diagnostics._sandbox`) to the actor's own folders:
     ``in/`` (the shipped files, read-only) and ``work/`` (artifacts, logs, ``TMPDIR``). That worker
     applies the same memory ceiling, load timeout and budgets as a local run's. Plain Python (no ray
     import at module level): :class:`RayExecutor` wraps it with ``ray.remote``.
@@ -118,8 +118,8 @@ class ActorBody:
     def __init__(self, backend: str, disabled: list[str], extra: tuple, sandbox: bool = True):
         import multiprocessing
 
-        from .executors import ProcessExecutor, threads_per_worker
-        from .sandbox import Policy
+        from ._executors import ProcessExecutor, threads_per_worker
+        from ._sandbox import Policy
 
         # as a local run does: the worker inherits the backend and the thread budget from this process
         set_framework_environment(backend, threads_per_worker(int(os.environ.get("DIAGNOSTICS_SIDE_BY_SIDE", "1"))))
@@ -193,7 +193,7 @@ class ActorBody:
 
     def run(self, job_dict: dict, blobs: dict):
         """A streaming generator: ("started", None), then ("progress", ...)*, then ("result", {"job": the
-        JobResult's wire form, "files": the artifacts it wrote}); or a problem reply (:func:`~diagnostics.jobresult.problem`)."""
+        JobResult's wire form, "files": the artifacts it wrote}); or a problem reply (:func:`~diagnostics._jobresult.problem`)."""
         try:
             job = self._local_job(job_dict, blobs)
         except Exception as e:  # noqa: BLE001
@@ -397,7 +397,7 @@ class RayExecutor:
 
     def _blobs_for(self, job: Job) -> dict:
         blobs = {"model": self._blob(job.model_path, job.model_sha256, "model")}
-        # plain files in the model's folder only (diagnostics.companions), with their own sidecars; the
+        # plain files in the model's folder only (diagnostics._companions), with their own sidecars; the
         # worker that loads one scans it first, as it does the model
         files = companion_files(job.model_path, job.metadata or {})
         if files:

@@ -1,7 +1,7 @@
 """The end of a zip archive's central directory, read by hand before :mod:`zipfile` reads the directory.
 
 Shared by the model pre-scan (``.keras``, :mod:`diagnostics.safety`) and the data reader (``.npz``,
-:mod:`diagnostics.data`): each bounds the entry count and the directory's size from this record, so
+:mod:`diagnostics._data`): each bounds the entry count and the directory's size from this record, so
 that an archive declaring millions of entries is refused before ``zipfile`` builds them in memory.
 zipfile reads a zip64 record whenever its locator precedes the classic record, whatever the classic
 record says, and uses its numbers (Python 3.11 reads it right before the locator, later versions where

@@ -107,7 +107,7 @@ def apply_worker_memory_ceiling(value: int | None) -> int:
 @dataclasses.dataclass(frozen=True)
 class DataLimits:
     """Bounds applied to a model's sidecar (``<model>.meta.json``) and to a ``--data`` file *before* they are
-    parsed (:mod:`diagnostics.data`). The zoo's sidecars are 1–5 KiB and its data sets a few MiB; each bound is
+    parsed (:mod:`diagnostics._data`). The zoo's sidecars are 1–5 KiB and its data sets a few MiB; each bound is
     far above what a real file needs and far below what hurts a run (a red team's 60 MB sidecar was copied into
     every job; a 50 MB CSV took 2.3 GB to parse; a 1.6 MB ``.npz`` declared 1.6 GB of arrays)."""
 

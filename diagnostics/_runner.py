@@ -16,21 +16,21 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import phrasing, report as report_mod
+from . import _phrasing as phrasing, report as report_mod
 from .analyzer import Data, ModelInfo
-from .companions import companion_files, companion_names
-from .data import DataRefused, find_sidecar, load_dataset, load_file, precheck, read_sidecar, save_npz, validate
-from .exitcodes import ExitCode
-from .plugin_manager import AnalyzerEntry, PluginError, PluginHost, unknown_analyzer
-from .executors import ExecutorError
-from .limits import DEFAULT as DEFAULT_LIMITS
+from ._companions import companion_files, companion_names
+from ._data import DataRefused, find_sidecar, load_dataset, load_file, precheck, read_sidecar, save_npz, validate
+from ._exitcodes import ExitCode
+from ._plugin_manager import AnalyzerEntry, PluginError, PluginHost, unknown_analyzer
+from ._executors import ExecutorError
+from ._limits import DEFAULT as DEFAULT_LIMITS
 from .loading import LoadingLine, phase_kwargs
 from .options import OptionError, check_options
 from .report import AnalyzerRecord, Report, Status
 from .modelinfo import declared_model
 from .safety import DEFAULT_MAX_SIZE, ModelRefused, require_safe, scan
-from .jobresult import JobResult
-from .worker import Job
+from ._jobresult import JobResult
+from ._worker import Job
 
 _DATA_NEED_TEXT = {
     "x": "input samples",
@@ -73,18 +73,18 @@ class RunConfig:
     label_column: str | None = None
     extra_plugins: tuple = ()
     confirm_trust: Callable[[list[str]], bool] | None = None
-    executor: str = "local"  #: "local" (worker processes) or "ray" (see diagnostics.ray_executor)
+    executor: str = "local"  #: "local" (worker processes) or "ray" (see diagnostics._ray_executor)
     ray_address: str | None = None  #: None: a local Ray instance sized to the machine
     workers: int = 1  #: jobs in flight per backend (Ray replicas per backend)
     shards: int = 1  #: split sample-sharded analyzers (diagnostics.sharding) into this many jobs
     #: Bytes the run's workers may use together (--max-memory); None: diagnostics.memory.default_limit().
     max_memory: int | None = None
-    #: Confine every process that reads or runs the model (diagnostics.sandbox); False only with --no-sandbox.
+    #: Confine every process that reads or runs the model (diagnostics._sandbox); False only with --no-sandbox.
     sandbox: bool = True
     #: Seconds the whole run may take (--deadline): budgets and load timeouts shrink to what is left, and an
     #: analyzer whose turn comes after it is not run (timed_out). None: no bound but the per-analyzer ones.
     deadline_s: float | None = DEFAULT_DEADLINE_S
-    #: Whose words reasons use (diagnostics.phrasing): "cli" (flags) or "api" (diagnostics.diagnose's arguments).
+    #: Whose words reasons use (diagnostics._phrasing): "cli" (flags) or "api" (diagnostics.diagnose's arguments).
     caller: str = "cli"
 
 
@@ -325,7 +325,7 @@ def make_executor(config: RunConfig, host: PluginHost, log_dir: str | None, poli
     :func:`worker_policy`), or Ray actors, whose workers confine themselves to the actor's folders."""
     extra = importable_plugins(config.extra_plugins)
     if config.executor == "ray":
-        from .ray_executor import RayExecutor, RayUnavailable
+        from ._ray_executor import RayExecutor, RayUnavailable
 
         try:
             return RayExecutor(disabled=host.disabled, extra=extra, address=config.ray_address, replicas=config.workers,
@@ -334,14 +334,14 @@ def make_executor(config: RunConfig, host: PluginHost, log_dir: str | None, poli
             raise UsageError(str(e)) from None
     if config.executor != "local":
         raise UsageError(f"unknown executor {config.executor!r}; use 'local' or 'ray'")
-    from .executors import ProcessExecutor
+    from ._executors import ProcessExecutor
 
     return ProcessExecutor(disabled=host.disabled, extra=extra, log_dir=log_dir, sandbox=policy if config.sandbox else None)
 
 
 def require_sandbox(config: RunConfig) -> None:
     """Refuse, in one line, to run model code unconfined unless the user lifted the sandbox."""
-    from .sandbox import FLAG, unavailable_reason
+    from ._sandbox import FLAG, unavailable_reason
 
     why = unavailable_reason() if config.sandbox else None
     if why:
@@ -350,11 +350,11 @@ def require_sandbox(config: RunConfig) -> None:
 
 
 def worker_policy(config: RunConfig, models: list[Path], metadatas: list[dict], write: Path, scratch: Path) -> dict:
-    """What a run's workers may touch (:class:`diagnostics.sandbox.Policy`): read the model files, their
+    """What a run's workers may touch (:class:`diagnostics._sandbox.Policy`): read the model files, their
     sidecars and companions and the files named by analyzer options; write only under ``write`` (the
     run's staging folder, where the data copy, the artifacts and the logs are), with ``scratch`` as
     ``TMPDIR``. The user's data file is not among them: workers read the copy in the staging folder."""
-    from .sandbox import Policy
+    from ._sandbox import Policy
 
     read: list[str] = []
     for model, metadata in zip(models, metadatas):
@@ -568,7 +568,7 @@ def _execute(config: RunConfig, prepared: Prepared, executor, progress: Progress
     if config.strict_plugins and (stop.is_set() or report.plugin_problems):
         code = ExitCode.PLUGIN_ERROR
     report = dataclasses.replace(report, exit_code=int(code))
-    from .html import render_html
+    from ._html import render_html
 
     # the run's phases: time before the workers were asked for anything (prescan, data), the report
     # itself (measured up to the HTML render; the JSON and the commit are what is left after it)
@@ -577,7 +577,7 @@ def _execute(config: RunConfig, prepared: Prepared, executor, progress: Progress
     report = dataclasses.replace(report, timings={k: round(v, 3) for k, v in timings.items()})
     html = render_html(report, staging)
     report_mod.commit(prepared.out_dir, staging, {report_mod.REPORT_HTML: html, report_mod.REPORT_JSON: report.to_json()})
-    from .html import write_archive
+    from ._html import write_archive
 
     write_archive(prepared.out_dir)  # report.zip beside the page when its arrays are too large to embed (the page says so)
     return Outcome(report, code)
@@ -695,7 +695,7 @@ def run_in_memory(model, data: Data | None, *, out_dir: Path | None, seed: int, 
     """The notebook path: analyzers run in this process on the caller's model."""
     import keras
 
-    from .executors import InlineExecutor
+    from ._executors import InlineExecutor
 
     backend = keras.backend.backend()
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="diagnostics-"))

@@ -151,12 +151,12 @@ def _check_attributes(obj, limits: dict, np) -> str | None:
 
 def confine(path: str) -> None:
     """Confine this process to reading ``path`` (and Python), before libhdf5 sees a byte of it: the
-    sandbox (diagnostics/sandbox.py, loaded by path since the package is not imported here). Where the
+    sandbox (diagnostics/_sandbox.py, loaded by path since the package is not imported here). Where the
     kernel offers none, the probe runs as before; the run itself then refuses to start workers."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("_diagnostics_sandbox", Path(__file__).with_name("sandbox.py"))
+    spec = importlib.util.spec_from_file_location("_diagnostics_sandbox", Path(__file__).with_name("_sandbox.py"))
     sandbox = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sandbox)
     if sandbox.unavailable_reason() is None:

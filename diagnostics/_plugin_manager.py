@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pluggy
 
-from . import hookspecs
+from . import _hookspecs as hookspecs
 from .analyzer import Analyzer
 
 ENTRY_POINT_GROUP = "diagnostics"

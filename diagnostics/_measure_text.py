@@ -1,17 +1,17 @@
-"""How the views word a health measure (:class:`~diagnostics.measures.MeasureSection`), in plain text.
+"""How the views word a health measure (:class:`~diagnostics._measures.MeasureSection`), in plain text.
 
 The HTML report, the notebook and the job summary read a section by its scope, direction and outcomes,
 never by the analyzer's name or a metric key, so a new health analyzer shows in each of them unedited.
 These functions compose the words they share ("error at ≥ 1e+03", "2 of 12 layers", the worst value);
-each view escapes them for its sink (:mod:`diagnostics.textsafe`), as it escapes the names.
+each view escapes them for its sink (:mod:`diagnostics._textsafe`), as it escapes the names.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .measures import Direction, Judged, MeasureSection, Scope
-from .verdicts import Outcome
+from ._measures import Direction, Judged, MeasureSection, Scope
+from ._verdicts import Outcome
 
 #: What a health outcome is called in the views: the severity of the finding it made.
 OUTCOME_WORDS = {Outcome.PASSED: "passed", Outcome.DOUBTFUL: "warning", Outcome.FAILED: "error"}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .data import SIDECAR_SUFFIX, DataRefused
+from ._data import SIDECAR_SUFFIX, DataRefused
 
 
 def companion_names(metadata: dict[str, Any], sidecar: str = "the sidecar") -> dict[str, str]:

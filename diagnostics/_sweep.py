@@ -8,7 +8,7 @@ optimizer step, each read from its sidecar (``"epoch"``, ``"step"``), else from 
 number give that. The sweep's axis (``"axis"`` in the index, the first column of every table) is the
 epoch when every checkpoint has one, else the step when every checkpoint has one, else the position in
 the sweep: the numbers the user sees are those of the file names, never a counter of our own.
-Every checkpoint goes through :func:`diagnostics.runner.run_file`: the same pre-scan, safe loading and
+Every checkpoint goes through :func:`diagnostics._runner.run_file`: the same pre-scan, safe loading and
 report as ``diagnose MODEL``.
 
 Each checkpoint's entry carries the value of every health measure its report holds, by the measure's code
@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .exitcodes import ExitCode
+from ._exitcodes import ExitCode
 
 SWEEP_JSON = "sweep.json"
 #: 2: each checkpoint has its ``epoch`` and its ``step`` (each with its source), the index its ``axis``,
@@ -106,7 +106,7 @@ def numbers_from_name(name: str) -> tuple[int | None, int | None]:
 def _numbers_from_sidecar(path: Path) -> tuple[int | None, int | None]:
     """The sidecar's ``epoch`` and ``step``; None for each it lacks, and both None when there is no
     sidecar or it is refused (the checkpoint's own run then refuses it, in one line, and the sweep goes on)."""
-    from .data import DataRefused, find_sidecar, read_sidecar
+    from ._data import DataRefused, find_sidecar, read_sidecar
 
     side = find_sidecar(path)
     if side is None:
@@ -470,11 +470,11 @@ def _file_sha256(path: Path) -> str:
 
 def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, say: Callable[[str], None] = lambda s: None,
               make_executor: Callable[[], Any] | None = None) -> SweepOutcome:
-    """Diagnose every checkpoint under ``paths`` with ``base`` (a :class:`~diagnostics.runner.RunConfig`
+    """Diagnose every checkpoint under ``paths`` with ``base`` (a :class:`~diagnostics._runner.RunConfig`
     whose model and output paths are replaced per checkpoint); ``workers`` checkpoints run at once,
     each lane on its own executor (local worker processes or Ray actors, as ``base.executor`` says)."""
-    from .plugin_manager import PluginHost
-    from .runner import Progress, importable_plugins, run_file
+    from ._plugin_manager import PluginHost
+    from ._runner import Progress, importable_plugins, run_file
 
     t0 = time.perf_counter()
     checkpoints = find_checkpoints(paths)
@@ -519,7 +519,7 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
     done = [reused + refused]
     owns_ray = False
     if base.executor == "ray":
-        from .ray_executor import connect
+        from ._ray_executor import connect
 
         owns_ray = connect(base.ray_address)
     extra = importable_plugins(base.extra_plugins)
@@ -602,10 +602,10 @@ def run_sweep(paths: Iterable[str], base, out_dir: Path, *, workers: int = 1, sa
 
 def _lane_executor(base, host, extra, log_dir: Path, policy: dict | None):
     if base.executor == "ray":
-        from .ray_executor import RayExecutor
+        from ._ray_executor import RayExecutor
 
         return RayExecutor(disabled=host.disabled, extra=extra, address=base.ray_address, replicas=1, sandbox=base.sandbox)
-    from .executors import ProcessExecutor
+    from ._executors import ProcessExecutor
 
     log_dir.mkdir(parents=True, exist_ok=True)
     return ProcessExecutor(disabled=host.disabled, extra=extra, log_dir=str(log_dir), sandbox=policy)
@@ -615,9 +615,9 @@ def _worker_policy(base, checkpoints, root: Path) -> dict:
     """A lane's worker serves every checkpoint in turn: it may read them all (with their sidecars and
     companions) and write under the sweep's folder, where each checkpoint's report is staged. A sidecar
     that cannot be read adds nothing here: that checkpoint's own run refuses it."""
-    from .companions import companion_names
-    from .data import DataRefused, find_sidecar, read_sidecar
-    from .runner import worker_policy
+    from ._companions import companion_names
+    from ._data import DataRefused, find_sidecar, read_sidecar
+    from ._runner import worker_policy
 
     models, metadatas = [], []
     for c in checkpoints:

@@ -5,17 +5,17 @@ row per health measure that did not pass (read from the report's measure section
 metric key; the passing ones are counted), the worst findings (warnings and errors; info findings are
 counted) and where the full report is: read from the :class:`~diagnostics.report.Report` alone. Every
 name and message (the model's file name, analyzer names, finding codes, where and messages, a measure's
-title, unit and where) goes through :mod:`diagnostics.textsafe`: it cannot break the table, start a line
+title, unit and where) goes through :mod:`diagnostics._textsafe`: it cannot break the table, start a line
 of its own (a second heading) or inject markup.
 """
 
 from __future__ import annotations
 
-from . import measure_text as words
+from . import _measure_text as words
 from .analyzer import Severity
-from .exitcodes import verdict_and_why
+from ._exitcodes import verdict_and_why
 from .report import Report, Status
-from .textsafe import markdown as _md, markdown_code as _code
+from ._textsafe import markdown as _md, markdown_code as _code
 
 #: How many findings the summary lists (worst first); the rest are counted, and are in the HTML report.
 MAX_FINDINGS = 10

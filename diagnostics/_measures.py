@@ -8,11 +8,11 @@ What :mod:`diagnostics.explainers` did for explanations, this does for health ch
   them. Nothing is measured by declaring it.
 - :class:`HealthAnalyzer`: an :class:`~diagnostics.Analyzer` whose plugin writes one
   ``measure(context) -> Measurements`` (a list of :class:`Value` s). The host judges every value
-  against its thresholds with the same :class:`~diagnostics.verdicts.Outcome` the explanations use
+  against its thresholds with the same :class:`~diagnostics._verdicts.Outcome` the explanations use
   (on the conservative end of the value's interval when it has one), names each finding
-  ``<analyzer>.<measure>``, and draws one chart per measure (:mod:`diagnostics.measure_charts`).
+  ``<analyzer>.<measure>``, and draws one chart per measure (:mod:`diagnostics._measure_charts`).
 - :class:`MeasureSection`: the report's typed section for one measure (beside
-  :class:`~diagnostics.verdicts.MethodExplanation`), which the HTML report, the dashboard, the sweep
+  :class:`~diagnostics._verdicts.MethodExplanation`), which the HTML report, the dashboard, the sweep
   index, MLflow, JUnit and the summary read, so none of them guesses at metric keys.
 
 Plain dataclasses and enums, no numpy: the CLI and the dashboard import this.
@@ -26,7 +26,7 @@ import math
 from typing import Any, ClassVar, Mapping, Sequence
 
 from .analyzer import Analyzer, Context, Finding, Result, Severity
-from .verdicts import Outcome
+from ._verdicts import Outcome
 
 
 class Scope(enum.StrEnum):
@@ -274,7 +274,7 @@ class HealthAnalyzer(Analyzer):
 
     Metadata (class attributes, besides :class:`~diagnostics.Analyzer`'s):
         measures: the :class:`Measure` s it measures.
-        threshold_section: the section of :data:`diagnostics.thresholds.DEFAULT_THRESHOLDS` its measures'
+        threshold_section: the section of :data:`diagnostics._thresholds.DEFAULT_THRESHOLDS` its measures'
             threshold keys are in ("" = ``default_thresholds`` below, under the analyzer's name).
         default_thresholds: a third-party analyzer's own thresholds ``{key: value}``; overridden like
             the built-in ones (``--option NAME.KEY=VALUE`` or a section ``[NAME]`` of the thresholds file).
@@ -327,7 +327,7 @@ class HealthAnalyzer(Analyzer):
 # -- the host's side -------------------------------------------------------------------------------
 def thresholds_of(cls: type[HealthAnalyzer], options: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """Every threshold section the analyzer's measures name, resolved for this run's options."""
-    from .thresholds import DEFAULT_THRESHOLDS, thresholds
+    from ._thresholds import DEFAULT_THRESHOLDS, thresholds
 
     sections = {section_of(cls, m) for m in cls.measures if m.warning or m.error}
     return {s: thresholds(options, s, defaults=None if s in DEFAULT_THRESHOLDS else dict(cls.default_thresholds))
@@ -370,7 +370,7 @@ def judge(cls: type[HealthAnalyzer], measured: Measurements, thresholds: Mapping
                                  thresholds={k: v for k, v in limits.items() if v is not None}, values=tuple(judged),
                                  format=m.format)
         if artifact_dir is not None and len(judged) > 1:
-            from .measure_charts import draw
+            from ._measure_charts import draw
 
             chart = draw(section, artifact_dir / f"measure_{m.name}.png")
             if chart:

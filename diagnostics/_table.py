@@ -7,9 +7,9 @@ verdict, start a line of its own or pass for a CI workflow command.
 
 from __future__ import annotations
 
-from .exitcodes import verdict_and_why
+from ._exitcodes import verdict_and_why
 from .report import Report
-from .textsafe import terminal as t, workflow_safe
+from ._textsafe import terminal as t, workflow_safe
 
 _COLOURS = {"error": "31", "warning": "33", "info": "34", "ok": "32", "failed": "31", "timed_out": "35", "skipped": "90", "crashed": "31",
             "trusted": "32", "doubtful": "33"}

@@ -7,7 +7,7 @@
   page links them beside it and :func:`write_archive` puts the whole report folder in ``report.zip`` next
   to the page. The page says which of the two it did.
 - Explained samples are listed with the output explained and, where the data has them, the true label.
-- A health analyzer's measures (its :class:`~diagnostics.measures.MeasureSection` s) are one block each:
+- A health analyzer's measures (its :class:`~diagnostics._measures.MeasureSection` s) are one block each:
   the title and unit, the chart the host drew, the thresholds and their reference, and the values with
   their 95% intervals and outcomes (a long list shows the values that did not pass, the rest folded).
   The blocks are read by scope, direction and outcome, never by analyzer name or metric key, so a new
@@ -30,11 +30,11 @@ import zipfile
 from pathlib import Path
 from typing import Mapping
 
-from . import measure_text as words
-from .measures import MeasureSection
+from . import _measure_text as words
+from ._measures import MeasureSection
 from .report import ARTIFACTS, REPORT_HTML, REPORT_JSON, AnalyzerRecord, Report
 # html.escape, and control and bidi characters shown as escapes: one implementation for every sink.
-from .textsafe import html_text as escape
+from ._textsafe import html_text as escape
 
 SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", None: "#2e7d32"}
 STATUS_COLOURS = {"ok": "#2e7d32", "skipped": "#757575", "failed": "#c62828", "timed_out": "#6a1b9a", "crashed": "#b71c1c"}

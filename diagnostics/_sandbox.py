@@ -17,7 +17,7 @@ across ``exec``:
 - **A new network namespace** (``unshare(CLONE_NEWUSER|CLONE_NEWNET)``) where user namespaces are
   allowed: no interface but a down loopback. Belt and braces over the two layers above, not required.
 - **Resource limits**: no core dumps, a cap on the size of any file written (``RLIMIT_FSIZE``); the
-  memory ceiling is the worker's ``RLIMIT_DATA`` (:func:`diagnostics.limits.apply_worker_memory_ceiling`).
+  memory ceiling is the worker's ``RLIMIT_DATA`` (:func:`diagnostics._limits.apply_worker_memory_ceiling`).
 
 Why no dependency: the three Landlock calls and a 30-instruction seccomp filter are a hundred lines
 of ``ctypes`` against stable kernel ABIs; the PyPI bindings (``landlock``, ``pyseccomp``) wrap the

@@ -24,8 +24,8 @@ edit here:
 
 Durations go in ``time`` (seconds, three decimals: the common JUnit schema allows no more).
 
-Every text passes through :func:`diagnostics.textsafe.xml_text` and every attribute through
-:func:`~diagnostics.textsafe.visible`: a character XML 1.0 cannot carry (an ANSI colour code in a
+Every text passes through :func:`diagnostics._textsafe.xml_text` and every attribute through
+:func:`~diagnostics._textsafe.visible`: a character XML 1.0 cannot carry (an ANSI colour code in a
 message, say) would make the file unreadable, so it is shown as an escape (``\\x1b``) instead, as
 are bidi overrides and, in attributes and finding lines, newlines; ElementTree escapes the rest.
 """
@@ -35,10 +35,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from .analyzer import Finding, Severity
-from .exitcodes import exit_reason
-from .measures import Direction, MeasureSection, formatted
+from ._exitcodes import exit_reason
+from ._measures import Direction, MeasureSection, formatted
 from .report import AnalyzerRecord, Report, Status
-from .textsafe import visible, xml_text
+from ._textsafe import visible, xml_text
 
 
 def _time(seconds: float) -> str:

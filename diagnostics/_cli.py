@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from .exitcodes import ExitCode
-from .textsafe import terminal
+from ._exitcodes import ExitCode
+from ._textsafe import terminal
 
 # Every line printed here may quote a name that a file or a plugin chose (a model or checkpoint file
 # name, a layer, an analyzer, a plugin's error): it goes through textsafe.terminal, so it cannot hide
@@ -159,7 +159,7 @@ def run_command(model, out_dir, target, options, disable, no_sandbox, junit_xml,
     # ``settings``: the options whose destination is named after a RunConfig field (--data data_path,
     # --timeout timeout_s, --workers workers...), which go into it as they are; the ones named here are
     # translated (--disable, --no-sandbox, --target into the options) or are about this command's output.
-    from .runner import Progress, RunConfig, run_file
+    from ._runner import Progress, RunConfig, run_file
 
     _check_executor(settings["executor"])
 
@@ -180,16 +180,16 @@ def run_command(model, out_dir, target, options, disable, no_sandbox, junit_xml,
     progress = _safe_progress(Progress)(quiet=quiet)
     config = RunConfig(model_path=model, out_dir=out, options=opts, disabled=frozenset(disable), sandbox=not no_sandbox,
                        confirm_trust=_confirm_trust, **settings)
-    from .limits import apply_worker_memory_ceiling
+    from ._limits import apply_worker_memory_ceiling
 
     apply_worker_memory_ceiling(config.max_worker_memory)  # this process too: a file it reads cannot take the machine
     outcome = run_file(config, progress)
     if outcome.report is not None:
-        from .table import verdict_table
+        from ._table import verdict_table
 
         click.echo(verdict_table(outcome.report, colour=use_colour(sys.stdout)))
         if verbose:
-            from .table import slowest_phases
+            from ._table import slowest_phases
 
             text = slowest_phases(outcome.report)
             if text:
@@ -211,7 +211,7 @@ def run_command(model, out_dir, target, options, disable, no_sandbox, junit_xml,
 def _write_outputs(outcome, model: str, out: Path, junit_xml: str | None, summary_md: str | None,
                    mlflow_run: str | None) -> list[str]:
     """Write the JUnit XML, the Markdown summary and the MLflow run that were asked for; return the failures."""
-    from . import junit, summary
+    from . import _junit as junit, _summary as summary
 
     report, name = outcome.report, Path(model).name
     failures = []
@@ -264,7 +264,7 @@ def _write_file(path: str, text: str) -> None:
 def _check_executor(executor: str) -> None:
     """``--executor ray`` without Ray installed is a usage error naming the install command."""
     if executor == "ray":
-        from .ray_executor import RayUnavailable, require_ray
+        from ._ray_executor import RayUnavailable, require_ray
 
         try:
             require_ray()
@@ -318,8 +318,8 @@ def sweep_command(paths, out_dir, only, skip, fail_on, timeout_s, seed, options,
                   ray_address, workers, quiet):
     """Diagnose every checkpoint of a training run: files, a directory or a glob (ModelCheckpoint names
     such as model.{epoch:02d}-{val_loss:.2f}.keras give the step). Resumes an interrupted sweep."""
-    from .runner import RunConfig
-    from .sweep import SweepError, run_sweep
+    from ._runner import RunConfig
+    from ._sweep import SweepError, run_sweep
 
     _check_executor(executor)
     out = Path(out_dir)
@@ -347,7 +347,7 @@ def sweep_command(paths, out_dir, only, skip, fail_on, timeout_s, seed, options,
 def _say_what_changed(outcome, say) -> None:
     """Why the verdict moved: the warnings and errors that appeared, went or changed severity at each
     checkpoint since the previous one (the index's ``changes``), on stderr beside the progress."""
-    from .sweep import describe_changes
+    from ._sweep import describe_changes
 
     lines = []
     previous = None
@@ -370,7 +370,7 @@ def _say_what_changed(outcome, say) -> None:
 def plugins_command(as_json, disable):
     """List installed plugins with their versions, hooks and analyzers."""
     from .options import options_metadata
-    from .plugin_manager import PluginHost
+    from ._plugin_manager import PluginHost
 
     host = PluginHost(disabled=set(disable)).load()
     records = [r.to_dict() for r in host.records.values()]
