@@ -152,3 +152,64 @@ def test_the_core_imports_none_of_the_libraries_its_plugins_wrap():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             found += [f"{path.relative_to(REPO)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in WRAPPED]
     assert not found, f"the core imports a wrapped library (it belongs in its plugin): {found}"
+
+
+def edge_modules(text: str | None = None) -> set[str]:
+    """Every module the public-edge table lists, the rows for tests only included."""
+    text = DOC.read_text(encoding="utf-8") if text is None else text
+    m = re.search(r"<!-- public-edge -->\n(.*?)\n\n", text, re.S)
+    assert m, "docs/plugins.md has no table after <!-- public-edge -->"
+    return {row.strip().strip("|").split("|")[0].strip().strip("`") for row in m.group(1).splitlines()[2:]}
+
+
+def user_modules(text: str | None = None) -> set[str]:
+    """The public modules for users (not plugins), listed between ``<!-- user-modules -->`` markers; the
+    names in parentheses are what each module is for, not modules."""
+    text = DOC.read_text(encoding="utf-8") if text is None else text
+    m = re.search(r"<!-- user-modules -->(.*?)<!-- /user-modules -->", text, re.S)
+    assert m, "docs/plugins.md has no list between <!-- user-modules --> and <!-- /user-modules -->"
+    return set(re.findall(r"`(diagnostics\.[a-z_]+)`", re.sub(r"\([^)]*\)", "", m.group(1))))
+
+
+def unmarked(entries: list[str], listed: set[str]) -> list[str]:
+    """``diagnostics/ENTRY`` for each top-level module (``name.py``) or subpackage (``name``) of the
+    package that is neither listed as public nor named with a leading ``_``."""
+    out = []
+    for entry in sorted(entries):
+        name = entry.removesuffix(".py")
+        if name.startswith("_") or f"diagnostics.{name}" in listed:
+            continue
+        out.append(f"diagnostics/{entry}")
+    return out
+
+
+def package_entries() -> list[str]:
+    root = REPO / "diagnostics"
+    return sorted(p.name for p in root.iterdir()
+                  if (p.is_file() and p.suffix == ".py") or (p.is_dir() and (p / "__init__.py").is_file()))
+
+
+def test_every_implementation_module_is_named_private():
+    """Issue 24: a reader of diagnostics/ tells the API from the implementation by the file name. A
+    module is public only if docs/plugins.md lists it (the edge table or the user modules)."""
+    found = unmarked(package_entries(), edge_modules() | user_modules())
+    assert not found, ("modules of diagnostics that are neither in docs/plugins.md's lists ('What a plugin may "
+                       "import': the public-edge table and the user modules) nor named with a leading '_'; "
+                       "rename an implementation module to _NAME.py, or list a public one with what it is for: "
+                       + ", ".join(found))
+
+
+def test_the_private_name_check_catches_an_unmarked_module():
+    listed = {"diagnostics.api", "diagnostics.health"}
+    entries = ["__init__.py", "_runner.py", "api.py", "health", "runner.py", "_explain_impl", "newthing"]
+    assert unmarked(entries, listed) == ["diagnostics/newthing", "diagnostics/runner.py"]
+    assert user_modules("x <!-- user-modules -->`diagnostics.api` (`diagnostics.diagnose`), `diagnostics.report`"
+                        "<!-- /user-modules -->.") == {"diagnostics.api", "diagnostics.report"}
+
+
+def test_every_listed_public_module_exists():
+    entries = {e.removesuffix(".py") for e in package_entries()}
+    listed = edge_modules() | user_modules()
+    assert user_modules() >= {"diagnostics.api", "diagnostics.callbacks", "diagnostics.report"}
+    missing = sorted(m for m in listed if m != "diagnostics" and m.split(".")[1] not in entries)
+    assert not missing, f"docs/plugins.md lists modules of diagnostics that do not exist: {missing}"
