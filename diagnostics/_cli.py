@@ -147,14 +147,15 @@ def _memory_limit(ctx, param, value):
 @click.option("--junit-xml", "junit_xml", metavar="FILE", help="Also write a JUnit XML test report (one test case per analyzer) for CI test-report pages.")
 @click.option("--summary-md", "summary_md", metavar="FILE", help="Also write a Markdown summary (verdict table, worst findings). Appended to $GITHUB_STEP_SUMMARY when that is set.")
 @click.option("--mlflow", "mlflow_run", is_flag=False, flag_value="", default=None, metavar="[RUN_ID]", help="Log report, metrics and verdict to MLflow: into RUN_ID, else the active run (MLFLOW_RUN_ID), else a new one; MLFLOW_TRACKING_URI says where. Needs diagnostics[mlflow].")
+@click.option("--baseline", "baseline", metavar="DIR_OR_MODEL", default=None, help="After the run, gate it against this report directory or model file as `diagnose compare` does (compare.json and compare.html in the report directory; --fail-on applies to the regressions too).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the three slowest phases of the run and each worker's peak memory under the verdict table.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where analyzers run: local worker processes, or Ray actors (pip install 'diagnostics[ray]'; see docs/ray.md).")
 @click.option("--ray-address", default=None, metavar="ADDRESS", help="With --executor ray: join this cluster (host:port from `ray start --head`). Default: a local Ray instance on 127.0.0.1.")
 @click.option("--workers", metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help="With --executor ray: actors (jobs in flight) per backend.")
 @click.option("--shards", metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help="Split analyzers that shard over samples into this many jobs (same result, see docs/ray.md).")
-def run_command(model, out_dir, target, options, disable, no_sandbox, junit_xml, summary_md, mlflow_run, quiet,
-                verbose, **settings):
+def run_command(model, out_dir, target, options, disable, no_sandbox, junit_xml, summary_md, mlflow_run, baseline,
+                quiet, verbose, **settings):
     """Diagnose MODEL (.keras or .h5)."""
     # ``settings``: the options whose destination is named after a RunConfig field (--data data_path,
     # --timeout timeout_s, --workers workers...), which go into it as they are; the ones named here are
@@ -205,7 +206,32 @@ def run_command(model, out_dir, target, options, disable, no_sandbox, junit_xml,
         click.echo(f"diagnose: exit {int(ExitCode.USAGE)}, not {int(code)}: {terminal(' and '.join(lost))} "
                    f"{'was' if len(lost) == 1 else 'were'} asked for and not written", err=True)
         code = ExitCode.USAGE
+    if baseline is not None and outcome.report is not None:
+        code = _run_gate(baseline, model, out, config, quiet, code)
     sys.exit(int(code))
+
+
+def _run_gate(baseline: str, model: str, out: Path, config, quiet: bool, code: ExitCode) -> ExitCode:
+    """``diagnose MODEL --baseline B``: the run just written in ``out`` is the candidate, B the baseline (a
+    model is run with the same settings into OUT/baseline). The run's own failure codes win; else 1 when
+    either the run's findings or the gate's regressions reach --fail-on."""
+    from . import _compare_run as cr
+    from ._runner import Progress, run_file
+
+    say = (lambda text: None) if quiet else (lambda text: click.echo(terminal(text), err=True))
+    try:
+        side = cr.resolve(baseline, "baseline", out, config, lambda cfg: run_file(cfg, _safe_progress(Progress)(quiet=quiet)), say)
+    except cr.CompareError as e:
+        click.echo(f"diagnose: {terminal(e)}", err=True)
+        return e.exit_code if code in (ExitCode.OK, ExitCode.FINDINGS) else code
+    candidate = cr.Side(cr.load_report(out), out, model=Path(model))
+    click.echo("")
+    gate = _gate(side, candidate, config.fail_on, out, False, None, None, None)
+    if code not in (ExitCode.OK, ExitCode.FINDINGS):
+        return code
+    if gate not in (ExitCode.OK, ExitCode.FINDINGS):
+        return gate
+    return max(code, gate)
 
 
 def _write_outputs(outcome, model: str, out: Path, junit_xml: str | None, summary_md: str | None,
@@ -362,6 +388,111 @@ def _say_what_changed(outcome, say) -> None:
         say("what changed (warnings and errors, since the checkpoint before):")
         for line in lines:
             say(line)
+
+
+@cli.command("compare")
+@click.argument("baseline", metavar="BASELINE")
+@click.argument("candidate", metavar="CANDIDATE")
+@click.option("--data", "data_path", metavar="FILE", help="Data both model sides are run on (as for `diagnose MODEL --data`). Default: each model's sidecar dataset.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="warning", show_default=True, help="Exit 1 when something regressed at least this severely (a measure, verdict or check regresses as a warning; a finding at its own severity).")
+@click.option("-o", "--out", "out_dir", metavar="DIR", default="reports/compare", show_default=True, help="Where compare.json and compare.html go, and the reports of model sides (DIR/baseline, DIR/candidate).")
+@click.option("--only", multiple=True, metavar="NAME[,NAME...]", callback=_names, help="Run only these analyzers on a model side.")
+@click.option("--skip", multiple=True, metavar="NAME[,NAME...]", callback=_names, help="Do not run these analyzers on a model side.")
+@click.option("--seed", metavar="N", type=int, default=0, show_default=True, help="Seed of both model sides' runs.")
+@click.option("--option", "options", multiple=True, metavar="[ANALYZER.]KEY=VALUE", help="Analyzer option for both model sides (repeatable).")
+@click.option("--timeout", "timeout_s", metavar="SECONDS", type=click.FloatRange(min=0.1), default=300.0, show_default=True, help="Seconds each analyzer may take.")
+@click.option("--junit-xml", "junit_xml", metavar="FILE", help="Also write a JUnit XML report: one test case per compared item, a failure per regression.")
+@click.option("--summary-md", "summary_md", metavar="FILE", help="Also write a Markdown summary. Appended to $GITHUB_STEP_SUMMARY when that is set.")
+@click.option("--mlflow", "mlflow_run", is_flag=False, flag_value="", default=None, metavar="[RUN_ID]", help="Log compare.json and the counts to MLflow (as `diagnose --mlflow`).")
+@click.option("-a", "--all", "show_all", is_flag=True, help="List the unchanged items too.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def compare_command(baseline, candidate, data_path, fail_on, out_dir, only, skip, seed, options, timeout_s, junit_xml,
+                    summary_md, mlflow_run, show_all, quiet):
+    """Is CANDIDATE worse than BASELINE, and where? Each is a report directory (read as it is) or a model
+    file (diagnosed with the same data, seed and options; its report is reused when the file and settings
+    match). Writes compare.json and compare.html, prints what regressed, improved or could not be compared
+    (docs/compare.md gives the rules), and exits 1 when something regressed at or above --fail-on."""
+    from ._runner import Progress, RunConfig, run_file
+    from . import _compare_run as cr
+
+    if mlflow_run is not None:
+        from . import mlflow as mlflow_mod
+
+        if not mlflow_mod.available():
+            raise click.UsageError(f"--mlflow needs MLflow, which is not installed: {mlflow_mod.INSTALL_HINT}")
+    out = Path(out_dir)
+    config = RunConfig(model_path="", out_dir=out, data_path=data_path, only=tuple(only), skip=tuple(skip),
+                       seed=seed, timeout_s=timeout_s, options=_parse_options(options), fail_on="never",
+                       confirm_trust=_confirm_trust)
+    say = (lambda text: None) if quiet else (lambda text: click.echo(terminal(text), err=True))
+    run = lambda cfg: run_file(cfg, _safe_progress(Progress)(quiet=quiet))  # noqa: E731
+    try:
+        sides = [cr.resolve(path, role, out, config, run, say) for path, role in ((baseline, "baseline"),
+                                                                                  (candidate, "candidate"))]
+    except cr.CompareError as e:
+        click.echo(f"diagnose: {terminal(e)}", err=True)
+        sys.exit(int(e.exit_code))
+    for difference in cr.mismatch(sides[0].report, sides[1].report):
+        click.echo(f"diagnose: warning: the two sides were run differently ({terminal(difference)}): their "
+                   f"differences may be the runs', not the models'", err=True)
+    sys.exit(int(_gate(sides[0], sides[1], fail_on, out, show_all, junit_xml, summary_md, mlflow_run)))
+
+
+def _gate(baseline, candidate, fail_on: str, out: Path, show_all: bool, junit_xml, summary_md, mlflow_run) -> ExitCode:
+    """Compare two sides, print the table, write compare.json / compare.html and the outputs asked for;
+    the exit code (see :func:`diagnostics._compare_run.exit_code`)."""
+    from . import _compare_run as cr
+    from ._compare import Change, table
+
+    comparison = cr.compare_sides(baseline, candidate, fail_on)
+    json_path, html_path = cr.write(comparison, out)[::-1]
+    show = tuple(Change) if show_all else (Change.REGRESSED, Change.IMPROVED, Change.CHANGED, Change.NOT_COMPARABLE)
+    click.echo(table(comparison, show=show, colour=use_colour(sys.stdout)))
+    click.echo(f"compare: {terminal(json_path)}  {terminal(html_path)}", err=True)
+    code = cr.exit_code(comparison, baseline, candidate)
+    lost = _write_compare_outputs(comparison, out, junit_xml, summary_md, mlflow_run)
+    if lost and code in (ExitCode.OK, ExitCode.FINDINGS):
+        click.echo(f"diagnose: exit {int(ExitCode.USAGE)}, not {int(code)}: {terminal(' and '.join(lost))} "
+                   f"{'was' if len(lost) == 1 else 'were'} asked for and not written", err=True)
+        code = ExitCode.USAGE
+    return code
+
+
+def _write_compare_outputs(comparison, out: Path, junit_xml, summary_md, mlflow_run) -> list[str]:
+    """The JUnit XML, Markdown summary and MLflow logging of a comparison; return what failed."""
+    from . import _junit as junit, _summary as summary
+
+    failures = []
+
+    def attempt(what: str, action) -> None:
+        try:
+            action()
+        except Exception as e:  # noqa: BLE001 - any failure to write an output is reported, not a crash
+            failures.append(what)
+            click.echo(f"diagnose: could not write {terminal(what)}: {type(e).__name__}: {terminal(e)}", err=True)
+
+    if junit_xml:
+        attempt(f"the JUnit XML to {junit_xml}", lambda: _write_file(junit_xml, junit.compare_junit_xml(comparison)))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_md or step_summary:
+        md = summary.compare_markdown(comparison, html_path=str(out / "compare.html"))
+        if summary_md:
+            attempt(f"the Markdown summary to {summary_md}", lambda: _write_file(summary_md, md))
+        if step_summary:
+            def append():
+                with open(step_summary, "a", encoding="utf-8") as f:
+                    f.write(md + "\n")
+
+            attempt(f"the step summary to $GITHUB_STEP_SUMMARY ({step_summary})", append)
+    if mlflow_run is not None:
+        from . import mlflow as mlflow_mod
+
+        def log():
+            run_id = mlflow_mod.log_comparison(out, run_id=mlflow_run or None)
+            click.echo(f"mlflow: logged to run {terminal(run_id)}", err=True)
+
+        attempt("the comparison to MLflow", log)
+    return failures
 
 
 @cli.command("plugins")

@@ -480,3 +480,53 @@ def _data_uri(path: Path) -> str | None:
 
 def _num(v) -> str:
     return "-" if v is None else escape(f"{v:.3g}")
+
+
+# -- diagnose compare ------------------------------------------------------------------------------------
+CHANGE_COLOURS = {"regressed": "#c62828", "improved": "#2e7d32", "unchanged": "#757575", "changed": "#1565c0",
+                  "not_comparable": "#9e9e9e"}
+
+
+def render_compare_html(comparison) -> str:
+    """A :class:`~diagnostics._compare.Comparison` as a self-contained page: the gate's outcome, the two
+    sides, then one table per change (regressed first; the unchanged items folded), each item with both
+    values, their 95% intervals and why it was judged so. Every name is escaped."""
+    from ._compare import Change
+
+    a, b = comparison.baseline, comparison.candidate
+    bad = comparison.regressions()
+    verdict = f"{len(bad)} regressed" if bad else "no regression"
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>diagnose compare: {escape(str(a.get('name')))} → {escape(str(b.get('name')))}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1 id='top'>{escape(str(a.get('name')))} → {escape(str(b.get('name')))}</h1>",
+        f"<p>Gate: {_pill(verdict, SEVERITY_COLOURS['error'] if bad else SEVERITY_COLOURS[None])} "
+        f"(fail on {escape(comparison.fail_on)}) · exit code {comparison.exit_code}</p>",
+        "<table><tr><th></th><th>baseline</th><th>candidate</th></tr>",
+    ]
+    for key in ("name", "sha256", "report", "seed", "data"):
+        va, vb = a.get(key), b.get(key)
+        parts.append(f"<tr><td>{key}</td><td>{escape('' if va is None else str(va))}</td>"
+                     f"<td>{escape('' if vb is None else str(vb))}</td></tr>")
+    parts.append("</table><p>" + " ".join(_pill(f"{comparison.count(c)} {c.value.replace('_', ' ')}",
+                                                CHANGE_COLOURS[c.value]) for c in Change) + "</p>")
+    for change in (Change.REGRESSED, Change.IMPROVED, Change.CHANGED, Change.NOT_COMPARABLE, Change.UNCHANGED):
+        items = [i for i in comparison.items if i.change is change]
+        if not items:
+            continue
+        title = change.value.replace("_", " ").capitalize()
+        rows = "".join(
+            f"<tr><td>{escape(i.kind.value)}</td><td>{escape(i.label)}</td><td>{escape(i.shown('baseline'))}</td>"
+            f"<td>{escape(i.shown('candidate'))}</td>"
+            f"<td>{_pill(i.severity.value, SEVERITY_COLOURS[i.severity.value]) if i.severity else ''}</td>"
+            f"<td>{escape(i.note)}</td></tr>" for i in items)
+        table = (f"<table class='compare-{change.value}'><tr><th>kind</th><th>item</th><th>baseline</th>"
+                 f"<th>candidate</th><th>severity</th><th>why</th></tr>{rows}</table>")
+        if change is Change.UNCHANGED:
+            parts.append(f"<h2 id='{change.value}'>{title} ({len(items)})</h2><details><summary>show</summary>"
+                         f"{table}</details>")
+        else:
+            parts.append(f"<h2 id='{change.value}'>{title} ({len(items)})</h2>{table}")
+    parts.append("</body></html>")
+    return "".join(parts) + "\n"

@@ -167,3 +167,39 @@ def _serialise(root: ET.Element) -> str:
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
+
+
+def compare_junit_xml(comparison) -> str:
+    """A :class:`~diagnostics._compare.Comparison` as JUnit XML: one test case per compared item
+    (``classname`` = its kind and analyzer, ``name`` = the item), a ``<failure>`` for a regression at or
+    above the comparison's ``fail_on`` (``type`` = its severity), ``<skipped>`` for an item that is not
+    comparable (with the reason); every item's two values in its ``<system-out>``."""
+    from ._compare import Change
+
+    root = ET.Element("testsuites", {"name": "diagnose compare"})
+    suite = _sub(root, "testsuite", name=f"diagnose compare {comparison.baseline.get('name')} -> "
+                                         f"{comparison.candidate.get('name')}")
+    props = _sub(suite, "properties")
+    for key, value in (("baseline", comparison.baseline.get("report") or comparison.baseline.get("name") or ""),
+                       ("candidate", comparison.candidate.get("report") or comparison.candidate.get("name") or ""),
+                       ("fail_on", comparison.fail_on), ("exit_code", str(comparison.exit_code))):
+        _sub(props, "property", name=key, value=str(value))
+    failing = {id(i) for i in comparison.regressions()}
+    counts = {"tests": 0, "failures": 0, "skipped": 0}
+    for item in comparison.items:
+        counts["tests"] += 1
+        case = _sub(suite, "testcase", classname=f"{item.kind.value}.{item.analyzer}", name=item.label, time=_time(0))
+        if id(item) in failing:
+            _sub(case, "failure", item.note, type=item.severity.value,
+                 message=f"regressed ({item.severity.value}): {item.shown('baseline')} -> {item.shown('candidate')}")
+            counts["failures"] += 1
+        elif item.change is Change.NOT_COMPARABLE:
+            _sub(case, "skipped", message=f"not comparable: {item.note}")
+            counts["skipped"] += 1
+        _sub(case, "system-out", f"{item.change.value}: baseline {item.shown('baseline')}, candidate "
+                                 f"{item.shown('candidate')}" + (f"; {item.note}" if item.note else ""))
+    stats = {"tests": str(counts["tests"]), "failures": str(counts["failures"]), "errors": "0",
+             "skipped": str(counts["skipped"]), "time": _time(0)}
+    suite.attrib.update(stats)
+    root.attrib.update(stats)
+    return _serialise(root)

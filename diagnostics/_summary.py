@@ -120,3 +120,31 @@ def _num(v) -> str:
 def failed_run_markdown(model_name: str, message: str, exit_code: int) -> str:
     """A run that produced no report: say why, for the job page."""
     return f"### diagnose {_code(model_name)}: FAILED\n\nNo report (exit code {int(exit_code)}): {_md(message)}\n"
+
+
+def compare_markdown(comparison, html_path: str | None = None) -> str:
+    """A :class:`~diagnostics._compare.Comparison` for a CI job page: the gate's outcome, the counts, and
+    one row per regressed, improved or not comparable item (at most :data:`MAX_FINDINGS` of each)."""
+    from ._compare import Change
+
+    bad = comparison.regressions()
+    name_a, name_b = str(comparison.baseline.get("name") or "baseline"), str(comparison.candidate.get("name") or "candidate")
+    lines = [f"### diagnose compare {_code(name_a)} → {_code(name_b)}: "
+             f"{'❌ ' + str(len(bad)) + ' regressed' if bad else '✅ no regression'}", "",
+             ", ".join(f"{comparison.count(c)} {c.value.replace('_', ' ')}" for c in Change)
+             + f" (fail on {_md(comparison.fail_on)}) → exit code {comparison.exit_code}"]
+    for change in (Change.REGRESSED, Change.IMPROVED, Change.NOT_COMPARABLE):
+        items = [i for i in comparison.items if i.change is change]
+        if not items:
+            continue
+        lines += ["", f"**{change.value.replace('_', ' ').capitalize()}**", "",
+                  "| kind | item | baseline | candidate | why |", "|---|---|---|---|---|"]
+        for i in items[:MAX_FINDINGS]:
+            sev = f" ({i.severity.value})" if i.severity else ""
+            lines.append(f"| {i.kind.value}{sev} | {_code(i.label, in_table=True)} | {_md(i.shown('baseline'))} | "
+                         f"{_md(i.shown('candidate'))} | {_md(i.note) or '-'} |")
+        if len(items) > MAX_FINDINGS:
+            lines += ["", f"{len(items) - MAX_FINDINGS} more in compare.json."]
+    if html_path:
+        lines += ["", f"Full comparison: {_code(html_path)}"]
+    return "\n".join(lines) + "\n"

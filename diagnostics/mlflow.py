@@ -249,3 +249,42 @@ def _render(report: Report, name: str, directory: Path | None) -> str:
     from ._html import render_html
 
     return render_html(report, directory or Path("."))
+
+
+def log_comparison(directory: str | os.PathLike, run_id: str | None = None) -> str:
+    """Log a ``diagnose compare`` result (the folder holding compare.json) to MLflow: ``compare.json`` and
+    ``compare.html`` as artifacts, the count of each change as a metric (``compare.regressed``...) and the
+    gate's exit code as a tag; the run is chosen as :func:`log_report` chooses it. Returns the run id."""
+    try:
+        import mlflow
+        from mlflow.entities import Metric, RunTag
+        from mlflow.tracking import MlflowClient
+    except ImportError as e:
+        raise MlflowMissing(f"logging to MLflow needs MLflow: {INSTALL_HINT} ({e})") from None
+    from ._compare import COMPARE_HTML, COMPARE_JSON, Change, Comparison
+
+    directory = Path(directory)
+    comparison = Comparison.load(directory)
+    active = mlflow.active_run()
+    run_id = run_id or (active.info.run_id if active else None) or os.environ.get("MLFLOW_RUN_ID") or None
+    if not run_id:
+        _artifacts_beside_sqlite(mlflow)
+    client = MlflowClient()
+
+    def log_into(rid: str) -> None:
+        import time
+
+        now = int(time.time() * 1000)
+        client.log_batch(rid, metrics=[Metric(f"compare.{c.value}", float(comparison.count(c)), now, 0) for c in Change],
+                         tags=[RunTag("diagnostics.compare.exit_code", str(comparison.exit_code)),
+                               RunTag("diagnostics.compare.fail_on", comparison.fail_on)])
+        for name in (COMPARE_JSON, COMPARE_HTML):
+            if (directory / name).is_file():
+                client.log_artifact(rid, str(directory / name), ARTIFACT_PATH)
+
+    if run_id:
+        log_into(run_id)
+        return run_id
+    with mlflow.start_run(run_name=f"diagnose compare {comparison.candidate.get('name')}") as run:
+        log_into(run.info.run_id)
+        return run.info.run_id
