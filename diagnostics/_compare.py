@@ -245,12 +245,15 @@ def side_summary(report, directory: str | None = None) -> dict[str, Any]:
             "report": directory if directory is not None else getattr(report, "directory", None)}
 
 
-def compare(baseline, candidate, *, fail_on: str = "warning", models: tuple[str, str] | None = None) -> Comparison:
+def compare(baseline, candidate, *, fail_on: str = "warning", models: tuple[str, str] | None = None,
+            directories: tuple[str | None, str | None] | None = None) -> Comparison:
     """Compare two :class:`~diagnostics.report.Report` s (the module docstring gives the rules).
 
-    The attribution items need the reports' artifacts on disk (a report read with ``Report.load``);
-    ``models``: the two model files, for the weights items (read with h5py, never loaded by Keras).
+    The attribution items need the reports' artifacts on disk: ``directories``, else where ``Report.load``
+    read each report; ``models``: the two model files, for the weights items (read with h5py, never loaded
+    by Keras).
     """
+    dir_a, dir_b = directories or (getattr(baseline, "directory", None), getattr(candidate, "directory", None))
     items: list[Item] = []
     base = {r.name: r for r in baseline.analyzers}
     cand = {r.name: r for r in candidate.analyzers}
@@ -269,11 +272,11 @@ def compare(baseline, candidate, *, fail_on: str = "warning", models: tuple[str,
             continue
         items += _measures(a, b)
         items += _findings(a, b)
-        items += _explanations(a, b, getattr(baseline, "directory", None), getattr(candidate, "directory", None))
+        items += _explanations(a, b, dir_a, dir_b)
     if models is not None:
         items += weights_items(*models)
-    return Comparison(baseline=side_summary(baseline), candidate=side_summary(candidate), items=tuple(items),
-                      fail_on=fail_on)
+    return Comparison(baseline=side_summary(baseline, dir_a), candidate=side_summary(candidate, dir_b),
+                      items=tuple(items), fail_on=fail_on)
 
 
 def _disjoint(x: tuple[float, float], y: tuple[float, float]) -> bool:

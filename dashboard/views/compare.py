@@ -1,8 +1,15 @@
-"""Compare: two reports side by side (e.g. before and after a fix), with what changed highlighted."""
+"""Compare: two reports side by side (e.g. before and after a fix), with what changed highlighted.
+
+The gate at the top is ``diagnose compare``'s own :class:`~diagnostics._compare.Comparison`, computed from
+the two chosen reports (no model is loaded): what regressed, improved or cannot be compared, by the same
+rules as the command (docs/compare.md). An analyzer that ran in A and was skipped in B is "not comparable",
+never "worse": a check that did not run did not get worse.
+"""
 
 import pandas as pd
 import streamlit as st
 
+from diagnostics._compare import Change, Kind, compare
 from diagnostics_dashboard import charts, reports, ui
 from diagnostics_dashboard.reports import md_escape, md_line
 
@@ -28,10 +35,7 @@ except ValueError as e:
 CHANGED = "background-color: #fff3e0"
 WORSE = f"background-color: {charts.SEVERITY_COLOURS['error']}; color: white"
 BETTER = f"background-color: {charts.SEVERITY_COLOURS[None]}; color: white"
-
-
-def rank(sev):
-    return -1 if sev in (None, "none") else {"info": 0, "warning": 1, "error": 2}[sev]
+NOT_COMPARABLE = "background-color: #eeeeee; color: #616161"
 
 
 # -- model ---------------------------------------------------------------------------------------
@@ -48,11 +52,38 @@ model_df = pd.DataFrame(rows)
 st.dataframe(model_df.style.apply(lambda r: [""] + [CHANGED if r["A"] != r["B"] else ""] * 2, axis=1),
              hide_index=True, key="cmp-model")
 
+# -- the gate: diagnose compare's items ------------------------------------------------------------
+st.subheader("Regression gate", anchor=False)
+comparison = compare(a, b, directories=(str(options[a_label]), str(options[b_label])))
+GATE_STYLE = {"regressed": WORSE, "improved": BETTER, "changed": CHANGED}
+st.markdown(" ".join(ui.badge(f"{comparison.count(c)} {c.value.replace('_', ' ')}",
+                              "error" if c is Change.REGRESSED and comparison.count(c) else
+                              None if c is Change.IMPROVED else "info" if c is Change.CHANGED else "skipped")
+                     for c in Change))
+gate_rows = [{"change": i.change.value.replace("_", " "), "severity": i.severity.value if i.severity else "",
+              "kind": i.kind.value, "item": i.label, "A": i.shown("baseline"), "B": i.shown("candidate"), "why": i.note}
+             for i in comparison.items if i.change is not Change.UNCHANGED]
+if gate_rows:
+    order = {"regressed": 0, "improved": 1, "changed": 2, "not comparable": 3}
+    gate_rows.sort(key=lambda r: order[r["change"]])
+    gdf = pd.DataFrame(gate_rows, columns=["change", "severity", "kind", "item", "A", "B", "why"])
+    st.dataframe(gdf.style.map(lambda v: GATE_STYLE.get(v, ""), subset=["change"]), hide_index=True, key="cmp-gate")
+else:
+    st.caption(f"All {len(comparison.items)} compared items are unchanged.")
+st.caption("Regressed: a finding appeared or rose, a verdict got worse, or a measured value moved beyond its "
+           "95% interval (or across its threshold) to the worse side. `diagnose compare A B` gives the same "
+           "items, with an exit code for CI.")
+
 # -- verdicts ------------------------------------------------------------------------------------
 st.subheader("Verdicts", anchor=False)
 names = list(dict.fromkeys([r.name for r in a.analyzers] + [r.name for r in b.analyzers]))
 ra = {r.name: r for r in a.analyzers}
 rb = {r.name: r for r in b.analyzers}
+by_analyzer: dict[str, set] = {}
+for i in comparison.items:
+    if i.kind is not Kind.ANALYZER:
+        by_analyzer.setdefault(i.analyzer, set()).add(i.change)
+status_change = {i.analyzer: i.change for i in comparison.items if i.kind is Kind.ANALYZER}
 rows = []
 for n in names:
     x, y = ra.get(n), rb.get(n)
@@ -60,12 +91,13 @@ for n in names:
     wy = (y.worst.value if y.worst else "none") if y else "—"
     if x is None or y is None:
         change = "only in " + ("B" if x is None else "A")
-    elif rank(wy) > rank(wx) or (x.status == "ok" and y.status != "ok"):
+    elif status_change.get(n) is Change.NOT_COMPARABLE:
+        change = "not comparable"  # ok -> skipped (or failed): nothing in it was compared, nothing got worse
+    elif Change.REGRESSED in by_analyzer.get(n, ()):
         change = "worse"
-    elif rank(wy) < rank(wx) or (x.status != "ok" and y.status == "ok"):
+    elif Change.IMPROVED in by_analyzer.get(n, ()):
         change = "better"
-    elif x.status != y.status or {(f.code, f.where, f.severity) for f in x.findings} != \
-            {(f.code, f.where, f.severity) for f in y.findings}:
+    elif {(f.code, f.where, f.severity) for f in x.findings} != {(f.code, f.where, f.severity) for f in y.findings}:
         change = "changed"
     else:
         change = ""
@@ -75,7 +107,7 @@ for n in names:
                  "time A (s)": round(x.duration_s, 2) if x else None, "time B (s)": round(y.duration_s, 2) if y else None,
                  "change": change})
 vdf = pd.DataFrame(rows)
-style = {"worse": WORSE, "better": BETTER, "changed": CHANGED}
+style = {"worse": WORSE, "better": BETTER, "changed": CHANGED, "not comparable": NOT_COMPARABLE}
 st.dataframe(vdf.style.map(lambda v: style.get(v, CHANGED if v.startswith("only") else "") if isinstance(v, str) else "",
                            subset=["change"]),
              hide_index=True, key="cmp-verdicts",
@@ -83,7 +115,7 @@ st.dataframe(vdf.style.map(lambda v: style.get(v, CHANGED if v.startswith("only"
 n_worse, n_better = sum(r["change"] == "worse" for r in rows), sum(r["change"] == "better" for r in rows)
 st.markdown(f"{ui.badge(f'{n_worse} worse', 'error' if n_worse else None)} "
             f"{ui.badge(f'{n_better} better', None)} "
-            f"{ui.badge(str(sum(bool(r['change']) for r in rows)) + ' changed', 'info')}")
+            f"{ui.badge(str(sum(r['change'] not in ('', 'not comparable') for r in rows)) + ' changed', 'info')}")
 
 # -- findings ------------------------------------------------------------------------------------
 st.subheader("Findings that appeared or went away", anchor=False)

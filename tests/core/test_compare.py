@@ -256,3 +256,20 @@ def test_cli_outputs_junit_and_markdown(tmp_path):
     assert failure.get("type") == "error" and failure.get("message") == "regressed (error): - -> error"
     md = (tmp_path / "s.md").read_text()
     assert md.startswith("### diagnose compare `m.keras` → `m.keras`: ❌ 1 regressed")
+
+
+# -- the dashboard's Compare page (AppTest reads the table cells the browser draws on a canvas) -----------
+def test_dashboard_compare_page_reads_the_comparison(open_app, tmp_path):
+    _write(tmp_path, "a", report(record(), record("health.gradients")))
+    _write(tmp_path, "b", report(record(findings=[Finding("health.units.dead_fraction", Severity.ERROR, "94% dead",
+                                                          "conv2")]),
+                                 record("health.gradients", status="skipped", reason="no labels")))
+    at = open_app(tmp_path, "compare")
+    assert (at.selectbox(key="cmp-a").value, at.selectbox(key="cmp-b").value) == ("a", "b")
+    gate = next(e.value for e in at.dataframe if "why" in e.value.columns)
+    assert gate[["change", "severity", "kind", "item"]].to_dict("records") == [
+        {"change": "regressed", "severity": "error", "kind": "finding", "item": "health.units.dead_fraction [conv2]"},
+        {"change": "not comparable", "severity": "", "kind": "analyzer", "item": "health.gradients: status"}]
+    verdicts = next(e.value for e in at.dataframe if "status A" in e.value.columns).set_index("analyzer")
+    assert verdicts.loc["health.gradients", "change"] == "not comparable"  # ok -> skipped is not "worse"
+    assert verdicts.loc["health.units", "change"] == "worse"

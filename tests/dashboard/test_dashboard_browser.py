@@ -395,3 +395,45 @@ def test_browser_run_page_two_tabs(context, tmp_path):
     assert _dashboard_temp_dirs() <= system_tmp
     text = log.read_text(errors="replace")
     assert "ScriptRunContext" not in text and "Traceback" not in text, text[-3000:]
+
+
+def test_browser_compare_page_gates_two_reports(page, tmp_path):
+    """The Compare page in a real browser on two reports built here: its gate (diagnose compare's items) counts
+    the new error finding as the one regression and the analyzer that went ok -> skipped as not comparable,
+    not worse; with A and B swapped the finding is an improvement."""
+    from playwright.sync_api import expect
+
+    from diagnostics.analyzer import Finding, Severity
+    from diagnostics.report import AnalyzerRecord
+
+    expect.set_options(timeout=WAIT_MS)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    folder = tmp_path / "reports"
+
+    def record(name, status="ok", findings=(), reason=""):
+        return AnalyzerRecord(name=name, plugin="builtin", category="health", status=status, reason=reason,
+                              findings=tuple(findings))
+
+    for name, records in (("a_before", [record("health.units"), record("health.gradients")]),
+                          ("b_after", [record("health.units", findings=[Finding("health.units.dead_fraction",
+                                                                                Severity.ERROR, "94% dead", "conv2")]),
+                                       record("health.gradients", "skipped", reason="the data has no labels")])):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "report.json").write_text(Report(
+            model={"name": f"{name}.keras", "sha256": "0" * 64}, data=None, environment={}, plugins=(),
+            analyzers=tuple(records), seed=0, fail_on="error").to_json())
+    with serve(folder, tmp_path) as (url, log, _):
+        page.goto(url)
+        nav(page, "Compare").click()
+        expect(page.get_by_role("heading", name="Regression gate")).to_be_visible()
+        expect(page.get_by_role("combobox", name="Before (A)")).to_have_value("a_before")
+        expect(page.get_by_role("combobox", name="After (B)")).to_have_value("b_after")
+        for text in ("1 regressed", "0 improved", "1 not comparable"):
+            expect(page.get_by_text(text, exact=True)).to_be_visible()
+        shot(page, "compare.png")
+        # swapped: the finding went away (improved); skipped -> ok is still not comparable
+        choose(page, page.get_by_test_id("stSelectbox").filter(has_text="Before (A)"), "b_after")
+        choose(page, page.get_by_test_id("stSelectbox").filter(has_text="After (B)"), "a_before")
+        for text in ("0 regressed", "1 improved", "1 not comparable"):
+            expect(page.get_by_text(text, exact=True)).to_be_visible()
+        assert "Traceback" not in log.read_text(errors="replace")
