@@ -313,8 +313,11 @@ def _measures(a, b) -> list[Item]:
                             note=f"measured only in the {'baseline' if sb is None else 'candidate'}"))
             continue
         higher_is_worse = {"higher_is_worse": True, "lower_is_worse": False}.get(direction)
-        va = {(v.where, v.series): v for v in sa.values}
-        vb = {(v.where, v.series): v for v in sb.values}
+        # a model-wide value's ``where`` is where it is worst (the layer with the largest gradient): it moves
+        # from run to run and is not part of what is compared
+        model_wide = section.scope.value == "model"
+        va = {("" if model_wide else v.where, v.series): v for v in sa.values}
+        vb = {("" if model_wide else v.where, v.series): v for v in sb.values}
         for key in dict.fromkeys([*va, *vb]):
             x, y = va.get(key), vb.get(key)
             common = dict(kind=Kind.MEASURE, analyzer=a.name, name=code, where=key[0], series=key[1],
@@ -330,6 +333,8 @@ def _measures(a, b) -> list[Item]:
                 continue
             change, why = _judge(higher_is_worse, x.value, y.value, x.interval, y.interval, x.outcome.value,
                                  y.outcome.value)
+            if model_wide and x.where != y.where:
+                why += f" (worst at {x.where or 'the model'}, then at {y.where or 'the model'})"
             out.append(Item(**common, change=change, baseline=x.value, candidate=y.value, baseline_interval=x.interval,
                             candidate_interval=y.interval, note=why,
                             severity=Severity.WARNING if change is Change.REGRESSED else None))
@@ -380,6 +385,9 @@ def _explanations(a, b, dir_a: str | None, dir_b: str | None) -> list[Item]:
         x, y = ea.get(method), eb.get(method)
         vx = None if x is None or x.verdict is None else x.verdict.value
         vy = None if y is None or y.verdict is None else y.verdict.value
+        if vx is None and vy is None and x is not None and y is not None:
+            items.append(Item(Kind.VERDICT, a.name, method, Change.UNCHANGED, note=f"not run on either side: {y.skipped or '-'}"))
+            continue
         if vx is None or vy is None:
             why = ("not offered by the " + ("baseline" if x is None else "candidate")) if x is None or y is None else \
                 f"not run in the {'baseline' if vx is None else 'candidate'}: {(x if vx is None else y).skipped or '-'}"

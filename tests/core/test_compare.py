@@ -273,3 +273,128 @@ def test_dashboard_compare_page_reads_the_comparison(open_app, tmp_path):
     verdicts = next(e.value for e in at.dataframe if "status A" in e.value.columns).set_index("analyzer")
     assert verdicts.loc["health.gradients", "change"] == "not comparable"  # ok -> skipped is not "worse"
     assert verdicts.loc["health.units", "change"] == "worse"
+
+
+def test_a_model_wide_value_is_compared_wherever_it_is_worst():
+    grad = lambda v, where: section([Judged(v, where)], code="health.gradients.grad_norm", scope="model")  # noqa: E731
+    [item] = only(compare(report(record(measures=[grad(0.28, "dense")])), report(record(measures=[grad(1.19, "conv3")]))),
+                  Kind.MEASURE)
+    assert (item.where, item.change, item.baseline, item.candidate) == ("", Change.UNCHANGED, 0.28, 1.19)
+    assert item.note == "passed on both sides (worst at dense, then at conv3)"
+
+
+# -- the zoo ---------------------------------------------------------------------------------------------
+#: Each planted-fault twin and the healthy model it is a broken copy of (same architecture family; each is
+#: diagnosed on its own sidecar's dataset, as `diagnose MODEL` does). rnn_vanishing has no healthy twin in the
+#: zoo (a SimpleRNN on its own task), so it has no pair.
+TWINS = {"cnn_dead_relu": "cnn", "cnn_overfit": "cnn", "cnn_shortcut": "cnn", "lstm_exploding": "lstm",
+         "mlp_chance": "mlp", "mlp_leak": "mlp", "mlp_logits": "mlp", "mlp_nan": "mlp", "mlp_saturated": "mlp",
+         "mlp_vanishing": "mlp", "gan_collapsed": "gan", "gan_collapsed_discriminator": "gan_discriminator"}
+
+#: Builds the zoo's mlp exactly as models/train.py does, but seeded with 1 instead of 0 (the data split stays
+#: seed 0): a healthy model retrained with another seed.
+_RETRAIN = """
+import pathlib, sys
+import diagnostics_zoo.train as T
+out = pathlib.Path(sys.argv[1])
+T._enable_op_determinism()
+T.seed_everything(1)
+for art in T.RECIPES["mlp"](T.Context(out=out)):
+    T.write_artifact(art, out)
+"""
+
+
+@pytest.fixture(scope="session")
+def zoo_report(tmp_path_factory):
+    """``zoo_report(stem)``: the report directory of ``diagnose models/artifacts/STEM.keras``, run once per
+    session (every comparison below reads directories: no model is loaded twice)."""
+    root = tmp_path_factory.mktemp("zoo-reports")
+    done: dict[str, Path] = {}
+
+    def get(stem: str, model: Path | None = None) -> Path:
+        if stem not in done:
+            proc = run_diagnose(model or ZOO / f"{stem}.keras", "--out", root / stem, "-q", timeout=1800)
+            assert proc.returncode in (ExitCode.OK, ExitCode.FINDINGS), proc.stdout[-3000:] + proc.stderr[-3000:]
+            done[stem] = root / stem
+        return done[stem]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def mlp_other_seed(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mlp-seed1")
+    proc = subprocess.run([sys.executable, "-c", _RETRAIN, str(out)], capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out / "mlp.keras"
+
+
+def _gate(tmp_path, baseline: Path, candidate: Path) -> tuple[subprocess.CompletedProcess, Comparison]:
+    out = tmp_path / f"compare-{baseline.name}-{candidate.name}"
+    proc = run_diagnose("compare", baseline, candidate, "--out", out, timeout=600)
+    return proc, Comparison.load(out)
+
+
+def _names_the_fault(twin: str, comparison: Comparison) -> list[str]:
+    """The twin's planted fault (its sidecar's expected findings, old codes read through diagnostics.codes)
+    among the regressed findings at their expected severity."""
+    expected = json.loads((ZOO / f"{twin}.meta.json").read_text())["expected_findings"]
+    assert expected, f"{twin} plants no fault"
+    return [i.name for i in comparison.regressions() if i.kind is Kind.FINDING
+            for e in expected if codes.matches(i.name, e["code"]) and i.severity.value == e["severity"]]
+
+
+def _check_twin(twin: str, zoo_report, tmp_path) -> None:
+    proc, comparison = _gate(tmp_path, zoo_report(TWINS[twin]), zoo_report(twin))
+    assert proc.returncode == ExitCode.FINDINGS, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert _names_the_fault(twin, comparison), (twin, [i.label for i in comparison.regressions()])
+    assert proc.stdout.splitlines()[-1].startswith("compare: ") and proc.stdout.splitlines()[-1].endswith("-> exit 1")
+
+
+def test_zoo_dead_relu_twin_regresses_against_the_healthy_cnn(zoo_report, tmp_path):
+    _check_twin("cnn_dead_relu", zoo_report, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("twin", sorted(set(TWINS) - {"cnn_dead_relu"}))
+def test_zoo_every_twin_regresses_against_its_healthy_model(twin, zoo_report, tmp_path):
+    _check_twin(twin, zoo_report, tmp_path)
+
+
+def test_zoo_healthy_model_against_a_copy_retrained_with_another_seed_is_no_regression(zoo_report, mlp_other_seed,
+                                                                                        tmp_path):
+    proc, comparison = _gate(tmp_path, zoo_report("mlp"), zoo_report("mlp_seed1", mlp_other_seed))
+    assert proc.returncode == ExitCode.OK, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [i.label for i in comparison.items if i.change is Change.REGRESSED] == []
+    assert proc.stdout.splitlines()[-1] == "compare: 0 regressed at or above warning -> exit 0"
+
+
+def test_model_sides_are_run_once_and_then_reused_and_weights_are_compared(mlp_other_seed, tmp_path):
+    """Model files as sides: each run through the pipeline into OUT/baseline and OUT/candidate (here with only the
+    quick analyzers), reused the second time; the weights of the same architecture moved in every layer."""
+    out = tmp_path / "out"
+    args = ("compare", ZOO / "mlp.keras", mlp_other_seed, "--out", out, "--only", "architecture,weights")
+    first = run_diagnose(*args, timeout=900)
+    assert first.returncode == ExitCode.OK, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "baseline: diagnosing" in first.stderr and "candidate: diagnosing" in first.stderr
+    weights = [i for i in Comparison.load(out).items if i.kind is Kind.WEIGHTS]
+    assert [i.name for i in weights] == ["dense", "dense_1", "dense_2"]
+    assert all(i.change is Change.CHANGED and i.candidate > 0.1 for i in weights), [(i.name, i.candidate) for i in weights]
+    second = run_diagnose(*args, timeout=900)
+    assert second.returncode == ExitCode.OK
+    assert "baseline: reusing" in second.stderr and "candidate: reusing" in second.stderr
+    # other settings (a seed) are another run: not reused
+    third = run_diagnose(*args, "--seed", "1", timeout=900)
+    assert "baseline: diagnosing" in third.stderr
+
+
+def test_diagnose_with_baseline_gates_the_run_in_one_command(tmp_path):
+    out = tmp_path / "run"
+    proc = run_diagnose(ZOO / "mlp.keras", "--only", "architecture,weights", "--out", out, "--baseline",
+                        ZOO / "mlp.keras", "--fail-on", "warning", timeout=900)
+    assert proc.returncode == ExitCode.OK, proc.stdout[-3000:] + proc.stderr[-3000:]
+    comparison = Comparison.load(out)
+    assert comparison.count(Change.REGRESSED) == 0
+    assert {i.change for i in comparison.items if i.kind is Kind.WEIGHTS} == {Change.UNCHANGED}
+    assert proc.stdout.splitlines()[-1] == "compare: 0 regressed at or above warning -> exit 0"
