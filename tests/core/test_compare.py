@@ -398,3 +398,32 @@ def test_diagnose_with_baseline_gates_the_run_in_one_command(tmp_path):
     assert comparison.count(Change.REGRESSED) == 0
     assert {i.change for i in comparison.items if i.kind is Kind.WEIGHTS} == {Change.UNCHANGED}
     assert proc.stdout.splitlines()[-1] == "compare: 0 regressed at or above warning -> exit 0"
+
+
+def test_cli_compare_html_and_mlflow_read_back(tmp_path):
+    """compare.html shows every changed item with its values, names escaped; --mlflow logs compare.json and the
+    counts into a real on-disk store, read back with MLflow's own client."""
+    hostile = "conv<script>alert(1)</script>"
+    a = _write(tmp_path, "a", report(record(measures=[section([Judged(0.0, hostile)])])))
+    b = _write(tmp_path, "b", report(record(findings=[Finding("health.units.dead_fraction", Severity.ERROR, "dead",
+                                                              hostile)],
+                                            measures=[section([Judged(0.9, hostile, outcome="failed")])])))
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "MLFLOW_EXPERIMENT_NAME": "gates"}
+    out = tmp_path / "out"
+    proc = run_diagnose("compare", a, b, "--out", out, "--mlflow", env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == ExitCode.FINDINGS, proc.stderr
+    page = (out / "compare.html").read_text()
+    assert "<script>alert" not in page and "conv&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<h2 id='regressed'>Regressed (2)</h2>" in page
+    assert "<h2 id='unchanged'>Unchanged (1)</h2><details>" in page  # folded
+    import re
+
+    from mlflow.tracking import MlflowClient
+
+    run_id = re.search(r"^mlflow: logged to run ([0-9a-f]{32})$", proc.stderr, re.M).group(1)
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    run = client.get_run(run_id)
+    assert run.data.metrics["compare.regressed"] == 2.0 and run.data.metrics["compare.unchanged"] == 1.0
+    assert run.data.tags["diagnostics.compare.exit_code"] == "1"
+    assert sorted(f.path for f in client.list_artifacts(run_id, "diagnostics")) == [
+        "diagnostics/compare.html", "diagnostics/compare.json"]
