@@ -24,8 +24,8 @@ a :class:`Change`. The rules, so that noise is not called a regression:
 - **check** (each trust check of each method): as a measure, with the check's ``higher_is_better`` as its
   direction: intervals on both sides must be disjoint, else the outcome must change.
 - **attribution** (per method, both reports on disk): the mean Spearman rank correlation of the two runs'
-  ``map`` artifacts, sample by sample, with its 95% interval; only on the same ``sample_indices`` (else
-  ``not_comparable``). Maps whose correlation interval lies wholly below :data:`ATTRIBUTION_MOVED_BELOW`
+  ``map`` artifacts, sample by sample on the rows both runs explained (``sample_indices``; fewer than two
+  in common is ``not_comparable``), with its 95% interval. Maps whose correlation interval lies wholly below :data:`ATTRIBUTION_MOVED_BELOW`
   ``changed``; others are ``unchanged``. A retrained model may legitimately explain itself differently,
   so this is shown, never gated on.
 - **weights** (per layer, when both sides are model files with the same layers and shapes): the relative
@@ -432,10 +432,14 @@ def attribution_item(analyzer: str, x, y, dir_a: str | None, dir_b: str | None) 
         return Item(**common, change=Change.NOT_COMPARABLE, note="no attribution map on one side")
     if dir_a is None or dir_b is None:
         return Item(**common, change=Change.NOT_COMPARABLE, note="a report without its directory (its maps are files)")
-    if tuple(x.sample_indices) != tuple(y.sample_indices):
+    # A method explains as many samples as its checks need to decide (issue 23), so the two runs may explain
+    # more or fewer of the same rows: the maps are compared on the rows both explained.
+    shared = sorted(set(x.sample_indices) & set(y.sample_indices))
+    if len(shared) < 2:
         return Item(**common, change=Change.NOT_COMPARABLE,
-                    note=f"explained other samples ({len(x.sample_indices)} vs {len(y.sample_indices)}, "
-                         "not the same rows): re-run both with the same data and seed")
+                    note=f"fewer than 2 samples explained on both sides ({len(x.sample_indices)} and "
+                         f"{len(y.sample_indices)} explained, {len(shared)} in common): run both on the same data "
+                         "and seed")
     import numpy as np
 
     try:
@@ -443,9 +447,13 @@ def attribution_item(analyzer: str, x, y, dir_a: str | None, dir_b: str | None) 
         mb = np.load(Path(dir_b) / y.artifacts["map"], allow_pickle=False)
     except (OSError, ValueError) as e:
         return Item(**common, change=Change.NOT_COMPARABLE, note=f"cannot read a map: {e}")
-    if ma.shape != mb.shape or ma.ndim < 1 or len(ma) == 0:
-        return Item(**common, change=Change.NOT_COMPARABLE, note=f"maps of other shapes: {ma.shape} vs {mb.shape}")
-    rhos = [rho for rho in (_spearman(p, q, np) for p, q in zip(ma.reshape(len(ma), -1), mb.reshape(len(mb), -1)))
+    if ma.ndim < 1 or len(ma) != len(x.sample_indices) or len(mb) != len(y.sample_indices) or ma.shape[1:] != mb.shape[1:]:
+        return Item(**common, change=Change.NOT_COMPARABLE,
+                    note=f"maps of other shapes: {ma.shape} vs {mb.shape} for {len(x.sample_indices)} and "
+                         f"{len(y.sample_indices)} samples")
+    row_a = {s: i for i, s in enumerate(x.sample_indices)}
+    row_b = {s: i for i, s in enumerate(y.sample_indices)}
+    rhos = [rho for rho in (_spearman(ma[row_a[s]].ravel(), mb[row_b[s]].ravel(), np) for s in shared)
             if rho is not None]
     if not rhos:
         return Item(**common, change=Change.NOT_COMPARABLE, note="every map is constant: no ranking to compare")
