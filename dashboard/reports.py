@@ -229,7 +229,7 @@ def load_array(directory: Path, rel: str):
 
 
 # -- explanation methods (the report's typed sections) -----------------------------------------------
-VERDICT_COLOURS = {"trusted": "#2e7d32", "doubtful": "#ef6c00", "failed": "#c62828"}
+VERDICT_COLOURS = {"trusted": "#2e7d32", "undecided": "#546e7a", "doubtful": "#ef6c00", "failed": "#c62828"}
 
 
 def iter_findings(report: Report) -> Iterator[tuple[AnalyzerRecord, Any]]:

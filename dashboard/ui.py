@@ -24,7 +24,7 @@ from .reports import md_escape, md_line
 
 #: Streamlit badge colours matching diagnostics._html.SEVERITY_COLOURS (red, orange, blue, green).
 BADGE = {"error": "red", "warning": "orange", "info": "blue", None: "green", "ok": "green", "skipped": "gray",
-         "failed": "red", "timed_out": "violet", "trusted": "green", "doubtful": "orange", "passed": "green",
+         "failed": "red", "timed_out": "violet", "trusted": "green", "undecided": "gray", "doubtful": "orange", "passed": "green",
          "crashed": "red"}
 
 PAGES = {  # key -> (file, title, icon)

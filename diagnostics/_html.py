@@ -35,10 +35,12 @@ from ._measures import MeasureSection
 from .report import ARTIFACTS, REPORT_HTML, REPORT_JSON, AnalyzerRecord, Report
 # html.escape, and control and bidi characters shown as escapes: one implementation for every sink.
 from ._textsafe import html_text as escape
+from ._verdicts import phrase
 
 SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", None: "#2e7d32"}
 STATUS_COLOURS = {"ok": "#2e7d32", "skipped": "#757575", "failed": "#c62828", "timed_out": "#6a1b9a", "crashed": "#b71c1c"}
-VERDICT_COLOURS = {"trusted": "#2e7d32", "passed": "#2e7d32", "doubtful": "#ef6c00", "failed": "#c62828"}
+VERDICT_COLOURS = {"trusted": "#2e7d32", "passed": "#2e7d32", "undecided": "#546e7a", "doubtful": "#ef6c00",
+                   "failed": "#c62828"}
 #: The non-image artifacts (arrays) are embedded in the page up to this many bytes in all; above it they are
 #: linked, and report.zip beside the page holds the whole report (:func:`write_archive`).
 EMBED_LIMIT = 2 * 2**20
@@ -109,8 +111,8 @@ def render_html(report: Report, base_dir: Path) -> str:
             parts.append("<table><tr><th>method</th><th>verdict</th><th>checks (value / threshold)</th><th>reasons</th></tr>")
             for e in r.explanations:
                 v = e.verdict.value if e.verdict is not None else "not run"
-                checks = "<br>".join(f"{_pill(k.outcome.value, VERDICT_COLOURS[k.outcome.value])} {escape(k.name)} "
-                                     f"{_num(k.value)} / {_num(k.threshold)}" for k in e.checks)
+                checks = "<br>".join(f"{_pill(k.outcome.value, VERDICT_COLOURS[k.outcome.value])} {escape(phrase(k))}"
+                                     for k in e.checks)
                 why = "; ".join(e.reasons) or e.skipped
                 parts.append(f"<tr><td>{escape(e.method)}</td><td>{_pill(v, VERDICT_COLOURS.get(v, '#757575'))}</td>"
                              f"<td>{checks}</td><td>{escape(why)}</td></tr>")
@@ -477,9 +479,6 @@ def _data_uri(path: Path) -> str | None:
         return None
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
-
-def _num(v) -> str:
-    return "-" if v is None else escape(f"{v:.3g}")
 
 
 # -- diagnose compare ------------------------------------------------------------------------------------

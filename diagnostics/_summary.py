@@ -16,6 +16,7 @@ from .analyzer import Severity
 from ._exitcodes import verdict_and_why
 from .report import Report, Status
 from ._textsafe import markdown as _md, markdown_code as _code
+from ._verdicts import phrase
 
 #: How many findings the summary lists (worst first); the rest are counted, and are in the HTML report.
 MAX_FINDINGS = 10
@@ -108,13 +109,8 @@ def _outcome(report: Report, verdict: str) -> str:
 
 
 def _not_passed(e) -> str:
-    bad = [f"{_md(k.name)} {_num(k.value)} ({'>' if k.higher_is_better else '<'} {_num(k.threshold)} wanted)"
-           for k in e.checks if k.outcome.value != "passed"]
+    bad = [_md(phrase(k)) for k in e.checks if k.outcome.value != "passed"]
     return ", ".join(bad) or _md(e.skipped) or "-"
-
-
-def _num(v) -> str:
-    return "-" if v is None else f"{v:.3g}"
 
 
 def failed_run_markdown(model_name: str, message: str, exit_code: int) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from ._exitcodes import verdict_and_why
 from .report import Report
 from ._textsafe import terminal as t, workflow_safe
+from ._verdicts import phrase
 
 _COLOURS = {"error": "31", "warning": "33", "info": "34", "ok": "32", "failed": "31", "timed_out": "35", "skipped": "90", "crashed": "31",
-            "trusted": "32", "doubtful": "33"}
+            "trusted": "32", "doubtful": "33", "undecided": "36"}
 
 
 def verdict_table(report: Report, colour: bool = False) -> str:
@@ -37,8 +38,7 @@ def verdict_table(report: Report, colour: bool = False) -> str:
         rows = [("explanation method", "verdict", "checks not passed")]
         for name, e in methods:
             verdict = e.verdict.value if e.verdict is not None else "not run"
-            bad = ", ".join(f"{t(k.name)} {_fmt(k.value)} ({'>' if k.higher_is_better else '<'} {_fmt(k.threshold)} wanted)"
-                            for k in e.checks if k.outcome.value != "passed") or t(e.skipped or "-")
+            bad = ", ".join(t(phrase(k)) for k in e.checks if k.outcome.value != "passed") or t(e.skipped or "-")
             rows.append((f"{t(name)}:{t(e.method)}", verdict, bad))
         w0, w1 = (max(len(row[i]) for row in rows) for i in range(2))
         for i, (a, b, rest) in enumerate(rows):
@@ -76,7 +76,3 @@ def slowest_phases(report: Report, n: int = 3) -> str:
     if mem:
         lines.append("peak worker memory: " + ", ".join(mem))
     return workflow_safe("\n".join(lines))
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.3g}"

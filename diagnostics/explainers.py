@@ -31,8 +31,10 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from . import _audit as A
+from . import _intervals as I
 from . import explain as E
-from . import inputs as I
+from . import inputs
 from .analyzer import Analyzer, Context, Finding, Option, Result, Severity
 from ._thresholds import thresholds as _thresholds
 from .modelinfo import output_activation
@@ -48,14 +50,18 @@ FAITHFULNESS_FORWARDS = 2 * 2 * (E.PERTURBATION_FRACTIONS + 1)
 
 #: Options every explanation analyzer takes (each analyzer may change the defaults in ``defaults``).
 COMMON_OPTIONS = (
-    Option("samples", int, 8, "how many evaluation samples to explain (the same ones in every analyzer for a seed)"),
+    Option("samples", int, 4, "how many evaluation samples to explain at least (the same ones in every analyzer "
+                              "for a seed); more are explained while a trust check is undecided"),
     Option("methods", str, "all", "comma-separated methods to run, or 'all'"),
     Option("batch_size", int, 1024, "rows per compiled model call"),
     Option("sanity", bool, True, "run the randomisation and seed-stability checks"),
     Option("faithfulness", bool, True, "run the deletion/insertion faithfulness check"),
-    Option("check_samples", int, 16, "the randomisation, stability and faithfulness checks audit at most this many "
-                                     "of the explained samples (evenly spaced), so explaining more samples costs "
-                                     "more maps, not more checks"),
+    Option("check_start", int, 4, "samples the trust checks audit at their first look; each further look doubles "
+                                  "them while a check's interval straddles its threshold"),
+    Option("check_samples", int, 64, "the most samples the trust checks audit: a check still straddling its threshold "
+                                     "there is undecided"),
+    Option("check_level", float, 0.95, "confidence of each trust check's decision over all its looks (the error is "
+                                       "spent over the looks, docs/explanations.md)"),
     Option("baseline", str, "zeros", "reference input: 'zeros', 'mean' (of the training inputs) or 'auto' "
                                      "(mean for tables, zeros otherwise)", choices=("zeros", "mean", "auto")),
     Option("baseline_token", int, 0, "the token id of the reference input of token models"),
@@ -183,7 +189,10 @@ class ModelView:
         this model and its own restored when the block ends, however it ends: the compiled functions
         already traced for the model (gradients, predictions: 0.1-0.5 s a trace under TensorFlow) serve the
         randomised one too. A model whose weights cannot be set this way is explained as the clone itself."""
-        copy = self.randomised_copy(seed)
+        cache = self.__dict__.setdefault("_randomised", {})  # the looks borrow the same clone's weights
+        if seed not in cache:
+            cache[seed] = self.randomised_copy(seed)
+        copy = cache[seed]
         if copy is None:
             yield None
             return
@@ -245,6 +254,8 @@ class Explainer:
         #: which call this is: "main", "stability" (another seed) or "randomisation" (on the randomised
         #: clone); refinements that only tighten an axiom (step doubling) may be skipped outside "main"
         self.stage = "main"
+        #: the interval level of the current look, for :meth:`extra_checks` (diagnostics._intervals)
+        self.level = I.LEVEL
 
     def unavailable(self, view: ModelView, x: np.ndarray) -> str | None:
         """Why this method cannot run on this model (None when it can)."""
@@ -277,7 +288,9 @@ class Explainer:
         return changed
 
     def extra_checks(self, limits: dict[str, float]) -> list[Check]:
-        """Checks of the method's own (from ``self.notes``), e.g. LIME's local fit."""
+        """Checks of the method's own (from ``self.notes``, pooled over every sample explained so far),
+        e.g. LIME's local fit: build them with :func:`sample_check` at ``self.level`` so they are decided
+        by their interval like the pipeline's."""
         return []
 
 
@@ -289,7 +302,7 @@ def one_output(model, target: Any) -> tuple[Any, Any, str, str]:
     single output. ValueError names the outputs when ``--target`` names none of them."""
     import keras
 
-    names = I.output_names(model)
+    names = inputs.output_names(model)
     name, cls = None, target
     if isinstance(target, str):
         head, _, tail = target.partition(":")
@@ -344,44 +357,8 @@ def threshold_options() -> tuple[Option, ...]:
         Option(THRESHOLDS_OPTION, str, "", "thresholds file (TOML or JSON), section [explanations]"),)
 
 
-# -- the checks --------------------------------------------------------------------------------------------
-def _gap_check(name: str, gap: np.ndarray, delta: np.ndarray, tol: float, fail: float, doubt: float, what: str) -> Check:
-    rel = gap / np.maximum(np.abs(delta), E.COMPLETENESS_ABS_FLOOR)
-    ok = gap <= np.maximum(tol * np.abs(delta), E.COMPLETENESS_ABS_FLOOR)
-    frac = float(ok.mean())
-    outcome = Outcome.FAILED if frac < fail else Outcome.DOUBTFUL if frac < doubt else Outcome.PASSED
-    reason = f"{what} gap above {tol:.0%} for {1 - frac:.0%} of samples (median {np.median(rel):.1%})"
-    return Check(name, frac, doubt, outcome, reason=reason, detail={
-        "tolerance": tol, "median_relative_gap": float(np.median(rel)), "max_relative_gap": float(np.max(rel)),
-        "median_abs_gap": float(np.median(gap)), "fail_below": fail})
-
-
-def randomisation_check(trained: np.ndarray, randomised: np.ndarray, signed: bool, t: dict) -> Check:
-    r = E.randomisation_correlation(trained, randomised, absolute=not signed)
-    outcome = (Outcome.FAILED if r >= t["randomisation_fail"] else
-               Outcome.DOUBTFUL if r >= t["randomisation_doubtful"] else Outcome.PASSED)
-    reason = (f"maps barely change when the weights are randomised (rank correlation {r:.2f})" if outcome is Outcome.FAILED
-              else f"maps change only partly when the weights are randomised (rank correlation {r:.2f})")
-    return Check("randomisation", r, t["randomisation_doubtful"], outcome, higher_is_better=False, reason=reason,
-                 detail={"fail_at": t["randomisation_fail"], "absolute": not signed})
-
-
-def faithfulness_check(curves: dict, t: dict) -> Check:
-    d, i = curves["deletion_margin"], curves["insertion_margin"]
-    best = max(d, i)
-    outcome = (Outcome.FAILED if best <= t["faithfulness_fail"] else
-               Outcome.DOUBTFUL if best <= t["faithfulness_doubtful"] else Outcome.PASSED)
-    reason = (f"removing the top-attributed features hurts the output no more than a random order "
-              f"(deletion margin {d:+.3f}, insertion margin {i:+.3f})" if outcome is Outcome.FAILED else
-              f"barely more faithful than a random order (deletion margin {d:+.3f}, insertion {i:+.3f})")
-    return Check("faithfulness", best, t["faithfulness_doubtful"], outcome, reason=reason, detail=curves)
-
-
-def simple_check(name: str, value: float, minimum: float, reason: str, detail: dict | None = None) -> Check:
-    """A check that is doubtful below ``minimum`` (``reason`` is formatted with ``value``)."""
-    ok = value >= minimum
-    return Check(name, value, minimum, Outcome.PASSED if ok else Outcome.DOUBTFUL, reason=reason.format(value=value),
-                 detail=detail or {})
+# -- the checks: diagnostics._trust_checks (each with its interval); these names are the public edge ------
+from ._trust_checks import faithfulness_check, randomisation_check, sample_check, simple_check  # noqa: E402
 
 
 # -- the analyzer ------------------------------------------------------------------------------------------
@@ -426,7 +403,7 @@ class ExplanationAnalyzer(Analyzer):
     # -- the pipeline --------------------------------------------------------------------------------------
     def _plan(self, context: Context, opts: dict, view: ModelView, x: np.ndarray, methods: list) -> dict[str, str]:
         """Fit the work to the analyzer's time budget (:func:`diagnostics.budget.plan`): sets
-        ``opts["samples"]``, lowers the methods' scalable options, and returns the methods left out, with
+        ``opts["planned_samples"]`` (the samples of the first two looks, or fewer), lowers the methods' scalable options, and returns the methods left out, with
         the reason. Run for models of :data:`BUDGET_PROBE_PARAMS` parameters or more only: smaller ones
         explain the default samples in a fraction of the budget, and the probe's two traces would cost
         more than the plan saves."""
@@ -441,7 +418,9 @@ class ExplanationAnalyzer(Analyzer):
             return type(ex)(**{**ex.opts, **{k: min(int(ex.opts[k]), v) for k, v in ex.scalable.items()}})
 
         costs = {ex.name: full(ex) for ex in methods}
-        opts["samples"], dropped, factor = budget.plan(context, opts["samples"], costs, model=view.model, x=x[:1], minimum=2,
+        # planned for the first two looks; the looks after them are run only when the pace allows (Pace)
+        want = max(int(opts["samples"]), 2 * int(opts["check_start"]))
+        opts["planned_samples"], dropped, factor = budget.plan(context, want, costs, model=view.model, x=x[:1], minimum=2,
                                                        least_costs={ex.name: full(lowered(ex)) for ex in methods})
         for ex in methods:
             if factor < 1 and ex.name not in dropped and ex.shrink((factor * costs[ex.name] - fixed) / (costs[ex.name] - fixed)):
@@ -459,7 +438,7 @@ class ExplanationAnalyzer(Analyzer):
         model = context.model
         if len(model.inputs) != 1:
             return Result.skip(f"{self.name} explains single-input models (this one has {len(model.inputs)} inputs: "
-                               f"{', '.join(I.input_names(model))})")
+                               f"{', '.join(inputs.input_names(model))})")
         try:
             model, opts["target"], self._output, chosen = one_output(model, opts.get("target"))
         except ValueError as e:
@@ -499,15 +478,24 @@ class ExplanationAnalyzer(Analyzer):
         cost = {ex.name: ex.cost(view, x_all[:1]) for ex in methods}  # per sample, with the options as planned
         if not methods and too_large:  # say so now, not after predicting (minutes for such a sequence)
             return Result.skip("; ".join(f"{k}: {v}" for k, v in skipped.items()))
-        idx = E.select_samples(len(x_all), int(opts["samples"]), context.seed)
-        x = x_all[idx]
+        cap = min(int(opts["check_samples"]), len(x_all))
+        at_least = min(int(opts["samples"]), len(x_all))
+        if "planned_samples" in opts:  # a large model: the time plan bounds the first looks, the pace the others
+            planned = int(opts["planned_samples"])
+            at_least = min(at_least, planned)
+            if planned < 2 * int(opts["check_start"]):  # the budget holds less than two looks
+                cap = min(cap, planned)
+        looks = I.look_sizes(min(int(opts["check_start"]), cap), cap)
+        level = I.per_look_level(len(looks), float(opts["check_level"]))
+        order = E.sample_order(len(x_all), context.seed)[:max(at_least, cap)]
+        x = x_all[order]
         pred = view.predict(x)
         failed = E.nonfinite_predictions(pred, f"{self.name}.failed")
         if failed is not None:  # nothing to explain: every method fails, with the reason
             finite = float(np.all(np.isfinite(pred.reshape(len(pred), -1)), axis=1).mean())
             check = Check("finite_predictions", finite, 1.0, Outcome.FAILED, reason=failed.findings[0].message)
             return Result(findings=failed.findings, metrics=failed.metrics, explanations=tuple(
-                MethodExplanation(m, Verdict.FAILED, (check.reason,), (check,), sample_indices=idx.tolist())
+                MethodExplanation(m, Verdict.FAILED, (check.reason,), (check,), sample_indices=order.tolist())
                 for m in self.choose(opts, view, x)))
         targets = E.select_targets(pred, opts.get("target"), output_activation(model))
         if chosen:
@@ -515,76 +503,85 @@ class ExplanationAnalyzer(Analyzer):
         t, sign = targets.index, targets.sign
         if not methods:
             return Result.skip("; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no method chosen")
-        raw, maps, checks = {}, {}, {}
-        total = len(methods) * (2 if opts["sanity"] else 1)
-        pace = Pace(context) if large else None
-        for i, ex in enumerate(methods):
-            context.progress(i, total, ex.name)
-            why = pace and pace.too_slow(ex.name, cost[ex.name] * len(x))
-            if why:
-                skipped[ex.name] = f"left out: {why}"
-                continue
-            ex.notes = {}
-            try:
-                with context.timed(f"method:{ex.name}"):
-                    a = np.asarray(ex.attribute(view, x, t, context.seed), np.float64)
-            except memory.TooLarge as e:  # raised by a batch plan before the memory was taken
-                skipped[ex.name] = f"left out: {e}"
-                memory.note(f"{ex.name} left out: {e}")
-                continue
-            if pace:
-                pace.done(cost[ex.name] * len(x))
-            raw[ex.name] = a
-            maps[ex.name] = view.feature_map(_signed(a, sign), x)
-            checks[ex.name] = [Check("finite", float(np.isfinite(a).mean()), 1.0,
-                                     Outcome.PASSED if np.isfinite(a).all() else Outcome.FAILED,
-                                     reason="attributions contain NaN or Inf")]
-            checks[ex.name] += self._axiom(ex, view, x, t, a, limits) + ex.extra_checks(limits)
-        methods = [ex for ex in methods if ex.name in raw]
-        audit = audited(len(x), int(opts["check_samples"]))
-        sanity_evals = sum(cost[ex.name] * len(audit) * (2 if ex.sampling else 1) for ex in methods)
-        sanity_skip = (pace and opts["sanity"] and pace.too_slow("the sanity checks", sanity_evals)) or \
-            self._sanity(context, opts, view, x[audit], t[audit], sign[audit], methods,
-                         {k: v[audit] for k, v in maps.items()}, checks, limits, t0)
         fx, fb = view.forward(x, t) * sign, view.forward(view.baseline_like(x), t) * sign
         informative = E.informative_samples(fx, fb)
-        if opts["faithfulness"]:
-            kept = np.flatnonzero(informative) if informative.sum() >= 2 else np.arange(len(x))
-            keep = np.zeros(len(x), bool)
-            keep[kept[audited(len(kept), int(opts["check_samples"]))]] = True  # evenly spaced, up to the limit
-            for ex in methods:
-                with context.timed("faithfulness"):
-                    curves = E.perturbation_curves(view.forward, x[keep], view.baseline_like(x)[keep], maps[ex.name][keep],
-                                                   t[keep], sign[keep], seed=context.seed, feature_shape=view.feature_shape(x))
-                checks[ex.name].append(faithfulness_check({**curves, "scored_samples": int(keep.sum())}, limits))
-        mask = self._mask(context, x_all, idx, maps)
-        if mask is not None:
-            for ex in methods:
-                gt = E.ground_truth_scores(maps[ex.name], mask, informative)
-                checks[ex.name].append(simple_check("ground_truth", gt["top_k_precision"], limits["ground_truth_min"],
-                                                    "top-k precision on the planted positions is {value:.2f}", gt))
-        context.progress(total, total, "writing maps")
-        sections = self._sections(context, view, x, idx, targets, raw, maps, checks, skipped, mask)
+        audit = A.Audit(x=x, targets=t, sign=sign, view=view, limits=limits, opts=opts, seed=context.seed,
+                        informative=informative, scale=float(np.median(np.abs(fx[:looks[0]]))) or 1.0,
+                        mask=self._mask(context, x_all, order), looks=looks, level=level, explain_at_least=at_least)
+        pace = Pace(context) if large else None
+        tracks = [A.MethodTrack(ex) for ex in methods]
+
+        def explain(track: A.MethodTrack, rows: np.ndarray) -> bool:
+            ex = track.explainer
+            if not track.maps:  # the first call: the time plan's pace guard may leave the method out
+                why = pace and pace.too_slow(ex.name, cost[ex.name] * len(rows))
+                if why:
+                    skipped[ex.name] = f"left out: {why}"
+                    return False
+            ex.notes, ex.stage = {}, "main"
+            try:
+                with context.timed(f"method:{ex.name}"):
+                    a = np.asarray(ex.attribute(view, x[rows], t[rows], context.seed), np.float64)
+            except memory.TooLarge as e:  # raised by a batch plan before the memory was taken
+                memory.note(f"{ex.name} left out: {e}" if not track.maps else f"{ex.name} stopped at "
+                            f"{track.explained} samples: {e}")
+                if not track.maps:
+                    skipped[ex.name] = f"left out: {e}"
+                return False
+            if pace:
+                pace.done(cost[ex.name] * len(rows))
+            track.keep_notes(ex.notes)
+            track.raw.append(a)
+            track.maps.append(view.feature_map(_signed(a, sign[rows]), x[rows]))
+            return True
+
+        def sanity() -> str | None:
+            if not opts["sanity"]:
+                return "switched off (sanity=false)"
+            spent = time.monotonic() - t0
+            if self.sanity_cost and context.time_left() < self.sanity_cost * spent:
+                return (f"not enough time left in the analyzer's budget ({context.time_left():.0f} s after {spent:.0f} s); "
+                        f"raise --timeout")
+            first = looks[0]
+            evals = sum(cost[tr.name] * first * (2 if tr.explainer.sampling else 1) for tr in tracks if tr.maps)
+            return pace.too_slow("the sanity checks", evals) if pace else None
+
+        ran = A.run_looks(tracks, audit, explain=explain, axiom=lambda tr, rows, a: self._axiom(tr.explainer, view, x[rows],
+                                                                                             t[rows], a),
+                          sanity=sanity, too_slow=(pace.too_slow if pace else lambda what, evals: None),
+                          progress=lambda i, n, what: context.progress(i, n, what), timed=context.timed, cost=cost)
+        tracks = [tr for tr in tracks if tr.maps]
+        context.progress(1, 1, "writing maps")
+        shown = max((tr.explained for tr in tracks), default=0)
+        sections = self._sections(context, view, x[:shown], order[:shown], targets, tracks, skipped, audit.mask,
+                                  ran, cap)
         findings = [_verdict_finding(self.name, s) for s in sections if s.verdict not in (None, Verdict.TRUSTED)]
-        if (~informative).any():
-            findings.insert(0, _baseline_finding(self.name, view, opts, fx, fb, informative))
-        metrics = {"samples": len(x), "sample_indices": idx.tolist(), "target": targets.description,
-                   "targets": t.tolist(), "space": view.space, "embedding_layer": view.embedding_layer,
-                   "methods": [ex.name for ex in methods], "not_run": skipped, "agreement": E.agreement_matrix(maps),
-                   "informative_samples": int(informative.sum()), "sanity_skipped": sanity_skip,
-                   "checked_samples": len(audit),
+        if (~informative[:shown]).any():
+            findings.insert(0, _baseline_finding(self.name, view, opts, fx[:shown], fb[:shown], informative[:shown]))
+        common = min((tr.explained for tr in tracks), default=0)
+        metrics = {"samples": shown, "sample_indices": order[:shown].tolist(), "target": targets.description,
+                   "targets": t[:shown].tolist(), "space": view.space, "embedding_layer": view.embedding_layer,
+                   "methods": [tr.name for tr in tracks], "not_run": skipped,
+                   "agreement": E.agreement_matrix({tr.name: tr.all_maps()[:common] for tr in tracks}),
+                   "informative_samples": int(informative[:shown].sum()), "sanity_skipped": ran["sanity_skipped"],
+                   "checked_samples": {tr.name: tr.audited for tr in tracks}, "looks": ran["looks"],
+                   "looks_ended": ran["ended"], "check_level": level,
                    "not_offered": dict(self.not_offered), **self.notes(view, opts)}
-        artifacts = self._figures(context, view, x, idx, t, maps, sections, mask)
+        artifacts = self._figures(context, view, x[:common], order[:common], t[:common],
+                                  {tr.name: tr.all_maps()[:common] for tr in tracks}, sections,
+                                  None if audit.mask is None else audit.mask[:common])
         return Result(findings=findings, metrics=E.json_round(metrics), artifacts=artifacts,
                       explanations=tuple(sections))
 
-    def _sections(self, context, view, x, idx, targets, raw, maps, checks, skipped, mask) -> list[MethodExplanation]:
+    def _sections(self, context, view, x, idx, targets, tracks, skipped, mask, ran, cap) -> list[MethodExplanation]:
+        """One section per method; ``x`` and ``idx`` are every explained sample in order (a method that
+        left the audit early explained a prefix of them)."""
         d = context.artifact_dir
         np.save(d / "inputs.npy", x)
         np.save(d / "sample_indices.npy", idx)
         shared = {"inputs": "inputs.npy", "sample indices": "sample_indices.npy"}
         if mask is not None:
-            np.save(d / "mask.npy", mask.reshape((len(x),) + view.feature_shape(x)))
+            np.save(d / "mask.npy", mask[:len(x)].reshape((len(x),) + view.feature_shape(x)))
             shared["mask"] = "mask.npy"
         y = context.data.y
         if isinstance(y, dict):  # labels per output: the explained output's
@@ -593,34 +590,39 @@ class ExplanationAnalyzer(Analyzer):
             y = np.asarray(y)[idx]
             np.save(d / "labels.npy", y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(idx)))
             shared["labels"] = "labels.npy"
-        common = {"sample_indices": idx.tolist(), "targets": targets.index.tolist(),
-                  "signs": [float(s) for s in targets.sign], "target": targets.description, "space": view.space}
         out = []
-        for name, a in raw.items():
-            cls = next(c for c in self.explainers if c.name == name)
-            signed = _signed(a, targets.sign)
-            np.save(d / f"{name}.npy", signed.astype(np.float32))
-            np.save(d / f"{name}.map.npy", maps[name].reshape((len(x),) + view.feature_shape(x)).astype(np.float32))
-            ordered = sorted(checks[name], key=lambda c: CHECK_ORDER.index(c.name) if c.name in CHECK_ORDER else 99)
-            ordered = [Check(c.name, _num(c.value), _num(c.threshold), c.outcome, c.higher_is_better,
-                             "" if c.outcome is Outcome.PASSED else c.reason, E.json_round(dict(c.detail)))
+        for tr in tracks:
+            name, n = tr.name, tr.explained
+            common = {"sample_indices": idx[:n].tolist(), "targets": targets.index[:n].tolist(),
+                      "signs": [float(s) for s in targets.sign[:n]], "target": targets.description, "space": view.space}
+            cls = type(tr.explainer)
+            np.save(d / f"{name}.npy", _signed(tr.all_raw(), targets.sign[:n]).astype(np.float32))
+            np.save(d / f"{name}.map.npy", tr.all_maps().reshape((n,) + view.feature_shape(x)).astype(np.float32))
+            ordered = sorted(tr.checks, key=lambda c: CHECK_ORDER.index(c.name) if c.name in CHECK_ORDER else 99)
+            ordered = [dataclasses.replace(c, value=_num(c.value), threshold=_num(c.threshold),
+                                           reason="" if c.outcome is Outcome.PASSED else _open_reason(c, tr, cap),
+                                           detail=E.json_round(dict(c.detail)),
+                                           interval=None if c.interval is None else tuple(_num(v) for v in c.interval))
                        for c in ordered]
             verdict, reasons = verdict_of(ordered)
             out.append(MethodExplanation(name, verdict, reasons, tuple(ordered), reference=cls.reference,
                                          artifacts={**shared, "attributions": f"{name}.npy", "map": f"{name}.map.npy"},
                                          **common))
+        n0 = len(x)
         for name, why in skipped.items():
             cls = next(c for c in self.explainers if c.name == name)
-            out.append(MethodExplanation(name, None, reference=cls.reference, skipped=why, **common))
+            out.append(MethodExplanation(name, None, reference=cls.reference, skipped=why, sample_indices=idx[:n0].tolist(),
+                                         target=targets.description, space=view.space))
         return out
 
     def _figures(self, context, view, x, idx, t, maps, sections, mask) -> dict[str, str]:
+        """The pictures, on the samples every method explained (the first ``len(x)`` of the order)."""
         d = context.artifact_dir
         verdicts = {s.method: s.verdict.value for s in sections if s.verdict is not None}
         artifacts = {"inputs": "inputs.npy", "sample indices": "sample_indices.npy"}
         for name in maps:
             artifacts[f"{name} attributions"] = f"{name}.npy"
-        if not maps:
+        if not maps or not len(x):
             return artifacts
         feats = view.feature_shape(x)
         if view.kind == "image":
@@ -656,55 +658,21 @@ class ExplanationAnalyzer(Analyzer):
         mean = opts["baseline"] == "mean" or (opts["baseline"] == "auto" and kind == "tabular")
         return np.asarray(pool, np.float64).mean(0).astype(x.dtype) if mean else np.zeros(x.shape[1:], x.dtype)
 
-    def _axiom(self, ex: Explainer, view: ModelView, x, t, a, limits) -> list[Check]:
+    def _axiom(self, ex: Explainer, view: ModelView, x, t, a) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per sample, |Σ attributions − (F(x) − reference)| and F(x) − reference, for a method with an
+        axiom (the reference: F(baseline) for completeness, E[F(background)] for additivity)."""
         if ex.axiom is None:
-            return []
-        fx = view.forward(x, t)
-        if ex.axiom == "completeness":
-            ref = view.forward(view.baseline_like(x), t)
-        else:
-            ref = view.background_output(t)
-        gap = np.abs(a.reshape(len(a), -1).sum(1) - (fx - ref))
-        what = "completeness" if ex.axiom == "completeness" else "additivity"
-        check = _gap_check(what, gap, fx - ref, limits[f"{what}_tolerance"], limits[f"{what}_fail"],
-                           limits[f"{what}_min_fraction"], what)
-        return [Check(check.name, check.value, check.threshold, check.outcome, reason=check.reason,
-                      detail={**check.detail, **ex.notes})]
-
-    def _sanity(self, context, opts, view, x, t, sign, methods, maps, checks, limits, t0) -> str | None:
-        if not opts["sanity"]:
-            return "switched off (sanity=false)"
-        spent = time.monotonic() - t0
-        if self.sanity_cost and context.time_left() < self.sanity_cost * spent:
-            return (f"not enough time left in the analyzer's budget ({context.time_left():.0f} s after {spent:.0f} s); "
-                    f"raise --timeout")
-        for i, ex in enumerate(methods):
-            if ex.sampling:
-                context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} with another seed")
-                ex.stage = "stability"
-                with context.timed("stability"):
-                    a2 = np.asarray(ex.attribute(view, x, t, context.seed + 1), np.float64)
-                s = E.stability(maps[ex.name], view.feature_map(_signed(a2, sign), x))
-                checks[ex.name].append(simple_check("stability", s, limits["stability_min"],
-                                                    "unstable across seeds (correlation {value:.2f})"))
-        with view.randomised_weights(context.seed) as rview:
-            if rview is None:
-                return "the model could not be cloned (keras.models.clone_model failed)"
-            for i, ex in enumerate(methods):
-                context.progress(len(methods) + i, 2 * len(methods), f"{ex.name} on the randomised model")
-                ex.stage = "randomisation"
-                with context.timed("randomisation"):
-                    ra = np.asarray(ex.attribute(rview, x, t, context.seed), np.float64)
-                checks[ex.name].append(randomisation_check(maps[ex.name], view.feature_map(_signed(ra, sign), x),
-                                                           ex.signed, limits))
-        return None
-
-    def _mask(self, context, x_all, idx, maps) -> np.ndarray | None:
-        mask = context.data.extras.get("mask_val") if context.data.x_val is not None else None
-        if mask is None or not maps or np.asarray(mask).shape[0] != len(x_all):
             return None
-        mask = np.asarray(mask)[idx].reshape(len(idx), -1)
-        return mask if all(m.shape[1] == mask.shape[1] for m in maps.values()) else None
+        fx = view.forward(x, t)
+        ref = view.forward(view.baseline_like(x), t) if ex.axiom == "completeness" else view.background_output(t)
+        return np.abs(a.reshape(len(a), -1).sum(1) - (fx - ref)), fx - ref
+
+    def _mask(self, context, x_all, order) -> np.ndarray | None:
+        """The planted ground truth of the samples in ``order`` (n, positions), when the data carry one."""
+        mask = context.data.extras.get("mask_val") if context.data.x_val is not None else None
+        if mask is None or np.asarray(mask).shape[0] != len(x_all):
+            return None
+        return np.asarray(mask)[order].reshape(len(order), -1)
 
 
 class Pace:
@@ -741,12 +709,17 @@ PACE_SHARE = 0.5
 CHECK_ORDER = ["finite", "completeness", "additivity", "randomisation", "faithfulness", "ground_truth", "stability"]
 
 
-def audited(n: int, limit: int) -> np.ndarray:
-    """Which of ``n`` explained samples the re-running and perturbing checks audit: all of them up to
-    ``limit``, else ``limit`` evenly spaced ones (deterministic, the same for every method)."""
-    if n <= max(int(limit), 1):
-        return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, max(int(limit), 1))).astype(int))
+def _open_reason(check: Check, track: A.MethodTrack, cap: int) -> str:
+    """A check's reason, and for one its looks left undecided, why they ended before deciding it."""
+    if check.outcome is not Outcome.UNDECIDED:
+        return check.reason
+    if track.ended == "failed":
+        return f"{check.reason}, not audited further: another check failed"
+    if track.ended == "cap":
+        return f"{check.reason} at the cap of {cap} samples (--option check_samples=N audits more)"
+    if track.ended == "stopped":
+        return f"{check.reason}; the method could not explain more samples (see the notes)"
+    return f"{check.reason}; the looks ended at {check.samples} samples: {track.ended}"
 
 
 def _signed(a: np.ndarray, sign: np.ndarray) -> np.ndarray:
@@ -780,8 +753,10 @@ def _verdict_finding(analyzer: str, s: MethodExplanation) -> Finding:
     applicable check ran and none refuted the maps, but one came short of its threshold (a stability
     or completeness gap), so the maps are usable with care; it keeps its line because the reason says
     what to change (more samples, steps, another baseline), and ``--fail-on info`` can still gate on it.
+    Undecided is INFO too: nothing spoke against the maps, but some check's interval still straddles its
+    threshold, and the line says which and how to decide it.
     """
     failed = s.verdict is Verdict.FAILED
+    why = "; ".join(r for r in s.reasons if r) or "see its checks"
     return Finding(f"{analyzer}.{s.method}.{s.verdict.value}", Severity.WARNING if failed else Severity.INFO,
-                   where=s.method, message=f"{s.method} explanations {'cannot be trusted' if failed else 'are doubtful'}: "
-                                           + ("; ".join(r for r in s.reasons if r) or "see its checks"))
+                   where=s.method, message=f"{s.method} {'failed' if failed else 'is ' + s.verdict.value}: {why}")

@@ -28,7 +28,7 @@ from ._html import SEVERITY_COLOURS, STATUS_COLOURS, VERDICT_COLOURS, measure_bl
 from .report import AnalyzerRecord, Report
 from ._runner import Progress
 from ._textsafe import html_text as escape
-from ._verdicts import Outcome
+from ._verdicts import Outcome, phrase
 
 #: Findings listed inline (the worst first); the rest are counted.
 MAX_FINDINGS = 10
@@ -60,10 +60,6 @@ def _table(head: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
     out = [f"<table style=\"{_TABLE}\"><tr>" + "".join(f"<th style=\"{_HEAD}\">{escape(h)}</th>" for h in head) + "</tr>"]
     out += ["<tr>" + "".join(f"<td style=\"{_CELL}\">{cell}</td>" for cell in row) + "</tr>" for row in rows]
     return "".join(out) + "</table>"
-
-
-def _num(v) -> str:
-    return "-" if v is None else escape(f"{v:.3g}")
 
 
 def _data_uri(path: Path) -> str | None:
@@ -123,8 +119,7 @@ def _methods(records: tuple[AnalyzerRecord, ...]) -> str:
     for r in records:
         for e in r.explanations:
             v = e.verdict.value if e.verdict is not None else "not run"
-            bad = "; ".join(f"{escape(k.name)} {_num(k.value)} ({'&gt;' if k.higher_is_better else '&lt;'} "
-                            f"{_num(k.threshold)} wanted)" for k in e.checks if k.outcome.value != "passed")
+            bad = "; ".join(escape(phrase(k)) for k in e.checks if k.outcome.value != "passed")
             rows.append((f"{escape(r.name)}: {escape(e.method)}", _pill(v, VERDICT_COLOURS.get(v, _MUTED)),
                          bad or f"<span style='color:{_MUTED}'>{escape(e.skipped or 'every check passed')}</span>"))
     if not rows:

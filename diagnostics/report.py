@@ -26,9 +26,11 @@ from ._verdicts import MethodExplanation
 #: of a failed analyzer (``analyzers[].traceback``).
 #: 3: typed per-measure health sections (``analyzers[].measures``). A version 2 report still reads:
 #: its analyzers have no measure sections (their free-form ``metrics`` are kept).
-SCHEMA_VERSION = 3
+#: 4: every explanation ``Check`` carries its ``interval``, ``samples`` and ``level``, and ``undecided`` is
+#: an outcome and a verdict (issue 23). Checks of version 2-3 reports read with no interval.
+SCHEMA_VERSION = 4
 #: The versions :meth:`Report.from_dict` reads.
-READABLE_SCHEMAS = (2, 3)
+READABLE_SCHEMAS = (2, 3, 4)
 class Status(enum.StrEnum):
     """How an analyzer's run ended. ``crashed``: its worker process died (a segfault, the OOM killer)."""
 

@@ -168,12 +168,13 @@ class Lime(Explainer):
     def extra_checks(self, limits):
         import numpy as np
 
-        from diagnostics.explainers import simple_check
+        from diagnostics import Outcome
+        from diagnostics.explainers import sample_check
 
-        r2 = self.notes["local_fit_r2"]
-        return [simple_check("local_fit", float(np.median(r2)), limits["local_fit_min"],
-                             "LIME's local linear fit explains little of the model (median R² {value:.2f})",
-                             {"median": float(np.median(r2)), "min": float(np.min(r2))})]
+        r2 = np.asarray(self.notes["local_fit_r2"], np.float64)  # one per sample explained so far
+        return [sample_check("local_fit", r2, limits["local_fit_min"], self.level, reasons={
+            Outcome.DOUBTFUL: "LIME's local linear fit explains little of the model (R² {value:.2f} {interval}, {n} samples)"},
+            detail={"median": float(np.median(r2)), "min": float(np.min(r2))})]
 
 
 class LimeExplanations(ExplanationAnalyzer):

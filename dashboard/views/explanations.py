@@ -109,10 +109,16 @@ def faithfulness_view(m: reports.Method):
 
 
 def checks_frame(m: reports.Method):
-    rows = [{"check": c.name, "value": c.value, "threshold": c.threshold, "outcome": c.outcome.value,
+    """One row per check: its value with the interval that decided it and the samples behind it."""
+    def interval(c, side):
+        return None if c.interval is None else c.interval[side]
+
+    rows = [{"check": c.name, "value": c.value, "interval low": interval(c, 0), "interval high": interval(c, 1),
+             "samples": c.samples, "threshold": c.threshold, "outcome": c.outcome.value,
              "better": "higher" if c.higher_is_better else "lower", "reason": c.reason}
             for c in (m.section.checks if m.section is not None else ())]
-    return pd.DataFrame(rows, columns=["check", "value", "threshold", "outcome", "better", "reason"])
+    return pd.DataFrame(rows, columns=["check", "value", "interval low", "interval high", "samples", "threshold",
+                                       "outcome", "better", "reason"])
 
 
 # -- side by side ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 from ..plotting import pyplot
 
 
-VERDICT_COLOURS = {"trusted": "#2e7d32", "doubtful": "#ef6c00", "failed": "#c62828"}
+VERDICT_COLOURS = {"trusted": "#2e7d32", "undecided": "#546e7a", "doubtful": "#ef6c00", "failed": "#c62828"}
 
 
 def _overlay_tiles(gray: np.ndarray, maps: np.ndarray | None, gap: int = 2) -> np.ndarray:

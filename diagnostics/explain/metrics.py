@@ -69,16 +69,19 @@ PERTURBATION_FRACTIONS = 10
 def perturbation_curves(forward: ForwardFn, x: np.ndarray, baseline: np.ndarray, importance: np.ndarray,
                         targets: np.ndarray, sign: np.ndarray | None = None,
                         fractions: int = PERTURBATION_FRACTIONS, seed: int = 0,
-                        feature_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+                        feature_shape: tuple[int, ...] | None = None, scale: float | None = None) -> dict[str, Any]:
     """Deletion and insertion curves (Petsiuk et al., 2018) against a random order.
 
     ``importance`` is (n, features); features are the leading axes of one sample (``feature_shape``,
     e.g. (28, 28) for a 28x28x1 image: a feature's channels move together). Deletion replaces the most
     important features by the baseline first; insertion starts from the baseline and restores them.
     ``forward(x, targets)`` returns the explained output per sample (times ``sign``). Curves are in
-    units of the median |F(x)|. Returns the areas under the curves (medians over samples) and the
-    faithfulness margins: random-order AUC minus attribution-order AUC for deletion, the reverse for
-    insertion (positive is better than random).
+    units of ``scale`` (default: the median |F(x)| of these samples; pass the first call's ``scale`` to
+    pool samples scored in several calls). Returns the areas under the curves (medians over samples),
+    the faithfulness margins (random-order AUC minus attribution-order AUC for deletion, the reverse for
+    insertion; positive is better than random) and the same margins per sample
+    (``deletion_margins``, ``insertion_margins``: each sample has its own random order, so their spread
+    holds the random order's too) and the per-sample curves (``sample_curves``) to pool.
     """
     x = np.asarray(x)
     n = len(x)
@@ -108,18 +111,28 @@ def perturbation_curves(forward: ForwardFn, x: np.ndarray, baseline: np.ndarray,
     full = out[keys.index(("random", "insertion", ks[-1]))]
     # one scale for all samples (the median |F(x)|), not per-sample spans, which blow up when the
     # baseline's output is close to the input's
-    scale = float(np.median(np.abs(full))) or 1.0
+    scale = float(scale) if scale else float(np.median(np.abs(full))) or 1.0
     curves = {}
     for i, key in enumerate(keys):
-        curves.setdefault(key[:2], []).append(out[i] / scale)
-    auc = {k: float(np.median(np.trapezoid(np.stack(v), ks / feats, axis=0))) for k, v in curves.items()}
-    del_margin = auc[("random", "deletion")] - auc[("attribution", "deletion")]
-    ins_margin = auc[("attribution", "insertion")] - auc[("random", "insertion")]
-    return {"deletion_auc": auc[("attribution", "deletion")], "deletion_auc_random": auc[("random", "deletion")],
-            "insertion_auc": auc[("attribution", "insertion")], "insertion_auc_random": auc[("random", "insertion")],
-            "deletion_margin": del_margin, "insertion_margin": ins_margin,
-            "fractions": (ks / feats).tolist(),
-            "curves": {f"{a}.{b}": np.median(np.stack(v), axis=1).tolist() for (a, b), v in curves.items()}}
+        curves.setdefault(f"{key[0]}.{key[1]}", []).append(out[i] / scale)
+    return summarise_curves({k: np.stack(v, axis=1) for k, v in curves.items()}, ks / feats, scale)
+
+
+def summarise_curves(sample_curves: dict[str, np.ndarray], fractions: np.ndarray, scale: float) -> dict[str, Any]:
+    """:func:`perturbation_curves`'s summary of per-sample curves (``{"attribution.deletion": (n, steps)
+    array, ...}``), also of curves pooled from several calls (concatenate each key's rows)."""
+    fractions = np.asarray(fractions, np.float64)
+    area = {k: np.trapezoid(np.asarray(v, np.float64), fractions, axis=1) for k, v in sample_curves.items()}
+    auc = {k: float(np.median(v)) for k, v in area.items()}
+    return {"deletion_auc": auc["attribution.deletion"], "deletion_auc_random": auc["random.deletion"],
+            "insertion_auc": auc["attribution.insertion"], "insertion_auc_random": auc["random.insertion"],
+            "deletion_margin": auc["random.deletion"] - auc["attribution.deletion"],
+            "insertion_margin": auc["attribution.insertion"] - auc["random.insertion"],
+            "deletion_margins": (area["random.deletion"] - area["attribution.deletion"]).tolist(),
+            "insertion_margins": (area["attribution.insertion"] - area["random.insertion"]).tolist(),
+            "fractions": fractions.tolist(), "scale": scale,
+            "curves": {k: np.median(np.asarray(v), axis=0).tolist() for k, v in sample_curves.items()},
+            "sample_curves": {k: np.asarray(v) for k, v in sample_curves.items()}}
 
 
 #: Ground truth is scored only on samples whose output moves by at least this fraction of |F(x)|
@@ -136,8 +149,9 @@ def informative_samples(fx: np.ndarray, fb: np.ndarray) -> np.ndarray:
 
 def ground_truth_scores(importance: np.ndarray, mask: np.ndarray, scored: np.ndarray | None = None) -> dict[str, Any]:
     """Share of |attribution| mass on the planted positions (median) and top-k precision (mean;
-    k = planted count per sample); ``importance`` and ``mask`` are (n, positions). ``scored``
-    (bool per sample, see :func:`informative_samples`) limits the scoring to some samples."""
+    k = planted count per sample; per scored sample with planted positions in ``precisions``);
+    ``importance`` and ``mask`` are (n, positions). ``scored`` (bool per sample, see
+    :func:`informative_samples`) limits the scoring to some samples."""
     imp = np.abs(np.asarray(importance, np.float64))
     mask = np.asarray(mask, bool)
     n_all = len(imp)
@@ -145,7 +159,7 @@ def ground_truth_scores(importance: np.ndarray, mask: np.ndarray, scored: np.nda
         imp, mask = imp[np.asarray(scored, bool)], mask[np.asarray(scored, bool)]
     if len(imp) == 0:
         return {"mass_share": 0.0, "top_k_precision": 0.0, "planted_fraction": float(mask.mean()) if mask.size else 0.0,
-                "scored_samples": 0, "samples": n_all}
+                "scored_samples": 0, "samples": n_all, "precisions": []}
     total = imp.sum(1)
     share = np.where(total > 0, (imp * mask).sum(1) / np.where(total > 0, total, 1.0), 0.0)
     prec = []
@@ -156,7 +170,8 @@ def ground_truth_scores(importance: np.ndarray, mask: np.ndarray, scored: np.nda
         top = np.argsort(-row, kind="stable")[:k]
         prec.append(m[top].mean())
     return {"mass_share": float(np.median(share)), "top_k_precision": float(np.mean(prec)) if prec else 0.0,
-            "planted_fraction": float(mask.mean()), "scored_samples": int(len(imp)), "samples": n_all}
+            "planted_fraction": float(mask.mean()), "scored_samples": int(len(imp)), "samples": n_all,
+            "precisions": [float(p) for p in prec]}
 
 
 def agreement_matrix(maps: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:

@@ -47,11 +47,18 @@ def select_targets(predictions: np.ndarray, target: Any = None, activation: str 
     return Targets(np.full(n, t, np.int64), np.ones(n), f"class {t}")
 
 
+def sample_order(n_total: int, seed: int) -> np.ndarray:
+    """The order in which the explanation analyzers take samples: a permutation of the evaluation rows
+    drawn from the seed. Every analyzer explains a prefix of it (longer while its checks are undecided,
+    :mod:`diagnostics._intervals`), so two analyzers, or two methods, share their first samples."""
+    return np.random.default_rng(seed).permutation(int(n_total))
+
+
 def select_samples(n_total: int, n: int, seed: int) -> np.ndarray:
-    """The sample indices every explanation analyzer explains: the same ones for the same seed, so
-    maps from different analyzers (and backends) can be compared sample by sample."""
+    """The first ``n`` samples of :func:`sample_order` (sorted): what an explanation analyzer explains
+    first for this seed, the same in every analyzer and backend, so maps compare sample by sample."""
     n = min(int(n), int(n_total))
-    return np.sort(np.random.default_rng(seed).choice(int(n_total), size=n, replace=False))
+    return np.sort(sample_order(n_total, seed)[:n])
 
 
 def _as_class(target: Any, units: int, why: str) -> int:

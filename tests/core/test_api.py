@@ -60,7 +60,7 @@ def test_report_round_trip_and_exit_code():
 def test_report_rejects_other_schema_versions():
     d = json.loads(_report().to_json())
     d["schema_version"] = 99
-    with pytest.raises(ValueError, match="report schema version 99 is not supported: this diagnostics reads versions 2, 3; re-run diagnose"):
+    with pytest.raises(ValueError, match="report schema version 99 is not supported: this diagnostics reads versions 2, 3, 4; re-run diagnose"):
         Report.from_dict(d)
 
 

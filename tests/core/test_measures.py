@@ -122,7 +122,7 @@ def test_the_section_round_trips_through_the_report_json(tmp_path):
                             measures=tuple(s.relocated("artifacts/toy.check") for s in result.measures))
     report = Report(model={}, data=None, environment={}, plugins=(), analyzers=(record,), seed=0, fail_on="error")
     d = json.loads(report.to_json())
-    assert d["schema_version"] == 3
+    assert d["schema_version"] == 4
     gap = d["analyzers"][0]["measures"][0]
     assert gap == {"measure": "gap", "code": "toy.check.gap", "title": "Train − validation accuracy", "unit": "fraction",
                    "scale": "linear", "scope": "model", "direction": "higher_is_worse", "reference": "Toy et al. 2024",

@@ -33,11 +33,12 @@ def _report(tmp_path, name="dense_1", message="ok") -> Report:
 def test_the_section_round_trips_through_json(tmp_path):
     report = _report(tmp_path)
     d = json.loads(report.to_json())
-    assert d["schema_version"] == SCHEMA_VERSION == 3
+    assert d["schema_version"] == SCHEMA_VERSION == 4
     (section,) = d["analyzers"][0]["explanations"]
     assert section["verdict"] == "failed" and section["targets"] == [1, 0] and section["sample_indices"] == [3, 9]
     assert section["checks"][1] == {"name": "randomisation", "value": 0.61, "threshold": 0.3, "outcome": "failed",
-                                    "higher_is_better": False, "reason": section["reasons"][0], "detail": {}}
+                                    "higher_is_better": False, "reason": section["reasons"][0], "detail": {},
+                                    "interval": None, "samples": None, "level": None}
     assert d["analyzers"][1]["traceback"].startswith("Traceback")
     again = Report.from_dict(d)
     assert again == report
@@ -49,7 +50,7 @@ def test_a_schema_1_report_is_refused_with_the_reason():
     d["schema_version"] = 1
     with pytest.raises(ValueError) as e:
         Report.from_dict(d)
-    assert str(e.value) == ("report schema version 1 is not supported: this diagnostics reads versions 2, 3; the report "
+    assert str(e.value) == ("report schema version 1 is not supported: this diagnostics reads versions 2, 3, 4; the report "
                             "predates the typed explanation verdicts: re-run diagnose to regenerate the report")
 
 
@@ -64,4 +65,4 @@ def test_html_escapes_script_in_a_finding_message_a_layer_name_and_a_traceback(t
     assert f"dense{SCRIPT}".replace("<", "&lt;").replace(">", "&gt;") in html
     assert f"bad {SCRIPT} weights".replace("<", "&lt;").replace(">", "&gt;") in html
     assert "ValueError: &lt;b&gt;no&lt;/b&gt;" in html
-    assert "randomisation 0.61 / 0.3" in html
+    assert "randomisation 0.61 (&lt; 0.3 wanted)" in html  # a check without an interval, as schema 2-3 wrote it

@@ -12,6 +12,7 @@ import pytest
 
 from diagnostics import ExitCode, Report
 from diagnostics._sweep import SweepError, find_checkpoints, numbers_from_name
+from diagnostics.report import SCHEMA_VERSION
 
 from ..conftest import CHECKPOINTS, DIAGNOSE, interrupt_when, run_diagnose
 from ..history_probe import probe_sweep as run_probe_sweep
@@ -183,7 +184,7 @@ def test_a_report_written_before_measures_is_run_again(probe_sweep, tmp_path):
     assert proc.returncode == ExitCode.FINDINGS, proc.stderr[-3000:]
     assert "resuming: 2 of 3 checkpoint(s) already have their report" in proc.stderr, proc.stderr
     again = json.loads((copy / "sweep.json").read_text())
-    assert json.loads(old.read_text())["schema_version"] == 3
+    assert json.loads(old.read_text())["schema_version"] == SCHEMA_VERSION  # written again, by this version
     assert [e["measures"] for e in again["checkpoints"]] == [e["measures"] for e in index["checkpoints"]]
 
 

@@ -94,8 +94,10 @@ def test_our_vectorised_lime_image_equals_the_lime_package_for_the_same_seed(zoo
 def test_shap_on_the_zoo_mlp_is_additive_with_a_global_importance(zoo_path, tmp_path):
     where = Path(os.environ.get("NUMBA_CACHE_DIR") or Path(os.environ["DIAGNOSTICS_CACHE_DIR"]) / "numba")
     cached_before = sorted(where.rglob("*")) if where.exists() else []
-    proc = run_diagnose(zoo_path("mlp"), "--only", "explain.shap", "--option", "samples=6", "--out", tmp_path, "-q",
-                        "--timeout", "1200")  # the randomisation check is skipped when the budget runs short
+    # at most 16 audited samples: permutation SHAP's stability sits near its threshold on this model, and the
+    # looks would go on to 64; the randomisation check is skipped when the budget runs short
+    proc = run_diagnose(zoo_path("mlp"), "--only", "explain.shap", "--option", "samples=6", "--option",
+                        "check_samples=16", "--out", tmp_path, "-q", "--timeout", "1200")
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     rec = next(a for a in json.loads((tmp_path / "report.json").read_text())["analyzers"] if a["name"] == "explain.shap")
     assert rec["status"] == "ok", rec
@@ -105,7 +107,8 @@ def test_shap_on_the_zoo_mlp_is_additive_with_a_global_importance(zoo_path, tmp_
     assert checks["additivity"]["detail"]["max_relative_gap"] < 1e-4  # permutation SHAP is exactly additive
     assert checks["randomisation"]["outcome"] == "passed"
     vals = np.load(tmp_path / section["artifacts"]["attributions"])
-    assert vals.shape == (6, 30)
+    # samples=6 explains at least 6: up to the look boundary above (8), or more while a check is undecided
+    assert vals.shape[1] == 30 and vals.shape[0] == len(section["sample_indices"]) in (8, 16)
     assert (tmp_path / rec["artifacts"]["global importance"]).is_file()
     codes = [f["code"] for f in rec["findings"] if f["code"].startswith("explain.shap.permutation_shap.")]
     assert codes == ([] if section["verdict"] == "trusted" else [f"explain.shap.permutation_shap.{section['verdict']}"])
@@ -177,4 +180,5 @@ def test_every_explainer_runs_on_every_zoo_model_it_applies_to(zoo_path, tmp_pat
         for analyzer in ("explain.gradients", "explain.captum", "explain.shap", "explain.lime"):
             assert recs[analyzer]["status"] == "ok", (name, recs[analyzer])
             sections = recs[analyzer]["explanations"]
-            assert sections and all(e["verdict"] in ("trusted", "doubtful", "failed") or e["skipped"] for e in sections)
+            assert sections and all(e["verdict"] in ("trusted", "undecided", "doubtful", "failed") or e["skipped"]
+                                    for e in sections)

@@ -3,6 +3,8 @@ and a model-independent edge detector that the pipeline must fail, and the typed
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -72,13 +74,21 @@ def test_a_method_returning_noise_is_failed_and_the_section_is_typed(linear, tmp
     (noise,) = result.explanations
     assert noise.method == "noise" and noise.verdict is Verdict.FAILED
     rand = noise.check("randomisation")
-    # the same seed gives the same noise on the randomised model: the map does not depend on the weights
+    # the same seed gives the same noise on the randomised model: the map does not depend on the weights,
+    # on every one of the first look's 4 samples, so the interval is [1, 1] and the failure is decided there
     assert rand.value == pytest.approx(1.0) and rand.outcome.value == "failed" and rand.threshold == 0.3
+    assert (rand.interval, rand.samples, rand.level) == ((1.0, 1.0), 4, pytest.approx(0.99))
+    assert rand.reason == "maps barely change when the weights are randomised (rank correlation 1.00 [1.00, 1.00], 4 samples)"
     assert rand.reason in noise.reasons
     assert {c.name for c in noise.checks} >= {"finite", "randomisation", "faithfulness", "stability"}
-    assert noise.check("stability").value < 0.5  # another seed, other noise
-    assert len(noise.sample_indices) == 12 and len(noise.targets) == 12
-    assert np.load(tmp_path / noise.artifacts["inputs"]).shape == (12, 5)
+    # a failed check ends the looks: the others stay as the first look left them, and say so
+    stab = noise.check("stability")
+    assert stab.outcome.value == "undecided" and stab.samples == 4
+    assert stab.reason.endswith(", 4 samples: undecided against 0.8, not audited further: another check failed")
+    assert result.metrics["looks"] == [4] and result.metrics["checked_samples"] == {"noise": 4}
+    # samples=12 explains at least 12: up to the next look boundary (4, 8, 16), each chunk in one call
+    assert len(noise.sample_indices) == 16 and len(noise.targets) == 16
+    assert np.load(tmp_path / noise.artifacts["inputs"]).shape == (16, 5)
     assert [f.code for f in result.findings] == ["explain.controls.noise.failed"]
 
 
@@ -149,7 +159,7 @@ def test_thresholds_are_overridable_like_the_health_ones(linear, tmp_path):
     x = np.random.default_rng(1).normal(size=(40, 5)).astype(np.float32)
     result = run_analyzer(Controls, model, Data(x_val=x), tmp_path, methods="noise", randomisation_fail=1.5,
                           randomisation_doubtful=1.2, faithfulness_fail=-9.0, faithfulness_doubtful=-9.0,
-                          stability_min=0.0)
+                          stability_min=-2.0)
     (noise,) = result.explanations
     assert noise.check("randomisation").threshold == 1.2 and noise.check("randomisation").outcome.value == "passed"
     assert noise.verdict is Verdict.TRUSTED
@@ -251,8 +261,9 @@ def test_on_a_large_model_the_pace_actually_seen_leaves_out_what_would_run_into_
     result = run_analyzer(Paced, model, Data(x_val=x), tmp_path)
     sleepy, later = result.explanations
     assert sleepy.verdict is Verdict.FAILED and later.verdict is None
-    # sleepy: 8 samples x 1 evaluation in about 1 s; later: 80,000 evaluations at that pace
-    assert later.skipped.startswith("left out: at the pace of the methods before (1") and "(raise --timeout)" in later.skipped
+    # sleepy: the first look's 4 samples x 1 evaluation in 1 s or more; later: 40,000 evaluations at that pace
+    ms = re.match(r"left out: at the pace of the methods before \((\d+) ms an evaluation\)", later.skipped)
+    assert ms and int(ms.group(1)) >= 250 and "(raise --timeout)" in later.skipped, later.skipped
     assert int(later.skipped.split("take about ")[1].split(" s")[0]) >= 9000
     notes = memory.take_notes()
     assert notes[0] == "later not run: " + later.skipped.removeprefix("left out: ")
@@ -278,22 +289,20 @@ class Audited(ExplanationAnalyzer):
     explainers = (Spy,)
 
 
-def test_the_checks_audit_at_most_check_samples_of_the_explained_samples(linear, tmp_path):
-    from diagnostics.explainers import audited
-
-    assert audited(5, 16).tolist() == [0, 1, 2, 3, 4]
-    assert audited(40, 4).tolist() == [0, 13, 26, 39]  # evenly spaced, both ends
+def test_samples_are_explained_in_look_chunks_and_every_re_run_takes_the_same_chunk(linear, tmp_path):
+    """samples=40, check_samples=8: looks of 4 and 8 samples; the 40 asked for are explained at the first
+    look in chunks [0, 4), [4, 8), [8, 40), and each look's re-runs (another seed, the randomised model) take
+    that look's chunk, so a sampling method's map and its re-run come from the same batch. Spy ignores the
+    model, so the randomisation check fails at the first look and the looks end there."""
     model, _, _ = linear
     x = np.random.default_rng(2).normal(size=(60, 5)).astype(np.float32)
     Spy.calls = []
     result = run_analyzer(Audited, model, Data(x_val=x), tmp_path, samples=40, check_samples=8)
-    assert Spy.calls == [("main", 40), ("stability", 8), ("randomisation", 8)]
+    assert Spy.calls == [("main", 4), ("main", 4), ("main", 32), ("stability", 4), ("randomisation", 4)]
     (spy,) = result.explanations
-    assert len(spy.sample_indices) == 40 and result.metrics["checked_samples"] == 8
-    assert spy.check("faithfulness").detail["scored_samples"] <= 8
-    Spy.calls = []
-    run_analyzer(Audited, model, Data(x_val=x), tmp_path / "default", samples=12)  # under the default 16: all
-    assert Spy.calls == [("main", 12), ("stability", 12), ("randomisation", 12)]
+    assert len(spy.sample_indices) == 40 and result.metrics["checked_samples"] == {"spy": 4}
+    assert spy.check("randomisation").outcome.value == "failed"
+    assert spy.check("faithfulness").detail["scored_samples"] <= 4
 
 
 def test_a_baseline_the_model_already_predicts_from_is_reported_under_the_analyzer_s_name(keras_tf, tmp_path):
@@ -309,6 +318,6 @@ def test_a_baseline_the_model_already_predicts_from_is_reported_under_the_analyz
     result = run_analyzer(Controls, model, Data(x_val=x), tmp_path, methods="noise")
     first = result.findings[0]
     assert (first.code, first.severity.value, first.where) == ("explain.controls.baseline_not_neutral", "info", "baseline")
-    assert first.message.startswith("for 12 of 12 samples the baseline (zeros) already gets within 10% of the "
+    assert first.message.startswith("for 16 of 16 samples the baseline (zeros) already gets within 10% of the "
                                     "explained output (median 10 vs 10")
     assert codes.matches(first.code, "explain.baseline_not_neutral")
