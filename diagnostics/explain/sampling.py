@@ -55,10 +55,11 @@ def sample_order(n_total: int, seed: int) -> np.ndarray:
 
 
 def select_samples(n_total: int, n: int, seed: int) -> np.ndarray:
-    """The first ``n`` samples of :func:`sample_order` (sorted): what an explanation analyzer explains
-    first for this seed, the same in every analyzer and backend, so maps compare sample by sample."""
+    """``n`` sample indices drawn from the seed (sorted), the same for the same seed: what an analyzer
+    that audits a fixed number of samples takes (the shortcut analyzer). The explanation pipeline takes
+    prefixes of :func:`sample_order` instead, since it may audit more samples as it goes."""
     n = min(int(n), int(n_total))
-    return np.sort(sample_order(n_total, seed)[:n])
+    return np.sort(np.random.default_rng(seed).choice(int(n_total), size=n, replace=False))
 
 
 def _as_class(target: Any, units: int, why: str) -> int:
