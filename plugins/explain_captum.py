@@ -97,15 +97,48 @@ def gradcam_channels_last(forward_t, layer, x_t, targets_t):
 
 
 class IntegratedGradients(CaptumMethod):
+    """captum's IG with the suite's step refinement (issue 23, "one IG story"): the samples whose
+    attributions miss F(x) − F(baseline) by more than 1% are explained again with twice the steps, up to
+    ``max_steps``, while the budget allows — as the suite's own IG (explain.gradients) does, so the two
+    are judged alike on the same samples and their maps compare side by side. ``max_steps=steps`` keeps
+    captum's fixed steps (the completeness check then says how many samples they leave incomplete)."""
+
     name, reference, axiom = "integrated_gradients", "Sundararajan et al. 2017 (captum IntegratedGradients)", "completeness"
-    captum_class, options = "IntegratedGradients", (Option("steps", int, 50, "captum's n_steps (fixed: no raising)"),)
-    scalable = {"steps": 8}
+    captum_class = "IntegratedGradients"
+    options = (Option("steps", int, 50, "captum's n_steps to start from"),
+               Option("max_steps", int, 512, "the most steps the incomplete samples are doubled to"))
+    scalable = {"steps": 8, "max_steps": 8}
+
+    def attribute(self, view, x, targets, seed):
+        import numpy as np
+
+        from diagnostics import explain as E
+        from diagnostics import refine_unconverged
+
+        x, targets = np.asarray(x), np.asarray(targets)
+        steps = int(self.opts["steps"])
+        most = steps if self.stage == "randomisation" else int(self.opts["max_steps"])  # only the ranking matters there
+        reference = view.forward(x, targets) - view.forward(view.baseline_like(x), targets)
+        used = np.full(len(x), steps)
+
+        def call(rows, n):
+            rows = np.arange(len(x)) if rows is None else rows
+            used[rows] = n
+            self.opts["steps"] = n
+            try:
+                return super(IntegratedGradients, self).attribute(view, x[rows], targets[rows], seed)
+            finally:
+                self.opts["steps"] = steps
+
+        out = refine_unconverged(self, view, reference, call, steps, most, tol=E.COMPLETENESS_TOLERANCE)
+        self.notes["steps_used"] = {str(k): int((used == k).sum()) for k in sorted(set(used.tolist()))}
+        return out
 
     def kwargs(self, view, z):
         return {"n_steps": int(self.opts["steps"]), "internal_batch_size": view.batch_size}
 
-    def cost(self, view, x):
-        return int(self.opts["steps"])
+    def cost(self, view, x):  # the steps to start from, and some refinement
+        return 2 * int(self.opts["steps"])
 
 
 class Occlusion(CaptumMethod):
