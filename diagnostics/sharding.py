@@ -30,7 +30,19 @@ SHARD_FILE = "shard.npz"
 
 
 class SampleSharded:
-    """Mixin declaring that an :class:`~diagnostics.Analyzer` shards over samples (see the module doc)."""
+    """Mixin declaring that an :class:`~diagnostics.Analyzer` shards over samples (see the module doc).
+
+    Deprecated (issue 24): no built-in analyzer shards, and the explanation pipeline decides how many
+    samples it audits as it goes (issue 23), which a split fixed in advance cannot follow. Subclassing
+    warns; sharding leaves the core in the next release (docs/ray.md).
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        import warnings
+
+        super().__init_subclass__(**kwargs)
+        warnings.warn(f"{cls.__qualname__}: diagnostics.sharding.SampleSharded is deprecated and goes in the next "
+                      f"release (docs/ray.md, 'Sharded explanations')", DeprecationWarning, stacklevel=2)
 
     #: Shards start at multiples of this many samples (the analyzer's batch, in samples).
     shard_unit: ClassVar[int] = 1

@@ -324,7 +324,8 @@ def test_every_run_flag_reaches_the_run_config(monkeypatch, tmp_path, capsys):
             "--label-column", "y", "-q", "--ray-address", "h:1", "--workers", "2", "--shards", "4"]
     with pytest.raises(SystemExit) as exit_:
         cli.cli.main(args=args, prog_name="diagnose", standalone_mode=False)
-    assert exit_.value.code == ExitCode.USAGE and capsys.readouterr().err == "diagnose: stopped before the run\n"
+    assert exit_.value.code == ExitCode.USAGE and capsys.readouterr().err == (
+        f"diagnose: {cli.SHARDS_DEPRECATED}\ndiagnose: stopped before the run\n")  # --shards 4: deprecated, still honoured
     c = seen["config"]
     assert (c.model_path, c.data_path, c.out_dir, c.only, c.skip, c.fail_on, c.timeout_s, c.seed, c.deadline_s) == (
         "m.keras", "d.csv", tmp_path / "o", ("a", "b"), ("c",), "warning", 7.0, 3, 99.0)

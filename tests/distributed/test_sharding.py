@@ -118,3 +118,13 @@ def test_a_shard_whose_worker_dies_makes_the_analyzer_crashed_naming_the_shard(t
     rec = Report.load(tmp_path / "o").record("crashy")
     assert rec.status is Status.CRASHED
     assert rec.reason.startswith("plugin 'crashy': shard [4, 8) of 2: crashed: the worker process died (exit code 9)"), rec.reason
+
+
+def test_sharding_is_deprecated_and_says_so():
+    """Issue 24: sample sharding leaves the core in the next release; a subclass warns, naming itself."""
+    from diagnostics.sharding import SampleSharded
+
+    with pytest.warns(DeprecationWarning, match=r"\.<locals>\.Mine: diagnostics.sharding.SampleSharded is deprecated and goes in "
+                                                r"the next release \(docs/ray.md, 'Sharded explanations'\)$"):
+        class Mine(SampleSharded):
+            pass
