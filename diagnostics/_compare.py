@@ -9,8 +9,11 @@ a :class:`Change`. The rules, so that noise is not called a regression:
   check that did not run did not get worse.
 - **measure** (every value of every declared :class:`~diagnostics._measures.Measure` with a direction, per
   layer / class / feature / series): when *both* values carry an interval, the value changed only when the
-  intervals do not overlap, and the measure's direction says whether that is ``regressed`` or ``improved``;
-  overlapping intervals are ``unchanged``, however far apart the two numbers are. Without an interval on
+  intervals do not overlap (overlapping intervals are ``unchanged``, however far apart the two numbers are).
+  Then the measure's direction says which way: to the better side is ``improved``; to the worse side is
+  ``regressed`` when the candidate's value does not pass (or the baseline's did not either, or the measure
+  has no thresholds), and ``changed`` when both pass: an interval is the sampling noise of one model, not the
+  spread between two trainings of one recipe, so a real move within the healthy range is shown, not gated. Without an interval on
   both sides (and always for a ``band`` measure, which has no single worse side) the value changed only when
   it crossed one of its measure's own thresholds: its outcome (passed < doubtful < failed, as the run judged
   it) got worse or better. ``neutral`` measures (a loss curve, a parameter count) are context, not
@@ -283,13 +286,25 @@ def _disjoint(x: tuple[float, float], y: tuple[float, float]) -> bool:
     return x[1] < y[0] or y[1] < x[0]
 
 
-def _judge(higher_is_worse: bool | None, va: float, vb: float, ia, ib, oa: str, ob: str) -> tuple[Change, str]:
-    """The interval rule when both sides have an interval and a direction, else the threshold rule."""
+def _judge(higher_is_worse: bool | None, va: float, vb: float, ia, ib, oa: str, ob: str,
+           judged: bool = True) -> tuple[Change, str]:
+    """The interval rule when both sides have an interval and a direction, else the threshold rule.
+
+    Disjoint intervals say the value really moved; the thresholds say whether that matters. A move to the worse
+    side that stays within the thresholds (passed on both sides) is ``changed``: an interval measures the
+    sampling noise of one model, not how far two trainings of the same recipe differ (the zoo mlp retrained
+    with another seed moves checks beyond their intervals and stays healthy). ``judged``: the value has
+    thresholds at all; one without any regresses on the interval rule alone.
+    """
     if higher_is_worse is not None and ia is not None and ib is not None:
         if not _disjoint(ia, ib):
             return Change.UNCHANGED, "the 95% intervals overlap"
         worse = vb > va if higher_is_worse else vb < va
-        return (Change.REGRESSED if worse else Change.IMPROVED), "the 95% intervals do not overlap"
+        if not worse:
+            return Change.IMPROVED, "the 95% intervals do not overlap"
+        if judged and oa == "passed" and ob == "passed":
+            return Change.CHANGED, "the 95% intervals do not overlap, to the worse side, within the thresholds"
+        return Change.REGRESSED, "the 95% intervals do not overlap" + (f" ({oa} -> {ob})" if judged else "")
     ra, rb = _OUTCOME_RANK.get(oa, 0), _OUTCOME_RANK.get(ob, 0)
     if rb > ra:
         return Change.REGRESSED, f"crossed a threshold: {oa} -> {ob}"
@@ -332,7 +347,7 @@ def _measures(a, b) -> list[Item]:
                                 note=f"no value in the {missing}"))
                 continue
             change, why = _judge(higher_is_worse, x.value, y.value, x.interval, y.interval, x.outcome.value,
-                                 y.outcome.value)
+                                 y.outcome.value, judged=bool(sa.thresholds or sb.thresholds))
             if model_wide and x.where != y.where:
                 why += f" (worst at {x.where or 'the model'}, then at {y.where or 'the model'})"
             out.append(Item(**common, change=change, baseline=x.value, candidate=y.value, baseline_interval=x.interval,
@@ -417,7 +432,7 @@ def _checks(analyzer: str, x, y) -> list[Item]:
             continue
         ip, iq = getattr(p, "interval", None), getattr(q, "interval", None)
         change, why = _judge(not q.higher_is_better, float(p.value), float(q.value), ip, iq, p.outcome.value,
-                             q.outcome.value)
+                             q.outcome.value, judged=p.threshold is not None or q.threshold is not None)
         items.append(Item(**common, change=change, baseline=float(p.value), candidate=float(q.value),
                           baseline_interval=ip, candidate_interval=iq, note=why,
                           severity=Severity.WARNING if change is Change.REGRESSED else None))

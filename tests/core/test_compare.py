@@ -55,20 +55,36 @@ def test_overlapping_intervals_are_unchanged_however_far_apart_the_values():
     assert (item.change, item.severity, item.note) == (Change.UNCHANGED, None, "the 95% intervals overlap")
 
 
-@pytest.mark.parametrize("direction, candidate, change", [
-    ("higher_is_worse", (0.35, (0.31, 0.40)), Change.REGRESSED),
-    ("higher_is_worse", (0.01, (0.00, 0.05)), Change.IMPROVED),
-    ("lower_is_worse", (0.35, (0.31, 0.40)), Change.IMPROVED),
-    ("lower_is_worse", (0.01, (0.00, 0.05)), Change.REGRESSED),
+@pytest.mark.parametrize("direction, candidate, outcome, change, note", [
+    ("higher_is_worse", (0.35, (0.31, 0.40)), "doubtful", Change.REGRESSED,
+     "the 95% intervals do not overlap (passed -> doubtful)"),
+    ("higher_is_worse", (0.25, (0.21, 0.28)), "passed", Change.CHANGED,
+     "the 95% intervals do not overlap, to the worse side, within the thresholds"),
+    ("higher_is_worse", (0.01, (0.00, 0.05)), "passed", Change.IMPROVED, "the 95% intervals do not overlap"),
+    ("lower_is_worse", (0.35, (0.31, 0.40)), "passed", Change.IMPROVED, "the 95% intervals do not overlap"),
+    ("lower_is_worse", (0.01, (0.00, 0.05)), "failed", Change.REGRESSED,
+     "the 95% intervals do not overlap (passed -> failed)"),
 ])
-def test_disjoint_intervals_regress_or_improve_by_the_measures_direction(direction, candidate, change):
+def test_disjoint_intervals_regress_or_improve_by_the_measures_direction(direction, candidate, outcome, change, note):
+    """Disjoint intervals: the value moved. To the better side it improved; to the worse side it regressed when
+    the candidate no longer passes, and merely changed while both pass (an interval is one model's sampling
+    noise, not the spread between two trainings)."""
     a = report(record(measures=[section([Judged(0.10, "conv1", interval=(0.07, 0.13))], direction)]))
-    b = report(record(measures=[section([Judged(candidate[0], "conv1", interval=candidate[1])], direction)]))
+    b = report(record(measures=[section([Judged(candidate[0], "conv1", interval=candidate[1], outcome=outcome)],
+                                        direction)]))
     [item] = only(compare(a, b), Kind.MEASURE)
-    assert item.change is change
+    assert (item.change, item.note) == (change, note)
     assert item.severity is (Severity.WARNING if change is Change.REGRESSED else None)
-    assert item.note == "the 95% intervals do not overlap"
     assert (item.baseline_interval, item.candidate_interval) == ((0.07, 0.13), candidate[1])
+
+
+def test_disjoint_intervals_of_a_measure_without_thresholds_regress_on_the_worse_side():
+    bare = lambda v, i: MeasureSection(measure="accuracy", code="probe.accuracy", title="Accuracy",  # noqa: E731
+                                       scope="class", direction="lower_is_worse", values=(Judged(v, "cat", interval=i),))
+    [item] = only(compare(report(record(measures=[bare(0.95, (0.93, 0.97))])),
+                          report(record(measures=[bare(0.85, (0.82, 0.88))]))), Kind.MEASURE)
+    assert (item.change, item.severity, item.note) == (Change.REGRESSED, Severity.WARNING,
+                                                       "the 95% intervals do not overlap")
 
 
 def test_without_intervals_a_value_changes_only_when_it_crosses_a_threshold():
