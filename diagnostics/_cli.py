@@ -108,6 +108,12 @@ def _size(ctx, param, value):
 
 def _optional_size(ctx, param, value):
     return None if value is None else _size(ctx, param, value)
+#: Issue 24: sample sharding neither became a mode of the pipelines nor stays in the core (docs/ray.md).
+SHARDS_DEPRECATED = ("--shards is deprecated and goes in the next release: no built-in analyzer shards over "
+                     "samples, and the explanation pipeline now decides how many samples to audit as it goes, which a "
+                     "split fixed in advance cannot follow; --executor ray and sweeps spread whole analyzers instead")
+
+
 def _memory_limit(ctx, param, value):
     if value is None:
         return None
@@ -154,12 +160,6 @@ def _memory_limit(ctx, param, value):
 @click.option("--ray-address", default=None, metavar="ADDRESS", help="With --executor ray: join this cluster (host:port from `ray start --head`). Default: a local Ray instance on 127.0.0.1.")
 @click.option("--workers", metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help="With --executor ray: actors (jobs in flight) per backend.")
 @click.option("--shards", metavar="N", type=click.IntRange(min=1), default=1, show_default=True, help="Deprecated (goes in the next release): split analyzers that shard over samples into this many jobs (same result, see docs/ray.md).")
-#: Issue 24: sample sharding neither became a mode of the pipelines nor stays in the core (docs/ray.md).
-SHARDS_DEPRECATED = ("--shards is deprecated and goes in the next release: no built-in analyzer shards over "
-                     "samples, and the explanation pipeline now decides how many samples to audit as it goes, which a "
-                     "split fixed in advance cannot follow; --executor ray and sweeps spread whole analyzers instead")
-
-
 def run_command(model, out_dir, target, options, disable, no_sandbox, junit_xml, summary_md, mlflow_run, baseline,
                 quiet, verbose, **settings):
     """Diagnose MODEL (.keras or .h5)."""
