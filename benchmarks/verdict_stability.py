@@ -2,15 +2,17 @@
 every explanation analyzer at several seeds, the only change being ``--seed``.
 
     .venv/bin/python benchmarks/verdict_stability.py [--models cnn,mlp,lstm,transformer] [--seeds 10]
-        [--json out.json] [--markdown out.md] [--from runs.json]
+        [--json out.json [--resume]] [--markdown out.md] [--from runs.json]
 
 Per method it reports the verdict at each seed, the most common verdict, how many seeds differ from it,
 whether the method is trusted at one seed and failed at another (a flip a gate would trip on), and the
 samples each check used (the sequential looks: fewer when a check decides early). The totals line says
 how many (method, seed) pairs differ from their method's most common verdict (target: at most 5%) and
-how many methods flip between trusted and failed (target: none). Verdicts do not depend on the
-machine's load (the time budget is far from binding on the zoo), so this may run beside other work.
-``--from`` re-prints the tables of a saved ``--json`` without running anything.
+how many methods flip between trusted and failed (target: none). Each run gets ``--timeout 1200``:
+a look that would not fit an analyzer's budget is not started, so on a loaded machine the default 300 s
+could cut the looks short and leave checks undecided that a quiet machine decides; with the longer
+budget the verdicts do not depend on the load. ``--json`` is written after every run and ``--resume``
+skips the runs it already holds; ``--from`` re-prints the tables of a saved ``--json``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ EXPLAINERS = ("explain.gradients", "explain.captum", "explain.shap", "explain.li
 def run_one(model: str, seed: int) -> dict:
     """``{analyzer:method: {"verdict", "checks": {name: [outcome, samples]}}}`` of one seeded run."""
     with tempfile.TemporaryDirectory() as tmp:
-        args = [DIAGNOSE, str(ZOO / f"{model}.keras"), "--seed", str(seed), "--out", tmp, "-q"]
+        args = [DIAGNOSE, str(ZOO / f"{model}.keras"), "--seed", str(seed), "--out", tmp, "-q", "--timeout", "1200"]
         for a in EXPLAINERS:
             args += ["--only", a]
         t0 = time.monotonic()
@@ -92,14 +94,19 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--from", dest="load", type=Path, help="print the tables of a saved --json")
+    ap.add_argument("--resume", action="store_true", help="keep the runs the --json file already holds")
     a = ap.parse_args(argv)
     if a.load:
         runs = {m: {int(s): r for s, r in v.items()} for m, v in json.loads(a.load.read_text())["runs"].items()}
     else:
-        runs = {}
+        runs: dict[str, dict[int, dict]] = {}
+        if a.resume and a.json and a.json.exists():
+            runs = {m: {int(s): r for s, r in v.items()} for m, v in json.loads(a.json.read_text())["runs"].items()}
         for model in a.models.split(","):
-            runs[model] = {}
+            runs.setdefault(model, {})
             for seed in range(a.seeds):
+                if seed in runs[model]:
+                    continue
                 runs[model][seed] = run_one(model, seed)
                 print(f"{model} seed {seed}: {runs[model][seed]['_seconds']} s", file=sys.stderr, flush=True)
                 if a.json:  # kept as it goes: a long run stopped midway loses nothing

@@ -29,6 +29,11 @@ from . import explain as E
 from ._verdicts import Check, Outcome
 
 
+#: Another look is started only when the time left is at least this many times the last look's: it
+#: explains and audits twice the samples, and the report must still be written after it.
+LOOK_ROOM = 3.0
+
+
 @dataclasses.dataclass
 class MethodTrack:
     """One method through the looks: its attributions and maps so far (rows in sample order), the
@@ -157,7 +162,7 @@ def run_looks(tracks: list[MethodTrack], audit: Audit, *, explain: Callable, axi
             evals = sum(cost[tr.name] * ((m - tr.explained) + (n - tr.audited) * (3 if tr.explainer.sampling else 2))
                         for tr in active)
             why = too_slow(f"a look at {n} samples", evals)
-            if why is None and not E.room_for_another(view.time_left, last_s):
+            if why is None and view.time_left() < LOOK_ROOM * last_s:  # the next look does about twice the last's work
                 why = (f"the {view.time_left():.0f} s left of the analyzer's budget do not hold another look "
                        f"(the last took {last_s:.1f} s); raise --timeout")
             if why:
