@@ -12,11 +12,11 @@ a :class:`Change`. The rules, so that noise is not called a regression:
   intervals do not overlap (overlapping intervals are ``unchanged``, however far apart the two numbers are).
   Then the measure's direction says which way: to the better side is ``improved``; to the worse side is
   ``regressed`` when the candidate's value does not pass (or the baseline's did not either, or the measure
-  has no thresholds), and ``changed`` when both pass: an interval is the sampling noise of one model, not the
-  spread between two trainings of one recipe, so a real move within the healthy range is shown, not gated. Without an interval on
-  both sides (and always for a ``band`` measure, which has no single worse side) the value changed only when
-  it crossed one of its measure's own thresholds: its outcome (passed < doubtful < failed, as the run judged
-  it) got worse or better. ``neutral`` measures (a loss curve, a parameter count) are context, not
+  has no thresholds), and ``changed`` when both pass: an interval is the sampling noise of one model, not
+  the spread between two trainings of one recipe, so a real move within the healthy range is shown, not
+  gated. Without an interval on both sides (and always for a ``band`` measure, which has no single worse
+  side) the value changed only when it crossed one of its measure's own thresholds: its outcome (passed <
+  doubtful < failed, as the run judged it) got worse or better. ``neutral`` measures (a loss curve, a parameter count) are context, not
   compared. A value measured on one side only, or not measurable (None) on one, is ``not_comparable``.
 - **finding** (by analyzer, code and where): one that appears or rises in severity ``regressed``, with the
   candidate finding's severity; one that vanishes or falls ``improved``. An explanation finding
@@ -25,12 +25,12 @@ a :class:`Change`. The rules, so that noise is not called a regression:
 - **verdict** (of each explanation method): trusted > undecided > doubtful > failed; a worse verdict
   ``regressed``, a better one ``improved``; a method that ran on one side only is ``not_comparable``.
 - **check** (each trust check of each method): as a measure, with the check's ``higher_is_better`` as its
-  direction: intervals on both sides must be disjoint, else the outcome must change.
+  direction and its ``threshold``.
 - **attribution** (per method, both reports on disk): the mean Spearman rank correlation of the two runs'
   ``map`` artifacts, sample by sample on the rows both runs explained (``sample_indices``; fewer than two
-  in common is ``not_comparable``), with its 95% interval. Maps whose correlation interval lies wholly below :data:`ATTRIBUTION_MOVED_BELOW`
-  ``changed``; others are ``unchanged``. A retrained model may legitimately explain itself differently,
-  so this is shown, never gated on.
+  in common is ``not_comparable``), with its 95% interval. Maps whose correlation interval lies wholly
+  below :data:`ATTRIBUTION_MOVED_BELOW` ``changed``; others are ``unchanged``. A retrained model may
+  legitimately explain itself differently, so this is shown, never gated on.
 - **weights** (per layer, when both sides are model files with the same layers and shapes): the relative
   change ``||W_cand - W_base|| / ||W_base||``; ``changed`` when it is above :data:`WEIGHTS_MOVED_ABOVE`,
   else ``unchanged``; another architecture is ``not_comparable``. Shown, never gated on.
