@@ -69,7 +69,7 @@ def test_misbehaving_plugins_behave_the_same_on_both_executors(executor, misbeha
 
 def test_the_local_ray_runs_its_workers_at_normal_priority(ray_address):
     """Ray starts workers at nice 15 by default; the Ray this project starts is the run's work, as local
-    workers are (nice 0). At nice 15 beside a CPU load the parity test above waited 600 s for an actor
+    workers are (the driver's priority, nice 0 in CI). At nice 15 beside a CPU load the parity test above waited 600 s for an actor
     whose TensorFlow import got a few percent of a CPU; at nice 0 it ran in 68 s at the same load."""
     import ray
 
@@ -77,7 +77,8 @@ def test_the_local_ray_runs_its_workers_at_normal_priority(ray_address):
     def niceness() -> int:
         return os.nice(0)
 
-    assert ray.get(niceness.remote(), timeout=600) == 0
+    # the priority of the process that started Ray (0 in CI; a developer running the tests under nice sees theirs)
+    assert ray.get(niceness.remote(), timeout=600) == os.nice(0)
 
 
 def test_executor_ray_without_ray_is_a_usage_error_naming_the_install(tiny, tmp_path):
