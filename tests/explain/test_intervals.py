@@ -4,6 +4,7 @@ audit on synthetic checks whose true value is known, and the strings a person re
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -149,3 +150,21 @@ def test_a_check_whose_true_value_sits_on_its_threshold_ends_undecided_at_the_ca
     [finding] = result.findings
     assert (finding.code, finding.severity.value) == ("explain.sequential.staged.undecided", "info")
     assert finding.message == f"staged is undecided: {stab.reason}"
+
+
+def test_looks_the_budget_cannot_hold_are_not_started_and_the_check_says_so(linear, tmp_path, monkeypatch):
+    """A look is started only when the time left holds LOOK_ROOM times the last one; made impossible here,
+    the audit ends after the first look and the undecided check names the budget, not the cap."""
+    from diagnostics import _audit
+
+    monkeypatch.setattr(_audit, "LOOK_ROOM", 1e12)
+    model, _, _ = linear
+    z = np.abs(np.random.default_rng(2).standard_normal(32)) * 0.08
+    result = run_analyzer(Sequential, model, _data(0.8 + np.concatenate([z, -z])), tmp_path)
+    (s,) = result.explanations
+    stab = s.check("stability")
+    assert result.metrics["looks"] == [4] and result.metrics["looks_ended"].endswith("; raise --timeout")
+    assert stab.outcome is Outcome.UNDECIDED and stab.samples == 4 and s.verdict is Verdict.UNDECIDED
+    assert re.search(r", 4 samples: undecided against 0\.8; the looks ended at 4 samples: the \d+ s left of the "
+                     r"analyzer's budget do not hold another look \(the last took \d+\.\d s\); raise --timeout$",
+                     stab.reason), stab.reason
