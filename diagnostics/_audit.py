@@ -48,7 +48,7 @@ class MethodTrack:
     randomisation: list = dataclasses.field(default_factory=list)
     stability: list = dataclasses.field(default_factory=list)
     curves: dict = dataclasses.field(default_factory=dict)
-    precisions: list = dataclasses.field(default_factory=list)
+    ground_rows: list = dataclasses.field(default_factory=list)  # audited samples scored on the planted truth
     audited: int = 0
     checks: list = dataclasses.field(default_factory=list)
     open: bool = True
@@ -128,8 +128,11 @@ def judge(track: MethodTrack, audit: Audit) -> list[Check]:
         pooled = {k: np.concatenate(v) for k, v in track.curves.items()}
         summary = E.summarise_curves(pooled, audit.fractions, audit.scale)
         checks.append(C.faithfulness_check({**summary, "scored_samples": len(next(iter(pooled.values())))}, t, level))
-    if track.precisions:
-        checks.append(C.sample_check("ground_truth", np.concatenate(track.precisions), t["ground_truth_min"], level,
+    if track.ground_rows:
+        rows = np.concatenate(track.ground_rows)
+        gt = E.ground_truth_scores(track.all_maps()[rows], audit.mask[rows])
+        precisions = gt.pop("precisions")
+        checks.append(C.sample_check("ground_truth", precisions, t["ground_truth_min"], level, detail=gt,
                                      reasons={Outcome.DOUBTFUL: "top-k precision on the planted positions is {value:.2f} "
                                                                 "{interval}, {n} samples"}))
     if track.stability:
@@ -191,11 +194,10 @@ def run_looks(tracks: list[MethodTrack], audit: Audit, *, explain: Callable, axi
         if opts["faithfulness"] and len(new):
             _faithfulness(active, audit, new, timed, k)
         if audit.mask is not None and len(new):
+            keep = new[audit.informative[new]]
             for tr in active:
-                keep = new[audit.informative[new]]
                 if len(keep):
-                    gt = E.ground_truth_scores(tr.all_maps()[keep], audit.mask[keep])
-                    tr.precisions.append(np.asarray(gt["precisions"], np.float64))
+                    tr.ground_rows.append(keep)
         for tr in active:
             tr.audited = n
             tr.checks = judge(tr, audit)

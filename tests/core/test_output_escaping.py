@@ -137,7 +137,7 @@ def test_summary_has_one_heading_and_no_line_from_a_name():
     cells = [len(re.findall(r"(?<!\\)\|", line)) for line in lines if line.startswith("|")]
     assert cells == [6] * 5 + [4] * 3 + [5] * 4, cells  # analyzers, explanation methods, worst findings
     assert (r"| explain\\nverdict: clean (fail on error) -\> exit 0: ig\\nverdict: clean (fail on error) -\> exit 0 "
-            r"| doubtful | faith\\x1b\]0;t\\x07 0.1 (> 0.5 wanted) |") in lines
+            r"| doubtful | faith\\x1b\]0;t\\x07 0.1 (\> 0.5 wanted) |") in lines  # the whole phrase escaped
     row = next(line for line in lines if "w.md" in line)
     assert row == ("| warning | `` w.md\\|`x` `` | \\<b\\>layer\\</b\\> | !\\[t\\](http://evil.example/t.png) "
                    "\\[clean\\](http://phish.example) \\<b\\>x\\</b\\> \\| \\`code\\` :green-badge\\[clean\\] |")

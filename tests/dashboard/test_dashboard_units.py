@@ -81,7 +81,7 @@ def test_a_schema_1_report_is_refused_with_one_clear_line(tmp_path):
     with pytest.raises(ValueError) as e:
         reports.load(tmp_path)
     assert str(e.value) == (f"{tmp_path}/report.json: report schema version 1 is not supported: this diagnostics reads "
-                            f"versions 2, 3; the report predates the typed explanation verdicts: re-run diagnose to "
+                            f"versions 2, 3, 4; the report predates the typed explanation verdicts: re-run diagnose to "
                             f"regenerate the report")
 
 

@@ -29,7 +29,8 @@ def _check(section, name):
 @pytest.fixture(scope="module")
 def cnn_run(zoo_path, tmp_path_factory):
     """One diagnose run on the zoo CNN with both the gradient family (TF) and captum (torch), on the
-    same 16 samples; captum runs only its IG here (the reference)."""
+    same samples (prefixes of one seeded order: at least 16, more while a check is undecided); captum
+    runs only its IG here (the reference)."""
     out = tmp_path_factory.mktemp("cnn-explain")
     proc = run_diagnose(zoo_path("cnn"), "--only", "explain.gradients", "--only", "explain.captum",
                         "--option", "samples=16", "--option", "explain.captum.methods=integrated_gradients",
@@ -44,10 +45,11 @@ def test_gradient_family_on_the_zoo_cnn_gives_every_method_a_typed_verdict_and_m
     assert set(sections) == {"integrated_gradients", "saliency", "smoothgrad", "input_x_gradient", "expected_gradients"}
     codes = {f["code"] for f in rec["findings"]}
     for method, s in sections.items():
-        assert s["verdict"] in ("trusted", "doubtful", "failed")
+        assert s["verdict"] in ("trusted", "undecided", "doubtful", "failed")
         # a method that passed is a cell of the method table, not a finding; one that did not says why
         assert (f"explain.gradients.{method}.{s['verdict']}" in codes) == (s["verdict"] != "trusted")
-        assert s["sample_indices"] == rec["metrics"]["sample_indices"] and len(s["targets"]) == 16
+        n = len(s["sample_indices"])  # a prefix of what the analyzer explained: at least the 16 asked for
+        assert n >= 16 and s["sample_indices"] == rec["metrics"]["sample_indices"][:n] and len(s["targets"]) == n
         failing = [c["reason"] for c in s["checks"] if c["outcome"] != "passed"]
         assert failing == s["reasons"] or sorted(failing) == sorted(s["reasons"])
     ig = sections["integrated_gradients"]
@@ -58,9 +60,9 @@ def test_gradient_family_on_the_zoo_cnn_gives_every_method_a_typed_verdict_and_m
     assert ig["verdict"] == "trusted"
     assert _check(sections["expected_gradients"], "additivity")["value"] >= 0.9
     a = np.load(cnn_run / ig["artifacts"]["attributions"])
-    assert a.shape == (16, 28, 28, 1) and np.isfinite(a).all()
+    assert a.shape == (len(ig["sample_indices"]), 28, 28, 1) and np.isfinite(a).all()
     inputs = np.load(cnn_run / ig["artifacts"]["inputs"])
-    assert inputs.shape == (16, 28, 28, 1)
+    assert inputs.shape == (len(rec["metrics"]["sample_indices"]), 28, 28, 1)
     assert (cnn_run / rec["artifacts"]["overlays"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -69,9 +71,10 @@ def test_our_ig_agrees_with_captum_ig_on_the_zoo_cnn(cnn_run):
     theirs = _record(cnn_run, "explain.captum")
     assert theirs["backend"] == "torch" and ours["backend"] == "tensorflow"
     a_ig, b_ig = _sections(ours)["integrated_gradients"], _sections(theirs)["integrated_gradients"]
-    assert a_ig["sample_indices"] == b_ig["sample_indices"] and a_ig["targets"] == b_ig["targets"]
-    a = np.load(cnn_run / a_ig["artifacts"]["attributions"]).reshape(16, -1)
-    b = np.load(cnn_run / b_ig["artifacts"]["attributions"]).reshape(16, -1)
+    n = min(len(a_ig["sample_indices"]), len(b_ig["sample_indices"]))  # both explain prefixes of one order
+    assert n >= 16 and a_ig["sample_indices"][:n] == b_ig["sample_indices"][:n] and a_ig["targets"][:n] == b_ig["targets"][:n]
+    a = np.load(cnn_run / a_ig["artifacts"]["attributions"])[:n].reshape(n, -1)
+    b = np.load(cnn_run / b_ig["artifacts"]["attributions"])[:n].reshape(n, -1)
     corr = E.pearson(a, b)
     assert corr.min() >= 0.99, corr
 
@@ -84,7 +87,8 @@ def test_ig_finds_the_planted_positions(name, zoo_path, tmp_path):
     rec = _record(tmp_path, "explain.gradients")
     ig = _sections(rec)["integrated_gradients"]
     gt = _check(ig, "ground_truth")
-    assert gt["detail"]["scored_samples"] >= 8, gt
+    # decided on its interval, from the first look on: top-k precision clearly above 0.5
+    assert gt["outcome"] == "passed" and gt["interval"][0] > 0.5 and gt["samples"] >= 2, gt
     assert gt["value"] >= 0.8 and gt["threshold"] == 0.5, gt
     assert gt["detail"]["mass_share"] > 3 * gt["detail"]["planted_fraction"], gt
     assert np.load(tmp_path / ig["artifacts"]["mask"]).shape == np.load(tmp_path / ig["artifacts"]["map"]).shape
