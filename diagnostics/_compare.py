@@ -503,74 +503,51 @@ def _spearman(p, q, np) -> float | None:
 
 
 # -- weights --------------------------------------------------------------------------------------
-def read_weights(path: str | Path) -> dict[str, Any]:
-    """Every weight array of a ``.keras`` or ``.h5`` file by its path in the file (read with h5py: no
-    code in the file runs, and Keras is not imported). Call it only on files the pre-scan accepted."""
-    import io
-    import zipfile
-
-    import h5py
-
-    path = Path(path)
-    out: dict[str, Any] = {}
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Dataset) and not name.startswith(("optimizer", "optimizer_weights")):
-            out[name] = obj[()]
-
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
-            f.visititems(visit)
-    else:
-        with h5py.File(path, "r") as f:
-            (f["model_weights"] if "model_weights" in f else f).visititems(visit)
-    return out
-
-
-def _layer_of(name: str) -> str:
-    """``layers/dense/vars/0`` -> ``dense``; ``conv1/conv1/kernel`` -> ``conv1``."""
-    parts = name.split("/")
-    if parts[0] == "layers" and "vars" in parts:
-        return "/".join(parts[1:parts.index("vars")])
-    return parts[0]
-
-
 def weights_items(model_a: str | Path, model_b: str | Path) -> list[Item]:
     """Per layer, how far the weights moved (``||W_b - W_a|| / ||W_a||``), when the two files have the same
-    layers and shapes; one ``not_comparable`` item naming the difference otherwise."""
-    import numpy as np
+    layers and shapes; one ``not_comparable`` item naming the difference otherwise. The files are read in
+    a child process confined to reading them, with a memory ceiling and a deadline
+    (:mod:`diagnostics._weights_probe`): this process never parses a model's HDF5."""
+    import json
+    import subprocess
+    import sys
     import zipfile
 
+    from ._limits import DEFAULT as DEFAULT_LIMITS
+
+    def not_comparable(note: str) -> list[Item]:
+        return [Item(Kind.WEIGHTS, "weights", "layers", Change.NOT_COMPARABLE, note=note)]
+
     if zipfile.is_zipfile(model_a) != zipfile.is_zipfile(model_b):
-        return [Item(Kind.WEIGHTS, "weights", "layers", Change.NOT_COMPARABLE,
-                     note="one file is .keras, the other .h5: they name their weights differently; compare two "
-                          "files saved the same way")]
+        return not_comparable("one file is .keras, the other .h5: they name their weights differently; compare two "
+                              "files saved the same way")
+    request = {"a": str(Path(model_a).resolve()), "b": str(Path(model_b).resolve()),
+               "memory": DEFAULT_LIMITS.h5_scan_memory}
+    script = Path(__file__).with_name("_weights_probe.py")
     try:
-        wa, wb = read_weights(model_a), read_weights(model_b)
-    except (OSError, KeyError, ValueError) as e:
-        return [Item(Kind.WEIGHTS, "weights", "layers", Change.NOT_COMPARABLE, note=f"cannot read the weights: {e}")]
-    shapes_a = {k: np.shape(v) for k, v in wa.items()}
-    shapes_b = {k: np.shape(v) for k, v in wb.items()}
-    if shapes_a != shapes_b:
-        differ = sorted(set(shapes_a.items()) ^ set(shapes_b.items()))[:3]
-        return [Item(Kind.WEIGHTS, "weights", "layers", Change.NOT_COMPARABLE,
-                     note=f"another architecture: the weight arrays differ ({', '.join(f'{k} {s}' for k, s in differ)})")]
-    layers: dict[str, list[str]] = {}
-    for k in sorted(wa):
-        layers.setdefault(_layer_of(k), []).append(k)
+        proc = subprocess.run([sys.executable, "-I", str(script), json.dumps(request)], capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=DEFAULT_LIMITS.load_timeout_s)
+        found = json.loads(proc.stdout.decode("utf-8"))
+    except subprocess.TimeoutExpired:
+        return not_comparable(f"reading the weights did not finish within {DEFAULT_LIMITS.load_timeout_s:g} s")
+    except (ValueError, UnicodeDecodeError):
+        found = None
+    if not isinstance(found, dict) or proc.returncode != 0:
+        return not_comparable(f"reading the weights ended with exit code {proc.returncode}")
+    if "error" in found:
+        return not_comparable(str(found["error"]))
+    if "shapes" in found:
+        return not_comparable(f"another architecture: the weight arrays differ ({', '.join(found['shapes'])})")
     items = []
-    for layer, keys in layers.items():
-        a = np.concatenate([np.ravel(wa[k]).astype(np.float64) for k in keys])
-        b = np.concatenate([np.ravel(wb[k]).astype(np.float64) for k in keys])
-        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+    for layer, got in found["layers"].items():
+        if got == "nonfinite":
             items.append(Item(Kind.WEIGHTS, "weights", layer, Change.NOT_COMPARABLE,
                               note="non-finite weights on one side (the weights analyzer reports them)"))
             continue
-        norm = float(np.linalg.norm(a))
-        rel = float(np.linalg.norm(b - a)) / norm if norm > 0 else float(np.linalg.norm(b))
+        rel, arrays, size = got
         items.append(Item(Kind.WEIGHTS, "weights", layer, Change.CHANGED if rel > WEIGHTS_MOVED_ABOVE else
-                          Change.UNCHANGED, baseline=0.0, candidate=rel, format=".3g",
-                          note=f"relative change of {len(keys)} array(s), {a.size} weights"))
+                          Change.UNCHANGED, baseline=0.0, candidate=float(rel), format=".3g",
+                          note=f"relative change of {arrays} array(s), {size} weights"))
     return items
 
 

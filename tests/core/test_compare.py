@@ -470,3 +470,35 @@ def test_cli_compare_html_and_mlflow_read_back(tmp_path):
     assert run.data.tags["diagnostics.compare.exit_code"] == "1"
     assert sorted(f.path for f in client.list_artifacts(run_id, "diagnostics")) == [
         "diagnostics/compare.html", "diagnostics/compare.json"]
+
+
+def test_weights_are_read_in_a_confined_child_and_match_the_arrays(tmp_path):
+    """The layer distances come from diagnostics._weights_probe in a child process confined to reading the
+    two files: the child cannot read a canary beside them, and its numbers are the arrays' own."""
+    import json as json_
+    import subprocess
+    import sys
+
+    import h5py
+    import numpy as np
+
+    from diagnostics._compare import weights_items
+
+    def h5(path, scale):
+        with h5py.File(path, "w") as f:
+            f["dense/dense/kernel:0"] = np.full((3, 2), scale, np.float32)
+            f["dense/dense/bias:0"] = np.zeros(2, np.float32)
+        return path
+
+    a, b = h5(tmp_path / "a.h5", 1.0), h5(tmp_path / "b.h5", 1.5)
+    [item] = weights_items(a, b)
+    assert (item.name, item.change.value, item.candidate) == ("dense", "changed", pytest.approx(0.5))
+    assert item.note == "relative change of 2 array(s), 8 weights"
+    canary = tmp_path / "canary.txt"
+    canary.write_text("secret")
+    probe = Path(sys.modules["diagnostics._compare"].__file__).with_name("_weights_probe.py")
+    code = (f"import sys, runpy; sys.argv = ['p', {json_.dumps(json_.dumps({'a': str(a), 'b': str(b), 'memory': 2 << 30}))}]\n"
+            f"m = runpy.run_path({str(probe)!r})\nm['confine'](({str(a)!r}, {str(b)!r}))\n"
+            f"try:\n    open({str(canary)!r}).read(); print('READ')\nexcept OSError:\n    print('DENIED')\n")
+    proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "DENIED", proc.stderr[-2000:]
