@@ -180,6 +180,9 @@ def run_looks(tracks: list[MethodTrack], audit: Audit, *, explain: Callable, axi
                 rows = np.arange(lo, hi)
                 if not explain(tr, rows):
                     tr.open, tr.ended = False, tr.ended or "stopped"
+                    if not tr.checks:  # never judged: left out (the analyzer says why), not trusted unaudited
+                        tr.raw.clear()
+                        tr.maps.clear()
                     break
                 gap = axiom(tr, rows, tr.raw[-1])
                 if gap is not None:

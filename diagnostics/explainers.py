@@ -523,9 +523,9 @@ class ExplanationAnalyzer(Analyzer):
                 with context.timed(f"method:{ex.name}"):
                     a = np.asarray(ex.attribute(view, x[rows], t[rows], context.seed), np.float64)
             except memory.TooLarge as e:  # raised by a batch plan before the memory was taken
-                memory.note(f"{ex.name} left out: {e}" if not track.maps else f"{ex.name} stopped at "
+                memory.note(f"{ex.name} left out: {e}" if not track.checks else f"{ex.name} stopped at "
                             f"{track.explained} samples: {e}")
-                if not track.maps:
+                if not track.checks:  # its first look never finished: the method is left out
                     skipped[ex.name] = f"left out: {e}"
                 return False
             if pace:

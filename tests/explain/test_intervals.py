@@ -168,3 +168,31 @@ def test_looks_the_budget_cannot_hold_are_not_started_and_the_check_says_so(line
     assert re.search(r", 4 samples: undecided against 0\.8; the looks ended at 4 samples: the \d+ s left of the "
                      r"analyzer's budget do not hold another look \(the last took \d+\.\d s\); raise --timeout$",
                      stab.reason), stab.reason
+
+
+class Tight(Explainer):
+    """Explains its first chunk, then runs out of memory: its first look never finishes."""
+
+    name = "tight"
+
+    def attribute(self, view, x, targets, seed):
+        from diagnostics import memory
+
+        Tight.calls = getattr(Tight, "calls", 0) + 1
+        if Tight.calls > 1:
+            raise memory.TooLarge("one sample's backward pass needs 9 GiB")
+        return np.asarray(x, np.float64)
+
+
+class TightAnalyzer(ExplanationAnalyzer):
+    name = "explain.tight"
+    description = "a method that stops inside its first look"
+    explainers = (Tight,)
+
+
+def test_a_method_stopped_inside_its_first_look_is_left_out_not_trusted_unaudited(linear, tmp_path):
+    model, _, _ = linear
+    Tight.calls = 0
+    result = run_analyzer(TightAnalyzer, model, _data(np.full(64, 0.9)), tmp_path, samples=8)
+    (s,) = result.explanations
+    assert s.verdict is None and s.skipped == "left out: one sample's backward pass needs 9 GiB"
