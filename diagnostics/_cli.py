@@ -242,6 +242,15 @@ def _run_gate(baseline: str, model: str, out: Path, config, quiet: bool, code: E
     return max(code, gate)
 
 
+def _attempt(failures: list[str], what: str, action) -> None:
+    """Write one output that was asked for; a failure is said on stderr and added to ``failures``, not raised."""
+    try:
+        action()
+    except Exception as e:  # noqa: BLE001 - any failure to write an output is reported, not a crash
+        failures.append(what)
+        click.echo(f"diagnose: could not write {terminal(what)}: {type(e).__name__}: {terminal(e)}", err=True)
+
+
 def _write_outputs(outcome, model: str, out: Path, junit_xml: str | None, summary_md: str | None,
                    mlflow_run: str | None) -> list[str]:
     """Write the JUnit XML, the Markdown summary and the MLflow run that were asked for; return the failures."""
@@ -251,11 +260,7 @@ def _write_outputs(outcome, model: str, out: Path, junit_xml: str | None, summar
     failures = []
 
     def attempt(what: str, action) -> None:
-        try:
-            action()
-        except Exception as e:  # noqa: BLE001 - any failure to write an output is reported, not a crash
-            failures.append(what)
-            click.echo(f"diagnose: could not write {terminal(what)}: {type(e).__name__}: {terminal(e)}", err=True)
+        _attempt(failures, what, action)
 
     if junit_xml:
         xml = junit.to_junit_xml(report) if report else junit.failed_run_xml(name, outcome.message, outcome.exit_code)
@@ -473,11 +478,7 @@ def _write_compare_outputs(comparison, out: Path, junit_xml, summary_md, mlflow_
     failures = []
 
     def attempt(what: str, action) -> None:
-        try:
-            action()
-        except Exception as e:  # noqa: BLE001 - any failure to write an output is reported, not a crash
-            failures.append(what)
-            click.echo(f"diagnose: could not write {terminal(what)}: {type(e).__name__}: {terminal(e)}", err=True)
+        _attempt(failures, what, action)
 
     if junit_xml:
         attempt(f"the JUnit XML to {junit_xml}", lambda: _write_file(junit_xml, junit.compare_junit_xml(comparison)))
