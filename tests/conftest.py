@@ -43,6 +43,16 @@ def _dataset_cache(tmp_path_factory):
     os.environ["DIAGNOSTICS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(autouse=True)
+def _no_memory_notes_from_earlier_tests():
+    """The memory planner keeps its notes per process until a job takes them: a test that reads them must
+    not see those an earlier test's in-process run left behind (the CI run that failed on 4 notes for 3)."""
+    from diagnostics import memory
+
+    memory.take_notes()
+    yield
+
+
 @pytest.fixture(scope="session")
 def diagnose_cli():
     return run_diagnose
