@@ -225,6 +225,17 @@ class Data:
     def y(self):
         return self.y_val if self.x_val is not None else self.y_train
 
+    def feature_names(self, n: int) -> list[str]:
+        """Names of the ``n`` columns of a table: ``extras["feature_names"]`` when the data file or
+        dataset gives exactly ``n`` of them, else ``feature 0`` ... ``feature n-1``. Names come from a
+        file: escape them wherever they are printed (the report's writers do)."""
+        raw = self.extras.get("feature_names") if self.extras else None
+        if raw is not None:
+            names = [str(v) for v in (raw.tolist() if hasattr(raw, "tolist") else list(raw))]
+            if len(names) == n:
+                return names
+        return [f"feature {i}" for i in range(n)]
+
     def has(self, need: str) -> bool:
         if need == "none":
             return True

@@ -1,0 +1,88 @@
+"""The data analyzers (issue 25): ``data.drift`` and ``data.leakage``. Known answers for their statistics,
+the zoo's data-fault twins flagged through the CLI with the cause in the message, and the healthy zoo
+models free of errors from them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import ZOO_DIR, read_report, run_diagnose
+
+
+def test_holm_and_benjamini_hochberg_known_answers():
+    """Worked by hand: p = (0.01, 0.04, 0.03, 0.005), m = 4. Holm, sorted: 4 x 0.005 = 0.02, 3 x 0.01 = 0.03,
+    2 x 0.03 = 0.06, 1 x 0.04 = 0.04 raised to the running maximum 0.06. BH, sorted: 4/1 x 0.005 = 0.02,
+    4/2 x 0.01 = 0.02, 4/3 x 0.03 = 0.04, 4/4 x 0.04 = 0.04 (already monotone)."""
+    from diagnostics_plugins.data_drift import benjamini_hochberg, holm
+
+    p = [0.01, 0.04, 0.03, 0.005]
+    assert holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert benjamini_hochberg(p) == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    # capped at 1, ties kept, empty input
+    assert holm([0.5, 0.5, 0.9]) == pytest.approx([1.0, 1.0, 1.0])
+    assert benjamini_hochberg([0.5, 0.5, 0.9]) == pytest.approx([0.75, 0.75, 0.9])
+    assert len(holm([])) == 0
+    # a step-up procedure: BH never rejects less than Holm
+    rng = np.random.default_rng(0)
+    q = rng.random(50) ** 4
+    assert (benjamini_hochberg(q) <= holm(q) + 1e-15).all()
+
+
+def test_two_sample_chooses_ks_or_chi_squared():
+    from diagnostics_plugins.data_drift import two_sample
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=500), rng.normal(size=500) + 1.0
+    ks = two_sample(a, b, 10)
+    assert ks["test"] == "KS" and 0.3 < ks["statistic"] < 0.5 and ks["p"] < 1e-10
+    same = two_sample(a, rng.normal(size=500), 10)
+    assert same["statistic"] < 0.1 and same["p"] > 0.01
+    # few values: chi-squared, its size the total variation of the frequencies (0.7/0.3 vs 0.3/0.7 -> 0.4)
+    cat = two_sample(np.r_[np.zeros(70), np.ones(30)], np.r_[np.zeros(30), np.ones(70)], 10)
+    assert cat["test"] == "chi-squared" and cat["statistic"] == pytest.approx(0.4) and cat["p"] < 1e-6
+    assert two_sample(np.ones(5), np.ones(7), 10) == {"test": "constant", "statistic_name": "D", "statistic": 0.0,
+                                                      "p": 1.0}
+
+
+def test_feature_names_come_from_the_data():
+    from diagnostics import Data
+
+    named = Data(x_train=np.zeros((2, 2)), extras={"feature_names": np.array(["age", "dose"])})
+    assert named.feature_names(2) == ["age", "dose"]
+    assert named.feature_names(3) == ["feature 0", "feature 1", "feature 2"]  # a list that does not fit is not used
+    assert Data().feature_names(1) == ["feature 0"]
+
+
+def _findings(out, analyzer):
+    report = read_report(out)
+    (a,) = [a for a in report["analyzers"] if a["name"] == analyzer]
+    assert a["status"] == "ok", a.get("reason")
+    return a, a["findings"]
+
+
+def test_drift_names_every_shifted_feature_of_a_data_file(tmp_path):
+    """Two features of the breast-cancer table shifted in the validation split of a --data file (one moved by
+    a standard deviation, one in other units): both named, each with its statistic and corrected p-value,
+    and no other feature."""
+    import diagnostics_zoo as zoo
+
+    d = zoo.DATASETS["breast_cancer"](0)
+    x_val = d["x_val"].copy()
+    x_val[:, 0] += 1.0
+    x_val[:, 5] *= 2.5
+    np.savez(tmp_path / "shift.npz", x_train=d["x_train"], y_train=d["y_train"], x_val=x_val, y_val=d["y_val"])
+    out = tmp_path / "out"
+    proc = run_diagnose(ZOO_DIR / "mlp.keras", "--data", tmp_path / "shift.npz", "--only", "data.drift", "--out", out,
+                        "-q")
+    assert proc.returncode == 1, proc.stderr
+    a, findings = _findings(out, "data.drift")
+    shifted = {f["where"]: f for f in findings if f["code"] == "data.drift.feature_shift"}
+    assert set(shifted) == {"feature 0", "feature 5"}
+    for f in shifted.values():
+        assert f["severity"] == "error"
+        assert "KS D" in f["message"] and "Holm-corrected p" in f["message"]
+        assert "unlike those it was trained on" in f["message"] and "same units in every split" in f["message"]
+    assert a["metrics"]["shifted"] == ["feature 0", "feature 5"]
