@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("explain_lime", "diagnostics_plugins.explain_lime"),
     ("explain_shap", "diagnostics_plugins.explain_shap"),
     ("shortcut", "diagnostics_plugins.shortcut"),
+    ("predictions_quality", "diagnostics_plugins.predictions_quality"),
     ("data_drift", "diagnostics_plugins.data_drift"),
 )
 
