@@ -42,6 +42,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("shortcut", "diagnostics_plugins.shortcut"),
     ("predictions_quality", "diagnostics_plugins.predictions_quality"),
     ("data_drift", "diagnostics_plugins.data_drift"),
+    ("data_leakage", "diagnostics_plugins.data_leakage"),
 )
 
 

@@ -86,3 +86,57 @@ def test_drift_names_every_shifted_feature_of_a_data_file(tmp_path):
         assert "KS D" in f["message"] and "Holm-corrected p" in f["message"]
         assert "unlike those it was trained on" in f["message"] and "same units in every split" in f["message"]
     assert a["metrics"]["shifted"] == ["feature 0", "feature 5"]
+
+
+def test_single_feature_accuracy_known_answers():
+    """A copy of the label (with jitter far below the gap between the classes) is perfect on held-out rows;
+    pure noise and a row number (a distinct value per row, which a fitted lookup table would memorise) are at
+    chance, since every sample is scored by the other half of the split."""
+    from diagnostics_plugins.data_leakage import single_feature_accuracy
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    assert single_feature_accuracy(2 * y - 1 + rng.normal(0, 0.1, 400), y) == 1.0
+    assert abs(single_feature_accuracy(rng.normal(size=400), y) - 0.5) < 0.08
+    assert abs(single_feature_accuracy(np.arange(400.0), y) - 0.5) < 0.08
+    y3 = rng.integers(0, 3, 300)
+    assert single_feature_accuracy(y3 + rng.normal(0, 0.05, 300), y3) == 1.0
+    # d' = 2 between two normals: the Bayes rate is Phi(1) = 0.84
+    assert 0.75 < single_feature_accuracy(2.0 * y + rng.normal(size=400), y) < 0.9
+
+
+def test_nearest_distances_and_wilson():
+    from diagnostics_plugins.data_leakage import nearest_distances, wilson
+
+    ref = np.array([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
+    d, i = nearest_distances(np.array([[3.0, 4.0], [9.0, 0.0], [0.0, 1.0]]), ref, chunk=2)
+    assert d == pytest.approx([0.0, 1.0, 1.0]) and i.tolist() == [1, 2, 0]
+    lo, hi = wilson(0, 100)
+    assert lo == 0.0 and hi == pytest.approx(0.0370, abs=1e-4)  # the textbook value for 0 of 100
+    lo, hi = wilson(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_leakage_finds_duplicates_across_the_splits(tmp_path):
+    """A tenth of the validation rows copied from the training split (half of them exactly, half with
+    jitter far below the data's spread): the share is measured with its interval and judged an error."""
+    import diagnostics_zoo as zoo
+
+    d = zoo.DATASETS["breast_cancer"](0)
+    x_val, y_val = d["x_val"].copy(), d["y_val"].copy()
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(d["x_train"]), 14, replace=False)
+    x_val[:7] = d["x_train"][rows[:7]]
+    x_val[7:14] = d["x_train"][rows[7:]] + rng.normal(0, 0.005, (7, x_val.shape[1])).astype(np.float32)
+    y_val[:14] = d["y_train"][rows]
+    np.savez(tmp_path / "dup.npz", x_train=d["x_train"], y_train=d["y_train"], x_val=x_val, y_val=y_val)
+    out = tmp_path / "out"
+    proc = run_diagnose(ZOO_DIR / "mlp.keras", "--data", tmp_path / "dup.npz", "--only", "data.leakage", "--out", out,
+                        "-q")
+    assert proc.returncode == 1, proc.stderr
+    a, findings = _findings(out, "data.leakage")
+    (f,) = [f for f in findings if f["code"] == "data.leakage.duplicates"]
+    assert f["severity"] == "error"
+    assert "7 exact and 7 near duplicate(s) among 142 validation samples" in f["message"]
+    assert "scored on samples it was trained on" in f["message"] and "split by group" in f["message"]
+    assert a["metrics"]["duplicates"]["share"] == pytest.approx(14 / 142)
