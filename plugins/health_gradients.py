@@ -163,7 +163,8 @@ class UnitHealth(HealthAnalyzer):
         Measure("dead_fraction", "Dead ReLU units", unit="fraction", scope=Scope.LAYER, direction=_HIGHER,
                 warning="dead_warning", error="dead_error", format=".0%",
                 reference="Lu et al. 2019, Dying ReLU; a quarter is capacity lost, over half a broken layer",
-                advice="they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation"),
+                advice="they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation "
+                       "with zero biases"),
         Measure("saturated_fraction", "Saturated sigmoid/tanh outputs", unit="fraction", scope=Scope.LAYER,
                 direction=_HIGHER, warning="saturated_warning", error="saturated_error", format=".0%",
                 reference="Glorot & Bengio 2010: within 1% of the asymptote the derivative is below 0.02",
@@ -215,11 +216,15 @@ class UnitHealth(HealthAnalyzer):
                     values += [Value("dead_fraction_during_training", v, where=str(epoch), series=layer.name)
                                for epoch, v in enumerate(series, start=1)]
                 how = development(series, t["dead_warning"], True, ".0%", what="the dead share")
+                cause = ""
+                if finite and dead >= t["dead_warning"]:
+                    cause = _bias_cause(model, layer, x, np.asarray(u["max"]) <= 0)
                 # with NaN or Inf outputs the count says nothing about the units (the NaN is the fault): n/a
                 values.append(Value(
                     "dead_fraction", dead if finite else None, where=layer.name,
                     note=(f"of {u['units']} units, those <= 0 on all {source}" if finite
-                          else f"the layer's outputs on {source} are NaN or Inf") + (f"; {how}" if how else "")))
+                          else f"the layer's outputs on {source} are NaN or Inf") + (f"; {how}" if how else "")
+                         + (f"; {cause}" if cause else "")))
             for layer, act in sat:
                 u = units[layer.name]
                 frac = float(np.sum(u["saturated"]) / (u["positions"] * u["units"]))
@@ -254,6 +259,57 @@ class UnitHealth(HealthAnalyzer):
                    "layers": [{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in l.items()} for l in per_layer]}
         context.progress(2, 2, "done")
         return Measurements(values=values, metrics=metrics)
+
+
+def _bias_cause(model, layer, x, dead) -> str:
+    """Whether a layer's dead units are held off by their biases. Without its bias a unit's pre-activation
+    is ``x·W`` (or the convolution of ``x`` with the kernel); a dead unit that would then be positive on a
+    real share of the samples (at least ``_WAKES``) is one its bias holds off. The biases are named as the
+    cause when they hold off at least half the dead units; otherwise the weights are. Said for a Dense or
+    convolution layer with the ReLU inside it; "" where the layer has no kernel and bias of its own."""
+    import numpy as np
+
+    kernel, bias = getattr(layer, "kernel", None), getattr(layer, "bias", None)
+    kind = type(layer).__name__
+    if kernel is None or bias is None or not dead.any() or (kind != "Dense" and not hasattr(layer, "convolution_op")):
+        return ""
+    import keras
+
+    from diagnostics import inputs as I
+    from diagnostics.health import to_numpy
+
+    try:  # a layer called more than once, or a model with no graph, has no one input to probe
+        probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, layer.input)
+    except (AttributeError, ValueError, TypeError):
+        return ""
+    channels_first = kind != "Dense" and getattr(layer, "data_format", "channels_last") == "channels_first"
+    xs = I.for_model(model, x)
+    positive, positions = np.zeros(dead.shape), 0
+    for start in range(0, I.n_samples(xs), 256):
+        inp = probe(I.slice_(xs, start, start + 256), training=False)
+        z = to_numpy(keras.ops.matmul(inp, kernel) if kind == "Dense" else layer.convolution_op(inp, kernel))
+        z = np.moveaxis(z, 1, -1) if channels_first else z
+        if z.shape[-1] != dead.shape[0]:
+            return ""
+        z = z.reshape(-1, z.shape[-1])
+        positive += (z > 0).sum(axis=0)
+        positions += len(z)
+    wakes = positive[dead] / max(positions, 1)
+    b = np.asarray(to_numpy(bias), np.float64)
+    n_dead, n_held = int(dead.sum()), int((wakes >= _WAKES).sum())
+    live = f", of the live ones {np.median(b[~dead]):.3g}" if (~dead).any() else ""
+    if 2 * n_held >= n_dead:
+        return (f"{n_held} of its {n_dead} dead units would fire on at least {_WAKES:.0%} of these samples but for "
+                f"their bias (median {np.median(wakes):.0%}; median bias of the dead units {np.median(b[dead]):.3g}"
+                f"{live}): the biases hold them off, so reset this layer's biases to zero (bias_initializer='zeros') "
+                f"and check how they were initialised")
+    return (f"with a zero bias {n_held} of its {n_dead} dead units would fire on at least {_WAKES:.0%} of these "
+            f"samples: their weights, not their biases, keep them off")
+
+
+#: The share of samples on which a dead unit would be positive without its bias for the bias to count as
+#: what holds it off (a unit its weights keep negative on nearly every input is not revived by a zero bias).
+_WAKES = 0.1
 
 
 def _lstm_gate_saturation(layer, inputs, return_states: bool = False):

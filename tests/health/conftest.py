@@ -48,9 +48,14 @@ def models(keras_tf, tabular):
         layer.set_weights([v * 30 for v in layer.get_weights()])
     out["exploding"] = exploding
     nan = mlp("nan", (32, 16), "relu")
-    w, b = nan.get_layer("dense2").get_weights()
-    w[0, 0] = np.nan
-    nan.get_layer("dense2").set_weights([w, b])
+    # a NaN in the output layer's kernel, behind a dense2 unit that fires: a NaN inside the hidden stack can
+    # vanish on some CPUs (oneDNN's ReLU maps NaN to 0, and 0·NaN may be dropped), one at the output cannot
+    w1, b1 = nan.get_layer("dense1").get_weights()
+    w2, b2 = nan.get_layer("dense2").get_weights()
+    h2 = np.maximum(np.maximum(tabular["x_val"] @ w1 + b1, 0) @ w2 + b2, 0)
+    w, b = nan.get_layer("out").get_weights()
+    w[int(np.argmax((h2 > 0).sum(axis=0))), 0] = np.nan
+    nan.get_layer("out").set_weights([w, b])
     out["nan"] = nan
     small = {k: v[:40] if k.endswith("train") else v for k, v in tabular.items()}
     over = mlp("overfit", (256,), "relu", output="softmax")
@@ -59,6 +64,12 @@ def models(keras_tf, tabular):
     out["overfit"] = over
     out["overfit_history"] = hist.history
     out["overfit_data"] = small
+    # built last: each model draws its initial weights from the global seed in turn
+    dead_weights = mlp("dead_weights", (32, 16), "relu")
+    w, b = dead_weights.get_layer("dense1").get_weights()
+    w[:, :16], b[:16] = 0.0, 0.0  # half of dense1 is 0 on every input, and its biases are not the cause
+    dead_weights.get_layer("dense1").set_weights([w, b])
+    out["dead_weights"] = dead_weights
     return out
 
 

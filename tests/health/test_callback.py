@@ -36,9 +36,10 @@ def test_callback_records_into_history_and_diagnose_reports_the_development(kera
     assert 0 <= h["health/membership_auc"][-1] <= 1
     rec = run_health(model, tabular, history=hist)
     dead = [f for f in rec["health.units"].findings if f.code == "health.units.dead_fraction"]
-    assert dead and dead[0].message.endswith(
-        "; during training the dead share went from 50% (epoch 1) to 50% (epoch 3), first above 25% at epoch 1 — they get "
-        "no gradient and stay dead: lower the learning rate, or use LeakyReLU/He initialisation")
+    assert dead and "; during training the dead share went from 50% (epoch 1) to 50% (epoch 3), first above 25% at " \
+        "epoch 1; 16 of its 16 dead units would fire on at least 10% of these samples but for their bias" in dead[0].message
+    assert dead[0].message.endswith("— they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He "
+                                    "initialisation with zero biases")
     assert rec["health.gradients"].metrics["during_training"]["grad_norm"] == pytest.approx(h["health/grad_norm"])
     # the recorded curves are epoch-scoped measures: one value per epoch (a line per layer for the dead share)
     grad = rec["health.gradients"].measure("grad_norm_during_training")

@@ -107,9 +107,23 @@ def test_exactly_half_dead_units_are_counted(models, tabular, run_health, codes)
     assert f.where == "dense1" and f.severity.value == "warning"
     assert f.message == (
         "Dead ReLU units 50%, at or above the warning threshold 0.25 (Lu et al. 2019, Dying ReLU; a quarter is capacity "
-        "lost, over half a broken layer): of 32 units, those <= 0 on all 200 validation samples — they get no gradient "
-        "and stay dead: lower the learning rate, or use LeakyReLU/He initialisation")
+        "lost, over half a broken layer): of 32 units, those <= 0 on all 200 validation samples; 16 of its 16 dead "
+        "units would fire on at least 10% of these samples but for their bias (median 51%; median bias of the dead "
+        "units -1e+03, of the live ones 0): the biases hold them off, so reset this layer's biases to zero (bias_initializer='zeros') and check how "
+        "they were initialised — they get no gradient and stay dead: lower the learning rate, or use LeakyReLU/He "
+        "initialisation with zero biases")
     assert "dead and saturated units" not in rec.artifacts and section.chart
+
+
+def test_dead_units_the_weights_keep_off_are_not_blamed_on_their_biases(models, tabular, run_health):
+    """Issue 25 (cause before symptom): the dead-unit finding says whether the biases hold the units off. Here
+    half of dense1's kernel columns are zero and their biases too: x·W + b is 0 on every input, so the units are
+    dead and a zero bias would not wake them."""
+    rec = run_health(models["dead_weights"], tabular)["health.units"]
+    [f] = [f for f in rec.findings if f.code == "health.units.dead_fraction" and f.where == "dense1"]
+    assert ("; with a zero bias 0 of its 16 dead units would fire on at least 10% of these samples: their weights, "
+            "not their biases, keep them off — they get no gradient") in f.message
+    assert "but for their bias" not in f.message
 
 
 def test_saturated_tanh_units_are_flagged_but_not_the_output_sigmoid(models, tabular, run_health, codes):
