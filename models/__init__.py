@@ -26,7 +26,9 @@ HEALTHY: tuple[str, ...] = ("cnn", "mlp", "lstm", "transformer", "gan", "mlp_reg
 TWINS: tuple[str, ...] = ("cnn_overfit", "cnn_dead_relu", "mlp_vanishing", "mlp_saturated", "mlp_logits",
                           "mlp_nan", "lstm_exploding", "gan_collapsed",
                           # faults found by the temporal, baseline and shortcut checks (issue 12)
-                          "rnn_vanishing", "mlp_chance", "cnn_shortcut", "mlp_leak")
+                          "rnn_vanishing", "mlp_chance", "cnn_shortcut", "mlp_leak",
+                          # faults in the predictions (issue 25)
+                          "mlp_underfit", "mlp_imbalance")
 #: Every zoo entry, in the order ``train`` builds them.
 ZOO: tuple[str, ...] = HEALTHY + TWINS
 #: Extra artifacts an entry ships beside its own (the GANs' discriminators), each with its own sidecar.

@@ -188,6 +188,8 @@ BUILDERS = {
     "mlp_chance": lambda: build_mlp(name="mlp_chance"),
     "cnn_shortcut": build_cnn_small,
     "mlp_leak": lambda: build_mlp(name="mlp_leak", n_features=31),
+    "mlp_underfit": lambda: build_mlp_bottleneck(),  # defined below
+    "mlp_imbalance": lambda: build_mlp(name="mlp_imbalance", n_features=12),
 }
 
 
@@ -198,3 +200,13 @@ def build_mlp_regression(name="mlp_regression", n_features=10, hidden=(32, 16)):
     for i, units in enumerate(hidden):
         x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x)
     return keras.Model(inputs, layers.Dense(1, activation="linear", name="value")(x), name=name)
+
+
+def build_mlp_bottleneck(name="mlp_underfit", input_shape=(28, 28, 1), hidden=32, bottleneck=2, classes=10):
+    """Flattened image, a ReLU layer, then a linear ``bottleneck`` of 2 units before a softmax over 10 classes:
+    every class must be told apart from a point in the plane, which a linear model on the pixels does not need."""
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Flatten(name="flatten")(inputs)
+    x = layers.Dense(hidden, activation="relu", name="dense1")(x)
+    x = layers.Dense(bottleneck, activation="linear", name="bottleneck")(x)
+    return keras.Model(inputs, layers.Dense(classes, activation="softmax", name="probs")(x), name=name)

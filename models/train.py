@@ -729,6 +729,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# Run as `python -m diagnostics_zoo.train`, this module is __main__: the twin modules imported below import it
+# as diagnostics_zoo.train, which must be this very module (one RECIPES), not a second copy of it.
+if __name__ == "__main__":
+    sys.modules.setdefault(f"{__package__}.train", sys.modules[__name__])
+from . import train_prediction_faults  # noqa: E402,F401  (issue 25: mlp_underfit, mlp_imbalance)
+
 assert set(RECIPES) == set(ZOO), f"recipes {sorted(RECIPES)} and ZOO {sorted(ZOO)} disagree"
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ class PredictionQuality(HealthAnalyzer):
         Measure("minority_recall", "Recall of the rarest training class", direction=Direction.LOWER_IS_WORSE,
                 warning="minority_recall_warning", error="minority_recall_error", format=".3f",
                 reference="Wilson 95% interval, its upper end judged; judged only when the training classes are "
-                          "imbalanced (imbalance_ratio)",
+                          "imbalanced (most / least frequent at least imbalance_ratio, default 4)",
                 advice="weight the loss by inverse class frequency (class_weight in model.fit), oversample the "
                        "minority class or undersample the majority, or move the decision threshold; judge the model "
                        "by balanced accuracy or per-class recall, not accuracy"),
@@ -225,8 +225,8 @@ class PredictionQuality(HealthAnalyzer):
                     f"({share[common]:.1%}) and class {rare} {counts[rare]} ({share[rare]:.1%}), {ratio:.0f} to 1; the "
                     f"model predicts class {rare} for {predicted} of {len(pred)} samples and finds "
                     f"{per_class['tp'][rare]} of its {per_class['support'][rare]}; balanced accuracy {bal:.3f} against "
-                    f"accuracy {sum(per_class['tp']) / len(pred):.3f}, which always predicting class "
-                    f"{common} nearly reaches. Try class_weight={weights_text} (inverse frequency, n / (classes × "
+                    f"accuracy {sum(per_class['tp']) / len(pred):.3f}, where always predicting class {common} scores "
+                    f"{per_class['support'][common] / len(pred):.3f}. Try class_weight={weights_text} (inverse frequency, n / (classes × "
                     f"count)) in model.fit")
         else:
             note = f"the training classes are balanced within {ratio:.1f} to 1 (imbalance_ratio {opts['imbalance_ratio']:g}): not judged"

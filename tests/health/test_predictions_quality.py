@@ -79,3 +79,24 @@ def test_healthy_models_get_no_error(name, tmp_path):
     assert a["metrics"]["baseline"]["ci95"][0] < 0.05  # the network is not below logistic regression
     assert set(a["artifacts"]) == {"confusion matrix", "reliability diagram"}
     assert all((tmp_path / p).is_file() for p in a["artifacts"].values())
+
+
+def test_underfit_twin_is_named_underfitting_against_logistic_regression(tmp_path):
+    a = _quality("mlp_underfit", tmp_path)
+    (f,) = [f for f in a["findings"] if f["code"] == "predictions.quality.baseline_gap"]
+    assert f["severity"] == "error"
+    for words in ("underfit", "logistic regression", "not overfitting", "'bottleneck', has 2 units for 10 classes"):
+        assert words in f["message"], f["message"]
+    b = a["metrics"]["baseline"]
+    assert b["baseline_val"] >= 0.95 and b["network_val"] <= 0.7 and b["ci95"][0] >= 0.15
+
+
+def test_imbalance_twin_is_named_imbalance_with_the_class_weights_to_try(tmp_path):
+    a = _quality("mlp_imbalance", tmp_path)
+    (f,) = [f for f in a["findings"] if f["code"] == "predictions.quality.minority_recall"]
+    assert f["severity"] == "error" and f["where"] == "class 1"
+    # 2,910 and 90 training rows: n / (2 × count) is 0.515 and 16.7
+    for words in ("imbalance", "class_weight={0: 0.515, 1: 16.7}", "balanced accuracy", "finds 0 of its 45"):
+        assert words in f["message"], f["message"]
+    # the underfit finding is not what speaks here: the network is as good as logistic regression
+    assert not [g for g in a["findings"] if g["code"] == "predictions.quality.baseline_gap"]

@@ -23,6 +23,10 @@ def _batch(stem: str, n: int = 8):
         return rng.standard_normal((n, 10)).astype(np.float32), rng.standard_normal((n, 1)).astype(np.float32), "mean_squared_error"
     if stem == "mlp_leak":
         return rng.standard_normal((n, 31)).astype(np.float32), (np.arange(n) % 2)[:, None], "binary_crossentropy"
+    if stem == "mlp_underfit":
+        return rng.random((n, 28, 28, 1)).astype(np.float32), np.arange(n) % 10, "sparse_categorical_crossentropy"
+    if stem == "mlp_imbalance":
+        return rng.standard_normal((n, 12)).astype(np.float32), (np.arange(n) % 2)[:, None], "binary_crossentropy"
     if stem.startswith("cnn"):
         return rng.random((n, 28, 28, 1)).astype(np.float32), np.arange(n) % 10, "sparse_categorical_crossentropy"
     if stem.startswith("lstm"):

@@ -26,6 +26,8 @@ TWIN_CODES = {
     "mlp_chance": "performance.chance_level",
     "cnn_shortcut": "explain.shortcut",
     "mlp_leak": "explain.shortcut",
+    "mlp_underfit": "predictions.quality.baseline_gap",
+    "mlp_imbalance": "predictions.quality.minority_recall",
 }
 #: artifacts a twin's recipe writes beside it that carry a fault of their own
 COMPANION_TWIN_CODES = {"gan_collapsed_discriminator": "performance.chance_level"}
@@ -88,7 +90,7 @@ def test_expected_findings(stem):
         # the sidecars keep the codes they were recorded with: an old one must be a documented alias
         # (diagnostics.codes.ALIASES, matched to its replacement), a current one an analyzer's own
         for f in meta["expected_findings"]:
-            assert is_alias(f["code"]) or f["code"].split(".")[0] in {"weights", "architecture"}, f["code"]
+            assert is_alias(f["code"]) or f["code"].split(".")[0] in {"weights", "architecture", "predictions"}, f["code"]
         assert all(f["severity"] in {"info", "warning", "error"} and f["measured"] for f in meta["expected_findings"])
         assert meta["fault"]["measurement"] and "value" in meta["fault"]
     else:
