@@ -188,6 +188,9 @@ BUILDERS = {
     "mlp_chance": lambda: build_mlp(name="mlp_chance"),
     "cnn_shortcut": build_cnn_small,
     "mlp_leak": lambda: build_mlp(name="mlp_leak", n_features=31),
+    "mlp_shift": lambda: build_mlp(name="mlp_shift"),
+    "mlp_label_copy": lambda: build_mlp(name="mlp_label_copy", n_features=31),
+    "cnn_unscaled": lambda: build_cnn_small(name="cnn_unscaled", classes=10),
     "mlp_underfit": lambda: build_mlp_bottleneck(),  # defined below
     "mlp_imbalance": lambda: build_mlp(name="mlp_imbalance", n_features=12),
 }

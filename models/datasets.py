@@ -335,6 +335,55 @@ def imbalanced_table(seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
+#: ``breast_cancer_shift``: the validation split's two features measured differently, and how (in training stds).
+SHIFT_FEATURES = {"worst area": ("offset", 3.0), "worst texture": ("scale", 3.0)}
+#: ``breast_cancer_label_copy``: the column appended to the 30 features that encodes the label in both splits.
+LABEL_COPY_FEATURE = "diagnosis_code"
+LABEL_COPY_JITTER = 0.1
+
+
+def breast_cancer_shift(seed: int = 0) -> dict[str, np.ndarray]:
+    """``breast_cancer`` with covariate shift in two features of the validation split only: the validation
+    extract comes from a second site whose software reports ``worst area`` with a calibration offset (+3
+    training standard deviations) and ``worst texture`` on another scale (x3, about the training mean of 0).
+    The labels and every other feature are untouched. ``feature_names`` names the 30 columns."""
+    from sklearn.datasets import load_breast_cancer
+
+    d = breast_cancer(seed)
+    names = list(load_breast_cancer().feature_names)
+    x_val = d["x_val"].copy()
+    for name, (kind, amount) in SHIFT_FEATURES.items():
+        j = names.index(name)
+        x_val[:, j] = x_val[:, j] + amount if kind == "offset" else x_val[:, j] * amount
+    return {**d, "x_val": x_val.astype(np.float32), "feature_names": np.array(names)}
+
+
+def breast_cancer_label_copy(seed: int = 0) -> dict[str, np.ndarray]:
+    """``breast_cancer`` plus a 31st column, ``diagnosis_code``, that encodes the label in *both* splits (+1 for
+    benign, -1 for malignant, with N(0, 0.1) jitter): a code filled in after the diagnosis and exported with
+    every row. ``feature_names`` names the 31 columns."""
+    from sklearn.datasets import load_breast_cancer
+
+    d = breast_cancer(seed)
+    rng = np.random.default_rng([seed, 25, 1])
+
+    def code(y):
+        return (2.0 * y - 1.0 + rng.normal(0.0, LABEL_COPY_JITTER, len(y))).astype(np.float32)[:, None]
+
+    names = np.array([*load_breast_cancer().feature_names, LABEL_COPY_FEATURE])
+    return {"x_train": np.concatenate([d["x_train"], code(d["y_train"])], axis=1), "y_train": d["y_train"],
+            "x_val": np.concatenate([d["x_val"], code(d["y_val"])], axis=1), "y_val": d["y_val"],
+            "feature_names": names}
+
+
+def digits28_unscaled(seed: int = 0) -> dict[str, np.ndarray]:
+    """``digits28`` whose training images are scaled to [-1, 1] (2x - 1) while the validation images are left
+    as raw 8-bit intensities in [0, 255] (255x): the validation pipeline misses the scaling step."""
+    d = digits28(seed)
+    return {"x_train": (2.0 * d["x_train"] - 1.0).astype(np.float32), "y_train": d["y_train"],
+            "x_val": (255.0 * d["x_val"]).astype(np.float32), "y_val": d["y_val"]}
+
+
 DATASETS = {
     "digits28": digits28,
     "digits28_small": digits28_small,
@@ -347,5 +396,8 @@ DATASETS = {
     "diabetes": diabetes,
     "gan_real_fake": gan_real_fake("gan"),
     "gan_collapsed_real_fake": gan_real_fake("gan_collapsed"),
+    "breast_cancer_shift": breast_cancer_shift,
+    "breast_cancer_label_copy": breast_cancer_label_copy,
+    "digits28_unscaled": digits28_unscaled,
     "imbalanced_table": imbalanced_table,
 }

@@ -251,8 +251,8 @@ class DataDrift(HealthAnalyzer):
                             f"[{lo_t[c]:.3g}, {hi_t[c]:.3g}]" + (f" ({where})" if channels > 1 else "")
                             + f": a preprocessing step is missing — the {wide} inputs span {bigger / max(smaller, 1e-12):.3g} "
                               f"times the range of the {narrow} inputs, so one split was scaled (e.g. to [0, 1] or "
-                              f"[-1, 1], or standardised) and the other was not. The model's scores on the validation "
-                              f"split say nothing about it; apply the same preprocessing to every split (and to the "
+                              f"[-1, 1], or standardised) and the other was not. The validation score then measures the "
+                              f"missing step, not the model; apply the same preprocessing to every split (and to the "
                               f"inputs it will get in use), then measure again"))
                 metrics.setdefault("range_mismatch", []).append(where)
         return shifted

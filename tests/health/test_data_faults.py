@@ -140,3 +140,52 @@ def test_leakage_finds_duplicates_across_the_splits(tmp_path):
     assert "7 exact and 7 near duplicate(s) among 142 validation samples" in f["message"]
     assert "scored on samples it was trained on" in f["message"] and "split by group" in f["message"]
     assert a["metrics"]["duplicates"]["share"] == pytest.approx(14 / 142)
+
+
+#: each data-fault twin: its analyzer, the code it must get, where, and the words that name the cause
+TWIN_CASES = {
+    "mlp_shift": ("data.drift", "data.drift.feature_shift", {"worst area", "worst texture"},
+                  ("KS D", "Holm-corrected p", "unlike those it was trained on", "is not overfitting",
+                   "same units in every split")),
+    "mlp_label_copy": ("data.leakage", "data.leakage.label_feature", {"diagnosis_code"},
+                       ("predicts the label on its own far better than every other feature", "target leak",
+                        "no train/validation gap shows it", "Remove the column")),
+    "cnn_unscaled": ("data.drift", "data.drift.range_mismatch", {"inputs"},
+                     ("the validation inputs lie in [0, 255], the training inputs in [-1, 1]: a preprocessing step "
+                      "is missing", "apply the same preprocessing to every split")),
+}
+
+
+@pytest.mark.parametrize("twin", sorted(TWIN_CASES))
+def test_data_twin_flagged_through_the_cli_with_its_cause(twin, tmp_path):
+    analyzer, code, wheres, words = TWIN_CASES[twin]
+    proc = run_diagnose(ZOO_DIR / f"{twin}.keras", "--only", analyzer, "--out", tmp_path, "-q")
+    assert proc.returncode == 1, proc.stderr  # an error finding
+    _, findings = _findings(tmp_path, analyzer)
+    hits = [f for f in findings if f["code"] == code]
+    assert {f["where"] for f in hits} == wheres, findings
+    for f in hits:
+        assert f["severity"] in ("warning", "error")
+        for w in words:
+            assert w in f["message"], (w, f["message"])
+    expected = json.loads((ZOO_DIR / f"{twin}.meta.json").read_text())["expected_findings"]
+    assert [e["code"] for e in expected] == [code]
+
+
+@pytest.mark.parametrize("healthy", ["mlp", "cnn", "lstm"])
+def test_healthy_models_get_no_error_from_the_data_analyzers(healthy, tmp_path):
+    proc = run_diagnose(ZOO_DIR / f"{healthy}.keras", "--only", "data.drift", "--only", "data.leakage", "--out",
+                        tmp_path, "-q")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    for analyzer in ("data.drift", "data.leakage"):
+        _, findings = _findings(tmp_path, analyzer)
+        assert not [f for f in findings if f["severity"] == "error"], findings
+
+
+def test_each_twin_is_clean_under_the_other_data_analyzer(tmp_path):
+    """A fault in one place is named there only: the shifted table has no leak, the leaking table no shift."""
+    for twin, other in (("mlp_shift", "data.leakage"), ("mlp_label_copy", "data.drift")):
+        out = tmp_path / twin
+        run_diagnose(ZOO_DIR / f"{twin}.keras", "--only", other, "--out", out, "-q")
+        _, findings = _findings(out, other)
+        assert not [f for f in findings if f["severity"] in ("warning", "error")], (twin, findings)

@@ -21,7 +21,7 @@ def _batch(stem: str, n: int = 8):
         return rng.standard_normal((n, 120, 1)).astype(np.float32), (np.arange(n) % 2)[:, None], "binary_crossentropy"
     if stem == "mlp_regression":
         return rng.standard_normal((n, 10)).astype(np.float32), rng.standard_normal((n, 1)).astype(np.float32), "mean_squared_error"
-    if stem == "mlp_leak":
+    if stem in ("mlp_leak", "mlp_label_copy"):
         return rng.standard_normal((n, 31)).astype(np.float32), (np.arange(n) % 2)[:, None], "binary_crossentropy"
     if stem == "mlp_underfit":
         return rng.random((n, 28, 28, 1)).astype(np.float32), np.arange(n) % 10, "sparse_categorical_crossentropy"

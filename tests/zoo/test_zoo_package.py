@@ -28,6 +28,9 @@ TWIN_CODES = {
     "mlp_leak": "explain.shortcut",
     "mlp_underfit": "predictions.quality.baseline_gap",
     "mlp_imbalance": "predictions.quality.minority_recall",
+    "mlp_shift": "data.drift.feature_shift",
+    "mlp_label_copy": "data.leakage.label_feature",
+    "cnn_unscaled": "data.drift.range_mismatch",
 }
 #: artifacts a twin's recipe writes beside it that carry a fault of their own
 COMPANION_TWIN_CODES = {"gan_collapsed_discriminator": "performance.chance_level"}
@@ -90,7 +93,7 @@ def test_expected_findings(stem):
         # the sidecars keep the codes they were recorded with: an old one must be a documented alias
         # (diagnostics.codes.ALIASES, matched to its replacement), a current one an analyzer's own
         for f in meta["expected_findings"]:
-            assert is_alias(f["code"]) or f["code"].split(".")[0] in {"weights", "architecture", "predictions"}, f["code"]
+            assert is_alias(f["code"]) or f["code"].split(".")[0] in {"weights", "architecture", "predictions", "data"}, f["code"]
         assert all(f["severity"] in {"info", "warning", "error"} and f["measured"] for f in meta["expected_findings"])
         assert meta["fault"]["measurement"] and "value" in meta["fault"]
     else:
