@@ -33,6 +33,16 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
         "turn_tolerance": 0.05,
         # Epochs trained past the turn before it is worth a warning (early stopping would have helped).
         "epochs_past_warning": 5,
+        # A training loss this many times the lowest of the epochs before it (or, at the first epoch, a uniform
+        # prediction's ln k): tenfold is no mini-batch noise (the zoo's healthy models stay under 1.5), a
+        # hundredfold is divergence (issue 25: a spike of 2.9e3 against ln 2 in the first epoch).
+        "spike_warning": 10,
+        "spike_error": 100,
+        # A final training loss at 90% or more of a uniform prediction's, flat (within plateau_tolerance) over the
+        # last plateau_epochs epochs: training stalled where the inputs say nothing about the labels.
+        "plateau_warning": 0.9,
+        "plateau_tolerance": 0.05,
+        "plateau_epochs": 5,
         # Expected calibration error on validation data worth a warning when it also exceeds train ECE.
         "ece_warning": 0.10,
         "bootstrap": 1000,
@@ -91,6 +101,12 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
         # A step is within the effective memory while its gradient norm is at least this share of the
         # profile's peak.
         "memory_floor": 0.01,
+        # Share of the profile's total on its largest step: how far the output depends on one position.
+        # The zoo's healthy lstm puts 11% on its largest step (of 50), the transformer 4% (of 24), the
+        # lstm_exploding twin 22%. Over 90% the other steps barely move the output; over 99% it sees
+        # one position only (issue 25: a causal mask with first-position pooling gave [1.83, 0 x 23]).
+        "focus_warning": 0.9,
+        "focus_error": 0.99,
         "max_samples": 256,
     },
     "spectra": {

@@ -52,6 +52,14 @@ class TemporalGradientHealth(HealthAnalyzer):
                        "if the signal is early); above it the backward signal grows at every step back (recurrent "
                        "Jacobian with spectral radius above 1) and training diverges: clip gradients (clipnorm=1.0), "
                        "use tanh/sigmoid-gated cells with orthogonal recurrent initialisation, and lower the learning rate"),
+        Measure("focus", "Share of the input gradient on its largest step", unit="fraction",
+                direction=Direction.HIGHER_IS_WORSE, warning="focus_warning", error="focus_error", format=".0%",
+                reference="the zoo's healthy lstm puts 11% on one step of 50, the transformer 4% of 24; over 90% the "
+                          "other steps barely move the output, over 99% it sees one position",
+                advice="the model cannot use the rest of the sequence: check the attention mask and the pooling (a "
+                       "causal mask with first-position pooling lets the output see only the first token), the "
+                       "slicing of the sequence output (return_sequences, a [:, 0] or [:, -1]), and whether the task "
+                       "needs the sequence at all"),
         Measure("memory_length", "Effective memory length", unit="steps", format=".0f"),
         # where: the step index, 0 = the first
         Measure("step_grad_norm", "Loss-gradient norm per time step", unit="L2 norm", scale="log", scope=Scope.FEATURE),
@@ -91,9 +99,26 @@ class TemporalGradientHealth(HealthAnalyzer):
             if first:
                 note += (f"; its effective memory is the last {s['memory_length']} steps (the gradient at steps "
                          f"0-{first - 1} is under {t['memory_floor']:.0%} of its peak)")
-        values = [Value("early_late_ratio", ratio, where=f"{layer}, {early}", note=note),
-                  Value("memory_length", s["memory_length"],
-                        note=f"steps back from the last whose gradient is at least {t['memory_floor']:.0%} of the peak")]
+        values = [Value("early_late_ratio", ratio, where=f"{layer}, {early}", note=note)]
+        if s["focus"] is not None and steps > 1:
+            alone = ""
+            if s["focus"] >= t["focus_error"]:
+                alone = ": the output depends on that one position"
+            elif s["focus"] >= t["focus_warning"]:
+                alone = ": the output depends on that position almost alone"
+            # A gradient that vanishes (or explodes) through time piles up at one end: the early/late ratio
+            # names that cause, so the focus it makes is shown beside it and not judged a second time.
+            through_time = ratio is not None and not t["vanishing_warning"] <= ratio <= t["exploding_warning"]
+            if through_time:
+                alone += "; the early/late ratio outside its band is why"
+            values.append(Value(
+                "focus", s["focus"], where=f"{layer}, step {s['focus_step']}",
+                ceiling=Severity.INFO if through_time else None,
+                note=f"of the loss gradient w.r.t. {space} on {source}, summed over the {steps} steps, step "
+                     f"{s['focus_step']} gets {s['focus']:.0%} and the other {steps - 1} share the rest{alone}"))
+        values.append(Value("memory_length", s["memory_length"],
+                            note=f"steps back from the last whose gradient is at least {t['memory_floor']:.0%} of the "
+                                 f"peak"))
         profile = [finite_or_none(v) for v in s["profile"]]
         values += [Value("step_grad_norm", v, where=str(i)) for i, v in enumerate(profile)]
         metrics = {"inputs": source, "targets": tg["targets_from"], "loss": tg["loss_desc"], "layer": layer,
@@ -190,6 +215,8 @@ def temporal_summary(norms, edge_fraction: float = 0.1, memory_floor: float = 0.
     finite = bool(np.isfinite(profile).all())
     early, late = float(profile[:k].mean()), float(profile[-k:].mean())
     ratio = early / late if finite and late > 0 else None
+    total = float(profile.sum()) if finite else 0.0
+    focus = float(profile.max() / total) if total > 0 else None
     memory = None
     first = None
     if finite and profile.max() > 0:
@@ -197,7 +224,8 @@ def temporal_summary(norms, edge_fraction: float = 0.1, memory_floor: float = 0.
         first = int(above[0])
         memory = steps - first
     return {"profile": profile, "steps": steps, "edge_steps": k, "early": early, "late": late,
-            "early_late_ratio": ratio, "memory_length": memory, "first_step_above_floor": first, "finite": finite}
+            "early_late_ratio": ratio, "memory_length": memory, "first_step_above_floor": first, "finite": finite,
+            "focus": focus, "focus_step": int(np.argmax(profile)) if focus is not None else None}
 
 
 def _profile_plot(path, profile: list, *, title: str) -> str:

@@ -161,3 +161,47 @@ def test_the_band_judges_exactly_as_the_two_one_sided_checks_did():
     for r in (1e-9, 1e-5 * 0.999, 1e-5, 5e-4, 1e-3 * 0.999, 1e-3, 1.0, 1e3, 1e3 * 1.001, 1e5, 1e5 * 1.001, 1e9):
         result = judge(T, Measurements(values=[Value("early_late_ratio", r, where="rnn, steps 0-1")]), thresholds_of(T, {}))
         assert [f.severity.value for f in result.findings] == ([old(r)] if old(r) else []), r
+
+
+def test_an_output_that_sees_one_position_is_a_model_finding(keras_tf, run_health):
+    """Issue 25: a causal mask with first-position pooling lets the output see only the first token, so the
+    gradient reaches step 0 and nothing else. The early/late ratio has no late gradient to divide by and said
+    nothing; the focus (the share of the profile on its largest step) names it as the model's fault."""
+    keras = keras_tf
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12,), dtype="int32")
+    h = keras.layers.Embedding(20, 8, name="embed")(inp)
+    h = keras.layers.MultiHeadAttention(2, 4, name="attention")(h, h, use_causal_mask=True)
+    h = keras.layers.Flatten()(keras.layers.Cropping1D((0, 11), name="first_token")(h))
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+    x = np.random.default_rng(0).integers(1, 20, (64, 12)).astype(np.int32)
+    y = (x[:, 0] > 10).astype(np.int32)
+    rec = run_health(model, (x, y), only=("health.temporal",))["health.temporal"]
+    assert rec.status == "ok", rec.reason
+    assert rec.metrics["profile"][0] > 0 and rec.metrics["profile"][1:] == [0.0] * 11
+    (f,) = [f for f in rec.findings if f.code == "health.temporal.focus"]
+    assert (f.severity.value, f.where) == ("error", "attention, step 0")
+    assert ("Share of the input gradient on its largest step 100%, at or above the error threshold 0.99" in f.message
+            and "step 0 gets 100% and the other 11 share the rest: the output depends on that one position" in f.message
+            and "a causal mask with first-position pooling lets the output see only the first token" in f.message)
+
+
+def test_a_focus_that_vanishing_through_time_explains_is_shown_not_judged(keras_tf, run_health):
+    """Cause before symptom: when the gradient vanishes through time it piles up on the last steps; the
+    early/late ratio is the finding, and the focus it makes is a value beside it, capped at info."""
+    keras = keras_tf
+    model = _stacked_rnn(keras)
+    x = np.random.default_rng(0).normal(size=(64, 60, 1)).astype(np.float32) * 3
+    y = (x[:, 0, 0] > 0).astype(np.int32)
+    strict = {"focus_warning": 0.1, "focus_error": 0.12}  # this model's focus (0.148) is past both
+    rec = run_health(model, (x, y), only=("health.temporal",), options={"health.temporal": strict})["health.temporal"]
+    ratio = rec.metrics["early_late_ratio"]
+    assert ratio < 1e-3
+    (value,) = rec.measure("focus").values
+    assert value.value > 0.12 and value.where == "rnn1, step 57"  # of 0-59: the late end
+    assert value.outcome.value == "passed" and "the early/late ratio outside its band is why" in value.note
+    assert [f.code for f in rec.findings] == ["health.temporal.early_late_ratio"]
+    # the same focus with the ratio inside its band is judged
+    widened = dict(strict, vanishing_warning=ratio / 10, vanishing_error=ratio / 100)
+    rec = run_health(model, (x, y), only=("health.temporal",), options={"health.temporal": widened})["health.temporal"]
+    assert [(f.code, f.severity.value) for f in rec.findings] == [("health.temporal.focus", "error")]
