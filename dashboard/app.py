@@ -12,7 +12,7 @@ st.set_page_config(page_title="diagnostics dashboard", page_icon=":material/trou
 
 pages = {
     "Report": [st.Page(ui.PAGES[k][0], title=ui.PAGES[k][1], icon=ui.PAGES[k][2], default=(k == "overview"))
-               for k in ("overview", "explanations", "health")],
+               for k in ("overview", "explanations", "health", "data")],
     "Tools": [st.Page(ui.PAGES[k][0], title=ui.PAGES[k][1], icon=ui.PAGES[k][2]) for k in ("compare", "sweep", "run", "plugins")],
 }
 ui.report_picker()

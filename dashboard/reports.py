@@ -107,9 +107,15 @@ def by_category(report: Report, category: str) -> list[AnalyzerRecord]:
 
 def health_records(report: Report) -> list[AnalyzerRecord]:
     """The analyzers the Health page shows, in report order: every one with measure sections (whatever
-    its category), and every ``health`` analyzer without any (skipped, failed, not yet a
+    its category, but ``data``: those are the Data page's), and every ``health`` analyzer without any (skipped, failed, not yet a
     :class:`~diagnostics.HealthAnalyzer`, or read from a schema 2 report), shown by its findings and metrics."""
-    return [r for r in report.analyzers if r.measures or r.category == "health"]
+    return [r for r in report.analyzers if r.category != "data" and (r.measures or r.category == "health")]
+
+
+def data_records(report: Report) -> list[AnalyzerRecord]:
+    """The analyzers the Data page shows, in report order: those of category ``data`` (the faults that
+    live in the data and the predictions: drift, leakage, prediction quality), with or without sections."""
+    return [r for r in report.analyzers if r.category == "data"]
 
 
 # -- reading metrics --------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ PAGES = {  # key -> (file, title, icon)
     "overview": ("views/overview.py", "Overview", ":material/dashboard:"),
     "explanations": ("views/explanations.py", "Explanations", ":material/visibility:"),
     "health": ("views/health.py", "Health", ":material/monitor_heart:"),
+    "data": ("views/data.py", "Data", ":material/dataset:"),
     "compare": ("views/compare.py", "Compare", ":material/compare_arrows:"),
     "sweep": ("views/sweep.py", "Sweep", ":material/timeline:"),
     "run": ("views/run.py", "Run a diagnosis", ":material/play_arrow:"),
@@ -281,3 +282,50 @@ def analyzer_section(r: AnalyzerRecord, directory: Path, key: str) -> None:
         metrics_table(r, key=key)
     show_images(r, directory)
     show_metrics_json(r)
+
+
+def measure_page(records: list[AnalyzerRecord], directory: Path, *, key: str, prefix: str,
+                 empty: tuple[str, str]) -> None:
+    """The body of a page of analyzers drawn from their measure sections (Health, Data): a table of every
+    measure (click a row to choose its analyzer), a selector kept in the URL's ``?analyzer=`` (which the
+    Overview's link sets), and the chosen analyzer's findings and measures (:func:`analyzer_section`).
+    ``key`` is the selector's session key, ``prefix`` that of the page's other widgets; ``empty`` the
+    placeholder's two lines when no analyzer belongs here."""
+    import pandas as pd
+
+    if not records:
+        placeholder(*empty)
+        st.stop()
+    #: the worst first (report order among equals), so the default choice is the first option
+    names = [r.name for r in sorted(records, key=lambda r: -(r.worst.rank if r.worst else -1))]
+    table, url = f"{prefix}-measures", f"{prefix}-url"
+    summary = reports.measure_summary(records)
+    if summary:
+        rows = pd.DataFrame(summary, columns=["analyzer", "measure", "unit", "code", "scope", "values", "worst", "judged"])
+
+        def _pick_row():
+            sel = st.session_state.get(table)
+            picked = getattr(getattr(sel, "selection", None), "rows", None) if sel is not None else None
+            if picked is None and isinstance(sel, dict):
+                picked = sel.get("selection", {}).get("rows")
+            if picked:
+                st.session_state[key] = summary[picked[0]]["analyzer"]
+
+        st.caption("Every measure in this report; click a row to show its analyzer below.")
+        st.dataframe(_styled(rows, {"worst": reports.OUTCOME_COLOURS}), hide_index=True, key=table,
+                     on_select=_pick_row, selection_mode="single-row",
+                     column_config={"judged": st.column_config.TextColumn(width="medium")})
+    else:
+        st.caption("No analyzer in this report has measure sections (a report of schema 2, or analyzers that did not "
+                   "run): each is shown below with its findings and metrics.")
+    # The URL says which analyzer (the Overview links here with ?analyzer=NAME, and a shared link keeps it): it
+    # decides when it names another analyzer than the page last put there, or the selector is new on this visit.
+    asked = st.query_params.get("analyzer")
+    if asked in names and (key not in st.session_state or asked != st.session_state.get(url)):
+        st.session_state[key] = asked
+    elif st.session_state.get(key) not in names:
+        st.session_state.pop(key, None)
+    chosen = st.radio("Analyzer", names, key=key, horizontal=True, format_func=md_line)
+    st.query_params["analyzer"] = st.session_state[url] = chosen
+    with st.container(border=True):
+        analyzer_section(next(r for r in records if r.name == chosen), directory, key=f"{prefix[0]}-{chosen}")

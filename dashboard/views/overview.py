@@ -108,3 +108,6 @@ if record.category == "explanation":
 if record.name in {r.name for r in reports.health_records(report)}:
     st.page_link(ui.PAGES["health"][0], label="Open it on the Health page", icon=ui.PAGES["health"][2],
                  query_params={"analyzer": record.name})
+if record.category == "data":
+    st.page_link(ui.PAGES["data"][0], label="Open it on the Data page", icon=ui.PAGES["data"][2],
+                 query_params={"analyzer": record.name})

@@ -206,3 +206,38 @@ def test_compare_lists_the_measures_that_changed(open_app, tmp_path):
     assert changed.to_dict("records") == [{"analyzer": "probe.health", "measure": "Gradient norm", "where": "dense_2",
                                            "A": 50.0, "B": 5.0, "B − A": -45.0, "outcome A": "warning",
                                            "outcome B": "passed"}]
+
+
+class DataProbe(hr.Probe):
+    """The same measures, from an analyzer of category ``data`` (drift, leakage, prediction quality)."""
+
+    name = "probe.data"
+    category = "data"
+
+
+def test_data_analyzers_have_their_own_page_drawn_from_their_sections(open_app, tmp_path):
+    """Issue 25's Data page: analyzers of category ``data`` are on it, drawn by the Health page's own body from
+    their sections, and not on the Health page; the Overview links a data analyzer to it; a report without
+    one says what would fill it."""
+    report = hr.write_report(tmp_path / "probe", hr.record(tmp_path / "probe", DataProbe))
+    at = open_app(tmp_path / "probe", "data")
+    assert at.title[0].value == "Data"
+    assert at.radio(key="data-analyzer").options == [md_line("probe.data")]
+    (summary,) = frame_with(at, "analyzer", "measure", "worst")
+    assert list(summary["code"]) == [s.code for s in report.record("probe.data").measures]
+    assert set(summary["analyzer"]) == {"probe.data"}
+    assert len(specs(at)) == len([s for s in report.record("probe.data").measures if len(s.values) > 1])
+    health = open_app(tmp_path / "probe", "health")
+    assert health.radio(key="analyzer").options == [md_line("probe.health"), md_line("health.legacy")]
+    # the Overview's details on the data analyzer link to the Data page with it chosen
+    overview = open_app(tmp_path / "probe")
+    overview.selectbox(key="overview-analyzer").set_value("probe.data").run()
+    links = [e.proto for e in overview.get("page_link")]
+    assert [(l.label, l.page, dict(l.query_string and [l.query_string.split("=")] or [])) for l in links
+            if "Data" in l.label] == [("Open it on the Data page", "data", {"analyzer": "probe.data"})]
+    empty = open_app(hr.write_report(tmp_path / "plain") and tmp_path / "plain", "data")
+    assert [i.value for i in empty.info] == [
+        "**No data analyzer in this report.**  \nData analyzers (input drift between the splits, label leakage, "
+        "prediction quality per class, or any third-party analyzer of category `data`) need both splits with labels: "
+        "run `diagnose MODEL --data FILE.npz` with x_train, y_train, x_val and y_val, or a model whose sidecar names "
+        "its data."]
