@@ -28,7 +28,7 @@ TWINS: tuple[str, ...] = ("cnn_overfit", "cnn_dead_relu", "mlp_vanishing", "mlp_
                           # faults found by the temporal, baseline and shortcut checks (issue 12)
                           "rnn_vanishing", "mlp_chance", "cnn_shortcut", "mlp_leak",
                           # faults in the predictions (issue 25)
-                          "mlp_underfit", "mlp_imbalance",
+                          "mlp_underfit", "mlp_imbalance", "mlp_diverged",
                           # faults in the data (issue 25)
                           "mlp_shift", "mlp_label_copy", "cnn_unscaled")
 #: Every zoo entry, in the order ``train`` builds them.

@@ -193,6 +193,7 @@ BUILDERS = {
     "cnn_unscaled": lambda: build_cnn_small(name="cnn_unscaled", classes=10),
     "mlp_underfit": lambda: build_mlp_bottleneck(),  # defined below
     "mlp_imbalance": lambda: build_mlp(name="mlp_imbalance", n_features=12),
+    "mlp_diverged": lambda: build_mlp(name="mlp_diverged"),
 }
 
 

@@ -1,5 +1,5 @@
-"""Twins whose fault lies in the predictions (issue 25): a network below a linear model, and a classifier
-that never predicts its rare class. Imported at the bottom of :mod:`diagnostics_zoo.train`, whose
+"""Twins whose fault lies in the predictions and the training run (issue 25): a network below a linear model,
+a classifier that never predicts its rare class, and a diverged run. Imported at the bottom of :mod:`diagnostics_zoo.train`, whose
 ``recipe`` registry and helpers they use; ``python -m diagnostics_zoo.train mlp_underfit`` trains one.
 
 Each recipe measures its raw fault with scikit-learn and numpy only (never through the analyzers), and
@@ -83,3 +83,29 @@ def train_mlp_imbalance(ctx: Context) -> list[Artifact]:
                "value": recall, "predicted_rare": int(pred.sum()), "balanced_accuracy": balanced,
                "train_counts": [int(c) for c in counts],
                "weighted_logistic_regression_recall": weighted_recall}))]
+
+
+@recipe("mlp_diverged")
+def train_mlp_diverged(ctx: Context) -> list[Artifact]:
+    import math
+
+    data = DATASETS["breast_cancer"](SEED)
+    model = A.BUILDERS["mlp_diverged"]()
+    # The mlp's recipe at a learning rate 3,000 times its own: the first epoch's steps throw the weights far
+    # out (training loss 2.5e3), and the run never recovers: the loss then sits flat near ln 2.
+    history, final, training = fit(model, data, keras.optimizers.Adam(3.0), "binary_crossentropy", 10, 32)
+    spike = history["loss"][0] / math.log(2)
+    p = model.predict(data["x_val"], batch_size=512, verbose=0)[:, 0]
+    majority = float(np.mean(data["y_val"] == np.bincount(data["y_train"]).argmax()))
+    return [Artifact("mlp_diverged", model, sidecar(
+        "mlp_diverged", "The mlp trained with Adam at learning rate 3.0: its training loss spikes to thousands in the "
+        "first epoch and then stays flat near a uniform prediction's ln 2, the output barely depending on the input "
+        "(a diverged run).", "breast_cancer", "tabular", "binary", history, final, training,
+        expected_findings=[finding("health.overfitting.loss_spike", "error",
+                                   f"training loss {history['loss'][0]:.4g} at epoch 1, {spike:.0f} times ln 2; "
+                                   f"{history['loss'][-1]:.3f} at the last epoch; validation accuracy "
+                                   f"{final['val_accuracy']:.3f} against the majority class's {majority:.3f}")],
+        fault={"measurement": "the first epoch's training loss divided by ln 2 (a uniform prediction's binary "
+                              "cross-entropy)", "value": spike, "first_epoch_loss": history["loss"][0],
+               "final_loss": history["loss"][-1], "val_output_std": float(np.std(p)),
+               "majority_accuracy": majority}))]

@@ -7,7 +7,8 @@ trivial predictor that ignores its input (majority class and label prior, or the
 history (sidecar ``history``, a Keras ``History`` passed to :func:`diagnostics.diagnose`,
 or ``--option health.overfitting.history=log.csv`` from a ``CSVLogger``): the loss and the compiled
 metrics per epoch, the best epoch, the epoch where validation loss turned up and how many epochs ran
-past it.
+past it; and the training loss read as a course: a NaN or a spike (divergence) and a flat loss at a uniform
+prediction's (a plateau).
 
 Every number is a value of a declared measure, judged by the host (:class:`diagnostics.HealthAnalyzer`);
 the chance-level diagnosis (several numbers on two splits) and non-finite outputs are findings of their own.
@@ -59,6 +60,20 @@ class Overfitting(HealthAnalyzer):
                 reference="Prechelt 1998; judged once validation loss has turned up, staying turn_tolerance above "
                           "its minimum",
                 advice="use EarlyStopping(monitor='val_loss', restore_best_weights=True)"),
+        Measure("loss_spike", "Largest training-loss spike, × the reference", direction=Direction.HIGHER_IS_WORSE,
+                warning="spike_warning", error="spike_error", format=".3g",
+                reference="an epoch's training loss over the lowest of the epochs before it (at least 1% of a "
+                          "uniform prediction's loss), the first epoch's over a uniform prediction's ln k; "
+                          "tenfold is no mini-batch noise, a hundredfold is divergence",
+                advice="restart from the weights before the spike with a lower learning rate, gradient clipping "
+                       "(clipnorm=1.0) and a warm-up; check the inputs are scaled and free of NaN"),
+        Measure("plateau", "Final training loss ÷ a uniform prediction's", direction=Direction.HIGHER_IS_WORSE,
+                warning="plateau_warning", format=".3f",
+                reference="cross-entropy against ln k, judged only when the loss stayed within plateau_tolerance "
+                          "over the last plateau_epochs epochs: a flat loss at a uniform prediction's has stalled "
+                          "where the inputs say nothing",
+                advice="check the learning rate (too high leaves dead or saturated units, too low no progress), "
+                       "the initialisation, the input scaling, and that the labels match the inputs"),
         Measure("loss", "Loss per epoch", scope=Scope.EPOCH, format=".4g"),
         Measure("metrics", "Compiled metrics per epoch", scope=Scope.EPOCH, format=".4g"),
     )
@@ -89,6 +104,7 @@ class Overfitting(HealthAnalyzer):
             self._baseline(context, findings, metrics, outputs)
         if history:
             self._history(history, history_source, t, values, metrics, gap_known="gap" in metrics)
+            self._course(history, history_source, t, uniform_loss(context.info), values, findings, metrics)
         return Measurements(values=values, findings=findings, metrics=metrics)
 
     # -- both splits -----------------------------------------------------------------------------
@@ -284,6 +300,98 @@ class Overfitting(HealthAnalyzer):
                 note=f"at the last epoch of the training history ({source}) accuracy was {acc['train']:.3f} on "
                      f"training batches vs {acc['val']:.3f} on validation; no data given, so no confidence interval "
                      f"and at most a warning"))
+
+
+    # -- the history's course: divergence and plateaus -----------------------------------------------
+    def _course(self, history, source, t, chance, values, findings, metrics) -> None:
+        """The training loss read as a course: a NaN/Inf or a spike (divergence) and a flat loss at a
+        uniform prediction's (a plateau where nothing is learnt), from the history alone."""
+        if not history.get("loss"):
+            return
+        c = loss_course(history["loss"], chance, int(t["plateau_epochs"]), t["plateau_tolerance"])
+        metrics.setdefault("history", {})["course"] = c
+        if c["nonfinite_epoch"] is not None:
+            findings.append(Finding(
+                "health.overfitting.loss_spike", Severity.ERROR, where=f"epoch {c['nonfinite_epoch']}",
+                message=f"the training loss became NaN or Inf at epoch {c['nonfinite_epoch']} (history from {source}): "
+                        f"training diverged, and every weight update after it is garbage — restart from the weights "
+                        f"before that epoch with a lower learning rate and gradient clipping (clipnorm=1.0), and check "
+                        f"the inputs and labels for NaN"))
+        if c["spike"] is not None:
+            e = c["spike_epoch"]
+            after = (f"; the loss then stayed within {t['plateau_tolerance']:.0%} of {c['final']:.4g} to the last epoch, "
+                     f"as a model whose output no longer depends on its input does" if c["flat"] and e < c["epochs"] else "")
+            values.append(Value("loss_spike", c["spike"], where=f"epoch {e}",
+                                note=f"the training loss reached {c['spike_loss']:.4g} at epoch {e} against {c['reference']:.4g}, "
+                                     f"{c['reference_kind']} (history from {source}): training diverged there — the "
+                                     f"learning rate is too high for this model, or a gradient exploded{after}"))
+        if c["plateau"] is not None:
+            values.append(Value(
+                "plateau", c["plateau"], where=f"epochs {c['epochs'] - c['flat_epochs'] + 1}-{c['epochs']}" if c["flat"] else "",
+                ceiling=None if c["flat"] else Severity.INFO,
+                note=(f"the training loss stayed within {t['plateau_tolerance']:.0%} over the last {c['flat_epochs']} epochs "
+                      f"at {c['final']:.4g}, where predicting every class as equally likely scores ln {c['classes']} = "
+                      f"{chance:.4g} (history from {source}): training stalled without learning what the inputs say")
+                if c["flat"] else f"the training loss still moved over the last {c['flat_epochs']} epochs: not judged"))
+
+
+def uniform_loss(info) -> float | None:
+    """The cross-entropy of predicting every class as equally likely (ln k; ln 2 per sigmoid unit), the
+    loss any initialised classifier starts near; None when the model's loss is not a cross-entropy."""
+    import math
+
+    from diagnostics.health import per_sample_loss_fn
+
+    try:
+        loss, _ = per_sample_loss_fn(info)
+    except Exception:  # noqa: BLE001 - an unusual output: no reference, the spike is read against the history alone
+        return None
+    name = type(loss).__name__
+    if "Crossentropy" not in name:
+        return None
+    units = (info.output_shapes[0][-1] if info.output_shapes and info.output_shapes[0] else None) or 1
+    return math.log(units if "Categorical" in name and units > 1 else 2)
+
+
+def loss_course(loss: list, chance: float | None, plateau_epochs: int = 5, tolerance: float = 0.05) -> dict[str, Any]:
+    """The course of a per-epoch training loss (1-based epochs): the first non-finite epoch; the largest
+    spike, an epoch's loss over the lowest of the epochs before it (floored at 1% of ``chance``, or of the
+    first loss, so that a loss near 0 cannot make noise a spike), the first epoch's over ``chance`` (a uniform
+    prediction's loss, when the loss is a cross-entropy); and the plateau, the final loss over ``chance``,
+    with whether the last ``plateau_epochs`` stayed within ``tolerance`` of their mean."""
+    import math
+
+    import numpy as np
+
+    v = np.array([np.nan if x is None else float(x) for x in loss], np.float64)
+    finite = np.isfinite(v)
+    bad = np.flatnonzero(~finite)
+    out: dict[str, Any] = {"epochs": len(v), "nonfinite_epoch": int(bad[0]) + 1 if len(bad) else None,
+                           "spike": None, "spike_epoch": None, "spike_loss": None, "reference": None,
+                           "reference_kind": None, "plateau": None, "flat": False,
+                           "flat_epochs": min(plateau_epochs, len(v)), "final": None,
+                           "classes": None if chance is None else int(round(math.exp(chance)))}
+    if not finite.any():
+        return out
+    floor = 0.01 * (chance if chance is not None else abs(v[finite][0]))
+    for e in np.flatnonzero(finite):
+        before = v[:e][finite[:e]]
+        if len(before):
+            ref, kind = max(float(before.min()), floor), "the lowest loss of the epochs before"
+        elif chance is not None:
+            ref, kind = chance, "a uniform prediction's loss, ln k"
+        else:
+            continue
+        if ref > 0 and (out["spike"] is None or v[e] / ref > out["spike"]):
+            out.update(spike=float(v[e] / ref), spike_epoch=int(e) + 1, spike_loss=float(v[e]), reference=ref,
+                       reference_kind=kind)
+    last = v[-out["flat_epochs"]:]
+    out["final"] = float(v[-1]) if finite[-1] else None
+    if len(last) >= 2 and np.isfinite(last).all():
+        out["flat"] = bool(last.max() - last.min() <= tolerance * abs(last.mean()))
+    if chance is not None and out["final"] is not None:
+        out["plateau"] = out["final"] / chance
+    return out
 
 
 def _series_name(key: str, h: dict) -> tuple[str, str] | None:

@@ -122,7 +122,9 @@ def test_history_alone_gives_a_gap_without_interval_at_most_a_warning(models, ru
     assert rec.metrics["history"]["turn_epoch"] is None
     # the callback's health/ records belong to the analyzers of those quantities
     assert {v.series for v in rec.measure("metrics").values} == {"train accuracy", "validation accuracy"}
-    assert [s.measure for s in rec.measures] == ["gap", "epochs_past_best", "loss", "metrics"]
+    # the course of the loss is read too (shown here: no spike, no plateau)
+    assert [s.measure for s in rec.measures] == ["gap", "epochs_past_best", "loss_spike", "plateau", "loss", "metrics"]
+    assert rec.measure("loss_spike").worst == rec.measure("plateau").worst == "passed"
 
 
 def test_healthy_model_has_no_overfitting_error(models, tabular, run_health, codes):

@@ -28,6 +28,7 @@ TWIN_CODES = {
     "mlp_leak": "explain.shortcut",
     "mlp_underfit": "predictions.quality.baseline_gap",
     "mlp_imbalance": "predictions.quality.minority_recall",
+    "mlp_diverged": "health.overfitting.loss_spike",
     "mlp_shift": "data.drift.feature_shift",
     "mlp_label_copy": "data.leakage.label_feature",
     "cnn_unscaled": "data.drift.range_mismatch",
@@ -93,7 +94,7 @@ def test_expected_findings(stem):
         # the sidecars keep the codes they were recorded with: an old one must be a documented alias
         # (diagnostics.codes.ALIASES, matched to its replacement), a current one an analyzer's own
         for f in meta["expected_findings"]:
-            assert is_alias(f["code"]) or f["code"].split(".")[0] in {"weights", "architecture", "predictions", "data"}, f["code"]
+            assert is_alias(f["code"]) or f["code"].split(".")[0] in {"weights", "architecture", "predictions", "data", "health"}, f["code"]
         assert all(f["severity"] in {"info", "warning", "error"} and f["measured"] for f in meta["expected_findings"])
         assert meta["fault"]["measurement"] and "value" in meta["fault"]
     else:

@@ -48,3 +48,12 @@ def test_mlp_imbalance_never_predicts_its_rare_class(load_model, dataset):
     # the cause is the imbalance, not the features: inverse-frequency weights find most of the rare class
     weighted = _logistic_regression(d, class_weight="balanced")
     assert float(np.mean(weighted[rare] == 1)) >= 0.6
+
+
+def test_mlp_diverged_spiked_in_its_first_epoch_and_then_learnt_nothing(load_model, dataset, meta):
+    model, d = load_model("mlp_diverged"), dataset("mlp_diverged")
+    loss = meta("mlp_diverged")["history"]["loss"]
+    assert loss[0] / np.log(2) >= 1000, loss[0]  # a uniform prediction's loss is ln 2
+    assert abs(loss[-1] - np.log(2)) < 0.1 and max(loss[-5:]) - min(loss[-5:]) < 0.05 * np.mean(loss[-5:])
+    acc = float(np.mean((model.predict(d["x_val"], batch_size=512, verbose=0)[:, 0] >= 0.5) == d["y_val"]))
+    assert acc <= float(np.mean(d["y_val"] == np.bincount(d["y_train"]).argmax())) + 0.01, acc
