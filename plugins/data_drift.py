@@ -36,6 +36,9 @@ DEFAULTS = {
     # family-wise error rate (Holm) or false discovery rate (Benjamini-Hochberg) of the tests
     "alpha": 0.05,
     "correction": "holm",
+    # the test in the model's own feature space: samples per split, permutations of the split labels
+    "mmd_samples": 400,
+    "mmd_permutations": 200,
 }
 _HELP = {
     "max_samples": "samples per split compared",
@@ -43,6 +46,8 @@ _HELP = {
     "alpha": "level of the corrected tests: a shift is judged only where the corrected p-value is below it",
     "correction": "multiple-testing correction over the features or channels: holm (family-wise) or bh "
                   "(Benjamini-Hochberg, false discovery rate)",
+    "mmd_samples": "samples per split compared in the model's penultimate layer (0: no feature-space test)",
+    "mmd_permutations": "permutations of the split labels behind the feature-space test's p-value",
 }
 THRESHOLDS = {
     # KS D (or total variation) of one feature: 0.1 of the probability mass moved is visible in the scores of a
@@ -60,6 +65,9 @@ THRESHOLDS = {
     "scale_error_high": 4.0,
     # ranges (max - min) of the two splits differing by at least this factor: a scaling step is missing
     "range_ratio": 10.0,
+    # squared MMD between the splits' penultimate-layer features (RBF kernel, median bandwidth, so values lie in
+    # [0, 2]); the zoo's healthy models measure below 0.005 (see docs/health.md)
+    "mmd_warning": 0.05,
 }
 
 _WHY = ("the model meets inputs unlike those it was trained on, so its validation score measures the shift as much "
@@ -86,6 +94,8 @@ class DataDrift(HealthAnalyzer):
                       _HELP["categorical_max_values"]),
                Option("alpha", float, DEFAULTS["alpha"], _HELP["alpha"]),
                Option("correction", str, DEFAULTS["correction"], _HELP["correction"], choices=("holm", "bh")),
+               Option("mmd_samples", int, DEFAULTS["mmd_samples"], _HELP["mmd_samples"]),
+               Option("mmd_permutations", int, DEFAULTS["mmd_permutations"], _HELP["mmd_permutations"]),
                Option("health_thresholds", str, "", "thresholds file (TOML or JSON) with a [data.drift] section"))
     measures = (
         Measure("feature_shift", "Shift of a feature's distribution (KS D or total variation)",
@@ -114,6 +124,14 @@ class DataDrift(HealthAnalyzer):
                           "Holm-corrected over the channels, rejects; outside 1/4-4 the inputs are a different "
                           "scale, not a different sample",
                 advice="apply the same scaling to every split (e.g. x / 255, or the training split's mean and std)"),
+        Measure("feature_space_mmd", "Squared MMD of the splits in the model's penultimate layer",
+                direction=Direction.HIGHER_IS_WORSE, warning="mmd_warning", format=".4f",
+                reference="Gretton et al. 2012 (a kernel two-sample test), as in Rabanser et al. 2019: RBF kernel with "
+                          "the median distance as bandwidth, unbiased estimate, p-value from permutations of the split "
+                          "labels; judged only where p is below alpha, and at most a warning (it says the shift reaches "
+                          "what the model computes, not where it comes from)",
+                advice="find the shifted inputs (the other data.drift findings) and make the splits alike: the same "
+                       "preprocessing, the same source, or a random re-split"),
     )
 
     def measure(self, context) -> Measurements:
@@ -156,6 +174,9 @@ class DataDrift(HealthAnalyzer):
                 shifted = self._table(xt, xv, names, opts, values, metrics)
             else:
                 shifted = self._channels(xt, xv, xt_all, xv_all, opts, context.options, values, findings, metrics)
+        if int(opts["mmd_samples"]) > 0:
+            with context.timed("feature space"):
+                self._feature_space(context, xt, xv, opts, values, metrics)
         with context.timed("plot"):
             artifacts["drift"] = _draw(context.artifact_dir / "drift.png", xt, xv, shifted, metrics)
         return Measurements(values=values, findings=findings, metrics=metrics, artifacts=artifacts)
@@ -258,6 +279,44 @@ class DataDrift(HealthAnalyzer):
         return shifted
 
 
+    # -- the model's own feature space -------------------------------------------------------------------
+    def _feature_space(self, context, xt, xv, opts, values, metrics) -> None:
+        """The two splits compared where the model sees them: the input of its last layer."""
+        import numpy as np
+
+        import keras
+
+        from diagnostics.health import forward
+
+        model = context.model
+        try:
+            probe = keras.Model(model.inputs, model.layers[-1].input)
+        except Exception as e:  # a subclassed model has no graph to cut: say so, measure the rest
+            metrics["feature_space"] = f"not measured: the penultimate layer is not reachable ({type(e).__name__})"
+            return
+        k = int(opts["mmd_samples"])
+        a = xt[diagnostics.select_samples(len(xt), k, context.seed + 23)]
+        b = xv[diagnostics.select_samples(len(xv), k, context.seed + 24)]
+        dtype = model.inputs[0].dtype if hasattr(model.inputs[0], "dtype") else "float32"
+        fa = forward(probe, a.astype(str(dtype))).reshape(len(a), -1)
+        fb = forward(probe, b.astype(str(dtype))).reshape(len(b), -1)
+        if not (np.isfinite(fa).all() and np.isfinite(fb).all()):
+            metrics["feature_space"] = "not measured: the penultimate layer's features are not finite"
+            return
+        mmd2, p, bandwidth = mmd_permutation_test(fa, fb, int(opts["mmd_permutations"]), context.seed + 25)
+        alpha = float(opts["alpha"])
+        significant = p < alpha
+        layer = model.layers[-1].name
+        note = (f"the input of {layer} on {len(a)} training and {len(b)} validation samples, permutation p "
+                f"{p:.3g} ({int(opts['mmd_permutations'])} permutations), RBF bandwidth {bandwidth:.3g}")
+        note += (": the model's own features tell the splits apart, so the shift reaches what it computes" if significant
+                 else ": not significant, not judged")
+        values.append(Value("feature_space_mmd", mmd2, where=layer, n=len(a) + len(b), note=note,
+                            ceiling=Severity.WARNING if significant else Severity.INFO))
+        metrics["feature_space"] = {"layer": layer, "mmd2": mmd2, "p": p, "bandwidth": bandwidth,
+                                    "samples": [len(a), len(b)]}
+
+
 # -- the statistics (this method's math lives with it) ---------------------------------------------------
 def holm(pvalues: Sequence[float]) -> Any:
     """Holm's (1979) step-down adjusted p-values: the family-wise error rate is at most alpha when every
@@ -295,6 +354,39 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> Any:
 
 
 CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg}
+
+
+def mmd_permutation_test(a: Any, b: Any, permutations: int = 200, seed: int = 0) -> tuple[float, float, float]:
+    """(squared MMD, permutation p-value, bandwidth) of two samples (rows): Gretton et al.'s (2012) unbiased
+    estimate with the RBF kernel exp(-|x - y|^2 / (2 s^2)), s the median pairwise distance of the pooled
+    sample; the p-value is (1 + #{permuted >= observed}) / (1 + permutations), the split labels permuted."""
+    import numpy as np
+
+    z = np.concatenate([np.asarray(a, np.float64), np.asarray(b, np.float64)])
+    n, m = len(a), len(b)
+    sq = (z ** 2).sum(axis=1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * z @ z.T, 0.0)
+    off = d2[np.triu_indices(len(z), 1)]
+    median = float(np.median(off[off > 0])) if (off > 0).any() else 1.0
+    k = np.exp(-d2 / median)  # s^2 = median / 2: 2 s^2 is the median squared distance
+    np.fill_diagonal(k, 0.0)
+
+    def stats(first):
+        """The statistic for each column of ``first`` (samples x draws, True = the first split)."""
+        f = first.astype(np.float64)
+        g = 1.0 - f
+        kf, kg = k @ f, k @ g  # the diagonal is zero: the within-split sums leave each sample's own term out
+        return ((f * kf).sum(0) / (n * (n - 1)) + (g * kg).sum(0) / (m * (m - 1))
+                - 2.0 * (g * kf).sum(0) / (n * m))
+
+    labels = np.r_[np.ones(n, bool), np.zeros(m, bool)]
+    observed = float(stats(labels[:, None])[0])
+    rng = np.random.default_rng(seed)
+    exceed = 0
+    if int(permutations) > 0:
+        draws = np.stack([rng.permutation(labels) for _ in range(int(permutations))], axis=1)
+        exceed = int((stats(draws) >= observed).sum())
+    return observed, (1 + exceed) / (1 + int(permutations)), float(np.sqrt(median / 2.0))
 
 
 def _p(p: float) -> str:
