@@ -549,6 +549,9 @@ def _execute(config: RunConfig, prepared: Prepared, executor, progress: Progress
             progress.interrupted(name)
         raise
     ordered = tuple(records[e.cls.name] for e in entries)
+    from ._causes import attribute
+
+    ordered = attribute(ordered, {e.cls.name: e.cls for e in entries})
     t_report = time.perf_counter()
     report = Report(
         model={**prepared.model_summary, "info": info.to_dict()},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import fnmatch
 import math
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -370,6 +371,10 @@ class Analyzer:
         options: the :class:`Option` s it reads from ``context.options`` (None: not declared, any key
             is passed through unchecked). ``--option ANALYZER.KEY=...`` with an undeclared KEY is a
             usage error before anything loads.
+        explains: the other analyzers' findings a warning or error of this one explains (cause before
+            symptom): a glob of finding codes -> the sentence that says how. The host leads each such
+            finding's message with it, naming this analyzer's findings ({"health.overfitting.gap":
+            "the validation inputs are distributed unlike the training inputs..."}).
     """
 
     name: ClassVar[str] = ""
@@ -381,6 +386,7 @@ class Analyzer:
     requires: ClassVar[tuple[str, ...]] = ()
     reference: ClassVar[str] = ""
     options: ClassVar[tuple[Option, ...] | None] = None
+    explains: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
     def declared_options(cls) -> tuple[Option, ...] | None:
@@ -406,4 +412,11 @@ class Analyzer:
             problems.append(f"backends must be a non-empty subset of {BACKENDS}, got {cls.backends!r}")
         if cls.run is Analyzer.run:
             problems.append("run() is not implemented")
+        explains = cls.explains
+        if not isinstance(explains, Mapping) or not all(
+                isinstance(k, str) and k and isinstance(v, str) and v.strip() for k, v in explains.items()):
+            problems.append(f"explains must map finding-code globs to non-empty sentences, got {explains!r}")
+        elif any(fnmatch.fnmatchcase(f"{cls.name}.x", k) for k in explains):
+            problems.append(f"explains names this analyzer's own findings ({', '.join(sorted(explains))}): a cause "
+                            f"explains other analyzers' findings")
         return problems
