@@ -1,7 +1,8 @@
 """Cause before symptom: a finding that another analyzer's finding explains says so, first.
 
 An analyzer that finds a cause declares which other analyzers' findings it can explain
-(:attr:`diagnostics.Analyzer.explains`: a glob of finding codes → the sentence that says how). After
+(:attr:`diagnostics.Analyzer.explains`: a glob of finding codes → the sentence that says how, or → a
+mapping from a glob of its own codes to the sentence for that kind of cause). After
 every analyzer has run, the host puts that sentence at the head of each matching finding (warning or
 error) while the explaining analyzer has a warning or error of its own, naming it and where. The
 symptom keeps its code and severity (a gate on it still holds); its message leads with the likely
@@ -47,9 +48,16 @@ def _led(f: Finding, owner: str, causes) -> Finding:
     for name, found, explains in causes:
         if name == owner:
             continue
-        why = next((s for pattern, s in explains.items() if codes.matches(f.code, pattern)), None)
-        if why:
-            leads.append(f"likely cause: {why} ({name} found {_named(found)})")
+        for pattern, how in explains.items():
+            if not codes.matches(f.code, pattern):
+                continue
+            # one sentence for any of the cause's findings, or one per kind of cause (a glob of its codes)
+            ways = {"*": how} if isinstance(how, str) else how
+            why, named = next(((s, [c for c in found if codes.matches(c.code, g)]) for g, s in ways.items()
+                               if any(codes.matches(c.code, g) for c in found)), (None, []))
+            if why:
+                leads.append(f"likely cause: {why} ({name} found {_named(named)})")
+                break
     if not leads:
         return f
     return dataclasses.replace(f, message="; ".join(leads) + f". What {owner} measured: {f.message}")

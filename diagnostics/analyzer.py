@@ -372,9 +372,10 @@ class Analyzer:
             is passed through unchecked). ``--option ANALYZER.KEY=...`` with an undeclared KEY is a
             usage error before anything loads.
         explains: the other analyzers' findings a warning or error of this one explains (cause before
-            symptom): a glob of finding codes -> the sentence that says how. The host leads each such
-            finding's message with it, naming this analyzer's findings ({"health.overfitting.gap":
-            "the validation inputs are distributed unlike the training inputs..."}).
+            symptom): a glob of finding codes -> the sentence that says how, or -> {glob of this
+            analyzer's own codes: sentence} when the sentence depends on which cause it found. The host
+            leads each such finding's message with it, naming this analyzer's findings
+            ({"health.overfitting.gap": "the validation inputs are distributed unlike the training inputs..."}).
     """
 
     name: ClassVar[str] = ""
@@ -386,7 +387,7 @@ class Analyzer:
     requires: ClassVar[tuple[str, ...]] = ()
     reference: ClassVar[str] = ""
     options: ClassVar[tuple[Option, ...] | None] = None
-    explains: ClassVar[Mapping[str, str]] = {}
+    explains: ClassVar[Mapping[str, str | Mapping[str, str]]] = {}
 
     @classmethod
     def declared_options(cls) -> tuple[Option, ...] | None:
@@ -413,9 +414,17 @@ class Analyzer:
         if cls.run is Analyzer.run:
             problems.append("run() is not implemented")
         explains = cls.explains
-        if not isinstance(explains, Mapping) or not all(
-                isinstance(k, str) and k and isinstance(v, str) and v.strip() for k, v in explains.items()):
-            problems.append(f"explains must map finding-code globs to non-empty sentences, got {explains!r}")
+
+        def sentence(v) -> bool:
+            return isinstance(v, str) and bool(v.strip())
+
+        def fine(v) -> bool:  # a sentence, or {glob of this analyzer's codes: sentence}
+            return sentence(v) or (isinstance(v, Mapping) and bool(v) and all(
+                isinstance(g, str) and g and sentence(s) for g, s in v.items()))
+
+        if not isinstance(explains, Mapping) or not all(isinstance(k, str) and k and fine(v) for k, v in explains.items()):
+            problems.append(f"explains must map finding-code globs to non-empty sentences (or to {{glob of its own "
+                            f"codes: sentence}}), got {explains!r}")
         elif any(fnmatch.fnmatchcase(f"{cls.name}.x", k) for k in explains):
             problems.append(f"explains names this analyzer's own findings ({', '.join(sorted(explains))}): a cause "
                             f"explains other analyzers' findings")

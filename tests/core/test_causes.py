@@ -21,7 +21,9 @@ class Cause(Analyzer):
     name = "probe.cause"
     description = "finds a cause unless its option found is false"
     options = None
-    explains = {"probe.symptom.gap": "the inputs of the two splits differ, so the gap is drift, not noise fitted"}
+    explains = {"probe.symptom.gap": "the inputs of the two splits differ, so the gap is drift, not noise fitted",
+                "probe.symptom.other": {"probe.cause.missing": "never said: no such finding",
+                                        "probe.cause.note": "never said either: an info is no cause"}}
 
     def run(self, context):
         if not context.options.get("found", True):
@@ -61,7 +63,7 @@ def test_a_symptom_leads_with_the_cause_another_analyzer_found(tiny, tmp_path, m
          "likely cause: the inputs of the two splits differ, so the gap is drift, not noise fitted (probe.cause found "
          "probe.cause.shift at a, probe.cause.shift at b). What probe.symptom measured: train - validation accuracy "
          "0.13: fitted the noise"),
-        ("probe.symptom.other", "warning", "something else"),  # not declared: untouched
+        ("probe.symptom.other", "warning", "something else"),  # its causes were not found: untouched
         ("probe.symptom.gap", "info", "a gap too small to judge"),  # info is no symptom
     ]
     assert report.record("probe.cause").findings[0].message == "feature a shifted"
@@ -87,5 +89,28 @@ def test_explains_is_checked_with_the_metadata():
 
     assert Own.metadata_problems() == ["explains names this analyzer's own findings (probe.own.*): a cause explains "
                                        "other analyzers' findings"]
-    assert Empty.metadata_problems() == ["explains must map finding-code globs to non-empty sentences, got "
-                                         "{'health.*': ' '}"]
+    assert Empty.metadata_problems() == ["explains must map finding-code globs to non-empty sentences (or to {glob "
+                                         "of its own codes: sentence}), got {'health.*': ' '}"]
+
+
+def test_the_sentence_follows_the_kind_of_cause_found():
+    """``explains`` maps a symptom to {glob of the cause's codes: sentence}: the first kind of cause found
+    speaks, and names only its own findings."""
+    from diagnostics import Finding, Severity
+    from diagnostics._causes import attribute
+    from diagnostics.report import AnalyzerRecord
+
+    class Quality(Analyzer):
+        name = "probe.quality"
+        explains = {"probe.chance.*": {"probe.quality.underfit": "a linear model does better: it underfits",
+                                       "probe.quality.imbalance": "the rare class is never predicted: imbalance"}}
+
+    cause = AnalyzerRecord(name="probe.quality", plugin="p", category="data", status="ok", findings=(
+        Finding("probe.quality.imbalance", Severity.ERROR, "recall 0 for class 1", where="class 1"),))
+    symptom = AnalyzerRecord(name="probe.chance", plugin="p", category="health", status="ok", findings=(
+        Finding("probe.chance.level", Severity.WARNING, "at chance"),))
+    out = attribute((cause, symptom), {"probe.quality": Quality})
+    assert out[0] is cause
+    assert out[1].findings[0].message == ("likely cause: the rare class is never predicted: imbalance (probe.quality "
+                                          "found probe.quality.imbalance at class 1). What probe.chance measured: at "
+                                          "chance")
