@@ -13,6 +13,8 @@ Four questions about a classifier's validation predictions, each answered with i
 - *Is it the imbalance?* When the training classes are imbalanced, the rarest class's recall is judged
   and the message says imbalance, the balanced accuracy and the class weights to try (inverse
   frequency, ``class_weight`` in ``model.fit``).
+- *Are some labels wrong?* Confident learning (Northcutt et al. 2021) through cleanlab's ``find_label_issues``
+  on the validation probabilities, which are out-of-sample: the samples most likely mislabelled, shown.
 - *Is its confidence a probability?* A reliability diagram (top-label, the 15 bins of
   ``health.overfitting.calibration``) and the classwise calibration error per class (Kull et al. 2019).
 
@@ -47,6 +49,8 @@ DEFAULTS = {
     "confused_pairs": 5,
     # per-class values are reported for at most this many classes (the lowest F1 first)
     "max_classes": 20,
+    # look for likely mislabelled samples (cleanlab, when installed)
+    "label_issues": True,
 }
 _HELP = {
     "max_samples": "validation samples whose predictions are scored",
@@ -57,6 +61,7 @@ _HELP = {
     "imbalance_ratio": "most / least frequent training class at or above which the classes count as imbalanced",
     "confused_pairs": "most-confused class pairs reported",
     "max_classes": "classes with per-class values in the report (lowest F1 first)",
+    "label_issues": "look for likely mislabelled samples by confident learning (needs cleanlab)",
 }
 #: The thresholds of the judged measures, and why.
 THRESHOLDS = {
@@ -110,6 +115,10 @@ class PredictionQuality(HealthAnalyzer):
                 format=".3f", reference="the most-confused pairs, true → predicted; Wilson 95% interval"),
         Measure("class_calibration", "Calibration error per class (one vs rest)", scope=Scope.CLASS, format=".3f",
                 reference="Kull et al. 2019, classwise ECE, 15 equal-width bins"),
+        Measure("label_issues", "Samples likely mislabelled", unit="fraction", format=".1%",
+                reference="confident learning (Northcutt et al. 2021), cleanlab's find_label_issues on the model's "
+                          "out-of-sample probabilities; Wilson 95% interval. Shown, never judged: a model that "
+                          "underfits flags its own errors, not the labels"),
     )
 
     def measure(self, context: Context) -> Measurements:
@@ -190,6 +199,9 @@ class PredictionQuality(HealthAnalyzer):
         artifacts["confusion matrix"] = draw_confusion(context.artifact_dir / "confusion_matrix.png", matrix, pairs)
         artifacts["reliability diagram"] = draw_reliability(context.artifact_dir / "reliability.png", rel, len(yv))
 
+        if opts["label_issues"]:
+            self._label_issues(probs, yv, iv, split, values, metrics)
+
         context.progress(3, 4, "logistic-regression baseline")
         if data.x_train is not None and y_train is not None and data.x_val is not None:
             self._baseline(context, opts, xv, yv, pred, y_train, k, values, metrics)
@@ -233,6 +245,39 @@ class PredictionQuality(HealthAnalyzer):
         values.append(Value("minority_recall", recall["value"][rare], where=f"class {rare}",
                             interval=recall["interval"][rare], n=int(per_class["support"][rare]), note=note,
                             ceiling=None if imbalanced else Severity.INFO))
+
+    # -- likely mislabelled samples -----------------------------------------------------------------
+    def _label_issues(self, probs, y, index, split, values, metrics) -> None:
+        """Confident learning (Northcutt et al. 2021) through cleanlab: the samples whose given label the model
+        finds unlikely where it is confident of another class, ranked by the probability of the given label.
+        The validation split's probabilities are out-of-sample (the model never trained on it), as it needs."""
+        import warnings
+
+        import numpy as np
+
+        try:
+            from cleanlab.filter import find_label_issues
+        except ImportError:
+            metrics["label_issues"] = "not looked for: cleanlab is not installed (pip install 'diagnostics[health]')"
+            return
+        if np.bincount(y, minlength=probs.shape[1]).min() < 1:
+            metrics["label_issues"] = "not looked for: a class has no sample in the scored split"
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ranked = find_label_issues(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1)
+        ranked = np.asarray(ranked, int)
+        listed = [{"sample": int(index[i]), "label": int(y[i]), "predicted": int(probs[i].argmax()),
+                   "p_label": float(probs[i, y[i]]), "p_predicted": float(probs[i].max())} for i in ranked[:20]]
+        metrics["label_issues"] = {"count": int(len(ranked)), "samples": int(len(y)), "split": split,
+                                   "method": "cleanlab.filter.find_label_issues (prune_by_noise_rate)",
+                                   "first": listed}
+        shown = "; ".join(f"sample {d['sample']} labelled {d['label']}, p = {d['p_label']:.2f} for it and "
+                          f"{d['p_predicted']:.2f} for {d['predicted']}" for d in listed[:3])
+        values.append(Value("label_issues", len(ranked) / len(y), interval=wilson_interval(len(ranked), len(y)),
+                            n=len(y), note=f"{len(ranked)} of the {len(y)} {split} samples" + (
+                                f", the least likely first: {shown} (indices into the {split} split): look at them "
+                                f"before trusting their labels" if listed else "")))
 
     # -- the simple-model baseline -----------------------------------------------------------------
     def _baseline(self, context, opts, xv, yv, pred, y_train, k, values, metrics) -> None:

@@ -100,3 +100,22 @@ def test_imbalance_twin_is_named_imbalance_with_the_class_weights_to_try(tmp_pat
         assert words in f["message"], f["message"]
     # the underfit finding is not what speaks here: the network is as good as logistic regression
     assert not [g for g in a["findings"] if g["code"] == "predictions.quality.baseline_gap"]
+
+
+def test_label_issues_finds_the_flipped_labels_of_a_confident_model():
+    pytest.importorskip("cleanlab")
+    from diagnostics_plugins.predictions_quality import PredictionQuality
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 300)
+    probs = np.full((300, 3), 0.025)
+    probs[np.arange(300), truth] = 0.95
+    labels = truth.copy()
+    flipped = [7, 120, 251]
+    labels[flipped] = (truth[flipped] + 1) % 3
+    values, metrics = [], {}
+    PredictionQuality._label_issues(None, probs, labels, np.arange(1000, 1300), "validation", values, metrics)
+    found = metrics["label_issues"]
+    assert sorted(d["sample"] for d in found["first"]) == [1007, 1120, 1251] and found["count"] == 3
+    (v,) = values
+    assert v.value == pytest.approx(0.01) and v.interval == pytest.approx(wilson_interval(3, 300))
