@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/e2e_bench.py [--models cnn,lstm,mlp] [--pairs 3] [--format h5]
         [--baseline-src DIR] [--no-growth] [--no-peer] [--json out.json]
+    .venv/bin/python benchmarks/e2e_bench.py --added data.drift,data.leakage,predictions.quality [--models ...]
 
 What it measures, each in fresh processes as a user runs them (the issue "Speed: the default diagnosis
 within 2x of a cold start"):
@@ -26,6 +27,9 @@ within 2x of a cold start"):
   Integrated Gradients alone on 100 samples, 50 steps and the sanity and faithfulness checks off
   (``--peer-option`` replaces those options once the explanation pipeline renames them). Ratio
   captum / ours > 1 means we are faster end to end.
+
+- ``--added NAMES`` (instead of all the above): the default run against the same run with those
+  analyzers skipped, per model: what they add, as a share of the run without them.
 
 It prints the machine's load average before and after: on a shared machine, read the ratios, not the seconds.
 """
@@ -192,6 +196,33 @@ def end_to_end(args, work: Path, results: dict) -> None:
             _print_phases("baseline phases", entry["baseline_phases"], entry["baseline_workers"])
 
 
+def added(args, work: Path, results: dict) -> None:
+    """``--added NAMES``: what some analyzers add to the default run, as the median over back-to-back pairs of
+    the default ``diagnose MODEL`` against the same run with them skipped (issue 25: the data analyzers
+    must add less than 15% on the zoo's healthy models). No floor: the ratio is the answer."""
+    names = ",".join(args.added)
+    out = results.setdefault("added", {"analyzers": args.added, "models": {}})
+    for name in args.models:
+        model = ZOO / f"{name}.{args.format}"
+        rows = []
+        for i in range(args.pairs):
+            # alternate which runs first, so that a trend in the machine's load does not favour one side
+            order = (("with", ()), ("without", ("--skip", names)))
+            times, report = {}, None
+            for side, extra in order if i % 2 == 0 else order[::-1]:
+                times[side], rep = _diagnose(model, work / f"{name}-added-{side}-{i}", str(work), extra=extra)
+                report = rep if side == "with" else report
+            own = {r.name: r.duration_s for r in report.analyzers if r.name in args.added}
+            rows.append({"with_s": times["with"], "without_s": times["without"],
+                         "added": times["with"] / times["without"] - 1, "own_s": own,
+                         "status": {r.name: r.status for r in report.analyzers if r.name in args.added}})
+            print(f"{name} added pair {i + 1}: with {times['with']:.1f} s, without {times['without']:.1f} s, "
+                  f"added {rows[-1]['added']:+.1%}; their own times {own}  load {os.getloadavg()[0]:.1f}", flush=True)
+        out["models"][name] = {"pairs": rows, "added_median": _median([r["added"] for r in rows])}
+        print(f"{name}: {names} add {out['models'][name]['added_median']:+.1%} to the default run (median of "
+              f"{len(rows)} pairs)", flush=True)
+
+
 def _print_phases(title, phases, workers, top=12):
     print(f"  {title} (median seconds; workers overlap):")
     for label, s in phases[:top]:
@@ -287,6 +318,9 @@ def main(argv=None) -> int:
     parser.add_argument("--imports", action="store_true", help="also time the two framework imports at once vs one after the other")
     parser.add_argument("--peer-option", action="append", metavar="ANALYZER.KEY=VALUE",
                         help=f"options of our side of the peer comparison (default: {' '.join(PEER_OPTIONS)})")
+    parser.add_argument("--added", type=lambda s: [a for a in s.split(",") if a], metavar="NAMES",
+                        help="only measure what these analyzers add to the default run (comma-separated), "
+                             "against the same run with them skipped")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     global SRC
@@ -296,7 +330,11 @@ def main(argv=None) -> int:
     print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as tmp:
         work = Path(tmp)
-        end_to_end(args, work, results)
+        if args.added:
+            added(args, work, results)
+            args.no_growth = args.no_peer = True
+        else:
+            end_to_end(args, work, results)
         if not args.no_growth:
             growth(args, work, results)
         if not args.no_peer:
