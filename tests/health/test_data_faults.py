@@ -177,8 +177,10 @@ def test_data_twin_flagged_through_the_cli_with_its_cause(twin, tmp_path):
     analyzer, code, wheres, words = TWIN_CASES[twin]
     proc = run_diagnose(ZOO_DIR / f"{twin}.keras", "--only", analyzer, "--out", tmp_path, "-q")
     assert proc.returncode == 1, proc.stderr  # an error finding
-    _, findings = _findings(tmp_path, analyzer)
+    record, findings = _findings(tmp_path, analyzer)
     hits = [f for f in findings if f["code"] == code]
+    if analyzer == "data.drift":  # the histograms of the shifted inputs are in the report
+        assert (tmp_path / record["artifacts"]["drift"]).is_file()
     assert {f["where"] for f in hits} == wheres, findings
     for f in hits:
         assert f["severity"] in ("warning", "error")
