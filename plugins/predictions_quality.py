@@ -82,6 +82,17 @@ class PredictionQuality(HealthAnalyzer):
     imbalance and in a reliability diagram, each with its interval."""
 
     name = "predictions.quality"
+    category = "data"
+    # Cause before symptom: a model at chance level is underfitting or ignoring a rare class, and says which.
+    explains = {
+        "health.overfitting.chance_level": {
+            "predictions.quality.minority_recall": "the classes are imbalanced and the rare class is hardly ever "
+                                                   "predicted, not shuffled labels or a learning rate: weight the "
+                                                   "classes (class_weight) or resample them",
+            "predictions.quality.baseline_gap": "a logistic regression on the same inputs does far better: the "
+                                                "network underfits (too little capacity, a bottleneck, too few "
+                                                "epochs), the data can be learnt"},
+    }
     description = ("Underfitting against a logistic-regression baseline, per-class precision/recall/F1 and the "
                    "confusion matrix, class imbalance (minority recall, balanced accuracy, class weights), a "
                    "reliability diagram.")
@@ -312,7 +323,9 @@ class PredictionQuality(HealthAnalyzer):
         inputs = fitted["described"]["inputs"]
         why = (f"logistic regression on the same {inputs}, fitted on {len(it)} training samples, reaches "
                f"{acc['baseline_val']:.3f} on the validation split where the network reaches {acc['network_val']:.3f}")
-        if acc["network_train"] < acc["baseline_train"] - float(THRESHOLDS["baseline_gap_warning"]):
+        if lo <= 0:
+            why += "; the network is not surely below the baseline"
+        elif acc["network_train"] < acc["baseline_train"] - float(THRESHOLDS["baseline_gap_warning"]):
             why += (f"; on the training split the network reaches {acc['network_train']:.3f} against the baseline's "
                     f"{acc['baseline_train']:.3f}, so it is not overfitting: the network underfits, it has not learnt "
                     f"what a linear model finds in its inputs")
@@ -516,7 +529,9 @@ def narrowest_layer(model: Any, classes: int) -> tuple[str, int] | None:
     """The hidden layer with the fewest output units when it has fewer than ``classes`` (a bottleneck):
     ``(name, units)``, else None."""
     best = None
-    for layer in model.layers[1:-1]:
+    for layer in model.layers[:-1]:
+        if type(layer).__name__ == "InputLayer":
+            continue
         try:
             shape = layer.output.shape
         except (AttributeError, ValueError):
