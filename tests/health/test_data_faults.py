@@ -79,17 +79,18 @@ def _findings(out, analyzer):
     return a, a["findings"]
 
 
-def test_drift_names_every_shifted_feature_of_a_data_file(tmp_path):
-    """Two features of the breast-cancer table shifted in the validation split of a --data file (one moved by
-    a standard deviation, one in other units): both named, each with its statistic and corrected p-value,
-    and no other feature."""
+@pytest.mark.parametrize("keys", [("x_val", "y_val"), ("x", "y")])
+def test_drift_names_every_shifted_feature_of_a_data_file(tmp_path, keys):
+    """Two features of the breast-cancer table shifted in the evaluation data of a --data file (one moved by
+    a standard deviation, one in other units), given as the validation split or as evaluation data (x, y)
+    beside the training split: both named, each with its statistic and corrected p-value, and no other."""
     import diagnostics_zoo as zoo
 
     d = zoo.DATASETS["breast_cancer"](0)
     x_val = d["x_val"].copy()
     x_val[:, 0] += 1.0
     x_val[:, 5] *= 2.5
-    np.savez(tmp_path / "shift.npz", x_train=d["x_train"], y_train=d["y_train"], x_val=x_val, y_val=d["y_val"])
+    np.savez(tmp_path / "shift.npz", x_train=d["x_train"], y_train=d["y_train"], **{keys[0]: x_val, keys[1]: d["y_val"]})
     out = tmp_path / "out"
     proc = run_diagnose(ZOO_DIR / "mlp.keras", "--data", tmp_path / "shift.npz", "--only", "data.drift", "--out", out,
                         "-q")
