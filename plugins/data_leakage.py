@@ -55,6 +55,14 @@ class DataLeakage(HealthAnalyzer):
 
     name = "data.leakage"
     category = "data"
+    # Cause before symptom: a feature that is the label makes the model lean on it, which other analyzers see.
+    explains = {
+        "explain.shortcut.*": "a feature predicts the label on its own in the data: the model leans on a leak in "
+                              "the data, remove it from the inputs (or build it only from what is known at "
+                              "prediction time)",
+        "health.overfitting.gap": "a feature predicts the label on its own in one split or both: the gap follows the "
+                                  "leak, not noise fitted",
+    }
     description = ("Label leakage: a feature that alone predicts the label far better than every other (either "
                    "split); exact and near duplicates across the splits.")
     model_kinds = frozenset({"image", "sequence", "token", "tabular"})

@@ -1,0 +1,51 @@
+"""Cause before symptom on the zoo's twins, through the CLI (issue 25): a symptom that a data analyzer's
+finding explains leads with that cause, so the user reads the fault in the data before the advice the
+symptom alone would give (a lower learning rate, regularisation, shuffled labels)."""
+
+from __future__ import annotations
+
+from tests.conftest import ZOO_DIR, read_report, run_diagnose
+
+
+def _findings(out) -> dict[str, list[dict]]:
+    got: dict[str, list[dict]] = {}
+    for a in read_report(out)["analyzers"]:
+        for f in a["findings"]:
+            got.setdefault(f["code"], []).append(f)
+    return got
+
+
+def test_unscaled_inputs_are_named_before_the_gradients_and_the_gap(tmp_path):
+    """cnn_unscaled: trained on [-1, 1], validated on raw [0, 255]. The gradient norm and the accuracy gap
+    are real measurements on those inputs; the missing preprocessing is why."""
+    proc = run_diagnose(ZOO_DIR / "cnn_unscaled.keras", "--only", "data.drift", "--only", "health.gradients",
+                        "--only", "health.overfitting", "--out", tmp_path, "-q")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    got = _findings(tmp_path)
+    [norm] = got["health.gradients.grad_norm"]
+    assert norm["severity"] == "error"
+    assert norm["message"].startswith(
+        "likely cause: these gradients were measured on validation inputs that were not preprocessed as the training "
+        "inputs were (a step is missing): fix the inputs first, the learning rate may be fine (data.drift found "
+        "data.drift.range_mismatch at inputs). What health.gradients measured: Global gradient norm ")
+    [gap] = got["health.overfitting.gap"]
+    assert gap["message"].startswith(
+        "likely cause: the validation inputs are distributed unlike the training inputs, so what differs between the "
+        "splits may come from the data rather than from the model fitting its training set's noise")
+    assert "(data.drift found data.drift.range_mismatch at inputs, " in gap["message"]
+    # the cause itself is not led by anything
+    assert got["data.drift.range_mismatch"][0]["message"].startswith("the validation inputs lie in [0, 255], the "
+                                                                     "training inputs in [-1, 1]")
+
+
+def test_an_imbalanced_model_at_chance_level_is_named_as_imbalance(tmp_path):
+    """mlp_imbalance (97/3, the rare class never predicted): the chance-level finding said shuffled labels or a
+    learning rate; it now leads with the imbalance predictions.quality measured."""
+    proc = run_diagnose(ZOO_DIR / "mlp_imbalance.keras", "--only", "predictions.quality", "--only",
+                        "health.overfitting", "--out", tmp_path, "-q")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    [chance] = _findings(tmp_path)["health.overfitting.chance_level"]
+    assert chance["message"].startswith(
+        "likely cause: the classes are imbalanced and the rare class is hardly ever predicted, not shuffled labels or "
+        "a learning rate: weight the classes (class_weight) or resample them (predictions.quality found "
+        "predictions.quality.minority_recall at ")
