@@ -246,10 +246,15 @@ class Overfitting(HealthAnalyzer):
             else:
                 diagnosis = "underfitting"
                 also = f" and on {train['samples']} training samples ({numbers(train, 'training')})" if train else ""
-                why = (f"{also}: the model has learnt nothing its inputs say about the labels (underfitting) — check that "
-                       f"labels and inputs are aligned (a shuffled or misjoined label column looks exactly like this), that "
-                       f"the inputs are scaled, the learning rate, and whether the gradient reaches the inputs (see "
-                       f"health.gradients and health.temporal)")
+                rare = _imbalance(reference if reference is not None else yv, val)
+                # cause before symptom: at 97 / 3 a model that never predicts the rare class sits at chance too
+                first = (f"the classes are imbalanced ({rare}), and a model that never predicts the rare class scores "
+                         f"the majority's accuracy however much its inputs say: see predictions.quality.minority_recall "
+                         f"and train with class weights (class_weight in model.fit). Otherwise " if rare else "")
+                why = (f"{also}: {first}the model has learnt nothing its inputs say about the labels (underfitting) — "
+                       f"check that labels and inputs are aligned (a shuffled or misjoined label column looks exactly "
+                       f"like this), that the inputs are scaled, the learning rate, and whether the gradient reaches the "
+                       f"inputs (see health.gradients and health.temporal)")
             findings.append(Finding(
                 "health.overfitting.chance_level", Severity.ERROR, where=f"{split} split",
                 message=f"no better than a trivial predictor that ignores the input on {val['samples']} {split} samples: "
@@ -392,6 +397,28 @@ def loss_course(loss: list, chance: float | None, plateau_epochs: int = 5, toler
     if chance is not None and out["final"] is not None:
         out["plateau"] = out["final"] / chance
     return out
+
+
+def _imbalance(y_reference, comparison, ratio: float = 4.0) -> str:
+    """How imbalanced the reference labels are ("class 0 holds 97.0% of them, class 1 3.0%"), or "" when the
+    most frequent class has fewer than ``ratio`` times the samples of the rarest (as predictions.quality's
+    imbalance_ratio) or the task is not a classification."""
+    import numpy as np
+
+    if comparison.get("task") != "classification":
+        return ""
+    y = np.asarray(y_reference).reshape(-1)
+    if not len(y) or not np.all(y == np.round(y)):
+        return ""
+    counts = np.bincount(y.astype(int))
+    present = np.flatnonzero(counts)
+    if len(present) < 2:
+        return ""
+    common, rare = int(counts.argmax()), int(present[np.argmin(counts[present])])
+    if counts[common] < ratio * counts[rare]:
+        return ""
+    share = counts / counts.sum()
+    return f"class {common} holds {share[common]:.1%} of the reference labels, class {rare} {share[rare]:.1%}"
 
 
 def _series_name(key: str, h: dict) -> tuple[str, str] | None:

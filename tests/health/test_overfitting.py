@@ -198,3 +198,22 @@ def test_chance_level_underfitting_vs_overfitting(keras_tf, tabular, run_health)
     (f,) = [f for f in rec.findings if f.code == "health.overfitting.chance_level"]
     assert rec.metrics["baseline"]["diagnosis"] == "underfitting" and "underfitting" in f.message
     assert "no better than a trivial predictor" in f.message and "for always predicting class" in f.message
+
+
+def test_chance_level_on_imbalanced_classes_names_the_imbalance_first(tmp_path):
+    """Cause before symptom (issue 25): mlp_imbalance (97 / 3) sits at the majority's accuracy because it never
+    predicts its rare class; its chance-level finding says so before suggesting shuffled labels. mlp_chance
+    (63 / 37, shuffled labels) is not called imbalanced."""
+    from tests.conftest import ZOO_DIR, read_report, run_diagnose
+
+    messages = {}
+    for name in ("mlp_imbalance", "mlp_chance"):
+        proc = run_diagnose(ZOO_DIR / f"{name}.keras", "--only", "health.overfitting", "--out", tmp_path / name,
+                            "--fail-on", "never", "-q")
+        assert proc.returncode == 0, proc.stderr
+        (a,) = [a for a in read_report(tmp_path / name)["analyzers"] if a["name"] == "health.overfitting"]
+        (f,) = [f for f in a["findings"] if f["code"] == "health.overfitting.chance_level"]
+        messages[name] = f["message"]
+    assert "the classes are imbalanced (class 0 holds 97.0%" in messages["mlp_imbalance"]
+    assert "class_weight" in messages["mlp_imbalance"] and "predictions.quality.minority_recall" in messages["mlp_imbalance"]
+    assert "imbalanced" not in messages["mlp_chance"] and "shuffled or misjoined" in messages["mlp_chance"]
