@@ -485,20 +485,38 @@ def fit_baseline(x: Any, y: Any, max_features: int, max_iter: int, token: bool =
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    def features(a):
+    def flat(a):
         a = np.asarray(a)
-        if token:
-            ids = a.reshape(len(a), -1).astype(np.int64) % max_features
-            out = np.zeros((len(a), max_features), np.float64)
-            np.add.at(out, (np.repeat(np.arange(len(a)), ids.shape[1]), ids.reshape(-1)), 1.0)
+        return a.reshape(len(a), -1)
+
+    if token:
+        def features(a):
+            ids = flat(a).astype(np.int64) % max_features
+            out = np.zeros((len(ids), max_features), np.float64)
+            np.add.at(out, (np.repeat(np.arange(len(ids)), ids.shape[1]), ids.reshape(-1)), 1.0)
             return out
-        return a.reshape(len(a), -1).astype(np.float64)
+
+        total, keep = max_features, np.arange(max_features)
+    else:
+        raw = flat(x)
+        total = raw.shape[1]
+        keep = np.arange(total)
+        if total > max_features:
+            # The variance per feature in chunks of rows: a 224x224x3 image is 150,528 features, and a float64 copy
+            # of 2,000 of them would take 2.4 GB where only max_features columns are kept.
+            s1, s2 = np.zeros(total), np.zeros(total)
+            for i in range(0, len(raw), 64):
+                chunk = raw[i:i + 64].astype(np.float64)
+                s1 += chunk.sum(axis=0)
+                s2 += (chunk * chunk).sum(axis=0)
+            var = s2 / len(raw) - (s1 / len(raw)) ** 2
+            keep = np.sort(np.argsort(-var, kind="stable")[:max_features])
+
+        def features(a):
+            return flat(a)[:, keep].astype(np.float64)
 
     f = features(x)
-    total = f.shape[1]
-    var = f.var(axis=0)
-    keep = np.sort(np.argsort(-var, kind="stable")[:max_features]) if total > max_features else np.arange(total)
-    mean, std = f[:, keep].mean(axis=0), f[:, keep].std(axis=0)
+    mean, std = f.mean(axis=0), f.std(axis=0)
     std[std == 0] = 1.0
     model = LogisticRegression(max_iter=max_iter)
     # One BLAS thread: on a busy machine the default thread pool spins against the model's own threads and
@@ -508,7 +526,7 @@ def fit_baseline(x: Any, y: Any, max_features: int, max_iter: int, token: bool =
 
     with warnings.catch_warnings(record=True) as caught, threadpool_limits(1):
         warnings.simplefilter("always", ConvergenceWarning)
-        model.fit((f[:, keep] - mean) / std, y)
+        model.fit((f - mean) / std, y)
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     if token:
         inputs = f"token counts ({max_features} buckets of the ids)"
@@ -516,9 +534,10 @@ def fit_baseline(x: Any, y: Any, max_features: int, max_iter: int, token: bool =
         inputs = f"flattened, standardised inputs ({len(keep)} of their {total} features, the highest-variance ones)"
     else:
         inputs = f"flattened, standardised inputs ({total} features)"
+
     def predict(a):
         with threadpool_limits(1):
-            return model.predict((features(a)[:, keep] - mean) / std)
+            return model.predict((features(a) - mean) / std)
 
     return {"predict": predict,
             "described": {"inputs": inputs, "features": int(len(keep)), "converged": converged,

@@ -119,3 +119,19 @@ def test_label_issues_finds_the_flipped_labels_of_a_confident_model():
     assert sorted(d["sample"] for d in found["first"]) == [1007, 1120, 1251] and found["count"] == 3
     (v,) = values
     assert v.value == pytest.approx(0.01) and v.interval == pytest.approx(wilson_interval(3, 300))
+
+
+def test_the_baseline_keeps_the_highest_variance_features_of_a_wide_input():
+    from diagnostics_plugins.predictions_quality import fit_baseline
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.1, (300, 20, 20, 3)).astype(np.float32)  # 1,200 features, all quiet ...
+    x[:, 5, 7, 1] = rng.normal(0, 3, 300)  # ... but one, which decides the label
+    y = (x[:, 5, 7, 1] > 0).astype(int)
+    fitted = fit_baseline(x, y, max_features=16, max_iter=100)
+    assert fitted["described"]["features"] == 16 and "16 of their 1200 features" in fitted["described"]["inputs"]
+    assert float(np.mean(fitted["predict"](x) == y)) >= 0.95
+    tokens = fit_baseline(np.array([[1, 1, 2], [3, 3, 2], [1, 2, 1], [3, 2, 3]]), np.array([0, 1, 0, 1]), 8, 100,
+                          token=True)
+    assert tokens["described"]["inputs"] == "token counts (8 buckets of the ids)"
+    assert tokens["predict"](np.array([[1, 1, 1], [3, 3, 3]])).tolist() == [0, 1]
