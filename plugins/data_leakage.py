@@ -111,19 +111,25 @@ class DataLeakage(HealthAnalyzer):
         metrics: dict[str, Any] = {"train_samples": len(it), "val_samples": len(iv)}
         with context.timed("duplicates"):
             self._duplicates(xt, xv, yt, yv, float(opts["near_distance"]), values, metrics)
-        if xt.ndim == 2 and context.info.kind == "tabular":
-            if yt is None or yv is None:
-                metrics["label_feature"] = "not measured: the labels are not class indices (a regression target?)"
-            else:
-                with context.timed("single features"):
-                    self._label_feature(context, xt, xv, yt, yv, data.feature_names(xt.shape[1]), opts, t, values,
-                                        findings, metrics)
+        if yt is None or yv is None:
+            metrics["label_feature"] = "not measured: the labels are not class indices (a regression target?)"
+        elif xt.ndim == 2 and context.info.kind == "tabular":
+            with context.timed("single features"):
+                self._label_feature(context, xt, xv, yt, yv, data.feature_names(xt.shape[1]), "feature", opts, t,
+                                    values, findings, metrics)
+        elif xt.ndim in (3, 4) and context.info.kind in ("image", "sequence"):
+            # a region of an image (a cell of a 7 x 7 grid) or a time step, each as its mean value: a mark, a
+            # watermark or a time stamp that is the label shows up as one such place predicting it alone
+            (ft, fv), names = places(xt, xv)
+            with context.timed("single places"):
+                self._label_feature(context, ft, fv, yt, yv, names, "region" if xt.ndim == 4 else "time step", opts,
+                                    t, values, findings, metrics)
         else:
-            metrics["label_feature"] = "not measured: images, sequences and tokens are not tested position by position (yet)"
+            metrics["label_feature"] = "not measured: token ids are not compared position by position"
         return Measurements(values=values, findings=findings, metrics=metrics)
 
     # -- a feature that is the label -------------------------------------------------------------------
-    def _label_feature(self, context, xt, xv, yt, yv, names, opts, t, values, findings, metrics) -> None:
+    def _label_feature(self, context, xt, xv, yt, yv, names, kind, opts, t, values, findings, metrics) -> None:
         import numpy as np
 
         neighbours = int(opts["neighbours"])
@@ -161,7 +167,7 @@ class DataLeakage(HealthAnalyzer):
             both = len(splits) == 2
             evidence = "; ".join(
                 f"on the {s} split it alone reaches balanced accuracy {a:.3f} (95% CI {lo:.3f}-{hi:.3f}) where the "
-                f"next-best feature, {names[second]}, reaches {a2:.3f}"
+                f"next-best {kind}, {names[second]}, reaches {a2:.3f}"
                 for s, (_, a, lo, hi, second, a2) in splits.items())
             if "validation" in splits:
                 why = ("present in the validation split too, so the validation score is inflated exactly like the "
@@ -173,12 +179,19 @@ class DataLeakage(HealthAnalyzer):
                 why = ("in the training split only: the model learns to read it and meets it uninformative on new data "
                        "(explain.shortcut measures how much the model relies on it)")
                 severity = Severity.WARNING
+            what = {"feature": f"{names[j]}", "region": f"the region {names[j]} (its mean value)",
+                    "time step": f"{names[j]} (its mean over the channels)"}[kind]
+            remedy = {"feature": "Remove the column, or rebuild it from what is known before the outcome",
+                      "region": "Remove what marks that region (a tag, watermark, border or burnt-in label) from "
+                                "the images, or crop or mask it in every split",
+                      "time step": "Remove what that step records about the outcome (a status or time stamp filled "
+                                   "in afterwards), or mask it in every split"}[kind]
             findings.append(Finding(
                 "data.leakage.label_feature", severity, where=names[j],
-                message=f"{names[j]} predicts the label on its own far better than every other feature "
-                        f"— {evidence}. A column that is (nearly) the label is a target leak: filled in after the "
-                        f"outcome, derived from it, or the label joined back by mistake; {why}. Remove the column, or "
-                        f"rebuild it from what is known before the outcome, then retrain and score again"))
+                message=f"{what} predicts the label on its own far better than every other {kind} "
+                        f"— {evidence}. An input that is (nearly) the label is a target leak: filled in after the "
+                        f"outcome, derived from it, or the label joined back by mistake; {why}. {remedy}, then "
+                        f"retrain and score again"))
         metrics["label_features"] = [names[j] for j in by_feature]
 
     # -- the same samples in both splits ----------------------------------------------------------------
@@ -213,6 +226,28 @@ class DataLeakage(HealthAnalyzer):
         note += ": the model is scored on samples it was trained on, so the validation score measures memory, not " \
                 "generalisation"
         values.append(Value("duplicates", share, interval=(lo, hi), n=n, note=note))
+
+
+def places(xt, xv, grid: int = 7, max_steps: int = 64) -> tuple[tuple[Any, Any], list[str]]:
+    """Images: the mean of each cell of a ``grid`` x ``grid`` partition (over the cell's pixels and the
+    channels), named ``rows a-b, columns c-d``. Sequences: the mean over the channels of each step, or of each
+    window of steps when there are more than ``max_steps``, named ``step t`` / ``steps a-b``."""
+    import numpy as np
+
+    xt, xv = np.asarray(xt, np.float64), np.asarray(xv, np.float64)
+    if xt.ndim == 4:
+        h, w = xt.shape[1:3]
+        rows = np.array_split(np.arange(h), min(grid, h))
+        cols = np.array_split(np.arange(w), min(grid, w))
+        cells = [(r, c) for r in rows for c in cols]
+        names = [f"rows {r[0]}-{r[-1]}, columns {c[0]}-{c[-1]}" for r, c in cells]
+        feats = [np.stack([x[:, r[0]:r[-1] + 1, c[0]:c[-1] + 1].mean(axis=(1, 2, 3)) for r, c in cells], axis=1)
+                 for x in (xt, xv)]
+        return (feats[0], feats[1]), names
+    steps = np.array_split(np.arange(xt.shape[1]), min(max_steps, xt.shape[1]))
+    names = [f"step {s[0]}" if len(s) == 1 else f"steps {s[0]}-{s[-1]}" for s in steps]
+    feats = [np.stack([x[:, s[0]:s[-1] + 1].mean(axis=(1, 2)) for s in steps], axis=1) for x in (xt, xv)]
+    return (feats[0], feats[1]), names
 
 
 def _labels(y, idx) -> Any:

@@ -208,3 +208,32 @@ def test_each_twin_is_clean_under_the_other_data_analyzer(tmp_path):
         run_diagnose(ZOO_DIR / f"{twin}.keras", "--only", other, "--out", out, "-q")
         _, findings = _findings(out, other)
         assert not [f for f in findings if f["severity"] in ("warning", "error")], (twin, findings)
+
+
+def test_places_are_grid_cells_and_steps():
+    from diagnostics_plugins.data_leakage import places
+
+    x = np.zeros((2, 28, 28, 1))
+    x[0, 0:4, 0:4] = 1.0
+    (ft, fv), names = places(x, x)
+    assert ft.shape == (2, 49) and names[0] == "rows 0-3, columns 0-3" and names[-1] == "rows 24-27, columns 24-27"
+    assert ft[0, 0] == 1.0 and ft[0, 1:].sum() == 0.0 and ft[1].sum() == 0.0
+    seq = np.arange(2 * 120 * 2, dtype=float).reshape(2, 120, 2)
+    (st, _), names = places(seq, seq)
+    assert st.shape == (2, 64) and names[0] == "steps 0-1" and names[-1] == "step 119"
+    assert st[0, 0] == pytest.approx(seq[0, 0:2].mean())
+
+
+def test_leakage_finds_the_clever_hans_mark_as_a_training_only_region(tmp_path):
+    """cnn_shortcut's data: the 4x4 mark (rows 0-3, columns 0-3) is the label in training only. The data show
+    it without the model: a warning at exactly the mark's cell (the shortcut analyzer's error says the model
+    uses it)."""
+    from diagnostics_zoo.datasets import MARK_COLS, MARK_ROWS
+
+    run_diagnose(ZOO_DIR / "cnn_shortcut.keras", "--only", "data.leakage", "--out", tmp_path, "-q")
+    _, findings = _findings(tmp_path, "data.leakage")
+    (f,) = [f for f in findings if f["code"] == "data.leakage.label_feature"]
+    assert f["severity"] == "warning"
+    assert f["where"] == f"rows {MARK_ROWS[0]}-{MARK_ROWS[1] - 1}, columns {MARK_COLS[0]}-{MARK_COLS[1] - 1}"
+    assert "on the training split it alone reaches balanced accuracy 1.000" in f["message"]
+    assert "in the training split only" in f["message"] and "watermark" in f["message"]
