@@ -39,6 +39,8 @@ DEFAULTS = {
     "alpha": 0.01,
     "correction": "holm",
     # the test in the model's own feature space: samples per split, permutations of the split labels
+    # token models: the most frequent ids in training compared one by one (the rest pooled as "other ids")
+    "token_ids": 50,
     "mmd_samples": 400,
     "mmd_permutations": 200,
 }
@@ -48,6 +50,7 @@ _HELP = {
     "alpha": "level of the corrected tests: a shift is judged only where the corrected p-value is below it",
     "correction": "multiple-testing correction over the features or channels: holm (family-wise) or bh "
                   "(Benjamini-Hochberg, false discovery rate)",
+    "token_ids": "token models: how many of the most frequent training ids are compared one by one",
     "mmd_samples": "samples per split compared in the model's penultimate layer (0: no feature-space test)",
     "mmd_permutations": "permutations of the split labels behind the feature-space test's p-value",
 }
@@ -104,7 +107,7 @@ class DataDrift(HealthAnalyzer):
     }
     description = ("Input drift between the splits: per-feature KS / chi-squared tests with Holm correction (tables), "
                    "per-channel range, mean and std (images, sequences), scale mismatch.")
-    model_kinds = frozenset({"image", "sequence", "tabular"})
+    model_kinds = frozenset({"image", "sequence", "token", "tabular"})
     data = "train_val"  # the inputs of both splits (labels are not used, but the host's needs pair them)
     reference = ("Massey 1951 (Kolmogorov-Smirnov two-sample test); Holm 1979; Benjamini & Hochberg 1995; "
                  "Rabanser et al. 2019 (Failing loudly: detecting dataset shift)")
@@ -115,6 +118,7 @@ class DataDrift(HealthAnalyzer):
                       _HELP["categorical_max_values"]),
                Option("alpha", float, DEFAULTS["alpha"], _HELP["alpha"]),
                Option("correction", str, DEFAULTS["correction"], _HELP["correction"], choices=("holm", "bh")),
+               Option("token_ids", int, DEFAULTS["token_ids"], _HELP["token_ids"]),
                Option("mmd_samples", int, DEFAULTS["mmd_samples"], _HELP["mmd_samples"]),
                Option("mmd_permutations", int, DEFAULTS["mmd_permutations"], _HELP["mmd_permutations"]),
                Option("health_thresholds", str, "", "thresholds file (TOML or JSON) with a [data.drift] section"))
@@ -190,7 +194,11 @@ class DataDrift(HealthAnalyzer):
                         f"missing value was not imputed or a division overflowed in preprocessing; impute or drop "
                         f"those rows in every split before training")], metrics=metrics)
         with context.timed("tests"):
-            if xt.ndim == 2:
+            if context.info.kind == "token":
+                # token ids are labels, not values: compare how often each id occurs per sequence instead
+                (ct, cv), names, metrics["tokens"] = token_counts(xt, xv, int(opts["token_ids"]))
+                shifted = self._table(ct, cv, names, opts, values, metrics)
+            elif xt.ndim == 2:
                 names = data.feature_names(xt.shape[1])
                 shifted = self._table(xt, xv, names, opts, values, metrics)
             else:
@@ -378,6 +386,37 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> Any:
 
 
 CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg}
+
+
+def token_counts(xt: Any, xv: Any, top: int = 50) -> tuple[tuple[Any, Any], list[str], dict[str, Any]]:
+    """Per-sequence counts of the ``top`` most frequent token ids of the training split, of all other ids seen
+    in training, of ids never seen in training, and (when id 0 occurs, taken as padding and left out of the id
+    columns) of the non-zero ids (the length before padding): one column each, named ``token id 17``, ``other ids``, ``ids never seen in training``,
+    ``length (non-zero ids)``. Per sequence, because the tokens of one sequence are not independent draws."""
+    import numpy as np
+
+    it, iv = np.asarray(xt).astype(np.int64), np.asarray(xv).astype(np.int64)
+    it, iv = it.reshape(len(it), -1), iv.reshape(len(iv), -1)
+    ids, freq = np.unique(it, return_counts=True)
+    pad = bool((it == 0).any() or (iv == 0).any())
+    # id 0 is padding when it occurs: the length column counts it, no id column does
+    order = [k for k in ids[np.argsort(-freq, kind="stable")] if not (pad and k == 0)]
+    kept = np.asarray(order[:top], np.int64)
+
+    def columns(x):
+        cols = [(x == k).sum(axis=1) for k in kept]
+        seen = np.isin(x, ids)
+        cols.append((seen & ~np.isin(x, kept) & ((x != 0) if pad else True)).sum(axis=1))
+        cols.append((~seen).sum(axis=1))
+        if pad:
+            cols.append((x != 0).sum(axis=1))
+        return np.stack(cols, axis=1).astype(np.float64)
+
+    names = [f"token id {int(k)}" for k in kept] + ["other ids", "ids never seen in training"]
+    names += ["length (non-zero ids)"] if pad else []
+    unseen = float((~np.isin(iv, ids)).mean())
+    return (columns(it), columns(iv)), names, {"vocabulary_in_training": int(len(ids)), "compared": int(len(kept)),
+                                                "unseen_share_in_validation": unseen}
 
 
 def mmd_permutation_test(a: Any, b: Any, permutations: int = 200, seed: int = 0) -> tuple[float, float, float]:

@@ -237,3 +237,26 @@ def test_leakage_finds_the_clever_hans_mark_as_a_training_only_region(tmp_path):
     assert f["where"] == f"rows {MARK_ROWS[0]}-{MARK_ROWS[1] - 1}, columns {MARK_COLS[0]}-{MARK_COLS[1] - 1}"
     assert "on the training split it alone reaches balanced accuracy 1.000" in f["message"]
     assert "in the training split only" in f["message"] and "watermark" in f["message"]
+
+
+def test_drift_compares_token_counts_per_sequence(tmp_path):
+    """A token model's evaluation data in which 30% of the neutral tokens became padding (id 0, never used in
+    training): the ids never seen in training and the length before padding are the errors, named as such;
+    the healthy transformer's own splits are clean."""
+    import diagnostics_zoo as zoo
+    from diagnostics_plugins.data_drift import token_counts
+
+    (ct, cv), names, info = token_counts(np.array([[1, 2, 2, 0]]), np.array([[3, 2, 0, 0]]), top=1)
+    assert names == ["token id 2", "other ids", "ids never seen in training", "length (non-zero ids)"]
+    assert ct.tolist() == [[2.0, 1.0, 0.0, 3.0]] and cv.tolist() == [[1.0, 0.0, 1.0, 2.0]]
+    assert info == {"vocabulary_in_training": 3, "compared": 1, "unseen_share_in_validation": 0.25}
+    d = zoo.DATASETS["polarity_tokens"](0)
+    x_val = d["x_val"].copy()
+    x_val[(x_val >= 7) & (np.random.default_rng(0).random(x_val.shape) < 0.3)] = 0
+    np.savez(tmp_path / "tokens.npz", x_train=d["x_train"], y_train=d["y_train"], x_val=x_val, y_val=d["y_val"])
+    out = tmp_path / "out"
+    run_diagnose(ZOO_DIR / "transformer.keras", "--data", tmp_path / "tokens.npz", "--only", "data.drift", "--out",
+                 out, "-q")
+    _, findings = _findings(out, "data.drift")
+    errors = {f["where"] for f in findings if f["severity"] == "error"}
+    assert {"ids never seen in training", "length (non-zero ids)"} <= errors, findings
