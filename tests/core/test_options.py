@@ -16,12 +16,13 @@ from tests.conftest import run_diagnose
      "alpha_low, health_thresholds, min_eigenvalues"),
     ("no_such_analyzer.key=1",
      "diagnose: --option no_such_analyzer.key=1: unknown analyzer 'no_such_analyzer'; installed: architecture, "
-     "explain.captum, explain.gradients, explain.lime, explain.shap, explain.shortcut, health.gan, health.gradients, "
-     "health.overfitting, health.spectra, health.temporal, health.units, weights"),
+     "data.drift, data.leakage, explain.captum, explain.gradients, explain.lime, explain.shap, explain.shortcut, "
+     "health.gan, health.gradients, health.overfitting, health.spectra, health.temporal, health.units, "
+     "predictions.quality, weights"),
     # A typo gets the name it was meant to be, as --only does, not the whole list.
     ("health.spectrum.alpha_low=1",
      "diagnose: --option health.spectrum.alpha_low=1: unknown analyzer 'health.spectrum'; did you mean "
-     "health.spectra? (13 installed)"),
+     "health.spectra? (16 installed)"),
     ("explain.gradients.samples=four",
      "diagnose: --option explain.gradients.samples=\"four\": option 'samples' takes an integer, got 'four'"),
     ("explain.shap.explainer=deep",
