@@ -171,7 +171,7 @@ class DataLeakage(HealthAnalyzer):
                 for s, (_, a, lo, hi, second, a2) in splits.items())
             if "validation" in splits:
                 why = ("present in the validation split too, so the validation score is inflated exactly like the "
-                       "training score and no train/validation gap shows it: the model will fail where the column is "
+                       "training score and no train/validation gap shows it: the model will fail where that input is "
                        "not filled in yet (at prediction time)") if both else (
                        "in the validation split only: the validation score is inflated by it")
                 severity = Severity.ERROR

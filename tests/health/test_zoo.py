@@ -22,14 +22,15 @@ from tests.conftest import ZOO_DIR, read_report, run_diagnose
 
 BASE_ANALYZERS = ("weights", "architecture", "health.gradients", "health.units", "health.overfitting", "health.spectra",
                   "health.gan")
-#: The whole-zoo test adds the temporal, shortcut and prediction-quality checks (the default-suite subset stays on
-#: the base set: explain.shortcut alone would double its time, and test_shortcut/test_temporal/
-#: test_predictions_quality cover those twins).
-ANALYZERS = (*BASE_ANALYZERS, "health.temporal", "explain.shortcut", "predictions.quality")
+#: The whole-zoo test adds the temporal, shortcut, prediction-quality and data checks (the default-suite subset stays
+#: on the base set: explain.shortcut alone would double its time, and test_shortcut/test_temporal/
+#: test_predictions_quality/test_data_faults cover those twins).
+ANALYZERS = (*BASE_ANALYZERS, "health.temporal", "explain.shortcut", "predictions.quality", "data.drift",
+             "data.leakage")
 HEALTHY = ("cnn", "mlp", "lstm", "transformer", "gan")
 TWINS = ("cnn_overfit", "cnn_dead_relu", "mlp_vanishing", "mlp_saturated", "mlp_logits", "mlp_nan", "lstm_exploding",
          "gan_collapsed", "rnn_vanishing", "mlp_chance", "cnn_shortcut", "mlp_leak",
-         "mlp_underfit", "mlp_imbalance", "mlp_diverged")
+         "mlp_underfit", "mlp_imbalance", "mlp_diverged", "mlp_shift", "mlp_label_copy", "cnn_unscaled")
 RANK = {"info": 0, "warning": 1, "error": 2}
 
 
