@@ -437,3 +437,61 @@ def test_browser_compare_page_gates_two_reports(page, tmp_path):
         for text in ("0 regressed", "1 improved", "1 not comparable"):
             expect(page.get_by_text(text, exact=True)).to_be_visible()
         assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_browser_data_page_and_the_html_sections_of_the_data_analyzers(page, tmp_path):
+    """Issue 25's views in a real browser, on a real run of the data analyzers on the zoo's cnn_unscaled (trained
+    on [-1, 1], validated on raw [0, 255]): the Data page lists the three data analyzers (and the Health page
+    none of them), draws the drift histogram, the confusion matrix and the reliability diagram with the
+    measures' charts; the HTML report has their sections with the same pictures."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import ZOO_DIR, run_diagnose
+
+    expect.set_options(timeout=WAIT_MS)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / "reports" / "cnn_unscaled"
+    proc = run_diagnose(ZOO_DIR / "cnn_unscaled.keras", "--only", "data.drift", "--only", "data.leakage", "--only",
+                        "predictions.quality", "--out", out, "-q")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    with serve(out.parent, tmp_path) as (url, log, _):
+        page.goto(url)
+        nav(page, "Data").click()
+        expect(page.get_by_role("heading", name="Data", level=1)).to_be_visible()
+        radios = page.get_by_role("radiogroup")
+        for name in ("data.drift", "data.leakage", "predictions.quality"):
+            expect(radios.get_by_text(name, exact=True)).to_be_visible()
+        # the worst first: data.drift (its range mismatch is an error), with its histogram of the shifted channel
+        expect(page.locator("h3").last).to_have_text("data.drift")
+        # its findings are a dataframe (a canvas: the AppTest reads their cells, test_dashboard_health)
+        _picture_shown(page, "drift")
+        shot(page, "data-drift.png")
+        radios.get_by_text("predictions.quality", exact=True).click()
+        expect(page.locator("h3").last).to_have_text("predictions.quality")
+        for picture in ("confusion matrix", "reliability diagram"):
+            _picture_shown(page, picture)
+        settle(page)
+        assert page.get_by_test_id("stPlotlyChart").count() >= 5  # precision, recall, F1, confusion, calibration
+        shot(page, "data-quality.png")
+        nav(page, "Health").click()
+        expect(page.get_by_text("No health analyzer in this report.")).to_be_visible()
+        assert "Traceback" not in log.read_text(errors="replace")
+    page.goto((out / "report.html").as_uri())
+    for name in ("data.drift", "data.leakage", "predictions.quality"):
+        expect(page.locator(f"h2[id='a-{name}']")).to_be_visible()
+    for alt in ("drift", "confusion matrix", "reliability diagram"):
+        image = page.get_by_role("img", name=alt, exact=True).first
+        expect(image).to_be_visible()
+        assert image.evaluate("i => i.naturalWidth") > 0  # embedded and decoded, not a broken link
+    page.locator("h2[id='a-predictions.quality']").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "report-data.png"), full_page=True)
+
+
+def _picture_shown(page, caption: str) -> None:
+    """An analyzer's picture on a dashboard page (``st.image`` with its caption), loaded and decoded."""
+    from playwright.sync_api import expect
+
+    image = page.get_by_test_id("stImage").filter(has=page.get_by_test_id("stImageCaption").get_by_text(
+        caption, exact=True)).locator("img")
+    expect(image).to_be_visible()
+    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=image.element_handle())
