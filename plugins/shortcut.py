@@ -125,7 +125,7 @@ class ShortcutDetection(HealthAnalyzer):
         values: list[Value] = []
         metrics: dict = {"train_samples": len(it), "val_samples": len(iv)}
         artifacts: dict = {}
-        names = _feature_names(data, xt.shape[1:])
+        names = data.feature_names(xt.shape[1]) if xt.ndim == 2 else []
         if info.kind == "tabular" or xt.ndim == 2:
             self._table(context, opts, predict, xt, yt, xv, yv, names, findings, values, metrics)
         else:
@@ -404,17 +404,6 @@ def _drops(where: str, drop_t: float, drop_v: float, gap: float, lo: float, hi: 
             Value("accuracy_drop", drop_v, where=where, series="validation", n=n_v),
             Value("drop_gap", gap, where=where, interval=(lo, hi), n=n_t + n_v,
                   note=f"on {n_t} training and {n_v} validation samples")]
-
-
-def _feature_names(data, feature_shape) -> list[str]:
-    import numpy as np
-
-    raw = data.extras.get("feature_names") if data.extras else None
-    if raw is not None and len(feature_shape) == 1 and len(raw) == feature_shape[0]:
-        return [str(v) for v in np.asarray(raw).tolist()]
-    if len(feature_shape) == 1:
-        return [f"feature {i}" for i in range(feature_shape[0])]
-    return []
 
 
 # A region the tests flagged is drawn red and called a shortcut; one they rejected is only the candidate that
