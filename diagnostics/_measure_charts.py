@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._measures import Direction, MeasureSection, Scope
-from .plotting import pyplot
+from .plotting import pyplot, save_png
 from ._verdicts import Outcome
 
 #: Bar colour per outcome (diagnostics.plotting's palette: blue passed, orange warning, red error).
@@ -50,9 +50,7 @@ def draw(section: MeasureSection, path: Path) -> str:
     ax.tick_params(labelsize=8)
     if section.scale == "log":
         ax.set_yscale("log")
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return Path(path).name
+    return save_png(fig, path, tight=False).name
 
 
 def _bars(plt, section, values):

@@ -484,7 +484,7 @@ def _draw(path, xt, xv, shifted, metrics) -> str:
     ones when none shifted), one panel each."""
     import numpy as np
 
-    from diagnostics.plotting import pyplot
+    from diagnostics.plotting import pyplot, save_png
 
     panels = list(shifted)
     if not panels:
@@ -509,10 +509,7 @@ def _draw(path, xt, xv, shifted, metrics) -> str:
     axes[0][0].legend(fontsize=7)
     fig.suptitle("Shifted inputs: training vs validation" if shifted else "Inputs: training vs validation (no shift)",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path.name
+    return save_png(fig, path).name
 
 
 @diagnostics.hookimpl

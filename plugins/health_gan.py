@@ -259,11 +259,9 @@ def _sample_grid(path, images) -> str | None:
 
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         return None
-    import matplotlib
+    from diagnostics.plotting import pyplot, save_png
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cols = 8
     rows = int(np.ceil(len(images) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.9), dpi=100)
@@ -272,10 +270,7 @@ def _sample_grid(path, images) -> str | None:
     for ax in np.ravel(axes):
         ax.axis("off")
     fig.suptitle("Generated samples", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path.name
+    return save_png(fig, path).name
 
 
 @diagnostics.hookimpl

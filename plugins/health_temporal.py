@@ -231,7 +231,7 @@ def temporal_summary(norms, edge_fraction: float = 0.1, memory_floor: float = 0.
 def _profile_plot(path, profile: list, *, title: str) -> str:
     """The mean per-step norm on a log line (``None`` gaps allowed) as a PNG with a fixed layout (no
     ``tight_layout``, which renders the figure twice); returns the file name."""
-    from diagnostics.plotting import pyplot
+    from diagnostics.plotting import pyplot, save_png
 
     plt = pyplot()
 
@@ -245,9 +245,7 @@ def _profile_plot(path, profile: list, *, title: str) -> str:
     ax.set_title(title, fontsize=9)
     ax.set_yscale("log")
     ax.legend(fontsize=7)
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path.name
+    return save_png(fig, path, tight=False).name
 
 
 @diagnostics.hookimpl

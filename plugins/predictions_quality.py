@@ -29,7 +29,7 @@ from typing import Any
 
 import diagnostics
 from diagnostics import (Context, Direction, HealthAnalyzer, Measure, Measurements, Option, Scope, Severity, Value)
-from diagnostics.plotting import pyplot
+from diagnostics.plotting import pyplot, save_png
 
 #: Defaults of the analyzer's options (``--option predictions.quality.KEY=VALUE``).
 DEFAULTS = {
@@ -630,10 +630,7 @@ def draw_confusion(path, matrix, pairs) -> str:
     ax.set_ylabel("true class", fontsize=8)
     ax.set_title("Confusion matrix (share of each true class)\nred: the most-confused pairs", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path.name
+    return save_png(fig, path).name
 
 
 def draw_reliability(path, rel: dict, n: int) -> str:
@@ -659,10 +656,7 @@ def draw_reliability(path, rel: dict, n: int) -> str:
     hist.set_ylabel("samples", fontsize=8)
     for a in (ax, hist):
         a.tick_params(labelsize=7)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path.name
+    return save_png(fig, path).name
 
 
 @diagnostics.hookimpl

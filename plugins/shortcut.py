@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import diagnostics
 from diagnostics import Context, Finding, HealthAnalyzer, Measure, Measurements, Option, Scope, Severity, Value
-from diagnostics.plotting import pyplot
+from diagnostics.plotting import pyplot, save_png
 
 #: Defaults of the analyzer's options (``--option explain.shortcut.KEY=VALUE``).
 DEFAULTS = {
@@ -444,9 +444,7 @@ def _draw_images(path, xt, xv, mt, mv, box, k: int = 4, *, flagged: bool) -> str
     fig.suptitle("Shortcut region (red box) on training and validation samples" if flagged else
                  "Candidate region (dashed box): tested, not a shortcut", fontsize=9)
     fig.subplots_adjust(left=0.06, right=0.99, top=0.86, bottom=0.02, wspace=0.05, hspace=0.12)
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path.name
+    return save_png(fig, path, tight=False).name
 
 
 def _draw_profile(path, mt, mv, steps, *, flagged: bool) -> str:
@@ -463,9 +461,7 @@ def _draw_profile(path, mt, mv, steps, *, flagged: bool) -> str:
     ax.set_title(f"Attribution per step, training vs validation (shaded: {title})", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=7)
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path.name
+    return save_png(fig, path, tight=False).name
 
 
 @diagnostics.hookimpl

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..plotting import pyplot
+from ..plotting import pyplot, save_png
 
 
 VERDICT_COLOURS = {"trusted": "#2e7d32", "undecided": "#546e7a", "doubtful": "#ef6c00", "failed": "#c62828"}
@@ -61,10 +61,7 @@ def save_image_overlays(path: Path, images: np.ndarray, maps: dict[str, np.ndarr
     w = gray.shape[2]
     for j, caption in enumerate(captions[:k]):
         axes[0, 0].text(j * (w + 2) + w / 2, -1, caption, ha="center", va="bottom", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def save_heat_strips(path: Path, maps: dict[str, np.ndarray], verdicts: dict[str, str], mask: np.ndarray | None = None,
@@ -92,10 +89,7 @@ def save_heat_strips(path: Path, maps: dict[str, np.ndarray], verdicts: dict[str
         ax.set_yticklabels([str(i) for i in range(k)], fontsize=6)
         ax.tick_params(axis="x", labelsize=6)
     axes[-1, 0].set_xlabel(xlabel + ("  (circles: planted ground truth)" if mask is not None else ""), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def save_global_importance(path: Path, names: Sequence[str], importance: np.ndarray, title: str, top: int = 20) -> Path:
@@ -108,10 +102,7 @@ def save_global_importance(path: Path, names: Sequence[str], importance: np.ndar
     ax.set_yticks(range(len(order))[::-1], [names[i] for i in order], fontsize=7)
     ax.set_xlabel("mean |attribution|", fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def json_round(value: Any, digits: int = 6) -> Any:
