@@ -318,7 +318,7 @@ class PredictionQuality(HealthAnalyzer):
         acc = {"baseline_val": float(a_base.mean()), "network_val": float(a_net.mean()),
                "baseline_train": float(np.mean(base_train == yt)), "network_train": float(np.mean(net_train == yt))}
         metrics["baseline"] = {"model": "logistic regression (L2, C=1, L-BFGS)", **fitted["described"],
-                               "train_samples": int(len(it)), "seconds": round(seconds, 3), **acc,
+                               "train_samples": int(len(it)), "duration_s": round(seconds, 3), **acc,
                                "gap": gap, "ci95": [lo, hi]}
         inputs = fitted["described"]["inputs"]
         why = (f"logistic regression on the same {inputs}, fitted on {len(it)} training samples, reaches "

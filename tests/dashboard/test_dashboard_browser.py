@@ -106,9 +106,11 @@ def page(context):
 
 def choose(page, box, option: str) -> None:
     """Open a select box and pick ``option``, once the page is idle: a click that lands while the script
-    reruns opens a list the rerun closes again, and the option never shows."""
+    reruns opens a list the rerun closes again, and the option never shows. The option's name is typed
+    first: the list draws only the options in view (the zoo's 26 models put ``mlp`` 12th, below them)."""
     settle(page)
     box.click()
+    page.keyboard.type(option)
     page.get_by_role("option", name=option, exact=True).click()
 
 
