@@ -395,12 +395,8 @@ def _check_twin(twin: str, zoo_report, tmp_path) -> None:
     assert proc.stdout.splitlines()[-1].startswith("compare: ") and proc.stdout.splitlines()[-1].endswith("-> exit 1")
 
 
-def test_zoo_dead_relu_twin_regresses_against_the_healthy_cnn(zoo_report, tmp_path):
-    _check_twin("cnn_dead_relu", zoo_report, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("twin", sorted(set(TWINS) - {"cnn_dead_relu"}))
+@pytest.mark.slow  # 80 s each (both models diagnosed whole): the default suite keeps the healthy pair below
+@pytest.mark.parametrize("twin", sorted(TWINS))
 def test_zoo_every_twin_regresses_against_its_healthy_model(twin, zoo_report, tmp_path):
     _check_twin(twin, zoo_report, tmp_path)
 
