@@ -103,7 +103,6 @@ def test_imbalance_twin_is_named_imbalance_with_the_class_weights_to_try(tmp_pat
 
 
 def test_label_issues_finds_the_flipped_labels_of_a_confident_model():
-    pytest.importorskip("cleanlab")
     from diagnostics_plugins.predictions_quality import PredictionQuality
 
     rng = np.random.default_rng(0)
