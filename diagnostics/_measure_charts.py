@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._measures import Direction, MeasureSection, Scope
-from .plotting import pyplot, save_png
+from .plotting import plain_text, pyplot, save_png
 from ._verdicts import Outcome
 
 #: Bar colour per outcome (diagnostics.plotting's palette: blue passed, orange warning, red error).
@@ -20,12 +20,6 @@ COLOURS = {Outcome.PASSED: "#1565c0", Outcome.DOUBTFUL: "#ef6c00", Outcome.FAILE
 SERIES_COLOURS = ("#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#2e7d32", "#ad1457")
 #: Bars beyond this many are not drawn one by one: the chart keeps the worst ones and says so.
 MAX_BARS = 60
-
-
-def _plain(text: str) -> str:
-    """``text`` as matplotlib shows it literally: a ``$`` would start mathtext, and a layer name from a
-    hostile file (``a$\\frac{$``) would make the drawing raise, failing the analyzer."""
-    return str(text).replace("$", r"\$")
 
 
 def draw(section: MeasureSection, path: Path) -> str:
@@ -46,7 +40,7 @@ def draw(section: MeasureSection, path: Path) -> str:
         if len(values) < len([v for v in section.values if v.value is not None]):
             title += f" — the {len(values)} worst shown"
     _thresholds(ax, section)
-    ax.set_title(_plain(title), fontsize=9)
+    ax.set_title(plain_text(title), fontsize=9)
     ax.tick_params(labelsize=8)
     if section.scale == "log":
         ax.set_yscale("log")
@@ -68,8 +62,8 @@ def _bars(plt, section, values):
         ax.errorbar([i for i, _ in errs], [v.value for _, v in errs],
                     yerr=[[max(v.value - v.interval[0], 0) for _, v in errs], [max(v.interval[1] - v.value, 0) for _, v in errs]],
                     fmt="none", ecolor="#212121", capsize=3, lw=1)
-    ax.set_xticks(xs, [_plain(v.label) for v in values], rotation=40, ha="right", fontsize=8)
-    ax.set_ylabel(_plain(section.unit or section.title), fontsize=8)
+    ax.set_xticks(xs, [plain_text(v.label) for v in values], rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel(plain_text(section.unit or section.title), fontsize=8)
     return fig, ax
 
 
@@ -81,12 +75,12 @@ def _lines(plt, section, values):
         series.setdefault(v.series or section.title, []).append(v)
     for (name, vs), colour in zip(series.items(), SERIES_COLOURS * 8):
         xs = [_number(v.where, i) for i, v in enumerate(vs, start=1)]
-        ax.plot(xs, [v.value for v in vs], label=_plain(name), color=colour)
+        ax.plot(xs, [v.value for v in vs], label=plain_text(name), color=colour)
         bad = [(x, v) for x, v in zip(xs, vs) if v.outcome is not Outcome.PASSED]
         if bad:
             ax.scatter([x for x, _ in bad], [v.value for _, v in bad], color=[COLOURS[v.outcome] for _, v in bad], zorder=3, s=14)
     ax.set_xlabel("epoch", fontsize=8)
-    ax.set_ylabel(_plain(section.unit or section.title), fontsize=8)
+    ax.set_ylabel(plain_text(section.unit or section.title), fontsize=8)
     if len(series) > 1:
         ax.legend(fontsize=7)
     return fig, ax

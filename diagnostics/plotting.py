@@ -12,6 +12,13 @@ from typing import Sequence
 SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", "ok": "#2e7d32"}
 
 
+def plain_text(text) -> str:
+    """``text`` as matplotlib draws it literally: a ``$`` would start mathtext, and a name from a hostile
+    file (``a$\\frac{$``) would make the drawing raise, failing the analyzer. Pass every name that comes
+    from a model or a data file (layers, features, classes) through it before it labels a figure."""
+    return str(text).replace("$", r"\$")
+
+
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (no display is opened in a worker), imported on
     first use: every figure the suite and its plugins draw starts here."""

@@ -484,7 +484,7 @@ def _draw(path, xt, xv, shifted, metrics) -> str:
     ones when none shifted), one panel each."""
     import numpy as np
 
-    from diagnostics.plotting import pyplot, save_png
+    from diagnostics.plotting import plain_text, pyplot, save_png
 
     panels = list(shifted)
     if not panels:
@@ -504,7 +504,7 @@ def _draw(path, xt, xv, shifted, metrics) -> str:
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
         ax.hist(a, bins=bins, density=True, alpha=0.55, color="#1565c0", label="training")
         ax.hist(b, bins=bins, density=True, alpha=0.55, color="#c62828", label="validation")
-        ax.set_title(str(name)[:40], fontsize=8)
+        ax.set_title(plain_text(str(name)[:40]), fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
     fig.suptitle("Shifted inputs: training vs validation" if shifted else "Inputs: training vs validation (no shift)",

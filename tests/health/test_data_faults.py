@@ -260,3 +260,27 @@ def test_drift_compares_token_counts_per_sequence(tmp_path):
     _, findings = _findings(out, "data.drift")
     errors = {f["where"] for f in findings if f["severity"] == "error"}
     assert {"ids never seen in training", "length (non-zero ids)"} <= errors, findings
+
+
+def test_a_hostile_feature_name_is_drawn_literally_and_escaped_in_the_report(tmp_path):
+    """A feature name from the data file labels the drift histogram: a ``$`` would start matplotlib's mathtext
+    (an unparsable one raised, failing the analyzer), and markup would reach the HTML page."""
+    import diagnostics_zoo as zoo
+
+    d = zoo.DATASETS["breast_cancer"](0)
+    x_val = d["x_val"].copy()
+    x_val[:, 0] += 1.0
+    hostile = "a$\\frac{$<script>x</script>"
+    names = np.array([hostile] + [f"f{i}" for i in range(1, d["x_train"].shape[1])])
+    np.savez(tmp_path / "shift.npz", x_train=d["x_train"], y_train=d["y_train"], x_val=x_val, y_val=d["y_val"],
+             feature_names=names)
+    out = tmp_path / "out"
+    proc = run_diagnose(ZOO_DIR / "mlp.keras", "--data", tmp_path / "shift.npz", "--only", "data.drift", "--out", out,
+                        "-q")
+    assert proc.returncode == 1, proc.stderr
+    a, findings = _findings(out, "data.drift")
+    assert a["status"] == "ok", a.get("reason")
+    assert [f["where"] for f in findings if f["code"] == "data.drift.feature_shift"] == [hostile]
+    assert "drift" in a["artifacts"]  # the histogram was drawn with the name as its panel title
+    html = (out / "report.html").read_text()
+    assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
