@@ -37,9 +37,9 @@ def bar_chart(path: Path, labels: Sequence[str], values: Sequence[float], *, tit
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(labels) + 1.5), 3.2), dpi=100)
     xs = range(len(labels))
     ax.bar(xs, values, color=colours or "#1565c0")
-    ax.set_xticks(list(xs), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_xticks(list(xs), [plain_text(v) for v in labels], rotation=45, ha="right", fontsize=8)
+    ax.set_title(plain_text(title), fontsize=10)
+    ax.set_ylabel(plain_text(ylabel), fontsize=9)
     if log:
         ax.set_yscale("log")
     return save_png(fig, path)
