@@ -245,7 +245,9 @@ def test_browser_health_page_from_sections_and_a_schema_2_report(page, tmp_path)
         page.get_by_role("radiogroup").get_by_text("health.legacy", exact=True).click()
         expect(page.locator("h3").last).to_have_text("health.legacy")
         expect(page).to_have_url(re.compile(r"\?analyzer=health\.legacy$"))
-        assert page.get_by_test_id("stPlotlyChart").count() == 0
+        # Streamlit drops the previous analyzer's charts only when the rerun ends: wait for it, then count
+        settle(page)
+        expect(page.get_by_test_id("stPlotlyChart")).to_have_count(0)
 
         # A report of schema 2: it opens, and the Health page shows its findings without sections.
         choose(page, sidebar.get_by_test_id("stSelectbox").filter(has_text="Report"), "old")
