@@ -37,6 +37,17 @@ class TemporalGradientHealth(HealthAnalyzer):
     data = "none"
     reference = "Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013 (On the difficulty of training RNNs)"
     options = health_options("temporal")
+    # Cause before symptom: an output that sees one position makes every map pile up there whatever the weights,
+    # so a method fails its randomisation check on this model (the zoo-free test: saliency's maps correlate 1.00
+    # with the randomised model's) and the explainer would be blamed for the model's fault.
+    explains = {
+        "explain.*.failed": {
+            "health.temporal.focus": "the model's output depends on one input position, so a map that puts its "
+                                     "attribution there is right whatever the weights, and the randomisation and "
+                                     "perturbation checks cannot tell a faithful explainer from a broken one on this "
+                                     "model: the fault is the model's, not the explainer's — fix the mask or pooling, "
+                                     "then judge the explanations again"},
+    }
     threshold_section = "temporal"
     measures = (
         # A band: below it the gradient vanishes on its way back through time, above it it explodes

@@ -49,3 +49,39 @@ def test_an_imbalanced_model_at_chance_level_is_named_as_imbalance(tmp_path):
         "likely cause: the classes are imbalanced and the rare class is hardly ever predicted, not shuffled labels or "
         "a learning rate: weight the classes (class_weight) or resample them (predictions.quality found "
         "predictions.quality.minority_recall at ")
+
+
+def test_explainers_are_not_blamed_for_an_output_that_sees_one_position(keras_tf, run_health):
+    """The issue's transformer: a causal mask with first-position pooling, trained on a label its first token
+    decides. Every map piles up on step 0 whatever the weights, so saliency's maps correlate 1.00 with the
+    randomised model's and it fails; the failure leads with the model's fault that health.temporal found."""
+    import numpy as np
+
+    keras = keras_tf
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12,), dtype="int32")
+    h = keras.layers.Embedding(20, 8, name="embed")(inp)
+    h = keras.layers.MultiHeadAttention(2, 4, name="attention")(h, h, use_causal_mask=True)
+    h = keras.layers.Flatten()(keras.layers.Cropping1D((0, 11), name="first_token")(h))
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+    x = np.random.default_rng(0).integers(1, 20, (400, 12)).astype(np.int32)
+    y = (x[:, 0] > 10).astype(np.int32)
+    model.compile("adam", "binary_crossentropy")
+    model.fit(x, y, epochs=30, verbose=0)
+    data = {"x_train": x[:300], "y_train": y[:300], "x_val": x[300:], "y_val": y[300:]}
+    records = run_health(model, data, only=("health.temporal", "explain.gradients"))
+    assert [f.code for f in records["health.temporal"].findings if f.severity.value == "error"] == [
+        "health.temporal.focus"]
+    failed = [f for f in records["explain.gradients"].findings if f.code.endswith(".failed")]
+    assert "explain.gradients.saliency.failed" in [f.code for f in failed]
+    for f in failed:
+        assert f.severity.value == "warning"  # the gate still holds; the message names the model
+        assert f.message.startswith(
+            "likely cause: the model's output depends on one input position, so a map that puts its attribution there "
+            "is right whatever the weights"), f.message
+        assert "the fault is the model's, not the explainer's" in f.message
+        assert "(health.temporal found health.temporal.focus at attention, step 0)" in f.message
+    # run alone, the explainer's own reason stands
+    alone = run_health(model, data, only=("explain.gradients",))["explain.gradients"]
+    (f,) = [f for f in alone.findings if f.code == "explain.gradients.saliency.failed"]
+    assert f.message.startswith("saliency failed: maps barely change when the weights are randomised")
