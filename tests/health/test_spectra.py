@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diagnostics_plugins.health_spectra import as_matrix, eigenvalues, powerlaw_alpha, stable_rank
+from diagnostics_plugins.health_spectra import alpha_interval, as_matrix, eigenvalues, powerlaw_alpha, stable_rank
 
 
 def weightwatcher_alphas(matrices):
@@ -66,13 +66,14 @@ BAND = "Martin & Mahoney 2021: well-trained layers have 2 <= alpha <= 6"
 def test_spectra_analyzer_reports_alpha_and_insufficient_layers(keras_tf, run_health, codes):
     keras = keras_tf
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((12, 12, 32)), keras.layers.Conv2D(64, 3, name="conv"),
+    # 256 filters over 64 channels: a tail of 26 eigenvalues, enough for alpha's interval to clear the band
+    model = keras.Sequential([keras.Input((12, 12, 64)), keras.layers.Conv2D(256, 3, name="conv"),
                               keras.layers.Flatten(), keras.layers.Dense(5, name="head")], name="spec")
     rec = run_health(model, None, only=("health.spectra",))["health.spectra"]
     assert rec.status == "ok", rec.reason
     layers = {l["layer"]: l for l in rec.metrics["layers"]}
     conv = layers["conv"]
-    assert conv["matrix_shape"] == [288, 64] and conv["eigenvalues"] == 64
+    assert conv["matrix_shape"] == [576, 256] and conv["eigenvalues"] == 256
     fit = powerlaw_alpha(eigenvalues(as_matrix(model.get_layer("conv").kernel.numpy())))
     assert conv["alpha"] == pytest.approx(fit["alpha"])
     assert layers["head"]["alpha"] is None and layers["head"]["insufficient"] == 5
@@ -90,8 +91,10 @@ def test_spectra_analyzer_reports_alpha_and_insufficient_layers(keras_tf, run_he
     assert conv["alpha"] > 6
     [high] = [f for f in rec.findings if f.code == "health.spectra.alpha"]
     assert (high.severity, high.where) == ("warning", "conv")
-    assert high.message == (f"Power-law exponent alpha of the weight spectrum {conv['alpha']:.2f}, outside the healthy "
-                            f"band 2–6 ({BAND}): fitted on {fit['tail']} of 64 eigenvalues; {HIGH}")
+    lo, hi = alpha_interval(conv["alpha"], fit["tail"])
+    assert lo > 6  # the interval decides, not the point
+    assert high.message == (f"Power-law exponent alpha of the weight spectrum {conv['alpha']:.2f} (95% CI {lo:.2f}–{hi:.2f}), "
+                            f"outside the healthy band 2–6 ({BAND}): fitted on {fit['tail']} of 256 eigenvalues; {HIGH}")
 
 
 def test_a_heavy_tailed_layer_is_below_the_band_and_the_band_is_an_option(keras_tf, run_health):
@@ -106,8 +109,10 @@ def test_a_heavy_tailed_layer_is_below_the_band_and_the_band_is_an_option(keras_
     rec = run_health(model, None, only=("health.spectra",))["health.spectra"]
     assert [(f.code, f.severity, f.where) for f in rec.findings] == [
         ("health.spectra.insufficient", "info", "out"), ("health.spectra.alpha", "warning", "heavy")]
-    assert rec.findings[1].message == (f"Power-law exponent alpha of the weight spectrum {fit['alpha']:.2f}, outside the "
-                                       f"healthy band 2–6 ({BAND}): fitted on {fit['tail']} of 32 eigenvalues; {LOW}")
+    lo, hi = alpha_interval(fit["alpha"], fit["tail"])
+    assert rec.findings[1].message == (f"Power-law exponent alpha of the weight spectrum {fit['alpha']:.2f} (95% CI "
+                                       f"{lo:.2f}–{hi:.2f}), outside the healthy band 2–6 ({BAND}): fitted on "
+                                       f"{fit['tail']} of 32 eigenvalues; {LOW}")
     rec = run_health(model, None, only=("health.spectra",),
                      options={"health.spectra": {"alpha_low": 1.0}})["health.spectra"]
     assert [f.code for f in rec.findings] == ["health.spectra.insufficient"]
@@ -127,3 +132,19 @@ def test_alpha_agrees_with_weightwatcher_on_the_zoo_cnn(keras_tf):
     ours = [powerlaw_alpha(eigenvalues(m))["alpha"] for m in both.values()]
     for a, b in zip(ours, weightwatcher_alphas(list(both.values()))):
         assert abs(a - b) <= 0.05, (ours, b)
+
+
+def test_alpha_interval_is_the_mle_standard_error_and_a_small_tail_does_not_cross_the_band(keras_tf, run_health):
+    """Clauset, Shalizi & Newman (2009), eq. 3.2: the MLE's standard error is (alpha - 1) / sqrt(n). The healthy
+    zoo resnet's block2_conv2 (32 eigenvalues, a tail of 32) fits 1.78, below the band's 2 as a point; its
+    interval reaches past 2, so it is not a finding (it was a warning before alpha had an interval)."""
+    from tests.conftest import ZOO_DIR
+
+    assert alpha_interval(3.0, 16) == pytest.approx((3.0 - 1.96 * 0.5, 3.0 + 1.96 * 0.5))
+    model = keras_tf.saving.load_model(ZOO_DIR / "resnet.keras", compile=False)
+    fit = powerlaw_alpha(eigenvalues(as_matrix(model.get_layer("block2_conv2").kernel.numpy())))
+    lo, hi = alpha_interval(fit["alpha"], fit["tail"])
+    assert fit["alpha"] < 2 < hi and fit["tail"] == 32
+    rec = run_health(model, None, only=("health.spectra",))["health.spectra"]
+    assert rec.measure("alpha").value("block2_conv2") == pytest.approx(fit["alpha"])
+    assert [f for f in rec.findings if f.code == "health.spectra.alpha"] == []
