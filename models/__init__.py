@@ -21,7 +21,9 @@ __all__ = ["ARTIFACT_DIR", "COMPANIONS", "DATASETS", "HEALTHY", "TWINS", "ZOO", 
 ARTIFACT_DIR = pathlib.Path(__file__).parent / "artifacts"
 
 #: Healthy reference models, in training order (the ``cnn`` first: the GAN entries are judged by it).
-HEALTHY: tuple[str, ...] = ("cnn", "mlp", "lstm", "transformer", "gan", "mlp_regression")
+HEALTHY: tuple[str, ...] = ("cnn", "mlp", "lstm", "transformer", "gan", "mlp_regression",
+                             # two more architectures that must stay clean (issue 25)
+                             "conv_gru", "resnet")
 #: Planted-fault twins, each with one expected finding.
 TWINS: tuple[str, ...] = ("cnn_overfit", "cnn_dead_relu", "mlp_vanishing", "mlp_saturated", "mlp_logits",
                           "mlp_nan", "lstm_exploding", "gan_collapsed",

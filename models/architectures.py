@@ -194,6 +194,8 @@ BUILDERS = {
     "mlp_underfit": lambda: build_mlp_bottleneck(),  # defined below
     "mlp_imbalance": lambda: build_mlp(name="mlp_imbalance", n_features=12),
     "mlp_diverged": lambda: build_mlp(name="mlp_diverged"),
+    "conv_gru": lambda: build_conv_gru(),  # defined below
+    "resnet": lambda: build_resnet(),  # defined below
 }
 
 
@@ -214,3 +216,40 @@ def build_mlp_bottleneck(name="mlp_underfit", input_shape=(28, 28, 1), hidden=32
     x = layers.Dense(hidden, activation="relu", name="dense1")(x)
     x = layers.Dense(bottleneck, activation="linear", name="bottleneck")(x)
     return keras.Model(inputs, layers.Dense(classes, activation="softmax", name="probs")(x), name=name)
+
+
+def build_conv_gru(name="conv_gru", filters=16, units=24):
+    """A 1-D convolution (16 filters over 5 steps, ReLU) and a GRU over its feature sequence, softmax over the three
+    motif classes: the convolution sees a motif's shape, the GRU carries it to the last step."""
+    inputs = keras.Input((ds.MOTIF_STEPS, ds.MOTIF_CHANNELS), name="sequence")
+    x = layers.Conv1D(filters, 5, padding="same", activation="relu", kernel_initializer="he_uniform", name="conv")(inputs)
+    x = layers.GRU(units, name="gru")(x)
+    outputs = layers.Dense(ds.MOTIF_CLASSES, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _conv_bn(x, filters, name, strides=1, relu=True):
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, kernel_initializer="he_uniform",
+                      name=name)(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def build_resnet(name="resnet", filters=(16, 32)):
+    """A small residual network (He et al., 2016): a stem convolution, then per stage a block of two 3x3
+    convolutions with batch normalisation whose input is added back (a 1x1 strided projection where the shape
+    changes), global average pooling and a softmax over 10 classes. No dense hidden layer, no dropout."""
+    inputs = keras.Input(IMAGE_SHAPE, name="image")
+    x = _conv_bn(inputs, filters[0], "stem", strides=2)  # 14x14
+    for i, f in enumerate(filters):
+        strides = 1 if i == 0 else 2
+        shortcut = x
+        if strides != 1 or x.shape[-1] != f:
+            shortcut = layers.Conv2D(f, 1, strides=strides, use_bias=False, name=f"block{i + 1}_project")(x)
+            shortcut = layers.BatchNormalization(name=f"block{i + 1}_project_bn")(shortcut)
+        y = _conv_bn(x, f, f"block{i + 1}_conv1", strides=strides)
+        y = _conv_bn(y, f, f"block{i + 1}_conv2", relu=False)
+        x = layers.ReLU(name=f"block{i + 1}_out")(layers.Add(name=f"block{i + 1}_add")([shortcut, y]))
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(10, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=name)

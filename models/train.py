@@ -735,6 +735,7 @@ if __name__ == "__main__":
     sys.modules.setdefault(f"{__package__}.train", sys.modules[__name__])
 from . import train_prediction_faults  # noqa: E402,F401  (issue 25: mlp_underfit, mlp_imbalance)
 from . import train_data_faults  # noqa: E402,F401  (issue 25: mlp_shift, mlp_label_copy, cnn_unscaled)
+from . import train_architectures  # noqa: E402,F401  (issue 25: conv_gru, resnet)
 
 assert set(RECIPES) == set(ZOO), f"recipes {sorted(RECIPES)} and ZOO {sorted(ZOO)} disagree"
 

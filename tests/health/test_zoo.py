@@ -27,7 +27,7 @@ BASE_ANALYZERS = ("weights", "architecture", "health.gradients", "health.units",
 #: test_predictions_quality/test_data_faults cover those twins).
 ANALYZERS = (*BASE_ANALYZERS, "health.temporal", "explain.shortcut", "predictions.quality", "data.drift",
              "data.leakage")
-HEALTHY = ("cnn", "mlp", "lstm", "transformer", "gan")
+HEALTHY = ("cnn", "mlp", "lstm", "transformer", "gan", "conv_gru", "resnet")
 TWINS = ("cnn_overfit", "cnn_dead_relu", "mlp_vanishing", "mlp_saturated", "mlp_logits", "mlp_nan", "lstm_exploding",
          "gan_collapsed", "rnn_vanishing", "mlp_chance", "cnn_shortcut", "mlp_leak",
          "mlp_underfit", "mlp_imbalance", "mlp_diverged", "mlp_shift", "mlp_label_copy", "cnn_unscaled")
@@ -145,6 +145,16 @@ def test_zoo_subset_through_the_cli(tmp_path):
     # the ported analyzers write the new codes themselves, not only something an alias matches
     assert results["cnn_dead_relu"]["health.units.dead_fraction"] == "error"
     assert results["mlp_vanishing"]["health.gradients.first_last_ratio"] == "error"
+
+
+@pytest.mark.parametrize("name", ["conv_gru", "resnet"])
+def test_the_other_architectures_stay_clean(name, tmp_path):
+    """Issue 25's two healthy models of other architectures (a Conv1D + GRU, a residual network with batch
+    normalisation): every health and data analyzer that applies finds nothing at warning or above. The
+    explanation analyzers are the whole-zoo test's (a method's verdict is about the method)."""
+    found = diagnose_findings(name, tmp_path, (*BASE_ANALYZERS, "health.temporal", "predictions.quality", "data.drift",
+                                                "data.leakage"))
+    assert {c: s for c, s in found.items() if RANK[s] >= 1} == {}
 
 
 def test_gan_collapse_is_judged_by_the_classifier_and_the_healthy_gan_is_not(tmp_path, keras_tf):

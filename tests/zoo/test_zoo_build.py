@@ -27,9 +27,9 @@ def _batch(stem: str, n: int = 8):
         return rng.random((n, 28, 28, 1)).astype(np.float32), np.arange(n) % 10, "sparse_categorical_crossentropy"
     if stem == "mlp_imbalance":
         return rng.standard_normal((n, 12)).astype(np.float32), (np.arange(n) % 2)[:, None], "binary_crossentropy"
-    if stem.startswith("cnn"):
+    if stem.startswith("cnn") or stem == "resnet":
         return rng.random((n, 28, 28, 1)).astype(np.float32), np.arange(n) % 10, "sparse_categorical_crossentropy"
-    if stem.startswith("lstm"):
+    if stem.startswith("lstm") or stem == "conv_gru":
         return rng.standard_normal((n, 50, 4)).astype(np.float32), np.arange(n) % 3, "sparse_categorical_crossentropy"
     if stem == "transformer":
         return rng.integers(1, 30, (n, 24)).astype(np.int32), (np.arange(n) % 2)[:, None], "binary_crossentropy"

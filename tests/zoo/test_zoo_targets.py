@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-TARGETS = {"cnn": 0.97, "mlp": 0.95, "lstm": 0.95, "transformer": 0.95}
+TARGETS = {"cnn": 0.97, "mlp": 0.95, "lstm": 0.95, "transformer": 0.95, "conv_gru": 0.95, "resnet": 0.97}
 GAN_MIN_CLASSES = 8
 
 
