@@ -123,7 +123,8 @@ def judge(track: MethodTrack, audit: Audit) -> list[Check]:
     if track.randomisation:
         checks.append(C.sample_check("randomisation", np.concatenate(track.randomisation), t["randomisation_doubtful"],
                                      level, fail=t["randomisation_fail"], higher_is_better=False,
-                                     detail={"absolute": not ex.signed}, reasons=C.RANDOMISATION_REASONS))
+                                     detail={"absolute": not ex.signed}, reasons=C.RANDOMISATION_REASONS,
+                                     bounds=C.CORRELATION))
     if track.curves:
         pooled = {k: np.concatenate(v) for k, v in track.curves.items()}
         summary = E.summarise_curves(pooled, audit.fractions, audit.scale)
@@ -132,11 +133,12 @@ def judge(track: MethodTrack, audit: Audit) -> list[Check]:
         rows = np.concatenate(track.ground_rows)
         gt = E.ground_truth_scores(track.all_maps()[rows], audit.mask[rows])
         precisions = gt.pop("precisions")
-        checks.append(C.sample_check("ground_truth", precisions, t["ground_truth_min"], level, detail=gt,
+        checks.append(C.sample_check("ground_truth", precisions, t["ground_truth_min"], level, detail=gt, bounds=C.FRACTION,
                                      reasons={Outcome.DOUBTFUL: "top-k precision on the planted positions is {value:.2f} "
                                                                 "{interval}, {n} samples"}))
     if track.stability:
         checks.append(C.sample_check("stability", np.concatenate(track.stability), t["stability_min"], level,
+                                     bounds=C.CORRELATION,
                                      reasons={Outcome.DOUBTFUL: "unstable across seeds (correlation {value:.2f} "
                                                                 "{interval}, {n} samples)"}))
     return checks

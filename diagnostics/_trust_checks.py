@@ -25,22 +25,28 @@ from . import _intervals as I
 from . import explain as E
 from ._verdicts import Check, Outcome, format_interval, phrase
 
+#: The range of a rank correlation, and of a precision or share.
+CORRELATION, FRACTION = (-1.0, 1.0), (0.0, 1.0)
 #: The per-sample values a check keeps in its detail (beyond this many, only the summary).
 DETAIL_SAMPLES = 64
 
 
 def sample_check(name: str, values: Sequence[float], threshold: float, level: float, *, fail: float | None = None,
                  higher_is_better: bool = True, reasons: dict[Outcome, str] | None = None,
-                 detail: dict | None = None) -> Check:
+                 detail: dict | None = None, bounds: tuple[float, float] | None = None) -> Check:
     """A check on the mean of per-sample ``values`` with its Student-t interval at ``level``:
     decided by :func:`diagnostics._intervals.decide` against ``threshold`` (doubtful beyond it) and
     ``fail``. ``reasons[outcome]`` is formatted with ``value``, ``interval`` and ``n``; an undecided
-    check's reason is its phrase ("faithfulness 0.047 [−0.01, 0.11], 8 samples: undecided against 0.02")."""
+    check's reason is its phrase ("faithfulness 0.047 [−0.01, 0.11], 8 samples: undecided against 0.02").
+    ``bounds``: the range every per-sample value lies in (a correlation's [−1, 1]); the mean lies in it too,
+    so the interval is cut to it (a rank correlation of 0.84 is not shown as "[0.68, 1.01]")."""
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     n = len(v)
     value = float(v.mean()) if n else float("nan")
     interval = I.mean_interval(v, level)
+    if bounds is not None:
+        interval = (max(interval[0], bounds[0]), min(interval[1], bounds[1]))
     decision = I.decide(interval, threshold, fail, higher_is_better)
     extra = {"per_sample": [round(float(x), 6) for x in v[:DETAIL_SAMPLES]], "settled": decision.settled}
     if fail is not None:
@@ -94,7 +100,8 @@ def randomisation_check(trained: np.ndarray, randomised: np.ndarray, signed: boo
     a, b = (trained, randomised) if signed else (np.abs(trained), np.abs(randomised))
     r = E.rank_correlation(a, b)
     return sample_check("randomisation", r, t["randomisation_doubtful"], level, fail=t["randomisation_fail"],
-                        higher_is_better=False, detail={"absolute": not signed}, reasons=RANDOMISATION_REASONS)
+                        higher_is_better=False, detail={"absolute": not signed}, reasons=RANDOMISATION_REASONS,
+                        bounds=CORRELATION)
 
 
 RANDOMISATION_REASONS = {

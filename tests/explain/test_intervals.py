@@ -30,6 +30,21 @@ def test_mean_interval_known_answer():
     assert I.mean_interval([0.2, 0.2, 0.2], 0.99) == (pytest.approx(0.2), pytest.approx(0.2))
 
 
+def test_a_bounded_check_keeps_its_interval_inside_the_bounds():
+    """Rank correlations near 1: the t interval of their mean reaches past 1 (0.84 [0.68, 1.01] on the zoo
+    conv_gru's saliency); the mean of values in [-1, 1] lies in [-1, 1], so the interval is cut there and the
+    decision (about a threshold inside the range) is the same."""
+    from diagnostics._trust_checks import CORRELATION, sample_check
+
+    r = [1.0, 1.0, 0.99, 0.6]
+    lo, hi = I.mean_interval(r, 0.95)
+    assert hi > 1
+    free = sample_check("randomisation", r, 0.3, 0.95, fail=0.6, higher_is_better=False)
+    cut = sample_check("randomisation", r, 0.3, 0.95, fail=0.6, higher_is_better=False, bounds=CORRELATION)
+    assert cut.interval == (lo, 1.0) and free.interval == (lo, hi)
+    assert cut.outcome is free.outcome and cut.value == free.value
+
+
 def test_wilson_interval_known_answer():
     # 3 of 8 at 95%: [0.1368, 0.6943], as scipy computes Wilson's score interval; 0 of n stays inside [0, 1]
     for k, n, level in [(3, 8, 0.95), (7, 8, 0.99), (15, 16, 0.99)]:
