@@ -6,7 +6,8 @@ Two faults that inflate a validation score without any sign in the score itself:
   the label itself joined back by mistake) predicts the label on its own far better than every other
   feature. When it is present in both splits, the validation score is as inflated as the training score,
   so no train/validation gap betrays it (``explain.shortcut`` finds only features that differ between the
-  splits). Each feature of a table gets a one-feature classifier (the majority label of the ``neighbours``
+  splits). Each feature of a table (a region of an image, a time step of a sequence, the per-sequence count of
+  a frequent token id) gets a one-feature classifier (the majority label of the ``neighbours``
   nearest samples by the feature's value, cross-fitted on two halves of the split, so a feature cannot
   memorise its own rows) in each split; a feature whose balanced accuracy is near perfect *and* whose error
   is a small fraction of the next-best feature's is named (Kaufman et al. 2012, *Leakage in data mining*).
@@ -31,11 +32,14 @@ DEFAULTS = {
     # near duplicate: distance to the nearest training sample at most this share of the training spread
     # (the root of the summed per-feature variances, ~ the distance between two random samples / sqrt 2)
     "near_distance": 0.02,
+    # token models: the most frequent training ids whose per-sequence counts are compared one by one
+    "token_ids": 50,
 }
 _HELP = {
     "max_samples": "samples per split compared",
     "neighbours": "neighbours (by the feature's value) whose majority label the one-feature classifier predicts",
     "near_distance": "near duplicate: nearest training sample within this share of the training data's spread",
+    "token_ids": "token models: the most frequent training ids whose counts per sequence are compared one by one",
 }
 THRESHOLDS = {
     # a feature that alone reaches this balanced accuracy (the lower end of its 95% interval)...
@@ -74,6 +78,7 @@ class DataLeakage(HealthAnalyzer):
                Option("max_samples", int, DEFAULTS["max_samples"], _HELP["max_samples"]),
                Option("neighbours", int, DEFAULTS["neighbours"], _HELP["neighbours"]),
                Option("near_distance", float, DEFAULTS["near_distance"], _HELP["near_distance"]),
+               Option("token_ids", int, DEFAULTS["token_ids"], _HELP["token_ids"]),
                Option("health_thresholds", str, "", "thresholds file (TOML or JSON) with a [data.leakage] section"))
     measures = (
         Measure("single_feature_accuracy", "Balanced accuracy of the feature alone", scope=Scope.FEATURE,
@@ -94,7 +99,7 @@ class DataLeakage(HealthAnalyzer):
         import numpy as np
 
         from diagnostics import inputs as I
-        from diagnostics.health import thresholds
+        from diagnostics.health import thresholds, token_counts
 
         data = context.data
         if len(context.model.inputs) != 1 or I.is_multi(data.x_train):
@@ -124,8 +129,14 @@ class DataLeakage(HealthAnalyzer):
             with context.timed("single places"):
                 self._label_feature(context, ft, fv, yt, yv, names, "region" if xt.ndim == 4 else "time step", opts,
                                     t, values, findings, metrics)
+        elif xt.ndim == 2 and context.info.kind == "token":
+            # token ids are labels, not values: how often each frequent id occurs per sequence (a label word, a
+            # tag or a template that differs by class is one such count predicting the label alone)
+            (ft, fv), names, _ = token_counts(xt, xv, int(opts["token_ids"]))
+            with context.timed("single tokens"):
+                self._label_feature(context, ft, fv, yt, yv, names, "token", opts, t, values, findings, metrics)
         else:
-            metrics["label_feature"] = "not measured: token ids are not compared position by position"
+            metrics["label_feature"] = f"not measured: inputs of shape {xt.shape[1:]} for a {context.info.kind} model"
         return Measurements(values=values, findings=findings, metrics=metrics)
 
     # -- a feature that is the label -------------------------------------------------------------------
@@ -180,12 +191,15 @@ class DataLeakage(HealthAnalyzer):
                        "(explain.shortcut measures how much the model relies on it)")
                 severity = Severity.WARNING
             what = {"feature": f"{names[j]}", "region": f"the region {names[j]} (its mean value)",
-                    "time step": f"{names[j]} (its mean over the channels)"}[kind]
+                    "time step": f"{names[j]} (its mean over the channels)",
+                    "token": f"{names[j]} (its count per sequence)"}[kind]
             remedy = {"feature": "Remove the column, or rebuild it from what is known before the outcome",
                       "region": "Remove what marks that region (a tag, watermark, border or burnt-in label) from "
                                 "the images, or crop or mask it in every split",
                       "time step": "Remove what that step records about the outcome (a status or time stamp filled "
-                                   "in afterwards), or mask it in every split"}[kind]
+                                   "in afterwards), or mask it in every split",
+                      "token": "Remove that token from the texts (a label word, a tag or template text that differs "
+                               "by class, a field filled in after the outcome), or mask it in every split"}[kind]
             findings.append(Finding(
                 "data.leakage.label_feature", severity, where=names[j],
                 message=f"{what} predicts the label on its own far better than every other {kind} "

@@ -15,7 +15,9 @@ The public names, exactly those of ``__all__``:
   and LSTM layers whose units ``health_pass`` probes);
 - the history (``history``): ``training_series(history, key)``, ``development(values, ...)``;
 - statistics (``stats``): ``finite_or_none(x)``, ``bootstrap_diff_ci(a, b)``,
-  ``probabilities(outputs, activation)``, ``auc(positive, negative)`` (ties count half).
+  ``probabilities(outputs, activation)``, ``auc(positive, negative)`` (ties count half);
+- token ids (``tokens``): ``token_counts(x_train, x_val, top)`` (per-sequence counts of the frequent ids, the
+  other ids, the unseen ids and the length), the view of a token model's inputs the data analyzers share.
 
 The modules themselves are the implementation (their other names may change in any release).
 numpy at module level; keras only inside the functions that need it.
@@ -30,6 +32,7 @@ from .layers import flatten_layers, unit_layers
 from .losses import logits_view, loss_and_targets, per_sample_loss_fn, prepare_targets
 from .probe import health_pass
 from .stats import auc, bootstrap_diff_ci, finite_or_none, probabilities
+from .tokens import token_counts
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "thresholds",
@@ -38,4 +41,5 @@ __all__ = [
     "flatten_layers", "unit_layers",
     "training_series", "development",
     "finite_or_none", "bootstrap_diff_ci", "probabilities", "auc",
+    "token_counts",
 ]

@@ -244,7 +244,7 @@ def test_drift_compares_token_counts_per_sequence(tmp_path):
     training): the ids never seen in training and the length before padding are the errors, named as such;
     the healthy transformer's own splits are clean."""
     import diagnostics_zoo as zoo
-    from diagnostics_plugins.data_drift import token_counts
+    from diagnostics.health import token_counts
 
     (ct, cv), names, info = token_counts(np.array([[1, 2, 2, 0]]), np.array([[3, 2, 0, 0]]), top=1)
     assert names == ["token id 2", "other ids", "ids never seen in training", "length (non-zero ids)"]
@@ -260,6 +260,38 @@ def test_drift_compares_token_counts_per_sequence(tmp_path):
     _, findings = _findings(out, "data.drift")
     errors = {f["where"] for f in findings if f["severity"] == "error"}
     assert {"ids never seen in training", "length (non-zero ids)"} <= errors, findings
+
+
+def test_leakage_finds_a_token_that_is_the_label_and_the_healthy_transformer_has_none(tmp_path):
+    """A token model's texts in which every positive sequence carries token 29 once (a label word left in the text)
+    in both splits: its count per sequence is the label, so it is named at error, as present in the validation split
+    too; the healthy transformer's own splits, whose polarity tokens each predict the label only in part, are clean."""
+    import diagnostics_zoo as zoo
+
+    d = zoo.DATASETS["polarity_tokens"](0)
+    rng = np.random.default_rng(0)
+    leaked = {}
+    for split in ("train", "val"):
+        x, y = d[f"x_{split}"].copy(), d[f"y_{split}"]
+        x[x == 29] = 28  # 29 marks the label alone
+        for i in np.flatnonzero(y == 1):
+            x[i, rng.choice(np.flatnonzero(x[i] >= 7))] = 29  # a neutral position
+        leaked[f"x_{split}"], leaked[f"y_{split}"] = x, y
+    np.savez(tmp_path / "leak.npz", **leaked)
+    out = tmp_path / "leak"
+    run_diagnose(ZOO_DIR / "transformer.keras", "--data", tmp_path / "leak.npz", "--only", "data.leakage", "--out", out,
+                 "-q")
+    _, findings = _findings(out, "data.leakage")
+    (f,) = [f for f in findings if f["code"] == "data.leakage.label_feature"]
+    assert (f["severity"], f["where"]) == ("error", "token id 29")
+    for words in ("token id 29 (its count per sequence) predicts the label on its own far better than every other token",
+                  "present in the validation split too", "Remove that token from the texts"):
+        assert words in f["message"], f["message"]
+    clean = tmp_path / "clean"
+    run_diagnose(ZOO_DIR / "transformer.keras", "--only", "data.leakage", "--out", clean, "-q")
+    record, findings = _findings(clean, "data.leakage")
+    assert [f for f in findings if f["severity"] in ("warning", "error")] == []
+    assert record["metrics"]["label_features"] == [] and "token id 1" in record["metrics"]["single_feature_accuracy"]
 
 
 def test_a_hostile_feature_name_is_drawn_literally_and_escaped_in_the_report(tmp_path):
