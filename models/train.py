@@ -231,18 +231,23 @@ CNN_DESCRIPTION = ("Classic Keras MNIST convnet (conv 32, pool, conv 64, pool, c
                    "scikit-learn's 8x8 digits upsampled to 28x28x1.")
 
 
-@recipe("cnn")
-def train_cnn(ctx: Context) -> list[Artifact]:
+def fit_shifted_digits(build: Callable[[], Any], lr: float, epochs: int, bs: int = 32):
+    """Build a digits classifier with ``build`` and fit it as the cnn is: the 1,347 training digits and two copies
+    shifted by up to 2 px (the only augmentation; it lifts the cnn's held-out accuracy from ~0.965 to the 0.97
+    target), Adam on a cosine schedule from ``lr``. Returns (model, history, final_metrics, training)."""
     data = DATASETS["digits28"](SEED)
-    # Two shifted copies of the 1,347 training digits: the only augmentation, and what lifts held-out
-    # accuracy from ~0.965 to the 0.97 target.
     x = shifted_copies(data["x_train"], copies=2, max_shift=2, seed=SEED)
     y = np.tile(data["y_train"], 3)
-    epochs, bs = 10, 32
-    model = A.build_cnn()
-    history, final, training = fit(model, data, keras.optimizers.Adam(cosine(1e-3, len(x), bs, epochs)),
+    model = build()
+    history, final, training = fit(model, data, keras.optimizers.Adam(cosine(lr, len(x), bs, epochs)),
                                    "sparse_categorical_crossentropy", epochs, bs, x_train=x, y_train=y)
     training["augmentation"] = "2 copies shifted by up to 2 px"
+    return model, history, final, training
+
+
+@recipe("cnn")
+def train_cnn(ctx: Context) -> list[Artifact]:
+    model, history, final, training = fit_shifted_digits(A.build_cnn, 1e-3, epochs=10)
     return [Artifact("cnn", model, sidecar("cnn", CNN_DESCRIPTION, "digits28", "image", "multiclass",
                                            history, final, training))]
 

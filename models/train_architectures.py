@@ -8,11 +8,10 @@ registry and helpers they use; ``python -m diagnostics_zoo.train resnet`` trains
 from __future__ import annotations
 
 import keras
-import numpy as np
 
 from . import architectures as A
 from .datasets import DATASETS
-from .train import SEED, Artifact, Context, cosine, fit, recipe, shifted_copies, sidecar
+from .train import SEED, Artifact, Context, cosine, fit, fit_shifted_digits, recipe, sidecar
 
 
 @recipe("conv_gru")
@@ -30,15 +29,7 @@ def train_conv_gru(ctx: Context) -> list[Artifact]:
 
 @recipe("resnet")
 def train_resnet(ctx: Context) -> list[Artifact]:
-    data = DATASETS["digits28"](SEED)
-    # The cnn's augmentation (two copies shifted by up to 2 px) and schedule.
-    x = shifted_copies(data["x_train"], copies=2, max_shift=2, seed=SEED)
-    y = np.tile(data["y_train"], 3)
-    epochs, bs = 12, 32
-    model = A.BUILDERS["resnet"]()
-    history, final, training = fit(model, data, keras.optimizers.Adam(cosine(3e-3, len(x), bs, epochs)),
-                                   "sparse_categorical_crossentropy", epochs, bs, x_train=x, y_train=y)
-    training["augmentation"] = "2 copies shifted by up to 2 px"
+    model, history, final, training = fit_shifted_digits(A.BUILDERS["resnet"], 3e-3, epochs=12)
     return [Artifact("resnet", model, sidecar(
         "resnet", "A small residual network (stem conv 16 stride 2, two residual blocks of 3x3 convolutions with batch "
         "normalisation, 16 and 32 filters, global average pooling, softmax 10) on scikit-learn's 8x8 digits "

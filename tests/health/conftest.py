@@ -73,6 +73,17 @@ def models(keras_tf, tabular):
     return out
 
 
+def one_position_model(keras):
+    """The issue's transformer in miniature (issue 25): token embedding, self-attention under a causal mask, and
+    first-position pooling, so the output sees only the first of its 12 tokens. Seeded; untrained."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12,), dtype="int32")
+    h = keras.layers.Embedding(20, 8, name="embed")(inp)
+    h = keras.layers.MultiHeadAttention(2, 4, name="attention")(h, h, use_causal_mask=True)
+    h = keras.layers.Flatten()(keras.layers.Cropping1D((0, 11), name="first_token")(h))
+    return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+
+
 @pytest.fixture(scope="session")
 def run_health(tmp_path_factory):
     """Run analyzers on an in-memory model through the public API; returns {analyzer: record}."""

@@ -57,13 +57,9 @@ def test_explainers_are_not_blamed_for_an_output_that_sees_one_position(keras_tf
     randomised model's and it fails; the failure leads with the model's fault that health.temporal found."""
     import numpy as np
 
-    keras = keras_tf
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((12,), dtype="int32")
-    h = keras.layers.Embedding(20, 8, name="embed")(inp)
-    h = keras.layers.MultiHeadAttention(2, 4, name="attention")(h, h, use_causal_mask=True)
-    h = keras.layers.Flatten()(keras.layers.Cropping1D((0, 11), name="first_token")(h))
-    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+    from tests.health.conftest import one_position_model
+
+    model = one_position_model(keras_tf)
     x = np.random.default_rng(0).integers(1, 20, (400, 12)).astype(np.int32)
     y = (x[:, 0] > 10).astype(np.int32)
     model.compile("adam", "binary_crossentropy")

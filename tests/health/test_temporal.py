@@ -167,13 +167,9 @@ def test_an_output_that_sees_one_position_is_a_model_finding(keras_tf, run_healt
     """Issue 25: a causal mask with first-position pooling lets the output see only the first token, so the
     gradient reaches step 0 and nothing else. The early/late ratio has no late gradient to divide by and said
     nothing; the focus (the share of the profile on its largest step) names it as the model's fault."""
-    keras = keras_tf
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((12,), dtype="int32")
-    h = keras.layers.Embedding(20, 8, name="embed")(inp)
-    h = keras.layers.MultiHeadAttention(2, 4, name="attention")(h, h, use_causal_mask=True)
-    h = keras.layers.Flatten()(keras.layers.Cropping1D((0, 11), name="first_token")(h))
-    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+    from tests.health.conftest import one_position_model
+
+    model = one_position_model(keras_tf)
     x = np.random.default_rng(0).integers(1, 20, (64, 12)).astype(np.int32)
     y = (x[:, 0] > 10).astype(np.int32)
     rec = run_health(model, (x, y), only=("health.temporal",))["health.temporal"]
