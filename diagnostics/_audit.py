@@ -121,10 +121,7 @@ def judge(track: MethodTrack, audit: Audit) -> list[Check]:
     ex.notes, ex.level = dict(track.notes), level
     checks += ex.extra_checks(t)
     if track.randomisation:
-        checks.append(C.sample_check("randomisation", np.concatenate(track.randomisation), t["randomisation_doubtful"],
-                                     level, fail=t["randomisation_fail"], higher_is_better=False,
-                                     detail={"absolute": not ex.signed}, reasons=C.RANDOMISATION_REASONS,
-                                     bounds=C.CORRELATION))
+        checks.append(C.randomisation_of(np.concatenate(track.randomisation), ex.signed, t, level))
     if track.curves:
         pooled = {k: np.concatenate(v) for k, v in track.curves.items()}
         summary = E.summarise_curves(pooled, audit.fractions, audit.scale)

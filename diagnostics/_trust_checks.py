@@ -98,8 +98,13 @@ def randomisation_check(trained: np.ndarray, randomised: np.ndarray, signed: boo
     """Adebayo et al. (2018): the rank correlation per sample between the maps of the trained model and
     of a weight-randomised copy; high means the map does not depend on what the model learnt."""
     a, b = (trained, randomised) if signed else (np.abs(trained), np.abs(randomised))
-    r = E.rank_correlation(a, b)
-    return sample_check("randomisation", r, t["randomisation_doubtful"], level, fail=t["randomisation_fail"],
+    return randomisation_of(E.rank_correlation(a, b), signed, t, level)
+
+
+def randomisation_of(correlations: Sequence[float], signed: bool, t: dict, level: float = I.LEVEL) -> Check:
+    """The randomisation check on per-sample rank correlations already measured (the pipeline pools them
+    over its looks): low wanted, doubtful above ``randomisation_doubtful``, failed above ``randomisation_fail``."""
+    return sample_check("randomisation", correlations, t["randomisation_doubtful"], level, fail=t["randomisation_fail"],
                         higher_is_better=False, detail={"absolute": not signed}, reasons=RANDOMISATION_REASONS,
                         bounds=CORRELATION)
 
